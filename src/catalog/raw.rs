@@ -1,0 +1,65 @@
+//! Serde mirror of a `lists.d/*.toml` file. Nothing here is validated; see
+//! [`super::ListDef::from_raw`].
+
+use serde::Deserialize;
+
+use super::{CodeVerdict, ListClass, ListKind};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    #[serde(default)]
+    pub(super) list: Vec<RawList>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawList {
+    pub(super) id: String,
+    pub(super) name: Option<String>,
+    pub(super) zone: String,
+    pub(super) kind: ListKind,
+    pub(super) class: Option<ListClass>,
+    #[serde(default)]
+    pub(super) returns: Vec<RawCode>,
+    pub(super) test_points: Option<RawTestPoints>,
+    pub(super) delist: Option<String>,
+    pub(super) website: Option<String>,
+    pub(super) policy: Option<RawPolicy>,
+    pub(super) enabled: Option<bool>,
+    pub(super) retired: Option<RawRetired>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCode {
+    pub(super) code: String,
+    pub(super) verdict: Option<CodeVerdict>,
+    pub(super) meaning: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTestPoints {
+    pub(super) listed: Option<String>,
+    pub(super) not_listed: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    pub(super) key: Option<String>,
+    pub(super) key_template: Option<String>,
+    pub(super) requires_key: Option<bool>,
+    pub(super) max_qps: Option<f64>,
+    pub(super) daily_limit: Option<u64>,
+    pub(super) blocks_public_resolvers: Option<bool>,
+    pub(super) notes: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetired {
+    pub(super) since: String,
+    pub(super) reason: String,
+}

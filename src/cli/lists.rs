@@ -1,0 +1,121 @@
+//! `rblwatch lists [--health]`: the catalog, and each list's health.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::text::terminal_safe;
+use crate::config::parse_server;
+use crate::engine;
+
+/// Arguments of `rblwatch lists`.
+#[derive(Debug, Args)]
+pub struct ListsArgs {
+    /// Check each selected list's RFC 5782 test points now.
+    #[arg(long)]
+    pub health: bool,
+    /// Show every catalog entry, including retired and disabled lists.
+    #[arg(long)]
+    pub all: bool,
+    /// Name server(s) for --health, ip[:port].
+    #[arg(long)]
+    pub resolver: Vec<String>,
+    /// Only these lists (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub lists: Option<Vec<String>>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command.
+pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result<ExitCode> {
+    let cfg = super::load_config(cfg_path, false)?;
+    let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
+    if !a.health {
+        let chosen: Vec<_> = match &a.lists {
+            Some(ids) => ids.iter().filter_map(|i| catalog.get(i)).collect(),
+            None => catalog
+                .iter()
+                .filter(|l| a.all || l.enabled_by_default)
+                .collect(),
+        };
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&chosen)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "{:<24} {:<7} {:<6} {:<34} STATUS",
+            "ID", "KIND", "CLASS", "ZONE"
+        );
+        for l in &chosen {
+            let status = match (&l.retired, l.enabled_by_default) {
+                (Some(r), _) => format!("retired {}: {}", r.since, r.reason),
+                (None, true) => "enabled".into(),
+                (None, false) => "available (not enabled by default)".into(),
+            };
+            let kind = serde_json::to_value(l.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let class = serde_json::to_value(l.class)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            println!(
+                "{:<24} {:<7} {:<6} {:<34} {}",
+                l.id,
+                kind,
+                class,
+                l.zone,
+                terminal_safe(&status, 120)
+            );
+        }
+        let live = catalog.iter().filter(|l| l.retired.is_none()).count();
+        println!(
+            "\n{} lists shown; catalog: {} operating, {} retired",
+            chosen.len(),
+            live,
+            catalog.len() - live
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut servers = Vec::new();
+    for r in &a.resolver {
+        servers.push(parse_server(r).map_err(anyhow::Error::msg)?);
+    }
+    let (engine, warnings) = engine::from_config(&cfg, a.lists.as_deref(), Some(servers)).await?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let health = engine.check_health().await;
+    if a.json {
+        let v: Vec<_> = engine
+            .lists()
+            .iter()
+            .zip(&health)
+            .map(
+                |(l, h)| serde_json::json!({"id": l.def.id, "zone": l.display_zone(), "health": h}),
+            )
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{:<24} {:<34} {:<17} DETAILS", "ID", "ZONE", "HEALTH");
+        for (l, h) in engine.lists().iter().zip(&health) {
+            println!(
+                "{:<24} {:<34} {:<17} {}",
+                l.def.id,
+                l.display_zone(),
+                h.name(),
+                terminal_safe(h.why(), 200)
+            );
+        }
+    }
+    let bad = health.iter().filter(|h| !h.is_healthy()).count();
+    Ok(if bad > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

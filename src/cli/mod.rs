@@ -1,0 +1,155 @@
+//! The command line. Each subcommand is one function; exit codes follow the
+//! usual conventions (0 ok, 1 error, 2 usage; `--nagios` uses 0–3).
+
+mod check;
+mod daemon_cmd;
+mod lists;
+pub mod text;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Keeps outbound mail servers off DNS blacklists.
+#[derive(Debug, Parser)]
+#[command(name = "rblwatch", version, about)]
+pub struct Cli {
+    /// Configuration file. Defaults to ./rblwatch.toml when it exists.
+    #[arg(long, short = 'C', global = true)]
+    pub config: Option<PathBuf>,
+    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check IPs, CIDR ranges or domains against the lists now.
+    Check(check::CheckArgs),
+    /// Show the list catalog, and with --health each list's health.
+    Lists(lists::ListsArgs),
+    /// Validate or show the configuration.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Run the monitoring daemon.
+    Daemon(daemon_cmd::DaemonArgs),
+    /// Current state from the database.
+    Status(daemon_cmd::StatusArgs),
+    /// Listing history of a target from the database.
+    History(daemon_cmd::HistoryArgs),
+}
+
+/// `rblwatch config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Validate the configuration without running anything.
+    Check,
+}
+
+/// Entry point used by the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rblwatch: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = rt.block_on(run(cli));
+    // Do not wait for stray blocking tasks (e.g. a hung hook) at exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let cfg_path = cli.config.clone();
+    let result = match cli.cmd {
+        Command::Check(a) => check::run(cfg_path.as_deref(), a).await,
+        Command::Lists(a) => lists::run(cfg_path.as_deref(), a).await,
+        Command::Config {
+            cmd: ConfigCmd::Check,
+        } => config_check(cfg_path.as_deref()),
+        Command::Daemon(a) => daemon_cmd::daemon(cfg_path.as_deref(), a).await,
+        Command::Status(a) => daemon_cmd::status(cfg_path.as_deref(), a).await,
+        Command::History(a) => daemon_cmd::history(cfg_path.as_deref(), a).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rblwatch: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "rblwatch=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Loads the config: the given path, else ./rblwatch.toml if present, else defaults (when `required` is false).
+pub(crate) fn load_config(path: Option<&Path>, required: bool) -> anyhow::Result<Config> {
+    let p = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let d = PathBuf::from("rblwatch.toml");
+            d.exists().then_some(d)
+        }
+    };
+    let cfg = match p {
+        Some(p) => Config::load(&p)?,
+        None if required => {
+            anyhow::bail!("no configuration: pass --config FILE (see rblwatch.example.toml)")
+        }
+        None => Config::default_for_cli(),
+    };
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(cfg)
+}
+
+fn config_check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(path, true)?;
+    let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
+    let (lists, warnings) = cfg
+        .active_lists(&catalog, None)
+        .map_err(anyhow::Error::msg)?;
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    let pairs: u128 = cfg.targets.iter().map(|t| t.spec.len()).sum();
+    println!(
+        "{}: OK ({} targets expanding to {} addresses/domains, {} lists, database {})",
+        cfg.path.display(),
+        cfg.targets.len(),
+        pairs,
+        lists.len(),
+        cfg.daemon.database.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,468 @@
+//! `rblwatch.toml`: parsed by serde into [`raw`] (unknown keys rejected), then
+//! validated into [`Config`], whose values are all known to be good.
+//!
+//! [`Config::load`] reads the file; [`Config::from_toml`] is pure and is what
+//! the tests feed strings to. Every error names the file, the line and the key.
+
+mod raw;
+mod schedule;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use schedule::{parse_duration, Schedule};
+
+use crate::catalog::{Catalog, ListDef};
+use crate::engine::ActiveList;
+use crate::secret::Secret;
+use crate::target::{RangePolicy, TargetSpec};
+
+/// A configuration error: file, line (when known) and message naming the key.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}{}: {msg}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line, when the error can be placed.
+    pub line: Option<usize>,
+    /// What is wrong, with the key named.
+    pub msg: String,
+}
+
+/// One monitored target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConf {
+    /// What to check.
+    pub spec: TargetSpec,
+    /// A name for people ("mx1 outbound").
+    pub label: Option<String>,
+}
+
+/// Where queries go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverConf {
+    /// Name servers; empty means "the system's" (`/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+    /// A second, independent resolver that confirms new listings at once. Defaults to none.
+    pub confirm_with: Vec<SocketAddr>,
+    /// Per-attempt timeout. Defaults to 2 s.
+    pub timeout: Duration,
+    /// Extra attempts. Defaults to 1.
+    pub retries: u32,
+    /// Queries in flight over all lists. Defaults to 64.
+    pub concurrency: usize,
+}
+
+/// Which lists to use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListsConf {
+    /// Ids to use; `None` means every list enabled by default in the catalog.
+    pub use_: Option<Vec<String>>,
+    /// Ids never to use.
+    pub exclude: Vec<String>,
+    /// Extra catalog directories (override shipped lists by id).
+    pub dirs: Vec<PathBuf>,
+    /// A cap on queries per second to any one list. Defaults to none (the catalog's own caps still apply).
+    pub max_qps: Option<f64>,
+}
+
+/// Daemon settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConf {
+    /// SQLite database file. Defaults to `rblwatch.db` beside the config.
+    pub database: PathBuf,
+    /// When DNSBL sweeps run. Defaults to every 30 min.
+    pub sweep: Schedule,
+    /// When list health is re-checked. Defaults to every 30 min (and always before a sweep uses a list).
+    pub health: Schedule,
+    /// Spread a sweep's queries over the interval instead of bursting. Defaults to true for sweeps of over 4,096 pairs.
+    pub spread: bool,
+    /// Consecutive listed answers that confirm a listing. Defaults to 2.
+    pub confirm_listed: u32,
+    /// Consecutive clear answers that confirm a delisting. Defaults to 2.
+    pub confirm_clear: u32,
+    /// Days of events and listing periods kept. Defaults to 400.
+    pub retention_days: u32,
+    /// Days of raw samples kept (hourly roll-ups are kept for `retention_days`). Defaults to 30.
+    pub sample_retention_days: u32,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Resolver settings.
+    pub resolver: ResolverConf,
+    /// List selection.
+    pub lists: ListsConf,
+    /// Secrets by name (DQS keys…), never printed.
+    pub keys: BTreeMap<String, Secret>,
+    /// Targets.
+    pub targets: Vec<TargetConf>,
+    /// Daemon settings.
+    pub daemon: DaemonConf,
+    /// Warnings found while validating (retired lists named, …).
+    pub warnings: Vec<String>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |s| s.bytes().filter(|&b| b == b'\n').count() + 1)
+}
+
+/// Parses `ip`, `ip:port` or `[ipv6]:port` (port 53 by default).
+pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err(format!(
+        "{s:?} is not an address (ip, ip:port or [ipv6]:port)"
+    ))
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            msg: format!("cannot read: {e}"),
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Validates TOML text as if read from `path` (pure, apart from `env:`/`file:` secrets).
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            msg: e.message().trim().to_string() + &describe_path(text, e.span()),
+        })?;
+        let err = |span: std::ops::Range<usize>, msg: String| ConfigError {
+            file: file.clone(),
+            line: Some(line_of(text, span.start)),
+            msg,
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let rel = |p: &str| {
+            if Path::new(p).is_absolute() {
+                PathBuf::from(p)
+            } else {
+                base.join(p)
+            }
+        };
+
+        // [resolver]
+        let servers = |v: &Option<Vec<toml::Spanned<String>>>,
+                       key: &str|
+         -> Result<Vec<SocketAddr>, ConfigError> {
+            let mut out = Vec::new();
+            for s in v.iter().flatten() {
+                out.push(
+                    parse_server(s.get_ref())
+                        .map_err(|m| err(s.span(), format!("resolver.{key}: {m}")))?,
+                );
+            }
+            Ok(out)
+        };
+        let timeout = match &raw.resolver.timeout {
+            Some(t) => parse_duration(t.get_ref())
+                .map_err(|m| err(t.span(), format!("resolver.timeout: {m}")))?,
+            None => Duration::from_secs(2),
+        };
+        let resolver = ResolverConf {
+            nameservers: servers(&raw.resolver.nameservers, "nameservers")?,
+            confirm_with: servers(&raw.resolver.confirm_with, "confirm_with")?,
+            timeout,
+            retries: raw.resolver.retries.unwrap_or(1),
+            concurrency: raw.resolver.concurrency.unwrap_or(64).clamp(1, 4096),
+        };
+
+        // [keys]
+        let mut keys = BTreeMap::new();
+        for (k, v) in &raw.keys {
+            keys.insert(
+                k.clone(),
+                Secret::resolve(v.get_ref())
+                    .map_err(|m| err(v.span(), format!("keys.{k}: {m}")))?,
+            );
+        }
+
+        // [lists]
+        if let Some(q) = raw.lists.max_qps {
+            if !(q > 0.0 && q.is_finite()) {
+                return Err(ConfigError {
+                    file,
+                    line: None,
+                    msg: format!("lists.max_qps must be a positive number, not {q}"),
+                });
+            }
+        }
+        let lists = ListsConf {
+            use_: raw
+                .lists
+                .use_
+                .as_ref()
+                .map(|v| v.iter().map(|s| s.get_ref().trim().to_string()).collect()),
+            exclude: raw
+                .lists
+                .exclude
+                .iter()
+                .map(|s| s.get_ref().trim().to_string())
+                .collect(),
+            dirs: raw.lists.dirs.iter().map(|d| rel(d)).collect(),
+            max_qps: raw.lists.max_qps,
+        };
+
+        // [[targets]]
+        let mut targets = Vec::new();
+        for (i, t) in raw.targets.iter().enumerate() {
+            let policy = if t.allow_large {
+                RangePolicy::AllowLarge
+            } else {
+                RangePolicy::Normal
+            };
+            let spec = TargetSpec::parse(t.target.get_ref(), policy)
+                .map_err(|e| err(t.target.span(), format!("targets[{i}].target: {e}")))?;
+            targets.push(TargetConf {
+                spec,
+                label: t.label.clone(),
+            });
+        }
+
+        // [daemon]
+        let d = &raw.daemon;
+        let sched =
+            |v: &Option<toml::Spanned<String>>, key: &str| -> Result<Schedule, ConfigError> {
+                match v {
+                    Some(s) => Schedule::parse(s.get_ref())
+                        .map_err(|m| err(s.span(), format!("daemon.{key}: {m}"))),
+                    None => Ok(Schedule::Every(Duration::from_secs(1800))),
+                }
+            };
+        let daemon = DaemonConf {
+            database: rel(d.database.as_deref().unwrap_or("rblwatch.db")),
+            sweep: sched(&d.sweep, "sweep")?,
+            health: sched(&d.health, "health")?,
+            spread: d.spread.unwrap_or(true),
+            confirm_listed: d.confirm_listed.unwrap_or(2).max(1),
+            confirm_clear: d.confirm_clear.unwrap_or(2).max(1),
+            retention_days: d.retention_days.unwrap_or(400).max(1),
+            sample_retention_days: d.sample_retention_days.unwrap_or(30).max(1),
+        };
+
+        let mut cfg = Config {
+            path: path.to_path_buf(),
+            resolver,
+            lists,
+            keys,
+            targets,
+            daemon,
+            warnings: vec![],
+        };
+        // Check list ids against the catalog now, so `config check` catches typos.
+        let catalog = cfg.catalog().map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            msg: e,
+        })?;
+        let all_named = cfg
+            .lists
+            .use_
+            .iter()
+            .flatten()
+            .chain(cfg.lists.exclude.iter());
+        let spans: Vec<_> = raw
+            .lists
+            .use_
+            .iter()
+            .flatten()
+            .chain(raw.lists.exclude.iter())
+            .map(|s| s.span())
+            .collect();
+        for (id, span) in all_named.zip(spans) {
+            match catalog.get(id) {
+                None => {
+                    return Err(err(
+                        span,
+                        format!("lists: unknown list id {id:?} (see `rblwatch lists`)"),
+                    ))
+                }
+                Some(l) => {
+                    if let Some(r) = &l.retired {
+                        cfg.warnings.push(format!(
+                            "list {id:?} is retired since {} and is not queried: {}",
+                            r.since, r.reason
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The shipped catalog plus the configured directories.
+    pub fn catalog(&self) -> Result<Catalog, String> {
+        let mut c = Catalog::shipped().map_err(|e| e.to_string())?;
+        for d in &self.lists.dirs {
+            c.extend_from_dir(d).map_err(|e| e.to_string())?;
+        }
+        Ok(c)
+    }
+
+    /// The lists to query, prepared (keys applied, retired and key-less lists left out).
+    ///
+    /// Returns the lists and warnings about what was left out.
+    pub fn active_lists(
+        &self,
+        catalog: &Catalog,
+        only: Option<&[String]>,
+    ) -> Result<(Vec<ActiveList>, Vec<String>), String> {
+        let mut warnings = Vec::new();
+        let chosen: Vec<&ListDef> =
+            match only.map(|o| o.to_vec()).or_else(|| self.lists.use_.clone()) {
+                Some(ids) => {
+                    let mut v = Vec::new();
+                    for id in &ids {
+                        v.push(catalog.get(id).ok_or_else(|| {
+                            format!("unknown list id {id:?} (see `rblwatch lists`)")
+                        })?);
+                    }
+                    v
+                }
+                None => catalog.iter().filter(|l| l.enabled_by_default).collect(),
+            };
+        let mut out = Vec::new();
+        for def in chosen {
+            if self.lists.exclude.contains(&def.id) {
+                continue;
+            }
+            if let Some(r) = &def.retired {
+                warnings.push(format!(
+                    "list {:?} is retired since {} and is not queried: {}",
+                    def.id, r.since, r.reason
+                ));
+                continue;
+            }
+            let key = def.policy.key.as_ref().and_then(|k| self.keys.get(k));
+            if def.policy.requires_key && key.is_none() {
+                warnings.push(format!(
+                    "list {:?} needs the key {:?} in [keys]; it is not queried",
+                    def.id,
+                    def.policy.key.as_deref().unwrap_or("?")
+                ));
+                continue;
+            }
+            out.push(ActiveList::new(
+                Arc::new(def.clone()),
+                key.map(Secret::expose),
+                self.lists.max_qps,
+            ));
+        }
+        Ok((out, warnings))
+    }
+
+    /// The name servers to use: configured ones, or the system's.
+    pub fn nameservers(&self) -> Result<Vec<SocketAddr>, String> {
+        if !self.resolver.nameservers.is_empty() {
+            return Ok(self.resolver.nameservers.clone());
+        }
+        system_nameservers()
+    }
+
+    /// A config with defaults only (for `rblwatch check` without `--config`).
+    pub fn default_for_cli() -> Self {
+        match Self::from_toml(Path::new("<defaults>"), "") {
+            Ok(c) => c,
+            Err(e) => unreachable_config(e),
+        }
+    }
+}
+
+#[cold]
+fn unreachable_config(e: ConfigError) -> Config {
+    // The empty config is valid by construction; keep going with a minimal value if not.
+    tracing::error!(error = %e, "built-in defaults failed to validate");
+    Config {
+        path: PathBuf::from("<defaults>"),
+        resolver: ResolverConf {
+            nameservers: vec![],
+            confirm_with: vec![],
+            timeout: Duration::from_secs(2),
+            retries: 1,
+            concurrency: 64,
+        },
+        lists: ListsConf {
+            use_: None,
+            exclude: vec![],
+            dirs: vec![],
+            max_qps: None,
+        },
+        keys: BTreeMap::new(),
+        targets: vec![],
+        daemon: DaemonConf {
+            database: PathBuf::from("rblwatch.db"),
+            sweep: Schedule::Every(Duration::from_secs(1800)),
+            health: Schedule::Every(Duration::from_secs(1800)),
+            spread: true,
+            confirm_listed: 2,
+            confirm_clear: 2,
+            retention_days: 400,
+            sample_retention_days: 30,
+        },
+        warnings: vec![],
+    }
+}
+
+/// The system's name servers (`/etc/resolv.conf`), via hickory-resolver.
+pub fn system_nameservers() -> Result<Vec<SocketAddr>, String> {
+    let (conf, _) = hickory_resolver::system_conf::read_system_conf()
+        .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?;
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for ns in conf.name_servers() {
+        let port = ns.connections.first().map_or(53, |c| c.port);
+        let sa = SocketAddr::new(ns.ip, port);
+        if !out.contains(&sa) {
+            out.push(sa);
+        }
+    }
+    if out.is_empty() {
+        return Err("the system resolver configuration names no name server".into());
+    }
+    Ok(out)
+}
+
+/// Names the table a TOML error is in, when the parser's message does not.
+fn describe_path(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else {
+        return String::new();
+    };
+    let key = text.get(span.clone()).unwrap_or("").trim();
+    let table = text
+        .get(..span.start)
+        .unwrap_or("")
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let l = l.trim();
+            l.starts_with('[')
+                .then(|| l.trim_matches(|c| c == '[' || c == ']').to_string())
+        });
+    match (table, key.is_empty()) {
+        (Some(t), false) => format!(" (key `{key}` in [{t}])"),
+        (None, false) => format!(" (key `{key}`)"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(Path::new("test.toml"), text)
+}
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let text = include_str!("../../rblwatch.example.toml");
+    let c = parse(text).unwrap();
+    assert_eq!(c.targets.len(), 4);
+    assert_eq!(c.daemon.sweep, Schedule::Every(Duration::from_secs(1800)));
+}
+
+#[test]
+fn empty_config_gives_documented_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.resolver.timeout, Duration::from_secs(2));
+    assert_eq!(c.resolver.retries, 1);
+    assert_eq!(c.resolver.concurrency, 64);
+    assert_eq!(c.daemon.confirm_listed, 2);
+    assert_eq!(c.daemon.confirm_clear, 2);
+    assert_eq!(c.daemon.retention_days, 400);
+    assert_eq!(c.daemon.sample_retention_days, 30);
+    assert_eq!(c.daemon.sweep, Schedule::Every(Duration::from_secs(1800)));
+}
+
+#[test]
+fn unknown_keys_are_rejected_in_every_table_with_file_line_and_key() {
+    let base = include_str!("../../rblwatch.example.toml");
+    for table in ["[resolver]", "[lists]", "[keys]", "[daemon]", "[[targets]]"] {
+        // inject a bogus key right after the table header
+        let text = base.replacen(table, &format!("{table}\nbogus_key = 1"), 1);
+        let e = parse(&text).unwrap_err();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("bogus_key"))
+            .unwrap()
+            + 1;
+        let s = e.to_string();
+        if table == "[keys]" {
+            // keys are free-form names, but must be strings
+            assert!(s.contains("string"), "{table}: {s}");
+            continue;
+        }
+        assert!(s.contains("bogus_key"), "{table}: {s}");
+        assert!(s.starts_with(&format!("test.toml:{line}:")), "{table}: {s}");
+    }
+    let e = parse("nonsense = true").unwrap_err().to_string();
+    assert!(
+        e.contains("nonsense") && e.starts_with("test.toml:1:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn malformed_toml_names_file_and_line() {
+    let e = parse("[resolver]\ntimeout = \"2s\"\nretries = \n").unwrap_err();
+    assert_eq!(e.line, Some(3), "{e}");
+    assert!(e.to_string().starts_with("test.toml:3:"), "{e}");
+}
+
+#[test]
+fn bad_values_name_their_key_and_line() {
+    let e = parse("[daemon]\nsweep = \"61 * * * *\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("test.toml:2:") && e.contains("daemon.sweep") && e.contains("cron"),
+        "{e}"
+    );
+    let e = parse("[daemon]\nhealth = \"15x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("daemon.health") && e.contains("unknown unit"),
+        "{e}"
+    );
+    let e = parse("[resolver]\ntimeout = \"soon\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("resolver.timeout"), "{e}");
+    let e = parse("[resolver]\nnameservers = [\"1.2.3.4:99999\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("resolver.nameservers"), "{e}");
+    let e = parse("[[targets]]\ntarget = \"10.0.0.1\"\n[[targets]]\ntarget = \"999.1.1.1\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("test.toml:4:")
+            && e.contains("targets[1].target")
+            && e.contains("invalid IPv4"),
+        "{e}"
+    );
+    let e = parse("[[targets]]\ntarget = \"10.0.0.0/8\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("allow_large"), "{e}");
+    let e = parse("[lists]\nuse = [\"spamhaus-zen\", \"no-such-list\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no-such-list") && e.starts_with("test.toml:2:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn retired_lists_warn_and_are_never_queried() {
+    let c = parse("[lists]\nuse = [\"spamhaus-zen\", \"sorbs-dnsbl\"]\n").unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("sorbs-dnsbl") && w.contains("decommissioned")),
+        "{:?}",
+        c.warnings
+    );
+    let cat = c.catalog().unwrap();
+    let (lists, warnings) = c.active_lists(&cat, None).unwrap();
+    assert_eq!(lists.len(), 1);
+    assert!(warnings.iter().any(|w| w.contains("retired")));
+}
+
+#[test]
+fn keys_switch_to_the_key_template_and_never_print() {
+    let c = parse("[keys]\nspamhaus-dqs = \"sekritkey123\"\n[lists]\nuse = [\"spamhaus-zen\"]\n")
+        .unwrap();
+    let cat = c.catalog().unwrap();
+    let (lists, _) = c.active_lists(&cat, None).unwrap();
+    assert!(lists[0].uses_key);
+    assert_eq!(lists[0].display_zone(), "<key>.zen.dq.spamhaus.net");
+    let dbg = format!("{c:?} {:?}", lists[0]);
+    // the query zone holds the key, but Debug of the config does not
+    assert!(!format!("{c:?}").contains("sekritkey123"), "{dbg}");
+}
+
+#[test]
+fn lists_needing_a_key_are_left_out_with_a_warning() {
+    let c = parse("[lists]\nuse = [\"abusix-combined\"]\n").unwrap();
+    let cat = c.catalog().unwrap();
+    let (lists, warnings) = c.active_lists(&cat, None).unwrap();
+    assert!(lists.is_empty());
+    assert!(warnings[0].contains("abusix"), "{warnings:?}");
+}

@@ -1,0 +1,1 @@
+//! The listing state machine (placeholder until the daemon lands).

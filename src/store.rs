@@ -1,0 +1,1 @@
+//! SQLite history (placeholder until the daemon lands).

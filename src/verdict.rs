@@ -1,0 +1,319 @@
+//! What one answer from one list means: [`Verdict`], and the pure
+//! [`classify`] function that derives it from a DNS response and the list's
+//! return-code table.
+//!
+//! The rules, in order, are the ones that stop false alarms:
+//! * a timeout, SERVFAIL or network error is `Unknown`, never `Clear`;
+//! * REFUSED, an answer outside 127.0.0.0/8 (a hijacked NXDOMAIN or a parked
+//!   zone) or a documented error code is `ListError`, never `Listed`;
+//! * an error code among several A records wins over listing codes;
+//! * every A record is kept, not just the first.
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::catalog::{CodeVerdict, ListClass, ListDef};
+use crate::dns::{QueryError, Rcode, Response};
+
+/// The verdict of one list about one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// The list lists the target.
+    Listed {
+        /// Every A record of the answer.
+        codes: Vec<Ipv4Addr>,
+        /// The meaning of each listing code (from the catalog).
+        meanings: Vec<String>,
+        /// The TXT reason(s), verbatim. Untrusted text.
+        txt: Vec<String>,
+    },
+    /// NXDOMAIN or NODATA: not listed.
+    Clear,
+    /// An allow list vouches for the target (good news).
+    Allowed {
+        /// Every A record of the answer.
+        codes: Vec<Ipv4Addr>,
+        /// Meanings from the catalog.
+        meanings: Vec<String>,
+    },
+    /// The list answered but refused to give a verdict.
+    ListError {
+        /// Why, in words.
+        why: String,
+        /// The A records, if the error came as codes.
+        codes: Vec<Ipv4Addr>,
+    },
+    /// No usable answer (timeout, SERVFAIL, network error).
+    Unknown {
+        /// Why, in words.
+        why: String,
+    },
+}
+
+/// Short names of the verdict kinds, as used in tables, the database and metrics.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// See [`Verdict::Listed`].
+    Listed,
+    /// See [`Verdict::Clear`].
+    Clear,
+    /// See [`Verdict::Allowed`].
+    Allowed,
+    /// See [`Verdict::ListError`].
+    ListError,
+    /// See [`Verdict::Unknown`].
+    Unknown,
+}
+
+impl VerdictKind {
+    /// The name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Listed => "listed",
+            VerdictKind::Clear => "clear",
+            VerdictKind::Allowed => "allowed",
+            VerdictKind::ListError => "error",
+            VerdictKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl Verdict {
+    /// The kind, without the details.
+    pub fn kind(&self) -> VerdictKind {
+        match self {
+            Verdict::Listed { .. } => VerdictKind::Listed,
+            Verdict::Clear => VerdictKind::Clear,
+            Verdict::Allowed { .. } => VerdictKind::Allowed,
+            Verdict::ListError { .. } => VerdictKind::ListError,
+            Verdict::Unknown { .. } => VerdictKind::Unknown,
+        }
+    }
+
+    /// Whether this verdict needs the TXT record fetched.
+    pub fn wants_txt(&self) -> bool {
+        matches!(self, Verdict::Listed { .. })
+    }
+
+    /// One line for tables and logs (TXT not included).
+    pub fn meaning(&self) -> String {
+        match self {
+            Verdict::Listed {
+                meanings, codes, ..
+            }
+            | Verdict::Allowed { meanings, codes } => {
+                if meanings.is_empty() {
+                    codes
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                } else {
+                    meanings.join("; ")
+                }
+            }
+            Verdict::Clear => String::new(),
+            Verdict::ListError { why, .. } | Verdict::Unknown { why } => why.clone(),
+        }
+    }
+}
+
+/// Classifies the A-record answer of `list` (pure).
+///
+/// `txt` is attached to a `Listed` verdict by the caller once fetched.
+pub fn classify(list: &ListDef, answer: &Result<Response, QueryError>) -> Verdict {
+    let r = match answer {
+        Ok(r) => r,
+        Err(e) => return Verdict::Unknown { why: e.to_string() },
+    };
+    match r.rcode {
+        Rcode::NoError => {}
+        Rcode::NxDomain => return Verdict::Clear,
+        Rcode::ServFail => {
+            return Verdict::Unknown {
+                why: "SERVFAIL from the resolver".into(),
+            }
+        }
+        Rcode::Refused => {
+            return Verdict::ListError {
+                why: "REFUSED: the list or resolver refuses our queries".into(),
+                codes: vec![],
+            }
+        }
+        other => {
+            return Verdict::ListError {
+                why: format!("unexpected DNS response code {other}"),
+                codes: vec![],
+            }
+        }
+    }
+    if r.a.is_empty() {
+        // NODATA (e.g. a CNAME to nowhere, or only other record types) is "not listed".
+        return Verdict::Clear;
+    }
+    let mut codes = r.a.clone();
+    codes.sort();
+    codes.dedup();
+    if let Some(bad) = codes.iter().find(|a| a.octets()[0] != 127) {
+        return Verdict::ListError {
+            why: format!(
+                "answer {bad} is outside 127.0.0.0/8: the zone is hijacked, parked or wildcarded, or the resolver rewrites NXDOMAIN"
+            ),
+            codes,
+        };
+    }
+    let mut listed = Vec::new();
+    let mut allowed = Vec::new();
+    let mut errors = Vec::new();
+    for &c in &codes {
+        let (v, meaning) = list.lookup_code(c);
+        let text = meaning.map(str::to_string);
+        match v {
+            CodeVerdict::Listed => {
+                listed.push(text.unwrap_or_else(|| format!("listed (code {c})")))
+            }
+            CodeVerdict::Allowed => {
+                allowed.push(text.unwrap_or_else(|| format!("allowed (code {c})")))
+            }
+            CodeVerdict::Error => errors.push(format!(
+                "{c}: {}",
+                text.unwrap_or_else(|| "error code".into())
+            )),
+            CodeVerdict::Ignore => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Verdict::ListError {
+            why: errors.join("; "),
+            codes,
+        };
+    }
+    if !listed.is_empty() {
+        return Verdict::Listed {
+            codes,
+            meanings: listed,
+            txt: vec![],
+        };
+    }
+    if !allowed.is_empty() {
+        return Verdict::Allowed {
+            codes,
+            meanings: allowed,
+        };
+    }
+    // Only informational codes: for a blocklist that is "not listed".
+    match list.class {
+        ListClass::Block | ListClass::Allow => Verdict::Clear,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::parse_file;
+
+    fn list(extra: &str) -> ListDef {
+        let text = format!(
+            r#"[[list]]
+id = "t"
+zone = "bl.test"
+kind = "ipv4"
+{extra}
+returns = [
+  {{ code = "127.0.0.2", meaning = "spam" }},
+  {{ code = "127.0.0.10-127.0.0.11", meaning = "policy" }},
+  {{ code = "127.0.0.17", verdict = "ignore", meaning = "neutral reputation" }},
+  {{ code = "127.255.255.252-127.255.255.255", verdict = "error", meaning = "public resolver / quota" }},
+]"#
+        );
+        parse_file("t.toml", &text).unwrap().remove(0)
+    }
+
+    fn ok(rcode: Rcode, a: &[&str]) -> Result<Response, QueryError> {
+        Ok(Response {
+            rcode,
+            a: a.iter().map(|s| s.parse().unwrap()).collect(),
+            txt: vec![],
+            truncated: false,
+            ttl: None,
+        })
+    }
+
+    #[test]
+    fn nxdomain_and_nodata_are_clear() {
+        let l = list("");
+        assert_eq!(classify(&l, &ok(Rcode::NxDomain, &[])), Verdict::Clear);
+        assert_eq!(classify(&l, &ok(Rcode::NoError, &[])), Verdict::Clear);
+    }
+
+    #[test]
+    fn timeouts_and_servfail_are_unknown_never_clear() {
+        let l = list("");
+        assert_eq!(
+            classify(&l, &Err(QueryError::Timeout)).kind(),
+            VerdictKind::Unknown
+        );
+        assert_eq!(
+            classify(&l, &ok(Rcode::ServFail, &[])).kind(),
+            VerdictKind::Unknown
+        );
+    }
+
+    #[test]
+    fn error_codes_are_never_listings() {
+        let l = list("");
+        let v = classify(&l, &ok(Rcode::NoError, &["127.255.255.254"]));
+        assert_eq!(v.kind(), VerdictKind::ListError, "{v:?}");
+        // an error code among listing codes still wins
+        let v = classify(&l, &ok(Rcode::NoError, &["127.0.0.2", "127.255.255.254"]));
+        assert_eq!(v.kind(), VerdictKind::ListError);
+        assert_eq!(
+            classify(&l, &ok(Rcode::Refused, &[])).kind(),
+            VerdictKind::ListError
+        );
+    }
+
+    #[test]
+    fn answers_outside_loopback_are_errors() {
+        let v = classify(&list(""), &ok(Rcode::NoError, &["192.0.2.55"]));
+        assert!(
+            matches!(&v, Verdict::ListError { why, .. } if why.contains("outside 127.0.0.0/8")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn every_a_record_is_kept() {
+        let v = classify(&list(""), &ok(Rcode::NoError, &["127.0.0.10", "127.0.0.2"]));
+        assert_eq!(
+            v,
+            Verdict::Listed {
+                codes: vec!["127.0.0.2".parse().unwrap(), "127.0.0.10".parse().unwrap()],
+                meanings: vec!["spam".into(), "policy".into()],
+                txt: vec![]
+            }
+        );
+        // an unknown code inside 127/8 is a listing (RFC 5782), with the code shown
+        let v = classify(&list(""), &ok(Rcode::NoError, &["127.0.0.4"]));
+        assert_eq!(v.meaning(), "listed (code 127.0.0.4)");
+        // informational codes alone are not a listing
+        assert_eq!(
+            classify(&list(""), &ok(Rcode::NoError, &["127.0.0.17"])),
+            Verdict::Clear
+        );
+    }
+
+    #[test]
+    fn allow_lists_give_allowed() {
+        let l = list("class = \"allow\"");
+        assert_eq!(
+            classify(&l, &ok(Rcode::NoError, &["127.0.9.1"])).kind(),
+            VerdictKind::Allowed
+        );
+    }
+}

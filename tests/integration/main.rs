@@ -1,0 +1,9 @@
+//! The one integration-test binary (ripgrep style): real rbldnsd, real SQLite
+//! files, the real `rblwatch` binary. Modules are split by topic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
+
+mod cli;
+mod config;
+mod dnsbl;
+mod util;
