@@ -1,1 +1,0 @@
-//! SQLite history (placeholder until the daemon lands).

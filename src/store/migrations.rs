@@ -1,0 +1,130 @@
+//! Versioned schema migrations, applied in order at open. `PRAGMA user_version`
+//! records the last one applied; each runs in its own transaction.
+
+use rusqlite::Connection;
+
+/// The migrations, oldest first. Never edit a shipped one: add a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: DNSBL history, events, mail samples
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sweeps (
+    id INTEGER PRIMARY KEY,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    status TEXT NOT NULL,            -- running | done | abandoned
+    targets INTEGER NOT NULL DEFAULT 0,
+    pairs INTEGER NOT NULL DEFAULT 0,
+    listed INTEGER NOT NULL DEFAULT 0,
+    clear INTEGER NOT NULL DEFAULT 0,
+    errors INTEGER NOT NULL DEFAULT 0,
+    unknown INTEGER NOT NULL DEFAULT 0,
+    lists_unhealthy INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER
+);
+-- only pairs that are not plainly clear
+CREATE TABLE pair_state (
+    target TEXT NOT NULL,
+    list TEXT NOT NULL,
+    state TEXT NOT NULL,
+    seen INTEGER NOT NULL DEFAULT 0,
+    since INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    codes TEXT NOT NULL DEFAULT '[]',
+    meanings TEXT NOT NULL DEFAULT '[]',
+    txt TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (target, list)
+) WITHOUT ROWID;
+CREATE TABLE listings (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    list TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    codes TEXT NOT NULL,
+    meanings TEXT NOT NULL,
+    txt TEXT NOT NULL,
+    delist TEXT,
+    baseline INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX listings_target ON listings (target, started_at);
+CREATE INDEX listings_list ON listings (list, started_at);
+CREATE UNIQUE INDEX listings_open ON listings (target, list) WHERE ended_at IS NULL;
+CREATE TABLE list_health (
+    list TEXT PRIMARY KEY,
+    health TEXT NOT NULL,
+    why TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    checked_at INTEGER NOT NULL
+);
+CREATE TABLE list_health_history (
+    id INTEGER PRIMARY KEY,
+    list TEXT NOT NULL,
+    health TEXT NOT NULL,
+    why TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX list_health_history_list ON list_health_history (list, at);
+CREATE TABLE baselines (spec TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT,
+    list TEXT,
+    severity TEXT NOT NULL,
+    baseline INTEGER NOT NULL DEFAULT 0,
+    summary TEXT NOT NULL,
+    details TEXT NOT NULL
+);
+CREATE INDEX events_at ON events (at);
+CREATE INDEX events_target ON events (target, at);
+CREATE TABLE metric_samples (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    value REAL NOT NULL
+);
+CREATE INDEX metric_samples_key ON metric_samples (source, metric, at);
+CREATE TABLE metric_hourly (
+    source TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    sum REAL NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (source, metric, hour)
+) WITHOUT ROWID;
+"#,
+];
+
+/// Applies every migration newer than the database.
+pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?
+        .try_into()
+        .unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_apply_once() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        super::apply(&mut c).unwrap();
+        super::apply(&mut c).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, super::MIGRATIONS.len());
+    }
+}

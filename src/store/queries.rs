@@ -1,0 +1,636 @@
+//! The SQL, as plain functions over a connection (tested on in-memory databases).
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::evaluator::{Event, EventKind, ListingDetails, PairState, Severity};
+use crate::health::ListHealth;
+
+/// A stored (non-clear) pair.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredPair {
+    /// Target.
+    pub target: String,
+    /// List id.
+    pub list: String,
+    /// State.
+    pub state: PairState,
+    /// When the pair entered its state (unix seconds).
+    pub since: i64,
+    /// Last answer's codes, meanings and TXT.
+    pub details: ListingDetails,
+}
+
+/// One change of a pair's state within a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairUpdate {
+    /// Target.
+    pub target: String,
+    /// List id.
+    pub list: String,
+    /// New state (`Clear` deletes the row).
+    pub state: PairState,
+    /// When it entered that state.
+    pub since: i64,
+    /// Details of the latest answer.
+    pub details: ListingDetails,
+}
+
+/// What happens to listing periods in a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeriodChange {
+    /// A listing starts.
+    Open {
+        /// Target.
+        target: String,
+        /// List id.
+        list: String,
+        /// Start.
+        at: i64,
+        /// Codes, TXT…
+        details: ListingDetails,
+        /// Part of the silent baseline.
+        baseline: bool,
+    },
+    /// A listing ends.
+    Close {
+        /// Target.
+        target: String,
+        /// List id.
+        list: String,
+        /// End.
+        at: i64,
+    },
+}
+
+/// Counts of a sweep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SweepCounts {
+    /// Targets swept.
+    pub targets: i64,
+    /// Pairs asked.
+    pub pairs: i64,
+    /// Listed answers from healthy lists.
+    pub listed: i64,
+    /// Clear answers.
+    pub clear: i64,
+    /// List errors.
+    pub errors: i64,
+    /// Unknown answers.
+    pub unknown: i64,
+    /// Lists not healthy.
+    pub lists_unhealthy: i64,
+}
+
+/// Everything a sweep writes, committed in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct SweepCommit {
+    /// The sweep row to finish.
+    pub sweep_id: i64,
+    /// When it finished.
+    pub finished_at: i64,
+    /// Duration.
+    pub duration_ms: i64,
+    /// Counts.
+    pub counts: SweepCounts,
+    /// Pairs whose state changed (or whose details changed).
+    pub pairs: Vec<PairUpdate>,
+    /// Listing periods opened or closed.
+    pub periods: Vec<PeriodChange>,
+    /// Health of each list, as checked before the sweep.
+    pub health: Vec<(String, ListHealth)>,
+    /// Events (ids are filled in on commit).
+    pub events: Vec<Event>,
+    /// Target specs whose baseline this sweep was.
+    pub baselined: Vec<String>,
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Starts a sweep row (committed at once, so an interrupted sweep is visible as such).
+pub fn begin_sweep(c: &Connection, started_at: i64) -> anyhow::Result<i64> {
+    c.execute(
+        "INSERT INTO sweeps (started_at, status) VALUES (?1, 'running')",
+        params![started_at],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Marks sweeps left `running` by a killed daemon as `abandoned`.
+pub fn abandon_stale_sweeps(c: &Connection) -> anyhow::Result<usize> {
+    Ok(c.execute(
+        "UPDATE sweeps SET status = 'abandoned' WHERE status = 'running'",
+        [],
+    )?)
+}
+
+/// Writes a whole sweep in one transaction; returns the events with their ids.
+pub fn commit_sweep(c: &mut Connection, s: &SweepCommit) -> anyhow::Result<Vec<Event>> {
+    let tx = c.transaction()?;
+    for h in &s.health {
+        write_health(&tx, &h.0, &h.1, s.finished_at)?;
+    }
+    for p in &s.pairs {
+        if p.state == PairState::Clear {
+            tx.execute(
+                "DELETE FROM pair_state WHERE target = ?1 AND list = ?2",
+                params![p.target, p.list],
+            )?;
+        } else {
+            tx.execute(
+                "INSERT INTO pair_state (target, list, state, seen, since, updated_at, codes, meanings, txt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (target, list) DO UPDATE SET state = ?3, seen = ?4, since = ?5, updated_at = ?6,
+                   codes = ?7, meanings = ?8, txt = ?9",
+                params![
+                    p.target,
+                    p.list,
+                    p.state.name(),
+                    p.state.seen(),
+                    p.since,
+                    s.finished_at,
+                    json(&p.details.codes),
+                    json(&p.details.meanings),
+                    json(&p.details.txt)
+                ],
+            )?;
+        }
+    }
+    for ch in &s.periods {
+        match ch {
+            PeriodChange::Open {
+                target,
+                list,
+                at,
+                details,
+                baseline,
+            } => {
+                tx.execute(
+                    "INSERT INTO listings (target, list, started_at, codes, meanings, txt, delist, baseline)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (target, list) WHERE ended_at IS NULL DO NOTHING",
+                    params![target, list, at, json(&details.codes), json(&details.meanings), json(&details.txt), details.delist, baseline],
+                )?;
+            }
+            PeriodChange::Close { target, list, at } => {
+                tx.execute(
+                    "UPDATE listings SET ended_at = ?3 WHERE target = ?1 AND list = ?2 AND ended_at IS NULL",
+                    params![target, list, at],
+                )?;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(s.events.len());
+    for e in &s.events {
+        out.push(insert_event(&tx, e)?);
+    }
+    for spec in &s.baselined {
+        tx.execute(
+            "INSERT OR IGNORE INTO baselines (spec, at) VALUES (?1, ?2)",
+            params![spec, s.finished_at],
+        )?;
+    }
+    let n = &s.counts;
+    tx.execute(
+        "UPDATE sweeps SET finished_at = ?2, status = 'done', targets = ?3, pairs = ?4, listed = ?5, clear = ?6,
+           errors = ?7, unknown = ?8, lists_unhealthy = ?9, duration_ms = ?10 WHERE id = ?1",
+        params![s.sweep_id, s.finished_at, n.targets, n.pairs, n.listed, n.clear, n.errors, n.unknown, n.lists_unhealthy, s.duration_ms],
+    )?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Stores an event and returns it with its id.
+pub fn insert_event(c: &Connection, e: &Event) -> anyhow::Result<Event> {
+    c.execute(
+        "INSERT INTO events (at, kind, target, list, severity, baseline, summary, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![e.at, e.kind.as_str(), e.target, e.list, json(&e.severity).trim_matches('"'), e.baseline, e.summary, json(&e.details)],
+    )?;
+    let mut e = e.clone();
+    e.id = c.last_insert_rowid();
+    Ok(e)
+}
+
+/// Records a list's health; a change also goes to the history.
+pub fn write_health(c: &Connection, list: &str, h: &ListHealth, at: i64) -> anyhow::Result<()> {
+    let prev: Option<String> = c
+        .query_row(
+            "SELECT health FROM list_health WHERE list = ?1",
+            params![list],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if prev.as_deref() != Some(h.name()) {
+        c.execute(
+            "INSERT INTO list_health_history (list, health, why, at) VALUES (?1, ?2, ?3, ?4)",
+            params![list, h.name(), h.why(), at],
+        )?;
+        c.execute(
+            "INSERT INTO list_health (list, health, why, since, checked_at) VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (list) DO UPDATE SET health = ?2, why = ?3, since = ?4, checked_at = ?4",
+            params![list, h.name(), h.why(), at],
+        )?;
+    } else {
+        c.execute(
+            "UPDATE list_health SET why = ?2, checked_at = ?3 WHERE list = ?1",
+            params![list, h.why(), at],
+        )?;
+    }
+    Ok(())
+}
+
+fn health_from(name: &str, why: String) -> ListHealth {
+    match name {
+        "healthy" => ListHealth::Healthy,
+        "dead" => ListHealth::Dead { why },
+        "lists-everything" => ListHealth::ListsEverything { why },
+        "blocked" => ListHealth::Blocked { why },
+        _ => ListHealth::Unreachable { why },
+    }
+}
+
+/// Current health of every list that has been checked.
+pub fn load_health(c: &Connection) -> anyhow::Result<HashMap<String, ListHealth>> {
+    let mut st = c.prepare("SELECT list, health, why FROM list_health")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let (l, h, w) = r?;
+        out.insert(l, health_from(&h, w));
+    }
+    Ok(out)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+/// Every stored (non-clear) pair.
+pub fn load_pairs(c: &Connection) -> anyhow::Result<Vec<StoredPair>> {
+    let mut st = c.prepare("SELECT target, list, state, seen, since, codes, meanings, txt FROM pair_state ORDER BY target, list")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, u32>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (target, list, state, seen, since, codes, meanings, txt) = r?;
+        let Some(state) = PairState::from_parts(&state, seen) else {
+            continue;
+        };
+        let details = ListingDetails {
+            codes: parse_json(&codes),
+            meanings: parse_json(&meanings),
+            txt: parse_json(&txt),
+            ..Default::default()
+        };
+        out.push(StoredPair {
+            target,
+            list,
+            state,
+            since,
+            details,
+        });
+    }
+    Ok(out)
+}
+
+/// Target specs whose baseline sweep is done.
+pub fn baselined(c: &Connection) -> anyhow::Result<HashSet<String>> {
+    let mut st = c.prepare("SELECT spec FROM baselines")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A sweep as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepRow {
+    /// Id.
+    pub id: i64,
+    /// Start.
+    pub started_at: i64,
+    /// End.
+    pub finished_at: Option<i64>,
+    /// running | done | abandoned.
+    pub status: String,
+    /// Counts.
+    pub counts: SweepCounts,
+    /// Duration.
+    pub duration_ms: Option<i64>,
+}
+
+/// The latest finished sweep.
+pub fn last_sweep(c: &Connection) -> anyhow::Result<Option<SweepRow>> {
+    Ok(c
+        .query_row(
+            "SELECT id, started_at, finished_at, status, targets, pairs, listed, clear, errors, unknown, lists_unhealthy, duration_ms
+             FROM sweeps WHERE status = 'done' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(SweepRow {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    status: r.get(3)?,
+                    counts: SweepCounts {
+                        targets: r.get(4)?,
+                        pairs: r.get(5)?,
+                        listed: r.get(6)?,
+                        clear: r.get(7)?,
+                        errors: r.get(8)?,
+                        unknown: r.get(9)?,
+                        lists_unhealthy: r.get(10)?,
+                    },
+                    duration_ms: r.get(11)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// A listing period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListingRow {
+    /// Target.
+    pub target: String,
+    /// List id.
+    pub list: String,
+    /// Start.
+    pub started_at: i64,
+    /// End (None while listed).
+    pub ended_at: Option<i64>,
+    /// Codes, meanings, TXT, delist link.
+    pub details: ListingDetails,
+    /// Found in the baseline sweep.
+    pub baseline: bool,
+}
+
+/// Listing periods of a target (newest first), or of every target when `None`.
+pub fn listings(
+    c: &Connection,
+    target: Option<&str>,
+    open_only: bool,
+) -> anyhow::Result<Vec<ListingRow>> {
+    let sql = format!(
+        "SELECT target, list, started_at, ended_at, codes, meanings, txt, delist, baseline FROM listings WHERE (?1 IS NULL OR target = ?1) {} ORDER BY started_at DESC, id DESC",
+        if open_only { "AND ended_at IS NULL" } else { "" }
+    );
+    let mut st = c.prepare(&sql)?;
+    let rows = st.query_map(params![target], |r| {
+        Ok(ListingRow {
+            target: r.get(0)?,
+            list: r.get(1)?,
+            started_at: r.get(2)?,
+            ended_at: r.get(3)?,
+            details: ListingDetails {
+                codes: parse_json(&r.get::<_, String>(4)?),
+                meanings: parse_json(&r.get::<_, String>(5)?),
+                txt: parse_json(&r.get::<_, String>(6)?),
+                delist: r.get(7)?,
+                ..Default::default()
+            },
+            baseline: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Events, newest first, optionally for one target.
+pub fn events(
+    c: &Connection,
+    target: Option<&str>,
+    limit: u32,
+    offset: u32,
+) -> anyhow::Result<Vec<Event>> {
+    let mut st = c.prepare(
+        "SELECT id, at, kind, target, list, severity, baseline, summary, details FROM events
+         WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+    )?;
+    let rows = st.query_map(params![target, limit, offset], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, bool>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, String>(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (id, at, kind, target, list, severity, baseline, summary, details) = r?;
+        let Some(kind) = EventKind::parse(&kind) else {
+            continue;
+        };
+        let severity: Severity =
+            serde_json::from_value(serde_json::Value::String(severity)).unwrap_or(Severity::Info);
+        out.push(Event {
+            id,
+            kind,
+            at,
+            target,
+            list,
+            severity,
+            baseline,
+            summary,
+            details: serde_json::from_str(&details).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes what is older than the retention periods; returns rows removed.
+pub fn prune(
+    c: &mut Connection,
+    now: i64,
+    retention_days: u32,
+    sample_days: u32,
+) -> anyhow::Result<usize> {
+    let old = now - i64::from(retention_days) * 86_400;
+    let old_samples = now - i64::from(sample_days) * 86_400;
+    let tx = c.transaction()?;
+    let mut n = tx.execute("DELETE FROM events WHERE at < ?1", params![old])?;
+    n += tx.execute(
+        "DELETE FROM listings WHERE ended_at IS NOT NULL AND ended_at < ?1",
+        params![old],
+    )?;
+    n += tx.execute(
+        "DELETE FROM list_health_history WHERE at < ?1",
+        params![old],
+    )?;
+    n += tx.execute("DELETE FROM sweeps WHERE started_at < ?1", params![old])?;
+    n += tx.execute("DELETE FROM metric_hourly WHERE hour < ?1", params![old])?;
+    n += tx.execute(
+        "DELETE FROM metric_samples WHERE at < ?1",
+        params![old_samples],
+    )?;
+    tx.commit().context("prune")?;
+    Ok(n)
+}
+
+/// Stores a metric sample and folds it into its hourly roll-up.
+pub fn insert_sample(
+    c: &Connection,
+    source: &str,
+    metric: &str,
+    at: i64,
+    value: f64,
+) -> anyhow::Result<()> {
+    c.execute(
+        "INSERT INTO metric_samples (source, metric, at, value) VALUES (?1, ?2, ?3, ?4)",
+        params![source, metric, at, value],
+    )?;
+    let hour = at - at.rem_euclid(3600);
+    c.execute(
+        "INSERT INTO metric_hourly (source, metric, hour, min, max, sum, count) VALUES (?1, ?2, ?3, ?4, ?4, ?4, 1)
+         ON CONFLICT (source, metric, hour) DO UPDATE SET min = MIN(min, ?4), max = MAX(max, ?4), sum = sum + ?4, count = count + 1",
+        params![source, metric, hour, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrations::apply(&mut c).unwrap();
+        c
+    }
+
+    #[test]
+    fn sweep_commit_round_trip() {
+        let mut c = db();
+        let id = begin_sweep(&c, 100).unwrap();
+        let d = ListingDetails {
+            codes: vec!["127.0.0.2".parse().unwrap()],
+            txt: vec!["<b>x</b>".into()],
+            ..Default::default()
+        };
+        let commit = SweepCommit {
+            sweep_id: id,
+            finished_at: 110,
+            pairs: vec![PairUpdate {
+                target: "192.0.2.1".into(),
+                list: "bl".into(),
+                state: PairState::Listed,
+                since: 110,
+                details: d.clone(),
+            }],
+            periods: vec![PeriodChange::Open {
+                target: "192.0.2.1".into(),
+                list: "bl".into(),
+                at: 110,
+                details: d.clone(),
+                baseline: false,
+            }],
+            health: vec![("bl".into(), ListHealth::Healthy)],
+            events: vec![Event::new(
+                EventKind::Listed,
+                110,
+                "x".into(),
+                serde_json::json!({}),
+            )],
+            baselined: vec!["192.0.2.1".into()],
+            ..Default::default()
+        };
+        let ev = commit_sweep(&mut c, &commit).unwrap();
+        assert!(ev[0].id > 0);
+        let pairs = load_pairs(&c).unwrap();
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].state, PairState::Listed);
+        assert_eq!(pairs[0].details.txt, vec!["<b>x</b>".to_string()]);
+        assert_eq!(listings(&c, Some("192.0.2.1"), true).unwrap().len(), 1);
+        assert!(baselined(&c).unwrap().contains("192.0.2.1"));
+        assert_eq!(last_sweep(&c).unwrap().unwrap().finished_at, Some(110));
+        // a second open of the same listing is ignored (no duplicate period)
+        let mut again = commit.clone();
+        again.sweep_id = begin_sweep(&c, 200).unwrap();
+        again.events.clear();
+        commit_sweep(&mut c, &again).unwrap();
+        assert_eq!(listings(&c, None, false).unwrap().len(), 1);
+        // closing, and clearing the pair deletes its row
+        let close = SweepCommit {
+            sweep_id: begin_sweep(&c, 300).unwrap(),
+            finished_at: 310,
+            pairs: vec![PairUpdate {
+                target: "192.0.2.1".into(),
+                list: "bl".into(),
+                state: PairState::Clear,
+                since: 310,
+                details: Default::default(),
+            }],
+            periods: vec![PeriodChange::Close {
+                target: "192.0.2.1".into(),
+                list: "bl".into(),
+                at: 310,
+            }],
+            ..Default::default()
+        };
+        commit_sweep(&mut c, &close).unwrap();
+        assert!(load_pairs(&c).unwrap().is_empty());
+        let l = listings(&c, Some("192.0.2.1"), false).unwrap();
+        assert_eq!((l[0].started_at, l[0].ended_at), (110, Some(310)));
+    }
+
+    #[test]
+    fn health_history_records_changes_only() {
+        let c = db();
+        write_health(&c, "bl", &ListHealth::Healthy, 1).unwrap();
+        write_health(&c, "bl", &ListHealth::Healthy, 2).unwrap();
+        write_health(&c, "bl", &ListHealth::Dead { why: "x".into() }, 3).unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM list_health_history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(load_health(&c).unwrap()["bl"].name(), "dead");
+    }
+
+    #[test]
+    fn samples_roll_up_hourly_and_prune() {
+        let mut c = db();
+        for (at, v) in [(3600, 1.0), (3700, 5.0), (7300, 2.0)] {
+            insert_sample(&c, "mx1", "queue_depth", at, v).unwrap();
+        }
+        let (mn, mx, n): (f64, f64, i64) = c
+            .query_row(
+                "SELECT min, max, count FROM metric_hourly WHERE hour = 3600",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((mn, mx, n), (1.0, 5.0, 2));
+        // samples older than 30 days go, hourly roll-ups stay for 400
+        prune(&mut c, 3600 + 31 * 86_400, 400, 30).unwrap();
+        let s: i64 = c
+            .query_row("SELECT COUNT(*) FROM metric_samples", [], |r| r.get(0))
+            .unwrap();
+        let h: i64 = c
+            .query_row("SELECT COUNT(*) FROM metric_hourly", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((s, h), (0, 2));
+    }
+}
