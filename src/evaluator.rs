@@ -340,13 +340,8 @@ mod tests {
     fn run(obs: &[Observation], confirm: Confirm) -> (PairState, Vec<Transition>) {
         let mut s = PairState::Clear;
         let mut ts = Vec::new();
-        for (i, o) in obs.iter().enumerate() {
-            let sweep = if i == 0 {
-                Sweep::Regular
-            } else {
-                Sweep::Regular
-            };
-            let (n, t) = step(s, *o, confirm, sweep);
+        for o in obs {
+            let (n, t) = step(s, *o, confirm, Sweep::Regular);
             s = n;
             ts.extend(t);
         }

@@ -1,31 +1,190 @@
-//! `rblwatch daemon`, `status`, `history`.
+//! `rblwatch daemon`, `rblwatch status` and `rblwatch history`.
+
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::text::terminal_safe;
+use crate::daemon::{self, Mode};
+use crate::store::{self, Store};
+use crate::target::Target;
 
 /// Arguments of `rblwatch daemon`.
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Run every job once and exit.
+    /// Run every job once (health check, sweep) and exit: for cron users and tests.
     #[arg(long)]
     pub once: bool,
 }
+
 /// Arguments of `rblwatch status`.
 #[derive(Debug, Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Arguments of `rblwatch history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// The target.
+    /// The target (IP or domain).
     pub target: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
-pub(super) async fn daemon(_c: Option<&Path>, _a: DaemonArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet")
+
+/// Formats a unix time for people (UTC).
+pub(crate) fn fmt_time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| t.to_string())
 }
-pub(super) async fn status(_c: Option<&Path>, _a: StatusArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet")
+
+pub(super) async fn daemon(cfg_path: Option<&Path>, a: DaemonArgs) -> anyhow::Result<ExitCode> {
+    let cfg = super::load_config(cfg_path, true)?;
+    let mode = if a.once { Mode::Once } else { Mode::Service };
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            if reload_tx.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    tracing::info!(config = %cfg.path.display(), database = %cfg.daemon.database.display(), sweep = %cfg.daemon.sweep, "rblwatch daemon starting");
+    daemon::run(cfg, mode, reload_rx, shutdown).await?;
+    tracing::info!("rblwatch daemon stopped");
+    Ok(ExitCode::SUCCESS)
 }
-pub(super) async fn history(_c: Option<&Path>, _a: HistoryArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet")
+
+pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Result<ExitCode> {
+    let cfg = super::load_config(cfg_path, true)?;
+    let st = Store::open(&cfg.daemon.database)?;
+    let (last, health, pairs) = st
+        .call(|c| {
+            Ok((
+                store::last_sweep(c)?,
+                store::load_health(c)?,
+                store::load_pairs(c)?,
+            ))
+        })
+        .await?;
+    if a.json {
+        let v = serde_json::json!({ "last_sweep": last, "list_health": health, "pairs": pairs });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &last {
+        Some(s) => println!(
+            "last sweep #{}: {} ({} ms): {} targets, {} pairs, {} listed, {} errors, {} unknown, {} lists unhealthy",
+            s.id,
+            fmt_time(s.finished_at.unwrap_or(s.started_at)),
+            s.duration_ms.unwrap_or(0),
+            s.counts.targets,
+            s.counts.pairs,
+            s.counts.listed,
+            s.counts.errors,
+            s.counts.unknown,
+            s.counts.lists_unhealthy
+        ),
+        None => println!("no sweep has finished yet"),
+    }
+    let mut sick: Vec<_> = health.iter().filter(|(_, h)| !h.is_healthy()).collect();
+    sick.sort_by(|a, b| a.0.cmp(b.0));
+    if !sick.is_empty() {
+        println!("\nlists not healthy:");
+        for (l, h) in sick {
+            println!("  {l:<24} {:<17} {}", h.name(), terminal_safe(h.why(), 160));
+        }
+    }
+    let listed: Vec<_> = pairs.iter().filter(|p| p.state.is_listed()).collect();
+    println!("\n{} listings", listed.len());
+    for p in &listed {
+        println!(
+            "  {:<40} {:<20} {:<9} since {}  {}",
+            p.target,
+            p.list,
+            p.state.name(),
+            fmt_time(p.since),
+            terminal_safe(&p.details.txt.join(" | "), 80)
+        );
+    }
+    let suspected = pairs.iter().filter(|p| !p.state.is_listed()).count();
+    if suspected > 0 {
+        println!("{suspected} pairs suspected (awaiting confirmation)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn history(cfg_path: Option<&Path>, a: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let cfg = super::load_config(cfg_path, true)?;
+    let target = match Target::parse(&a.target) {
+        Ok(t) => t.to_string(),
+        Err(e) => {
+            eprintln!("rblwatch: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let st = Store::open(&cfg.daemon.database)?;
+    let t2 = target.clone();
+    let (periods, events) = st
+        .call(move |c| {
+            Ok((
+                store::listings(c, Some(&t2), false)?,
+                store::events(c, Some(&t2), 200, 0)?,
+            ))
+        })
+        .await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "target": target, "listings": periods, "events": events })
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("listing history of {target}: {} periods", periods.len());
+    for p in &periods {
+        let end = p
+            .ended_at
+            .map(fmt_time)
+            .unwrap_or_else(|| "still listed".into());
+        println!(
+            "  {:<20} {} .. {}{}  {}",
+            p.list,
+            fmt_time(p.started_at),
+            end,
+            if p.baseline {
+                " (already listed at first sweep)"
+            } else {
+                ""
+            },
+            terminal_safe(&p.details.txt.join(" | "), 80)
+        );
+    }
+    println!("\nevents:");
+    for e in &events {
+        println!(
+            "  {}  {:<16} {}",
+            fmt_time(e.at),
+            e.kind.as_str(),
+            terminal_safe(&e.summary, 120)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

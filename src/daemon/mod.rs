@@ -1,0 +1,379 @@
+//! The daemon: schedules health checks and sweeps, runs the evaluator over
+//! their outcomes, commits each sweep in one transaction, then publishes the
+//! events.
+//!
+//! Ownership: one [`Daemon`] holds the store, the in-memory pair states and a
+//! swappable [`Runtime`] (config + engines) that SIGHUP replaces only once the
+//! new config validates. Scheduler jobs (tokio-cron-scheduler) only send
+//! [`Tick`]s to the main loop; a sweep runs as its own task, and a tick that
+//! arrives while one runs is skipped, so a slow sweep never runs twice.
+//! Shutdown is a parameter: when it fires, a running sweep is abandoned (its
+//! transaction never started) and [`run`] returns.
+
+mod sweep;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc, Mutex};
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::config::{Config, Schedule};
+use crate::engine::{self, Engine};
+use crate::evaluator::{Confirm, Event, PairState};
+use crate::health::ListHealth;
+use crate::store::{self, Store};
+
+/// Unix time in seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What the scheduler asks the main loop to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// Run a DNSBL sweep (with its health check first).
+    Sweep,
+    /// Re-check list health only.
+    Health,
+    /// Apply retention.
+    Prune,
+}
+
+/// How the daemon runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Keep running on the schedule (the default).
+    #[default]
+    Service,
+    /// Run every job once and exit.
+    Once,
+}
+
+/// The parts built from one configuration; replaced whole on reload.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The validated configuration.
+    pub cfg: Config,
+    /// The engine for sweeps.
+    pub engine: Engine,
+    /// A second engine over `resolver.confirm_with`, to corroborate new listings.
+    pub confirm: Option<Engine>,
+}
+
+impl Runtime {
+    /// Builds engines for `cfg`; large sweeps are spread over the interval in service mode.
+    pub async fn new(cfg: Config, mode: Mode) -> anyhow::Result<(Self, Vec<String>)> {
+        let mut ecfg = cfg.clone();
+        let pairs: u128 = cfg.targets.iter().map(|t| t.spec.len()).sum();
+        if mode == Mode::Service && cfg.daemon.spread && pairs > 4096 {
+            // Use half the interval, so a sweep is done well before the next one is due.
+            let secs = cfg.daemon.sweep.nominal_interval().as_secs_f64() / 2.0;
+            let qps = (pairs as f64 / secs.max(1.0)).max(1.0);
+            ecfg.lists.max_qps = Some(ecfg.lists.max_qps.map_or(qps, |q| q.min(qps)));
+            tracing::info!(
+                pairs_per_list = pairs as u64,
+                qps_per_list = qps,
+                "spreading sweeps over the interval"
+            );
+        }
+        let (engine, warnings) = engine::from_config(&ecfg, None, None).await?;
+        let confirm = if cfg.resolver.confirm_with.is_empty() {
+            None
+        } else {
+            Some(
+                engine::from_config(&ecfg, None, Some(cfg.resolver.confirm_with.clone()))
+                    .await?
+                    .0,
+            )
+        };
+        Ok((
+            Runtime {
+                cfg,
+                engine,
+                confirm,
+            },
+            warnings,
+        ))
+    }
+}
+
+/// In-memory state, loaded from the store at start, changed only after a commit.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Non-clear pairs: (target, list) → (state, since).
+    pub pairs: HashMap<(String, String), (PairState, i64)>,
+    /// Last known health per list.
+    pub health: HashMap<String, ListHealth>,
+    /// Target specs whose baseline sweep is done.
+    pub baselined: HashSet<String>,
+}
+
+/// The running daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    store: Store,
+    runtime: RwLock<Arc<Runtime>>,
+    memory: Mutex<Memory>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Daemon {
+    /// Opens the store, loads state and builds the runtime.
+    pub async fn open(cfg: Config, mode: Mode) -> anyhow::Result<Arc<Self>> {
+        let store = Store::open(&cfg.daemon.database)?;
+        let mem = store
+            .call(|c| {
+                let n = store::abandon_stale_sweeps(c)?;
+                if n > 0 {
+                    tracing::warn!(
+                        sweeps = n,
+                        "marked sweeps interrupted by a previous stop as abandoned"
+                    );
+                }
+                let mut m = Memory::default();
+                for p in store::load_pairs(c)? {
+                    m.pairs.insert((p.target, p.list), (p.state, p.since));
+                }
+                m.health = store::load_health(c)?;
+                m.baselined = store::baselined(c)?;
+                Ok(m)
+            })
+            .await?;
+        tracing::info!(database = %cfg.daemon.database.display(), pairs = mem.pairs.len(), "state loaded");
+        let (rt, warnings) = Runtime::new(cfg, mode).await?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        let (events, _) = broadcast::channel(1024);
+        Ok(Arc::new(Daemon {
+            store,
+            runtime: RwLock::new(Arc::new(rt)),
+            memory: Mutex::new(mem),
+            events,
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current runtime.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        match self.runtime.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Subscribes to events as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn confirm(&self) -> Confirm {
+        let d = &self.runtime().cfg.daemon;
+        Confirm {
+            listed: d.confirm_listed,
+            clear: d.confirm_clear,
+        }
+    }
+
+    /// Validates and applies a new configuration; on error the running one stays.
+    pub async fn reload(&self, path: &std::path::Path, mode: Mode) -> anyhow::Result<()> {
+        let cfg = Config::load(path)?;
+        let (rt, warnings) = Runtime::new(cfg, mode).await?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        match self.runtime.write() {
+            Ok(mut g) => *g = Arc::new(rt),
+            Err(p) => *p.into_inner() = Arc::new(rt),
+        }
+        Ok(())
+    }
+
+    /// Re-checks list health and records changes (no sweep).
+    pub async fn health_check(&self) -> anyhow::Result<()> {
+        let rt = self.runtime();
+        let mut mem = self.memory.lock().await;
+        let health = rt.engine.check_health().await;
+        let at = now();
+        let (rows, evs) = sweep::health_changes(&rt.engine, &health, &mem.health, at);
+        let committed = self
+            .store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                for (l, h) in &rows {
+                    store::write_health(&tx, l, h, at)?;
+                }
+                let mut out = Vec::new();
+                for e in &evs {
+                    out.push(store::insert_event(&tx, e)?);
+                }
+                tx.commit()?;
+                Ok((rows, out))
+            })
+            .await?;
+        for (l, h) in committed.0 {
+            mem.health.insert(l, h);
+        }
+        self.publish(committed.1);
+        Ok(())
+    }
+
+    fn publish(&self, events: Vec<Event>) {
+        for e in events {
+            tracing::info!(
+                event = e.kind.as_str(),
+                target = e.target.as_deref().unwrap_or(""),
+                list = e.list.as_deref().unwrap_or(""),
+                baseline = e.baseline,
+                "{}",
+                e.summary
+            );
+            let _ = self.events.send(e);
+        }
+    }
+
+    /// Applies retention.
+    pub async fn prune(&self) -> anyhow::Result<()> {
+        let d = self.runtime().cfg.daemon.clone();
+        let n = self
+            .store
+            .call(move |c| store::prune(c, now(), d.retention_days, d.sample_retention_days))
+            .await?;
+        if n > 0 {
+            tracing::info!(rows = n, "retention applied");
+        }
+        Ok(())
+    }
+}
+
+async fn add_job(
+    sched: &JobScheduler,
+    schedule: &Schedule,
+    tick: Tick,
+    tx: mpsc::Sender<Tick>,
+) -> anyhow::Result<uuid::Uuid> {
+    let run = move |_id, _l| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            let _ = tx.send(tick).await;
+        }) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+    };
+    let job = match schedule {
+        Schedule::Every(d) => Job::new_repeated_async(*d, run)?,
+        Schedule::Cron(c) => Job::new_async(c.as_str(), run)?,
+    };
+    Ok(sched.add(job).await?)
+}
+
+async fn schedule_jobs(
+    sched: &JobScheduler,
+    cfg: &Config,
+    tx: &mpsc::Sender<Tick>,
+) -> anyhow::Result<Vec<uuid::Uuid>> {
+    Ok(vec![
+        add_job(sched, &cfg.daemon.sweep, Tick::Sweep, tx.clone()).await?,
+        add_job(sched, &cfg.daemon.health, Tick::Health, tx.clone()).await?,
+        add_job(
+            sched,
+            &Schedule::Every(Duration::from_secs(86_400)),
+            Tick::Prune,
+            tx.clone(),
+        )
+        .await?,
+    ])
+}
+
+/// Runs the daemon until `shutdown` resolves (or, in [`Mode::Once`], until every job ran once).
+///
+/// `reload` yields each time the configuration should be re-read (SIGHUP).
+pub async fn run(
+    cfg: Config,
+    mode: Mode,
+    mut reload: mpsc::Receiver<()>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let path = cfg.path.clone();
+    let daemon = Daemon::open(cfg, mode).await?;
+    if mode == Mode::Once {
+        let work = async {
+            daemon.prune().await?;
+            daemon.clone().sweep().await?;
+            anyhow::Ok(())
+        };
+        tokio::select! {
+            r = work => return r,
+            () = shutdown => {
+                tracing::info!("stopping: sweep abandoned");
+                return Ok(());
+            }
+        }
+    }
+
+    let (tx, mut ticks) = mpsc::channel(16);
+    let mut sched = JobScheduler::new().await?;
+    let mut jobs = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
+    sched.start().await?;
+    // First sweep at start: do not wait a whole interval.
+    let _ = tx.send(Tick::Prune).await;
+    let _ = tx.send(Tick::Sweep).await;
+
+    let mut running: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(()) = reload.recv() => {
+                match daemon.reload(&path, mode).await {
+                    Ok(()) => {
+                        for id in jobs.drain(..) {
+                            let _ = sched.remove(&id).await;
+                        }
+                        jobs = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
+                        tracing::info!(config = %path.display(), "configuration reloaded");
+                    }
+                    Err(e) => tracing::error!(config = %path.display(), error = %format!("{e:#}"), "new configuration rejected; the running one stays"),
+                }
+            }
+            Some(tick) = ticks.recv() => {
+                if running.as_ref().is_some_and(|h| !h.is_finished()) {
+                    if tick == Tick::Sweep {
+                        tracing::warn!("a sweep is still running; this scheduled sweep is skipped");
+                    }
+                    continue;
+                }
+                let d = daemon.clone();
+                running = Some(tokio::spawn(async move {
+                    let r = match tick {
+                        Tick::Sweep => d.sweep().await,
+                        Tick::Health => d.health_check().await,
+                        Tick::Prune => d.prune().await,
+                    };
+                    if let Err(e) = &r {
+                        tracing::error!(job = ?tick, error = %format!("{e:#}"), "job failed");
+                    }
+                    r
+                }));
+            }
+        }
+    }
+    tracing::info!("stopping");
+    if let Some(h) = running.take() {
+        if !h.is_finished() {
+            tracing::info!("abandoning the running job");
+            h.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+    }
+    let _ = sched.shutdown().await;
+    Ok(())
+}
