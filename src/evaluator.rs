@@ -213,6 +213,8 @@ pub enum EventKind {
     RndrVulnerable,
     /// The server rejects unknown recipients again.
     RndrVulnerableCleared,
+    /// A target's first sweep: one summary of what was already listed (silent).
+    Baseline,
 }
 
 impl EventKind {
@@ -229,6 +231,7 @@ impl EventKind {
             EventKind::NdrSpikeCleared => "ndr_spike_cleared",
             EventKind::RndrVulnerable => "rndr_vulnerable",
             EventKind::RndrVulnerableCleared => "rndr_vulnerable_cleared",
+            EventKind::Baseline => "baseline",
         }
     }
 

@@ -103,11 +103,22 @@ impl Runtime {
     }
 }
 
+/// What the daemon remembers of a non-clear pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairMem {
+    /// Its state.
+    pub state: PairState,
+    /// When it entered the state.
+    pub since: i64,
+    /// Fingerprint of its last codes and TXT.
+    pub digest: u64,
+}
+
 /// In-memory state, loaded from the store at start, changed only after a commit.
 #[derive(Debug, Default)]
 pub struct Memory {
-    /// Non-clear pairs: (target, list) → (state, since).
-    pub pairs: HashMap<(String, String), (PairState, i64)>,
+    /// Non-clear pairs only: a 16,384 x 40 installation keeps a few rows, not 655,360.
+    pub pairs: HashMap<(String, String), PairMem>,
     /// Last known health per list.
     pub health: HashMap<String, ListHealth>,
     /// Target specs whose baseline sweep is done.
@@ -138,7 +149,15 @@ impl Daemon {
                 }
                 let mut m = Memory::default();
                 for p in store::load_pairs(c)? {
-                    m.pairs.insert((p.target, p.list), (p.state, p.since));
+                    let digest = sweep::digest_of(&p.details);
+                    m.pairs.insert(
+                        (p.target, p.list),
+                        PairMem {
+                            state: p.state,
+                            since: p.since,
+                            digest,
+                        },
+                    );
                 }
                 m.health = store::load_health(c)?;
                 m.baselined = store::baselined(c)?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::{now, Daemon};
+use super::{now, Daemon, PairMem};
 use crate::engine::Engine;
 use crate::evaluator::{
     health_transition, step, Event, EventKind, ListingDetails, Observation, PairState, Sweep,
@@ -74,6 +74,16 @@ fn details(
     }
 }
 
+/// A cheap fingerprint of a listing's codes and TXT, to skip rewriting unchanged rows.
+pub(super) fn digest_of(d: &ListingDetails) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    d.codes.hash(&mut h);
+    d.meanings.hash(&mut h);
+    d.txt.hash(&mut h);
+    h.finish()
+}
+
 impl Daemon {
     /// Runs one sweep and commits it.
     pub async fn sweep(self: Arc<Self>) -> anyhow::Result<()> {
@@ -104,6 +114,8 @@ impl Daemon {
         counts.lists_unhealthy = health.iter().filter(|h| !h.is_healthy()).count() as i64;
         let mut pairs = Vec::new();
         let mut periods = Vec::new();
+        let mut baseline_found = Vec::new();
+        let mut baseline_count = 0u64;
         let mut outcomes = engine.sweep(&specs, &health);
         while let Some(o) = outcomes.next().await {
             counts.pairs += 1;
@@ -116,17 +128,17 @@ impl Daemon {
             }
             let list = &engine.lists()[o.list].def.id;
             let key = (o.target.to_string(), list.clone());
-            let (prev, prev_since) = mem
-                .pairs
-                .get(&key)
-                .copied()
-                .unwrap_or((PairState::Clear, started_at));
+            let prev = mem.pairs.get(&key).copied().unwrap_or(PairMem {
+                state: PairState::Clear,
+                since: started_at,
+                digest: 0,
+            });
             let mut obs = Observation::from_verdict(&o.verdict, &health[o.list]);
             if let (
                 Observation::Listed { .. },
                 PairState::Clear | PairState::Suspected { .. },
                 Some(c),
-            ) = (obs, prev, &rt.confirm)
+            ) = (obs, prev.state, &rt.confirm)
             {
                 if c.query(o.list, &o.target).await.kind() == VerdictKind::Listed {
                     obs = Observation::Listed { corroborated: true };
@@ -140,23 +152,26 @@ impl Daemon {
             } else {
                 Sweep::Regular
             };
-            let (next, transition) = step(prev, obs, confirm, sweep);
-            let d = details(&o.verdict, engine, o.list, &o.target);
+            let (next, transition) = step(prev.state, obs, confirm, sweep);
             // When the current state began. A listing starts at its first listed answer
             // (the suspected state's start) and ends at its first clear answer.
-            let since = match (prev, next) {
-                (a, b) if a == b => prev_since,
+            let since = match (prev.state, next) {
+                (a, b) if a == b => prev.since,
                 (PairState::Suspected { .. }, PairState::Listed | PairState::Suspected { .. }) => {
-                    prev_since
+                    prev.since
                 }
                 (PairState::Clearing { .. }, PairState::Clear | PairState::Clearing { .. }) => {
-                    prev_since
+                    prev.since
                 }
                 _ => started_at,
             };
-            // A listed pair is rewritten each sweep so its codes and TXT stay current.
-            let refresh = next == PairState::Listed && prev == PairState::Listed;
-            if next != prev || refresh {
+            let d = Arc::new(details(&o.verdict, engine, o.list, &o.target));
+            let digest = digest_of(&d);
+            // A listed pair is rewritten only when its codes or TXT changed.
+            let refresh = next == PairState::Listed
+                && prev.state == PairState::Listed
+                && digest != prev.digest;
+            if next != prev.state || refresh {
                 pairs.push(PairUpdate {
                     target: key.0.clone(),
                     list: list.clone(),
@@ -165,17 +180,23 @@ impl Daemon {
                     details: d.clone(),
                 });
             }
+            let l = &engine.lists()[o.list].def;
             match transition {
-                Some(Transition::Listed) => {
-                    let baseline = sweep == Sweep::Baseline;
+                Some(Transition::Listed) if sweep == Sweep::Baseline => {
+                    // Already listed at the first sweep: recorded and shown, summarised in one event.
+                    if baseline_found.len() < 100 {
+                        baseline_found.push(serde_json::json!({"target": key.0, "list": list, "meanings": d.meanings}));
+                    }
+                    baseline_count += 1;
                     periods.push(PeriodChange::Open {
                         target: key.0.clone(),
                         list: list.clone(),
                         at: since,
-                        details: d.clone(),
-                        baseline,
+                        details: d,
+                        baseline: true,
                     });
-                    let l = &engine.lists()[o.list].def;
+                }
+                Some(Transition::Listed) => {
                     let mut e = Event::new(
                         EventKind::Listed,
                         started_at,
@@ -185,12 +206,18 @@ impl Daemon {
                             l.name,
                             d.meanings.join("; ")
                         ),
-                        serde_json::to_value(&d).unwrap_or_default(),
+                        serde_json::to_value(&*d).unwrap_or_default(),
                     );
                     e.target = Some(key.0.clone());
                     e.list = Some(list.clone());
-                    e.baseline = baseline;
                     events.push(e);
+                    periods.push(PeriodChange::Open {
+                        target: key.0.clone(),
+                        list: list.clone(),
+                        at: since,
+                        details: d,
+                        baseline: false,
+                    });
                 }
                 Some(Transition::Delisted) => {
                     periods.push(PeriodChange::Close {
@@ -198,12 +225,11 @@ impl Daemon {
                         list: list.clone(),
                         at: since,
                     });
-                    let l = &engine.lists()[o.list].def;
                     let mut e = Event::new(
                         EventKind::Delisted,
                         started_at,
                         format!("{} is no longer listed on {}", key.0, l.name),
-                        serde_json::to_value(&d).unwrap_or_default(),
+                        serde_json::json!({ "zone": l.zone, "list_name": l.name }),
                     );
                     e.target = Some(key.0.clone());
                     e.list = Some(list.clone());
@@ -213,6 +239,20 @@ impl Daemon {
             }
         }
         drop(outcomes);
+        if !new_specs.is_empty() {
+            let names: Vec<String> = new_specs.iter().map(|s| s.to_string()).collect();
+            let mut e = Event::new(
+                EventKind::Baseline,
+                started_at,
+                format!(
+                    "first sweep of {} target(s): {baseline_count} listing(s) already present",
+                    names.len()
+                ),
+                serde_json::json!({ "targets": names, "already_listed": baseline_count, "listings": baseline_found }),
+            );
+            e.baseline = true;
+            events.push(e);
+        }
 
         let finished_at = now();
         let commit = SweepCommit {
@@ -226,10 +266,20 @@ impl Daemon {
             events,
             baselined: new_specs.iter().map(|s| s.to_string()).collect(),
         };
-        let updates: Vec<(String, String, PairState, i64)> = commit
+        let updates: Vec<(String, String, PairMem)> = commit
             .pairs
             .iter()
-            .map(|p| (p.target.clone(), p.list.clone(), p.state, p.since))
+            .map(|p| {
+                (
+                    p.target.clone(),
+                    p.list.clone(),
+                    PairMem {
+                        state: p.state,
+                        since: p.since,
+                        digest: digest_of(&p.details),
+                    },
+                )
+            })
             .collect();
         let health_now = commit.health.clone();
         let baselined = commit.baselined.clone();
@@ -239,11 +289,11 @@ impl Daemon {
             .call(move |c| store::commit_sweep(c, &commit))
             .await?;
 
-        for (t, l, s, since) in updates {
-            if s == PairState::Clear {
+        for (t, l, m) in updates {
+            if m.state == PairState::Clear {
                 mem.pairs.remove(&(t, l));
             } else {
-                mem.pairs.insert((t, l), (s, since));
+                mem.pairs.insert((t, l), m);
             }
         }
         for (l, h) in health_now {

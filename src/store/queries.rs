@@ -1,6 +1,7 @@
 //! The SQL, as plain functions over a connection (tested on in-memory databases).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -35,8 +36,8 @@ pub struct PairUpdate {
     pub state: PairState,
     /// When it entered that state.
     pub since: i64,
-    /// Details of the latest answer.
-    pub details: ListingDetails,
+    /// Details of the latest answer (shared with the listing period).
+    pub details: Arc<ListingDetails>,
 }
 
 /// What happens to listing periods in a sweep.
@@ -51,7 +52,7 @@ pub enum PeriodChange {
         /// Start.
         at: i64,
         /// Codes, TXT…
-        details: ListingDetails,
+        details: Arc<ListingDetails>,
         /// Part of the silent baseline.
         baseline: bool,
     },
@@ -525,11 +526,11 @@ mod tests {
     fn sweep_commit_round_trip() {
         let mut c = db();
         let id = begin_sweep(&c, 100).unwrap();
-        let d = ListingDetails {
+        let d = Arc::new(ListingDetails {
             codes: vec!["127.0.0.2".parse().unwrap()],
             txt: vec!["<b>x</b>".into()],
             ..Default::default()
-        };
+        });
         let commit = SweepCommit {
             sweep_id: id,
             finished_at: 110,

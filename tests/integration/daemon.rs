@@ -233,8 +233,13 @@ fn first_sweep_is_a_silent_baseline_and_kill_9_loses_nothing() {
         (done_sweeps(dir.path()) >= 1).then_some(())
     });
     let c = db(dir.path());
-    // already listed at start: recorded, shown, flagged baseline
-    assert_eq!(count(&c, "SELECT COUNT(*) FROM events WHERE kind = 'listed' AND target = '192.0.2.1' AND baseline = 1"), 1);
+    // already listed at start: recorded and shown (a baseline listing period), announced as one
+    // silent summary, not as a new listing
+    assert_eq!(
+        count(&c, "SELECT COUNT(*) FROM events WHERE kind = 'listed'"),
+        0
+    );
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM events WHERE kind = 'baseline' AND baseline = 1 AND details LIKE '%192.0.2.1%'"), 1);
     assert_eq!(count(&c, "SELECT COUNT(*) FROM listings WHERE target = '192.0.2.1' AND baseline = 1 AND ended_at IS NULL"), 1);
     // wait for the next sweep to be running, then kill -9 in the middle of it
     wait_for("a sweep in progress", Duration::from_secs(20), || {
@@ -269,9 +274,13 @@ fn first_sweep_is_a_silent_baseline_and_kill_9_loses_nothing() {
         0
     );
     assert!(count(&c, "SELECT COUNT(*) FROM events") >= before);
-    // the state carries on: still one listed event and one open period
+    // the state carries on: no `listed` event for what was already listed, no second baseline
     assert_eq!(
         count(&c, "SELECT COUNT(*) FROM events WHERE kind = 'listed'"),
+        0
+    );
+    assert_eq!(
+        count(&c, "SELECT COUNT(*) FROM events WHERE kind = 'baseline'"),
         1
     );
     assert_eq!(
