@@ -18,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, Mutex};
+use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::{Config, Schedule};
@@ -343,10 +344,15 @@ pub async fn run(
     let mut jobs = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
     sched.start().await?;
     // First sweep at start: do not wait a whole interval.
-    let _ = tx.send(Tick::Prune).await;
     let _ = tx.send(Tick::Sweep).await;
+    let _ = tx.send(Tick::Prune).await;
 
-    let mut running: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    // Sweeps have their own slot: only another sweep makes one wait. Health checks and
+    // retention share a second slot; a health check is pointless while a sweep (which
+    // checks health first) runs.
+    let mut sweep_task: Option<JoinHandle<()>> = None;
+    let mut other_task: Option<JoinHandle<()>> = None;
+    let busy = |t: &Option<JoinHandle<()>>| t.as_ref().is_some_and(|h| !h.is_finished());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -364,31 +370,34 @@ pub async fn run(
                 }
             }
             Some(tick) = ticks.recv() => {
-                if running.as_ref().is_some_and(|h| !h.is_finished()) {
-                    if tick == Tick::Sweep {
+                let slot = match tick {
+                    Tick::Sweep if busy(&sweep_task) => {
                         tracing::warn!("a sweep is still running; this scheduled sweep is skipped");
+                        continue;
                     }
-                    continue;
-                }
+                    Tick::Sweep => &mut sweep_task,
+                    Tick::Health if busy(&sweep_task) || busy(&other_task) => continue,
+                    Tick::Prune if busy(&other_task) => continue,
+                    Tick::Health | Tick::Prune => &mut other_task,
+                };
                 let d = daemon.clone();
-                running = Some(tokio::spawn(async move {
+                *slot = Some(tokio::spawn(async move {
                     let r = match tick {
                         Tick::Sweep => d.sweep().await,
                         Tick::Health => d.health_check().await,
                         Tick::Prune => d.prune().await,
                     };
-                    if let Err(e) = &r {
+                    if let Err(e) = r {
                         tracing::error!(job = ?tick, error = %format!("{e:#}"), "job failed");
                     }
-                    r
                 }));
             }
         }
     }
     tracing::info!("stopping");
-    if let Some(h) = running.take() {
+    for h in [sweep_task.take(), other_task.take()].into_iter().flatten() {
         if !h.is_finished() {
-            tracing::info!("abandoning the running job");
+            tracing::info!("abandoning a running job");
             h.abort();
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;

@@ -336,6 +336,18 @@ fn sigterm_during_a_sweep_exits_0_within_5s_and_sighup_validates() {
         d.log().contains("configuration reloaded").then_some(())
     });
 
+    // the sweep takes ~20 s at 50 q/s while ticks come every second: none starts a second sweep
+    wait_for("a skipped tick", Duration::from_secs(10), || {
+        d.log()
+            .contains("still running; this scheduled sweep is skipped")
+            .then_some(())
+    });
+    assert_eq!(
+        count(&db(dir.path()), "SELECT COUNT(*) FROM sweeps"),
+        1,
+        "only one sweep ever started"
+    );
+
     d.signal("TERM");
     let (code, took) = d.wait_exit(Duration::from_secs(5));
     assert_eq!(code, Some(0), "{}", d.log());
