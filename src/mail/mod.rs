@@ -1,0 +1,318 @@
+//! Mail-server telemetry: queue depth, bounces, NDR volume.
+//!
+//! Each source kind is a pure parser tested on strings (`postqueue`,
+//! `postfix_log`, `exim`, `command`, `prometheus`) plus the thin reader here
+//! that runs the command or fetches the URL, always with a timeout. A failing
+//! source is logged and counted; it never stops the others.
+
+pub mod command;
+pub mod exim;
+pub mod postfix_log;
+pub mod postqueue;
+pub mod prometheus;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+
+use crate::secret::Secret;
+
+/// One measured value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// Metric name within its source (`queue_depth`, `ndr_generated`…).
+    pub metric: String,
+    /// Value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// A sample.
+    pub fn new(metric: &str, value: f64) -> Self {
+        Sample {
+            metric: metric.to_string(),
+            value,
+        }
+    }
+}
+
+/// A parse failure with its line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {msg}")]
+pub struct ParseError {
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub msg: String,
+}
+
+impl ParseError {
+    /// A new error.
+    pub fn new(line: usize, msg: String) -> Self {
+        ParseError { line, msg }
+    }
+}
+
+/// What a source reads.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// `postqueue -j` (or the configured command, e.g. `ssh mx1 postqueue -j`).
+    Postfix {
+        /// argv.
+        command: Vec<String>,
+    },
+    /// The Postfix log file, followed across rotation; position kept in the database.
+    PostfixLog {
+        /// The log file.
+        path: std::path::PathBuf,
+    },
+    /// `exim -bp`.
+    Exim {
+        /// argv.
+        command: Vec<String>,
+    },
+    /// Any command printing a number or a JSON object.
+    Command {
+        /// argv.
+        command: Vec<String>,
+    },
+    /// An HTTP endpoint returning JSON; values picked by JSON pointer.
+    HttpJson {
+        /// URL (may hold a token: secret).
+        url: Secret,
+        /// Optional header, e.g. `Authorization: Bearer …` (secret).
+        header: Option<(String, Secret)>,
+        /// metric name → JSON pointer.
+        values: BTreeMap<String, String>,
+    },
+    /// A Prometheus text endpoint; values picked by selector.
+    Prometheus {
+        /// URL (secret).
+        url: Secret,
+        /// Optional header (secret).
+        header: Option<(String, Secret)>,
+        /// metric name → selector.
+        metrics: BTreeMap<String, prometheus::Selector>,
+    },
+}
+
+/// A configured source.
+#[derive(Debug, Clone)]
+pub struct SourceConf {
+    /// Name (used in metric keys: `<name>.<metric>`).
+    pub name: String,
+    /// What to read.
+    pub kind: SourceKind,
+    /// How often.
+    pub interval: crate::config::Schedule,
+    /// Time allowed for one read. Defaults to 10 s.
+    pub timeout: Duration,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Over its timeout (the command was killed).
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The command could not start or exited non-zero.
+    #[error("{0}")]
+    Command(String),
+    /// HTTP failure.
+    #[error("{0}")]
+    Http(String),
+    /// Unparseable output.
+    #[error("cannot parse output: {0}")]
+    Parse(#[from] ParseError),
+    /// I/O.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs argv (no shell), returns stdout; kills the process if it runs over `timeout`.
+pub async fn run_command(argv: &[String], timeout: Duration) -> Result<String, SourceError> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| SourceError::Command("empty command".into()))?;
+    let mut child = tokio::process::Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| SourceError::Command(format!("cannot run {prog}: {e}")))?;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let work = async {
+        let mut o = Vec::new();
+        let mut e = Vec::new();
+        let (r1, r2) = tokio::join!(
+            async {
+                match out.as_mut() {
+                    Some(s) => s.take(64 << 20).read_to_end(&mut o).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            },
+            async {
+                match err.as_mut() {
+                    Some(s) => s.take(1 << 16).read_to_end(&mut e).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            }
+        );
+        r1?;
+        r2?;
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>((status, o, e))
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Err(_) => Err(SourceError::Timeout(timeout)),
+        Ok(Err(e)) => Err(SourceError::Io(e)),
+        Ok(Ok((status, o, e))) => {
+            if !status.success() {
+                let msg = String::from_utf8_lossy(&e);
+                return Err(SourceError::Command(format!(
+                    "{prog} exited with {status}: {}",
+                    msg.trim()
+                )));
+            }
+            Ok(String::from_utf8_lossy(&o).into_owned())
+        }
+    }
+}
+
+/// Fetches a URL's body as text, with the timeout.
+pub async fn fetch(
+    url: &Secret,
+    header: Option<&(String, Secret)>,
+    timeout: Duration,
+) -> Result<String, SourceError> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| SourceError::Http(e.to_string()))?;
+    let mut req = client.get(url.expose());
+    if let Some((k, v)) = header {
+        req = req.header(k.as_str(), v.expose());
+    }
+    // Error texts from reqwest include the URL, which may carry a token: never show them raw.
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| SourceError::Http(redacted_http_error(&e)))?;
+    if !resp.status().is_success() {
+        return Err(SourceError::Http(format!("HTTP status {}", resp.status())));
+    }
+    resp.text()
+        .await
+        .map_err(|e| SourceError::Http(redacted_http_error(&e)))
+}
+
+fn redacted_http_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else if e.is_decode() || e.is_body() {
+        "bad response body".into()
+    } else {
+        "request failed".into()
+    }
+}
+
+/// Picks values out of a JSON document by pointer.
+pub fn pick_json(text: &str, values: &BTreeMap<String, String>) -> Result<Vec<Sample>, ParseError> {
+    let doc: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ParseError::new(e.line(), format!("not JSON: {e}")))?;
+    let mut out = Vec::new();
+    for (name, ptr) in values {
+        let v = doc
+            .pointer(ptr)
+            .ok_or_else(|| ParseError::new(1, format!("{ptr} not found")))?;
+        let n = v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| ParseError::new(1, format!("{ptr} is not a number")))?;
+        out.push(Sample::new(name, n));
+    }
+    Ok(out)
+}
+
+/// Reads a source once (except `postfix_log`, which the daemon reads with its stored position).
+pub async fn read(src: &SourceConf, now: i64) -> Result<Vec<Sample>, SourceError> {
+    let t = src.timeout;
+    match &src.kind {
+        SourceKind::Postfix { command } => {
+            Ok(postqueue::parse(&run_command(command, t).await?, now)?)
+        }
+        SourceKind::Exim { command } => Ok(exim::parse(&run_command(command, t).await?)?),
+        SourceKind::Command { command } => Ok(command::parse(&run_command(command, t).await?)?),
+        SourceKind::HttpJson {
+            url,
+            header,
+            values,
+        } => Ok(pick_json(&fetch(url, header.as_ref(), t).await?, values)?),
+        SourceKind::Prometheus {
+            url,
+            header,
+            metrics,
+        } => {
+            let text = fetch(url, header.as_ref(), t).await?;
+            let mut out = Vec::new();
+            for (name, sel) in metrics {
+                let v = prometheus::pick(&text, sel)?.unwrap_or(0.0);
+                out.push(Sample::new(name, v));
+            }
+            Ok(out)
+        }
+        SourceKind::PostfixLog { .. } => Err(SourceError::Command(
+            "postfix_log sources are read with their stored position".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hanging_command_is_killed_at_its_timeout() {
+        let started = std::time::Instant::now();
+        let r = run_command(&["sleep".into(), "30".into()], Duration::from_millis(300)).await;
+        assert!(matches!(r, Err(SourceError::Timeout(_))), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn failing_commands_are_clear_errors() {
+        let r = run_command(
+            &["sh".into(), "-c".into(), "echo oops >&2; exit 3".into()],
+            Duration::from_secs(5),
+        )
+        .await;
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("oops") && e.contains("3"), "{e}");
+        assert!(
+            run_command(&["/nonexistent/x".into()], Duration::from_secs(1))
+                .await
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn json_pointers() {
+        let v: BTreeMap<String, String> = [("q".to_string(), "/queue/total".to_string())]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            pick_json(r#"{"queue": {"total": 12}}"#, &v).unwrap()[0].value,
+            12.0
+        );
+        assert!(pick_json(r#"{"queue": {}}"#, &v).is_err());
+        assert!(pick_json("<html>", &v).is_err());
+    }
+}
