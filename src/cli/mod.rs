@@ -4,6 +4,7 @@
 mod check;
 mod daemon_cmd;
 mod lists;
+mod probe_cmd;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,12 @@ pub enum Command {
     Status(daemon_cmd::StatusArgs),
     /// Listing history of a target from the database.
     History(daemon_cmd::HistoryArgs),
+    /// Probe a mail server now.
+    Probe {
+        /// Which probe.
+        #[command(subcommand)]
+        cmd: probe_cmd::ProbeCmd,
+    },
 }
 
 /// `rblwatch config …`
@@ -87,6 +94,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Daemon(a) => daemon_cmd::daemon(cfg_path.as_deref(), a).await,
         Command::Status(a) => daemon_cmd::status(cfg_path.as_deref(), a).await,
         Command::History(a) => daemon_cmd::history(cfg_path.as_deref(), a).await,
+        Command::Probe { cmd } => probe_cmd::run(cmd).await,
     };
     match result {
         Ok(code) => code,

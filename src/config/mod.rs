@@ -105,8 +105,23 @@ pub struct Config {
     pub targets: Vec<TargetConf>,
     /// Daemon settings.
     pub daemon: DaemonConf,
+    /// Mail telemetry sources.
+    pub sources: Vec<crate::mail::SourceConf>,
+    /// Backscatter probes.
+    pub probes: Vec<ProbeConf>,
+    /// Spike rules.
+    pub spikes: Vec<crate::spike::SpikeRule>,
     /// Warnings found while validating (retired lists named, …).
     pub warnings: Vec<String>,
+}
+
+/// A configured backscatter probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeConf {
+    /// What to probe.
+    pub opts: crate::smtp_probe::ProbeOpts,
+    /// How often. Defaults to every hour.
+    pub interval: Schedule,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -260,6 +275,7 @@ impl Config {
             sample_retention_days: d.sample_retention_days.unwrap_or(30).max(1),
         };
 
+        let (sources, probes, spikes) = mail_config(&raw, &err)?;
         let mut cfg = Config {
             path: path.to_path_buf(),
             resolver,
@@ -267,6 +283,9 @@ impl Config {
             keys,
             targets,
             daemon,
+            sources,
+            probes,
+            spikes,
             warnings: vec![],
         };
         // Check list ids against the catalog now, so `config check` catches typos.
@@ -419,8 +438,270 @@ fn unreachable_config(e: ConfigError) -> Config {
             retention_days: 400,
             sample_retention_days: 30,
         },
+        sources: vec![],
+        probes: vec![],
+        spikes: vec![],
         warnings: vec![],
     }
+}
+
+type ErrFn<'a> = dyn Fn(std::ops::Range<usize>, String) -> ConfigError + 'a;
+
+/// Validates `[[sources]]`, `[[probes]]` and `[[spikes]]`.
+#[allow(clippy::type_complexity)]
+fn mail_config(
+    raw: &raw::RawConfig,
+    err: &ErrFn<'_>,
+) -> Result<
+    (
+        Vec<crate::mail::SourceConf>,
+        Vec<ProbeConf>,
+        Vec<crate::spike::SpikeRule>,
+    ),
+    ConfigError,
+> {
+    use crate::mail::{prometheus::Selector, SourceConf, SourceKind};
+    use raw::RawSourceKind as K;
+    let dur = |v: &Option<toml::Spanned<String>>,
+               key: &str,
+               default: Duration|
+     -> Result<Duration, ConfigError> {
+        match v {
+            Some(s) => {
+                parse_duration(s.get_ref()).map_err(|m| err(s.span(), format!("{key}: {m}")))
+            }
+            None => Ok(default),
+        }
+    };
+    let mut sources = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, s) in raw.sources.iter().enumerate() {
+        let key = format!("sources[{i}]");
+        let name = s.name.get_ref().trim().to_string();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(err(
+                s.name.span(),
+                format!("{key}.name: {name:?} must be letters, digits, '-' or '_'"),
+            ));
+        }
+        if !names.insert(name.clone()) {
+            return Err(err(
+                s.name.span(),
+                format!("{key}.name: {name:?} is used twice"),
+            ));
+        }
+        let need_url = |k: &str| -> Result<Secret, ConfigError> {
+            let u = s
+                .url
+                .as_ref()
+                .ok_or_else(|| err(s.name.span(), format!("{key}: kind {k} needs `url`")))?;
+            let secret = Secret::resolve(u.get_ref())
+                .map_err(|m| err(u.span(), format!("{key}.url: {m}")))?;
+            if !(secret.expose().starts_with("http://") || secret.expose().starts_with("https://"))
+            {
+                return Err(err(
+                    u.span(),
+                    format!("{key}.url: must start with http:// or https://"),
+                ));
+            }
+            Ok(secret)
+        };
+        let header = match &s.header {
+            Some(h) => {
+                let (k, v) = h.get_ref().split_once(':').ok_or_else(|| {
+                    err(h.span(), format!("{key}.header: expected \"Name: value\""))
+                })?;
+                let v = Secret::resolve(v.trim())
+                    .map_err(|m| err(h.span(), format!("{key}.header: {m}")))?;
+                Some((k.trim().to_string(), v))
+            }
+            None => None,
+        };
+        let argv = |default: &[&str]| -> Result<Vec<String>, ConfigError> {
+            let v = s
+                .command
+                .clone()
+                .unwrap_or_else(|| default.iter().map(|x| x.to_string()).collect());
+            if v.is_empty() || v[0].is_empty() {
+                return Err(err(
+                    s.name.span(),
+                    format!("{key}.command: must name a program (argv list, no shell)"),
+                ));
+            }
+            Ok(v)
+        };
+        let kind = match s.kind {
+            K::Postfix => SourceKind::Postfix {
+                command: argv(&["postqueue", "-j"])?,
+            },
+            K::Exim => SourceKind::Exim {
+                command: argv(&["exim", "-bp"])?,
+            },
+            K::Command => {
+                if s.command.is_none() {
+                    return Err(err(
+                        s.name.span(),
+                        format!("{key}: kind command needs `command`"),
+                    ));
+                }
+                SourceKind::Command {
+                    command: argv(&[])?,
+                }
+            }
+            K::PostfixLog => SourceKind::PostfixLog {
+                path: PathBuf::from(s.path.clone().ok_or_else(|| {
+                    err(
+                        s.name.span(),
+                        format!("{key}: kind postfix_log needs `path`"),
+                    )
+                })?),
+            },
+            K::HttpJson => {
+                if s.values.is_empty() {
+                    return Err(err(
+                        s.name.span(),
+                        format!("{key}: kind http_json needs `values` (name = JSON pointer)"),
+                    ));
+                }
+                for (n, p) in &s.values {
+                    if !crate::mail::command_name_ok(n) || !(p.is_empty() || p.starts_with('/')) {
+                        return Err(err(
+                            s.name.span(),
+                            format!("{key}.values.{n}: bad name or JSON pointer {p:?}"),
+                        ));
+                    }
+                }
+                SourceKind::HttpJson {
+                    url: need_url("http_json")?,
+                    header,
+                    values: s.values.clone(),
+                }
+            }
+            K::Prometheus => {
+                if s.metrics.is_empty() {
+                    return Err(err(
+                        s.name.span(),
+                        format!("{key}: kind prometheus needs `metrics` (name = selector)"),
+                    ));
+                }
+                let mut metrics = BTreeMap::new();
+                for (n, sel) in &s.metrics {
+                    let parsed = Selector::parse(sel.get_ref())
+                        .map_err(|m| err(sel.span(), format!("{key}.metrics.{n}: {m}")))?;
+                    metrics.insert(n.clone(), parsed);
+                }
+                SourceKind::Prometheus {
+                    url: need_url("prometheus")?,
+                    header,
+                    metrics,
+                }
+            }
+        };
+        let interval = match &s.interval {
+            Some(v) => Schedule::parse(v.get_ref())
+                .map_err(|m| err(v.span(), format!("{key}.interval: {m}")))?,
+            None => Schedule::Every(Duration::from_secs(60)),
+        };
+        let timeout = dur(
+            &s.timeout,
+            &format!("{key}.timeout"),
+            Duration::from_secs(10),
+        )?;
+        sources.push(SourceConf {
+            name,
+            kind,
+            interval,
+            timeout,
+        });
+    }
+    let host = hostname();
+    let mut probes = Vec::new();
+    for (i, p) in raw.probes.iter().enumerate() {
+        let key = format!("probes[{i}]");
+        let domain = crate::target::parse_domain(p.domain.get_ref())
+            .map_err(|e| err(p.domain.span(), format!("{key}.domain: {e}")))?;
+        let server = p.server.get_ref().trim().to_string();
+        let server =
+            if server.contains(':') && !server.starts_with('[') && server.matches(':').count() == 1
+                || server.starts_with('[')
+            {
+                server
+            } else {
+                format!("{server}:25")
+            };
+        if server
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(err(
+                p.server.span(),
+                format!("{key}.server: expected host or host:port"),
+            ));
+        }
+        let interval = match &p.interval {
+            Some(v) => Schedule::parse(v.get_ref())
+                .map_err(|m| err(v.span(), format!("{key}.interval: {m}")))?,
+            None => Schedule::Every(Duration::from_secs(3600)),
+        };
+        let opts = crate::smtp_probe::ProbeOpts {
+            server,
+            mail_from: p
+                .mail_from
+                .clone()
+                .unwrap_or_else(|| format!("postmaster@{domain}")),
+            domain,
+            helo: p.helo.clone().unwrap_or_else(|| host.clone()),
+            control: p.control.clone().unwrap_or_else(|| "postmaster".into()),
+            timeout: dur(
+                &p.timeout,
+                &format!("{key}.timeout"),
+                Duration::from_secs(10),
+            )?,
+        };
+        probes.push(ProbeConf { opts, interval });
+    }
+    let mut spikes = Vec::new();
+    for (i, s) in raw.spikes.iter().enumerate() {
+        let key = format!("spikes[{i}]");
+        let metric = s.metric.get_ref().trim().to_string();
+        let known = metric
+            .split_once('.')
+            .is_some_and(|(src, m)| names.contains(src) && !m.is_empty());
+        if !known {
+            return Err(err(s.metric.span(), format!("{key}.metric: {metric:?} must be <source name>.<metric>, with a source from [[sources]]")));
+        }
+        if s.above.is_none() && s.rate.is_none() && s.baseline_factor.is_none() {
+            return Err(err(
+                s.metric.span(),
+                format!("{key}: give at least one of above, rate, baseline_factor"),
+            ));
+        }
+        spikes.push(crate::spike::SpikeRule {
+            metric,
+            kind: s.kind,
+            above: s.above,
+            rate: s.rate,
+            baseline_factor: s.baseline_factor,
+            floor: s.floor.unwrap_or(10.0),
+            clear_after: s.clear_after.unwrap_or(2).max(1),
+            clear_ratio: s.clear_ratio.unwrap_or(0.8).clamp(0.0, 1.0),
+        });
+    }
+    Ok((sources, probes, spikes))
+}
+
+/// The system's host name (for EHLO), or `localhost`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The system's name servers (`/etc/resolv.conf`), via hickory-resolver.

@@ -20,6 +20,65 @@ pub(super) struct RawConfig {
     pub(super) targets: Vec<RawTarget>,
     #[serde(default)]
     pub(super) daemon: RawDaemon,
+    #[serde(default)]
+    pub(super) sources: Vec<RawSource>,
+    #[serde(default)]
+    pub(super) probes: Vec<RawProbe>,
+    #[serde(default)]
+    pub(super) spikes: Vec<RawSpike>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawSourceKind {
+    Postfix,
+    PostfixLog,
+    Exim,
+    Command,
+    HttpJson,
+    Prometheus,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub(super) name: Spanned<String>,
+    pub(super) kind: RawSourceKind,
+    pub(super) command: Option<Vec<String>>,
+    pub(super) path: Option<String>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) values: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) metrics: BTreeMap<String, Spanned<String>>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProbe {
+    pub(super) domain: Spanned<String>,
+    pub(super) server: Spanned<String>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) helo: Option<String>,
+    pub(super) mail_from: Option<String>,
+    pub(super) control: Option<String>,
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSpike {
+    pub(super) metric: Spanned<String>,
+    pub(super) kind: crate::spike::SpikeKind,
+    pub(super) above: Option<f64>,
+    pub(super) rate: Option<f64>,
+    pub(super) baseline_factor: Option<f64>,
+    pub(super) floor: Option<f64>,
+    pub(super) clear_after: Option<u32>,
+    pub(super) clear_ratio: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -10,6 +10,7 @@
 //! Shutdown is a parameter: when it fires, a running sweep is abandoned (its
 //! transaction never started) and [`run`] returns.
 
+mod mail;
 mod sweep;
 
 use std::collections::{HashMap, HashSet};
@@ -36,7 +37,7 @@ pub fn now() -> i64 {
 }
 
 /// What the scheduler asks the main loop to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tick {
     /// Run a DNSBL sweep (with its health check first).
     Sweep,
@@ -44,6 +45,10 @@ pub enum Tick {
     Health,
     /// Apply retention.
     Prune,
+    /// Read mail source `n`.
+    Source(usize),
+    /// Run backscatter probe `n`.
+    Probe(usize),
 }
 
 /// How the daemon runs.
@@ -133,6 +138,8 @@ pub struct Daemon {
     runtime: RwLock<Arc<Runtime>>,
     memory: Mutex<Memory>,
     events: broadcast::Sender<Event>,
+    /// Mail-source reads that failed since start (logged and counted).
+    pub source_failures: std::sync::atomic::AtomicU64,
 }
 
 impl Daemon {
@@ -176,6 +183,7 @@ impl Daemon {
             runtime: RwLock::new(Arc::new(rt)),
             memory: Mutex::new(mem),
             events,
+            source_failures: Default::default(),
         }))
     }
 
@@ -327,7 +335,16 @@ pub async fn run(
     if mode == Mode::Once {
         let work = async {
             daemon.prune().await?;
-            daemon.clone().sweep().await?;
+            let rt = daemon.runtime();
+            if !rt.cfg.targets.is_empty() {
+                daemon.clone().sweep().await?;
+            }
+            for i in 0..rt.cfg.sources.len() {
+                daemon.clone().read_source(i).await?;
+            }
+            for i in 0..rt.cfg.probes.len() {
+                daemon.clone().run_probe(i).await?;
+            }
             anyhow::Ok(())
         };
         tokio::select! {
@@ -344,7 +361,19 @@ pub async fn run(
     let mut jobs = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
     sched.start().await?;
     // First sweep at start: do not wait a whole interval.
-    let _ = tx.send(Tick::Sweep).await;
+    // First runs at start: do not wait a whole interval.
+    {
+        let cfg = &daemon.runtime().cfg;
+        if !cfg.targets.is_empty() {
+            let _ = tx.send(Tick::Sweep).await;
+        }
+        for i in 0..cfg.sources.len() {
+            let _ = tx.send(Tick::Source(i)).await;
+        }
+        for i in 0..cfg.probes.len() {
+            let _ = tx.send(Tick::Probe(i)).await;
+        }
+    }
     let _ = tx.send(Tick::Prune).await;
 
     // Sweeps have their own slot: only another sweep makes one wait. Health checks and
@@ -352,6 +381,8 @@ pub async fn run(
     // checks health first) runs.
     let mut sweep_task: Option<JoinHandle<()>> = None;
     let mut other_task: Option<JoinHandle<()>> = None;
+    let mut mail_tasks: std::collections::HashMap<Tick, JoinHandle<()>> =
+        std::collections::HashMap::new();
     let busy = |t: &Option<JoinHandle<()>>| t.as_ref().is_some_and(|h| !h.is_finished());
     tokio::pin!(shutdown);
     loop {
@@ -370,6 +401,24 @@ pub async fn run(
                 }
             }
             Some(tick) = ticks.recv() => {
+                if let Tick::Source(_) | Tick::Probe(_) = tick {
+                    if mail_tasks.get(&tick).is_some_and(|h| !h.is_finished()) {
+                        tracing::debug!(job = ?tick, "still running; skipped");
+                        continue;
+                    }
+                    let d = daemon.clone();
+                    mail_tasks.insert(tick, tokio::spawn(async move {
+                        let r = match tick {
+                            Tick::Source(i) => d.read_source(i).await,
+                            Tick::Probe(i) => d.run_probe(i).await,
+                            _ => Ok(()),
+                        };
+                        if let Err(e) = r {
+                            tracing::error!(job = ?tick, error = %format!("{e:#}"), "job failed");
+                        }
+                    }));
+                    continue;
+                }
                 let slot = match tick {
                     Tick::Sweep if busy(&sweep_task) => {
                         tracing::warn!("a sweep is still running; this scheduled sweep is skipped");
@@ -378,7 +427,7 @@ pub async fn run(
                     Tick::Sweep => &mut sweep_task,
                     Tick::Health if busy(&sweep_task) || busy(&other_task) => continue,
                     Tick::Prune if busy(&other_task) => continue,
-                    Tick::Health | Tick::Prune => &mut other_task,
+                    Tick::Health | Tick::Prune | Tick::Source(_) | Tick::Probe(_) => &mut other_task,
                 };
                 let d = daemon.clone();
                 *slot = Some(tokio::spawn(async move {
@@ -386,6 +435,7 @@ pub async fn run(
                         Tick::Sweep => d.sweep().await,
                         Tick::Health => d.health_check().await,
                         Tick::Prune => d.prune().await,
+                        Tick::Source(_) | Tick::Probe(_) => Ok(()),
                     };
                     if let Err(e) = r {
                         tracing::error!(job = ?tick, error = %format!("{e:#}"), "job failed");
@@ -395,7 +445,11 @@ pub async fn run(
         }
     }
     tracing::info!("stopping");
-    for h in [sweep_task.take(), other_task.take()].into_iter().flatten() {
+    for h in [sweep_task.take(), other_task.take()]
+        .into_iter()
+        .flatten()
+        .chain(mail_tasks.into_values())
+    {
         if !h.is_finished() {
             tracing::info!("abandoning a running job");
             h.abort();

@@ -98,6 +98,21 @@ CREATE TABLE metric_hourly (
     PRIMARY KEY (source, metric, hour)
 ) WITHOUT ROWID;
 "#,
+    // 2: mail telemetry state (log positions, spike and probe states) and probe results
+    r#"
+CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE probe_results (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    domain TEXT NOT NULL,
+    server TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    catch_all_suspected INTEGER NOT NULL,
+    why TEXT NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE INDEX probe_results_domain ON probe_results (domain, at);
+"#,
 ];
 
 /// Applies every migration newer than the database.

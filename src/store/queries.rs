@@ -512,6 +512,57 @@ pub fn insert_sample(
     Ok(())
 }
 
+/// Reads a JSON state value (log position, spike state…).
+pub fn get_state<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    key: &str,
+) -> anyhow::Result<Option<T>> {
+    let v: Option<String> = c
+        .query_row(
+            "SELECT value FROM state WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+/// Writes a JSON state value.
+pub fn put_state<T: Serialize>(c: &Connection, key: &str, v: &T, at: i64) -> anyhow::Result<()> {
+    c.execute(
+        "INSERT INTO state (key, value, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET value = ?2, updated_at = ?3",
+        params![key, json(v), at],
+    )?;
+    Ok(())
+}
+
+/// Raw samples of a metric since `since`.
+pub fn samples_since(
+    c: &Connection,
+    source: &str,
+    metric: &str,
+    since: i64,
+) -> anyhow::Result<Vec<(i64, f64)>> {
+    let mut st = c.prepare_cached("SELECT at, value FROM metric_samples WHERE source = ?1 AND metric = ?2 AND at >= ?3 ORDER BY at")?;
+    let rows = st.query_map(params![source, metric, since], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Stores a probe result.
+pub fn insert_probe(
+    c: &Connection,
+    at: i64,
+    r: &crate::smtp_probe::ProbeReport,
+) -> anyhow::Result<()> {
+    c.execute(
+        "INSERT INTO probe_results (at, domain, server, verdict, catch_all_suspected, why, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![at, r.domain, r.server, r.verdict.as_str(), r.catch_all_suspected, r.why, json(r)],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

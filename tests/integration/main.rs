@@ -7,4 +7,5 @@ mod cli;
 mod config;
 mod daemon;
 mod dnsbl;
+mod mail;
 mod util;

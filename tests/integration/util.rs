@@ -202,3 +202,158 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A private Postfix instance on a free loopback port (vulnerable configuration at start); stopped on drop.
+pub struct Postfix {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Postfix {
+    pub fn start() -> Self {
+        assert!(
+            Path::new("/usr/sbin/postfix").exists(),
+            "postfix is not installed: run `scripts/test` (it apt-installs postfix with 'No configuration')"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("rblwatch-postfix")
+            .tempdir()
+            .expect("tempdir");
+        chmod(dir.path(), 0o755);
+        for _ in 0..3 {
+            let port = free_tcp_port();
+            if Self::script(&["start", dir.path().to_str().unwrap(), &port.to_string()]) {
+                let pf = Postfix { dir, port };
+                wait_for("postfix to listen", Duration::from_secs(10), || {
+                    std::net::TcpStream::connect(("127.0.0.1", port))
+                        .ok()
+                        .map(|_| ())
+                });
+                return pf;
+            }
+        }
+        panic!("postfix would not start");
+    }
+
+    fn script(args: &[&str]) -> bool {
+        Command::new(fixtures().join("postfix-instance.sh"))
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    pub fn conf(&self) -> PathBuf {
+        self.dir.path().join("postfix-conf")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("maillog")
+    }
+
+    pub fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn strict(&self) {
+        assert!(Self::script(&["strict", self.dir.path().to_str().unwrap()]));
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+
+    pub fn queue_json(&self) -> String {
+        let o = Command::new("postqueue")
+            .args(["-c", self.conf().to_str().unwrap(), "-j"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Sends `n` messages from a forged sender to random nonexistent users; returns how many were accepted.
+    pub fn attack(&self, n: usize) -> usize {
+        let mut accepted = 0;
+        for i in 0..n {
+            if smtp_send(
+                &self.server(),
+                "victim@victim.test",
+                &format!("nouser-{:08x}@example.test", fastrand::u32(..)),
+                &format!("attack {i}"),
+            ) {
+                accepted += 1;
+            }
+        }
+        accepted
+    }
+
+    /// Waits until nothing is in incoming/active/maildrop (all NDRs created and deferred).
+    pub fn settle(&self) {
+        wait_for("the queue to settle", Duration::from_secs(30), || {
+            let q = self.queue_json();
+            (!q.contains("\"queue_name\": \"incoming\"")
+                && !q.contains("\"queue_name\": \"active\"")
+                && !q.contains("\"queue_name\": \"maildrop\""))
+            .then_some(())
+        });
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        Self::script(&["stop", self.dir.path().to_str().unwrap()]);
+    }
+}
+
+/// A minimal SMTP client: true when the message was accepted (250 after DATA).
+pub fn smtp_send(server: &str, from: &str, to: &str, body: &str) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let Ok(s) = std::net::TcpStream::connect(server) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let reply = |r: &mut BufReader<std::net::TcpStream>| -> u16 {
+        loop {
+            let mut l = String::new();
+            if r.read_line(&mut l).unwrap_or(0) == 0 {
+                return 0;
+            }
+            if l.as_bytes().get(3) != Some(&b'-') {
+                return l.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+            }
+        }
+    };
+    if reply(&mut r) != 220 {
+        return false;
+    }
+    let mut cmd = |c: &str, r: &mut BufReader<std::net::TcpStream>| -> u16 {
+        w.write_all(format!("{c}\r\n").as_bytes()).ok();
+        reply(r)
+    };
+    if cmd("EHLO attacker.test", &mut r) != 250
+        || cmd(&format!("MAIL FROM:<{from}>"), &mut r) != 250
+    {
+        return false;
+    }
+    if cmd(&format!("RCPT TO:<{to}>"), &mut r) / 100 != 2 {
+        cmd("QUIT", &mut r);
+        return false;
+    }
+    if cmd("DATA", &mut r) != 354 {
+        return false;
+    }
+    let ok = cmd(
+        &format!("Subject: test\r\nFrom: <{from}>\r\nTo: <{to}>\r\n\r\n{body}\r\n."),
+        &mut r,
+    ) == 250;
+    cmd("QUIT", &mut r);
+    ok
+}

@@ -1,0 +1,151 @@
+//! Mail telemetry jobs: read a source, store its samples, run the spike rules;
+//! run a backscatter probe. Each job's writes (samples, log position, spike
+//! state, events) go in one transaction, so a crash never double-counts a log.
+
+use std::sync::Arc;
+
+use super::{now, Daemon};
+use crate::evaluator::{Event, EventKind};
+use crate::mail::{self, postfix_log, SourceKind};
+use crate::smtp_probe::{self, RndrVerdict};
+use crate::spike::{self, SpikeState};
+use crate::store;
+
+impl Daemon {
+    /// Reads source `i` once. A failing source is logged and counted; it never stops the daemon.
+    pub async fn read_source(self: Arc<Self>, i: usize) -> anyhow::Result<()> {
+        let rt = self.runtime();
+        let Some(src) = rt.cfg.sources.get(i).cloned() else {
+            return Ok(());
+        };
+        let at = now();
+        let name = src.name.clone();
+        let (samples, position) = match &src.kind {
+            SourceKind::PostfixLog { path } => {
+                let key = format!("logpos:{name}");
+                let k2 = key.clone();
+                let pos: Option<postfix_log::LogPosition> =
+                    self.store.call(move |c| store::get_state(c, &k2)).await?;
+                let path = path.clone();
+                let read =
+                    tokio::task::spawn_blocking(move || postfix_log::read_new(&path, pos)).await?;
+                match read {
+                    Ok((text, newpos)) => {
+                        (Ok(postfix_log::count(&text).samples()), Some((key, newpos)))
+                    }
+                    Err(e) => (Err(mail::SourceError::Io(e)), None),
+                }
+            }
+            _ => (mail::read(&src, at).await, None),
+        };
+        let samples = match samples {
+            Ok(s) => s,
+            Err(e) => {
+                self.source_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(source = %name, error = %e, "mail source failed");
+                return Ok(());
+            }
+        };
+        let rules: Vec<_> = rt
+            .cfg
+            .spikes
+            .iter()
+            .filter(|r| r.metric.split_once('.').is_some_and(|(s, _)| s == name))
+            .cloned()
+            .collect();
+        let n2 = name.clone();
+        let events = self
+            .store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let mut events = Vec::new();
+                for rule in &rules {
+                    let metric = rule.metric.split_once('.').map(|(_, m)| m).unwrap_or("");
+                    let Some(sample) = samples.iter().find(|s| s.metric == metric) else { continue };
+                    let mut history: Vec<f64> = store::samples_since(&tx, &n2, metric, at - 86_400)?.into_iter().map(|(_, v)| v).collect();
+                    let median = spike::median(&mut history);
+                    let key = format!("spike:{}:{:?}", rule.metric, rule.kind);
+                    let prev: SpikeState = store::get_state(&tx, &key)?.unwrap_or_default();
+                    let (next, ev) = spike::evaluate(rule, prev, sample.value, median, at);
+                    store::put_state(&tx, &key, &next, at)?;
+                    if let Some((kind, figures)) = ev {
+                        let summary = match kind {
+                            EventKind::QueueSpike | EventKind::NdrSpike => {
+                                format!("{} on {}: {} = {} ({})", kind.as_str(), n2, metric, sample.value, figures.triggers.join("; "))
+                            }
+                            _ => format!("{} on {}: {} = {} is back to normal", kind.as_str(), n2, metric, sample.value),
+                        };
+                        let mut e = Event::new(kind, at, summary, serde_json::json!({ "source": n2, "metric": rule.metric, "figures": figures }));
+                        e.list = Some(n2.clone());
+                        e.target = Some(rule.metric.clone());
+                        events.push(store::insert_event(&tx, &e)?);
+                    }
+                }
+                for s in &samples {
+                    store::insert_sample(&tx, &n2, &s.metric, at, s.value)?;
+                }
+                if let Some((key, pos)) = &position {
+                    store::put_state(&tx, key, pos, at)?;
+                }
+                tx.commit()?;
+                Ok(events)
+            })
+            .await?;
+        tracing::debug!(source = %name, "mail source read");
+        self.publish(events);
+        Ok(())
+    }
+
+    /// Runs backscatter probe `i` once.
+    pub async fn run_probe(self: Arc<Self>, i: usize) -> anyhow::Result<()> {
+        let rt = self.runtime();
+        let Some(p) = rt.cfg.probes.get(i).cloned() else {
+            return Ok(());
+        };
+        let report = smtp_probe::probe(&p.opts).await;
+        let at = now();
+        tracing::info!(domain = %report.domain, server = %report.server, verdict = report.verdict.as_str(), why = %report.why, "backscatter probe");
+        let events = self
+            .store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                store::insert_probe(&tx, at, &report)?;
+                let key = format!("probe:{}:{}", report.domain, report.server);
+                let was_vulnerable: bool = store::get_state(&tx, &key)?.unwrap_or(false);
+                let kind = match (report.verdict, was_vulnerable) {
+                    (RndrVerdict::AcceptsUnknown, false) => Some(EventKind::RndrVulnerable),
+                    (RndrVerdict::RejectsUnknown, true) => Some(EventKind::RndrVulnerableCleared),
+                    _ => None,
+                };
+                let mut events = Vec::new();
+                if let Some(kind) = kind {
+                    store::put_state(&tx, &key, &(kind == EventKind::RndrVulnerable), at)?;
+                    let summary = match kind {
+                        EventKind::RndrVulnerable => format!(
+                            "{} accepts mail for unknown recipients of {}: backscatter risk",
+                            report.server, report.domain
+                        ),
+                        _ => format!(
+                            "{} rejects unknown recipients of {} again",
+                            report.server, report.domain
+                        ),
+                    };
+                    let mut e = Event::new(
+                        kind,
+                        at,
+                        summary,
+                        serde_json::to_value(&report).unwrap_or_default(),
+                    );
+                    e.target = Some(report.domain.clone());
+                    e.list = Some(report.server.clone());
+                    events.push(store::insert_event(&tx, &e)?);
+                }
+                tx.commit()?;
+                Ok(events)
+            })
+            .await?;
+        self.publish(events);
+        Ok(())
+    }
+}
