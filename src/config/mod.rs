@@ -515,8 +515,17 @@ fn mail_config(
                 let (k, v) = h.get_ref().split_once(':').ok_or_else(|| {
                     err(h.span(), format!("{key}.header: expected \"Name: value\""))
                 })?;
-                let v = Secret::resolve(v.trim())
-                    .map_err(|m| err(h.span(), format!("{key}.header: {m}")))?;
+                // "Bearer env:TOKEN": the scheme word stays, the reference after it is resolved
+                let v = v.trim();
+                let v = match v.rsplit_once(' ') {
+                    Some((scheme, r)) if r.starts_with("env:") || r.starts_with("file:") => {
+                        let t = Secret::resolve(r)
+                            .map_err(|m| err(h.span(), format!("{key}.header: {m}")))?;
+                        Secret::new(format!("{scheme} {}", t.expose()))
+                    }
+                    _ => Secret::resolve(v)
+                        .map_err(|m| err(h.span(), format!("{key}.header: {m}")))?,
+                };
                 Some((k.trim().to_string(), v))
             }
             None => None,

@@ -238,3 +238,66 @@ fn unreachable_smtp_host_is_inconclusive() {
         stdout(&o)
     );
 }
+
+#[test]
+fn http_json_and_prometheus_sources_through_a_real_http_server() {
+    let http = crate::util::HttpFixture::serve(vec![
+        ("/stats", "application/json", r#"{"queue": {"total": 12, "bounces": "3"}}"#.to_string()),
+        (
+            "/metrics",
+            "text/plain; version=0.0.4",
+            "# TYPE postfix_showq_message_age_seconds_count counter\npostfix_showq_message_age_seconds_count{queue=\"deferred\"} 57\npostfix_showq_message_age_seconds_count{queue=\"hold\"} 4\n".to_string(),
+        ),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[daemon]
+database = "rblwatch.db"
+
+[[sources]]
+name = "exchange"
+kind = "http_json"
+url = "http://127.0.0.1:{port}/stats"
+header = "Authorization: Bearer env:RBLWATCH_TEST_TOKEN"
+values = {{ queue_depth = "/queue/total", queue_bounces = "/queue/bounces" }}
+
+[[sources]]
+name = "exporter"
+kind = "prometheus"
+url = "http://127.0.0.1:{port}/metrics"
+metrics = {{ deferred = 'postfix_showq_message_age_seconds_count{{queue="deferred"}}', all = "postfix_showq_message_age_seconds_count" }}
+
+[[sources]]
+name = "down"
+kind = "prometheus"
+url = "http://127.0.0.1:{dead}/metrics?token=sekrit-in-url"
+metrics = {{ x = "y" }}
+timeout = "1s"
+"#,
+        port = http.port,
+        dead = free_tcp_port()
+    );
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rblwatch"))
+        .args(["daemon", "--once", "-C", cfg.to_str().unwrap()])
+        .env("RBLWATCH_TEST_TOKEN", "tok-123")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c = Connection::open(dir.path().join("rblwatch.db")).unwrap();
+    assert_eq!(latest(&c, "exchange", "queue_depth"), 12.0);
+    assert_eq!(latest(&c, "exchange", "queue_bounces"), 3.0);
+    assert_eq!(latest(&c, "exporter", "deferred"), 57.0);
+    assert_eq!(latest(&c, "exporter", "all"), 61.0);
+    // the token went in the header, and a failing URL's secret never reaches the log
+    assert!(http.requests.lock().unwrap().iter().any(|r| r
+        .to_ascii_lowercase()
+        .contains("authorization: bearer tok-123")));
+    let log = stderr(&o);
+    assert!(log.contains("source=down"), "{log}");
+    assert!(
+        !log.contains("sekrit-in-url") && !log.contains("tok-123"),
+        "{log}"
+    );
+}

@@ -357,3 +357,36 @@ pub fn smtp_send(server: &str, from: &str, to: &str, body: &str) -> bool {
     cmd("QUIT", &mut r);
     ok
 }
+
+/// A tiny HTTP/1.1 server on a free loopback port serving fixed bodies by path; records requests.
+pub struct HttpFixture {
+    pub port: u16,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HttpFixture {
+    pub fn serve(routes: Vec<(&'static str, &'static str, String)>) -> Self {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reqs = requests.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut buf = vec![0u8; 65536];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                reqs.lock().unwrap().push(req);
+                let (status, ctype, body) = routes
+                    .iter()
+                    .find(|(p, _, _)| *p == path)
+                    .map(|(_, c, b)| ("200 OK", *c, b.clone()))
+                    .unwrap_or(("404 Not Found", "text/plain", "not found".into()));
+                let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        HttpFixture { port, requests }
+    }
+}
