@@ -215,6 +215,8 @@ pub enum EventKind {
     RndrVulnerableCleared,
     /// A target's first sweep: one summary of what was already listed (silent).
     Baseline,
+    /// A remediation hook failed or timed out.
+    HookFailed,
 }
 
 impl EventKind {
@@ -232,6 +234,7 @@ impl EventKind {
             EventKind::RndrVulnerable => "rndr_vulnerable",
             EventKind::RndrVulnerableCleared => "rndr_vulnerable_cleared",
             EventKind::Baseline => "baseline",
+            EventKind::HookFailed => "hook_failed",
         }
     }
 
@@ -246,7 +249,9 @@ impl EventKind {
             EventKind::Listed | EventKind::NdrSpike | EventKind::RndrVulnerable => {
                 Severity::Critical
             }
-            EventKind::ListUnhealthy | EventKind::QueueSpike => Severity::Warning,
+            EventKind::ListUnhealthy | EventKind::QueueSpike | EventKind::HookFailed => {
+                Severity::Warning
+            }
             _ => Severity::Info,
         }
     }

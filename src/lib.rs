@@ -28,6 +28,7 @@
 //! Listings, spikes and probe results all become [`evaluator::Event`]s on the
 //! same path: evaluator → store → hooks/alerts → web.
 
+pub mod actions;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -3,6 +3,7 @@
 
 mod check;
 mod daemon_cmd;
+mod hooks_cmd;
 mod lists;
 mod probe_cmd;
 pub mod text;
@@ -48,6 +49,12 @@ pub enum Command {
     Status(daemon_cmd::StatusArgs),
     /// Listing history of a target from the database.
     History(daemon_cmd::HistoryArgs),
+    /// Remediation hooks.
+    Hooks {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: hooks_cmd::HooksCmd,
+    },
     /// Probe a mail server now.
     Probe {
         /// Which probe.
@@ -95,6 +102,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Status(a) => daemon_cmd::status(cfg_path.as_deref(), a).await,
         Command::History(a) => daemon_cmd::history(cfg_path.as_deref(), a).await,
         Command::Probe { cmd } => probe_cmd::run(cmd).await,
+        Command::Hooks { cmd } => hooks_cmd::run(cfg_path.as_deref(), cmd).await,
     };
     match result {
         Ok(code) => code,

@@ -111,6 +111,8 @@ pub struct Config {
     pub probes: Vec<ProbeConf>,
     /// Spike rules.
     pub spikes: Vec<crate::spike::SpikeRule>,
+    /// Hooks, alert channels and alerting settings.
+    pub actions: crate::actions::Actions,
     /// Warnings found while validating (retired lists named, …).
     pub warnings: Vec<String>,
 }
@@ -276,6 +278,7 @@ impl Config {
         };
 
         let (sources, probes, spikes) = mail_config(&raw, &err)?;
+        let actions = actions_config(&raw, &err, &base)?;
         let mut cfg = Config {
             path: path.to_path_buf(),
             resolver,
@@ -286,6 +289,7 @@ impl Config {
             sources,
             probes,
             spikes,
+            actions,
             warnings: vec![],
         };
         // Check list ids against the catalog now, so `config check` catches typos.
@@ -441,8 +445,235 @@ fn unreachable_config(e: ConfigError) -> Config {
         sources: vec![],
         probes: vec![],
         spikes: vec![],
+        actions: Default::default(),
         warnings: vec![],
     }
+}
+
+/// Validates `[[hooks]]`, `[[alerts]]` and `[alerting]`.
+fn actions_config(
+    raw: &raw::RawConfig,
+    err: &ErrFn<'_>,
+    base: &Path,
+) -> Result<crate::actions::Actions, ConfigError> {
+    use crate::actions::alerts::{ChannelConf, ChannelKind, EmailConf, SmtpTls};
+    use crate::actions::hooks::{HookConf, HookMode};
+    use crate::actions::{Actions, AlertSettings};
+    use crate::evaluator::{EventKind, Severity};
+    let dur = |v: &Option<toml::Spanned<String>>,
+               key: &str,
+               default: Duration|
+     -> Result<Duration, ConfigError> {
+        match v {
+            Some(s) => {
+                parse_duration(s.get_ref()).map_err(|m| err(s.span(), format!("{key}: {m}")))
+            }
+            None => Ok(default),
+        }
+    };
+    let kinds = |v: &[toml::Spanned<String>], key: &str| -> Result<Vec<EventKind>, ConfigError> {
+        v.iter()
+            .map(|s| {
+                EventKind::parse(s.get_ref().trim()).ok_or_else(|| {
+                    err(s.span(), format!("{key}: unknown event {:?} (listed, delisted, list_unhealthy, list_recovered, queue_spike, ndr_spike, rndr_vulnerable, their *_cleared, baseline, hook_failed)", s.get_ref()))
+                })
+            })
+            .collect()
+    };
+    // A relative program path with a '/' (hooks/postfix-…) is relative to the config file.
+    let prog = |argv: &[String]| -> Vec<String> {
+        let mut v = argv.to_vec();
+        if let Some(p) = v.first_mut() {
+            if p.contains('/') && Path::new(p.as_str()).is_relative() {
+                *p = base.join(p.as_str()).display().to_string();
+            }
+        }
+        v
+    };
+    let mut hooks = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, h) in raw.hooks.iter().enumerate() {
+        let key = format!("hooks[{i}]");
+        let name = h.name.get_ref().trim().to_string();
+        if name.is_empty() || !names.insert(name.clone()) {
+            return Err(err(
+                h.name.span(),
+                format!("{key}.name: empty or used twice"),
+            ));
+        }
+        if h.command.is_empty() || h.command[0].is_empty() {
+            return Err(err(
+                h.name.span(),
+                format!("{key}.command: must name a program (argv list, no shell)"),
+            ));
+        }
+        let on = kinds(&h.on, &format!("{key}.on"))?;
+        if on.is_empty() {
+            return Err(err(
+                h.name.span(),
+                format!("{key}.on: name at least one event"),
+            ));
+        }
+        hooks.push(HookConf {
+            name,
+            on,
+            targets: h.targets.clone(),
+            lists: h.lists.clone(),
+            min_severity: h.min_severity.unwrap_or(Severity::Info),
+            command: prog(&h.command),
+            revert: h.revert.as_ref().filter(|r| !r.is_empty()).map(|r| prog(r)),
+            timeout: dur(
+                &h.timeout,
+                &format!("{key}.timeout"),
+                Duration::from_secs(60),
+            )?,
+            cooldown: match &h.cooldown {
+                Some(s) if s.get_ref().trim() == "0" || s.get_ref().trim() == "0s" => {
+                    Duration::ZERO
+                }
+                _ => dur(
+                    &h.cooldown,
+                    &format!("{key}.cooldown"),
+                    Duration::from_secs(900),
+                )?,
+            },
+            max_per_hour: h.max_per_hour.unwrap_or(4),
+            mode: if h.dry_run.unwrap_or(false) {
+                HookMode::DryRun
+            } else {
+                HookMode::Live
+            },
+            env: h.env.clone(),
+            max_event_age: dur(
+                &h.max_event_age,
+                &format!("{key}.max_event_age"),
+                Duration::from_secs(3600),
+            )?,
+        });
+    }
+    let mut channels = Vec::new();
+    let mut cnames = std::collections::HashSet::new();
+    for (i, a) in raw.alerts.iter().enumerate() {
+        let key = format!("alerts[{i}]");
+        let name = a.name.get_ref().trim().to_string();
+        if name.is_empty() || !cnames.insert(name.clone()) {
+            return Err(err(
+                a.name.span(),
+                format!("{key}.name: empty or used twice"),
+            ));
+        }
+        let url = match &a.url {
+            Some(u) => {
+                let s = Secret::resolve(u.get_ref())
+                    .map_err(|m| err(u.span(), format!("{key}.url: {m}")))?;
+                if !(s.expose().starts_with("http://") || s.expose().starts_with("https://")) {
+                    return Err(err(
+                        u.span(),
+                        format!("{key}.url: must start with http:// or https://"),
+                    ));
+                }
+                Some(s)
+            }
+            None => None,
+        };
+        let template = match &a.template {
+            Some(t) => {
+                let p = if Path::new(t).is_relative() {
+                    base.join(t)
+                } else {
+                    PathBuf::from(t)
+                };
+                Some(std::fs::read_to_string(&p).map_err(|e| {
+                    err(
+                        a.name.span(),
+                        format!("{key}.template: cannot read {}: {e}", p.display()),
+                    )
+                })?)
+            }
+            None => None,
+        };
+        let email = if a.kind == ChannelKind::Email {
+            let host = a
+                .smtp_host
+                .clone()
+                .ok_or_else(|| err(a.name.span(), format!("{key}: kind email needs smtp_host")))?;
+            let from = a
+                .from
+                .clone()
+                .ok_or_else(|| err(a.name.span(), format!("{key}: kind email needs from")))?;
+            if a.to.is_empty() {
+                return Err(err(
+                    a.name.span(),
+                    format!("{key}: kind email needs to = [...]"),
+                ));
+            }
+            let tls = a.tls.unwrap_or_default();
+            let password = match &a.password {
+                Some(p) => Some(
+                    Secret::resolve(p.get_ref())
+                        .map_err(|m| err(p.span(), format!("{key}.password: {m}")))?,
+                ),
+                None => None,
+            };
+            Some(EmailConf {
+                port: a.smtp_port.unwrap_or(match tls {
+                    SmtpTls::Starttls => 587,
+                    SmtpTls::Tls => 465,
+                    SmtpTls::None => 25,
+                }),
+                host,
+                tls,
+                username: a.username.clone(),
+                password,
+                from,
+                to: a.to.clone(),
+            })
+        } else {
+            if url.is_none() {
+                return Err(err(
+                    a.name.span(),
+                    format!("{key}: kind {:?} needs url", a.kind),
+                ));
+            }
+            None
+        };
+        channels.push(ChannelConf {
+            name,
+            kind: a.kind,
+            url,
+            email,
+            template,
+            on: kinds(&a.on, &format!("{key}.on"))?,
+            min_severity: a.min_severity.unwrap_or(Severity::Info),
+        });
+    }
+    let al = &raw.alerting;
+    let settings = AlertSettings {
+        group_window: dur(
+            &al.group_window,
+            "alerting.group_window",
+            Duration::from_secs(30),
+        )
+        .or_else(|e| match &al.group_window {
+            Some(s) if s.get_ref().trim() == "0s" || s.get_ref().trim() == "0" => {
+                Ok(Duration::ZERO)
+            }
+            _ => Err(e),
+        })?,
+        status_url: al.status_url.clone().unwrap_or_default(),
+        give_up_after: dur(
+            &al.give_up_after,
+            "alerting.give_up_after",
+            Duration::from_secs(86_400),
+        )?,
+        timeout: dur(&al.timeout, "alerting.timeout", Duration::from_secs(10))?,
+    };
+    Ok(Actions {
+        hooks,
+        channels,
+        settings,
+        host: hostname(),
+    })
 }
 
 type ErrFn<'a> = dyn Fn(std::ops::Range<usize>, String) -> ConfigError + 'a;

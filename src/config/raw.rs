@@ -26,6 +26,62 @@ pub(super) struct RawConfig {
     pub(super) probes: Vec<RawProbe>,
     #[serde(default)]
     pub(super) spikes: Vec<RawSpike>,
+    #[serde(default)]
+    pub(super) hooks: Vec<RawHook>,
+    #[serde(default)]
+    pub(super) alerts: Vec<RawAlert>,
+    #[serde(default)]
+    pub(super) alerting: RawAlerting,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHook {
+    pub(super) name: Spanned<String>,
+    pub(super) on: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) targets: Vec<String>,
+    #[serde(default)]
+    pub(super) lists: Vec<String>,
+    pub(super) min_severity: Option<crate::evaluator::Severity>,
+    pub(super) command: Vec<String>,
+    pub(super) revert: Option<Vec<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) cooldown: Option<Spanned<String>>,
+    pub(super) max_per_hour: Option<u32>,
+    pub(super) dry_run: Option<bool>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) max_event_age: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlert {
+    pub(super) name: Spanned<String>,
+    pub(super) kind: crate::actions::alerts::ChannelKind,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) template: Option<String>,
+    #[serde(default)]
+    pub(super) on: Vec<Spanned<String>>,
+    pub(super) min_severity: Option<crate::evaluator::Severity>,
+    pub(super) smtp_host: Option<String>,
+    pub(super) smtp_port: Option<u16>,
+    pub(super) tls: Option<crate::actions::alerts::SmtpTls>,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<Spanned<String>>,
+    pub(super) from: Option<String>,
+    #[serde(default)]
+    pub(super) to: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlerting {
+    pub(super) group_window: Option<Spanned<String>>,
+    pub(super) status_url: Option<String>,
+    pub(super) give_up_after: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

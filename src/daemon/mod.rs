@@ -173,6 +173,7 @@ impl Daemon {
             })
             .await?;
         tracing::info!(database = %cfg.daemon.database.display(), pairs = mem.pairs.len(), "state loaded");
+        crate::actions::init_cursors(&store).await?;
         let (rt, warnings) = Runtime::new(cfg, mode).await?;
         for w in warnings {
             tracing::warn!("{w}");
@@ -345,6 +346,11 @@ pub async fn run(
             for i in 0..rt.cfg.probes.len() {
                 daemon.clone().run_probe(i).await?;
             }
+            // hooks, then alerts (hook failures included), delivered now
+            rt.cfg
+                .actions
+                .process(&daemon.store, now(), crate::actions::Flush::All)
+                .await?;
             anyhow::Ok(())
         };
         tokio::select! {
@@ -356,6 +362,8 @@ pub async fn run(
         }
     }
 
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(actions_worker(daemon.clone(), stop.clone()));
     let (tx, mut ticks) = mpsc::channel(16);
     let mut sched = JobScheduler::new().await?;
     let mut jobs = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
@@ -456,6 +464,32 @@ pub async fn run(
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), worker).await;
     let _ = sched.shutdown().await;
     Ok(())
+}
+
+/// Runs the actions worker: a pass after every committed event, and every second
+/// (grouping windows and retries are time-based).
+async fn actions_worker(daemon: Arc<Daemon>, stop: tokio_util::sync::CancellationToken) {
+    let mut events = daemon.subscribe();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = events.recv() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let rt = daemon.runtime();
+        let work = rt
+            .cfg
+            .actions
+            .process(&daemon.store, now(), crate::actions::Flush::Window);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            r = work => if let Err(e) = r {
+                tracing::error!(error = %format!("{e:#}"), "actions pass failed");
+            }
+        }
+    }
 }

@@ -72,6 +72,21 @@ fn split_series(s: &str) -> Result<(String, BTreeMap<String, String>), String> {
     Ok((name.to_string(), labels))
 }
 
+/// Index of the `}` closing the label set opened at `open`, skipping quoted values.
+fn closing_brace(line: &str, open: usize) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in line.char_indices().skip_while(|(i, _)| *i <= open) {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, false, '"') => quoted = !quoted,
+            (false, _, '}') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Sums the values of the series matching `sel` in `text`; `None` when no series matches.
 pub fn pick(text: &str, sel: &Selector) -> Result<Option<f64>, ParseError> {
     let mut sum = None;
@@ -81,9 +96,13 @@ pub fn pick(text: &str, sel: &Selector) -> Result<Option<f64>, ParseError> {
             continue;
         }
         // the value is after the series (which may contain spaces inside quotes)
-        let series_end = match line.find('}') {
-            Some(i) => i + 1,
-            None => line.find(char::is_whitespace).unwrap_or(line.len()),
+        let series_end = match line.find('{') {
+            Some(open) if line[..open].find(char::is_whitespace).is_none() => {
+                closing_brace(line, open)
+                    .ok_or_else(|| ParseError::new(i + 1, "unterminated label set".into()))?
+                    + 1
+            }
+            _ => line.find(char::is_whitespace).unwrap_or(line.len()),
         };
         let (series, rest) = line.split_at(series_end);
         let (name, labels) = split_series(series.trim()).map_err(|e| ParseError::new(i + 1, e))?;

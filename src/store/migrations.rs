@@ -113,6 +113,39 @@ CREATE TABLE probe_results (
 );
 CREATE INDEX probe_results_domain ON probe_results (domain, at);
 "#,
+    // 3: hook runs and the alert outbox
+    r#"
+CREATE TABLE hook_runs (
+    id INTEGER PRIMARY KEY,
+    hook TEXT NOT NULL,
+    action TEXT NOT NULL,            -- run | revert | test
+    event_id INTEGER,
+    event_kind TEXT,
+    started_at INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    status TEXT NOT NULL,            -- ok | failed | timeout | error | dry_run | skipped_cooldown | skipped_cap
+    exit_code INTEGER,
+    argv TEXT NOT NULL,
+    stdout TEXT NOT NULL,
+    stderr TEXT NOT NULL
+);
+CREATE INDEX hook_runs_hook ON hook_runs (hook, started_at);
+CREATE TABLE alert_outbox (
+    id INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    dedup_key TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    event_ids TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,            -- pending | sent | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    sent_at INTEGER
+);
+CREATE INDEX alert_outbox_pending ON alert_outbox (status, next_attempt_at);
+"#,
 ];
 
 /// Applies every migration newer than the database.

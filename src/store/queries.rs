@@ -415,18 +415,14 @@ pub fn listings(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Events, newest first, optionally for one target.
-pub fn events(
-    c: &Connection,
-    target: Option<&str>,
-    limit: u32,
-    offset: u32,
+const EVENT_COLS: &str =
+    "SELECT id, at, kind, target, list, severity, baseline, summary, details FROM events";
+
+fn read_events(
+    st: &mut rusqlite::Statement<'_>,
+    p: impl rusqlite::Params,
 ) -> anyhow::Result<Vec<Event>> {
-    let mut st = c.prepare(
-        "SELECT id, at, kind, target, list, severity, baseline, summary, details FROM events
-         WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3",
-    )?;
-    let rows = st.query_map(params![target, limit, offset], |r| {
+    let rows = st.query_map(p, |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
@@ -460,6 +456,19 @@ pub fn events(
         });
     }
     Ok(out)
+}
+
+/// Events, newest first, optionally for one target.
+pub fn events(
+    c: &Connection,
+    target: Option<&str>,
+    limit: u32,
+    offset: u32,
+) -> anyhow::Result<Vec<Event>> {
+    let mut st = c.prepare_cached(&format!(
+        "{EVENT_COLS} WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+    ))?;
+    read_events(&mut st, params![target, limit, offset])
 }
 
 /// Deletes what is older than the retention periods; returns rows removed.
@@ -561,6 +570,190 @@ pub fn insert_probe(
         params![at, r.domain, r.server, r.verdict.as_str(), r.catch_all_suspected, r.why, json(r)],
     )?;
     Ok(())
+}
+
+/// A recorded hook run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HookRun {
+    /// Id (0 before insert).
+    pub id: i64,
+    /// Hook name.
+    pub hook: String,
+    /// run | revert | test.
+    pub action: String,
+    /// The event that triggered it.
+    pub event_id: Option<i64>,
+    /// Its kind.
+    pub event_kind: Option<String>,
+    /// Start (unix seconds).
+    pub started_at: i64,
+    /// Duration.
+    pub duration_ms: i64,
+    /// ok | failed | timeout | error | dry_run | skipped_cooldown | skipped_cap.
+    pub status: String,
+    /// Exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// The command.
+    pub argv: Vec<String>,
+    /// Last 64 KiB of stdout (untrusted).
+    pub stdout: String,
+    /// Last 64 KiB of stderr (untrusted).
+    pub stderr: String,
+}
+
+/// Records a hook run.
+pub fn insert_hook_run(c: &Connection, r: &HookRun) -> anyhow::Result<i64> {
+    c.execute(
+        "INSERT INTO hook_runs (hook, action, event_id, event_kind, started_at, duration_ms, status, exit_code, argv, stdout, stderr)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![r.hook, r.action, r.event_id, r.event_kind, r.started_at, r.duration_ms, r.status, r.exit_code, json(&r.argv), r.stdout, r.stderr],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Hook runs, newest first (optionally of one hook).
+pub fn hook_runs(
+    c: &Connection,
+    hook: Option<&str>,
+    limit: u32,
+    offset: u32,
+) -> anyhow::Result<Vec<HookRun>> {
+    let mut st = c.prepare(
+        "SELECT id, hook, action, event_id, event_kind, started_at, duration_ms, status, exit_code, argv, stdout, stderr
+         FROM hook_runs WHERE (?1 IS NULL OR hook = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+    )?;
+    let rows = st.query_map(params![hook, limit, offset], |r| {
+        Ok(HookRun {
+            id: r.get(0)?,
+            hook: r.get(1)?,
+            action: r.get(2)?,
+            event_id: r.get(3)?,
+            event_kind: r.get(4)?,
+            started_at: r.get(5)?,
+            duration_ms: r.get(6)?,
+            status: r.get(7)?,
+            exit_code: r.get(8)?,
+            argv: parse_json(&r.get::<_, String>(9)?),
+            stdout: r.get(10)?,
+            stderr: r.get(11)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Runs of `hook` that actually executed since `since` (for the per-hour cap and the cooldown).
+pub fn hook_runs_since(
+    c: &Connection,
+    hook: &str,
+    since: i64,
+) -> anyhow::Result<(i64, Option<i64>)> {
+    Ok(c.query_row(
+        "SELECT COUNT(*), MAX(started_at) FROM hook_runs WHERE hook = ?1 AND started_at >= ?2 AND status IN ('ok','failed','timeout','error')",
+        params![hook, since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// An alert waiting in (or sent from) the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxRow {
+    /// Id.
+    pub id: i64,
+    /// Channel name.
+    pub channel: String,
+    /// Created.
+    pub created_at: i64,
+    /// Events in it.
+    pub event_ids: Vec<i64>,
+    /// Subject (email) or title.
+    pub subject: String,
+    /// Rendered body.
+    pub body: String,
+    /// pending | sent | failed.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Last error (secrets removed).
+    pub last_error: Option<String>,
+    /// When it was delivered.
+    pub sent_at: Option<i64>,
+}
+
+/// Queues an alert; a second one with the same dedup key is ignored (no duplicate sends).
+pub fn enqueue_alert(
+    c: &Connection,
+    channel: &str,
+    dedup: &str,
+    at: i64,
+    event_ids: &[i64],
+    subject: &str,
+    body: &str,
+) -> anyhow::Result<bool> {
+    let n = c.execute(
+        "INSERT OR IGNORE INTO alert_outbox (channel, dedup_key, created_at, event_ids, subject, body, status, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?3)",
+        params![channel, dedup, at, json(&event_ids), subject, body],
+    )?;
+    Ok(n == 1)
+}
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        channel: r.get(1)?,
+        created_at: r.get(2)?,
+        event_ids: parse_json(&r.get::<_, String>(3)?),
+        subject: r.get(4)?,
+        body: r.get(5)?,
+        status: r.get(6)?,
+        attempts: r.get(7)?,
+        last_error: r.get(8)?,
+        sent_at: r.get(9)?,
+    })
+}
+
+/// Alerts due for (another) delivery attempt.
+pub fn due_alerts(c: &Connection, now: i64) -> anyhow::Result<Vec<OutboxRow>> {
+    let mut st = c.prepare(
+        "SELECT id, channel, created_at, event_ids, subject, body, status, attempts, last_error, sent_at
+         FROM alert_outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT 100",
+    )?;
+    let rows = st.query_map(params![now], outbox_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Alert deliveries, newest first.
+pub fn alerts(c: &Connection, limit: u32, offset: u32) -> anyhow::Result<Vec<OutboxRow>> {
+    let mut st = c.prepare(
+        "SELECT id, channel, created_at, event_ids, subject, body, status, attempts, last_error, sent_at
+         FROM alert_outbox ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+    )?;
+    let rows = st.query_map(params![limit, offset], outbox_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records a delivery attempt: sent, or retried at `retry_at` (None = give up).
+pub fn mark_alert(
+    c: &Connection,
+    id: i64,
+    now: i64,
+    result: Result<(), String>,
+    retry_at: Option<i64>,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(()) => c.execute("UPDATE alert_outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1", params![id, now])?,
+        Err(e) => match retry_at {
+            Some(t) => c.execute("UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1", params![id, t, e])?,
+            None => c.execute("UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![id, e])?,
+        },
+    };
+    Ok(())
+}
+
+/// Events with id above `after`, oldest first.
+pub fn events_after(c: &Connection, after: i64, limit: u32) -> anyhow::Result<Vec<Event>> {
+    let mut st = c.prepare_cached(&format!("{EVENT_COLS} WHERE id > ?1 ORDER BY id LIMIT ?2"))?;
+    read_events(&mut st, params![after, limit])
 }
 
 #[cfg(test)]

@@ -1,0 +1,322 @@
+//! Alert channels: generic webhook JSON, Slack, Microsoft Teams, email.
+//!
+//! Bodies are rendered with minijinja from templates a user can override.
+//! Remote text (TXT records, SMTP replies) is escaped for each format: JSON
+//! with `tojson`, Slack and Teams markup by neutralising `<`, `>` and `&`.
+//! Delivery errors are redacted: they never include a URL (webhook URLs carry
+//! tokens) or a password.
+
+use std::time::Duration;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::evaluator::{Event, EventKind, Severity};
+use crate::secret::Secret;
+
+/// A channel's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Generic JSON POST.
+    Webhook,
+    /// Slack incoming webhook.
+    Slack,
+    /// Microsoft Teams incoming webhook (MessageCard).
+    Teams,
+    /// Email over SMTP.
+    Email,
+}
+
+/// How email reaches the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// STARTTLS, required (the default).
+    #[default]
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+    /// Plain SMTP: only for a local relay on loopback.
+    None,
+}
+
+/// Email settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConf {
+    /// SMTP server host.
+    pub host: String,
+    /// Port. Defaults to 587 (STARTTLS), 465 (TLS) or 25 (none).
+    pub port: u16,
+    /// TLS mode.
+    pub tls: SmtpTls,
+    /// User name for AUTH.
+    pub username: Option<String>,
+    /// Password for AUTH (secret).
+    pub password: Option<Secret>,
+    /// From address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+}
+
+/// A configured channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelConf {
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: ChannelKind,
+    /// Webhook URL (secret: it usually carries a token).
+    pub url: Option<Secret>,
+    /// Email settings.
+    pub email: Option<EmailConf>,
+    /// A template overriding the built-in body.
+    pub template: Option<String>,
+    /// Events sent (empty: all).
+    pub on: Vec<EventKind>,
+    /// Minimum severity. Defaults to info (all, so recoveries are announced).
+    pub min_severity: Severity,
+}
+
+impl ChannelConf {
+    /// Whether this channel wants `e`.
+    pub fn wants(&self, e: &Event) -> bool {
+        (self.on.is_empty() || self.on.contains(&e.kind))
+            && (e.severity >= self.min_severity || e.kind == EventKind::Baseline)
+    }
+}
+
+/// One rendered message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Subject / title.
+    pub subject: String,
+    /// Body (JSON for webhooks, text for email).
+    pub body: String,
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.add_filter("slack_escape", |s: String| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    });
+    env.add_filter("html_escape", |s: String| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    });
+    env
+}
+
+/// A subject line for a group of events.
+pub fn subject(events: &[Event]) -> String {
+    let worst = events
+        .iter()
+        .map(|e| e.severity)
+        .max()
+        .unwrap_or(Severity::Info);
+    let word = match worst {
+        Severity::Critical => "CRITICAL",
+        Severity::Warning => "WARNING",
+        Severity::Info => "OK",
+    };
+    match events {
+        [one] => format!(
+            "[rblwatch {word}] {}",
+            one.summary.chars().take(150).collect::<String>()
+        ),
+        many => {
+            let mut kinds: Vec<&str> = many.iter().map(|e| e.kind.as_str()).collect();
+            kinds.dedup();
+            format!(
+                "[rblwatch {word}] {} events: {}",
+                many.len(),
+                kinds.join(", ")
+            )
+        }
+    }
+}
+
+/// Renders a group of events for `ch`.
+pub fn render(
+    ch: &ChannelConf,
+    events: &[Event],
+    status_url: &str,
+    host: &str,
+) -> anyhow::Result<Message> {
+    let env = environment();
+    let subject = subject(events);
+    let ctx = minijinja::context! { events => events, status_url => status_url, host => host, subject => subject.clone() };
+    let text = env.render_str(include_str!("templates/text.txt.j2"), &ctx)?;
+    let ctx = minijinja::context! { events => events, status_url => status_url, host => host, subject => subject.clone(), text => text.clone() };
+    let builtin = match ch.kind {
+        ChannelKind::Webhook => include_str!("templates/webhook.json.j2"),
+        ChannelKind::Slack => include_str!("templates/slack.json.j2"),
+        ChannelKind::Teams => include_str!("templates/teams.json.j2"),
+        ChannelKind::Email => include_str!("templates/text.txt.j2"),
+    };
+    let body = env.render_str(ch.template.as_deref().unwrap_or(builtin), &ctx)?;
+    if ch.kind != ChannelKind::Email {
+        serde_json::from_str::<serde_json::Value>(&body)
+            .map_err(|e| anyhow::anyhow!("the {} template did not produce JSON: {e}", ch.name))?;
+    }
+    Ok(Message { subject, body })
+}
+
+/// Delivers one message. Errors never contain the URL or credentials.
+pub async fn deliver(ch: &ChannelConf, m: &Message, timeout: Duration) -> Result<(), String> {
+    match ch.kind {
+        ChannelKind::Webhook | ChannelKind::Slack | ChannelKind::Teams => {
+            let url = ch.url.as_ref().ok_or("no url configured")?;
+            let client = reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .map_err(|_| "cannot build an HTTP client".to_string())?;
+            let resp = client
+                .post(url.expose())
+                .header("content-type", "application/json")
+                .body(m.body.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.is_timeout() {
+                        "timed out".to_string()
+                    } else if e.is_connect() {
+                        "cannot connect".to_string()
+                    } else {
+                        "request failed".to_string()
+                    }
+                })?;
+            if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("HTTP status {}", resp.status()))
+            }
+        }
+        ChannelKind::Email => {
+            send_email(ch.email.as_ref().ok_or("no email settings")?, m, timeout).await
+        }
+    }
+}
+
+async fn send_email(e: &EmailConf, m: &Message, timeout: Duration) -> Result<(), String> {
+    use lettre::message::header::ContentType;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    let mut b = lettre::Message::builder()
+        .from(
+            e.from
+                .parse()
+                .map_err(|_| format!("bad from address {:?}", e.from))?,
+        )
+        .subject(m.subject.clone())
+        .header(ContentType::TEXT_PLAIN);
+    for to in &e.to {
+        b = b.to(to.parse().map_err(|_| format!("bad recipient {to:?}"))?);
+    }
+    let msg = b
+        .body(m.body.clone())
+        .map_err(|err| format!("cannot build the message: {err}"))?;
+    let builder = match e.tls {
+        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host),
+        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host)
+            .map_err(|err| format!("TLS setup: {err}"))?,
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host)
+            .map_err(|err| format!("TLS setup: {err}"))?,
+    };
+    let mut builder = builder.port(e.port).timeout(Some(timeout));
+    if let (Some(u), Some(p)) = (&e.username, &e.password) {
+        builder = builder.credentials(Credentials::new(u.clone(), p.expose().to_string()));
+    }
+    let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
+    transport.send(msg).await.map(|_| ()).map_err(|err| {
+        // lettre's messages carry the server's reply, never our password
+        let s = err.to_string();
+        match &e.password {
+            Some(p) if !p.expose().is_empty() => s.replace(p.expose(), "<redacted>"),
+            _ => s,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev() -> Event {
+        let mut e = Event::new(
+            EventKind::Listed,
+            1,
+            "192.0.2.1 is listed on Test BL (spam)".into(),
+            serde_json::json!({"meanings": ["spam"], "txt": ["<script>alert(1)</script> \"q\" $(id)"], "delist": "http://bl.test/?ip=192.0.2.1"}),
+        );
+        e.id = 7;
+        e.target = Some("192.0.2.1".into());
+        e
+    }
+
+    fn ch(kind: ChannelKind) -> ChannelConf {
+        ChannelConf {
+            name: "c".into(),
+            kind,
+            url: None,
+            email: None,
+            template: None,
+            on: vec![],
+            min_severity: Severity::Info,
+        }
+    }
+
+    #[test]
+    fn every_format_is_valid_and_escapes_remote_text() {
+        for k in [ChannelKind::Webhook, ChannelKind::Slack, ChannelKind::Teams] {
+            let m = render(&ch(k), &[ev()], "http://127.0.0.1:8025/", "mx").unwrap();
+            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            let s = v.to_string();
+            if k != ChannelKind::Webhook {
+                assert!(!s.contains("<script>"), "{k:?}: {s}");
+            }
+            assert!(s.contains("alert(1)"), "{s}");
+        }
+        let m = render(
+            &ch(ChannelKind::Email),
+            &[ev()],
+            "http://127.0.0.1:8025/",
+            "mx",
+        )
+        .unwrap();
+        assert!(
+            m.body.contains("reason (TXT): <script>alert(1)</script>"),
+            "{}",
+            m.body
+        );
+        assert!(
+            m.body.contains("delist: http://bl.test/?ip=192.0.2.1")
+                && m.body.contains("Status page: http://127.0.0.1:8025/"),
+            "{}",
+            m.body
+        );
+        assert!(
+            m.subject
+                .starts_with("[rblwatch CRITICAL] 192.0.2.1 is listed"),
+            "{}",
+            m.subject
+        );
+    }
+
+    #[test]
+    fn user_templates_override_and_must_be_json() {
+        let mut c = ch(ChannelKind::Webhook);
+        c.template = Some("{\"n\": {{ events|length }}}".into());
+        assert_eq!(
+            render(&c, &[ev(), ev()], "", "h").unwrap().body,
+            "{\"n\": 2}"
+        );
+        c.template = Some("not json {{ subject }}".into());
+        assert!(render(&c, &[ev()], "", "h").is_err());
+    }
+}

@@ -1,0 +1,424 @@
+//! Remediation hooks: run the postmaster's scripts on events, safely.
+//!
+//! * argv is passed as is (no shell); the event goes in as JSON on stdin and
+//!   `RBLWATCH_*` environment variables, so TXT records and other remote text
+//!   never reach a command line;
+//! * the environment is cleared (the daemon's secrets stay in the daemon),
+//!   except `PATH`, `HOME`, `LANG` and the hook's own `env`;
+//! * each run gets its own process group, killed whole at the timeout;
+//! * only the last 64 KiB of stdout and stderr are kept, read as the hook
+//!   writes so a chatty hook never blocks on a full pipe;
+//! * cooldown, a per-hour cap and dry-run are decided by [`gate`] (pure).
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::evaluator::{Event, EventKind, Severity};
+
+/// Bytes of stdout/stderr kept per run.
+pub const OUTPUT_TAIL: usize = 64 * 1024;
+
+/// Whether a hook really runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookMode {
+    /// Run it (the default).
+    #[default]
+    Live,
+    /// Record what would run, run nothing.
+    DryRun,
+}
+
+/// A configured hook.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HookConf {
+    /// Name.
+    pub name: String,
+    /// Events that trigger it.
+    pub on: Vec<EventKind>,
+    /// Only these targets (empty: any).
+    pub targets: Vec<String>,
+    /// Only these lists / sources (empty: any).
+    pub lists: Vec<String>,
+    /// Only events at least this severe. Defaults to info (all).
+    pub min_severity: Severity,
+    /// The command (argv).
+    pub command: Vec<String>,
+    /// Run when the condition clears (the matching `*_cleared`, `delisted`, `list_recovered`). Defaults to none.
+    pub revert: Option<Vec<String>>,
+    /// Killed (with its children) after this long. Defaults to 60 s.
+    pub timeout: Duration,
+    /// No new run within this time of the last. Defaults to 15 min.
+    pub cooldown: Duration,
+    /// At most this many runs per hour. Defaults to 4.
+    pub max_per_hour: u32,
+    /// Live or dry-run. Defaults to live.
+    pub mode: HookMode,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Events older than this (e.g. replayed after a long outage) do not run the hook. Defaults to 1 h.
+    pub max_event_age: Duration,
+}
+
+impl HookConf {
+    /// Whether `e` passes the filters (kind excluded).
+    pub fn matches_filters(&self, e: &Event) -> bool {
+        (self.targets.is_empty() || e.target.as_ref().is_some_and(|t| self.targets.contains(t)))
+            && (self.lists.is_empty() || e.list.as_ref().is_some_and(|l| self.lists.contains(l)))
+    }
+}
+
+/// The raising event a clearing event ends, if it is one.
+pub fn cleared_kind(k: EventKind) -> Option<EventKind> {
+    Some(match k {
+        EventKind::Delisted => EventKind::Listed,
+        EventKind::ListRecovered => EventKind::ListUnhealthy,
+        EventKind::QueueSpikeCleared => EventKind::QueueSpike,
+        EventKind::NdrSpikeCleared => EventKind::NdrSpike,
+        EventKind::RndrVulnerableCleared => EventKind::RndrVulnerable,
+        _ => return None,
+    })
+}
+
+/// The condition an event raises or clears, e.g. `ndr_spike:mxlog.ndr_generated`.
+pub fn condition_key(e: &Event) -> String {
+    let raise = cleared_kind(e.kind).unwrap_or(e.kind);
+    format!(
+        "{}:{}:{}",
+        raise.as_str(),
+        e.target.as_deref().unwrap_or(""),
+        e.list.as_deref().unwrap_or("")
+    )
+}
+
+/// What to do about a run request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Run it.
+    Run,
+    /// Record it as a dry run.
+    DryRun,
+    /// Within the cooldown of the previous run.
+    Cooldown,
+    /// Over the per-hour cap.
+    Cap,
+}
+
+/// Decides whether a triggered run happens (pure): `runs_last_hour` and `last_run` count real runs.
+pub fn gate(h: &HookConf, now: i64, runs_last_hour: i64, last_run: Option<i64>) -> Gate {
+    if let Some(last) = last_run {
+        if now - last < h.cooldown.as_secs() as i64 {
+            return Gate::Cooldown;
+        }
+    }
+    if runs_last_hour >= i64::from(h.max_per_hour) {
+        return Gate::Cap;
+    }
+    match h.mode {
+        HookMode::Live => Gate::Run,
+        HookMode::DryRun => Gate::DryRun,
+    }
+}
+
+/// The result of executing a command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    /// ok | failed | timeout | error.
+    pub status: &'static str,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Wall time.
+    pub duration: Duration,
+    /// Last 64 KiB of stdout.
+    pub stdout: String,
+    /// Last 64 KiB of stderr.
+    pub stderr: String,
+}
+
+/// The environment a hook sees for `e`.
+pub fn event_env(
+    e: &Event,
+    action: &str,
+    extra: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("RBLWATCH_ACTION".to_string(), action.to_string()),
+        ("RBLWATCH_EVENT".into(), e.kind.as_str().into()),
+        ("RBLWATCH_EVENT_ID".into(), e.id.to_string()),
+        (
+            "RBLWATCH_SEVERITY".into(),
+            serde_json::to_value(e.severity)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        ),
+        ("RBLWATCH_AT".into(), e.at.to_string()),
+        (
+            "RBLWATCH_TARGET".into(),
+            e.target.clone().unwrap_or_default(),
+        ),
+        ("RBLWATCH_LIST".into(), e.list.clone().unwrap_or_default()),
+    ];
+    for k in ["PATH", "HOME", "LANG", "LC_ALL", "TZ"] {
+        if let Ok(val) = std::env::var(k) {
+            v.push((k.to_string(), val));
+        }
+    }
+    if !v.iter().any(|(k, _)| k == "PATH") {
+        v.push((
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ));
+    }
+    for (k, val) in extra {
+        v.push((k.clone(), val.clone()));
+    }
+    v
+}
+
+/// Keeps the last `cap` bytes written.
+struct Tail {
+    buf: Vec<u8>,
+    cap: usize,
+    dropped: u64,
+}
+
+impl Tail {
+    fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() > self.cap {
+            let cut = self.buf.len() - self.cap;
+            self.dropped += cut as u64;
+            self.buf.drain(..cut);
+        }
+    }
+
+    fn text(&self) -> String {
+        let s = String::from_utf8_lossy(&self.buf).into_owned();
+        if self.dropped > 0 {
+            format!("[... {} earlier bytes dropped]\n{s}", self.dropped)
+        } else {
+            s
+        }
+    }
+}
+
+async fn drain(r: Option<impl tokio::io::AsyncRead + Unpin>) -> Tail {
+    let mut t = Tail {
+        buf: Vec::new(),
+        cap: OUTPUT_TAIL,
+        dropped: 0,
+    };
+    if let Some(mut r) = r {
+        let mut chunk = vec![0u8; 16 * 1024];
+        while let Ok(n) = r.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            t.push(&chunk[..n]);
+        }
+    }
+    t
+}
+
+/// Runs argv with `stdin_json` on stdin and `env`, killing its process group at `timeout`.
+pub async fn execute(
+    argv: &[String],
+    stdin_json: &str,
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Execution {
+    let started = Instant::now();
+    let err = |m: String| Execution {
+        status: "error",
+        exit_code: None,
+        duration: started.elapsed(),
+        stdout: String::new(),
+        stderr: m,
+    };
+    let Some((prog, args)) = argv.split_first() else {
+        return err("empty command".into());
+    };
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.process_group(0).kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return err(format!("cannot run {prog}: {e}")),
+    };
+    let pgid = child.id();
+    if let Some(mut stdin) = child.stdin.take() {
+        let data = stdin_json.as_bytes().to_vec();
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&data).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let out = tokio::spawn(drain(child.stdout.take()));
+    let errs = tokio::spawn(drain(child.stderr.take()));
+    let (status, code) = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(s)) => (if s.success() { "ok" } else { "failed" }, s.code()),
+        Ok(Err(e)) => return err(format!("wait failed: {e}")),
+        Err(_) => {
+            if let Some(pid) = pgid.and_then(|p| i32::try_from(p).ok()) {
+                // SAFETY: killpg only sends a signal to the process group we created.
+                unsafe {
+                    libc::killpg(pid, libc::SIGKILL);
+                }
+            }
+            let _ = child.wait().await;
+            ("timeout", None)
+        }
+    };
+    // Children that outlive the hook could hold the pipes open: do not wait for them long.
+    let grace = Duration::from_secs(2);
+    let stdout = tokio::time::timeout(grace, out)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|t| t.text())
+        .unwrap_or_default();
+    let stderr = tokio::time::timeout(grace, errs)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|t| t.text())
+        .unwrap_or_default();
+    let stderr = if status == "timeout" {
+        format!("{stderr}\n[killed after {timeout:?}]")
+    } else {
+        stderr
+    };
+    Execution {
+        status,
+        exit_code: code,
+        duration: started.elapsed(),
+        stdout,
+        stderr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook() -> HookConf {
+        HookConf {
+            name: "h".into(),
+            on: vec![EventKind::NdrSpike],
+            targets: vec![],
+            lists: vec![],
+            min_severity: Severity::Info,
+            command: vec!["true".into()],
+            revert: None,
+            timeout: Duration::from_secs(5),
+            cooldown: Duration::from_secs(600),
+            max_per_hour: 2,
+            mode: HookMode::Live,
+            env: BTreeMap::new(),
+            max_event_age: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn cooldown_cap_and_dry_run() {
+        let h = hook();
+        assert_eq!(gate(&h, 1000, 0, None), Gate::Run);
+        assert_eq!(gate(&h, 1000, 1, Some(900)), Gate::Cooldown);
+        assert_eq!(gate(&h, 2000, 1, Some(900)), Gate::Run);
+        assert_eq!(gate(&h, 2000, 2, Some(900)), Gate::Cap);
+        assert_eq!(
+            gate(
+                &HookConf {
+                    mode: HookMode::DryRun,
+                    ..h
+                },
+                1000,
+                0,
+                None
+            ),
+            Gate::DryRun
+        );
+    }
+
+    #[test]
+    fn conditions_pair_raise_and_clear() {
+        let mut a = Event::new(EventKind::NdrSpike, 1, "x".into(), serde_json::json!({}));
+        a.target = Some("mx.ndr".into());
+        let mut b = a.clone();
+        b.kind = EventKind::NdrSpikeCleared;
+        assert_eq!(condition_key(&a), condition_key(&b));
+        assert_eq!(cleared_kind(EventKind::Delisted), Some(EventKind::Listed));
+        assert_eq!(cleared_kind(EventKind::Listed), None);
+    }
+
+    #[tokio::test]
+    async fn stdin_env_output_tail_and_timeout() {
+        let env = vec![
+            ("PATH".to_string(), "/usr/bin:/bin".to_string()),
+            ("RBLWATCH_EVENT".to_string(), "ndr_spike".to_string()),
+        ];
+        let e = execute(
+            &[
+                "sh".into(),
+                "-c".into(),
+                "cat; echo \" $RBLWATCH_EVENT\"; echo err >&2".into(),
+            ],
+            "{\"a\":1}",
+            &env,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!((e.status, e.exit_code), ("ok", Some(0)));
+        assert_eq!(e.stdout, "{\"a\":1} ndr_spike\n");
+        assert_eq!(e.stderr, "err\n");
+        let e = execute(
+            &["sh".into(), "-c".into(), "exit 3".into()],
+            "",
+            &env,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!((e.status, e.exit_code), ("failed", Some(3)));
+        // 3 MB of output: only the tail is kept
+        let e = execute(
+            &[
+                "sh".into(),
+                "-c".into(),
+                "head -c 3000000 /dev/zero | tr '\\\\0' x; echo END".into(),
+            ],
+            "",
+            &env,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(e.status, "ok");
+        assert!(
+            e.stdout.len() < OUTPUT_TAIL + 100
+                && e.stdout.ends_with("END\n")
+                && e.stdout.starts_with("[... "),
+            "{}",
+            e.stdout.len()
+        );
+        // a hang, with a child that also hangs: both killed at the timeout
+        let t = Instant::now();
+        let e = execute(
+            &["sh".into(), "-c".into(), "sleep 60 & sleep 60".into()],
+            "",
+            &env,
+            Duration::from_millis(300),
+        )
+        .await;
+        assert_eq!(e.status, "timeout");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+}
