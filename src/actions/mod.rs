@@ -155,7 +155,7 @@ impl Actions {
                     hook: i,
                     action: "run",
                     argv: h.command.clone(),
-                    gate: gate(h, now, runs, last),
+                    gate: gate(h, crate::daemon::now(), runs, last), // now: earlier runs in this pass may have taken a while
                     cond,
                 });
             } else if let (Some(raise), Some(revert)) = (hooks::cleared_kind(e.kind), &h.revert) {

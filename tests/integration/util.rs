@@ -366,18 +366,66 @@ pub struct HttpFixture {
 
 impl HttpFixture {
     pub fn serve(routes: Vec<(&'static str, &'static str, String)>) -> Self {
+        Self::serve_on(0, routes)
+    }
+
+    /// The requests' bodies (after the blank line).
+    pub fn bodies(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.split_once("\r\n\r\n")
+                    .map(|x| x.1.to_string())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    pub fn serve_on(port: u16, routes: Vec<(&'static str, &'static str, String)>) -> Self {
         use std::io::{Read, Write};
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = l.local_addr().unwrap().port();
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let reqs = requests.clone();
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(mut s) = s else { continue };
-                let mut buf = vec![0u8; 65536];
-                let n = s.read(&mut buf).unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
-                let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                // read the head, then Content-Length bytes of body
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 65536];
+                s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                loop {
+                    let n = s.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break;
+                        }
+                    }
+                }
+                let req = String::from_utf8_lossy(&buf).into_owned();
+                let path = req
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .split('?')
+                    .next()
+                    .unwrap_or("/")
+                    .to_string();
                 reqs.lock().unwrap().push(req);
                 let (status, ctype, body) = routes
                     .iter()
