@@ -66,6 +66,19 @@ pub struct ActiveList {
     /// Whether the key-bearing zone is in use.
     pub uses_key: bool,
     limiter: Option<RateLimiter>,
+    /// Counters since start (for `/metrics`).
+    pub counters: ListCounters,
+}
+
+/// Per-list query counters.
+#[derive(Debug, Default)]
+pub struct ListCounters {
+    /// A queries sent.
+    pub queries: std::sync::atomic::AtomicU64,
+    /// Answers that were list errors.
+    pub errors: std::sync::atomic::AtomicU64,
+    /// Queries without a usable answer.
+    pub unknown: std::sync::atomic::AtomicU64,
 }
 
 impl ActiveList {
@@ -84,6 +97,7 @@ impl ActiveList {
             query_zone,
             uses_key,
             limiter: qps.map(RateLimiter::new),
+            counters: ListCounters::default(),
         }
     }
 
@@ -163,6 +177,17 @@ impl Engine {
             self.client.query(&qname, QType::A).await
         };
         let mut v = classify(&list.def, &a);
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            list.counters.queries.fetch_add(1, Relaxed);
+            match v.kind() {
+                crate::verdict::VerdictKind::ListError => {
+                    list.counters.errors.fetch_add(1, Relaxed)
+                }
+                crate::verdict::VerdictKind::Unknown => list.counters.unknown.fetch_add(1, Relaxed),
+                _ => 0,
+            };
+        }
         if v.wants_txt() {
             if let Some(l) = &list.limiter {
                 l.acquire().await;

@@ -44,3 +44,4 @@ pub mod spike;
 pub mod store;
 pub mod target;
 pub mod verdict;
+pub mod web;

@@ -38,7 +38,7 @@ pub struct HistoryArgs {
 }
 
 /// Formats a unix time for people (UTC).
-pub(crate) fn fmt_time(t: i64) -> String {
+pub fn fmt_time(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| t.to_string())

@@ -8,6 +8,8 @@ mod lists;
 mod probe_cmd;
 pub mod text;
 
+pub use daemon_cmd::fmt_time;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

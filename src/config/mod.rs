@@ -113,8 +113,49 @@ pub struct Config {
     pub spikes: Vec<crate::spike::SpikeRule>,
     /// Hooks, alert channels and alerting settings.
     pub actions: crate::actions::Actions,
+    /// The status page, API and metrics.
+    pub web: WebConf,
     /// Warnings found while validating (retired lists named, …).
     pub warnings: Vec<String>,
+}
+
+/// Who may reach the web interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebAccess {
+    /// Anyone who can connect (loopback binds, or `insecure = true`).
+    Open,
+    /// Requests need the token (bearer, or basic auth with it as password).
+    Token(Secret),
+}
+
+/// `[web]`: status page, JSON API, Prometheus metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConf {
+    /// Serve it. Defaults to true.
+    pub enabled: bool,
+    /// Address. Defaults to 127.0.0.1:8025.
+    pub listen: SocketAddr,
+    /// Access control.
+    pub access: WebAccess,
+    /// Page auto-refresh; None = off. Defaults to 60 s.
+    pub refresh: Option<Duration>,
+    /// Serve templates and static files from this directory instead of the embedded ones.
+    pub templates_dir: Option<PathBuf>,
+    /// Rows per page. Defaults to 50.
+    pub page_size: u32,
+}
+
+impl Default for WebConf {
+    fn default() -> Self {
+        WebConf {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
+            access: WebAccess::Open,
+            refresh: Some(Duration::from_secs(60)),
+            templates_dir: None,
+            page_size: 50,
+        }
+    }
 }
 
 /// A configured backscatter probe.
@@ -279,6 +320,7 @@ impl Config {
 
         let (sources, probes, spikes) = mail_config(&raw, &err)?;
         let actions = actions_config(&raw, &err, &base)?;
+        let web = web_config(&raw.web, &err, &base)?;
         let mut cfg = Config {
             path: path.to_path_buf(),
             resolver,
@@ -290,6 +332,7 @@ impl Config {
             probes,
             spikes,
             actions,
+            web,
             warnings: vec![],
         };
         // Check list ids against the catalog now, so `config check` catches typos.
@@ -446,8 +489,66 @@ fn unreachable_config(e: ConfigError) -> Config {
         probes: vec![],
         spikes: vec![],
         actions: Default::default(),
+        web: WebConf::default(),
         warnings: vec![],
     }
+}
+
+fn web_config(w: &raw::RawWeb, err: &ErrFn<'_>, base: &Path) -> Result<WebConf, ConfigError> {
+    let d = WebConf::default();
+    let listen = match &w.listen {
+        Some(l) => l.get_ref().trim().parse::<SocketAddr>().map_err(|_| {
+            err(
+                l.span(),
+                format!("web.listen: {:?} is not ip:port", l.get_ref()),
+            )
+        })?,
+        None => d.listen,
+    };
+    let token = match &w.token {
+        Some(t) => {
+            let s = Secret::resolve(t.get_ref())
+                .map_err(|m| err(t.span(), format!("web.token: {m}")))?;
+            if s.expose().len() < 16 {
+                return Err(err(
+                    t.span(),
+                    "web.token: use at least 16 characters".into(),
+                ));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let access = match (token, w.insecure.unwrap_or(false)) {
+        (Some(t), _) => WebAccess::Token(t),
+        (None, true) => WebAccess::Open,
+        (None, false) if listen.ip().is_loopback() => WebAccess::Open,
+        (None, false) => {
+            let span = w.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
+            return Err(err(span, format!("web.listen: {listen} is not a loopback address: set web.token (bearer or basic auth) or, knowingly, web.insecure = true")));
+        }
+    };
+    let refresh = match &w.refresh {
+        Some(r) if matches!(r.get_ref().trim(), "0" | "0s" | "off") => None,
+        Some(r) => Some(
+            parse_duration(r.get_ref()).map_err(|m| err(r.span(), format!("web.refresh: {m}")))?,
+        ),
+        None => d.refresh,
+    };
+    Ok(WebConf {
+        enabled: w.enabled.unwrap_or(true),
+        listen,
+        access,
+        refresh,
+        templates_dir: w.templates_dir.as_ref().map(|t| {
+            if Path::new(t).is_relative() {
+                base.join(t)
+            } else {
+                PathBuf::from(t)
+            }
+        }),
+        page_size: w.page_size.unwrap_or(50).clamp(10, 1000),
+    })
 }
 
 /// Validates `[[hooks]]`, `[[alerts]]` and `[alerting]`.

@@ -32,6 +32,20 @@ pub(super) struct RawConfig {
     pub(super) alerts: Vec<RawAlert>,
     #[serde(default)]
     pub(super) alerting: RawAlerting,
+    #[serde(default)]
+    pub(super) web: RawWeb,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeb {
+    pub(super) enabled: Option<bool>,
+    pub(super) listen: Option<Spanned<String>>,
+    pub(super) token: Option<Spanned<String>>,
+    pub(super) insecure: Option<bool>,
+    pub(super) refresh: Option<Spanned<String>>,
+    pub(super) templates_dir: Option<String>,
+    pub(super) page_size: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -365,6 +365,24 @@ pub async fn run(
     let stop = tokio_util::sync::CancellationToken::new();
     let worker = tokio::spawn(actions_worker(daemon.clone(), stop.clone()));
     let (tx, mut ticks) = mpsc::channel(16);
+    let web = if daemon.runtime().cfg.web.enabled {
+        let addr = daemon.runtime().cfg.web.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("web.listen: cannot bind {addr}: {e}"))?;
+        tracing::info!(address = %addr, "status page listening");
+        let state = crate::web::state(daemon.clone(), tx.clone())?;
+        let stop_web = stop.clone();
+        Some(tokio::spawn(async move {
+            if let Err(e) =
+                crate::web::serve(listener, state, async move { stop_web.cancelled().await }).await
+            {
+                tracing::error!(error = %format!("{e:#}"), "web server failed");
+            }
+        }))
+    } else {
+        None
+    };
     let mut sched = JobScheduler::new().await?;
     let mut jobs = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
     sched.start().await?;
@@ -466,6 +484,9 @@ pub async fn run(
     }
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), worker).await;
+    if let Some(w) = web {
+        let _ = tokio::time::timeout(Duration::from_secs(2), w).await;
+    }
     let _ = sched.shutdown().await;
     Ok(())
 }

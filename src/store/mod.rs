@@ -14,6 +14,9 @@
 
 pub mod migrations;
 mod queries;
+mod read;
+
+pub use read::ReadPool;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

@@ -396,23 +396,25 @@ pub fn listings(
         if open_only { "AND ended_at IS NULL" } else { "" }
     );
     let mut st = c.prepare(&sql)?;
-    let rows = st.query_map(params![target], |r| {
-        Ok(ListingRow {
-            target: r.get(0)?,
-            list: r.get(1)?,
-            started_at: r.get(2)?,
-            ended_at: r.get(3)?,
-            details: ListingDetails {
-                codes: parse_json(&r.get::<_, String>(4)?),
-                meanings: parse_json(&r.get::<_, String>(5)?),
-                txt: parse_json(&r.get::<_, String>(6)?),
-                delist: r.get(7)?,
-                ..Default::default()
-            },
-            baseline: r.get(8)?,
-        })
-    })?;
+    let rows = st.query_map(params![target], listing_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn listing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListingRow> {
+    Ok(ListingRow {
+        target: r.get(0)?,
+        list: r.get(1)?,
+        started_at: r.get(2)?,
+        ended_at: r.get(3)?,
+        details: ListingDetails {
+            codes: parse_json(&r.get::<_, String>(4)?),
+            meanings: parse_json(&r.get::<_, String>(5)?),
+            txt: parse_json(&r.get::<_, String>(6)?),
+            delist: r.get(7)?,
+            ..Default::default()
+        },
+        baseline: r.get(8)?,
+    })
 }
 
 const EVENT_COLS: &str =
@@ -754,6 +756,196 @@ pub fn mark_alert(
 pub fn events_after(c: &Connection, after: i64, limit: u32) -> anyhow::Result<Vec<Event>> {
     let mut st = c.prepare_cached(&format!("{EVENT_COLS} WHERE id > ?1 ORDER BY id LIMIT ?2"))?;
     read_events(&mut st, params![after, limit])
+}
+
+/// Stored (non-clear) pairs of one target.
+pub fn pairs_of(c: &Connection, target: &str) -> anyhow::Result<Vec<StoredPair>> {
+    load_pairs_where(c, "WHERE target = ?1", params![target])
+}
+
+/// Stored (non-clear) pairs on one list.
+pub fn pairs_on(c: &Connection, list: &str) -> anyhow::Result<Vec<StoredPair>> {
+    load_pairs_where(c, "WHERE list = ?1", params![list])
+}
+
+fn load_pairs_where(
+    c: &Connection,
+    wh: &str,
+    p: impl rusqlite::Params,
+) -> anyhow::Result<Vec<StoredPair>> {
+    let mut st = c.prepare_cached(&format!("SELECT target, list, state, seen, since, codes, meanings, txt FROM pair_state {wh} ORDER BY target, list"))?;
+    let rows = st.query_map(p, |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, u32>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (target, list, state, seen, since, codes, meanings, txt) = r?;
+        let Some(state) = PairState::from_parts(&state, seen) else {
+            continue;
+        };
+        let details = ListingDetails {
+            codes: parse_json(&codes),
+            meanings: parse_json(&meanings),
+            txt: parse_json(&txt),
+            ..Default::default()
+        };
+        out.push(StoredPair {
+            target,
+            list,
+            state,
+            since,
+            details,
+        });
+    }
+    Ok(out)
+}
+
+/// Listing periods on one list, newest first.
+pub fn listings_on(c: &Connection, list: &str, limit: u32) -> anyhow::Result<Vec<ListingRow>> {
+    let mut st = c.prepare_cached(
+        "SELECT target, list, started_at, ended_at, codes, meanings, txt, delist, baseline FROM listings WHERE list = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![list, limit], listing_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A list-health change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthChange {
+    /// When.
+    pub at: i64,
+    /// New state.
+    pub health: String,
+    /// Details.
+    pub why: String,
+}
+
+/// A list's health history, newest first.
+pub fn health_history(c: &Connection, list: &str, limit: u32) -> anyhow::Result<Vec<HealthChange>> {
+    let mut st = c.prepare_cached(
+        "SELECT at, health, why FROM list_health_history WHERE list = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![list, limit], |r| {
+        Ok(HealthChange {
+            at: r.get(0)?,
+            health: r.get(1)?,
+            why: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The latest sample of every (source, metric).
+pub fn latest_samples(c: &Connection) -> anyhow::Result<Vec<(String, String, i64, f64)>> {
+    let mut st = c.prepare_cached(
+        "SELECT s.source, s.metric, s.at, s.value FROM metric_samples s
+         JOIN (SELECT source, metric, MAX(id) AS id FROM metric_samples GROUP BY source, metric) m ON s.id = m.id
+         ORDER BY s.source, s.metric",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A metric's series since `since`, averaged into `buckets` buckets (raw samples, then hourly roll-ups).
+pub fn series(
+    c: &Connection,
+    source: &str,
+    metric: &str,
+    since: i64,
+    now: i64,
+    buckets: i64,
+) -> anyhow::Result<Vec<(i64, f64)>> {
+    let width = ((now - since) / buckets.max(1)).max(1);
+    let mut st = c.prepare_cached(
+        "SELECT (at - ?3) / ?4 AS b, MAX(value) FROM metric_samples WHERE source = ?1 AND metric = ?2 AND at >= ?3 GROUP BY b ORDER BY b",
+    )?;
+    let rows: Vec<(i64, f64)> = st
+        .query_map(params![source, metric, since, width], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut out: Vec<(i64, f64)> = rows
+        .into_iter()
+        .map(|(b, v)| (since + b * width, v))
+        .collect();
+    if out.is_empty() || out[0].0 > since + width {
+        // older than the raw retention: use the hourly roll-ups
+        let mut st = c.prepare_cached(
+            "SELECT (hour - ?3) / ?4 AS b, MAX(max) FROM metric_hourly WHERE source = ?1 AND metric = ?2 AND hour >= ?3 GROUP BY b ORDER BY b",
+        )?;
+        let old: Vec<(i64, f64)> = st
+            .query_map(params![source, metric, since, width], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let first = out.first().map_or(i64::MAX, |x| x.0);
+        let mut merged: Vec<(i64, f64)> = old
+            .into_iter()
+            .map(|(b, v)| (since + b * width, v))
+            .filter(|(t, _)| *t < first)
+            .collect();
+        merged.extend(out);
+        out = merged;
+    }
+    Ok(out)
+}
+
+/// Events of some kinds since `since` (for marking spikes on charts).
+pub fn events_of_kinds(c: &Connection, kinds: &[&str], since: i64) -> anyhow::Result<Vec<Event>> {
+    let list = kinds
+        .iter()
+        .map(|k| format!("'{}'", k.replace('\'', "")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut st = c.prepare(&format!(
+        "{EVENT_COLS} WHERE at >= ?1 AND kind IN ({list}) ORDER BY id"
+    ))?;
+    read_events(&mut st, params![since])
+}
+
+/// The latest probe result per (domain, server).
+pub fn latest_probes(c: &Connection) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut st = c.prepare_cached(
+        "SELECT p.at, p.report FROM probe_results p
+         JOIN (SELECT MAX(id) AS id FROM probe_results GROUP BY domain, server) m ON p.id = m.id ORDER BY p.domain",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (at, rep) = r?;
+        let mut v: serde_json::Value = serde_json::from_str(&rep).unwrap_or_default();
+        v["at"] = at.into();
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Counts grouped by two columns of a table (for metrics): (a, b, count).
+pub fn counts(
+    c: &Connection,
+    table: &str,
+    a: &str,
+    b: &str,
+) -> anyhow::Result<Vec<(String, String, i64)>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {a}, {b}, COUNT(*) FROM {table} GROUP BY {a}, {b}"
+    ))?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Number of rows in a table.
+pub fn count_rows(c: &Connection, table: &str) -> anyhow::Result<i64> {
+    Ok(c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
 }
 
 #[cfg(test)]

@@ -10,3 +10,4 @@ mod daemon;
 mod dnsbl;
 mod mail;
 mod util;
+mod web;

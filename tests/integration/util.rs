@@ -167,6 +167,15 @@ use = [{use_}]
         addr = rbl.addr(),
         lists_dir = fixtures().join("lists.d").display().to_string(),
     );
+    // every daemon gets its own web port, unless the test sets [web] itself
+    let text = if extra.contains("[web]") {
+        text
+    } else {
+        format!(
+            "{text}\n[web]\nlisten = \"127.0.0.1:{}\"\n",
+            free_tcp_port()
+        )
+    };
     let p = dir.join("rblwatch.toml");
     std::fs::write(&p, text).expect("write config");
     p

@@ -1,0 +1,61 @@
+//! Read-only connections for the web: WAL lets readers run beside the writer,
+//! so page loads never queue behind a sweep's commit. Work runs on tokio's
+//! blocking pool; connections are reused.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags};
+
+/// A small pool of read-only connections.
+#[derive(Clone, Debug)]
+pub struct ReadPool {
+    path: PathBuf,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl ReadPool {
+    /// A pool over an existing database (the writer creates and migrates it).
+    pub fn new(path: &Path) -> Self {
+        ReadPool {
+            path: path.to_path_buf(),
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn open(&self) -> anyhow::Result<Connection> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .with_context(|| format!("cannot open {} for reading", self.path.display()))?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(c)
+    }
+
+    /// Runs `f` on a read-only connection, off the async workers.
+    pub async fn read<R, F>(&self, f: F) -> anyhow::Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> anyhow::Result<R> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = match pool.idle.lock().ok().and_then(|mut v| v.pop()) {
+                Some(c) => c,
+                None => pool.open()?,
+            };
+            let r = f(&c);
+            if let Ok(mut v) = pool.idle.lock() {
+                if v.len() < 16 {
+                    v.push(c);
+                }
+            }
+            r
+        })
+        .await?
+    }
+}

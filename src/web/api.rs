@@ -1,0 +1,111 @@
+//! JSON API under `/api/v1/`. Same data as the pages; secrets never appear
+//! (list zones are shown with `<key>` in place of a DQS key, config secrets are
+//! not exposed at all).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+
+use super::pages::{self, Page};
+use super::{WebError, WebState};
+use crate::daemon::now;
+use crate::store;
+
+type Api = Result<Json<serde_json::Value>, WebError>;
+
+pub(super) async fn status(State(st): State<Arc<WebState>>) -> Api {
+    let o = pages::overview_data(&st).await?;
+    Ok(Json(serde_json::json!({
+        "verdict": o.verdict, "targets": o.targets_total.to_string(), "lists": o.lists, "last_sweep": o.last_sweep,
+        "listings": o.listings, "mail": o.mail, "probes": o.probes, "recent_events": o.events,
+    })))
+}
+
+pub(super) async fn targets(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
+    let page = q.number();
+    let (targets, has_next, total) = pages::targets_data(&st, page).await?;
+    Ok(Json(
+        serde_json::json!({ "page": page, "has_next": has_next, "total": total.to_string(), "targets": targets }),
+    ))
+}
+
+pub(super) async fn target(State(st): State<Arc<WebState>>, Path(t): Path<String>) -> Api {
+    let mut v = pages::target_data(&st, &t).await?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("timeline");
+    }
+    Ok(Json(v))
+}
+
+pub(super) async fn lists(State(st): State<Arc<WebState>>) -> Api {
+    Ok(Json(
+        serde_json::json!({ "lists": pages::overview_data(&st).await?.lists }),
+    ))
+}
+
+pub(super) async fn list(State(st): State<Arc<WebState>>, Path(id): Path<String>) -> Api {
+    Ok(Json(pages::list_data(&st, &id).await?))
+}
+
+pub(super) async fn events(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
+    let (page, size) = (q.number(), st.conf.page_size);
+    let mut events = st
+        .db
+        .read(move |c| store::events(c, None, size + 1, (page - 1) * size))
+        .await?;
+    let has_next = events.len() > size as usize;
+    events.truncate(size as usize);
+    Ok(Json(
+        serde_json::json!({ "page": page, "has_next": has_next, "events": events }),
+    ))
+}
+
+pub(super) async fn hook_runs(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
+    let (page, size) = (q.number(), st.conf.page_size);
+    let mut runs = st
+        .db
+        .read(move |c| store::hook_runs(c, None, size + 1, (page - 1) * size))
+        .await?;
+    let has_next = runs.len() > size as usize;
+    runs.truncate(size as usize);
+    Ok(Json(
+        serde_json::json!({ "page": page, "has_next": has_next, "hook_runs": runs }),
+    ))
+}
+
+pub(super) async fn alerts(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
+    let (page, size) = (q.number(), st.conf.page_size);
+    let mut alerts = st
+        .db
+        .read(move |c| store::alerts(c, size + 1, (page - 1) * size))
+        .await?;
+    let has_next = alerts.len() > size as usize;
+    alerts.truncate(size as usize);
+    // bodies can hold remote text and, for webhook formats, nothing secret; URLs are never stored
+    Ok(Json(
+        serde_json::json!({ "page": page, "has_next": has_next, "alerts": alerts }),
+    ))
+}
+
+pub(super) async fn series(
+    State(st): State<Arc<WebState>>,
+    Path((source, metric)): Path<(String, String)>,
+    Query(q): Query<Page>,
+) -> Api {
+    let (range, secs) = pages::range_secs(q.range.as_deref())?;
+    let until = now();
+    let (s2, m2) = (source.clone(), metric.clone());
+    let points = st
+        .db
+        .read(move |c| store::series(c, &s2, &m2, until - secs, until, 500))
+        .await?;
+    if points.is_empty() {
+        return Err(WebError::NotFound(format!(
+            "no samples for {source}.{metric} in the last {range}"
+        )));
+    }
+    Ok(Json(
+        serde_json::json!({ "source": source, "metric": metric, "range": range, "points": points }),
+    ))
+}

@@ -1,0 +1,241 @@
+//! The status page, JSON API and Prometheus metrics (axum).
+//!
+//! Everything here reads: the store through a read-only pool (WAL lets it run
+//! beside the daemon's writes), the configuration through the daemon's
+//! runtime. The only write is the "check now" button, which sends the
+//! scheduler a sweep tick. Templates are minijinja with HTML autoescaping,
+//! embedded in the binary unless `[web] templates_dir` points at a local copy;
+//! a strict Content-Security-Policy forbids inline scripts, so remote text
+//! (TXT records, SMTP replies, hook output) stays text even if a template
+//! forgot to escape it. Access: see [`auth`].
+
+mod api;
+mod auth;
+mod metrics;
+mod pages;
+pub mod svg;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::Environment;
+use tokio::sync::mpsc;
+
+use crate::config::WebConf;
+use crate::daemon::{Daemon, Tick};
+use crate::store::ReadPool;
+
+/// Shared state of the web handlers.
+pub struct WebState {
+    /// Read-only database access.
+    pub db: ReadPool,
+    /// The daemon (runtime configuration, engine counters).
+    pub daemon: Arc<Daemon>,
+    /// Templates.
+    pub env: Environment<'static>,
+    /// The stylesheet.
+    pub css: String,
+    /// Token for the "check now" form (per process).
+    pub csrf: String,
+    /// Where "check now" sends its tick.
+    pub check_now: mpsc::Sender<Tick>,
+    /// Settings.
+    pub conf: WebConf,
+}
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../web/templates/base.html")),
+    (
+        "macros.html",
+        include_str!("../../web/templates/macros.html"),
+    ),
+    (
+        "overview.html",
+        include_str!("../../web/templates/overview.html"),
+    ),
+    (
+        "target.html",
+        include_str!("../../web/templates/target.html"),
+    ),
+    (
+        "targets.html",
+        include_str!("../../web/templates/targets.html"),
+    ),
+    ("list.html", include_str!("../../web/templates/list.html")),
+    ("lists.html", include_str!("../../web/templates/lists.html")),
+    ("mail.html", include_str!("../../web/templates/mail.html")),
+    (
+        "events.html",
+        include_str!("../../web/templates/events.html"),
+    ),
+    ("hooks.html", include_str!("../../web/templates/hooks.html")),
+    (
+        "alerts.html",
+        include_str!("../../web/templates/alerts.html"),
+    ),
+    ("error.html", include_str!("../../web/templates/error.html")),
+];
+const CSS: &str = include_str!("../../web/static/style.css");
+
+fn urlencode(s: String) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Builds the template environment: embedded templates, or a local copy where present.
+pub fn environment(conf: &WebConf) -> anyhow::Result<(Environment<'static>, String)> {
+    let mut env = Environment::new();
+    env.add_filter("ts", |t: i64| crate::cli::fmt_time(t));
+    env.add_filter("urlencode", urlencode);
+    for (name, text) in TEMPLATES {
+        let local = conf
+            .templates_dir
+            .as_ref()
+            .map(|d| d.join("templates").join(name))
+            .filter(|p| p.exists());
+        let src = match local {
+            Some(p) => std::fs::read_to_string(&p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+            None => text.to_string(),
+        };
+        env.add_template_owned(name.to_string(), src)?;
+    }
+    let css = conf
+        .templates_dir
+        .as_ref()
+        .map(|d| d.join("static/style.css"))
+        .filter(|p| p.exists())
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_else(|| CSS.to_string());
+    Ok((env, css))
+}
+
+/// A handler error: rendered as a page (or JSON under /api), never with internals.
+#[derive(Debug)]
+pub enum WebError {
+    /// 404.
+    NotFound(String),
+    /// 400.
+    BadRequest(String),
+    /// 500 (details logged, not shown).
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for WebError {
+    fn from(e: anyhow::Error) -> Self {
+        WebError::Internal(e)
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            WebError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "web handler failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error (see the daemon's log)".to_string(),
+                )
+            }
+        };
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            msg,
+        )
+            .into_response()
+    }
+}
+
+/// The router (also used by tests).
+pub fn router(state: Arc<WebState>) -> Router {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/targets", get(pages::targets))
+        .route("/target/{target}", get(pages::target))
+        .route("/lists", get(pages::lists))
+        .route("/list/{id}", get(pages::list))
+        .route("/mail", get(pages::mail))
+        .route("/events", get(pages::events))
+        .route("/hooks", get(pages::hook_runs))
+        .route("/alerts", get(pages::alerts))
+        .route("/check-now", post(pages::check_now))
+        .route("/static/style.css", get(pages::css))
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/targets", get(api::targets))
+        .route("/api/v1/targets/{target}", get(api::target))
+        .route("/api/v1/lists", get(api::lists))
+        .route("/api/v1/lists/{id}", get(api::list))
+        .route("/api/v1/events", get(api::events))
+        .route("/api/v1/hook-runs", get(api::hook_runs))
+        .route("/api/v1/alerts", get(api::alerts))
+        .route("/api/v1/metrics/{source}/{metric}", get(api::series))
+        .route("/metrics", get(metrics::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check,
+        ))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { WebError::NotFound("no such page".into()) })
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<WebState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Builds the state for a daemon.
+pub fn state(daemon: Arc<Daemon>, check_now: mpsc::Sender<Tick>) -> anyhow::Result<Arc<WebState>> {
+    let conf = daemon.runtime().cfg.web.clone();
+    let (env, css) = environment(&conf)?;
+    let db = ReadPool::new(daemon.store().path());
+    let csrf = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    Ok(Arc::new(WebState {
+        db,
+        daemon,
+        env,
+        css,
+        csrf,
+        check_now,
+        conf,
+    }))
+}

@@ -1,0 +1,565 @@
+//! The status page, API and metrics, served by a real daemon against a real
+//! rbldnsd; a real headless Chromium for the browser checks.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{free_tcp_port, rblwatch, stderr, wait_for, write_config, Rbldnsd};
+
+struct Daemon {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+    _rbl: Rbldnsd,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SECRET: &str = "sekrit-dqs-key-1234567";
+
+/// A daemon with a few listed targets, its first sweep done, serving the web on a free port.
+fn start(web_extra: &str) -> Daemon {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let extra = format!(
+        r#"[keys]
+test-dqs = "{SECRET}"
+
+[[targets]]
+target = "192.0.2.1"
+label = "mx1 <outbound>"
+
+[[targets]]
+target = "192.0.2.66"
+
+[[targets]]
+target = "203.0.113.0/30"
+
+[daemon]
+database = "rblwatch.db"
+sweep = "1h"
+
+[web]
+listen = "127.0.0.1:{port}"
+{web_extra}
+"#
+    );
+    let cfg = write_config(
+        dir.path(),
+        &rbl,
+        &["bl-test", "dyn-test", "keyed-test"],
+        &extra,
+    );
+    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rblwatch"))
+        .args(["daemon", "-C", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+        _rbl: rbl,
+    };
+    let db = d._dir.path().join("rblwatch.db");
+    wait_for("the first sweep", Duration::from_secs(30), || {
+        let c = rusqlite::Connection::open(&db).ok()?;
+        let n: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sweeps WHERE status = 'done'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()?;
+        (n >= 1).then_some(())
+    });
+    d
+}
+
+fn get(url: &str, auth: Option<&str>) -> (u16, String, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut r = reqwest::Client::new().get(url);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, ctype, resp.text().await.unwrap())
+    })
+}
+
+fn post(url: &str, body: &str, origin: Option<&str>, auth: Option<&str>) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut r = client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string());
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send().await.unwrap().status().as_u16()
+    })
+}
+
+#[test]
+fn every_route_answers_with_the_right_status_and_type() {
+    let d = start("");
+    let b = &d.base;
+    let html = "text/html; charset=utf-8";
+    for (path, status, ctype) in [
+        ("/", 200, html),
+        ("/targets", 200, html),
+        ("/targets?page=2", 200, html),
+        ("/target/192.0.2.1", 200, html),
+        ("/target/203.0.113.2", 200, html),
+        ("/target/10.9.9.9", 404, "text/plain; charset=utf-8"),
+        ("/target/not%20a%20target", 404, "text/plain; charset=utf-8"),
+        ("/lists", 200, html),
+        ("/list/bl-test", 200, html),
+        ("/list/no-such-list", 404, "text/plain; charset=utf-8"),
+        ("/mail", 200, html),
+        ("/mail?range=7d", 200, html),
+        ("/mail?range=30d", 200, html),
+        ("/mail?range=1y", 400, "text/plain; charset=utf-8"),
+        ("/events", 200, html),
+        ("/events?page=2", 200, html),
+        ("/hooks", 200, html),
+        ("/hooks?page=3", 200, html),
+        ("/alerts", 200, html),
+        ("/static/style.css", 200, "text/css; charset=utf-8"),
+        ("/api/v1/status", 200, "application/json"),
+        ("/api/v1/targets", 200, "application/json"),
+        ("/api/v1/targets?page=2", 200, "application/json"),
+        ("/api/v1/targets/192.0.2.1", 200, "application/json"),
+        ("/api/v1/targets/10.9.9.9", 404, "text/plain; charset=utf-8"),
+        ("/api/v1/lists", 200, "application/json"),
+        ("/api/v1/lists/bl-test", 200, "application/json"),
+        ("/api/v1/lists/nope", 404, "text/plain; charset=utf-8"),
+        ("/api/v1/events", 200, "application/json"),
+        ("/api/v1/hook-runs", 200, "application/json"),
+        ("/api/v1/alerts", 200, "application/json"),
+        (
+            "/api/v1/metrics/mx/queue_depth",
+            404,
+            "text/plain; charset=utf-8",
+        ),
+        ("/metrics", 200, "text/plain; version=0.0.4; charset=utf-8"),
+        ("/healthz", 200, "text/plain; charset=utf-8"),
+        ("/no/such/page", 404, "text/plain; charset=utf-8"),
+    ] {
+        let (s, t, body) = get(&format!("{b}{path}"), None);
+        assert_eq!((s, t.as_str()), (status, ctype), "{path}: {body}");
+        // secrets never appear on a page or in the API
+        assert!(!body.contains(SECRET), "{path} shows the DQS key");
+    }
+    // content
+    let (_, _, o) = get(&format!("{b}/"), None);
+    assert!(
+        o.contains("2 listings") && o.contains("/target/192.0.2.66"),
+        "{o}"
+    );
+    assert!(o.contains("mx1 &lt;outbound&gt;"), "labels are escaped");
+    let (_, _, t) = get(&format!("{b}/target/192.0.2.1"), None);
+    assert!(
+        t.contains("Spam source 192.0.2.1 (code 4)") && t.contains("remove?ip=192.0.2.1"),
+        "{t}"
+    );
+    let (_, _, l) = get(&format!("{b}/list/keyed-test"), None);
+    assert!(
+        l.contains("&lt;key&gt;.keyed.test"),
+        "the key is replaced in the zone: {l}"
+    );
+    // pagination in the API
+    let (_, _, j) = get(&format!("{b}/api/v1/targets"), None);
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(v["total"], "6");
+    assert_eq!(v["has_next"], false);
+    assert_eq!(v["targets"].as_array().unwrap().len(), 6);
+    let (_, _, j) = get(&format!("{b}/api/v1/status"), None);
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(v["verdict"]["kind"], "listed");
+    assert_eq!(v["listings"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text() {
+    let d = start("");
+    let (_, _, text) = get(&format!("{}/metrics", d.base), None);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid Prometheus text");
+    let listed: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "rblwatch_listed")
+        .collect();
+    assert_eq!(
+        listed.len(),
+        2,
+        "one series per listed pair, none for clear pairs"
+    );
+    assert!(listed
+        .iter()
+        .any(|s| s.labels.get("target") == Some("192.0.2.1")
+            && s.labels.get("list") == Some("bl-test")));
+    for m in [
+        "rblwatch_list_healthy",
+        "rblwatch_list_queries_total",
+        "rblwatch_last_sweep_duration_seconds",
+        "rblwatch_sweeps_total",
+        "rblwatch_listings",
+    ] {
+        assert!(scrape.samples.iter().any(|s| s.metric == m), "{m} missing");
+    }
+    let per_target: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "rblwatch_target_listings")
+        .collect();
+    assert_eq!(per_target.len(), 2);
+    assert!(!text.contains(SECRET));
+}
+
+#[test]
+fn auth_token_and_check_now_protection() {
+    let token = "0123456789abcdef-token";
+    let d = start(&format!("token = \"{token}\"\nrefresh = \"0s\""));
+    let b = &d.base;
+    assert_eq!(get(&format!("{b}/"), None).0, 401);
+    assert_eq!(
+        get(
+            &format!("{b}/api/v1/status"),
+            Some("Bearer wrong-token-wrong-token")
+        )
+        .0,
+        401
+    );
+    assert_eq!(get(&format!("{b}/metrics"), None).0, 401);
+    assert_eq!(
+        get(&format!("{b}/healthz"), None).0,
+        200,
+        "load balancers need no token"
+    );
+    assert_eq!(
+        get(
+            &format!("{b}/api/v1/status"),
+            Some(&format!("Bearer {token}"))
+        )
+        .0,
+        200
+    );
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{token}"))
+    );
+    let (s, _, page) = get(&format!("{b}/"), Some(&basic));
+    assert_eq!(s, 200);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    let host = b.trim_start_matches("http://");
+    // no token, no form token, a foreign origin: all refused
+    assert_eq!(
+        post(
+            &format!("{b}/check-now"),
+            &format!("csrf={csrf}"),
+            Some(b),
+            None
+        ),
+        401
+    );
+    assert!(matches!(
+        post(&format!("{b}/check-now"), "", Some(b), Some(&bearer)),
+        400..=499
+    ));
+    assert_eq!(
+        post(
+            &format!("{b}/check-now"),
+            "csrf=wrong",
+            Some(b),
+            Some(&bearer)
+        ),
+        403
+    );
+    assert_eq!(
+        post(
+            &format!("{b}/check-now"),
+            &format!("csrf={csrf}"),
+            Some("http://evil.example"),
+            Some(&bearer)
+        ),
+        403
+    );
+    // the right token, form token and origin: a sweep is requested
+    assert_eq!(
+        post(
+            &format!("{b}/check-now"),
+            &format!("csrf={csrf}"),
+            Some(&format!("http://{host}")),
+            Some(&bearer)
+        ),
+        303
+    );
+    let db = d._dir.path().join("rblwatch.db");
+    wait_for("the requested sweep", Duration::from_secs(20), || {
+        let c = rusqlite::Connection::open(&db).ok()?;
+        let n: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sweeps WHERE status = 'done'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()?;
+        (n >= 2).then_some(())
+    });
+}
+
+#[test]
+fn a_non_loopback_bind_without_a_token_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(&p, "[web]\nlisten = \"0.0.0.0:18025\"\n").unwrap();
+    for args in [vec!["config", "check"], vec!["daemon"]] {
+        let mut a = args.clone();
+        a.extend(["-C", p.to_str().unwrap()]);
+        let o = rblwatch(&a);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&o).contains("web.listen") && stderr(&o).contains("web.token"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    std::fs::write(&p, "[web]\nlisten = \"0.0.0.0:18025\"\ninsecure = true\n").unwrap();
+    assert!(rblwatch(&["config", "check", "-C", p.to_str().unwrap()])
+        .status
+        .success());
+}
+
+/// A minimal W3C WebDriver client for chromedriver.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start() -> Self {
+        assert!(
+            Path::new("/usr/bin/chromedriver").exists(),
+            "chromium-driver is not installed: run `scripts/test` (it apt-installs chromium and chromium-driver)"
+        );
+        let port = free_tcp_port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        wait_for("chromedriver", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            get(&format!("{base}/status"), None)
+                .2
+                .contains("\"ready\":true")
+                .then_some(())
+        });
+        let profile = tempfile::tempdir().unwrap();
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                     format!("--user-data-dir={}", profile.path().display())]
+        }}}});
+        let v = Self::call_at(&base, "POST", "/session", Some(caps));
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        Browser {
+            driver,
+            base,
+            session,
+            _profile: profile,
+        }
+    }
+
+    fn call_at(
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = reqwest::Client::new();
+            let url = format!("{base}{path}");
+            let r = match method {
+                "GET" => c.get(url),
+                "DELETE" => c.delete(url),
+                _ => c.post(url).json(&body.unwrap_or(serde_json::json!({}))),
+            };
+            r.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        })
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        Self::call_at(
+            &self.base,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body,
+        )
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(serde_json::json!({ "url": url })));
+    }
+
+    fn script(&self, js: &str) -> serde_json::Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(serde_json::json!({ "script": js, "args": [] })),
+        )["value"]
+            .clone()
+    }
+
+    fn click(&self, css: &str) {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(serde_json::json!({ "using": "css selector", "value": css })),
+        );
+        let id = v["value"]
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|x| x.as_str())
+            .unwrap_or_else(|| panic!("{css} not found: {v}"))
+            .to_string();
+        self.call(
+            "POST",
+            &format!("/element/{id}/click"),
+            Some(serde_json::json!({})),
+        );
+    }
+
+    fn screenshot(&self, path: &Path) {
+        use base64::Engine as _;
+        let v = self.call("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = Self::call_at(
+            &self.base,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn a_real_browser_sees_the_listing_and_no_script_runs() {
+    let d = start("");
+    let br = Browser::start();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
+    br.goto(&format!("{}/", d.base));
+    let text = br
+        .script("return document.body.innerText")
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(text.contains("2 listings"), "{text}");
+    assert!(
+        text.contains("192.0.2.1") && text.contains("192.0.2.66"),
+        "{text}"
+    );
+    br.screenshot(&artifacts.join("overview.png"));
+    // follow the link to the target whose TXT record carries markup and script
+    br.click("a[href='/target/192.0.2.66']");
+    wait_for("the target page", Duration::from_secs(10), || {
+        br.call("GET", "/url", None)["value"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/target/192.0.2.66")
+            .then_some(())
+    });
+    let text = br
+        .script("return document.body.innerText")
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    // the TXT reason is shown as text, tags and all
+    assert!(
+        text.contains(
+            "<script>alert(1)</script><img src=x onerror=\"document.title='pwned'\"><b>bold</b>"
+        ),
+        "{text}"
+    );
+    // and nothing in it ran or became markup
+    assert_eq!(
+        br.script("return document.title").as_str(),
+        Some("192.0.2.66 · rblwatch")
+    );
+    assert_eq!(
+        br.script("return document.querySelectorAll('main script, main img, td.txt *').length"),
+        serde_json::json!(0)
+    );
+    br.screenshot(&artifacts.join("target.png"));
+}
