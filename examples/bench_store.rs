@@ -13,8 +13,15 @@ use rblwatch::evaluator::{Event, EventKind, ListingDetails, PairState};
 use rblwatch::health::ListHealth;
 use rblwatch::store::{self, PairUpdate, PeriodChange, SweepCommit, SweepCounts};
 
-const IPS: usize = 1024;
 const LISTS: usize = 40;
+
+/// Number of IPs: `BENCH_IPS` (default 1,024; the web benchmark uses 16,384).
+fn ips() -> usize {
+    std::env::var("BENCH_IPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
 const SWEEPS_PER_DAY: i64 = 48;
 const DAYS: i64 = 365;
 
@@ -29,9 +36,10 @@ fn main() -> anyhow::Result<()> {
     let mut c = store::open_connection(&path)?;
     let t0 = 1_735_689_600i64; // 2025-01-01
     let mut rng = fastrand::Rng::with_seed(42);
-    let pairs = IPS * LISTS;
-    // 1% of pairs change per day; a change is a listing start or end; listings last 1..5 days
-    let starts_per_day = pairs / 100 / 2;
+    let ip_count = ips();
+    let pairs = ip_count * LISTS;
+    // 1% of (1,024 x 40) pairs change per day; a change is a listing start or end; listings last 1..5 days
+    let starts_per_day = 1024 * LISTS / 100 / 2;
     let mut listed: HashMap<usize, i64> = HashMap::new(); // pair -> end time
     let (mut n_events, mut n_periods) = (0u64, 0u64);
     let started = Instant::now();
@@ -111,7 +119,7 @@ fn main() -> anyhow::Result<()> {
                 .push(event(EventKind::ListUnhealthy, at, "", &l));
         }
         commit.counts = SweepCounts {
-            targets: IPS as i64,
+            targets: ip_count as i64,
             pairs: pairs as i64,
             listed: listed.len() as i64,
             clear: (pairs - listed.len()) as i64,
@@ -173,7 +181,7 @@ fn main() -> anyhow::Result<()> {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "simulated {DAYS} days x {SWEEPS_PER_DAY} sweeps of {IPS} IPs x {LISTS} lists in {:.1} s",
+        "simulated {DAYS} days x {SWEEPS_PER_DAY} sweeps of {ip_count} IPs x {LISTS} lists in {:.1} s",
         build.as_secs_f64()
     );
     println!("{n_events} events, {n_periods} listing periods, {} listed at the end, {shown} summary rows", listed.len());
@@ -191,7 +199,7 @@ fn main() -> anyhow::Result<()> {
 fn name(p: usize) -> (String, String) {
     let ip = p / LISTS;
     (
-        format!("192.0.{}.{}", 2 + ip / 256, ip % 256),
+        format!("10.64.{}.{}", ip / 256, ip % 256),
         format!("list-{:02}", p % LISTS),
     )
 }

@@ -145,3 +145,107 @@ fn lists_needing_a_key_are_left_out_with_a_warning() {
     assert!(lists.is_empty());
     assert!(warnings[0].contains("abusix"), "{warnings:?}");
 }
+
+const FULL: &str = r#"
+[resolver]
+timeout = "1s"
+
+[web]
+listen = "127.0.0.1:8025"
+
+[alerting]
+group_window = "10s"
+
+[[sources]]
+name = "mx"
+kind = "postfix"
+
+[[probes]]
+domain = "example.com"
+server = "127.0.0.1:25"
+
+[[spikes]]
+metric = "mx.queue_bounces"
+kind = "queue_spike"
+above = 10
+
+[[hooks]]
+name = "h"
+on = ["ndr_spike"]
+command = ["true"]
+
+[[alerts]]
+name = "a"
+kind = "webhook"
+url = "http://127.0.0.1:9/x"
+"#;
+
+#[test]
+fn every_table_of_a_full_config_rejects_unknown_keys() {
+    parse(FULL).unwrap();
+    for table in [
+        "[resolver]",
+        "[web]",
+        "[alerting]",
+        "[[sources]]",
+        "[[probes]]",
+        "[[spikes]]",
+        "[[hooks]]",
+        "[[alerts]]",
+    ] {
+        let text = FULL.replacen(table, &format!("{table}\nbogus_key = 1"), 1);
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("bogus_key"))
+            .unwrap()
+            + 1;
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("bogus_key") && e.starts_with(&format!("test.toml:{line}:")),
+            "{table}: {e}"
+        );
+    }
+}
+
+#[test]
+fn mail_and_action_values_are_checked() {
+    let e = parse(&FULL.replace(
+        "metric = \"mx.queue_bounces\"",
+        "metric = \"nosuch.queue_bounces\"",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("spikes[0].metric"), "{e}");
+    let e = parse(&FULL.replace("on = [\"ndr_spike\"]", "on = [\"ndr_spik\"]"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hooks[0].on") && e.contains("ndr_spik"), "{e}");
+    let e = parse(&FULL.replace("url = \"http://127.0.0.1:9/x\"", "url = \"ftp://x\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("alerts[0].url"), "{e}");
+    let e = parse(&FULL.replace("listen = \"127.0.0.1:8025\"", "listen = \"0.0.0.0:8025\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("web.listen") && e.contains("web.token"), "{e}");
+    let e = parse(&FULL.replace("kind = \"postfix\"", "kind = \"sendmail\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sendmail"), "{e}");
+}
+
+#[test]
+fn secrets_never_print_in_debug_output() {
+    let text = FULL
+        .replace(
+            "url = \"http://127.0.0.1:9/x\"",
+            "url = \"http://127.0.0.1:9/x?token=zzsecretzz\"",
+        )
+        .replace("[web]", "[web]\ntoken = \"zzwebtokenzz-1234567\"");
+    let c = parse(&text).unwrap();
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains("zzsecretzz") && !dbg.contains("zzwebtokenzz"),
+        "{dbg}"
+    );
+}

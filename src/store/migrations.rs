@@ -146,6 +146,18 @@ CREATE TABLE alert_outbox (
 );
 CREATE INDEX alert_outbox_pending ON alert_outbox (status, next_attempt_at);
 "#,
+    // 4: the latest value of each metric, kept on insert, so pages never scan the samples
+    r#"
+CREATE TABLE metric_latest (
+    source TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (source, metric)
+) WITHOUT ROWID;
+INSERT OR REPLACE INTO metric_latest (source, metric, at, value)
+    SELECT source, metric, at, value FROM metric_samples WHERE id IN (SELECT MAX(id) FROM metric_samples GROUP BY source, metric);
+"#,
 ];
 
 /// Applies every migration newer than the database.

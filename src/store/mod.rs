@@ -34,6 +34,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct Store {
     tx: mpsc::Sender<Job>,
     path: PathBuf,
+    version: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -66,11 +67,18 @@ impl Store {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let mut conn = open_connection(path)?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let v2 = version.clone();
         std::thread::Builder::new()
             .name("rblwatch-store".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
+                    let before = conn.total_changes();
                     job(&mut conn);
+                    // only writes change what readers see
+                    if conn.total_changes() != before {
+                        v2.fetch_add(1, std::sync::atomic::Ordering::Release);
+                    }
                 }
                 // Every handle is gone: checkpoint so the WAL does not linger.
                 let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
@@ -79,7 +87,14 @@ impl Store {
         Ok(Store {
             tx,
             path: path.to_path_buf(),
+            version,
         })
+    }
+
+    /// Bumped after every job that changed rows: pages rendered at one version
+    /// are still current while it stays the same.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The database file.

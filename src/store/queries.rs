@@ -391,8 +391,10 @@ pub fn listings(
     target: Option<&str>,
     open_only: bool,
 ) -> anyhow::Result<Vec<ListingRow>> {
+    // two forms, so the target index is used (an "?1 IS NULL OR" would scan the table)
     let sql = format!(
-        "SELECT target, list, started_at, ended_at, codes, meanings, txt, delist, baseline FROM listings WHERE (?1 IS NULL OR target = ?1) {} ORDER BY started_at DESC, id DESC",
+        "SELECT target, list, started_at, ended_at, codes, meanings, txt, delist, baseline FROM listings WHERE {} {} ORDER BY started_at DESC, id DESC",
+        if target.is_some() { "target = ?1" } else { "?1 IS NULL" },
         if open_only { "AND ended_at IS NULL" } else { "" }
     );
     let mut st = c.prepare(&sql)?;
@@ -467,8 +469,14 @@ pub fn events(
     limit: u32,
     offset: u32,
 ) -> anyhow::Result<Vec<Event>> {
+    // two forms, so the target index is used (an "?1 IS NULL OR" would scan the table)
+    let wh = if target.is_some() {
+        "target = ?1"
+    } else {
+        "?1 IS NULL"
+    };
     let mut st = c.prepare_cached(&format!(
-        "{EVENT_COLS} WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+        "{EVENT_COLS} WHERE {wh} ORDER BY id DESC LIMIT ?2 OFFSET ?3"
     ))?;
     read_events(&mut st, params![target, limit, offset])
 }
@@ -512,6 +520,11 @@ pub fn insert_sample(
 ) -> anyhow::Result<()> {
     c.execute(
         "INSERT INTO metric_samples (source, metric, at, value) VALUES (?1, ?2, ?3, ?4)",
+        params![source, metric, at, value],
+    )?;
+    c.execute(
+        "INSERT INTO metric_latest (source, metric, at, value) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source, metric) DO UPDATE SET at = ?3, value = ?4 WHERE ?3 >= at",
         params![source, metric, at, value],
     )?;
     let hour = at - at.rem_euclid(3600);
@@ -847,9 +860,7 @@ pub fn health_history(c: &Connection, list: &str, limit: u32) -> anyhow::Result<
 /// The latest sample of every (source, metric).
 pub fn latest_samples(c: &Connection) -> anyhow::Result<Vec<(String, String, i64, f64)>> {
     let mut st = c.prepare_cached(
-        "SELECT s.source, s.metric, s.at, s.value FROM metric_samples s
-         JOIN (SELECT source, metric, MAX(id) AS id FROM metric_samples GROUP BY source, metric) m ON s.id = m.id
-         ORDER BY s.source, s.metric",
+        "SELECT source, metric, at, value FROM metric_latest ORDER BY source, metric",
     )?;
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)

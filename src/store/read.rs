@@ -8,11 +8,16 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
 
+/// Readers at once. Opening a connection costs more than most page queries,
+/// so readers beyond this wait for a pooled connection rather than open one.
+const READERS: usize = 8;
+
 /// A small pool of read-only connections.
 #[derive(Clone, Debug)]
 pub struct ReadPool {
     path: PathBuf,
     idle: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl ReadPool {
@@ -21,6 +26,7 @@ impl ReadPool {
         ReadPool {
             path: path.to_path_buf(),
             idle: Arc::new(Mutex::new(Vec::new())),
+            permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
         }
     }
 
@@ -43,14 +49,16 @@ impl ReadPool {
         F: FnOnce(&Connection) -> anyhow::Result<R> + Send + 'static,
     {
         let pool = self.clone();
+        let permit = self.permits.clone().acquire_owned().await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let c = match pool.idle.lock().ok().and_then(|mut v| v.pop()) {
                 Some(c) => c,
                 None => pool.open()?,
             };
             let r = f(&c);
             if let Ok(mut v) = pool.idle.lock() {
-                if v.len() < 16 {
+                if v.len() < READERS {
                     v.push(c);
                 }
             }

@@ -14,12 +14,25 @@ use crate::store;
 
 type Api = Result<Json<serde_json::Value>, WebError>;
 
-pub(super) async fn status(State(st): State<Arc<WebState>>) -> Api {
-    let o = pages::overview_data(&st).await?;
-    Ok(Json(serde_json::json!({
-        "verdict": o.verdict, "targets": o.targets_total.to_string(), "lists": o.lists, "last_sweep": o.last_sweep,
-        "listings": o.listings, "mail": o.mail, "probes": o.probes, "recent_events": o.events,
-    })))
+pub(super) async fn status(
+    State(st): State<Arc<WebState>>,
+) -> Result<axum::response::Response, WebError> {
+    use axum::response::IntoResponse;
+    let body = st
+        .cached("status", || async {
+            let o = pages::overview_data(&st).await?;
+            let v = serde_json::json!({
+                "verdict": o.verdict, "targets": o.targets_total.to_string(), "lists": o.lists, "last_sweep": o.last_sweep,
+                "listings": o.listings, "mail": o.mail, "probes": o.probes, "recent_events": o.events,
+            });
+            serde_json::to_vec(&v).map_err(|e| WebError::Internal(e.into()))
+        })
+        .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 pub(super) async fn targets(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {

@@ -44,6 +44,64 @@ pub struct WebState {
     pub check_now: mpsc::Sender<Tick>,
     /// Settings.
     pub conf: WebConf,
+    /// The overview (HTML) and status (JSON) as last built, with the store version they reflect.
+    pub cache: std::sync::Mutex<std::collections::HashMap<&'static str, Cached>>,
+    /// One rebuild at a time: concurrent requests wait for it instead of all rebuilding.
+    pub rebuild: tokio::sync::Mutex<()>,
+}
+
+/// A response body built at a store version.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    version: u64,
+    at: std::time::Instant,
+    body: axum::body::Bytes,
+}
+
+/// How long a cached page may be reused while nothing was written. The daemon
+/// writes at least every few seconds (cursors, samples), so this is a ceiling.
+const CACHE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl WebState {
+    /// A body reflecting the current store version, rebuilt only when something was written.
+    pub(crate) async fn cached<F, Fut>(
+        &self,
+        key: &'static str,
+        build: F,
+    ) -> Result<axum::body::Bytes, WebError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<u8>, WebError>>,
+    {
+        let fresh = |version: u64| {
+            self.cache
+                .lock()
+                .ok()
+                .and_then(|m| m.get(key).cloned())
+                .filter(|c| c.version == version && c.at.elapsed() < CACHE_MAX_AGE)
+                .map(|c| c.body)
+        };
+        if let Some(b) = fresh(self.daemon.store().version()) {
+            return Ok(b);
+        }
+        let _one = self.rebuild.lock().await;
+        let version = self.daemon.store().version();
+        if let Some(b) = fresh(version) {
+            return Ok(b);
+        }
+        let body = axum::body::Bytes::from(build().await?);
+        if let Ok(mut m) = self.cache.lock() {
+            m.insert(
+                key,
+                Cached {
+                    version,
+                    at: std::time::Instant::now(),
+                    body: body.clone(),
+                },
+            );
+        }
+        Ok(body)
+    }
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -237,5 +295,7 @@ pub fn state(daemon: Arc<Daemon>, check_now: mpsc::Sender<Tick>) -> anyhow::Resu
         csrf,
         check_now,
         conf,
+        cache: Default::default(),
+        rebuild: Default::default(),
     }))
 }

@@ -32,6 +32,14 @@ pub(super) fn render(
     name: &str,
     ctx: minijinja::Value,
 ) -> Result<Response, WebError> {
+    Ok(Html(render_string(st, name, ctx)?).into_response())
+}
+
+pub(super) fn render_string(
+    st: &WebState,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Result<String, WebError> {
     let base = minijinja::context! {
         host => st.daemon.runtime().cfg.actions.host.clone(),
         now => now(),
@@ -42,10 +50,8 @@ pub(super) fn render(
         .env
         .get_template(name)
         .map_err(|e| WebError::Internal(e.into()))?;
-    let html = tpl
-        .render(minijinja::context! { ..base, ..ctx })
-        .map_err(|e| WebError::Internal(e.into()))?;
-    Ok(Html(html).into_response())
+    tpl.render(minijinja::context! { ..base, ..ctx })
+        .map_err(|e| WebError::Internal(e.into()))
 }
 
 /// One column of the matrix / one row of the lists page.
@@ -80,7 +86,7 @@ pub(super) struct Overview {
 
 /// Rows of the matrix shown on the overview (problem targets first; small installations show all).
 const MATRIX_ALL_UP_TO: u128 = 50;
-const MATRIX_MAX_ROWS: usize = 200;
+const MATRIX_MAX_ROWS: usize = 100;
 
 pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
     let rt = st.daemon.runtime();
@@ -244,8 +250,16 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
 }
 
 pub(super) async fn overview(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
-    let o = overview_data(&st).await?;
-    render(&st, "overview.html", minijinja::Value::from_serialize(&o))
+    let body = st
+        .cached("overview", || async {
+            let o = overview_data(&st).await?;
+            Ok(
+                render_string(&st, "overview.html", minijinja::Value::from_serialize(&o))?
+                    .into_bytes(),
+            )
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
 }
 
 /// The target page's data; 404 for targets not configured.
