@@ -12,7 +12,9 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
+};
 use tokio::net::TcpStream;
 
 /// The verdict.
@@ -68,6 +70,21 @@ pub struct ProbeReport {
     pub control_reply: Option<Reply>,
     /// The conversation (`C:` client, `S:` server lines).
     pub transcript: Vec<String>,
+    /// The TLS version after STARTTLS, if it was used.
+    pub tls: Option<String>,
+}
+
+/// Whether the probe upgrades to TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartTls {
+    /// Use STARTTLS when the server offers it (the default). The certificate is
+    /// not verified: the probe only needs the RCPT answer, and many MX hosts
+    /// use self-signed certificates. A failed handshake makes the result inconclusive.
+    #[default]
+    Opportunistic,
+    /// Stay in plain text.
+    Off,
 }
 
 /// What to probe and how.
@@ -85,6 +102,8 @@ pub struct ProbeOpts {
     pub control: String,
     /// Timeout of each step. Defaults to 10 s.
     pub timeout: Duration,
+    /// STARTTLS use. Defaults to opportunistic.
+    pub starttls: StartTls,
 }
 
 /// Classifies the two RCPT replies (pure).
@@ -125,11 +144,115 @@ pub fn random_local_part() -> String {
     format!("rblwatch-probe-{:016x}", fastrand::u64(..))
 }
 
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Stream = Box<dyn Io>;
+
 struct Conn {
-    rd: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    wr: tokio::net::tcp::OwnedWriteHalf,
+    rd: BufReader<ReadHalf<Stream>>,
+    wr: WriteHalf<Stream>,
     timeout: Duration,
     transcript: Vec<String>,
+}
+
+impl Conn {
+    fn new(s: Stream, timeout: Duration, transcript: Vec<String>) -> Self {
+        let (rd, wr) = tokio::io::split(s);
+        Conn {
+            rd: BufReader::new(rd),
+            wr,
+            timeout,
+            transcript,
+        }
+    }
+
+    /// Upgrades the connection after a 220 to STARTTLS.
+    async fn upgrade(self, host: &str) -> Result<(Conn, String), (Vec<String>, String)> {
+        let Conn {
+            rd,
+            wr,
+            timeout,
+            transcript,
+        } = self;
+        let plain = rd.into_inner().unsplit(wr);
+        let name = match rustls::pki_types::ServerName::try_from(host.to_string()) {
+            Ok(n) => n,
+            Err(_) => return Err((transcript, format!("{host:?} is not a TLS server name"))),
+        };
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(no_verify_config()));
+        match tokio::time::timeout(timeout, connector.connect(name, plain)).await {
+            Ok(Ok(tls)) => {
+                let version = tls
+                    .get_ref()
+                    .1
+                    .protocol_version()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_else(|| "TLS".into());
+                let mut transcript = transcript;
+                transcript.push(format!(
+                    "-- TLS established ({version}); certificate not verified"
+                ));
+                Ok((Conn::new(Box::new(tls), timeout, transcript), version))
+            }
+            Ok(Err(e)) => Err((transcript, format!("TLS handshake failed: {e}"))),
+            Err(_) => Err((
+                transcript,
+                format!("timeout after {timeout:?} in the TLS handshake"),
+            )),
+        }
+    }
+}
+
+/// Accepts any certificate: the probe records the RCPT answer, it does not authenticate the server.
+#[derive(Debug)]
+struct NoVerify(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+fn no_verify_config() -> rustls::ClientConfig {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let algs = provider.signature_verification_algorithms;
+    let mut cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|_| rustls::ClientConfig::builder())
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(NoVerify(algs)))
+        .with_no_client_auth();
+    cfg.enable_sni = true;
+    cfg
 }
 
 impl Conn {
@@ -197,6 +320,7 @@ pub async fn probe(o: &ProbeOpts) -> ProbeReport {
         random_reply: None,
         control_reply: None,
         transcript: vec![],
+        tls: None,
     };
     let stream = match tokio::time::timeout(o.timeout, TcpStream::connect(&o.server)).await {
         Ok(Ok(s)) => s,
@@ -209,13 +333,13 @@ pub async fn probe(o: &ProbeOpts) -> ProbeReport {
             return report;
         }
     };
-    let (rd, wr) = stream.into_split();
-    let mut c = Conn {
-        rd: BufReader::new(rd),
-        wr,
-        timeout: o.timeout,
-        transcript: vec![],
-    };
+    let mut c = Conn::new(Box::new(stream), o.timeout, vec![]);
+    let host = o
+        .server
+        .rsplit_once(':')
+        .map_or(o.server.as_str(), |(h, _)| h)
+        .trim_matches(['[', ']'])
+        .to_string();
     let result: Result<(), String> = async {
         let banner = c.reply().await?;
         if banner.code / 100 != 2 {
@@ -224,7 +348,32 @@ pub async fn probe(o: &ProbeOpts) -> ProbeReport {
                 banner.code
             ));
         }
-        let ehlo = c.cmd(&format!("EHLO {}", o.helo)).await?;
+        let mut ehlo = c.cmd(&format!("EHLO {}", o.helo)).await?;
+        let offers_tls = ehlo.code / 100 == 2
+            && ehlo
+                .text
+                .to_ascii_uppercase()
+                .split_whitespace()
+                .any(|w| w == "STARTTLS");
+        if offers_tls && o.starttls == StartTls::Opportunistic {
+            let r = c.cmd("STARTTLS").await?;
+            if r.code != 220 {
+                return Err(format!("STARTTLS offered but refused ({})", r.code));
+            }
+            let placeholder = Conn::new(Box::new(tokio::io::duplex(1).0), o.timeout, vec![]);
+            let plain = std::mem::replace(&mut c, placeholder);
+            match plain.upgrade(&host).await {
+                Ok((tls, version)) => {
+                    c = tls;
+                    report.tls = Some(version);
+                }
+                Err((transcript, why)) => {
+                    c.transcript = transcript;
+                    return Err(why);
+                }
+            }
+            ehlo = c.cmd(&format!("EHLO {}", o.helo)).await?;
+        }
         if ehlo.code / 100 != 2 {
             let helo = c.cmd(&format!("HELO {}", o.helo)).await?;
             if helo.code / 100 != 2 {
@@ -310,6 +459,7 @@ mod tests {
             mail_from: "probe@probe.test".into(),
             control: "postmaster".into(),
             timeout: Duration::from_secs(2),
+            starttls: StartTls::Opportunistic,
         };
         let rep = probe(&o).await;
         assert_eq!(rep.verdict, RndrVerdict::Inconclusive);
@@ -331,6 +481,7 @@ mod tests {
             mail_from: "probe@probe.test".into(),
             control: "postmaster".into(),
             timeout: Duration::from_millis(300),
+            starttls: StartTls::Opportunistic,
         };
         let rep = probe(&o).await;
         assert_eq!(rep.verdict, RndrVerdict::Inconclusive);

@@ -39,6 +39,9 @@ pub struct SmtpArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Stay in plain text even when the server offers STARTTLS.
+    #[arg(long)]
+    pub no_starttls: bool,
 }
 
 /// Runs it. Exit 0 rejects-unknown, 1 accepts-unknown, 3 inconclusive, 2 bad input.
@@ -76,6 +79,11 @@ pub(super) async fn run(cmd: ProbeCmd) -> anyhow::Result<ExitCode> {
         helo: a.helo.unwrap_or_else(hostname),
         control: a.control,
         timeout,
+        starttls: if a.no_starttls {
+            smtp_probe::StartTls::Off
+        } else {
+            smtp_probe::StartTls::Opportunistic
+        },
     };
     let r = smtp_probe::probe(&o).await;
     if a.json {

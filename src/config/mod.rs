@@ -1003,6 +1003,7 @@ fn mail_config(
                 &format!("{key}.timeout"),
                 Duration::from_secs(10),
             )?,
+            starttls: p.starttls.unwrap_or_default(),
         };
         probes.push(ProbeConf { opts, interval });
     }

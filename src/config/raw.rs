@@ -136,6 +136,7 @@ pub(super) struct RawProbe {
     pub(super) mail_from: Option<String>,
     pub(super) control: Option<String>,
     pub(super) timeout: Option<Spanned<String>>,
+    pub(super) starttls: Option<crate::smtp_probe::StartTls>,
 }
 
 #[derive(Debug, Deserialize)]

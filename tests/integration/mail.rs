@@ -301,3 +301,46 @@ timeout = "1s"
         "{log}"
     );
 }
+
+#[test]
+fn the_probe_uses_starttls_when_offered() {
+    let pf = Postfix::start();
+    pf.tls();
+    let o = rblwatch(&[
+        "probe",
+        "smtp",
+        &pf.server(),
+        "--domain",
+        "example.test",
+        "--from",
+        "probe@probe.test",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}{}", stdout(&o), stderr(&o)));
+    assert_eq!(v["verdict"], "accepts-unknown", "{v}");
+    assert!(
+        v["tls"].as_str().is_some_and(|t| t.starts_with("TLSv1")),
+        "{v}"
+    );
+    let t = v["transcript"].to_string();
+    assert!(
+        t.contains("C: STARTTLS") && t.contains("S: 220") && t.contains("TLS established"),
+        "{t}"
+    );
+    // and in plain text on request
+    let o = rblwatch(&[
+        "probe",
+        "smtp",
+        &pf.server(),
+        "--domain",
+        "example.test",
+        "--no-starttls",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["tls"].is_null() && !v["transcript"].to_string().contains("C: STARTTLS"),
+        "{v}"
+    );
+}

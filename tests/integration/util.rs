@@ -277,6 +277,11 @@ impl Postfix {
         std::thread::sleep(Duration::from_millis(1200));
     }
 
+    pub fn tls(&self) {
+        assert!(Self::script(&["tls", self.dir.path().to_str().unwrap()]));
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+
     pub fn queue_json(&self) -> String {
         let o = Command::new("postqueue")
             .args(["-c", self.conf().to_str().unwrap(), "-j"])

@@ -42,6 +42,17 @@ target = "192.0.2.66"
 [[targets]]
 target = "203.0.113.0/30"
 
+[[sources]]
+name = "mx"
+kind = "command"
+command = ["echo", "{{\"queue_depth\": 5, \"queue_bounces\": 2}}"]
+interval = "1h"
+
+[[spikes]]
+metric = "mx.queue_bounces"
+kind = "queue_spike"
+above = 10
+
 [daemon]
 database = "rblwatch.db"
 sweep = "1h"
@@ -72,17 +83,24 @@ listen = "127.0.0.1:{port}"
         _rbl: rbl,
     };
     let db = d._dir.path().join("rblwatch.db");
-    wait_for("the first sweep", Duration::from_secs(30), || {
-        let c = rusqlite::Connection::open(&db).ok()?;
-        let n: i64 = c
-            .query_row(
-                "SELECT COUNT(*) FROM sweeps WHERE status = 'done'",
-                [],
-                |r| r.get(0),
-            )
-            .ok()?;
-        (n >= 1).then_some(())
-    });
+    wait_for(
+        "the first sweep and source read",
+        Duration::from_secs(30),
+        || {
+            let c = rusqlite::Connection::open(&db).ok()?;
+            let n: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM sweeps WHERE status = 'done'",
+                    [],
+                    |r| r.get(0),
+                )
+                .ok()?;
+            let s: i64 = c
+                .query_row("SELECT COUNT(*) FROM metric_samples", [], |r| r.get(0))
+                .ok()?;
+            (n >= 1 && s >= 2).then_some(())
+        },
+    );
     d
 }
 
@@ -168,8 +186,9 @@ fn every_route_answers_with_the_right_status_and_type() {
         ("/api/v1/events", 200, "application/json"),
         ("/api/v1/hook-runs", 200, "application/json"),
         ("/api/v1/alerts", 200, "application/json"),
+        ("/api/v1/metrics/mx/queue_depth", 200, "application/json"),
         (
-            "/api/v1/metrics/mx/queue_depth",
+            "/api/v1/metrics/mx/nothing",
             404,
             "text/plain; charset=utf-8",
         ),
@@ -193,6 +212,11 @@ fn every_route_answers_with_the_right_status_and_type() {
     assert!(
         t.contains("Spam source 192.0.2.1 (code 4)") && t.contains("remove?ip=192.0.2.1"),
         "{t}"
+    );
+    let (_, _, m) = get(&format!("{b}/mail"), None);
+    assert!(
+        m.contains("<svg") && m.contains("mx · queue_bounces · threshold 10"),
+        "{m}"
     );
     let (_, _, l) = get(&format!("{b}/list/keyed-test"), None);
     assert!(
