@@ -2,7 +2,7 @@
 //!
 //! Parsing is strict because a typo here silently becomes "clear": `999.1.1.1`
 //! must not be treated as a domain name, and `10.0.0.0/33` must not be clamped.
-//! CIDR ranges expand lazily ([`TargetSpec::addresses`]) so a /16 never sits in
+//! CIDR ranges expand lazily ([`TargetSpec::targets`]) so a /16 never sits in
 //! memory as 65,536 strings.
 
 use std::fmt;

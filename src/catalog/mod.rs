@@ -5,8 +5,8 @@
 //! embedded in the binary ([`shipped`]); a directory named in the config can
 //! add lists or replace a shipped one by `id`.
 //!
-//! Reading happens in two steps (ripgrep style): [`raw`] mirrors the TOML with
-//! `deny_unknown_fields`, and [`ListDef::from_raw`] checks every value and
+//! Reading happens in two steps (ripgrep style): `raw` mirrors the TOML with
+//! `deny_unknown_fields`, and `ListDef::from_raw` checks every value and
 //! produces the typed definition the engine uses.
 
 mod raw;

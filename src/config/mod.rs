@@ -1,4 +1,4 @@
-//! `rblwatch.toml`: parsed by serde into [`raw`] (unknown keys rejected), then
+//! `rblwatch.toml`: parsed by serde into `raw` (unknown keys rejected), then
 //! validated into [`Config`], whose values are all known to be good.
 //!
 //! [`Config::load`] reads the file; [`Config::from_toml`] is pure and is what
@@ -561,16 +561,8 @@ fn actions_config(
     use crate::actions::hooks::{HookConf, HookMode};
     use crate::actions::{Actions, AlertSettings};
     use crate::evaluator::{EventKind, Severity};
-    let dur = |v: &Option<toml::Spanned<String>>,
-               key: &str,
-               default: Duration|
-     -> Result<Duration, ConfigError> {
-        match v {
-            Some(s) => {
-                parse_duration(s.get_ref()).map_err(|m| err(s.span(), format!("{key}: {m}")))
-            }
-            None => Ok(default),
-        }
+    let dur = |v: &Option<toml::Spanned<String>>, key: &str, default: Duration| {
+        opt_duration(v, key, default, err)
     };
     let kinds = |v: &[toml::Spanned<String>], key: &str| -> Result<Vec<EventKind>, ConfigError> {
         v.iter()
@@ -779,6 +771,19 @@ fn actions_config(
 
 type ErrFn<'a> = dyn Fn(std::ops::Range<usize>, String) -> ConfigError + 'a;
 
+/// An optional duration value, its default when absent; errors name the key.
+fn opt_duration(
+    v: &Option<toml::Spanned<String>>,
+    key: &str,
+    default: Duration,
+    err: &ErrFn<'_>,
+) -> Result<Duration, ConfigError> {
+    match v {
+        Some(s) => parse_duration(s.get_ref()).map_err(|m| err(s.span(), format!("{key}: {m}"))),
+        None => Ok(default),
+    }
+}
+
 /// Validates `[[sources]]`, `[[probes]]` and `[[spikes]]`.
 #[allow(clippy::type_complexity)]
 fn mail_config(
@@ -794,16 +799,8 @@ fn mail_config(
 > {
     use crate::mail::{prometheus::Selector, SourceConf, SourceKind};
     use raw::RawSourceKind as K;
-    let dur = |v: &Option<toml::Spanned<String>>,
-               key: &str,
-               default: Duration|
-     -> Result<Duration, ConfigError> {
-        match v {
-            Some(s) => {
-                parse_duration(s.get_ref()).map_err(|m| err(s.span(), format!("{key}: {m}")))
-            }
-            None => Ok(default),
-        }
+    let dur = |v: &Option<toml::Spanned<String>>, key: &str, default: Duration| {
+        opt_duration(v, key, default, err)
     };
     let mut sources = Vec::new();
     let mut names = std::collections::HashSet::new();

@@ -279,40 +279,7 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
 
 /// Every stored (non-clear) pair.
 pub fn load_pairs(c: &Connection) -> anyhow::Result<Vec<StoredPair>> {
-    let mut st = c.prepare("SELECT target, list, state, seen, since, codes, meanings, txt FROM pair_state ORDER BY target, list")?;
-    let rows = st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, u32>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, String>(7)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (target, list, state, seen, since, codes, meanings, txt) = r?;
-        let Some(state) = PairState::from_parts(&state, seen) else {
-            continue;
-        };
-        let details = ListingDetails {
-            codes: parse_json(&codes),
-            meanings: parse_json(&meanings),
-            txt: parse_json(&txt),
-            ..Default::default()
-        };
-        out.push(StoredPair {
-            target,
-            list,
-            state,
-            since,
-            details,
-        });
-    }
-    Ok(out)
+    load_pairs_where(c, "", [])
 }
 
 /// Target specs whose baseline sweep is done.

@@ -62,39 +62,33 @@ pub(super) async fn list(State(st): State<Arc<WebState>>, Path(id): Path<String>
 }
 
 pub(super) async fn events(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
-    let (page, size) = (q.number(), st.conf.page_size);
-    let mut events = st
-        .db
-        .read(move |c| store::events(c, None, size + 1, (page - 1) * size))
-        .await?;
-    let has_next = events.len() > size as usize;
-    events.truncate(size as usize);
+    let page = q.number();
+    let (events, has_next) = pages::paginate(&st, page, |c, limit, offset| {
+        store::events(c, None, limit, offset)
+    })
+    .await?;
     Ok(Json(
         serde_json::json!({ "page": page, "has_next": has_next, "events": events }),
     ))
 }
 
 pub(super) async fn hook_runs(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
-    let (page, size) = (q.number(), st.conf.page_size);
-    let mut runs = st
-        .db
-        .read(move |c| store::hook_runs(c, None, size + 1, (page - 1) * size))
-        .await?;
-    let has_next = runs.len() > size as usize;
-    runs.truncate(size as usize);
+    let page = q.number();
+    let (runs, has_next) = pages::paginate(&st, page, |c, limit, offset| {
+        store::hook_runs(c, None, limit, offset)
+    })
+    .await?;
     Ok(Json(
         serde_json::json!({ "page": page, "has_next": has_next, "hook_runs": runs }),
     ))
 }
 
 pub(super) async fn alerts(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
-    let (page, size) = (q.number(), st.conf.page_size);
-    let mut alerts = st
-        .db
-        .read(move |c| store::alerts(c, size + 1, (page - 1) * size))
-        .await?;
-    let has_next = alerts.len() > size as usize;
-    alerts.truncate(size as usize);
+    let page = q.number();
+    let (alerts, has_next) = pages::paginate(&st, page, |c, limit, offset| {
+        store::alerts(c, limit, offset)
+    })
+    .await?;
     // bodies can hold remote text and, for webhook formats, nothing secret; URLs are never stored
     Ok(Json(
         serde_json::json!({ "page": page, "has_next": has_next, "alerts": alerts }),

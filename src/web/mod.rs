@@ -7,7 +7,7 @@
 //! embedded in the binary unless `[web] templates_dir` points at a local copy;
 //! a strict Content-Security-Policy forbids inline scripts, so remote text
 //! (TXT records, SMTP replies, hook output) stays text even if a template
-//! forgot to escape it. Access: see [`auth`].
+//! forgot to escape it. Access: see the `auth` module.
 
 mod api;
 mod auth;

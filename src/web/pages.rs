@@ -27,6 +27,27 @@ impl Page {
     }
 }
 
+/// One page of rows from `query(limit, offset)`: asks for one row more than
+/// the page holds to know whether a next page exists.
+pub(super) async fn paginate<T, F>(
+    st: &WebState,
+    page: u32,
+    query: F,
+) -> Result<(Vec<T>, bool), WebError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection, u32, u32) -> anyhow::Result<Vec<T>> + Send + 'static,
+{
+    let size = st.conf.page_size;
+    let mut rows = st
+        .db
+        .read(move |c| query(c, size + 1, (page - 1) * size))
+        .await?;
+    let has_next = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    Ok((rows, has_next))
+}
+
 pub(super) fn render(
     st: &WebState,
     name: &str,
@@ -466,13 +487,11 @@ pub(super) async fn events(
     State(st): State<Arc<WebState>>,
     Query(q): Query<Page>,
 ) -> Result<Response, WebError> {
-    let (page, size) = (q.number(), st.conf.page_size);
-    let mut events = st
-        .db
-        .read(move |c| store::events(c, None, size + 1, (page - 1) * size))
-        .await?;
-    let has_next = events.len() > size as usize;
-    events.truncate(size as usize);
+    let page = q.number();
+    let (events, has_next) = paginate(&st, page, |c, limit, offset| {
+        store::events(c, None, limit, offset)
+    })
+    .await?;
     render(
         &st,
         "events.html",
@@ -484,13 +503,11 @@ pub(super) async fn hook_runs(
     State(st): State<Arc<WebState>>,
     Query(q): Query<Page>,
 ) -> Result<Response, WebError> {
-    let (page, size) = (q.number(), st.conf.page_size);
-    let mut runs = st
-        .db
-        .read(move |c| store::hook_runs(c, None, size + 1, (page - 1) * size))
-        .await?;
-    let has_next = runs.len() > size as usize;
-    runs.truncate(size as usize);
+    let page = q.number();
+    let (runs, has_next) = paginate(&st, page, |c, limit, offset| {
+        store::hook_runs(c, None, limit, offset)
+    })
+    .await?;
     render(
         &st,
         "hooks.html",
@@ -502,13 +519,11 @@ pub(super) async fn alerts(
     State(st): State<Arc<WebState>>,
     Query(q): Query<Page>,
 ) -> Result<Response, WebError> {
-    let (page, size) = (q.number(), st.conf.page_size);
-    let mut alerts = st
-        .db
-        .read(move |c| store::alerts(c, size + 1, (page - 1) * size))
-        .await?;
-    let has_next = alerts.len() > size as usize;
-    alerts.truncate(size as usize);
+    let page = q.number();
+    let (alerts, has_next) = paginate(&st, page, |c, limit, offset| {
+        store::alerts(c, limit, offset)
+    })
+    .await?;
     render(
         &st,
         "alerts.html",
