@@ -3,7 +3,7 @@
 //! A server that accepts mail for nonexistent recipients and bounces it later
 //! sends its NDRs to whatever sender the spammer forged: backscatter. The
 //! probe asks the server, in an SMTP conversation that never sends DATA:
-//! EHLO, MAIL FROM:<probe>, RCPT TO:<random nonexistent>, RCPT TO:<control>,
+//! EHLO, `MAIL FROM:<probe>`, `RCPT TO:<random nonexistent>`, `RCPT TO:<control>`,
 //! RSET, QUIT. 5xx for the random address is safe; 2xx means the server will
 //! bounce (vulnerable); 4xx (greylisting, recipient verification) is
 //! inconclusive. Every step has a timeout and the transcript is kept. The
