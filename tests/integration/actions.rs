@@ -571,3 +571,112 @@ fn hooks_list_and_test_commands() {
     );
     assert!(!std::path::Path::new("/tmp/rblwatch-dry-test").exists());
 }
+
+#[test]
+fn exim_freeze_bounces_freezes_only_bounces_and_thaws_them() {
+    // Exim cannot be installed beside Postfix here: a stand-in `exim` keeps an `exim -bp` queue in a file.
+    let dir = tempfile::tempdir().unwrap();
+    let queue = " 0m  1.7K 1xVKN3-0004Lk-1l <>\n          victim@victim.test\n\n 2m   473 1xVKMW-0004C7-0f <alice@example.test>\n          bob@example.org\n\n 5m  1.7K 1xVKNu-0004cr-36 <>\n          other@victim.test\n";
+    std::fs::write(dir.path().join("queue"), queue).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/exim-freeze-bounces");
+    let run = |action: &str| {
+        let o = Command::new(&script)
+            .arg(action)
+            .env("EXIM", fixtures().join("fake-exim"))
+            .env("FAKE_EXIM_DIR", dir.path())
+            .env("RBLWATCH_STATE_DIR", dir.path().join("state"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    assert!(run("freeze").contains("froze 2 bounces"));
+    let q = std::fs::read_to_string(dir.path().join("queue")).unwrap();
+    assert_eq!(q.matches("*** frozen ***").count(), 2, "{q}");
+    assert!(
+        !q.contains("<alice@example.test> *** frozen"),
+        "a normal message is not touched"
+    );
+    assert!(run("freeze").contains("froze 0 bounces"), "idempotent");
+    assert!(run("thaw").contains("thawed 2 bounces"));
+    let q = std::fs::read_to_string(dir.path().join("queue")).unwrap();
+    assert!(!q.contains("frozen"), "{q}");
+    assert!(run("thaw").contains("nothing to thaw"));
+    let o = Command::new(&script).arg("--help").output().unwrap();
+    assert!(o.status.success() && stdout(&o).contains("freeze|thaw"));
+}
+
+#[test]
+fn shipped_hooks_have_help_and_refuse_bad_arguments() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks");
+    for h in [
+        "postfix-strict-recipients",
+        "postfix-ndr-pause",
+        "exim-freeze-bounces",
+    ] {
+        let o = Command::new(root.join(h)).arg("--help").output().unwrap();
+        assert!(
+            o.status.success() && stdout(&o).contains(h),
+            "{h}: {}",
+            stdout(&o)
+        );
+        let o = Command::new(root.join(h)).arg("--bogus").output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{h}");
+    }
+}
+
+#[test]
+fn postfix_hooks_are_idempotent_and_restore_exactly() {
+    let pf = Postfix::start();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks");
+    let conf = pf.conf().display().to_string();
+    let before: Vec<String> = [
+        "smtpd_reject_unlisted_recipient",
+        "local_recipient_maps",
+        "header_checks",
+        "internal_mail_filter_classes",
+    ]
+    .iter()
+    .map(|p| postconf(&pf, p))
+    .collect();
+    let run = |h: &str, a: &str| {
+        let o = Command::new(root.join(h))
+            .args([a, "-c", &conf])
+            .env(
+                "RBLWATCH_LOCAL_RECIPIENT_MAPS",
+                "unix:passwd.byname $alias_maps",
+            )
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{h} {a}: {}", stderr(&o));
+    };
+    run("postfix-strict-recipients", "enable");
+    run("postfix-strict-recipients", "enable");
+    assert_eq!(
+        postconf(&pf, "smtpd_reject_unlisted_recipient"),
+        "smtpd_reject_unlisted_recipient = yes"
+    );
+    run("postfix-ndr-pause", "pause");
+    run("postfix-ndr-pause", "pause");
+    assert!(
+        postconf(&pf, "header_checks")
+            .matches("rblwatch-ndr-hold")
+            .count()
+            == 1,
+        "the rule is added once"
+    );
+    run("postfix-strict-recipients", "disable");
+    run("postfix-strict-recipients", "disable");
+    run("postfix-ndr-pause", "resume");
+    run("postfix-ndr-pause", "resume");
+    let after: Vec<String> = [
+        "smtpd_reject_unlisted_recipient",
+        "local_recipient_maps",
+        "header_checks",
+        "internal_mail_filter_classes",
+    ]
+    .iter()
+    .map(|p| postconf(&pf, p))
+    .collect();
+    assert_eq!(before, after, "exactly what was there before");
+}
