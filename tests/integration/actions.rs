@@ -452,6 +452,16 @@ dry_run = true
         )
         .unwrap();
     assert_eq!(failed, 6);
+    // the three listings and the six hook failures of one pass went out grouped, as one message
+    let grouped: Vec<Vec<String>> = alerts_http
+        .bodies()
+        .iter()
+        .map(|b| kinds_in(b))
+        .filter(|k| k.contains(&"listed".to_string()))
+        .collect();
+    assert_eq!(grouped.len(), 1, "{grouped:?}");
+    assert_eq!(grouped[0].iter().filter(|k| *k == "listed").count(), 3);
+    assert_eq!(grouped[0].iter().filter(|k| *k == "hook_failed").count(), 6);
     let all = alerts_http.bodies().join("\n");
     assert!(
         all.contains("hook_failed") && all.contains("timed out and was killed"),
