@@ -20,6 +20,7 @@ use crate::catalog::ListDef;
 use crate::dns::qname::query_name;
 use crate::dns::{DnsClient, QType};
 use crate::health::{assess, ListHealth};
+use crate::secret::Secret;
 use crate::target::{Target, TargetSpec};
 use crate::verdict::{classify, Verdict};
 
@@ -61,8 +62,9 @@ impl RateLimiter {
 pub struct ActiveList {
     /// The definition.
     pub def: Arc<ListDef>,
-    /// The zone actually queried (may contain a secret key: never log it).
-    query_zone: String,
+    /// The zone actually queried. It may contain a DQS key, so it is a
+    /// [`Secret`]: `Debug` of the list (and of the engine, runtime, daemon) redacts it.
+    query_zone: Secret,
     /// Whether the key-bearing zone is in use.
     pub uses_key: bool,
     limiter: Option<RateLimiter>,
@@ -85,8 +87,8 @@ impl ActiveList {
     /// Prepares a list; `key` is the secret for the list's key template, if configured.
     pub fn new(def: Arc<ListDef>, key: Option<&str>, qps_override: Option<f64>) -> Self {
         let (query_zone, uses_key) = match (&def.policy.key_template, key) {
-            (Some(t), Some(k)) => (t.replace("{key}", k), true),
-            _ => (def.zone.clone(), false),
+            (Some(t), Some(k)) => (Secret::new(t.replace("{key}", k)), true),
+            _ => (Secret::new(def.zone.clone()), false),
         };
         let qps = match (qps_override, def.policy.max_qps) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -171,7 +173,7 @@ impl Engine {
         if let Some(l) = &list.limiter {
             l.acquire().await;
         }
-        let qname = query_name(t, &list.query_zone);
+        let qname = query_name(t, list.query_zone.expose());
         let a = {
             let _permit = self.sem.acquire().await;
             self.client.query(&qname, QType::A).await
