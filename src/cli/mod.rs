@@ -145,7 +145,7 @@ pub(crate) fn load_config(path: Option<&Path>, required: bool) -> anyhow::Result
         None if required => {
             anyhow::bail!("no configuration: pass --config FILE (see rblwatch.example.toml)")
         }
-        None => Config::default_for_cli(),
+        None => Config::default_for_cli()?,
     };
     for w in &cfg.warnings {
         tracing::warn!("{w}");

@@ -446,51 +446,10 @@ impl Config {
     }
 
     /// A config with defaults only (for `rblwatch check` without `--config`).
-    pub fn default_for_cli() -> Self {
-        match Self::from_toml(Path::new("<defaults>"), "") {
-            Ok(c) => c,
-            Err(e) => unreachable_config(e),
-        }
-    }
-}
-
-#[cold]
-fn unreachable_config(e: ConfigError) -> Config {
-    // The empty config is valid by construction; keep going with a minimal value if not.
-    tracing::error!(error = %e, "built-in defaults failed to validate");
-    Config {
-        path: PathBuf::from("<defaults>"),
-        resolver: ResolverConf {
-            nameservers: vec![],
-            confirm_with: vec![],
-            timeout: Duration::from_secs(2),
-            retries: 1,
-            concurrency: 64,
-        },
-        lists: ListsConf {
-            use_: None,
-            exclude: vec![],
-            dirs: vec![],
-            max_qps: None,
-        },
-        keys: BTreeMap::new(),
-        targets: vec![],
-        daemon: DaemonConf {
-            database: PathBuf::from("rblwatch.db"),
-            sweep: Schedule::Every(Duration::from_secs(1800)),
-            health: Schedule::Every(Duration::from_secs(1800)),
-            spread: true,
-            confirm_listed: 2,
-            confirm_clear: 2,
-            retention_days: 400,
-            sample_retention_days: 30,
-        },
-        sources: vec![],
-        probes: vec![],
-        spikes: vec![],
-        actions: Default::default(),
-        web: WebConf::default(),
-        warnings: vec![],
+    /// The empty file is valid by construction (tested); an error here means the
+    /// shipped catalog is broken, and is reported like any config error.
+    pub fn default_for_cli() -> Result<Self, ConfigError> {
+        Self::from_toml(Path::new("<defaults>"), "")
     }
 }
 
