@@ -51,6 +51,26 @@ pub enum Tick {
     Probe(usize),
 }
 
+/// Where a job runs: a tick is skipped while its slot is busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Slot {
+    Sweep,
+    Housekeeping,
+    Source(usize),
+    Probe(usize),
+}
+
+impl Tick {
+    fn slot(self) -> Slot {
+        match self {
+            Tick::Sweep => Slot::Sweep,
+            Tick::Health | Tick::Prune => Slot::Housekeeping,
+            Tick::Source(i) => Slot::Source(i),
+            Tick::Probe(i) => Slot::Probe(i),
+        }
+    }
+}
+
 /// How the daemon runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -271,6 +291,17 @@ impl Daemon {
         }
     }
 
+    /// Runs the job a tick stands for.
+    pub async fn run_tick(self: Arc<Self>, tick: Tick) -> anyhow::Result<()> {
+        match tick {
+            Tick::Sweep => self.sweep().await,
+            Tick::Health => self.health_check().await,
+            Tick::Prune => self.prune().await,
+            Tick::Source(i) => self.read_source(i).await,
+            Tick::Probe(i) => self.run_probe(i).await,
+        }
+    }
+
     /// Applies retention.
     pub async fn prune(&self) -> anyhow::Result<()> {
         let d = self.runtime().cfg.daemon.clone();
@@ -283,6 +314,18 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+/// Every job of a configuration, once: retention, the sweep (when there are
+/// targets), each mail source, each probe. The start-up runs and `--once` use it.
+fn ticks_of(cfg: &Config) -> Vec<Tick> {
+    let mut v = vec![Tick::Prune];
+    if !cfg.targets.is_empty() {
+        v.push(Tick::Sweep);
+    }
+    v.extend((0..cfg.sources.len()).map(Tick::Source));
+    v.extend((0..cfg.probes.len()).map(Tick::Probe));
+    v
 }
 
 async fn add_job(
@@ -335,16 +378,9 @@ pub async fn run(
     let daemon = Daemon::open(cfg, mode).await?;
     if mode == Mode::Once {
         let work = async {
-            daemon.prune().await?;
             let rt = daemon.runtime();
-            if !rt.cfg.targets.is_empty() {
-                daemon.clone().sweep().await?;
-            }
-            for i in 0..rt.cfg.sources.len() {
-                daemon.clone().read_source(i).await?;
-            }
-            for i in 0..rt.cfg.probes.len() {
-                daemon.clone().run_probe(i).await?;
+            for tick in ticks_of(&rt.cfg) {
+                daemon.clone().run_tick(tick).await?;
             }
             // hooks, then alerts (hook failures included), delivered now
             rt.cfg
@@ -386,30 +422,17 @@ pub async fn run(
     let mut sched = JobScheduler::new().await?;
     let mut jobs = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
     sched.start().await?;
-    // First sweep at start: do not wait a whole interval.
     // First runs at start: do not wait a whole interval.
-    {
-        let cfg = &daemon.runtime().cfg;
-        if !cfg.targets.is_empty() {
-            let _ = tx.send(Tick::Sweep).await;
-        }
-        for i in 0..cfg.sources.len() {
-            let _ = tx.send(Tick::Source(i)).await;
-        }
-        for i in 0..cfg.probes.len() {
-            let _ = tx.send(Tick::Probe(i)).await;
-        }
+    for tick in ticks_of(&daemon.runtime().cfg) {
+        let _ = tx.send(tick).await;
     }
-    let _ = tx.send(Tick::Prune).await;
 
-    // Sweeps have their own slot: only another sweep makes one wait. Health checks and
-    // retention share a second slot; a health check is pointless while a sweep (which
-    // checks health first) runs.
-    let mut sweep_task: Option<JoinHandle<()>> = None;
-    let mut other_task: Option<JoinHandle<()>> = None;
-    let mut mail_tasks: std::collections::HashMap<Tick, JoinHandle<()>> =
+    // Each job runs in a slot; a tick whose slot is still busy is skipped. Sweeps have
+    // their own slot (only another sweep makes one wait); health checks and retention
+    // share one, and a health check is pointless while a sweep (which checks health
+    // first) runs; every mail source and probe has its own.
+    let mut running: std::collections::HashMap<Slot, JoinHandle<()>> =
         std::collections::HashMap::new();
-    let busy = |t: &Option<JoinHandle<()>>| t.as_ref().is_some_and(|h| !h.is_finished());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -427,43 +450,17 @@ pub async fn run(
                 }
             }
             Some(tick) = ticks.recv() => {
-                if let Tick::Source(_) | Tick::Probe(_) = tick {
-                    if mail_tasks.get(&tick).is_some_and(|h| !h.is_finished()) {
-                        tracing::debug!(job = ?tick, "still running; skipped");
-                        continue;
+                let busy = |slot: Slot| running.get(&slot).is_some_and(|h| !h.is_finished());
+                if busy(tick.slot()) || (tick == Tick::Health && busy(Slot::Sweep)) {
+                    match tick {
+                        Tick::Sweep => tracing::warn!("a sweep is still running; this scheduled sweep is skipped"),
+                        _ => tracing::debug!(job = ?tick, "still running; skipped"),
                     }
-                    let d = daemon.clone();
-                    mail_tasks.insert(tick, tokio::spawn(async move {
-                        let r = match tick {
-                            Tick::Source(i) => d.read_source(i).await,
-                            Tick::Probe(i) => d.run_probe(i).await,
-                            _ => Ok(()),
-                        };
-                        if let Err(e) = r {
-                            tracing::error!(job = ?tick, error = %format!("{e:#}"), "job failed");
-                        }
-                    }));
                     continue;
                 }
-                let slot = match tick {
-                    Tick::Sweep if busy(&sweep_task) => {
-                        tracing::warn!("a sweep is still running; this scheduled sweep is skipped");
-                        continue;
-                    }
-                    Tick::Sweep => &mut sweep_task,
-                    Tick::Health if busy(&sweep_task) || busy(&other_task) => continue,
-                    Tick::Prune if busy(&other_task) => continue,
-                    Tick::Health | Tick::Prune | Tick::Source(_) | Tick::Probe(_) => &mut other_task,
-                };
                 let d = daemon.clone();
-                *slot = Some(tokio::spawn(async move {
-                    let r = match tick {
-                        Tick::Sweep => d.sweep().await,
-                        Tick::Health => d.health_check().await,
-                        Tick::Prune => d.prune().await,
-                        Tick::Source(_) | Tick::Probe(_) => Ok(()),
-                    };
-                    if let Err(e) = r {
+                running.insert(tick.slot(), tokio::spawn(async move {
+                    if let Err(e) = d.run_tick(tick).await {
                         tracing::error!(job = ?tick, error = %format!("{e:#}"), "job failed");
                     }
                 }));
@@ -471,11 +468,7 @@ pub async fn run(
         }
     }
     tracing::info!("stopping");
-    for h in [sweep_task.take(), other_task.take()]
-        .into_iter()
-        .flatten()
-        .chain(mail_tasks.into_values())
-    {
+    for h in running.into_values() {
         if !h.is_finished() {
             tracing::info!("abandoning a running job");
             h.abort();
