@@ -182,41 +182,37 @@ impl Daemon {
             }
             let l = &engine.lists()[o.list].def;
             match transition {
-                Some(Transition::Listed) if sweep == Sweep::Baseline => {
-                    // Already listed at the first sweep: recorded and shown, summarised in one event.
-                    if baseline_found.len() < 100 {
-                        baseline_found.push(serde_json::json!({"target": key.0, "list": list, "meanings": d.meanings}));
-                    }
-                    baseline_count += 1;
-                    periods.push(PeriodChange::Open {
-                        target: key.0.clone(),
-                        list: list.clone(),
-                        at: since,
-                        details: d,
-                        baseline: true,
-                    });
-                }
                 Some(Transition::Listed) => {
-                    let mut e = Event::new(
-                        EventKind::Listed,
-                        started_at,
-                        format!(
+                    let baseline = sweep == Sweep::Baseline;
+                    if baseline {
+                        // Already listed at the first sweep: recorded and shown, summarised in one event.
+                        if baseline_found.len() < 100 {
+                            baseline_found.push(serde_json::json!({"target": key.0, "list": list, "meanings": d.meanings}));
+                        }
+                        baseline_count += 1;
+                    } else {
+                        let summary = format!(
                             "{} is listed on {} ({})",
                             key.0,
                             l.name,
                             d.meanings.join("; ")
-                        ),
-                        serde_json::to_value(&*d).unwrap_or_default(),
-                    );
-                    e.target = Some(key.0.clone());
-                    e.list = Some(list.clone());
-                    events.push(e);
+                        );
+                        let mut e = Event::new(
+                            EventKind::Listed,
+                            started_at,
+                            summary,
+                            serde_json::to_value(&*d).unwrap_or_default(),
+                        );
+                        e.target = Some(key.0.clone());
+                        e.list = Some(list.clone());
+                        events.push(e);
+                    }
                     periods.push(PeriodChange::Open {
                         target: key.0.clone(),
                         list: list.clone(),
                         at: since,
                         details: d,
-                        baseline: false,
+                        baseline,
                     });
                 }
                 Some(Transition::Delisted) => {
