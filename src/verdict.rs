@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use crate::catalog::{CodeVerdict, ListClass, ListDef};
+use crate::catalog::{CodeVerdict, ListDef};
 use crate::dns::{QueryError, Rcode, Response};
 
 /// The verdict of one list about one target.
@@ -206,10 +206,8 @@ pub fn classify(list: &ListDef, answer: &Result<Response, QueryError>) -> Verdic
             meanings: allowed,
         };
     }
-    // Only informational codes: for a blocklist that is "not listed".
-    match list.class {
-        ListClass::Block | ListClass::Allow => Verdict::Clear,
-    }
+    // Only informational codes: neither a listing nor an error.
+    Verdict::Clear
 }
 
 #[cfg(test)]

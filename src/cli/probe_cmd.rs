@@ -61,14 +61,12 @@ pub(super) async fn run(cmd: ProbeCmd) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let server = if a
-        .server
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        a.server.clone()
-    } else {
-        format!("{}:25", a.server)
+    let server = match smtp_probe::server_addr(&a.server) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rblwatch: {e}");
+            return Ok(ExitCode::from(2));
+        }
     };
     let o = ProbeOpts {
         server,

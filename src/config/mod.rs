@@ -921,25 +921,8 @@ fn mail_config(
         let key = format!("probes[{i}]");
         let domain = crate::target::parse_domain(p.domain.get_ref())
             .map_err(|e| err(p.domain.span(), format!("{key}.domain: {e}")))?;
-        let server = p.server.get_ref().trim().to_string();
-        let server =
-            if server.contains(':') && !server.starts_with('[') && server.matches(':').count() == 1
-                || server.starts_with('[')
-            {
-                server
-            } else {
-                format!("{server}:25")
-            };
-        if server
-            .rsplit_once(':')
-            .and_then(|(_, port)| port.parse::<u16>().ok())
-            .is_none()
-        {
-            return Err(err(
-                p.server.span(),
-                format!("{key}.server: expected host or host:port"),
-            ));
-        }
+        let server = crate::smtp_probe::server_addr(p.server.get_ref())
+            .map_err(|m| err(p.server.span(), format!("{key}.server: {m}")))?;
         let interval = match &p.interval {
             Some(v) => Schedule::parse(v.get_ref())
                 .map_err(|m| err(v.span(), format!("{key}.interval: {m}")))?,

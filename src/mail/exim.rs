@@ -7,19 +7,12 @@ use super::{ParseError, Sample};
 pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
     let (mut depth, mut bounces, mut frozen) = (0.0, 0.0, 0.0);
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty()
-            || line.starts_with(' ')
-                && line.split_whitespace().count() == 1
-                && !looks_like_header(line)
-        {
+        if line.trim().is_empty() {
             continue;
         }
         if !looks_like_header(line) {
-            // recipient lines (indented addresses, "D " delivered markers)
-            if line.starts_with("        ")
-                || line.trim_start().starts_with("D ")
-                || line.trim_start().starts_with('+')
-            {
+            // recipient lines are indented (with "D " for delivered, "+D" for generated)
+            if line.starts_with(char::is_whitespace) {
                 continue;
             }
             return Err(ParseError::new(
