@@ -106,6 +106,8 @@ pub enum Gate {
     Cooldown,
     /// Over the per-hour cap.
     Cap,
+    /// A revert not run: another condition still needs the remediation in place.
+    Kept,
 }
 
 /// Decides whether a triggered run happens (pure): `runs_last_hour` and `last_run` count real runs.

@@ -167,7 +167,7 @@ impl Actions {
                         }
                     } else {
                         // another condition still needs the remediation: only forget this one
-                        Gate::Cooldown
+                        Gate::Kept
                     };
                     plans.push(Plan {
                         hook: i,
@@ -199,7 +199,7 @@ impl Actions {
             let status = match (&exec, p.gate) {
                 (Some(x), _) => x.status,
                 (None, Gate::DryRun) => "dry_run",
-                (None, Gate::Cooldown) if p.action == "revert" => "kept",
+                (None, Gate::Kept) => "kept",
                 (None, Gate::Cooldown) => "skipped_cooldown",
                 (None, _) => "skipped_cap",
             };

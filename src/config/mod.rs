@@ -865,7 +865,8 @@ fn mail_config(
                     ));
                 }
                 for (n, p) in &s.values {
-                    if !crate::mail::command_name_ok(n) || !(p.is_empty() || p.starts_with('/')) {
+                    if !crate::mail::command::valid_name(n) || !(p.is_empty() || p.starts_with('/'))
+                    {
                         return Err(err(
                             s.name.span(),
                             format!("{key}.values.{n}: bad name or JSON pointer {p:?}"),

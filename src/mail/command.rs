@@ -33,7 +33,8 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
     Ok(out)
 }
 
-pub(super) fn valid_name(k: &str) -> bool {
+/// Whether a metric name is acceptable: 1 to 64 letters, digits or '_'.
+pub fn valid_name(k: &str) -> bool {
     !k.is_empty() && k.len() <= 64 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 

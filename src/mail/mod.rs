@@ -132,11 +132,6 @@ pub enum SourceError {
     Io(#[from] std::io::Error),
 }
 
-/// Whether a metric name is acceptable (letters, digits, '_').
-pub fn command_name_ok(k: &str) -> bool {
-    command::valid_name(k)
-}
-
 /// Runs argv (no shell), returns stdout; kills the process if it runs over `timeout`.
 pub async fn run_command(argv: &[String], timeout: Duration) -> Result<String, SourceError> {
     let (prog, args) = argv

@@ -878,10 +878,15 @@ pub fn series(
 }
 
 /// Events of some kinds since `since` (for marking spikes on charts).
-pub fn events_of_kinds(c: &Connection, kinds: &[&str], since: i64) -> anyhow::Result<Vec<Event>> {
+pub fn events_of_kinds(
+    c: &Connection,
+    kinds: &[EventKind],
+    since: i64,
+) -> anyhow::Result<Vec<Event>> {
+    // the kinds come from the enum, so the IN list holds only known names
     let list = kinds
         .iter()
-        .map(|k| format!("'{}'", k.replace('\'', "")))
+        .map(|k| format!("'{}'", k.as_str()))
         .collect::<Vec<_>>()
         .join(",");
     let mut st = c.prepare(&format!(

@@ -467,7 +467,7 @@ pub(super) async fn mail(
     let charts = st
         .db
         .read(move |c| {
-            let spikes = store::events_of_kinds(c, &["queue_spike", "ndr_spike"], since)?;
+            let spikes = store::events_of_kinds(c, &[crate::evaluator::EventKind::QueueSpike, crate::evaluator::EventKind::NdrSpike], since)?;
             let mut out = Vec::new();
             for (source, metric, _, _) in store::latest_samples(c)? {
                 let key = format!("{source}.{metric}");

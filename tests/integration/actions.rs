@@ -690,3 +690,84 @@ fn postfix_hooks_are_idempotent_and_restore_exactly() {
     .collect();
     assert_eq!(before, after, "exactly what was there before");
 }
+
+#[test]
+fn a_revert_waits_until_every_condition_the_hook_fixed_has_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.json");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let rec = fixtures().join("hooks/record.sh").display().to_string();
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[daemon]
+database = "rblwatch.db"
+
+[[sources]]
+name = "m"
+kind = "command"
+command = ["cat", {values:?}]
+
+[[spikes]]
+metric = "m.ndr"
+kind = "ndr_spike"
+above = 10
+clear_after = 1
+
+[[spikes]]
+metric = "m.queue"
+kind = "queue_spike"
+above = 10
+clear_after = 1
+
+[[hooks]]
+name = "fix"
+on = ["ndr_spike", "queue_spike"]
+command = [{rec:?}, "run"]
+revert = [{rec:?}, "revert"]
+cooldown = "0s"
+env = {{ OUT = {out:?} }}
+"#,
+            values = values.display().to_string(),
+            out = out.display().to_string()
+        ),
+    )
+    .unwrap();
+    let statuses = || -> Vec<(String, String)> {
+        let c = Connection::open(dir.path().join("rblwatch.db")).unwrap();
+        let mut st = c
+            .prepare("SELECT action, status FROM hook_runs ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    std::fs::write(&values, r#"{"ndr": 50, "queue": 50}"#).unwrap();
+    once(&cfg); // both spikes: the hook runs for each
+    assert_eq!(
+        statuses(),
+        [("run".into(), "ok".into()), ("run".into(), "ok".into())]
+    );
+    std::fs::write(&values, r#"{"ndr": 0, "queue": 50}"#).unwrap();
+    once(&cfg); // one clears: the remediation is kept for the other
+    assert_eq!(
+        statuses().last().unwrap(),
+        &("revert".to_string(), "kept".to_string())
+    );
+    assert!(
+        !out.join("revert.stdin").exists(),
+        "not reverted while the queue spike lasts"
+    );
+    std::fs::write(&values, r#"{"ndr": 0, "queue": 0}"#).unwrap();
+    once(&cfg); // the last one clears: now it is reverted
+    assert_eq!(
+        statuses().last().unwrap(),
+        &("revert".to_string(), "ok".to_string())
+    );
+    assert!(std::fs::read_to_string(out.join("revert.stdin"))
+        .unwrap()
+        .contains("queue_spike_cleared"));
+}
