@@ -6,14 +6,9 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use crate::util::{
-    fixtures, free_tcp_port, rblwatch, stderr, stdout, wait_for, HttpFixture, Postfix, Rbldnsd,
+    fixtures, free_tcp_port, once, rblwatch, stderr, stdout, wait_for, HttpFixture, Postfix,
+    Rbldnsd,
 };
-
-fn once(cfg: &std::path::Path) -> String {
-    let o = rblwatch(&["daemon", "--once", "-C", cfg.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    stderr(&o)
-}
 
 fn postconf(pf: &Postfix, p: &str) -> String {
     let o = Command::new("postconf")

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::util::{free_tcp_port, rblwatch, stderr, stdout, Postfix};
+use crate::util::{free_tcp_port, once, rblwatch, stderr, stdout, Postfix};
 
 fn mail_config(dir: &std::path::Path, pf: &Postfix, extra: &str) -> std::path::PathBuf {
     let text = format!(
@@ -67,11 +67,6 @@ fn events(c: &Connection) -> Vec<String> {
         .unwrap()
         .map(|r| r.unwrap())
         .collect()
-}
-
-fn once(cfg: &std::path::Path) {
-    let o = rblwatch(&["daemon", "--once", "-C", cfg.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]

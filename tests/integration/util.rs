@@ -189,6 +189,13 @@ pub fn rblwatch(args: &[&str]) -> Output {
         .expect("run rblwatch")
 }
 
+/// `rblwatch daemon --once -C cfg`, which must succeed; returns its log.
+pub fn once(cfg: &Path) -> String {
+    let o = rblwatch(&["daemon", "--once", "-C", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stderr(&o)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -21,6 +21,15 @@ impl Drop for Daemon {
     }
 }
 
+/// Runs a future on a fresh single-thread runtime (the tests themselves are synchronous).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 const SECRET: &str = "sekrit-dqs-key-1234567";
 
 /// A daemon with a few listed targets, its first sweep done, serving the web on a free port.
@@ -105,11 +114,7 @@ listen = "127.0.0.1:{port}"
 }
 
 fn get(url: &str, auth: Option<&str>) -> (u16, String, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let mut r = reqwest::Client::new().get(url);
         if let Some(a) = auth {
             r = r.header("authorization", a);
@@ -126,11 +131,7 @@ fn get(url: &str, auth: Option<&str>) -> (u16, String, String) {
 }
 
 fn post(url: &str, body: &str, origin: Option<&str>, auth: Option<&str>) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -451,11 +452,7 @@ impl Browser {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> serde_json::Value {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let c = reqwest::Client::new();
             let url = format!("{base}{path}");
             let r = match method {
