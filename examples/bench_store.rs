@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use rblwatch::evaluator::{Event, EventKind, ListingDetails, PairState};
+use rblwatch::evaluator::{ListingDetails, PairState};
+use rblwatch::event::{Event, EventKind, Subject};
 use rblwatch::health::ListHealth;
 use rblwatch::store::{self, PairUpdate, PeriodChange, SweepCommit, SweepCounts};
 
@@ -215,13 +216,16 @@ fn details(t: &str) -> ListingDetails {
 }
 
 fn event(kind: EventKind, at: i64, t: &str, l: &str) -> Event {
-    let mut e = Event::new(
+    let subject = if t.is_empty() {
+        Subject::List { id: l.to_string() }
+    } else {
+        Subject::pair(t, l)
+    };
+    Event::new(
         kind,
         at,
+        subject,
         format!("{t} {} on {l}", kind.as_str()),
         serde_json::json!({"codes": ["127.0.0.2"], "txt": ["Listed: see https://example.invalid/"]}),
-    );
-    e.target = (!t.is_empty()).then(|| t.to_string());
-    e.list = Some(l.to_string());
-    e
+    )
 }

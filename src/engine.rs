@@ -16,7 +16,8 @@ use futures::stream::{self, Stream, StreamExt};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::catalog::ListDef;
+use crate::catalog::{Catalog, ListDef};
+use crate::config::Config;
 use crate::dns::qname::query_name;
 use crate::dns::{DnsClient, QType};
 use crate::health::{assess, ListHealth};
@@ -263,22 +264,91 @@ impl Engine {
     }
 }
 
+/// The lists to query, prepared (keys applied, retired and key-less lists left
+/// out): the config's choice, or `only` when given.
+///
+/// Returns the lists and warnings about what was left out.
+pub fn active_lists(
+    cfg: &Config,
+    catalog: &Catalog,
+    only: Option<&[String]>,
+) -> Result<(Vec<ActiveList>, Vec<String>), EngineError> {
+    let mut warnings = Vec::new();
+    let chosen: Vec<&ListDef> = match only.map(|o| o.to_vec()).or_else(|| cfg.lists.use_.clone()) {
+        Some(ids) => {
+            let mut v = Vec::new();
+            for id in &ids {
+                v.push(
+                    catalog
+                        .get(id)
+                        .ok_or_else(|| EngineError::UnknownList(id.clone()))?,
+                );
+            }
+            v
+        }
+        None => catalog.iter().filter(|l| l.enabled_by_default).collect(),
+    };
+    let mut out = Vec::new();
+    for def in chosen {
+        if cfg.lists.exclude.contains(&def.id) {
+            continue;
+        }
+        if let Some(r) = &def.retired {
+            warnings.push(format!(
+                "list {:?} is retired since {} and is not queried: {}",
+                def.id, r.since, r.reason
+            ));
+            continue;
+        }
+        let key = def.policy.key.as_ref().and_then(|k| cfg.keys.get(k));
+        if def.policy.requires_key && key.is_none() {
+            warnings.push(format!(
+                "list {:?} needs the key {:?} in [keys]; it is not queried",
+                def.id,
+                def.policy.key.as_deref().unwrap_or("?")
+            ));
+            continue;
+        }
+        out.push(ActiveList::new(
+            Arc::new(def.clone()),
+            key.map(Secret::expose),
+            cfg.lists.max_qps,
+        ));
+    }
+    Ok((out, warnings))
+}
+
+/// Why an engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The catalog (shipped or a configured directory) is broken.
+    #[error("list catalog: {0}")]
+    Catalog(String),
+    /// A list id that the catalog does not have.
+    #[error("unknown list id {0:?} (see `rblwatch lists`)")]
+    UnknownList(String),
+    /// No name server to ask.
+    #[error("{0}")]
+    Resolver(String),
+    /// The sockets could not be set up.
+    #[error("cannot set up the DNS client: {0}")]
+    Socket(#[from] std::io::Error),
+}
+
 /// Builds an engine from a configuration: the chosen lists (or `only`), the
 /// configured or system name servers (or `servers`), keys applied.
 ///
 /// Returns warnings about lists left out (retired, missing key).
 pub async fn from_config(
-    cfg: &crate::config::Config,
+    cfg: &Config,
     only: Option<&[String]>,
     servers: Option<Vec<std::net::SocketAddr>>,
-) -> anyhow::Result<(Engine, Vec<String>)> {
-    let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
-    let (lists, warnings) = cfg
-        .active_lists(&catalog, only)
-        .map_err(anyhow::Error::msg)?;
+) -> Result<(Engine, Vec<String>), EngineError> {
+    let catalog = cfg.catalog().map_err(EngineError::Catalog)?;
+    let (lists, warnings) = active_lists(cfg, &catalog, only)?;
     let servers = match servers {
         Some(s) if !s.is_empty() => s,
-        _ => cfg.nameservers().map_err(anyhow::Error::msg)?,
+        _ => cfg.nameservers().map_err(EngineError::Resolver)?,
     };
     let mut cc = crate::dns::ClientConfig::new(servers);
     cc.timeout = cfg.resolver.timeout;
@@ -299,6 +369,48 @@ pub async fn from_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Config {
+        Config::from_toml(std::path::Path::new("test.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn retired_lists_warn_and_are_never_queried() {
+        let c = parse("[lists]\nuse = [\"spamhaus-zen\", \"sorbs-dnsbl\"]\n");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("sorbs-dnsbl") && w.contains("decommissioned")),
+            "{:?}",
+            c.warnings
+        );
+        let cat = c.catalog().unwrap();
+        let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
+        assert_eq!(lists.len(), 1);
+        assert!(warnings.iter().any(|w| w.contains("retired")));
+    }
+
+    #[test]
+    fn keys_switch_to_the_key_template_and_never_print() {
+        let c =
+            parse("[keys]\nspamhaus-dqs = \"sekritkey123\"\n[lists]\nuse = [\"spamhaus-zen\"]\n");
+        let cat = c.catalog().unwrap();
+        let (lists, _) = active_lists(&c, &cat, None).unwrap();
+        assert!(lists[0].uses_key);
+        assert_eq!(lists[0].display_zone(), "<key>.zen.dq.spamhaus.net");
+        // the query zone holds the key, but no Debug output (config, list, engine parts) does
+        let dbg = format!("{c:?} {:?}", lists[0]);
+        assert!(!dbg.contains("sekritkey123"), "{dbg}");
+    }
+
+    #[test]
+    fn lists_needing_a_key_are_left_out_with_a_warning() {
+        let c = parse("[lists]\nuse = [\"abusix-combined\"]\n");
+        let cat = c.catalog().unwrap();
+        let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
+        assert!(lists.is_empty());
+        assert!(warnings[0].contains("abusix"), "{warnings:?}");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn rate_limiter_spaces_queries_exactly() {

@@ -17,6 +17,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventKind;
 use crate::health::ListHealth;
 use crate::verdict::Verdict;
 
@@ -186,126 +187,6 @@ pub fn step(
             }
         }
         (S::Clearing { .. }, O::Listed { .. }) => (S::Listed, None),
-    }
-}
-
-/// Kinds of events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// A (target, list) listing was confirmed.
-    Listed,
-    /// A listing ended.
-    Delisted,
-    /// A list stopped being healthy.
-    ListUnhealthy,
-    /// A list is healthy again.
-    ListRecovered,
-    /// Queue depth spike.
-    QueueSpike,
-    /// Queue depth back to normal.
-    QueueSpikeCleared,
-    /// NDR (bounce) volume spike.
-    NdrSpike,
-    /// NDR volume back to normal.
-    NdrSpikeCleared,
-    /// The SMTP probe found a server accepting mail for unknown recipients.
-    RndrVulnerable,
-    /// The server rejects unknown recipients again.
-    RndrVulnerableCleared,
-    /// A target's first sweep: one summary of what was already listed (silent).
-    Baseline,
-    /// A remediation hook failed or timed out.
-    HookFailed,
-}
-
-impl EventKind {
-    /// The event's name, as used in configs, hooks and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Listed => "listed",
-            EventKind::Delisted => "delisted",
-            EventKind::ListUnhealthy => "list_unhealthy",
-            EventKind::ListRecovered => "list_recovered",
-            EventKind::QueueSpike => "queue_spike",
-            EventKind::QueueSpikeCleared => "queue_spike_cleared",
-            EventKind::NdrSpike => "ndr_spike",
-            EventKind::NdrSpikeCleared => "ndr_spike_cleared",
-            EventKind::RndrVulnerable => "rndr_vulnerable",
-            EventKind::RndrVulnerableCleared => "rndr_vulnerable_cleared",
-            EventKind::Baseline => "baseline",
-            EventKind::HookFailed => "hook_failed",
-        }
-    }
-
-    /// Parses a name.
-    pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
-    }
-
-    /// How bad it is.
-    pub fn severity(self) -> Severity {
-        match self {
-            EventKind::Listed | EventKind::NdrSpike | EventKind::RndrVulnerable => {
-                Severity::Critical
-            }
-            EventKind::ListUnhealthy | EventKind::QueueSpike | EventKind::HookFailed => {
-                Severity::Warning
-            }
-            _ => Severity::Info,
-        }
-    }
-}
-
-/// Event severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Recoveries and other good news.
-    Info,
-    /// Degraded monitoring, early signs.
-    Warning,
-    /// A listing, an attack, a vulnerability.
-    Critical,
-}
-
-/// Something that happened, as stored and handed to hooks, alerts and the web.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    /// Database id (0 until stored).
-    pub id: i64,
-    /// What happened.
-    pub kind: EventKind,
-    /// Unix time (seconds).
-    pub at: i64,
-    /// The target concerned, if any.
-    pub target: Option<String>,
-    /// The list (or metric source / probed domain) concerned, if any.
-    pub list: Option<String>,
-    /// How bad.
-    pub severity: Severity,
-    /// True for the silent baseline of a target's first sweep.
-    pub baseline: bool,
-    /// One human line. May quote remote text: escape when rendering.
-    pub summary: String,
-    /// Details (codes, meanings, TXT, delist link, figures…).
-    pub details: serde_json::Value,
-}
-
-impl Event {
-    /// A new event of `kind` at `at`.
-    pub fn new(kind: EventKind, at: i64, summary: String, details: serde_json::Value) -> Self {
-        Event {
-            id: 0,
-            kind,
-            at,
-            target: None,
-            list: None,
-            severity: kind.severity(),
-            baseline: false,
-            summary,
-            details,
-        }
     }
 }
 

@@ -12,6 +12,8 @@
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::config::{ProbeOpts, StartTls};
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
 };
@@ -74,38 +76,6 @@ pub struct ProbeReport {
     pub tls: Option<String>,
 }
 
-/// Whether the probe upgrades to TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StartTls {
-    /// Use STARTTLS when the server offers it (the default). The certificate is
-    /// not verified: the probe only needs the RCPT answer, and many MX hosts
-    /// use self-signed certificates. A failed handshake makes the result inconclusive.
-    #[default]
-    Opportunistic,
-    /// Stay in plain text.
-    Off,
-}
-
-/// What to probe and how.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProbeOpts {
-    /// `host:port`.
-    pub server: String,
-    /// The protected domain.
-    pub domain: String,
-    /// EHLO name. Defaults to the system host name.
-    pub helo: String,
-    /// MAIL FROM address. Defaults to `postmaster@<domain>`.
-    pub mail_from: String,
-    /// Control recipient that must exist (local part or full address). Defaults to `postmaster`.
-    pub control: String,
-    /// Timeout of each step. Defaults to 10 s.
-    pub timeout: Duration,
-    /// STARTTLS use. Defaults to opportunistic.
-    pub starttls: StartTls,
-}
-
 /// Classifies the two RCPT replies (pure).
 pub fn classify(random: &Reply, control: Option<&Reply>) -> (RndrVerdict, bool, String) {
     let class = |r: &Reply| r.code / 100;
@@ -136,36 +106,6 @@ pub fn classify(random: &Reply, control: Option<&Reply>) -> (RndrVerdict, bool, 
             format!("temporary failure for the unknown recipient ({}): greylisting, recipient verification or rate limiting; retry later", random.code),
         ),
         _ => (RndrVerdict::Inconclusive, false, format!("unexpected reply {} to RCPT", random.code)),
-    }
-}
-
-/// `host`, `host:port`, `ip`, `[ipv6]` or `[ipv6]:port` as a connectable
-/// `host:port`, port 25 by default. A bare IPv6 address is not mistaken for
-/// `host:port`.
-pub fn server_addr(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    let bad = || format!("{s:?} is not host, host:port or [ipv6]:port");
-    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
-        return Ok(std::net::SocketAddr::new(ip, 25).to_string());
-    }
-    if let Some(rest) = s.strip_prefix('[') {
-        let (ip, port) = rest.split_once(']').ok_or_else(bad)?;
-        let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| bad())?;
-        let port = match port.strip_prefix(':') {
-            Some(p) => p.parse::<u16>().map_err(|_| bad())?,
-            None if port.is_empty() => 25,
-            None => return Err(bad()),
-        };
-        return Ok(std::net::SocketAddr::new(ip.into(), port).to_string());
-    }
-    match s.split_once(':') {
-        Some((host, port)) if !host.is_empty() && !port.contains(':') => {
-            let port: u16 = port.parse().map_err(|_| bad())?;
-            Ok(format!("{host}:{port}"))
-        }
-        Some(_) => Err(bad()),
-        None if !s.is_empty() && !s.contains(char::is_whitespace) => Ok(format!("{s}:25")),
-        None => Err(bad()),
     }
 }
 
@@ -473,28 +413,6 @@ mod tests {
                 classify(&r(250), None).2
             )
         );
-    }
-
-    #[test]
-    fn server_addresses() {
-        assert_eq!(
-            server_addr("mx.example.com"),
-            Ok("mx.example.com:25".into())
-        );
-        assert_eq!(
-            server_addr("mx.example.com:2525"),
-            Ok("mx.example.com:2525".into())
-        );
-        assert_eq!(server_addr("192.0.2.1"), Ok("192.0.2.1:25".into()));
-        assert_eq!(server_addr("2001:db8::1"), Ok("[2001:db8::1]:25".into()));
-        assert_eq!(server_addr("[2001:db8::1]"), Ok("[2001:db8::1]:25".into()));
-        assert_eq!(
-            server_addr("[2001:db8::1]:587"),
-            Ok("[2001:db8::1]:587".into())
-        );
-        for bad in ["mx:notaport", "mx:99999", "", "[::1", "a b", ":25"] {
-            assert!(server_addr(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[tokio::test]

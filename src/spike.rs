@@ -12,48 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::evaluator::EventKind;
-
-/// Which events a rule raises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SpikeKind {
-    /// `queue_spike` / `queue_spike_cleared`.
-    QueueSpike,
-    /// `ndr_spike` / `ndr_spike_cleared`.
-    NdrSpike,
-}
-
-impl SpikeKind {
-    /// The raise and clear events.
-    pub fn events(self) -> (EventKind, EventKind) {
-        match self {
-            SpikeKind::QueueSpike => (EventKind::QueueSpike, EventKind::QueueSpikeCleared),
-            SpikeKind::NdrSpike => (EventKind::NdrSpike, EventKind::NdrSpikeCleared),
-        }
-    }
-}
-
-/// A spike rule on one metric.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpikeRule {
-    /// `<source>.<metric>`, e.g. `mx1.queue_bounces`.
-    pub metric: String,
-    /// Which events.
-    pub kind: SpikeKind,
-    /// Absolute threshold. Default: none.
-    pub above: Option<f64>,
-    /// Increase per interval. Default: none.
-    pub rate: Option<f64>,
-    /// k for the baseline rule. Default: none.
-    pub baseline_factor: Option<f64>,
-    /// The baseline rule never fires below this value. Defaults to 10.
-    pub floor: f64,
-    /// Samples without a trigger before clearing. Defaults to 2.
-    pub clear_after: u32,
-    /// Clearing also needs value ≤ clear_ratio × `above`. Defaults to 0.8.
-    pub clear_ratio: f64,
-}
+use crate::config::SpikeRule;
+use crate::event::EventKind;
 
 /// The state of a rule, kept in the database between runs.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -159,6 +119,7 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SpikeKind;
 
     fn rule() -> SpikeRule {
         SpikeRule {

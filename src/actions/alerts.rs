@@ -9,83 +9,9 @@
 use std::time::Duration;
 
 use minijinja::Environment;
-use serde::Serialize;
 
-use crate::evaluator::{Event, EventKind, Severity};
-use crate::secret::Secret;
-
-/// A channel's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    /// Generic JSON POST.
-    Webhook,
-    /// Slack incoming webhook.
-    Slack,
-    /// Microsoft Teams incoming webhook (MessageCard).
-    Teams,
-    /// Email over SMTP.
-    Email,
-}
-
-/// How email reaches the SMTP server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SmtpTls {
-    /// STARTTLS, required (the default).
-    #[default]
-    Starttls,
-    /// Implicit TLS (port 465).
-    Tls,
-    /// Plain SMTP: only for a local relay on loopback.
-    None,
-}
-
-/// Email settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmailConf {
-    /// SMTP server host.
-    pub host: String,
-    /// Port. Defaults to 587 (STARTTLS), 465 (TLS) or 25 (none).
-    pub port: u16,
-    /// TLS mode.
-    pub tls: SmtpTls,
-    /// User name for AUTH.
-    pub username: Option<String>,
-    /// Password for AUTH (secret).
-    pub password: Option<Secret>,
-    /// From address.
-    pub from: String,
-    /// Recipients.
-    pub to: Vec<String>,
-}
-
-/// A configured channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChannelConf {
-    /// Name.
-    pub name: String,
-    /// Kind.
-    pub kind: ChannelKind,
-    /// Webhook URL (secret: it usually carries a token).
-    pub url: Option<Secret>,
-    /// Email settings.
-    pub email: Option<EmailConf>,
-    /// A template overriding the built-in body.
-    pub template: Option<String>,
-    /// Events sent (empty: all).
-    pub on: Vec<EventKind>,
-    /// Minimum severity. Defaults to info (all, so recoveries are announced).
-    pub min_severity: Severity,
-}
-
-impl ChannelConf {
-    /// Whether this channel wants `e`.
-    pub fn wants(&self, e: &Event) -> bool {
-        (self.on.is_empty() || self.on.contains(&e.kind))
-            && (e.severity >= self.min_severity || e.kind == EventKind::Baseline)
-    }
-}
+use crate::config::{ChannelConf, ChannelKind, EmailConf, SmtpTls};
+use crate::event::{Event, Severity};
 
 /// One rendered message.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,7 +85,13 @@ pub fn render(
         ChannelKind::Teams => include_str!("templates/teams.json.j2"),
         ChannelKind::Email => include_str!("templates/text.txt.j2"),
     };
-    let body = env.render_str(ch.template.as_deref().unwrap_or(builtin), &ctx)?;
+    let body = env.render_str(
+        ch.template
+            .as_ref()
+            .map(|t| t.text.as_str())
+            .unwrap_or(builtin),
+        &ctx,
+    )?;
     if ch.kind != ChannelKind::Email {
         serde_json::from_str::<serde_json::Value>(&body)
             .map_err(|e| anyhow::anyhow!("the {} template did not produce JSON: {e}", ch.name))?;
@@ -246,16 +178,25 @@ async fn send_email(e: &EmailConf, m: &Message, timeout: Duration) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::actions::UserTemplate;
+    use crate::event::EventKind;
+
+    fn tpl(text: &str) -> Option<UserTemplate> {
+        Some(UserTemplate {
+            path: "t.j2".into(),
+            text: text.into(),
+        })
+    }
 
     fn ev() -> Event {
         let mut e = Event::new(
             EventKind::Listed,
             1,
+            crate::event::Subject::pair("192.0.2.1", "bl"),
             "192.0.2.1 is listed on Test BL (spam)".into(),
             serde_json::json!({"meanings": ["spam"], "txt": ["<script>alert(1)</script> \"q\" $(id)"], "delist": "http://bl.test/?ip=192.0.2.1"}),
         );
         e.id = 7;
-        e.target = Some("192.0.2.1".into());
         e
     }
 
@@ -311,12 +252,12 @@ mod tests {
     #[test]
     fn user_templates_override_and_must_be_json() {
         let mut c = ch(ChannelKind::Webhook);
-        c.template = Some("{\"n\": {{ events|length }}}".into());
+        c.template = tpl("{\"n\": {{ events|length }}}");
         assert_eq!(
             render(&c, &[ev(), ev()], "", "h").unwrap().body,
             "{\"n\": 2}"
         );
-        c.template = Some("not json {{ subject }}".into());
+        c.template = tpl("not json {{ subject }}");
         assert!(render(&c, &[ev()], "", "h").is_err());
     }
 }

@@ -14,85 +14,30 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::evaluator::{Event, EventKind, Severity};
+use crate::config::{HookConf, HookMode};
+use crate::event::{Event, Subject};
 
 /// Bytes of stdout/stderr kept per run.
 pub const OUTPUT_TAIL: usize = 64 * 1024;
 
-/// Whether a hook really runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HookMode {
-    /// Run it (the default).
-    #[default]
-    Live,
-    /// Record what would run, run nothing.
-    DryRun,
-}
-
-/// A configured hook.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HookConf {
-    /// Name.
-    pub name: String,
-    /// Events that trigger it.
-    pub on: Vec<EventKind>,
-    /// Only these targets (empty: any).
-    pub targets: Vec<String>,
-    /// Only these lists / sources (empty: any).
-    pub lists: Vec<String>,
-    /// Only events at least this severe. Defaults to info (all).
-    pub min_severity: Severity,
-    /// The command (argv).
-    pub command: Vec<String>,
-    /// Run when the condition clears (the matching `*_cleared`, `delisted`, `list_recovered`). Defaults to none.
-    pub revert: Option<Vec<String>>,
-    /// Killed (with its children) after this long. Defaults to 60 s.
-    pub timeout: Duration,
-    /// No new run within this time of the last. Defaults to 15 min.
-    pub cooldown: Duration,
-    /// At most this many runs per hour. Defaults to 4.
-    pub max_per_hour: u32,
-    /// Live or dry-run. Defaults to live.
-    pub mode: HookMode,
-    /// Extra environment variables.
-    pub env: BTreeMap<String, String>,
-    /// Events older than this (e.g. replayed after a long outage) do not run the hook. Defaults to 1 h.
-    pub max_event_age: Duration,
-}
-
-impl HookConf {
-    /// Whether `e` passes the filters (kind excluded).
-    pub fn matches_filters(&self, e: &Event) -> bool {
-        (self.targets.is_empty() || e.target.as_ref().is_some_and(|t| self.targets.contains(t)))
-            && (self.lists.is_empty() || e.list.as_ref().is_some_and(|l| self.lists.contains(l)))
-    }
-}
-
-/// The raising event a clearing event ends, if it is one.
-pub fn cleared_kind(k: EventKind) -> Option<EventKind> {
-    Some(match k {
-        EventKind::Delisted => EventKind::Listed,
-        EventKind::ListRecovered => EventKind::ListUnhealthy,
-        EventKind::QueueSpikeCleared => EventKind::QueueSpike,
-        EventKind::NdrSpikeCleared => EventKind::NdrSpike,
-        EventKind::RndrVulnerableCleared => EventKind::RndrVulnerable,
-        _ => return None,
-    })
-}
-
 /// The condition an event raises or clears, e.g. `ndr_spike:mxlog.ndr_generated`.
+///
+/// The format is the one stored by earlier versions (`kind:target:list`, with
+/// a metric's full name as "target" and its source as "list"), so a
+/// remediation put in place before an upgrade is still reverted after it.
 pub fn condition_key(e: &Event) -> String {
-    let raise = cleared_kind(e.kind).unwrap_or(e.kind);
-    format!(
-        "{}:{}:{}",
-        raise.as_str(),
-        e.target.as_deref().unwrap_or(""),
-        e.list.as_deref().unwrap_or("")
-    )
+    let raise = e.kind.clears().unwrap_or(e.kind);
+    let (a, b) = match &e.subject {
+        Subject::Pair { target, list } => (target.clone(), list.clone()),
+        Subject::List { id } => (String::new(), id.clone()),
+        Subject::Metric { source, metric } => (format!("{source}.{metric}"), source.clone()),
+        Subject::Probe { server, domain } => (domain.clone(), server.clone()),
+        Subject::Hook { name } => (String::new(), name.clone()),
+        Subject::None => (String::new(), String::new()),
+    };
+    format!("{}:{a}:{b}", raise.as_str())
 }
 
 /// What to do about a run request.
@@ -151,20 +96,32 @@ pub fn event_env(
         ("RBLWATCH_ACTION".to_string(), action.to_string()),
         ("RBLWATCH_EVENT".into(), e.kind.as_str().into()),
         ("RBLWATCH_EVENT_ID".into(), e.id.to_string()),
-        (
-            "RBLWATCH_SEVERITY".into(),
-            serde_json::to_value(e.severity)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-        ),
+        ("RBLWATCH_SEVERITY".into(), e.severity.as_str().into()),
         ("RBLWATCH_AT".into(), e.at.to_string()),
-        (
-            "RBLWATCH_TARGET".into(),
-            e.target.clone().unwrap_or_default(),
-        ),
-        ("RBLWATCH_LIST".into(), e.list.clone().unwrap_or_default()),
+        ("RBLWATCH_SUBJECT".into(), e.subject.kind_name().into()),
     ];
+    // One variable per field of the subject, so a script never parses a compound name.
+    let (target, list) = match &e.subject {
+        // Before subjects were typed, spikes and probes put their metric or domain in
+        // RBLWATCH_TARGET and their source or server in RBLWATCH_LIST; scripts rely on it.
+        Subject::Metric { source, metric } => (format!("{source}.{metric}"), source.clone()),
+        Subject::Probe { server, domain } => (domain.clone(), server.clone()),
+        s => (
+            s.target().unwrap_or_default().to_string(),
+            s.list().unwrap_or_default().to_string(),
+        ),
+    };
+    v.push(("RBLWATCH_TARGET".into(), target));
+    v.push(("RBLWATCH_LIST".into(), list));
+    let fields: Vec<(&str, &str)> = match &e.subject {
+        Subject::Metric { source, metric } => vec![("SOURCE", source), ("METRIC", metric)],
+        Subject::Probe { server, domain } => vec![("SERVER", server), ("DOMAIN", domain)],
+        Subject::Hook { name } => vec![("HOOK", name)],
+        _ => vec![],
+    };
+    for (k, val) in fields {
+        v.push((format!("RBLWATCH_{k}"), val.to_string()));
+    }
     for k in ["PATH", "HOME", "LANG", "LC_ALL", "TZ"] {
         if let Ok(val) = std::env::var(k) {
             v.push((k.to_string(), val));
@@ -312,6 +269,7 @@ pub async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{EventKind, Severity};
 
     fn hook() -> HookConf {
         HookConf {
@@ -354,13 +312,24 @@ mod tests {
 
     #[test]
     fn conditions_pair_raise_and_clear() {
-        let mut a = Event::new(EventKind::NdrSpike, 1, "x".into(), serde_json::json!({}));
-        a.target = Some("mx.ndr".into());
+        let subject = Subject::Metric {
+            source: "mx".into(),
+            metric: "ndr".into(),
+        };
+        let a = Event::new(
+            EventKind::NdrSpike,
+            1,
+            subject,
+            "x".into(),
+            serde_json::json!({}),
+        );
         let mut b = a.clone();
         b.kind = EventKind::NdrSpikeCleared;
         assert_eq!(condition_key(&a), condition_key(&b));
-        assert_eq!(cleared_kind(EventKind::Delisted), Some(EventKind::Listed));
-        assert_eq!(cleared_kind(EventKind::Listed), None);
+        // the format stored by earlier versions, so reverts survive an upgrade
+        assert_eq!(condition_key(&a), "ndr_spike:mx.ndr:mx");
+        assert_eq!(EventKind::Delisted.clears(), Some(EventKind::Listed));
+        assert_eq!(EventKind::Listed.clears(), None);
     }
 
     #[tokio::test]

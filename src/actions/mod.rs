@@ -14,36 +14,11 @@ pub mod alerts;
 pub mod hooks;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
-use self::alerts::ChannelConf;
-use self::hooks::{condition_key, gate, Gate, HookConf};
-use crate::evaluator::{Event, EventKind};
+use self::hooks::{condition_key, gate, Gate};
+use crate::config::{ActionsConf, HookMode};
+use crate::event::{Event, EventKind, Subject};
 use crate::store::{self, HookRun, Store};
-
-/// Alerting settings (`[alerting]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertSettings {
-    /// Events within this window go out as one message. Defaults to 30 s.
-    pub group_window: Duration,
-    /// Link to the status page in alerts. Defaults to none.
-    pub status_url: String,
-    /// Undeliverable messages are given up after this long. Defaults to 24 h.
-    pub give_up_after: Duration,
-    /// Timeout of one delivery. Defaults to 10 s.
-    pub timeout: Duration,
-}
-
-impl Default for AlertSettings {
-    fn default() -> Self {
-        AlertSettings {
-            group_window: Duration::from_secs(30),
-            status_url: String::new(),
-            give_up_after: Duration::from_secs(86_400),
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// How much to flush in a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,17 +29,10 @@ pub enum Flush {
     All,
 }
 
-/// The actions worker's configuration.
-#[derive(Debug, Clone, Default)]
-pub struct Actions {
-    /// Hooks.
-    pub hooks: Vec<HookConf>,
-    /// Alert channels.
-    pub channels: Vec<ChannelConf>,
-    /// Settings.
-    pub settings: AlertSettings,
-    /// Host name shown in alerts.
-    pub host: String,
+/// Runs the configured actions over the committed events.
+#[derive(Debug, Clone, Copy)]
+pub struct Runner<'a> {
+    conf: &'a ActionsConf,
 }
 
 const HOOKS_CURSOR: &str = "hooks:cursor";
@@ -79,7 +47,7 @@ pub async fn init_cursors(store: &Store) -> anyhow::Result<()> {
                 c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
             for k in [HOOKS_CURSOR, ALERTS_CURSOR] {
                 if store::get_state::<i64>(c, k)?.is_none() {
-                    store::put_state(c, k, &max, crate::daemon::now())?;
+                    store::put_state(c, k, &max, crate::time::now())?;
                 }
             }
             Ok(())
@@ -97,7 +65,12 @@ struct Plan {
     cond: String,
 }
 
-impl Actions {
+impl<'a> Runner<'a> {
+    /// A runner for `conf`.
+    pub fn new(conf: &'a ActionsConf) -> Self {
+        Runner { conf }
+    }
+
     /// One pass of the worker.
     pub async fn process(&self, store: &Store, now: i64, flush: Flush) -> anyhow::Result<()> {
         self.run_hooks(store, now).await?;
@@ -127,11 +100,11 @@ impl Actions {
     }
 
     async fn hooks_for(&self, store: &Store, e: &Event, now: i64) -> anyhow::Result<()> {
-        if e.baseline || e.kind == EventKind::HookFailed || self.hooks.is_empty() {
+        if e.baseline || e.kind == EventKind::HookFailed || self.conf.hooks.is_empty() {
             return Ok(());
         }
         let mut plans = Vec::new();
-        for (i, h) in self.hooks.iter().enumerate() {
+        for (i, h) in self.conf.hooks.iter().enumerate() {
             if !h.matches_filters(e) {
                 continue;
             }
@@ -155,15 +128,15 @@ impl Actions {
                     hook: i,
                     action: "run",
                     argv: h.command.clone(),
-                    gate: gate(h, crate::daemon::now(), runs, last), // now: earlier runs in this pass may have taken a while
+                    gate: gate(h, crate::time::now(), runs, last), // now: earlier runs in this pass may have taken a while
                     cond,
                 });
-            } else if let (Some(raise), Some(revert)) = (hooks::cleared_kind(e.kind), &h.revert) {
+            } else if let (Some(raise), Some(revert)) = (e.kind.clears(), &h.revert) {
                 if h.on.contains(&raise) && active.contains(&cond) {
                     let gate = if active.len() == 1 {
                         match h.mode {
-                            hooks::HookMode::Live => Gate::Run,
-                            hooks::HookMode::DryRun => Gate::DryRun,
+                            HookMode::Live => Gate::Run,
+                            HookMode::DryRun => Gate::DryRun,
                         }
                     } else {
                         // another condition still needs the remediation: only forget this one
@@ -181,11 +154,11 @@ impl Actions {
         }
         let json = serde_json::to_string(e)?;
         let runs = futures::future::join_all(plans.into_iter().map(|p| {
-            let h = &self.hooks[p.hook];
+            let h = &self.conf.hooks[p.hook];
             let json = json.clone();
             async move {
                 let env = hooks::event_env(e, p.action, &h.env);
-                let started = crate::daemon::now();
+                let started = crate::time::now();
                 let exec = match p.gate {
                     Gate::Run => Some(hooks::execute(&p.argv, &json, &env, h.timeout).await),
                     _ => None,
@@ -195,7 +168,7 @@ impl Actions {
         }))
         .await;
         for (p, started, exec) in runs {
-            let h = &self.hooks[p.hook];
+            let h = &self.conf.hooks[p.hook];
             let status = match (&exec, p.gate) {
                 (Some(x), _) => x.status,
                 (None, Gate::DryRun) => "dry_run",
@@ -224,15 +197,13 @@ impl Actions {
             let cond = p.cond.clone();
             let action = p.action;
             let ev_failed = failed.then(|| {
-                let mut f = Event::new(
+                Event::new(
                     EventKind::HookFailed,
-                    crate::daemon::now(),
+                    crate::time::now(),
+                    Subject::Hook { name: h.name.clone() },
                     format!("hook {} ({} on {}) {}", h.name, action, e.kind.as_str(), if status == "timeout" { "timed out and was killed" } else { "failed" }),
-                    serde_json::json!({ "hook": h.name, "action": action, "status": status, "exit_code": run.exit_code, "why": run.stderr.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect::<String>() }),
-                );
-                f.target = e.target.clone();
-                f.list = Some(h.name.clone());
-                f
+                    serde_json::json!({ "hook": h.name, "action": action, "status": status, "exit_code": run.exit_code, "why": run.stderr.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect::<String>(), "event_subject": e.subject }),
+                )
             });
             store
                 .call(move |c| {
@@ -254,7 +225,7 @@ impl Actions {
                         _ => {}
                     }
                     if has_revert {
-                        store::put_state(&tx, &key, &active, crate::daemon::now())?;
+                        store::put_state(&tx, &key, &active, crate::time::now())?;
                     }
                     if let Some(f) = &ev_failed {
                         store::insert_event(&tx, f)?;
@@ -279,18 +250,18 @@ impl Actions {
                 return Ok(());
             };
             if flush == Flush::Window
-                && now - first.at < self.settings.group_window.as_secs() as i64
+                && now - first.at < self.conf.settings.group_window.as_secs() as i64
             {
                 return Ok(());
             }
             let last = events.last().map_or(cursor, |e| e.id);
             let mut queued = Vec::new();
-            for ch in &self.channels {
+            for ch in &self.conf.channels {
                 let mine: Vec<Event> = events.iter().filter(|e| ch.wants(e)).cloned().collect();
                 if mine.is_empty() {
                     continue;
                 }
-                let m = alerts::render(ch, &mine, &self.settings.status_url, &self.host)?;
+                let m = alerts::render(ch, &mine, &self.conf.settings.status_url, &self.conf.host)?;
                 let ids: Vec<i64> = mine.iter().map(|e| e.id).collect();
                 let dedup = format!("{}:{}-{}", ch.name, ids[0], ids[ids.len() - 1]);
                 queued.push((ch.name.clone(), dedup, ids, m));
@@ -317,7 +288,7 @@ impl Actions {
         let due_at = if flush == Flush::All { i64::MAX } else { now };
         let due = store.call(move |c| store::due_alerts(c, due_at)).await?;
         for row in due {
-            let result = match self.channels.iter().find(|c| c.name == row.channel) {
+            let result = match self.conf.channels.iter().find(|c| c.name == row.channel) {
                 Some(ch) => {
                     alerts::deliver(
                         ch,
@@ -325,14 +296,15 @@ impl Actions {
                             subject: row.subject.clone(),
                             body: row.body.clone(),
                         },
-                        self.settings.timeout,
+                        self.conf.settings.timeout,
                     )
                     .await
                 }
                 None => Err(format!("channel {} is no longer configured", row.channel)),
             };
-            let t = crate::daemon::now();
-            let retry_at = if t - row.created_at > self.settings.give_up_after.as_secs() as i64 {
+            let t = crate::time::now();
+            let retry_at = if t - row.created_at > self.conf.settings.give_up_after.as_secs() as i64
+            {
                 None
             } else {
                 Some(t + (10i64 << row.attempts.clamp(0, 8)).min(3600))

@@ -149,7 +149,7 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
         match engine::from_config(&cfg, a.lists.as_deref(), Some(servers)).await {
             Ok(x) => x,
             Err(e) if a.nagios => return nagios_unknown(format!("{e:#}")),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
     for w in &warnings {
         tracing::warn!("{w}");

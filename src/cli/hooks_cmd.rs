@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::text::terminal_safe;
-use crate::actions::hooks::{self, HookMode};
-use crate::evaluator::{Event, EventKind};
+use crate::actions::hooks;
+use crate::config::HookMode;
+use crate::event::{Event, EventKind, Subject};
 use crate::store::{self, HookRun, Store};
 
 /// `rblwatch hooks …`
@@ -30,31 +31,49 @@ pub enum HooksCmd {
 
 /// A sample event of `kind`, as the daemon would produce it.
 pub(super) fn sample_event(kind: EventKind) -> Event {
-    let (target, list, details) = match kind {
+    let (subject, details) = match kind {
         EventKind::Listed | EventKind::Delisted => (
-            "192.0.2.1",
-            "spamhaus-zen",
+            Subject::pair("192.0.2.1", "spamhaus-zen"),
             serde_json::json!({"codes": ["127.0.0.2"], "meanings": ["SBL: Spamhaus Block List"], "txt": ["sample TXT reason"], "delist": "https://check.spamhaus.org/results/?query=192.0.2.1"}),
+        ),
+        EventKind::ListUnhealthy | EventKind::ListRecovered => (
+            Subject::List {
+                id: "spamhaus-zen".into(),
+            },
+            serde_json::json!({"health": {"health": "blocked", "why": "sample"}}),
         ),
         EventKind::NdrSpike
         | EventKind::NdrSpikeCleared
         | EventKind::QueueSpike
         | EventKind::QueueSpikeCleared => (
-            "mx.ndr_generated",
-            "mx",
+            Subject::Metric {
+                source: "mx".into(),
+                metric: "ndr_generated".into(),
+            },
             serde_json::json!({"figures": {"value": 50.0, "previous": 0.0, "median_24h": 1.0, "triggers": ["sample"]}}),
         ),
-        _ => ("example.com", "127.0.0.1:25", serde_json::json!({})),
+        EventKind::RndrVulnerable | EventKind::RndrVulnerableCleared => (
+            Subject::Probe {
+                server: "127.0.0.1:25".into(),
+                domain: "example.com".into(),
+            },
+            serde_json::json!({}),
+        ),
+        EventKind::HookFailed => (
+            Subject::Hook {
+                name: "sample".into(),
+            },
+            serde_json::json!({}),
+        ),
+        EventKind::Baseline => (Subject::None, serde_json::json!({})),
     };
-    let mut e = Event::new(
+    Event::new(
         kind,
-        crate::daemon::now(),
+        crate::time::now(),
+        subject,
         format!("sample {} event (rblwatch hooks test)", kind.as_str()),
         details,
-    );
-    e.target = Some(target.into());
-    e.list = Some(list.into());
-    e
+    )
 }
 
 /// Runs it.
@@ -109,7 +128,7 @@ pub(super) async fn run(cfg_path: Option<&Path>, cmd: HooksCmd) -> anyhow::Resul
             let e = sample_event(kind);
             let json = serde_json::to_string_pretty(&e)?;
             let action = if revert { "revert" } else { "run" };
-            let started = crate::daemon::now();
+            let started = crate::time::now();
             let exec = match h.mode {
                 HookMode::DryRun => None,
                 HookMode::Live => Some(

@@ -156,9 +156,7 @@ pub(crate) fn load_config(path: Option<&Path>, required: bool) -> anyhow::Result
 fn config_check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let cfg = load_config(path, true)?;
     let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
-    let (lists, warnings) = cfg
-        .active_lists(&catalog, None)
-        .map_err(anyhow::Error::msg)?;
+    let (lists, warnings) = crate::engine::active_lists(&cfg, &catalog, None)?;
     for w in &warnings {
         println!("warning: {w}");
     }

@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 
 use super::text::terminal_safe;
 use crate::config::{hostname, parse_duration};
-use crate::smtp_probe::{self, ProbeOpts, RndrVerdict};
+use crate::config::{ProbeOpts, StartTls};
+use crate::smtp_probe::{self, RndrVerdict};
 
 /// `rblwatch probe …`
 #[derive(Debug, Subcommand)]
@@ -61,7 +62,7 @@ pub(super) async fn run(cmd: ProbeCmd) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let server = match smtp_probe::server_addr(&a.server) {
+    let server = match crate::config::mail::smtp_server(&a.server) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("rblwatch: {e}");
@@ -78,9 +79,9 @@ pub(super) async fn run(cmd: ProbeCmd) -> anyhow::Result<ExitCode> {
         control: a.control,
         timeout,
         starttls: if a.no_starttls {
-            smtp_probe::StartTls::Off
+            StartTls::Off
         } else {
-            smtp_probe::StartTls::Opportunistic
+            StartTls::Opportunistic
         },
     };
     let r = smtp_probe::probe(&o).await;

@@ -1,11 +1,20 @@
 //! Serde mirror of `rblwatch.toml`. Every table rejects unknown keys; values
-//! are checked in [`super::Config::from_raw`]. Fields that are validated after
-//! parsing are `Spanned` so an error can name the line.
+//! are checked by the area modules beside this one. Values that are validated
+//! after parsing are `Spanned`, so an error can name the line; numbers are
+//! read wide (`i64`, `f64`) so a range error names the key, not the type.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use toml::Spanned;
+
+use super::actions::{ChannelKind, SmtpTls};
+use super::mail::{SpikeKind, StartTls};
+use crate::event::Severity;
+
+pub(super) type Int = Option<Spanned<i64>>;
+pub(super) type Float = Option<Spanned<f64>>;
+pub(super) type Text = Option<Spanned<String>>;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -40,12 +49,12 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWeb {
     pub(super) enabled: Option<bool>,
-    pub(super) listen: Option<Spanned<String>>,
-    pub(super) token: Option<Spanned<String>>,
+    pub(super) listen: Text,
+    pub(super) token: Text,
     pub(super) insecure: Option<bool>,
-    pub(super) refresh: Option<Spanned<String>>,
-    pub(super) templates_dir: Option<String>,
-    pub(super) page_size: Option<u32>,
+    pub(super) refresh: Text,
+    pub(super) templates_dir: Text,
+    pub(super) page_size: Int,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,33 +66,33 @@ pub(super) struct RawHook {
     pub(super) targets: Vec<String>,
     #[serde(default)]
     pub(super) lists: Vec<String>,
-    pub(super) min_severity: Option<crate::evaluator::Severity>,
-    pub(super) command: Vec<String>,
-    pub(super) revert: Option<Vec<String>>,
-    pub(super) timeout: Option<Spanned<String>>,
-    pub(super) cooldown: Option<Spanned<String>>,
-    pub(super) max_per_hour: Option<u32>,
+    pub(super) min_severity: Option<Severity>,
+    pub(super) command: Spanned<Vec<String>>,
+    pub(super) revert: Option<Spanned<Vec<String>>>,
+    pub(super) timeout: Text,
+    pub(super) cooldown: Text,
+    pub(super) max_per_hour: Int,
     pub(super) dry_run: Option<bool>,
     #[serde(default)]
     pub(super) env: BTreeMap<String, String>,
-    pub(super) max_event_age: Option<Spanned<String>>,
+    pub(super) max_event_age: Text,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAlert {
     pub(super) name: Spanned<String>,
-    pub(super) kind: crate::actions::alerts::ChannelKind,
-    pub(super) url: Option<Spanned<String>>,
-    pub(super) template: Option<String>,
+    pub(super) kind: ChannelKind,
+    pub(super) url: Text,
+    pub(super) template: Text,
     #[serde(default)]
     pub(super) on: Vec<Spanned<String>>,
-    pub(super) min_severity: Option<crate::evaluator::Severity>,
+    pub(super) min_severity: Option<Severity>,
     pub(super) smtp_host: Option<String>,
     pub(super) smtp_port: Option<u16>,
-    pub(super) tls: Option<crate::actions::alerts::SmtpTls>,
+    pub(super) tls: Option<SmtpTls>,
     pub(super) username: Option<String>,
-    pub(super) password: Option<Spanned<String>>,
+    pub(super) password: Text,
     pub(super) from: Option<String>,
     #[serde(default)]
     pub(super) to: Vec<String>,
@@ -92,10 +101,10 @@ pub(super) struct RawAlert {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAlerting {
-    pub(super) group_window: Option<Spanned<String>>,
+    pub(super) group_window: Text,
     pub(super) status_url: Option<String>,
-    pub(super) give_up_after: Option<Spanned<String>>,
-    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) give_up_after: Text,
+    pub(super) timeout: Text,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -114,16 +123,16 @@ pub(super) enum RawSourceKind {
 pub(super) struct RawSource {
     pub(super) name: Spanned<String>,
     pub(super) kind: RawSourceKind,
-    pub(super) command: Option<Vec<String>>,
-    pub(super) path: Option<String>,
-    pub(super) url: Option<Spanned<String>>,
-    pub(super) header: Option<Spanned<String>>,
+    pub(super) command: Option<Spanned<Vec<String>>>,
+    pub(super) path: Text,
+    pub(super) url: Text,
+    pub(super) header: Text,
     #[serde(default)]
     pub(super) values: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) metrics: BTreeMap<String, Spanned<String>>,
-    pub(super) interval: Option<Spanned<String>>,
-    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) interval: Text,
+    pub(super) timeout: Text,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,25 +140,25 @@ pub(super) struct RawSource {
 pub(super) struct RawProbe {
     pub(super) domain: Spanned<String>,
     pub(super) server: Spanned<String>,
-    pub(super) interval: Option<Spanned<String>>,
+    pub(super) interval: Text,
     pub(super) helo: Option<String>,
     pub(super) mail_from: Option<String>,
     pub(super) control: Option<String>,
-    pub(super) timeout: Option<Spanned<String>>,
-    pub(super) starttls: Option<crate::smtp_probe::StartTls>,
+    pub(super) timeout: Text,
+    pub(super) starttls: Option<StartTls>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSpike {
     pub(super) metric: Spanned<String>,
-    pub(super) kind: crate::spike::SpikeKind,
-    pub(super) above: Option<f64>,
-    pub(super) rate: Option<f64>,
-    pub(super) baseline_factor: Option<f64>,
-    pub(super) floor: Option<f64>,
-    pub(super) clear_after: Option<u32>,
-    pub(super) clear_ratio: Option<f64>,
+    pub(super) kind: SpikeKind,
+    pub(super) above: Float,
+    pub(super) rate: Float,
+    pub(super) baseline_factor: Float,
+    pub(super) floor: Float,
+    pub(super) clear_after: Int,
+    pub(super) clear_ratio: Float,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -157,9 +166,9 @@ pub(super) struct RawSpike {
 pub(super) struct RawResolver {
     pub(super) nameservers: Option<Vec<Spanned<String>>>,
     pub(super) confirm_with: Option<Vec<Spanned<String>>>,
-    pub(super) timeout: Option<Spanned<String>>,
-    pub(super) retries: Option<u32>,
-    pub(super) concurrency: Option<usize>,
+    pub(super) timeout: Text,
+    pub(super) retries: Int,
+    pub(super) concurrency: Int,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -170,8 +179,8 @@ pub(super) struct RawLists {
     #[serde(default)]
     pub(super) exclude: Vec<Spanned<String>>,
     #[serde(default)]
-    pub(super) dirs: Vec<String>,
-    pub(super) max_qps: Option<f64>,
+    pub(super) dirs: Vec<Spanned<String>>,
+    pub(super) max_qps: Float,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,12 +195,12 @@ pub(super) struct RawTarget {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDaemon {
-    pub(super) database: Option<String>,
-    pub(super) sweep: Option<Spanned<String>>,
-    pub(super) health: Option<Spanned<String>>,
+    pub(super) database: Text,
+    pub(super) sweep: Text,
+    pub(super) health: Text,
     pub(super) spread: Option<bool>,
-    pub(super) confirm_listed: Option<u32>,
-    pub(super) confirm_clear: Option<u32>,
-    pub(super) retention_days: Option<u32>,
-    pub(super) sample_retention_days: Option<u32>,
+    pub(super) confirm_listed: Int,
+    pub(super) confirm_clear: Int,
+    pub(super) retention_days: Int,
+    pub(super) sample_retention_days: Int,
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::time::parse_duration;
+
 /// When a job runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {
@@ -10,45 +12,6 @@ pub enum Schedule {
     Every(Duration),
     /// On a cron expression (6 fields, seconds first; a 5-field expression gets `0` seconds).
     Cron(String),
-}
-
-/// Parses `"30s"`, `"15m"`, `"1h30m"`, `"2d"`, `"500ms"`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!(
-                "{t:?} is not a duration (examples: \"30s\", \"15m\", \"1h30m\")"
-            ));
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("{t:?}: number too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let d = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86400),
-            "" => return Err(format!("{t:?}: missing unit (ms, s, m, h or d)")),
-            u => return Err(format!("{t:?}: unknown unit {u:?} (ms, s, m, h or d)")),
-        };
-        total += d;
-    }
-    if total.is_zero() {
-        return Err(format!("{t:?}: must be more than zero"));
-    }
-    Ok(total)
 }
 
 impl Schedule {
@@ -116,17 +79,6 @@ impl fmt::Display for Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("15").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("15x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("").is_err());
-    }
 
     #[test]
     fn schedules() {

@@ -108,44 +108,6 @@ fn bad_values_name_their_key_and_line() {
     );
 }
 
-#[test]
-fn retired_lists_warn_and_are_never_queried() {
-    let c = parse("[lists]\nuse = [\"spamhaus-zen\", \"sorbs-dnsbl\"]\n").unwrap();
-    assert!(
-        c.warnings
-            .iter()
-            .any(|w| w.contains("sorbs-dnsbl") && w.contains("decommissioned")),
-        "{:?}",
-        c.warnings
-    );
-    let cat = c.catalog().unwrap();
-    let (lists, warnings) = c.active_lists(&cat, None).unwrap();
-    assert_eq!(lists.len(), 1);
-    assert!(warnings.iter().any(|w| w.contains("retired")));
-}
-
-#[test]
-fn keys_switch_to_the_key_template_and_never_print() {
-    let c = parse("[keys]\nspamhaus-dqs = \"sekritkey123\"\n[lists]\nuse = [\"spamhaus-zen\"]\n")
-        .unwrap();
-    let cat = c.catalog().unwrap();
-    let (lists, _) = c.active_lists(&cat, None).unwrap();
-    assert!(lists[0].uses_key);
-    assert_eq!(lists[0].display_zone(), "<key>.zen.dq.spamhaus.net");
-    // the query zone holds the key, but no Debug output (config, list, engine parts) does
-    let dbg = format!("{c:?} {:?}", lists[0]);
-    assert!(!dbg.contains("sekritkey123"), "{dbg}");
-}
-
-#[test]
-fn lists_needing_a_key_are_left_out_with_a_warning() {
-    let c = parse("[lists]\nuse = [\"abusix-combined\"]\n").unwrap();
-    let cat = c.catalog().unwrap();
-    let (lists, warnings) = c.active_lists(&cat, None).unwrap();
-    assert!(lists.is_empty());
-    assert!(warnings[0].contains("abusix"), "{warnings:?}");
-}
-
 const FULL: &str = r#"
 [resolver]
 timeout = "1s"

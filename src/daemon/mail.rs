@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
-use super::{now, Daemon};
-use crate::evaluator::{Event, EventKind};
-use crate::mail::{self, postfix_log, SourceKind};
+use super::Daemon;
+use crate::config::SourceKind;
+use crate::event::{Event, EventKind, Subject};
+use crate::mail::{self, postfix_log};
 use crate::smtp_probe::{self, RndrVerdict};
 use crate::spike::{self, SpikeState};
 use crate::store;
+use crate::time::now;
 
 impl Daemon {
     /// Reads source `i` once. A failing source is logged and counted; it never stops the daemon.
@@ -76,9 +78,8 @@ impl Daemon {
                             }
                             _ => format!("{} on {}: {} = {} is back to normal", kind.as_str(), n2, metric, sample.value),
                         };
-                        let mut e = Event::new(kind, at, summary, serde_json::json!({ "source": n2, "metric": rule.metric, "figures": figures }));
-                        e.list = Some(n2.clone());
-                        e.target = Some(rule.metric.clone());
+                        let subject = Subject::Metric { source: n2.clone(), metric: metric.to_string() };
+                        let e = Event::new(kind, at, subject, summary, serde_json::json!({ "source": n2, "metric": rule.metric, "figures": figures }));
                         events.push(store::insert_event(&tx, &e)?);
                     }
                 }
@@ -131,14 +132,16 @@ impl Daemon {
                             report.server, report.domain
                         ),
                     };
-                    let mut e = Event::new(
+                    let e = Event::new(
                         kind,
                         at,
+                        Subject::Probe {
+                            server: report.server.clone(),
+                            domain: report.domain.clone(),
+                        },
                         summary,
                         serde_json::to_value(&report).unwrap_or_default(),
                     );
-                    e.target = Some(report.domain.clone());
-                    e.list = Some(report.server.clone());
                     events.push(store::insert_event(&tx, &e)?);
                 }
                 tx.commit()?;

@@ -16,7 +16,7 @@ mod sweep;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, Mutex};
 use tokio::task::JoinHandle;
@@ -24,17 +24,11 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::{Config, Schedule};
 use crate::engine::{self, Engine};
-use crate::evaluator::{Confirm, Event, PairState};
+use crate::evaluator::{Confirm, PairState};
+use crate::event::Event;
 use crate::health::ListHealth;
 use crate::store::{self, Store};
-
-/// Unix time in seconds.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::time::now;
 
 /// What the scheduler asks the main loop to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -281,8 +275,7 @@ impl Daemon {
         for e in events {
             tracing::info!(
                 event = e.kind.as_str(),
-                target = e.target.as_deref().unwrap_or(""),
-                list = e.list.as_deref().unwrap_or(""),
+                subject = %e.subject,
                 baseline = e.baseline,
                 "{}",
                 e.summary
@@ -383,8 +376,7 @@ pub async fn run(
                 daemon.clone().run_tick(tick).await?;
             }
             // hooks, then alerts (hook failures included), delivered now
-            rt.cfg
-                .actions
+            crate::actions::Runner::new(&rt.cfg.actions)
                 .process(&daemon.store, now(), crate::actions::Flush::All)
                 .await?;
             anyhow::Ok(())
@@ -495,10 +487,8 @@ async fn actions_worker(daemon: Arc<Daemon>, stop: tokio_util::sync::Cancellatio
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         let rt = daemon.runtime();
-        let work = rt
-            .cfg
-            .actions
-            .process(&daemon.store, now(), crate::actions::Flush::Window);
+        let runner = crate::actions::Runner::new(&rt.cfg.actions);
+        let work = runner.process(&daemon.store, now(), crate::actions::Flush::Window);
         tokio::select! {
             () = stop.cancelled() => return,
             r = work => if let Err(e) = r {

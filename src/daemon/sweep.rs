@@ -8,15 +8,16 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::{now, Daemon, PairMem};
+use super::{Daemon, PairMem};
 use crate::engine::Engine;
 use crate::evaluator::{
-    health_transition, step, Event, EventKind, ListingDetails, Observation, PairState, Sweep,
-    Transition,
+    health_transition, step, ListingDetails, Observation, PairState, Sweep, Transition,
 };
+use crate::event::{Event, EventKind, Subject};
 use crate::health::ListHealth;
 use crate::store::{self, PairUpdate, PeriodChange, SweepCommit, SweepCounts};
 use crate::target::TargetSpec;
+use crate::time::now;
 use crate::verdict::{Verdict, VerdictKind};
 
 /// Health rows to write and events due, comparing with the last known health.
@@ -35,14 +36,13 @@ pub(super) fn health_changes(
                 EventKind::ListUnhealthy => format!("list {id} is {}: {}", h.name(), h.why()),
                 _ => format!("list {id} is healthy again"),
             };
-            let mut e = Event::new(
+            events.push(Event::new(
                 kind,
                 at,
+                Subject::List { id: id.clone() },
                 summary,
                 serde_json::json!({ "health": h, "zone": l.display_zone(), "list_name": l.def.name }),
-            );
-            e.list = Some(id.clone());
-            events.push(e);
+            ));
         }
         rows.push((id.clone(), h.clone()));
     }
@@ -197,15 +197,13 @@ impl Daemon {
                             l.name,
                             d.meanings.join("; ")
                         );
-                        let mut e = Event::new(
+                        events.push(Event::new(
                             EventKind::Listed,
                             started_at,
+                            Subject::pair(&key.0, list),
                             summary,
                             serde_json::to_value(&*d).unwrap_or_default(),
-                        );
-                        e.target = Some(key.0.clone());
-                        e.list = Some(list.clone());
-                        events.push(e);
+                        ));
                     }
                     periods.push(PeriodChange::Open {
                         target: key.0.clone(),
@@ -221,15 +219,13 @@ impl Daemon {
                         list: list.clone(),
                         at: since,
                     });
-                    let mut e = Event::new(
+                    events.push(Event::new(
                         EventKind::Delisted,
                         started_at,
+                        Subject::pair(&key.0, list),
                         format!("{} is no longer listed on {}", key.0, l.name),
                         serde_json::json!({ "zone": l.zone, "list_name": l.name }),
-                    );
-                    e.target = Some(key.0.clone());
-                    e.list = Some(list.clone());
-                    events.push(e);
+                    ));
                 }
                 None => {}
             }
@@ -240,6 +236,7 @@ impl Daemon {
             let mut e = Event::new(
                 EventKind::Baseline,
                 started_at,
+                Subject::None,
                 format!(
                     "first sweep of {} target(s): {baseline_count} listing(s) already present",
                     names.len()

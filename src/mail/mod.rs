@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
+use crate::config::{SourceConf, SourceKind};
 use crate::secret::Secret;
 
 /// One measured value.
@@ -54,62 +55,6 @@ impl ParseError {
     pub fn new(line: usize, msg: String) -> Self {
         ParseError { line, msg }
     }
-}
-
-/// What a source reads.
-#[derive(Debug, Clone)]
-pub enum SourceKind {
-    /// `postqueue -j` (or the configured command, e.g. `ssh mx1 postqueue -j`).
-    Postfix {
-        /// argv.
-        command: Vec<String>,
-    },
-    /// The Postfix log file, followed across rotation; position kept in the database.
-    PostfixLog {
-        /// The log file.
-        path: std::path::PathBuf,
-    },
-    /// `exim -bp`.
-    Exim {
-        /// argv.
-        command: Vec<String>,
-    },
-    /// Any command printing a number or a JSON object.
-    Command {
-        /// argv.
-        command: Vec<String>,
-    },
-    /// An HTTP endpoint returning JSON; values picked by JSON pointer.
-    HttpJson {
-        /// URL (may hold a token: secret).
-        url: Secret,
-        /// Optional header, e.g. `Authorization: Bearer …` (secret).
-        header: Option<(String, Secret)>,
-        /// metric name → JSON pointer.
-        values: BTreeMap<String, String>,
-    },
-    /// A Prometheus text endpoint; values picked by selector.
-    Prometheus {
-        /// URL (secret).
-        url: Secret,
-        /// Optional header (secret).
-        header: Option<(String, Secret)>,
-        /// metric name → selector.
-        metrics: BTreeMap<String, prometheus::Selector>,
-    },
-}
-
-/// A configured source.
-#[derive(Debug, Clone)]
-pub struct SourceConf {
-    /// Name (used in metric keys: `<name>.<metric>`).
-    pub name: String,
-    /// What to read.
-    pub kind: SourceKind,
-    /// How often.
-    pub interval: crate::config::Schedule,
-    /// Time allowed for one read. Defaults to 10 s.
-    pub timeout: Duration,
 }
 
 /// Why a read failed.

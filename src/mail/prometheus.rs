@@ -1,76 +1,7 @@
 //! Prometheus text exposition format: pick series by name and labels.
 
-use std::collections::BTreeMap;
-
 use super::ParseError;
-
-/// A series selector: `name` or `name{label="value",…}` (labels are a subset match).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selector {
-    /// Metric name.
-    pub name: String,
-    /// Labels that must match.
-    pub labels: BTreeMap<String, String>,
-}
-
-impl Selector {
-    /// Parses a selector.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (name, labels) =
-            split_series(s.trim()).map_err(|e| format!("bad selector {s:?}: {e}"))?;
-        Ok(Selector { name, labels })
-    }
-
-    fn matches(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
-        name == self.name && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-    }
-}
-
-fn split_series(s: &str) -> Result<(String, BTreeMap<String, String>), String> {
-    let (name, rest) = match s.find('{') {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
-    {
-        return Err(format!("bad metric name {name:?}"));
-    }
-    let mut labels = BTreeMap::new();
-    if let Some(rest) = rest {
-        let body = rest.strip_suffix('}').ok_or("missing '}'")?;
-        let mut chars = body.chars().peekable();
-        loop {
-            while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-                chars.next();
-            }
-            if chars.peek().is_none() {
-                break;
-            }
-            let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-            if chars.next() != Some('"') {
-                return Err("label value must be quoted".into());
-            }
-            let mut val = String::new();
-            loop {
-                match chars.next() {
-                    Some('\\') => match chars.next() {
-                        Some('n') => val.push('\n'),
-                        Some(c) => val.push(c),
-                        None => return Err("unterminated escape".into()),
-                    },
-                    Some('"') => break,
-                    Some(c) => val.push(c),
-                    None => return Err("unterminated label value".into()),
-                }
-            }
-            labels.insert(key.trim().to_string(), val);
-        }
-    }
-    Ok((name.to_string(), labels))
-}
+use crate::config::mail::{parse_series, Selector};
 
 /// Index of the `}` closing the label set opened at `open`, skipping quoted values.
 fn closing_brace(line: &str, open: usize) -> Option<usize> {
@@ -105,7 +36,7 @@ pub fn pick(text: &str, sel: &Selector) -> Result<Option<f64>, ParseError> {
             _ => line.find(char::is_whitespace).unwrap_or(line.len()),
         };
         let (series, rest) = line.split_at(series_end);
-        let (name, labels) = split_series(series.trim()).map_err(|e| ParseError::new(i + 1, e))?;
+        let (name, labels) = parse_series(series.trim()).map_err(|e| ParseError::new(i + 1, e))?;
         let value = rest
             .split_whitespace()
             .next()

@@ -158,6 +158,24 @@ CREATE TABLE metric_latest (
 INSERT OR REPLACE INTO metric_latest (source, metric, at, value)
     SELECT source, metric, at, value FROM metric_samples WHERE id IN (SELECT MAX(id) FROM metric_samples GROUP BY source, metric);
 "#,
+    // 5: typed event subjects. `target`/`list` used to carry a metric, a source,
+    // a probed domain or a server; now they hold only a real target and list id,
+    // and `subject` says what the event is about.
+    r#"
+ALTER TABLE events ADD COLUMN subject TEXT NOT NULL DEFAULT '{"kind":"none"}';
+UPDATE events SET subject = json_object('kind', 'pair', 'target', target, 'list', list)
+    WHERE kind IN ('listed', 'delisted') AND target IS NOT NULL AND list IS NOT NULL;
+UPDATE events SET subject = json_object('kind', 'list', 'id', list), target = NULL
+    WHERE kind IN ('list_unhealthy', 'list_recovered') AND list IS NOT NULL;
+UPDATE events SET subject = json_object('kind', 'metric', 'source', list, 'metric', substr(target, length(list) + 2)),
+    target = NULL, list = NULL
+    WHERE kind IN ('queue_spike', 'queue_spike_cleared', 'ndr_spike', 'ndr_spike_cleared')
+      AND list IS NOT NULL AND target IS NOT NULL;
+UPDATE events SET subject = json_object('kind', 'probe', 'server', list, 'domain', target), target = NULL, list = NULL
+    WHERE kind IN ('rndr_vulnerable', 'rndr_vulnerable_cleared') AND list IS NOT NULL AND target IS NOT NULL;
+UPDATE events SET subject = json_object('kind', 'hook', 'name', list), target = NULL, list = NULL
+    WHERE kind = 'hook_failed' AND list IS NOT NULL;
+"#,
 ];
 
 /// Applies every migration newer than the database.

@@ -7,7 +7,8 @@ use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::evaluator::{Event, EventKind, ListingDetails, PairState, Severity};
+use crate::evaluator::{ListingDetails, PairState};
+use crate::event::{Event, EventKind, Severity};
 use crate::health::ListHealth;
 
 /// A stored (non-clear) pair.
@@ -209,8 +210,8 @@ pub fn commit_sweep(c: &mut Connection, s: &SweepCommit) -> anyhow::Result<Vec<E
 /// Stores an event and returns it with its id.
 pub fn insert_event(c: &Connection, e: &Event) -> anyhow::Result<Event> {
     c.execute(
-        "INSERT INTO events (at, kind, target, list, severity, baseline, summary, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![e.at, e.kind.as_str(), e.target, e.list, json(&e.severity).trim_matches('"'), e.baseline, e.summary, json(&e.details)],
+        "INSERT INTO events (at, kind, target, list, subject, severity, baseline, summary, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![e.at, e.kind.as_str(), e.subject.target(), e.subject.list(), json(&e.subject), e.severity.as_str(), e.baseline, e.summary, json(&e.details)],
     )?;
     let mut e = e.clone();
     e.id = c.last_insert_rowid();
@@ -387,7 +388,7 @@ fn listing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListingRow> {
 }
 
 const EVENT_COLS: &str =
-    "SELECT id, at, kind, target, list, severity, baseline, summary, details FROM events";
+    "SELECT id, at, kind, subject, severity, baseline, summary, details FROM events";
 
 fn read_events(
     st: &mut rusqlite::Statement<'_>,
@@ -398,29 +399,25 @@ fn read_events(
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
             r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, bool>(6)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, bool>(5)?,
+            r.get::<_, String>(6)?,
             r.get::<_, String>(7)?,
-            r.get::<_, String>(8)?,
         ))
     })?;
     let mut out = Vec::new();
     for r in rows {
-        let (id, at, kind, target, list, severity, baseline, summary, details) = r?;
+        let (id, at, kind, subject, severity, baseline, summary, details) = r?;
         let Some(kind) = EventKind::parse(&kind) else {
             continue;
         };
-        let severity: Severity =
-            serde_json::from_value(serde_json::Value::String(severity)).unwrap_or(Severity::Info);
         out.push(Event {
             id,
             kind,
             at,
-            target,
-            list,
-            severity,
+            subject: serde_json::from_str(&subject).unwrap_or_default(),
+            severity: Severity::parse(&severity).unwrap_or(Severity::Info),
             baseline,
             summary,
             details: serde_json::from_str(&details).unwrap_or_default(),
@@ -971,6 +968,7 @@ mod tests {
             events: vec![Event::new(
                 EventKind::Listed,
                 110,
+                crate::event::Subject::pair("192.0.2.1", "bl"),
                 "x".into(),
                 serde_json::json!({}),
             )],

@@ -9,8 +9,8 @@ use axum::Json;
 
 use super::pages::{self, Page};
 use super::{WebError, WebState};
-use crate::daemon::now;
 use crate::store;
+use crate::time::now;
 
 type Api = Result<Json<serde_json::Value>, WebError>;
 

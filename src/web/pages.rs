@@ -10,9 +10,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{WebError, WebState};
-use crate::daemon::{now, Tick};
+use crate::daemon::Tick;
 use crate::store;
 use crate::target::Target;
+use crate::time::now;
 
 /// `?page=N` (1-based).
 #[derive(Debug, Deserialize, Default)]
@@ -102,7 +103,7 @@ pub(super) struct Overview {
     pub(super) listings: Vec<store::StoredPair>,
     pub(super) mail: Vec<serde_json::Value>,
     pub(super) probes: Vec<serde_json::Value>,
-    pub(super) events: Vec<crate::evaluator::Event>,
+    pub(super) events: Vec<crate::event::Event>,
 }
 
 /// Rows of the matrix shown on the overview (problem targets first; small installations show all).
@@ -467,13 +468,13 @@ pub(super) async fn mail(
     let charts = st
         .db
         .read(move |c| {
-            let spikes = store::events_of_kinds(c, &[crate::evaluator::EventKind::QueueSpike, crate::evaluator::EventKind::NdrSpike], since)?;
+            let spikes = store::events_of_kinds(c, &[crate::event::EventKind::QueueSpike, crate::event::EventKind::NdrSpike], since)?;
             let mut out = Vec::new();
             for (source, metric, _, _) in store::latest_samples(c)? {
                 let key = format!("{source}.{metric}");
                 let points = store::series(c, &source, &metric, since, until, 200)?;
                 let threshold = rules.iter().find(|r| r.metric == key).and_then(|r| r.above);
-                let marks: Vec<i64> = spikes.iter().filter(|e| e.target.as_deref() == Some(key.as_str())).map(|e| e.at).collect();
+                let marks: Vec<i64> = spikes.iter().filter(|e| matches!(&e.subject, crate::event::Subject::Metric { source: s, metric: m } if *s == source && *m == metric)).map(|e| e.at).collect();
                 let svg = super::svg::line_chart(&points, since, until, threshold, &marks);
                 out.push(serde_json::json!({"source": source, "metric": metric, "threshold": threshold, "spikes": marks.len(), "svg": svg}));
             }

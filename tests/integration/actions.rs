@@ -464,7 +464,7 @@ dry_run = true
     );
     let why: String = c
         .query_row(
-            "SELECT details FROM events WHERE kind = 'hook_failed' AND list = 'fails' LIMIT 1",
+            "SELECT details FROM events WHERE kind = 'hook_failed' AND json_extract(subject, '$.name') = 'fails' LIMIT 1",
             [],
             |r| r.get(0),
         )

@@ -1,0 +1,50 @@
+//! `[daemon]`: the database, the schedule of sweeps and health checks, the
+//! state machine's confirmation counts and retention.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::RawDaemon;
+use super::{ConfigError, Ctx, Schedule};
+
+/// Daemon settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConf {
+    /// SQLite database file. Defaults to `rblwatch.db` beside the config.
+    pub database: PathBuf,
+    /// When DNSBL sweeps run. Defaults to every 30 min (at least 1 s apart).
+    pub sweep: Schedule,
+    /// When list health is re-checked. Defaults to every 30 min (and always before a sweep uses a list).
+    pub health: Schedule,
+    /// Spread a sweep's queries over the interval instead of bursting. Defaults to true for sweeps of over 4,096 pairs.
+    pub spread: bool,
+    /// Consecutive listed answers that confirm a listing. Defaults to 2 (1 to 100).
+    pub confirm_listed: u32,
+    /// Consecutive clear answers that confirm a delisting. Defaults to 2 (1 to 100).
+    pub confirm_clear: u32,
+    /// Days of events and listing periods kept. Defaults to 400.
+    pub retention_days: u32,
+    /// Days of raw samples kept (hourly roll-ups are kept for `retention_days`). Defaults to 30.
+    pub sample_retention_days: u32,
+}
+
+pub(super) fn validate(d: &RawDaemon, cx: &Ctx<'_>) -> Result<DaemonConf, ConfigError> {
+    let half_hour = Duration::from_secs(1800);
+    let second = Duration::from_secs(1);
+    Ok(DaemonConf {
+        database: cx.path(d.database.as_ref().map_or("rblwatch.db", |s| s.get_ref())),
+        sweep: cx.schedule(&d.sweep, "daemon.sweep", half_hour, second)?,
+        health: cx.schedule(&d.health, "daemon.health", half_hour, second)?,
+        spread: d.spread.unwrap_or(true),
+        confirm_listed: cx.int(&d.confirm_listed, "daemon.confirm_listed", 2, 1, 100)? as u32,
+        confirm_clear: cx.int(&d.confirm_clear, "daemon.confirm_clear", 2, 1, 100)? as u32,
+        retention_days: cx.int(&d.retention_days, "daemon.retention_days", 400, 1, 36_500)? as u32,
+        sample_retention_days: cx.int(
+            &d.sample_retention_days,
+            "daemon.sample_retention_days",
+            30,
+            1,
+            36_500,
+        )? as u32,
+    })
+}

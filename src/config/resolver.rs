@@ -1,0 +1,82 @@
+//! `[resolver]`: where DNSBL queries go and how patiently.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::raw::RawResolver;
+use super::{ConfigError, Ctx};
+
+/// Where queries go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverConf {
+    /// Name servers; empty means "the system's" (`/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+    /// A second, independent resolver that confirms new listings at once. Defaults to none.
+    pub confirm_with: Vec<SocketAddr>,
+    /// Per-attempt timeout. Defaults to 2 s (50 ms to 60 s).
+    pub timeout: Duration,
+    /// Extra attempts. Defaults to 1 (0 to 10).
+    pub retries: u32,
+    /// Queries in flight over all lists. Defaults to 64 (1 to 4,096).
+    pub concurrency: usize,
+}
+
+/// Parses `ip`, `ip:port` or `[ipv6]:port` (port 53 by default).
+pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err(format!(
+        "{s:?} is not an address (ip, ip:port or [ipv6]:port)"
+    ))
+}
+
+/// The system's name servers (`/etc/resolv.conf`), via hickory-resolver.
+pub fn system_nameservers() -> Result<Vec<SocketAddr>, String> {
+    let (conf, _) = hickory_resolver::system_conf::read_system_conf()
+        .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?;
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for ns in conf.name_servers() {
+        let port = ns.connections.first().map_or(53, |c| c.port);
+        let sa = SocketAddr::new(ns.ip, port);
+        if !out.contains(&sa) {
+            out.push(sa);
+        }
+    }
+    if out.is_empty() {
+        return Err("the system resolver configuration names no name server".into());
+    }
+    Ok(out)
+}
+
+pub(super) fn validate(r: &RawResolver, cx: &Ctx<'_>) -> Result<ResolverConf, ConfigError> {
+    let servers = |v: &Option<Vec<toml::Spanned<String>>>,
+                   key: &str|
+     -> Result<Vec<SocketAddr>, ConfigError> {
+        let mut out = Vec::new();
+        for s in v.iter().flatten() {
+            out.push(
+                parse_server(s.get_ref())
+                    .map_err(|m| cx.err(s.span(), format!("resolver.{key}: {m}")))?,
+            );
+        }
+        Ok(out)
+    };
+    Ok(ResolverConf {
+        nameservers: servers(&r.nameservers, "nameservers")?,
+        confirm_with: servers(&r.confirm_with, "confirm_with")?,
+        timeout: cx.duration(
+            &r.timeout,
+            "resolver.timeout",
+            Duration::from_secs(2),
+            Duration::from_millis(50),
+            Duration::from_secs(60),
+        )?,
+        retries: cx.int(&r.retries, "resolver.retries", 1, 0, 10)? as u32,
+        concurrency: cx.int(&r.concurrency, "resolver.concurrency", 64, 1, 4096)? as usize,
+    })
+}

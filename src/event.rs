@@ -1,0 +1,411 @@
+//! The vocabulary every stage shares: an [`Event`] is something that happened
+//! (a listing, a list going bad, a mail spike, a probe result, a failed hook),
+//! with its [`EventKind`], [`Severity`] and typed [`Subject`].
+//!
+//! A leaf module: the evaluator and the mail jobs create events, the store
+//! keeps them, hooks and alerts act on them and the web shows them, so the
+//! type belongs to none of those stages.
+
+use serde::{Deserialize, Serialize};
+
+/// Kinds of events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A (target, list) listing was confirmed.
+    Listed,
+    /// A listing ended.
+    Delisted,
+    /// A list stopped being healthy.
+    ListUnhealthy,
+    /// A list is healthy again.
+    ListRecovered,
+    /// Queue depth spike.
+    QueueSpike,
+    /// Queue depth back to normal.
+    QueueSpikeCleared,
+    /// NDR (bounce) volume spike.
+    NdrSpike,
+    /// NDR volume back to normal.
+    NdrSpikeCleared,
+    /// The SMTP probe found a server accepting mail for unknown recipients.
+    RndrVulnerable,
+    /// The server rejects unknown recipients again.
+    RndrVulnerableCleared,
+    /// A target's first sweep: one summary of what was already listed (silent).
+    Baseline,
+    /// A remediation hook failed or timed out.
+    HookFailed,
+}
+
+impl EventKind {
+    /// Every kind, in a stable order (for `config check`'s sample events and help texts).
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::Listed,
+        EventKind::Delisted,
+        EventKind::ListUnhealthy,
+        EventKind::ListRecovered,
+        EventKind::QueueSpike,
+        EventKind::QueueSpikeCleared,
+        EventKind::NdrSpike,
+        EventKind::NdrSpikeCleared,
+        EventKind::RndrVulnerable,
+        EventKind::RndrVulnerableCleared,
+        EventKind::Baseline,
+        EventKind::HookFailed,
+    ];
+
+    /// The event's name, as used in configs, hooks and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Listed => "listed",
+            EventKind::Delisted => "delisted",
+            EventKind::ListUnhealthy => "list_unhealthy",
+            EventKind::ListRecovered => "list_recovered",
+            EventKind::QueueSpike => "queue_spike",
+            EventKind::QueueSpikeCleared => "queue_spike_cleared",
+            EventKind::NdrSpike => "ndr_spike",
+            EventKind::NdrSpikeCleared => "ndr_spike_cleared",
+            EventKind::RndrVulnerable => "rndr_vulnerable",
+            EventKind::RndrVulnerableCleared => "rndr_vulnerable_cleared",
+            EventKind::Baseline => "baseline",
+            EventKind::HookFailed => "hook_failed",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Self> {
+        EventKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// How bad it is.
+    pub fn severity(self) -> Severity {
+        match self {
+            EventKind::Listed | EventKind::NdrSpike | EventKind::RndrVulnerable => {
+                Severity::Critical
+            }
+            EventKind::ListUnhealthy | EventKind::QueueSpike | EventKind::HookFailed => {
+                Severity::Warning
+            }
+            _ => Severity::Info,
+        }
+    }
+
+    /// The raising kind a clearing kind ends (`delisted` ends `listed`…), if it is one.
+    pub fn clears(self) -> Option<EventKind> {
+        Some(match self {
+            EventKind::Delisted => EventKind::Listed,
+            EventKind::ListRecovered => EventKind::ListUnhealthy,
+            EventKind::QueueSpikeCleared => EventKind::QueueSpike,
+            EventKind::NdrSpikeCleared => EventKind::NdrSpike,
+            EventKind::RndrVulnerableCleared => EventKind::RndrVulnerable,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Event severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Recoveries and other good news.
+    Info,
+    /// Degraded monitoring, early signs.
+    Warning,
+    /// A listing, an attack, a vulnerability.
+    Critical,
+}
+
+impl Severity {
+    /// The name used in configs, hooks and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Severity::Info, Severity::Warning, Severity::Critical]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// What an event is about. Each kind of event has its own kind of subject, so
+/// a page can link to the right place and a hook filter can match the right
+/// field (a spike is about a metric, not a "target").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Subject {
+    /// A monitored target on one list (listings).
+    Pair {
+        /// IP or domain.
+        target: String,
+        /// List id.
+        list: String,
+    },
+    /// One list (its health).
+    List {
+        /// List id.
+        id: String,
+    },
+    /// A mail metric (spikes).
+    Metric {
+        /// Source name.
+        source: String,
+        /// Metric name within the source.
+        metric: String,
+    },
+    /// A probed mail server (backscatter probe).
+    Probe {
+        /// `host:port`.
+        server: String,
+        /// The protected domain.
+        domain: String,
+    },
+    /// A configured hook (its failures).
+    Hook {
+        /// Hook name.
+        name: String,
+    },
+    /// Nothing in particular (the baseline summary).
+    #[default]
+    None,
+}
+
+impl Subject {
+    /// A pair subject.
+    pub fn pair(target: impl Into<String>, list: impl Into<String>) -> Self {
+        Subject::Pair {
+            target: target.into(),
+            list: list.into(),
+        }
+    }
+
+    /// The kind's name (`pair`, `list`, `metric`, `probe`, `hook`, `none`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Subject::Pair { .. } => "pair",
+            Subject::List { .. } => "list",
+            Subject::Metric { .. } => "metric",
+            Subject::Probe { .. } => "probe",
+            Subject::Hook { .. } => "hook",
+            Subject::None => "none",
+        }
+    }
+
+    /// The monitored target, for a pair.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Subject::Pair { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The list id, for a pair or a list.
+    pub fn list(&self) -> Option<&str> {
+        match self {
+            Subject::Pair { list, .. } | Subject::List { id: list } => Some(list),
+            _ => None,
+        }
+    }
+
+    /// What a hook's `targets = [...]` filter matches: a pair's target, a probe's domain.
+    pub fn filter_target(&self) -> Option<&str> {
+        match self {
+            Subject::Pair { target, .. } => Some(target),
+            Subject::Probe { domain, .. } => Some(domain),
+            _ => None,
+        }
+    }
+
+    /// What a hook's `lists = [...]` filter matches: a list id, a metric's source, a probe's server.
+    pub fn filter_scope(&self) -> Option<&str> {
+        match self {
+            Subject::Pair { list, .. } | Subject::List { id: list } => Some(list),
+            Subject::Metric { source, .. } => Some(source),
+            Subject::Probe { server, .. } => Some(server),
+            Subject::Hook { name } => Some(name),
+            Subject::None => None,
+        }
+    }
+
+    /// A stable key naming the subject, e.g. `pair:192.0.2.1:zen` (conditions, dedup).
+    pub fn key(&self) -> String {
+        match self {
+            Subject::Pair { target, list } => format!("pair:{target}:{list}"),
+            Subject::List { id } => format!("list:{id}"),
+            Subject::Metric { source, metric } => format!("metric:{source}.{metric}"),
+            Subject::Probe { server, domain } => format!("probe:{domain}:{server}"),
+            Subject::Hook { name } => format!("hook:{name}"),
+            Subject::None => "none".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Pair { target, list } => write!(f, "{target} on {list}"),
+            Subject::List { id } => write!(f, "list {id}"),
+            Subject::Metric { source, metric } => write!(f, "{source}.{metric}"),
+            Subject::Probe { server, domain } => write!(f, "{domain} at {server}"),
+            Subject::Hook { name } => write!(f, "hook {name}"),
+            Subject::None => Ok(()),
+        }
+    }
+}
+
+/// Something that happened, as stored and handed to hooks, alerts and the web.
+///
+/// As JSON (hooks' stdin, the API, webhook templates) it also carries `target`
+/// and `list` when the subject has them, so a hook can read `.target` without
+/// knowing the subject kinds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "EventJson", from = "EventJson")]
+pub struct Event {
+    /// Database id (0 until stored).
+    pub id: i64,
+    /// What happened.
+    pub kind: EventKind,
+    /// Unix time (seconds).
+    pub at: i64,
+    /// What it is about.
+    pub subject: Subject,
+    /// How bad.
+    pub severity: Severity,
+    /// True for the silent baseline of a target's first sweep.
+    pub baseline: bool,
+    /// One human line. May quote remote text: escape when rendering.
+    pub summary: String,
+    /// Details (codes, meanings, TXT, delist link, figures…).
+    pub details: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EventJson {
+    id: i64,
+    kind: EventKind,
+    at: i64,
+    #[serde(default)]
+    subject: Subject,
+    #[serde(default, skip_deserializing)]
+    target: Option<String>,
+    #[serde(default, skip_deserializing)]
+    list: Option<String>,
+    severity: Severity,
+    #[serde(default)]
+    baseline: bool,
+    summary: String,
+    #[serde(default)]
+    details: serde_json::Value,
+}
+
+impl From<Event> for EventJson {
+    fn from(e: Event) -> Self {
+        EventJson {
+            target: e.subject.target().map(str::to_string),
+            list: e.subject.list().map(str::to_string),
+            id: e.id,
+            kind: e.kind,
+            at: e.at,
+            subject: e.subject,
+            severity: e.severity,
+            baseline: e.baseline,
+            summary: e.summary,
+            details: e.details,
+        }
+    }
+}
+
+impl From<EventJson> for Event {
+    fn from(j: EventJson) -> Self {
+        Event {
+            id: j.id,
+            kind: j.kind,
+            at: j.at,
+            subject: j.subject,
+            severity: j.severity,
+            baseline: j.baseline,
+            summary: j.summary,
+            details: j.details,
+        }
+    }
+}
+
+impl Event {
+    /// A new event of `kind` about `subject` at `at`.
+    pub fn new(
+        kind: EventKind,
+        at: i64,
+        subject: Subject,
+        summary: String,
+        details: serde_json::Value,
+    ) -> Self {
+        Event {
+            id: 0,
+            kind,
+            at,
+            subject,
+            severity: kind.severity(),
+            baseline: false,
+            summary,
+            details,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(*k));
+            let json = serde_json::to_value(k).unwrap();
+            assert_eq!(json.as_str(), Some(k.as_str()));
+        }
+        assert_eq!(EventKind::parse("ndr_spike"), Some(EventKind::NdrSpike));
+        assert_eq!(EventKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn json_carries_subject_and_plain_fields() {
+        let e = Event::new(
+            EventKind::Listed,
+            5,
+            Subject::pair("192.0.2.1", "zen"),
+            "x".into(),
+            serde_json::json!({}),
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["subject"]["kind"], "pair");
+        assert_eq!(v["target"], "192.0.2.1");
+        assert_eq!(v["list"], "zen");
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+        let m = Event::new(
+            EventKind::NdrSpike,
+            5,
+            Subject::Metric {
+                source: "mx".into(),
+                metric: "ndr_generated".into(),
+            },
+            "x".into(),
+            serde_json::json!({}),
+        );
+        let v = serde_json::to_value(&m).unwrap();
+        assert!(v["target"].is_null(), "a metric is not a target: {v}");
+        assert_eq!(m.subject.filter_scope(), Some("mx"));
+    }
+}
