@@ -804,6 +804,26 @@ returns = [
     }
 
     #[test]
+    fn every_shipped_list_names_its_sources() {
+        let c = Catalog::shipped().unwrap();
+        let mut missing = Vec::new();
+        for l in c.iter() {
+            if l.sources.is_empty() {
+                missing.push(format!("{}: no sources", l.id));
+            }
+            if l.retired.is_none() && !l.verified.as_deref().is_some_and(is_iso_date) {
+                missing.push(format!("{}: no valid `verified` date", l.id));
+            }
+            for r in &l.returns {
+                if (r.verdict == CodeVerdict::Error) != r.cause.is_some() {
+                    missing.push(format!("{}: row {} has a wrong cause", l.id, r.code));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
     fn shipped_catalog_is_valid_and_large_enough() {
         let c = Catalog::shipped().unwrap();
         let live = c.iter().filter(|l| l.retired.is_none()).count();
