@@ -824,6 +824,72 @@ returns = [
     }
 
     #[test]
+    fn shipped_catalog_has_the_audited_facts() {
+        let c = Catalog::shipped().unwrap();
+        let code = |id: &str, a: &str| {
+            c.get(id)
+                .unwrap_or_else(|| panic!("{id} missing"))
+                .lookup_code(a.parse().unwrap())
+                .0
+        };
+        // a healthy list must not read as dead or blocked from its own test point answer
+        assert_eq!(code("dnswl", "127.0.10.0"), CodeVerdict::Allowed);
+        assert_eq!(code("suomispam", "127.0.0.99"), CodeVerdict::Listed);
+        assert_eq!(code("blocklist-de", "127.0.0.15"), CodeVerdict::Listed);
+        let sem = c.get("sem-uribl").unwrap();
+        assert_eq!(sem.test_points.listed.to_string(), "_dnsbl_.test");
+        assert_eq!(sem.test_points.not_listed.to_string(), "_dnsblneg_.test");
+        // neutral reputation is not a listing
+        for a in ["127.0.0.13", "127.0.0.14", "127.0.0.15", "127.0.0.16"] {
+            assert_eq!(code("mailspike-rep", a), CodeVerdict::Ignore, "{a}");
+        }
+        assert_eq!(code("spfbl", "127.0.0.4"), CodeVerdict::Listed);
+        // whole reserved error ranges, each with its cause
+        for id in [
+            "spamhaus-zen",
+            "spamhaus-dbl",
+            "spamhaus-zrd",
+            "spamhaus-authbl",
+        ] {
+            assert_eq!(code(id, "127.255.255.1"), CodeVerdict::Error, "{id}");
+        }
+        let zrd = c.get("spamhaus-zrd").unwrap();
+        assert_eq!(
+            zrd.lookup_row("127.0.2.255".parse().unwrap())
+                .and_then(|r| r.cause),
+            Some(ErrorCause::WrongQuery)
+        );
+        assert!(zrd.policy.requires_key);
+        assert_eq!(c.get("spamhaus-zen").unwrap().kind, ListKind::Ip);
+        for id in [
+            "spamhaus-authbl",
+            "spamrats-auth",
+            "sem-fresh10",
+            "sem-fresh15",
+            "sem-fresh30",
+            "sem-urired",
+        ] {
+            let l = c.get(id).unwrap_or_else(|| panic!("{id} missing"));
+            assert!(l.retired.is_none() && !l.enabled_by_default, "{id}");
+        }
+        for id in [
+            "madavi",
+            "anonmails",
+            "rfc-ignorant-dsn",
+            "lugh",
+            "drand-spamtrap",
+            "spamdown",
+        ] {
+            let l = c.get(id).unwrap_or_else(|| panic!("{id} missing"));
+            assert!(l.retired.is_some(), "{id}");
+        }
+        assert_eq!(
+            c.get("spamcop").unwrap().expiry,
+            Some(Duration::from_secs(24 * 3600))
+        );
+    }
+
+    #[test]
     fn shipped_catalog_is_valid_and_large_enough() {
         let c = Catalog::shipped().unwrap();
         let live = c.iter().filter(|l| l.retired.is_none()).count();
