@@ -86,8 +86,11 @@ pub fn assess(positive: &Verdict, negative: &Verdict) -> ListHealth {
                     why: format!("positive test point answered: {why}"),
                 };
             }
+            // A documented error code names its cause: give that cause's advice.
+            let advice =
+                crate::catalog::ErrorCause::find_in(why).map_or(BLOCKED_ADVICE, |c| c.advice());
             return ListHealth::Blocked {
-                why: format!("{which} test point: {why}; {BLOCKED_ADVICE}"),
+                why: format!("{which} test point: {why}; {advice}"),
             };
         }
     }
@@ -149,6 +152,14 @@ mod tests {
         let h = assess(&blocked, &blocked);
         assert_eq!(h.name(), "blocked");
         assert!(h.why().contains("DQS"), "{h:?}");
+        // a named cause brings its own advice
+        let typo = Verdict::ListError {
+            why: "127.255.255.252: typo in the zone name: typing error".into(),
+            codes: vec!["127.255.255.252".parse().unwrap()],
+        };
+        let h = assess(&typo, &typo);
+        assert_eq!(h.name(), "blocked");
+        assert!(h.why().contains("fix the list's zone name"), "{h:?}");
         let unk = Verdict::Unknown {
             why: "timeout".into(),
         };

@@ -172,6 +172,7 @@ pub fn classify(list: &ListDef, answer: &Result<Response, QueryError>) -> Verdic
     let mut errors = Vec::new();
     for &c in &codes {
         let (v, meaning) = list.lookup_code(c);
+        let cause = list.lookup_row(c).and_then(|r| r.cause);
         let text = meaning.map(str::to_string);
         match v {
             CodeVerdict::Listed => {
@@ -180,10 +181,13 @@ pub fn classify(list: &ListDef, answer: &Result<Response, QueryError>) -> Verdic
             CodeVerdict::Allowed => {
                 allowed.push(text.unwrap_or_else(|| format!("allowed (code {c})")))
             }
-            CodeVerdict::Error => errors.push(format!(
-                "{c}: {}",
-                text.unwrap_or_else(|| "error code".into())
-            )),
+            CodeVerdict::Error => {
+                let text = text.unwrap_or_else(|| "error code".into());
+                errors.push(match cause {
+                    Some(cause) => format!("{c}: {cause}: {text}"),
+                    None => format!("{c}: {text}"),
+                })
+            }
             CodeVerdict::Ignore => {}
         }
     }
@@ -226,7 +230,8 @@ returns = [
   {{ code = "127.0.0.2", meaning = "spam" }},
   {{ code = "127.0.0.10-127.0.0.11", meaning = "policy" }},
   {{ code = "127.0.0.17", verdict = "ignore", meaning = "neutral reputation" }},
-  {{ code = "127.255.255.252-127.255.255.255", verdict = "error", meaning = "public resolver / quota" }},
+  {{ code = "127.255.255.254", verdict = "error", cause = "public-resolver", meaning = "query via a public/open resolver" }},
+  {{ code = "127.255.255.252-127.255.255.255", verdict = "error", cause = "over-quota", meaning = "public resolver / quota" }},
 ]"#
         );
         parse_file("t.toml", &text).unwrap().remove(0)
@@ -267,6 +272,13 @@ returns = [
         let l = list("");
         let v = classify(&l, &ok(Rcode::NoError, &["127.255.255.254"]));
         assert_eq!(v.kind(), VerdictKind::ListError, "{v:?}");
+        // the cause is named in the text
+        assert_eq!(
+            v.meaning(),
+            "127.255.255.254: public resolver: query via a public/open resolver"
+        );
+        let v = classify(&l, &ok(Rcode::NoError, &["127.255.255.255"]));
+        assert!(v.meaning().contains(": over quota: "), "{v:?}");
         // an error code among listing codes still wins
         let v = classify(&l, &ok(Rcode::NoError, &["127.0.0.2", "127.255.255.254"]));
         assert_eq!(v.kind(), VerdictKind::ListError);

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -70,6 +71,118 @@ pub enum CodeVerdict {
     Error,
     /// Informational: neither a listing nor an error.
     Ignore,
+}
+
+/// Why a list refuses to answer: carried by every `verdict = "error"` row, so a
+/// refusal is reported with its cause and what to do about it, never as a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCause {
+    /// The query came through a public or shared resolver the list will not serve (`public-resolver`).
+    PublicResolver,
+    /// The querier went over the list's free query limit (`over-quota`).
+    OverQuota,
+    /// The key in the query zone is unknown, expired or mistyped (`invalid-key`).
+    InvalidKey,
+    /// The zone name queried is not one the operator serves (`zone-typo`).
+    ZoneTypo,
+    /// The list does not answer this kind of query, e.g. an IP on a domain-only list (`wrong-query`).
+    WrongQuery,
+    /// The querying resolver's IP must be registered with the operator first (`unregistered`).
+    Unregistered,
+    /// A refusal the operator does not explain further (`blocked`).
+    Blocked,
+}
+
+impl ErrorCause {
+    /// Every cause, in declaration order.
+    pub const ALL: [ErrorCause; 7] = [
+        ErrorCause::PublicResolver,
+        ErrorCause::OverQuota,
+        ErrorCause::InvalidKey,
+        ErrorCause::ZoneTypo,
+        ErrorCause::WrongQuery,
+        ErrorCause::Unregistered,
+        ErrorCause::Blocked,
+    ];
+
+    /// Short name as written in verdicts ("public resolver", "over quota"…).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ErrorCause::PublicResolver => "public resolver",
+            ErrorCause::OverQuota => "over quota",
+            ErrorCause::InvalidKey => "invalid key",
+            ErrorCause::ZoneTypo => "typo in the zone name",
+            ErrorCause::WrongQuery => "wrong query",
+            ErrorCause::Unregistered => "unregistered resolver",
+            ErrorCause::Blocked => "blocked",
+        }
+    }
+
+    /// What happened, in one sentence.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            ErrorCause::PublicResolver => {
+                "the query came through a public or shared resolver (8.8.8.8, 1.1.1.1, an ISP's resolver) that the list refuses to serve"
+            }
+            ErrorCause::OverQuota => {
+                "the querying resolver sent more queries than the list's free usage limit allows"
+            }
+            ErrorCause::InvalidKey => {
+                "the list does not accept the key in the query zone (unknown, expired or mistyped)"
+            }
+            ErrorCause::ZoneTypo => {
+                "the zone queried is not one the operator serves: a typing error in the zone name"
+            }
+            ErrorCause::WrongQuery => {
+                "the list does not answer this kind of query (for example an IP address sent to a domain-only list)"
+            }
+            ErrorCause::Unregistered => {
+                "the querying resolver's IP address is not registered with the list's operator"
+            }
+            ErrorCause::Blocked => "the list refuses to answer this querier",
+        }
+    }
+
+    /// What the postmaster should do about it.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            ErrorCause::PublicResolver => {
+                "run your own recursive resolver (e.g. unbound) on or near the monitoring host, or set `[resolver] mode = \"direct\"`, or configure the list's key (e.g. a Spamhaus DQS key)"
+            }
+            ErrorCause::OverQuota => {
+                "query less (the list's max_qps, fewer targets, a longer interval), use a resolver of your own so the quota is not shared, or get the operator's key or paid feed (e.g. a Spamhaus DQS key)"
+            }
+            ErrorCause::InvalidKey => {
+                "check the key configured for this list under [keys] (typos, expiry, account status) against the operator's portal"
+            }
+            ErrorCause::ZoneTypo => {
+                "fix the list's zone name (or key_template) in the catalog or the config's own lists"
+            }
+            ErrorCause::WrongQuery => {
+                "query the list only with targets of its kind (check the list's `kind` in the catalog)"
+            }
+            ErrorCause::Unregistered => {
+                "register the public IP address of your resolver with the operator (its web site says how) and query only through that resolver"
+            }
+            ErrorCause::Blocked => {
+                "read the operator's usage terms; query through a resolver of your own, or ask the operator to unblock you"
+            }
+        }
+    }
+
+    /// The cause whose [`label`](Self::label) appears in a verdict's text, if any.
+    pub fn find_in(text: &str) -> Option<ErrorCause> {
+        ErrorCause::ALL
+            .into_iter()
+            .find(|c| text.contains(&format!(": {}: ", c.label())))
+    }
+}
+
+impl fmt::Display for ErrorCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
 }
 
 /// Which answer addresses a [`ReturnCode`] matches.
@@ -152,6 +265,8 @@ pub struct ReturnCode {
     pub code: CodeMatch,
     /// What such an answer means.
     pub verdict: CodeVerdict,
+    /// Why the list refuses to answer (set exactly on `verdict = "error"` rows).
+    pub cause: Option<ErrorCause>,
     /// Human meaning, shown to the postmaster ("SBL: spam source").
     pub meaning: String,
 }
@@ -220,17 +335,36 @@ pub struct ListDef {
     pub enabled_by_default: bool,
     /// Set for dead lists, which are never queried.
     pub retired: Option<Retired>,
+    /// Where the facts of this entry come from (operator pages first).
+    pub sources: Vec<String>,
+    /// When the entry was last checked against its sources (`YYYY-MM-DD`).
+    pub verified: Option<String>,
+    /// Typical time until a listing expires by itself once its cause stops.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub expiry: Option<Duration>,
+    /// The operator's own words about expiry.
+    pub expiry_note: Option<String>,
     /// Where the definition came from (file name), for error messages.
     pub source: String,
 }
 
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.collect_str(&humantime::format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
 impl ListDef {
+    /// The first row of the return-code table matching `a`.
+    pub fn lookup_row(&self, a: Ipv4Addr) -> Option<&ReturnCode> {
+        self.returns.iter().find(|r| r.code.matches(a))
+    }
+
     /// Meaning of an answer code: the first matching row, or the default for the list's class.
     pub fn lookup_code(&self, a: Ipv4Addr) -> (CodeVerdict, Option<&str>) {
-        for r in &self.returns {
-            if r.code.matches(a) {
-                return (r.verdict, Some(r.meaning.as_str()));
-            }
+        if let Some(r) = self.lookup_row(a) {
+            return (r.verdict, Some(r.meaning.as_str()));
         }
         let default = match self.class {
             ListClass::Block => CodeVerdict::Listed,
@@ -381,9 +515,25 @@ impl ListDef {
                 ListClass::Block => CodeVerdict::Listed,
                 ListClass::Allow => CodeVerdict::Allowed,
             });
+            match (verdict, c.cause) {
+                (CodeVerdict::Error, None) => {
+                    return Err(ctx(format!(
+                        "returns[{i}] ({}): an error row needs `cause` (public-resolver, over-quota, invalid-key, zone-typo, wrong-query, unregistered or blocked)",
+                        c.code.trim()
+                    )))
+                }
+                (v, Some(_)) if v != CodeVerdict::Error => {
+                    return Err(ctx(format!(
+                        "returns[{i}] ({}): `cause` belongs only on rows with verdict = \"error\"",
+                        c.code.trim()
+                    )))
+                }
+                _ => {}
+            }
             returns.push(ReturnCode {
                 code,
                 verdict,
+                cause: c.cause,
                 meaning: c.meaning,
             });
         }
@@ -426,6 +576,25 @@ impl ListDef {
             None => None,
         };
         let enabled_by_default = r.enabled.unwrap_or(true) && retired.is_none();
+        let sources = r.sources.unwrap_or_default();
+        if let Some(bad) = sources.iter().find(|u| !is_url(u)) {
+            return Err(ctx(format!("sources: {bad:?} is not an http(s) URL")));
+        }
+        if let Some(v) = &r.verified {
+            if !is_iso_date(v) {
+                return Err(ctx(format!("verified: {v:?} is not a YYYY-MM-DD date")));
+            }
+        }
+        let expiry = match &r.expiry {
+            Some(e) => Some(
+                humantime::parse_duration(e.trim())
+                    .map_err(|err| ctx(format!("expiry: {e:?} is not a duration ({err})")))?,
+            ),
+            None => None,
+        };
+        if r.expiry_note.is_some() && expiry.is_none() {
+            return Err(ctx("expiry_note needs expiry".into()));
+        }
         Ok(ListDef {
             name: r.name.unwrap_or_else(|| id.clone()),
             id,
@@ -447,9 +616,26 @@ impl ListDef {
             },
             enabled_by_default,
             retired,
+            sources,
+            verified: r.verified,
+            expiry,
+            expiry_note: r.expiry_note,
             source: file.to_string(),
         })
     }
+}
+
+/// `https://…` or `http://…` with a host.
+fn is_url(u: &str) -> bool {
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+/// A real calendar date written `YYYY-MM-DD`.
+fn is_iso_date(s: &str) -> bool {
+    s.len() == 10 && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
 }
 
 /// Test points are written raw: `::ffff:7f00:2` must stay IPv6 for an IPv6-only list.
@@ -487,7 +673,7 @@ kind = "ipv4"
 returns = [
   { code = "127.0.0.2", meaning = "SBL" },
   { code = "127.0.0.10-127.0.0.11", meaning = "PBL" },
-  { code = "127.255.255.0/24", verdict = "error", meaning = "blocked" },
+  { code = "127.255.255.0/24", verdict = "error", cause = "blocked", meaning = "blocked" },
 ]
 "#;
 
@@ -545,6 +731,162 @@ returns = [
         assert!(e.to_string().contains("backwards"), "{e}");
         let e = parse_file("x.toml", &ZEN.replace("zen.spamhaus.org", "zen spamhaus")).unwrap_err();
         assert!(e.to_string().contains("zone"), "{e}");
+    }
+
+    #[test]
+    fn error_rows_need_a_cause_and_only_they_have_one() {
+        let no_cause = ZEN.replace(
+            "verdict = \"error\", cause = \"blocked\",",
+            "verdict = \"error\",",
+        );
+        let e = parse_file("zen.toml", &no_cause).unwrap_err().to_string();
+        assert!(
+            e.contains("needs `cause`") && e.contains("returns[2]"),
+            "{e}"
+        );
+        let stray = ZEN.replace(
+            "{ code = \"127.0.0.2\", meaning",
+            "{ code = \"127.0.0.2\", cause = \"over-quota\", meaning",
+        );
+        let e = parse_file("zen.toml", &stray).unwrap_err().to_string();
+        assert!(e.contains("only on rows with verdict"), "{e}");
+        let unknown = ZEN.replace("cause = \"blocked\"", "cause = \"gremlins\"");
+        let e = parse_file("zen.toml", &unknown).unwrap_err().to_string();
+        assert!(e.contains("gremlins"), "{e}");
+        let l = parse_file("zen.toml", ZEN).unwrap().remove(0);
+        assert_eq!(l.returns[2].cause, Some(ErrorCause::Blocked));
+        // every cause spelled in kebab-case, with words for the postmaster
+        for (c, toml) in ErrorCause::ALL.iter().zip([
+            "public-resolver",
+            "over-quota",
+            "invalid-key",
+            "zone-typo",
+            "wrong-query",
+            "unregistered",
+            "blocked",
+        ]) {
+            let text = ZEN.replace("cause = \"blocked\"", &format!("cause = {toml:?}"));
+            let l = parse_file("zen.toml", &text).unwrap().remove(0);
+            assert_eq!(l.returns[2].cause, Some(*c));
+            assert!(!c.describe().is_empty() && !c.advice().is_empty());
+            assert_eq!(
+                ErrorCause::find_in(&format!("127.255.255.1: {c}: x")),
+                Some(*c)
+            );
+        }
+    }
+
+    #[test]
+    fn sources_verified_and_expiry() {
+        let text = ZEN.replace(
+            "kind = \"ipv4\"",
+            "kind = \"ipv4\"\nsources = [\"https://www.spamhaus.org/zen/\"]\nverified = \"2026-11-23\"\nexpiry = \"7days\"\nexpiry_note = \"a week\"",
+        );
+        let l = parse_file("zen.toml", &text).unwrap().remove(0);
+        assert_eq!(l.sources, vec!["https://www.spamhaus.org/zen/".to_string()]);
+        assert_eq!(l.verified.as_deref(), Some("2026-11-23"));
+        assert_eq!(l.expiry, Some(Duration::from_secs(7 * 86400)));
+        assert_eq!(l.expiry_note.as_deref(), Some("a week"));
+        // optional for users' own lists
+        let l = parse_file("zen.toml", ZEN).unwrap().remove(0);
+        assert!(l.sources.is_empty() && l.verified.is_none() && l.expiry.is_none());
+        for (bad, what) in [
+            ("verified = \"2026-02-30\"", "verified"),
+            ("verified = \"23.11.2026\"", "verified"),
+            ("expiry = \"soon\"", "expiry"),
+            ("sources = [\"spamhaus.org\"]", "sources"),
+            ("expiry_note = \"no expiry given\"", "expiry_note"),
+        ] {
+            let text = ZEN.replace("kind = \"ipv4\"", &format!("kind = \"ipv4\"\n{bad}"));
+            let e = parse_file("zen.toml", &text).unwrap_err().to_string();
+            assert!(e.contains(what), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_shipped_list_names_its_sources() {
+        let c = Catalog::shipped().unwrap();
+        let mut missing = Vec::new();
+        for l in c.iter() {
+            if l.sources.is_empty() {
+                missing.push(format!("{}: no sources", l.id));
+            }
+            if l.retired.is_none() && !l.verified.as_deref().is_some_and(is_iso_date) {
+                missing.push(format!("{}: no valid `verified` date", l.id));
+            }
+            for r in &l.returns {
+                if (r.verdict == CodeVerdict::Error) != r.cause.is_some() {
+                    missing.push(format!("{}: row {} has a wrong cause", l.id, r.code));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
+    fn shipped_catalog_has_the_audited_facts() {
+        let c = Catalog::shipped().unwrap();
+        let code = |id: &str, a: &str| {
+            c.get(id)
+                .unwrap_or_else(|| panic!("{id} missing"))
+                .lookup_code(a.parse().unwrap())
+                .0
+        };
+        // a healthy list must not read as dead or blocked from its own test point answer
+        assert_eq!(code("dnswl", "127.0.10.0"), CodeVerdict::Allowed);
+        assert_eq!(code("suomispam", "127.0.0.99"), CodeVerdict::Listed);
+        assert_eq!(code("blocklist-de", "127.0.0.15"), CodeVerdict::Listed);
+        let sem = c.get("sem-uribl").unwrap();
+        assert_eq!(sem.test_points.listed.to_string(), "_dnsbl_.test");
+        assert_eq!(sem.test_points.not_listed.to_string(), "_dnsblneg_.test");
+        // neutral reputation is not a listing
+        for a in ["127.0.0.13", "127.0.0.14", "127.0.0.15", "127.0.0.16"] {
+            assert_eq!(code("mailspike-rep", a), CodeVerdict::Ignore, "{a}");
+        }
+        assert_eq!(code("spfbl", "127.0.0.4"), CodeVerdict::Listed);
+        // whole reserved error ranges, each with its cause
+        for id in [
+            "spamhaus-zen",
+            "spamhaus-dbl",
+            "spamhaus-zrd",
+            "spamhaus-authbl",
+        ] {
+            assert_eq!(code(id, "127.255.255.1"), CodeVerdict::Error, "{id}");
+        }
+        let zrd = c.get("spamhaus-zrd").unwrap();
+        assert_eq!(
+            zrd.lookup_row("127.0.2.255".parse().unwrap())
+                .and_then(|r| r.cause),
+            Some(ErrorCause::WrongQuery)
+        );
+        assert!(zrd.policy.requires_key);
+        assert_eq!(c.get("spamhaus-zen").unwrap().kind, ListKind::Ip);
+        for id in [
+            "spamhaus-authbl",
+            "spamrats-auth",
+            "sem-fresh10",
+            "sem-fresh15",
+            "sem-fresh30",
+            "sem-urired",
+        ] {
+            let l = c.get(id).unwrap_or_else(|| panic!("{id} missing"));
+            assert!(l.retired.is_none() && !l.enabled_by_default, "{id}");
+        }
+        for id in [
+            "madavi",
+            "anonmails",
+            "rfc-ignorant-dsn",
+            "lugh",
+            "drand-spamtrap",
+            "spamdown",
+        ] {
+            let l = c.get(id).unwrap_or_else(|| panic!("{id} missing"));
+            assert!(l.retired.is_some(), "{id}");
+        }
+        assert_eq!(
+            c.get("spamcop").unwrap().expiry,
+            Some(Duration::from_secs(24 * 3600))
+        );
     }
 
     #[test]

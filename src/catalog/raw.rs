@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{CodeVerdict, ListClass, ListKind};
+use super::{CodeVerdict, ErrorCause, ListClass, ListKind};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +28,10 @@ pub(super) struct RawList {
     pub(super) policy: Option<RawPolicy>,
     pub(super) enabled: Option<bool>,
     pub(super) retired: Option<RawRetired>,
+    pub(super) sources: Option<Vec<String>>,
+    pub(super) verified: Option<String>,
+    pub(super) expiry: Option<String>,
+    pub(super) expiry_note: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +39,7 @@ pub(super) struct RawList {
 pub(super) struct RawCode {
     pub(super) code: String,
     pub(super) verdict: Option<CodeVerdict>,
+    pub(super) cause: Option<ErrorCause>,
     pub(super) meaning: String,
 }
 

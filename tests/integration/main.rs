@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
 mod actions;
+mod catalog;
 mod cli;
 mod config;
 mod daemon;

@@ -43,6 +43,28 @@ pub fn free_udp_port() -> u16 {
 
 impl Rbldnsd {
     pub fn start() -> Self {
+        let dir = Self::zone_dir();
+        let zones = dir.path().join("zones");
+        for e in std::fs::read_dir(fixtures().join("zones")).expect("fixture zones") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), zones.join(e.file_name())).expect("copy zone");
+        }
+        let args: Vec<String> = ZONES.iter().map(|z| z.to_string()).collect();
+        Self::launch(dir, &args)
+    }
+
+    /// A private rbldnsd serving generated zone files: `files` are (file name, content) written
+    /// into a fresh temp dir, `zones` are rbldnsd's `zone:type:file` arguments.
+    pub fn start_with(files: &[(String, String)], zones: &[String]) -> Self {
+        let dir = Self::zone_dir();
+        let zdir = dir.path().join("zones");
+        for (name, content) in files {
+            std::fs::write(zdir.join(name), content).expect("write zone file");
+        }
+        Self::launch(dir, zones)
+    }
+
+    fn zone_dir() -> tempfile::TempDir {
         assert!(
             Path::new(RBLDNSD).exists(),
             "rbldnsd is not installed: run `scripts/test` (it apt-installs rbldnsd) or `apt-get install rbldnsd`"
@@ -51,12 +73,12 @@ impl Rbldnsd {
             .prefix("rblwatch-rbldnsd")
             .tempdir()
             .expect("tempdir");
+        std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
+        dir
+    }
+
+    fn launch(dir: tempfile::TempDir, zone_args: &[String]) -> Self {
         let zones = dir.path().join("zones");
-        std::fs::create_dir(&zones).expect("zones dir");
-        for e in std::fs::read_dir(fixtures().join("zones")).expect("fixture zones") {
-            let e = e.expect("entry");
-            std::fs::copy(e.path(), zones.join(e.file_name())).expect("copy zone");
-        }
         chmod(dir.path(), 0o755);
         chmod(&zones, 0o755);
         for e in std::fs::read_dir(&zones).expect("zones") {
@@ -76,7 +98,7 @@ impl Rbldnsd {
                 .arg(&zones)
                 .arg("-p")
                 .arg(&pidfile);
-            cmd.args(["-t", "10", "-c", "1s", "-a"]).args(ZONES);
+            cmd.args(["-t", "10", "-c", "1s", "-a"]).args(zone_args);
             let out = cmd.output().expect("run rbldnsd");
             if out.status.success() {
                 let pid = std::fs::read_to_string(&pidfile)
