@@ -15,6 +15,7 @@
 //!
 //! * [`config`]: `rblwatch.toml`, parsed then validated ([`config::Config`]); unknown keys rejected.
 //! * [`catalog`]: the DNSBL catalog from `lists.d/` ([`catalog::ListDef`]), embedded in the binary.
+//! * [`replies`]: what receivers' rejection texts mean, from `replies.d/` ([`replies::ReplyCatalog`]), embedded too.
 //! * [`target`]: IPs, CIDR ranges (expanded lazily) and domains.
 //! * [`dns`]: RFC 5782 query names, the wire format and a lean multiplexed UDP client.
 //! * [`verdict`]: what one answer means ([`verdict::Verdict`]), a pure function of the answer and the list.
@@ -46,6 +47,7 @@ pub mod engine;
 pub mod evaluator;
 pub mod health;
 pub mod mail;
+pub mod replies;
 pub mod secret;
 pub mod smtp_probe;
 pub mod spike;
