@@ -21,7 +21,7 @@
 //! * [`verdict`]: what one answer means ([`verdict::Verdict`]), a pure function of the answer and the list.
 //! * [`health`]: list health from the RFC 5782 test points ([`health::ListHealth`]), pure.
 //! * [`engine`]: runs health checks and sweeps, bounded and rate-capped per list.
-//! * [`mail`]: mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus).
+//! * [`mail`]: mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus) and delivery results ([`mail::delivery`]).
 //! * [`smtp_probe`]: the backscatter probe (RCPT to a random address, never DATA).
 //! * [`spike`]: spike detection on mail metrics, pure.
 //! * [`evaluator`]: the listing state machine ([`evaluator::Transition`]) and [`evaluator::Event`], pure.
