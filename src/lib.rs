@@ -15,12 +15,13 @@
 //!
 //! * [`config`]: `rblwatch.toml`, parsed then validated ([`config::Config`]); unknown keys rejected.
 //! * [`catalog`]: the DNSBL catalog from `lists.d/` ([`catalog::ListDef`]), embedded in the binary.
+//! * [`replies`]: what receivers' rejection texts mean, from `replies.d/` ([`replies::ReplyCatalog`]), embedded too.
 //! * [`target`]: IPs, CIDR ranges (expanded lazily) and domains.
 //! * [`dns`]: RFC 5782 query names, the wire format and a lean multiplexed UDP client.
 //! * [`verdict`]: what one answer means ([`verdict::Verdict`]), a pure function of the answer and the list.
 //! * [`health`]: list health from the RFC 5782 test points ([`health::ListHealth`]), pure.
 //! * [`engine`]: runs health checks and sweeps, bounded and rate-capped per list.
-//! * [`mail`]: mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus).
+//! * [`mail`]: mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus) and delivery results ([`mail::delivery`]).
 //! * [`smtp_probe`]: the backscatter probe (RCPT to a random address, never DATA).
 //! * [`spike`]: spike detection on mail metrics, pure.
 //! * [`evaluator`]: the listing state machine ([`evaluator::Transition`]) and [`evaluator::Event`], pure.
@@ -47,6 +48,7 @@ pub mod evaluator;
 pub mod event;
 pub mod health;
 pub mod mail;
+pub mod replies;
 pub mod secret;
 pub mod smtp_probe;
 pub mod spike;

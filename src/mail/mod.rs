@@ -4,8 +4,11 @@
 //! `postfix_log`, `exim`, `command`, `prometheus`) plus the thin reader here
 //! that runs the command or fetches the URL, always with a timeout. A failing
 //! source is logged and counted; it never stops the others.
+//! [`delivery`] parses per-recipient delivery results (with the remote reply)
+//! from the Postfix and Exim logs, for [`crate::replies`] to classify.
 
 pub mod command;
+pub mod delivery;
 pub mod exim;
 pub mod postfix_log;
 pub mod postqueue;
