@@ -1192,14 +1192,25 @@ fn write_rules(dir: &Path, rules: &[Rule]) {
 }
 
 /// The first line of the file at `path` that contains `needle`, waiting up to `limit`.
+/// Panics with the file's last lines on timeout.
 pub fn wait_log_line(path: &Path, needle: &str, limit: Duration) -> String {
-    wait_for(&format!("{needle:?} in {}", path.display()), limit, || {
-        std::fs::read_to_string(path)
-            .ok()?
-            .lines()
-            .find(|l| l.contains(needle))
-            .map(str::to_string)
-    })
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains(needle)) {
+            return l.to_string();
+        }
+        if start.elapsed() > limit {
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "timed out after {limit:?} waiting for {needle:?} in {}; it ends:\n{}",
+                path.display(),
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1742,4 +1753,206 @@ fn dns_lab_walks_the_delegation() {
         Duration::from_secs(5),
     );
     eprintln!("whole DNS smoke test in {:?}", t0.elapsed());
+}
+
+const GMAIL_550: &[&str] = &[
+    "5.7.1 [127.0.0.1] Our system has detected that this message is",
+    "5.7.1 likely unsolicited mail. To reduce the amount of spam sent to Gmail,",
+    "5.7.1 this message has been blocked. - gsmtp",
+];
+const YAHOO_421: &[&str] = &[
+    "4.7.0 [TSS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes",
+];
+const OUTLOOK_550: &[&str] = &[
+    "5.7.1 Service unavailable, Client host [127.0.0.1] blocked using Spamhaus. To request removal from this list see https://www.spamhaus.org/query/ip/127.0.0.1 (AS3130) [BN8NAM11FT066.eop-nam11.prod.protection.outlook.com]",
+];
+
+fn provider_rules() -> Vec<Rule> {
+    vec![
+        Rule::rcpt("gmail.test", 550, GMAIL_550),
+        Rule::rcpt("yahoo.test", 421, YAHOO_421),
+        Rule::data("outlook.test", 550, OUTLOOK_550),
+    ]
+}
+
+#[test]
+fn postfix_relays_to_the_receiver() {
+    let t0 = Instant::now();
+    let rx = Receiver::start_named("mx.lab-receiver.test", &provider_rules());
+    let pf = Postfix::start_relaying(
+        &rx.routes()
+            .via("gmail.test", "gmail-smtp-in.l.google.test")
+            .via("outlook.test", "lab-mail-protection.outlook.test"),
+    );
+    pf.submit("alice@example.test", "bob@gmail.test", "to gmail");
+    pf.submit("alice@example.test", "carol@yahoo.test", "to yahoo");
+    pf.submit("alice@example.test", "dave@outlook.test", "to outlook");
+    pf.submit("alice@example.test", "erin@other.test", "to other");
+    let limit = Duration::from_secs(8);
+    let gmail = pf.wait_log("to=<bob@gmail.test>", limit);
+    assert!(
+        gmail.contains(
+            "relay=gmail-smtp-in.l.google.test[127.0.0.1]:"
+        ) && gmail.contains(
+            "status=bounced (host gmail-smtp-in.l.google.test[127.0.0.1] said: 550-5.7.1 [127.0.0.1] Our system has detected that this message is 550-5.7.1 likely unsolicited mail."
+        ) && gmail.ends_with("- gsmtp (in reply to RCPT TO command))"),
+        "{gmail}"
+    );
+    let yahoo = pf.wait_log("to=<carol@yahoo.test>", limit);
+    assert!(
+        yahoo.contains("status=deferred (host 127.0.0.1[127.0.0.1] said: 421 4.7.0 [TSS04]")
+            && yahoo.ends_with("(in reply to RCPT TO command))"),
+        "{yahoo}"
+    );
+    let outlook = pf.wait_log("to=<dave@outlook.test>", limit);
+    assert!(
+        outlook.contains("status=bounced (host lab-mail-protection.outlook.test[127.0.0.1] said: 550 5.7.1 Service unavailable, Client host [127.0.0.1] blocked using Spamhaus.")
+            && outlook.ends_with("(in reply to end of DATA command))"),
+        "{outlook}"
+    );
+    let other = pf.wait_log("to=<erin@other.test>", limit);
+    assert!(other.contains("status=sent (250 2.0.0 OK lab-"), "{other}");
+    for l in [&gmail, &yahoo, &outlook, &other] {
+        eprintln!("{l}");
+    }
+    let m = rx.wait_messages(1, limit);
+    assert_eq!(m[0]["recipients"], serde_json::json!(["erin@other.test"]));
+    assert_eq!(m[0]["sender"], "alice@example.test");
+    assert!(m[0]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h[0] == "Subject" && h[1] == "lab"));
+    let ev = rx.events();
+    assert!(ev.iter().any(|e| e["recipient"] == "bob@gmail.test"
+        && e["code"] == 550
+        && e["helo"] == "mx.example.test"));
+
+    // Yahoo lifts the deferral: the next attempt is delivered
+    rx.set_rules(&provider_rules()[..1]);
+    let st = Command::new("postqueue")
+        .arg("-c")
+        .arg(pf.conf())
+        .arg("-f")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let sent = wait_for("carol's delivery", limit, || {
+        std::fs::read_to_string(pf.log())
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("to=<carol@yahoo.test>") && l.contains("status=sent"))
+            .map(str::to_string)
+    });
+    eprintln!("{sent}");
+
+    // backscatter: an unknown local recipient is accepted, its NDR goes out to the forged sender
+    assert_eq!(pf.attack(1), 1);
+    let ndr = rx.wait_messages(3, limit);
+    let ndr = ndr.iter().find(|m| m["sender"] == "").expect("an NDR");
+    assert_eq!(ndr["recipients"], serde_json::json!(["victim@victim.test"]));
+    eprintln!("Postfix smoke test in {:?}", t0.elapsed());
+}
+
+#[test]
+fn exim_modes_and_deliveries() {
+    let t0 = Instant::now();
+    let rx = Receiver::start(&provider_rules());
+    let routes = rx.routes().via("gmail.test", "gmail-smtp-in.l.google.test");
+    let mut ex = Exim::start_relaying(EximMode::Vulnerable, &routes);
+    let limit = Duration::from_secs(8);
+
+    // vulnerable: an unknown local recipient is accepted, then bounced to the (forged) sender,
+    // and that bounce is delivered to the receiver
+    assert!(crate::util::smtp_send(
+        &ex.server(),
+        "victim@victim.test",
+        "nouser@example.test",
+        "x"
+    ));
+    let fail = ex.wait_log("** nouser@example.test", limit);
+    assert!(
+        fail.contains("R=fail_unknown: Unrouteable address"),
+        "{fail}"
+    );
+    let ndr = ex.wait_log("=> victim@victim.test", limit);
+    assert!(
+        ndr.contains("R=remote T=remote_smtp") && ndr.contains("C=\"250 2.0.0 OK lab-"),
+        "{ndr}"
+    );
+    let m = rx.wait_messages(1, limit);
+    assert_eq!(m[0]["sender"], "");
+
+    // remote deliveries with the receiver's replies in the mainlog
+    for to in ["bob@gmail.test", "carol@yahoo.test", "dave@outlook.test"] {
+        assert!(crate::util::smtp_send(
+            &ex.server(),
+            "alice@example.test",
+            to,
+            "hi"
+        ));
+    }
+    let gmail = ex.wait_log("** bob@gmail.test", limit);
+    assert!(
+        gmail.contains("H=gmail-smtp-in.l.google.test [127.0.0.1]: SMTP error from remote mail server after RCPT TO:<bob@gmail.test>: 550-5.7.1 [127.0.0.1] Our system"),
+        "{gmail}"
+    );
+    let yahoo = ex.wait_log("== carol@yahoo.test", limit);
+    assert!(
+        yahoo.contains("H=127.0.0.1 [127.0.0.1]: SMTP error from remote mail server after RCPT TO:<carol@yahoo.test>: 421 4.7.0 [TSS04]"),
+        "{yahoo}"
+    );
+    let outlook = ex.wait_log("** dave@outlook.test", limit);
+    assert!(
+        outlook.contains(
+            "SMTP error from remote mail server after end of data: 550 5.7.1 Service unavailable"
+        ),
+        "{outlook}"
+    );
+    for l in [&fail, &ndr, &gmail, &yahoo, &outlook] {
+        eprintln!("{l}");
+    }
+
+    // read-only posture and queue commands
+    let bp = crate::util::stdout(&ex.run(&["-bp"]));
+    assert!(bp.contains("carol@yahoo.test"), "{bp}");
+    let acl = crate::util::stdout(&ex.run(&["-bP", "acl_smtp_rcpt"]));
+    assert_eq!(acl.trim(), "acl_smtp_rcpt = acl_rcpt");
+    let cfg = crate::util::stdout(&ex.run(&["-bP", "config"]));
+    assert!(!cfg.contains("verify = recipient"), "{cfg}");
+
+    // strict: unknown recipients are rejected at RCPT (also after switching a running one)
+    let strict = Exim::start(EximMode::Strict);
+    assert!(!crate::util::smtp_send(
+        &strict.server(),
+        "victim@victim.test",
+        "nouser@example.test",
+        "x"
+    ));
+    let rej = strict.wait_log("rejected RCPT <nouser@example.test>", limit);
+    eprintln!("{rej}");
+    assert!(crate::util::smtp_send(
+        &strict.server(),
+        "victim@victim.test",
+        "alice@example.test",
+        "x"
+    ));
+    // without routes, remote mail is deferred
+    assert!(crate::util::smtp_send(
+        &strict.server(),
+        "alice@example.test",
+        "bob@gmail.test",
+        "x"
+    ));
+    let d = strict.wait_log("== bob@gmail.test", limit);
+    assert!(d.contains("lab: outbound delivery disabled"), "{d}");
+
+    ex.set_mode(EximMode::Strict);
+    assert!(!crate::util::smtp_send(
+        &ex.server(),
+        "victim@victim.test",
+        "nouser2@example.test",
+        "x"
+    ));
+    eprintln!("Exim smoke test in {:?}", t0.elapsed());
 }
