@@ -1851,6 +1851,19 @@ fn postfix_relays_to_the_receiver() {
     let ndr = rx.wait_messages(3, limit);
     let ndr = ndr.iter().find(|m| m["sender"] == "").expect("an NDR");
     assert_eq!(ndr["recipients"], serde_json::json!(["victim@victim.test"]));
+
+    // a greeting rejection (stage "connect")
+    rx.set_rules(&[Rule::connect(
+        554,
+        &["5.7.1 Service unavailable; client [127.0.0.1] blocked using lab.test"],
+    )]);
+    pf.submit("alice@example.test", "frank@other.test", "refused");
+    let refused = pf.wait_log("to=<frank@other.test>", limit);
+    assert!(
+        refused.contains("refused to talk to me: 554 5.7.1 Service unavailable; client [127.0.0.1] blocked using lab.test"),
+        "{refused}"
+    );
+    eprintln!("{refused}");
     eprintln!("Postfix smoke test in {:?}", t0.elapsed());
 }
 
