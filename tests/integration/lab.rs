@@ -1580,6 +1580,7 @@ fn dns_lab_walks_the_delegation() {
                 )],
             )
             .list("bl.spamcop.net", 1, &[])
+            .list("bl.test", 1, &[])
             .ns_ttl(2)
             .public_resolver_blocks(&["zen.spamhaus.org", "dbl.spamhaus.org"])
             .recursor(),
@@ -1670,6 +1671,11 @@ fn dns_lab_walks_the_delegation() {
     assert_eq!(
         dig(&[&at(rec), "+short", "2.0.0.127.bl.spamcop.net", "A"]).trim(),
         "127.0.0.2"
+    );
+    // under test. too (unbound serves test. itself unless told `nodefault`)
+    assert_eq!(
+        dig(&[&at(rec), "+short", "test.bl.test", "A"]).trim(),
+        "127.0.1.2"
     );
 
     // one of two servers down: it times out, the other answers, the recursor fails over
