@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod daemon;
 mod dnsbl;
+mod lab;
 mod mail;
 mod util;
 mod web;
