@@ -3,57 +3,79 @@
 //!
 //! # Layout
 //!
-//! Data flows one way; each stage is one module:
+//! Data flows one way. Each arrow below points from a stage to the stage that
+//! consumes its output, and imports run against the arrows: a module may
+//! import only modules declared *before* it in this file (the `pub mod` lines
+//! below are in that order, and `scripts/check-layers`, run by the test
+//! command, fails the build when a module imports a later one).
 //!
 //! ```text
-//!  config ──► daemon (scheduler) ──► probes ────────────────► evaluator ──► store ──► actions ──► web
-//!  (toml)     ticks, reload,          engine (DNSBL sweeps,    (pure state   (SQLite,  (hooks,     (status page,
-//!             shutdown                 list health)             transitions,  WAL)      alerts,     JSON API,
-//!                                      mail (telemetry)         spikes,                 outbox)     /metrics)
-//!                                      smtp_probe (backscatter) events)
+//!  foundation (any stage may use): time, secret, target, catalog, replies, event
+//!
+//!  config ──► probes ─────────────────────► evaluator ──► store ──► actions ──► web
+//!  (toml,     dns, verdict, health, engine   spike,        (SQLite,  (hooks,     (status page,
+//!   plain     (DNSBL sweeps, list health),   evaluator     WAL)      alerts,     JSON API,
+//!   settings) mail (telemetry),              (pure state             outbox)     /metrics)
+//!             smtp_probe (backscatter)       transitions)
+//!
+//!  daemon: drives the stages on their schedules (imports all of them; only cli imports it)
+//!  cli:    the command line, wires everything (imports all; nothing imports it)
 //! ```
 //!
-//! * [`config`]: `rblwatch.toml`, parsed then validated ([`config::Config`]); unknown keys rejected.
-//! * [`catalog`]: the DNSBL catalog from `lists.d/` ([`catalog::ListDef`]), embedded in the binary.
-//! * [`replies`]: what receivers' rejection texts mean, from `replies.d/` ([`replies::ReplyCatalog`]), embedded too.
-//! * [`target`]: IPs, CIDR ranges (expanded lazily) and domains.
-//! * [`dns`]: RFC 5782 query names, the wire format and a lean multiplexed UDP client.
-//! * [`verdict`]: what one answer means ([`verdict::Verdict`]), a pure function of the answer and the list.
-//! * [`health`]: list health from the RFC 5782 test points ([`health::ListHealth`]), pure.
-//! * [`engine`]: runs health checks and sweeps, bounded and rate-capped per list.
-//! * [`mail`]: mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus) and delivery results ([`mail::delivery`]).
-//! * [`smtp_probe`]: the backscatter probe (RCPT to a random address, never DATA).
-//! * [`spike`]: spike detection on mail metrics, pure.
-//! * [`evaluator`]: the listing state machine ([`evaluator::Transition`]) and [`evaluator::Event`], pure.
-//! * [`store`]: SQLite history (WAL, migrations) on its own thread; a read-only pool for the web.
-//! * [`daemon`]: the scheduler and the wiring between the stages; shutdown is a parameter.
-//! * [`actions`]: hooks ([`actions::hooks`]) and alerts ([`actions::alerts`]) driven by committed events.
-//! * [`web`]: status page, JSON API and Prometheus metrics (axum, minijinja).
-//! * [`cli`]: the `rblwatch` command line.
-//! * [`secret`]: values that never print.
-//!
-//! Listings, list health, spikes and probe results are all [`evaluator::Event`]s
+//! Listings, list health, spikes and probe results are all [`event::Event`]s
 //! on one path: committed to the store in the same transaction as the state
 //! they come from, then acted on by [`actions`] (which follows the events table
-//! with cursors, so nothing is lost across a restart) and shown by [`web`].
+//! with cursors, so nothing is lost across a restart) and shown by [`web`]. The
+//! web reads the running daemon through the [`web::Live`] trait, which the
+//! daemon implements, so no stage reaches back into the daemon.
 
-pub mod actions;
+// Foundation: vocabulary every stage shares.
+/// The DNSBL catalog from `lists.d/` ([`catalog::ListDef`]), embedded in the binary.
 pub mod catalog;
-pub mod cli;
-pub mod config;
-pub mod daemon;
-pub mod dns;
-pub mod engine;
-pub mod evaluator;
+/// [`event::Event`], its kind, severity and typed subject.
 pub mod event;
-pub mod health;
-pub mod mail;
+/// The receiver-reply catalog from `replies.d/`: what a remote server's rejection means.
 pub mod replies;
+/// Values that never print (keys, passwords, tokens).
 pub mod secret;
-pub mod smtp_probe;
-pub mod spike;
-pub mod store;
+/// IPs, CIDR ranges (expanded lazily) and domains.
 pub mod target;
+/// Time: the clock, display and duration parsing.
 pub mod time;
+
+// Config: `rblwatch.toml`, parsed then validated into plain settings.
+pub mod config;
+
+// Probes: ask the world.
+/// RFC 5782 query names, the wire format and a lean multiplexed UDP client.
+pub mod dns;
+/// Runs health checks and sweeps, bounded and rate-capped per list.
+pub mod engine;
+/// List health from the RFC 5782 test points, pure.
+pub mod health;
+/// Mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus).
+pub mod mail;
+/// The backscatter probe (RCPT to a random address, never DATA).
+pub mod smtp_probe;
+/// What one answer means ([`verdict::Verdict`]), pure.
 pub mod verdict;
+
+// Evaluator: pure decisions over what the probes saw.
+/// The listing state machine ([`evaluator::Transition`]), pure.
+pub mod evaluator;
+/// Spike detection on mail metrics, pure.
+pub mod spike;
+
+// Store, actions, web.
+/// Hooks and alerts driven by committed events.
+pub mod actions;
+/// SQLite history (WAL, migrations) on its own thread; a read-only pool for the web.
+pub mod store;
+/// Status page, JSON API and Prometheus metrics (axum, minijinja).
 pub mod web;
+
+// The drivers.
+/// The `rblwatch` command line.
+pub mod cli;
+/// The scheduler and the wiring between the stages; shutdown is a parameter.
+pub mod daemon;

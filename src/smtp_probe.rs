@@ -40,6 +40,17 @@ impl RndrVerdict {
             RndrVerdict::Inconclusive => "inconclusive",
         }
     }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            RndrVerdict::RejectsUnknown,
+            RndrVerdict::AcceptsUnknown,
+            RndrVerdict::Inconclusive,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 /// An SMTP reply.

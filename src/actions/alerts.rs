@@ -67,17 +67,49 @@ pub fn subject(events: &[Event]) -> String {
     }
 }
 
+/// A message that could not be rendered: the channel, the user template
+/// (file and line, when it is the user's) and what went wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("alert channel {channel}: {}{}{msg}", template.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in template".into()), line.map(|l| format!(":{l}: ")).unwrap_or_else(|| ": ".into()))]
+pub struct RenderError {
+    /// The channel.
+    pub channel: String,
+    /// The user template, if the channel has one.
+    pub template: Option<std::path::PathBuf>,
+    /// The template line, when known.
+    pub line: Option<usize>,
+    /// What went wrong.
+    pub msg: String,
+}
+
+impl RenderError {
+    fn from_jinja(ch: &ChannelConf, e: &minijinja::Error) -> Self {
+        RenderError {
+            channel: ch.name.clone(),
+            template: ch.template.as_ref().map(|t| t.path.clone()),
+            line: e.line(),
+            msg: e.to_string(),
+        }
+    }
+}
+
 /// Renders a group of events for `ch`.
 pub fn render(
     ch: &ChannelConf,
     events: &[Event],
     status_url: &str,
     host: &str,
-) -> anyhow::Result<Message> {
+) -> Result<Message, RenderError> {
     let env = environment();
     let subject = subject(events);
     let ctx = minijinja::context! { events => events, status_url => status_url, host => host, subject => subject.clone() };
-    let text = env.render_str(include_str!("templates/text.txt.j2"), &ctx)?;
+    let builtin_err = |e: minijinja::Error| RenderError {
+        template: None,
+        ..RenderError::from_jinja(ch, &e)
+    };
+    let text = env
+        .render_str(include_str!("templates/text.txt.j2"), &ctx)
+        .map_err(builtin_err)?;
     let ctx = minijinja::context! { events => events, status_url => status_url, host => host, subject => subject.clone(), text => text.clone() };
     let builtin = match ch.kind {
         ChannelKind::Webhook => include_str!("templates/webhook.json.j2"),
@@ -85,16 +117,22 @@ pub fn render(
         ChannelKind::Teams => include_str!("templates/teams.json.j2"),
         ChannelKind::Email => include_str!("templates/text.txt.j2"),
     };
-    let body = env.render_str(
-        ch.template
-            .as_ref()
-            .map(|t| t.text.as_str())
-            .unwrap_or(builtin),
-        &ctx,
-    )?;
+    let body = env
+        .render_str(
+            ch.template
+                .as_ref()
+                .map(|t| t.text.as_str())
+                .unwrap_or(builtin),
+            &ctx,
+        )
+        .map_err(|e| RenderError::from_jinja(ch, &e))?;
     if ch.kind != ChannelKind::Email {
-        serde_json::from_str::<serde_json::Value>(&body)
-            .map_err(|e| anyhow::anyhow!("the {} template did not produce JSON: {e}", ch.name))?;
+        serde_json::from_str::<serde_json::Value>(&body).map_err(|e| RenderError {
+            channel: ch.name.clone(),
+            template: ch.template.as_ref().map(|t| t.path.clone()),
+            line: None,
+            msg: format!("the template did not produce JSON: {e}"),
+        })?;
     }
     Ok(Message { subject, body })
 }

@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{HookConf, HookMode};
 use crate::event::{Event, Subject};
+use crate::store::HookStatus;
 
 /// Bytes of stdout/stderr kept per run.
 pub const OUTPUT_TAIL: usize = 64 * 1024;
@@ -75,7 +76,7 @@ pub fn gate(h: &HookConf, now: i64, runs_last_hour: i64, last_run: Option<i64>) 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Execution {
     /// ok | failed | timeout | error.
-    pub status: &'static str,
+    pub status: HookStatus,
     /// Exit code.
     pub exit_code: Option<i32>,
     /// Wall time.
@@ -193,7 +194,7 @@ pub async fn execute(
 ) -> Execution {
     let started = Instant::now();
     let err = |m: String| Execution {
-        status: "error",
+        status: HookStatus::Error,
         exit_code: None,
         duration: started.elapsed(),
         stdout: String::new(),
@@ -225,7 +226,14 @@ pub async fn execute(
     let out = tokio::spawn(drain(child.stdout.take()));
     let errs = tokio::spawn(drain(child.stderr.take()));
     let (status, code) = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(s)) => (if s.success() { "ok" } else { "failed" }, s.code()),
+        Ok(Ok(s)) => (
+            if s.success() {
+                HookStatus::Ok
+            } else {
+                HookStatus::Failed
+            },
+            s.code(),
+        ),
         Ok(Err(e)) => return err(format!("wait failed: {e}")),
         Err(_) => {
             if let Some(pid) = pgid.and_then(|p| i32::try_from(p).ok()) {
@@ -235,7 +243,7 @@ pub async fn execute(
                 }
             }
             let _ = child.wait().await;
-            ("timeout", None)
+            (HookStatus::Timeout, None)
         }
     };
     // Children that outlive the hook could hold the pipes open: do not wait for them long.
@@ -252,7 +260,7 @@ pub async fn execute(
         .and_then(Result::ok)
         .map(|t| t.text())
         .unwrap_or_default();
-    let stderr = if status == "timeout" {
+    let stderr = if status == HookStatus::Timeout {
         format!("{stderr}\n[killed after {timeout:?}]")
     } else {
         stderr
@@ -349,7 +357,7 @@ mod tests {
             Duration::from_secs(5),
         )
         .await;
-        assert_eq!((e.status, e.exit_code), ("ok", Some(0)));
+        assert_eq!((e.status, e.exit_code), (HookStatus::Ok, Some(0)));
         assert_eq!(e.stdout, "{\"a\":1} ndr_spike\n");
         assert_eq!(e.stderr, "err\n");
         let e = execute(
@@ -359,7 +367,7 @@ mod tests {
             Duration::from_secs(5),
         )
         .await;
-        assert_eq!((e.status, e.exit_code), ("failed", Some(3)));
+        assert_eq!((e.status, e.exit_code), (HookStatus::Failed, Some(3)));
         // 3 MB of output: only the tail is kept
         let e = execute(
             &[
@@ -372,7 +380,7 @@ mod tests {
             Duration::from_secs(10),
         )
         .await;
-        assert_eq!(e.status, "ok");
+        assert_eq!(e.status, HookStatus::Ok);
         assert!(
             e.stdout.len() < OUTPUT_TAIL + 100
                 && e.stdout.ends_with("END\n")
@@ -389,7 +397,7 @@ mod tests {
             Duration::from_millis(300),
         )
         .await;
-        assert_eq!(e.status, "timeout");
+        assert_eq!(e.status, HookStatus::Timeout);
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     }
 }

@@ -18,7 +18,21 @@ use std::collections::BTreeSet;
 use self::hooks::{condition_key, gate, Gate};
 use crate::config::{ActionsConf, HookMode};
 use crate::event::{Event, EventKind, Subject};
-use crate::store::{self, HookRun, Store};
+use crate::store::{self, HookAction, HookRun, HookStatus, Store};
+
+/// Why a pass of the actions worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionsError {
+    /// The database failed (the pass is retried on the next tick).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// An alert could not be rendered.
+    #[error(transparent)]
+    Render(#[from] alerts::RenderError),
+    /// An event could not be encoded for a hook.
+    #[error("cannot encode the event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
 
 /// How much to flush in a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +54,7 @@ const ALERTS_CURSOR: &str = "alerts:cursor";
 
 /// Sets both cursors to the newest event if they are not set: history from
 /// before actions existed is never replayed.
-pub async fn init_cursors(store: &Store) -> anyhow::Result<()> {
+pub async fn init_cursors(store: &Store) -> Result<(), crate::store::StoreError> {
     store
         .call(|c| {
             let max: i64 =
@@ -59,7 +73,7 @@ pub async fn init_cursors(store: &Store) -> anyhow::Result<()> {
 #[derive(Debug, Clone)]
 struct Plan {
     hook: usize,
-    action: &'static str,
+    action: HookAction,
     argv: Vec<String>,
     gate: Gate,
     cond: String,
@@ -72,13 +86,13 @@ impl<'a> Runner<'a> {
     }
 
     /// One pass of the worker.
-    pub async fn process(&self, store: &Store, now: i64, flush: Flush) -> anyhow::Result<()> {
+    pub async fn process(&self, store: &Store, now: i64, flush: Flush) -> Result<(), ActionsError> {
         self.run_hooks(store, now).await?;
         self.group_alerts(store, now, flush).await?;
         self.deliver(store, now, flush).await
     }
 
-    async fn run_hooks(&self, store: &Store, now: i64) -> anyhow::Result<()> {
+    async fn run_hooks(&self, store: &Store, now: i64) -> Result<(), ActionsError> {
         loop {
             let cursor: i64 = store
                 .call(|c| Ok(store::get_state(c, HOOKS_CURSOR)?.unwrap_or(0)))
@@ -99,7 +113,7 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn hooks_for(&self, store: &Store, e: &Event, now: i64) -> anyhow::Result<()> {
+    async fn hooks_for(&self, store: &Store, e: &Event, now: i64) -> Result<(), ActionsError> {
         if e.baseline || e.kind == EventKind::HookFailed || self.conf.hooks.is_empty() {
             return Ok(());
         }
@@ -126,7 +140,7 @@ impl<'a> Runner<'a> {
                 }
                 plans.push(Plan {
                     hook: i,
-                    action: "run",
+                    action: HookAction::Run,
                     argv: h.command.clone(),
                     gate: gate(h, crate::time::now(), runs, last), // now: earlier runs in this pass may have taken a while
                     cond,
@@ -144,7 +158,7 @@ impl<'a> Runner<'a> {
                     };
                     plans.push(Plan {
                         hook: i,
-                        action: "revert",
+                        action: HookAction::Revert,
                         argv: revert.clone(),
                         gate,
                         cond,
@@ -157,7 +171,7 @@ impl<'a> Runner<'a> {
             let h = &self.conf.hooks[p.hook];
             let json = json.clone();
             async move {
-                let env = hooks::event_env(e, p.action, &h.env);
+                let env = hooks::event_env(e, p.action.as_str(), &h.env);
                 let started = crate::time::now();
                 let exec = match p.gate {
                     Gate::Run => Some(hooks::execute(&p.argv, &json, &env, h.timeout).await),
@@ -171,27 +185,27 @@ impl<'a> Runner<'a> {
             let h = &self.conf.hooks[p.hook];
             let status = match (&exec, p.gate) {
                 (Some(x), _) => x.status,
-                (None, Gate::DryRun) => "dry_run",
-                (None, Gate::Kept) => "kept",
-                (None, Gate::Cooldown) => "skipped_cooldown",
-                (None, _) => "skipped_cap",
+                (None, Gate::DryRun) => HookStatus::DryRun,
+                (None, Gate::Kept) => HookStatus::Kept,
+                (None, Gate::Cooldown) => HookStatus::SkippedCooldown,
+                (None, _) => HookStatus::SkippedCap,
             };
             let run = HookRun {
                 id: 0,
                 hook: h.name.clone(),
-                action: p.action.to_string(),
+                action: p.action,
                 event_id: Some(e.id),
-                event_kind: Some(e.kind.as_str().to_string()),
+                event_kind: Some(e.kind),
                 started_at: started,
                 duration_ms: exec.as_ref().map_or(0, |x| x.duration.as_millis() as i64),
-                status: status.to_string(),
+                status,
                 exit_code: exec.as_ref().and_then(|x| x.exit_code),
                 argv: p.argv.clone(),
                 stdout: exec.as_ref().map(|x| x.stdout.clone()).unwrap_or_default(),
                 stderr: exec.as_ref().map(|x| x.stderr.clone()).unwrap_or_default(),
             };
-            tracing::info!(hook = %h.name, action = p.action, event = e.kind.as_str(), status, "hook");
-            let failed = matches!(status, "failed" | "timeout" | "error");
+            tracing::info!(hook = %h.name, action = %p.action, event = e.kind.as_str(), status = %status, "hook");
+            let failed = status.failed();
             let has_revert = h.revert.is_some();
             let key = format!("hook:{}", h.name);
             let cond = p.cond.clone();
@@ -201,7 +215,7 @@ impl<'a> Runner<'a> {
                     EventKind::HookFailed,
                     crate::time::now(),
                     Subject::Hook { name: h.name.clone() },
-                    format!("hook {} ({} on {}) {}", h.name, action, e.kind.as_str(), if status == "timeout" { "timed out and was killed" } else { "failed" }),
+                    format!("hook {} ({} on {}) {}", h.name, action, e.kind.as_str(), if status == HookStatus::Timeout { "timed out and was killed" } else { "failed" }),
                     serde_json::json!({ "hook": h.name, "action": action, "status": status, "exit_code": run.exit_code, "why": run.stderr.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect::<String>(), "event_subject": e.subject }),
                 )
             });
@@ -213,13 +227,15 @@ impl<'a> Runner<'a> {
                     let mut active: BTreeSet<String> =
                         store::get_state(&tx, &key)?.unwrap_or_default();
                     match (action, status) {
-                        ("run", "ok" | "dry_run") => {
+                        (HookAction::Run, HookStatus::Ok | HookStatus::DryRun) => {
                             active.insert(cond);
                         }
-                        ("run", "skipped_cooldown" | "skipped_cap") if !active.is_empty() => {
+                        (HookAction::Run, HookStatus::SkippedCooldown | HookStatus::SkippedCap)
+                            if !active.is_empty() =>
+                        {
                             active.insert(cond);
                         }
-                        ("revert", _) => {
+                        (HookAction::Revert, _) => {
                             active.remove(&cond);
                         }
                         _ => {}
@@ -238,7 +254,12 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    async fn group_alerts(&self, store: &Store, now: i64, flush: Flush) -> anyhow::Result<()> {
+    async fn group_alerts(
+        &self,
+        store: &Store,
+        now: i64,
+        flush: Flush,
+    ) -> Result<(), ActionsError> {
         loop {
             let cursor: i64 = store
                 .call(|c| Ok(store::get_state(c, ALERTS_CURSOR)?.unwrap_or(0)))
@@ -284,7 +305,7 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn deliver(&self, store: &Store, now: i64, flush: Flush) -> anyhow::Result<()> {
+    async fn deliver(&self, store: &Store, now: i64, flush: Flush) -> Result<(), ActionsError> {
         let due_at = if flush == Flush::All { i64::MAX } else { now };
         let due = store.call(move |c| store::due_alerts(c, due_at)).await?;
         for row in due {

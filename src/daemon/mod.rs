@@ -79,9 +79,9 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct Runtime {
     /// The validated configuration.
-    pub cfg: Config,
+    pub cfg: Arc<Config>,
     /// The engine for sweeps.
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     /// A second engine over `resolver.confirm_with`, to corroborate new listings.
     pub confirm: Option<Engine>,
 }
@@ -114,8 +114,8 @@ impl Runtime {
         };
         Ok((
             Runtime {
-                cfg,
-                engine,
+                cfg: Arc::new(cfg),
+                engine: Arc::new(engine),
                 confirm,
             },
             warnings,
@@ -399,7 +399,11 @@ pub async fn run(
             .await
             .map_err(|e| anyhow::anyhow!("web.listen: cannot bind {addr}: {e}"))?;
         tracing::info!(address = %addr, "status page listening");
-        let state = crate::web::state(daemon.clone(), tx.clone())?;
+        let live = Arc::new(WebView {
+            daemon: daemon.clone(),
+            ticks: tx.clone(),
+        });
+        let state = crate::web::state(live, daemon.store().path())?;
         let stop_web = stop.clone();
         Some(tokio::spawn(async move {
             if let Err(e) =
@@ -474,6 +478,36 @@ pub async fn run(
     }
     let _ = sched.shutdown().await;
     Ok(())
+}
+
+/// What the web sees of the daemon.
+struct WebView {
+    daemon: Arc<Daemon>,
+    ticks: mpsc::Sender<Tick>,
+}
+
+impl crate::web::Live for WebView {
+    fn snapshot(&self) -> crate::web::Snapshot {
+        let rt = self.daemon.runtime();
+        crate::web::Snapshot {
+            cfg: rt.cfg.clone(),
+            engine: rt.engine.clone(),
+        }
+    }
+
+    fn store_version(&self) -> u64 {
+        self.daemon.store.version()
+    }
+
+    fn source_failures(&self) -> u64 {
+        self.daemon
+            .source_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn check_now(&self) -> bool {
+        self.ticks.try_send(Tick::Sweep).is_ok()
+    }
 }
 
 /// Runs the actions worker: a pass after every committed event, and every second

@@ -11,21 +11,97 @@
 //! `list_health_history` one row per health change. A sweep's writes go in one
 //! transaction ([`commit_sweep`]), so a killed daemon leaves either the whole
 //! sweep or none of it.
+//!
+//! One file per area of the schema; closed sets (event kinds, hook statuses,
+//! outbox states…) are enums stored as text through [`sql`]'s conversions.
 
+mod events;
+mod health;
+mod hooks;
+mod listings;
 pub mod migrations;
-mod queries;
+mod outbox;
+mod pairs;
+mod probes;
 mod read;
+mod retention;
+mod samples;
+mod sql;
+mod state;
+mod sweeps;
+#[cfg(test)]
+mod tests;
 
-pub use read::ReadPool;
+pub use self::events::*;
+pub use self::health::*;
+pub use self::hooks::*;
+pub use self::listings::*;
+pub use self::outbox::*;
+pub use self::pairs::*;
+pub use self::probes::*;
+pub use self::read::ReadPool;
+pub use self::retention::*;
+pub use self::samples::*;
+pub use self::state::*;
+pub use self::sweeps::*;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use anyhow::Context;
 use rusqlite::Connection;
+use serde::Serialize;
 use tokio::sync::oneshot;
 
-pub use queries::*;
+/// Why a database operation failed. Callers branch on [`StoreError::Stopped`]
+/// (the writer thread is gone: the daemon must exit so systemd restarts it)
+/// and on [`StoreError::is_full`]; the rest is reported.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused (I/O error, disk full, constraint…).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON value does not parse.
+    #[error("stored value: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The database file or its directory cannot be opened or created.
+    #[error("{what}: {source}")]
+    Open {
+        /// What was being done, with the path.
+        what: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The writer thread has stopped: no write can succeed any more.
+    #[error("the database thread has stopped")]
+    Stopped,
+}
+
+impl StoreError {
+    /// The disk (or the database's size limit) is full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DiskFull)
+    }
+
+    fn open(what: String, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Open {
+            what,
+            source: Box::new(e),
+        }
+    }
+}
+
+/// Results of store operations.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
+    serde_json::from_str(s).unwrap_or_default()
+}
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -44,27 +120,27 @@ impl std::fmt::Debug for Store {
 }
 
 /// Opens a connection with the pragmas rblwatch relies on and applies migrations.
-pub fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+pub fn open_connection(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+                .map_err(|e| StoreError::open(format!("cannot create {}", dir.display()), e))?;
         }
     }
     let mut conn = Connection::open(path)
-        .with_context(|| format!("cannot open database {}", path.display()))?;
+        .map_err(|e| StoreError::open(format!("cannot open database {}", path.display()), e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     migrations::apply(&mut conn)
-        .with_context(|| format!("cannot migrate database {}", path.display()))?;
+        .map_err(|e| StoreError::open(format!("cannot migrate database {}", path.display()), e))?;
     Ok(conn)
 }
 
 impl Store {
     /// Opens (creating if needed) the database and starts its thread.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    pub fn open(path: &Path) -> Result<Self> {
         let mut conn = open_connection(path)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -83,7 +159,7 @@ impl Store {
                 // Every handle is gone: checkpoint so the WAL does not linger.
                 let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
             })
-            .context("cannot start the database thread")?;
+            .map_err(|e| StoreError::open("cannot start the database thread".into(), e))?;
         Ok(Store {
             tx,
             path: path.to_path_buf(),
@@ -103,18 +179,17 @@ impl Store {
     }
 
     /// Runs `f` on the database thread and returns its result.
-    pub async fn call<R, F>(&self, f: F) -> anyhow::Result<R>
+    pub async fn call<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> anyhow::Result<R> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Box::new(move |c| {
                 let _ = tx.send(f(c));
             }))
-            .map_err(|_| anyhow::anyhow!("the database thread has stopped"))?;
-        rx.await
-            .map_err(|_| anyhow::anyhow!("the database thread dropped a request"))?
+            .map_err(|_| StoreError::Stopped)?;
+        rx.await.map_err(|_| StoreError::Stopped)?
     }
 }

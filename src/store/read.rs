@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
 use rusqlite::{Connection, OpenFlags};
+
+use super::{Result, StoreError};
 
 /// Readers at once. Opening a connection costs more than most page queries,
 /// so readers beyond this wait for a pooled connection rather than open one.
@@ -30,26 +31,36 @@ impl ReadPool {
         }
     }
 
-    fn open(&self) -> anyhow::Result<Connection> {
+    fn open(&self) -> Result<Connection> {
         let c = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )
-        .with_context(|| format!("cannot open {} for reading", self.path.display()))?;
+        .map_err(|e| {
+            StoreError::open(
+                format!("cannot open {} for reading", self.path.display()),
+                e,
+            )
+        })?;
         c.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(c)
     }
 
     /// Runs `f` on a read-only connection, off the async workers.
-    pub async fn read<R, F>(&self, f: F) -> anyhow::Result<R>
+    pub async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> anyhow::Result<R> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
         let pool = self.clone();
-        let permit = self.permits.clone().acquire_owned().await?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Stopped)?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let c = match pool.idle.lock().ok().and_then(|mut v| v.pop()) {
@@ -64,6 +75,7 @@ impl ReadPool {
             }
             r
         })
-        .await?
+        .await
+        .map_err(|_| StoreError::Stopped)?
     }
 }

@@ -25,7 +25,7 @@ pub(super) async fn status(
                 "verdict": o.verdict, "targets": o.targets_total.to_string(), "lists": o.lists, "last_sweep": o.last_sweep,
                 "listings": o.listings, "mail": o.mail, "probes": o.probes, "recent_events": o.events,
             });
-            serde_json::to_vec(&v).map_err(|e| WebError::Internal(e.into()))
+            serde_json::to_vec(&v).map_err(WebError::from)
         })
         .await?;
     Ok((

@@ -20,7 +20,7 @@ fn label(v: &str) -> String {
 }
 
 pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
-    let rt = st.daemon.runtime();
+    let rt = st.live.snapshot();
     let (pairs, health, last, sweeps, mail, probes, hooks, alerts) = st
         .db
         .read(|c| {
@@ -122,7 +122,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     let _ = writeln!(
         s,
         "rblwatch_mail_source_failures_total {}",
-        st.daemon.source_failures.load(Relaxed)
+        st.live.source_failures()
     );
     s.push_str("# HELP rblwatch_backscatter_vulnerable 1 when the last probe found the server accepting unknown recipients.\n# TYPE rblwatch_backscatter_vulnerable gauge\n");
     for p in &probes {

@@ -22,26 +22,45 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use minijinja::Environment;
-use tokio::sync::mpsc;
 
-use crate::config::WebConf;
-use crate::daemon::{Daemon, Tick};
-use crate::store::ReadPool;
+use crate::config::{Config, WebConf};
+use crate::engine::Engine;
+use crate::store::{ReadPool, StoreError};
+
+/// What the web reads from the running daemon. The daemon implements it, so
+/// the web depends on no later stage and tests can serve a fixed state.
+pub trait Live: Send + Sync + 'static {
+    /// The configuration and engine in force (replaced whole on reload).
+    fn snapshot(&self) -> Snapshot;
+    /// Bumped after every database write: pages built at one version are current while it stays.
+    fn store_version(&self) -> u64;
+    /// Mail-source reads that failed since start.
+    fn source_failures(&self) -> u64;
+    /// Asks for a sweep now; false when the request could not be queued.
+    fn check_now(&self) -> bool;
+}
+
+/// The configuration and engine in force.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The validated configuration.
+    pub cfg: Arc<Config>,
+    /// The engine (its lists and counters).
+    pub engine: Arc<Engine>,
+}
 
 /// Shared state of the web handlers.
 pub struct WebState {
     /// Read-only database access.
     pub db: ReadPool,
-    /// The daemon (runtime configuration, engine counters).
-    pub daemon: Arc<Daemon>,
+    /// The running daemon (configuration, engine counters, check-now).
+    pub live: Arc<dyn Live>,
     /// Templates.
     pub env: Environment<'static>,
     /// The stylesheet.
     pub css: String,
     /// Token for the "check now" form (per process).
     pub csrf: String,
-    /// Where "check now" sends its tick.
-    pub check_now: mpsc::Sender<Tick>,
     /// Settings.
     pub conf: WebConf,
     /// The overview (HTML) and status (JSON) as last built, with the store version they reflect.
@@ -81,11 +100,11 @@ impl WebState {
                 .filter(|c| c.version == version && c.at.elapsed() < CACHE_MAX_AGE)
                 .map(|c| c.body)
         };
-        if let Some(b) = fresh(self.daemon.store().version()) {
+        if let Some(b) = fresh(self.live.store_version()) {
             return Ok(b);
         }
         let _one = self.rebuild.lock().await;
-        let version = self.daemon.store().version();
+        let version = self.live.store_version();
         if let Some(b) = fresh(version) {
             return Ok(b);
         }
@@ -151,9 +170,9 @@ fn urlencode(s: String) -> String {
 }
 
 /// Builds the template environment: embedded templates, or a local copy where present.
-pub fn environment(conf: &WebConf) -> anyhow::Result<(Environment<'static>, String)> {
+pub fn environment(conf: &WebConf) -> Result<(Environment<'static>, String), WebSetupError> {
     let mut env = Environment::new();
-    env.add_filter("ts", |t: i64| crate::cli::fmt_time(t));
+    env.add_filter("ts", crate::time::fmt_time);
     env.add_filter("urlencode", urlencode);
     for (name, text) in TEMPLATES {
         let local = conf
@@ -162,11 +181,14 @@ pub fn environment(conf: &WebConf) -> anyhow::Result<(Environment<'static>, Stri
             .map(|d| d.join("templates").join(name))
             .filter(|p| p.exists());
         let src = match local {
-            Some(p) => std::fs::read_to_string(&p)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+            Some(p) => std::fs::read_to_string(&p).map_err(|source| WebSetupError::Read {
+                path: p.clone(),
+                source,
+            })?,
             None => text.to_string(),
         };
-        env.add_template_owned(name.to_string(), src)?;
+        env.add_template_owned(name.to_string(), src)
+            .map_err(|e| WebSetupError::Template(name.to_string(), e))?;
     }
     let css = conf
         .templates_dir
@@ -186,13 +208,44 @@ pub enum WebError {
     /// 400.
     BadRequest(String),
     /// 500 (details logged, not shown).
-    Internal(anyhow::Error),
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl From<anyhow::Error> for WebError {
-    fn from(e: anyhow::Error) -> Self {
-        WebError::Internal(e)
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        WebError::Internal(Box::new(e))
     }
+}
+
+impl From<minijinja::Error> for WebError {
+    fn from(e: minijinja::Error) -> Self {
+        WebError::Internal(Box::new(e))
+    }
+}
+
+impl From<serde_json::Error> for WebError {
+    fn from(e: serde_json::Error) -> Self {
+        WebError::Internal(Box::new(e))
+    }
+}
+
+/// Why the web interface could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum WebSetupError {
+    /// A local template or stylesheet cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A template does not compile.
+    #[error("template {0}: {1:#}")]
+    Template(String, minijinja::Error),
+    /// The listener failed.
+    #[error("web server: {0}")]
+    Serve(std::io::Error),
 }
 
 impl IntoResponse for WebError {
@@ -201,7 +254,7 @@ impl IntoResponse for WebError {
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             WebError::Internal(e) => {
-                tracing::error!(error = %format!("{e:#}"), "web handler failed");
+                tracing::error!(error = %e, "web handler failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error (see the daemon's log)".to_string(),
@@ -274,26 +327,29 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<WebState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), WebSetupError> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await
+        .map_err(WebSetupError::Serve)?;
     Ok(())
 }
 
 /// Builds the state for a daemon.
-pub fn state(daemon: Arc<Daemon>, check_now: mpsc::Sender<Tick>) -> anyhow::Result<Arc<WebState>> {
-    let conf = daemon.runtime().cfg.web.clone();
+pub fn state(
+    live: Arc<dyn Live>,
+    db_path: &std::path::Path,
+) -> Result<Arc<WebState>, WebSetupError> {
+    let conf = live.snapshot().cfg.web.clone();
     let (env, css) = environment(&conf)?;
-    let db = ReadPool::new(daemon.store().path());
+    let db = ReadPool::new(db_path);
     let csrf = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     Ok(Arc::new(WebState {
         db,
-        daemon,
+        live,
         env,
         css,
         csrf,
-        check_now,
         conf,
         cache: Default::default(),
         rebuild: Default::default(),

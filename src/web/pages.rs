@@ -10,7 +10,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{WebError, WebState};
-use crate::daemon::Tick;
 use crate::store;
 use crate::target::Target;
 use crate::time::now;
@@ -37,7 +36,7 @@ pub(super) async fn paginate<T, F>(
 ) -> Result<(Vec<T>, bool), WebError>
 where
     T: Send + 'static,
-    F: FnOnce(&rusqlite::Connection, u32, u32) -> anyhow::Result<Vec<T>> + Send + 'static,
+    F: FnOnce(&rusqlite::Connection, u32, u32) -> crate::store::Result<Vec<T>> + Send + 'static,
 {
     let size = st.conf.page_size;
     let mut rows = st
@@ -63,17 +62,14 @@ pub(super) fn render_string(
     ctx: minijinja::Value,
 ) -> Result<String, WebError> {
     let base = minijinja::context! {
-        host => st.daemon.runtime().cfg.actions.host.clone(),
+        host => st.live.snapshot().cfg.actions.host.clone(),
         now => now(),
         refresh => st.conf.refresh.map(|d| d.as_secs()),
         csrf => st.csrf.clone(),
     };
-    let tpl = st
-        .env
-        .get_template(name)
-        .map_err(|e| WebError::Internal(e.into()))?;
+    let tpl = st.env.get_template(name).map_err(WebError::from)?;
     tpl.render(minijinja::context! { ..base, ..ctx })
-        .map_err(|e| WebError::Internal(e.into()))
+        .map_err(WebError::from)
 }
 
 /// One column of the matrix / one row of the lists page.
@@ -111,7 +107,7 @@ const MATRIX_ALL_UP_TO: u128 = 50;
 const MATRIX_MAX_ROWS: usize = 100;
 
 pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
-    let rt = st.daemon.runtime();
+    let rt = st.live.snapshot();
     let (last_sweep, health, pairs, mail, probes, events) = st
         .db
         .read(|c| {
@@ -286,7 +282,7 @@ pub(super) async fn overview(State(st): State<Arc<WebState>>) -> Result<Response
 
 /// The target page's data; 404 for targets not configured.
 pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<serde_json::Value, WebError> {
-    let rt = st.daemon.runtime();
+    let rt = st.live.snapshot();
     let target = Target::parse(raw)
         .map_err(|_| WebError::NotFound(format!("{raw:?} is not a monitored target")))?;
     let Some(conf) = rt.cfg.targets.iter().find(|c| c.spec.contains(&target)) else {
@@ -361,7 +357,7 @@ pub(super) async fn targets_data(
     st: &WebState,
     page: u32,
 ) -> Result<(Vec<serde_json::Value>, bool, u128), WebError> {
-    let rt = st.daemon.runtime();
+    let rt = st.live.snapshot();
     let size = st.conf.page_size as usize;
     let skip = (page as usize - 1) * size;
     let mut it = rt
@@ -413,7 +409,7 @@ pub(super) async fn lists(State(st): State<Arc<WebState>>) -> Result<Response, W
 }
 
 pub(super) async fn list_data(st: &WebState, id: &str) -> Result<serde_json::Value, WebError> {
-    let rt = st.daemon.runtime();
+    let rt = st.live.snapshot();
     let Some(l) = rt.engine.lists().iter().find(|l| l.def.id == id) else {
         return Err(WebError::NotFound(format!("no list {id:?} in use")));
     };
@@ -461,7 +457,7 @@ pub(super) async fn mail(
     Query(q): Query<Page>,
 ) -> Result<Response, WebError> {
     let (range, secs) = range_secs(q.range.as_deref())?;
-    let rt = st.daemon.runtime();
+    let rt = st.live.snapshot();
     let until = now();
     let since = until - secs;
     let rules = rt.cfg.spikes.clone();
@@ -555,9 +551,10 @@ pub(super) async fn check_now(
     if f.csrf.len() != st.csrf.len() || f.csrf != st.csrf {
         return (StatusCode::FORBIDDEN, "missing or wrong form token").into_response();
     }
-    match st.check_now.try_send(Tick::Sweep) {
-        Ok(()) => tracing::info!("sweep requested from the web page"),
-        Err(e) => tracing::warn!(error = %e, "could not request a sweep"),
+    if st.live.check_now() {
+        tracing::info!("sweep requested from the web page");
+    } else {
+        tracing::warn!("could not request a sweep (one is queued or the scheduler is busy)");
     }
     Redirect::to("/").into_response()
 }

@@ -1,0 +1,137 @@
+//! Hook runs: every run, skip and dry run, with its output tail.
+
+use rusqlite::{params, Connection};
+
+use super::{json, parse_json, Result};
+use crate::event::EventKind;
+use serde::Serialize;
+
+super::sql::text_enum! {
+    /// Why a hook ran.
+    pub enum HookAction {
+        /// The raising event.
+        Run = "run",
+        /// The condition cleared: undo the remediation.
+        Revert = "revert",
+        /// `rblwatch hooks test`.
+        Test = "test",
+    }
+}
+
+super::sql::text_enum! {
+    /// How a hook run ended, or why it did not happen.
+    pub enum HookStatus {
+        /// Exit status 0.
+        Ok = "ok",
+        /// A non-zero exit.
+        Failed = "failed",
+        /// Killed at its timeout (with its process group).
+        Timeout = "timeout",
+        /// Could not be started.
+        Error = "error",
+        /// A dry-run hook: recorded, not run.
+        DryRun = "dry_run",
+        /// Within the cooldown of the previous run.
+        SkippedCooldown = "skipped_cooldown",
+        /// Over the per-hour cap.
+        SkippedCap = "skipped_cap",
+        /// A revert not run: another condition still needs the remediation.
+        Kept = "kept",
+    }
+}
+
+impl HookStatus {
+    /// The hook actually executed.
+    pub fn executed(self) -> bool {
+        matches!(
+            self,
+            HookStatus::Ok | HookStatus::Failed | HookStatus::Timeout | HookStatus::Error
+        )
+    }
+
+    /// It executed and did not succeed (raises `hook_failed`).
+    pub fn failed(self) -> bool {
+        matches!(
+            self,
+            HookStatus::Failed | HookStatus::Timeout | HookStatus::Error
+        )
+    }
+}
+
+/// A recorded hook run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HookRun {
+    /// Id (0 before insert).
+    pub id: i64,
+    /// Hook name.
+    pub hook: String,
+    /// Why it ran.
+    pub action: HookAction,
+    /// The event that triggered it.
+    pub event_id: Option<i64>,
+    /// Its kind.
+    pub event_kind: Option<EventKind>,
+    /// Start (unix seconds).
+    pub started_at: i64,
+    /// Duration.
+    pub duration_ms: i64,
+    /// How it ended.
+    pub status: HookStatus,
+    /// Exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// The command.
+    pub argv: Vec<String>,
+    /// Last 64 KiB of stdout (untrusted).
+    pub stdout: String,
+    /// Last 64 KiB of stderr (untrusted).
+    pub stderr: String,
+}
+
+/// Records a hook run.
+pub fn insert_hook_run(c: &Connection, r: &HookRun) -> Result<i64> {
+    c.execute(
+        "INSERT INTO hook_runs (hook, action, event_id, event_kind, started_at, duration_ms, status, exit_code, argv, stdout, stderr)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![r.hook, r.action, r.event_id, r.event_kind, r.started_at, r.duration_ms, r.status, r.exit_code, json(&r.argv), r.stdout, r.stderr],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Hook runs, newest first (optionally of one hook).
+pub fn hook_runs(
+    c: &Connection,
+    hook: Option<&str>,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<HookRun>> {
+    let mut st = c.prepare(
+        "SELECT id, hook, action, event_id, event_kind, started_at, duration_ms, status, exit_code, argv, stdout, stderr
+         FROM hook_runs WHERE (?1 IS NULL OR hook = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+    )?;
+    let rows = st.query_map(params![hook, limit, offset], |r| {
+        Ok(HookRun {
+            id: r.get(0)?,
+            hook: r.get(1)?,
+            action: r.get(2)?,
+            event_id: r.get(3)?,
+            event_kind: r.get(4)?,
+            started_at: r.get(5)?,
+            duration_ms: r.get(6)?,
+            status: r.get(7)?,
+            exit_code: r.get(8)?,
+            argv: parse_json(&r.get::<_, String>(9)?),
+            stdout: r.get(10)?,
+            stderr: r.get(11)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Runs of `hook` that actually executed since `since` (for the per-hour cap and the cooldown).
+pub fn hook_runs_since(c: &Connection, hook: &str, since: i64) -> Result<(i64, Option<i64>)> {
+    Ok(c.query_row(
+        "SELECT COUNT(*), MAX(started_at) FROM hook_runs WHERE hook = ?1 AND started_at >= ?2 AND status IN ('ok','failed','timeout','error')",
+        params![hook, since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}

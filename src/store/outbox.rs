@@ -1,0 +1,114 @@
+//! The alert outbox: messages waiting for delivery, retried with backoff.
+
+use rusqlite::{params, Connection};
+
+use super::{json, parse_json, Result};
+use serde::Serialize;
+
+super::sql::text_enum! {
+    /// Where a message stands in the outbox.
+    pub enum OutboxStatus {
+        /// Waiting for (another) delivery attempt.
+        Pending = "pending",
+        /// Delivered.
+        Sent = "sent",
+        /// Given up after `give_up_after`.
+        Failed = "failed",
+    }
+}
+
+/// An alert waiting in (or sent from) the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxRow {
+    /// Id.
+    pub id: i64,
+    /// Channel name.
+    pub channel: String,
+    /// Created.
+    pub created_at: i64,
+    /// Events in it.
+    pub event_ids: Vec<i64>,
+    /// Subject (email) or title.
+    pub subject: String,
+    /// Rendered body.
+    pub body: String,
+    /// pending | sent | failed.
+    pub status: OutboxStatus,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Last error (secrets removed).
+    pub last_error: Option<String>,
+    /// When it was delivered.
+    pub sent_at: Option<i64>,
+}
+
+/// Queues an alert; a second one with the same dedup key is ignored (no duplicate sends).
+pub fn enqueue_alert(
+    c: &Connection,
+    channel: &str,
+    dedup: &str,
+    at: i64,
+    event_ids: &[i64],
+    subject: &str,
+    body: &str,
+) -> Result<bool> {
+    let n = c.execute(
+        "INSERT OR IGNORE INTO alert_outbox (channel, dedup_key, created_at, event_ids, subject, body, status, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?3)",
+        params![channel, dedup, at, json(&event_ids), subject, body],
+    )?;
+    Ok(n == 1)
+}
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        channel: r.get(1)?,
+        created_at: r.get(2)?,
+        event_ids: parse_json(&r.get::<_, String>(3)?),
+        subject: r.get(4)?,
+        body: r.get(5)?,
+        status: r.get(6)?,
+        attempts: r.get(7)?,
+        last_error: r.get(8)?,
+        sent_at: r.get(9)?,
+    })
+}
+
+/// Alerts due for (another) delivery attempt.
+pub fn due_alerts(c: &Connection, now: i64) -> Result<Vec<OutboxRow>> {
+    let mut st = c.prepare(
+        "SELECT id, channel, created_at, event_ids, subject, body, status, attempts, last_error, sent_at
+         FROM alert_outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT 100",
+    )?;
+    let rows = st.query_map(params![now], outbox_row)?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Alert deliveries, newest first.
+pub fn alerts(c: &Connection, limit: u32, offset: u32) -> Result<Vec<OutboxRow>> {
+    let mut st = c.prepare(
+        "SELECT id, channel, created_at, event_ids, subject, body, status, attempts, last_error, sent_at
+         FROM alert_outbox ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+    )?;
+    let rows = st.query_map(params![limit, offset], outbox_row)?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Records a delivery attempt: sent, or retried at `retry_at` (None = give up).
+pub fn mark_alert(
+    c: &Connection,
+    id: i64,
+    now: i64,
+    result: std::result::Result<(), String>,
+    retry_at: Option<i64>,
+) -> Result<()> {
+    match result {
+        Ok(()) => c.execute("UPDATE alert_outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1", params![id, now])?,
+        Err(e) => match retry_at {
+            Some(t) => c.execute("UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1", params![id, t, e])?,
+            None => c.execute("UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![id, e])?,
+        },
+    };
+    Ok(())
+}

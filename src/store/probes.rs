@@ -1,0 +1,31 @@
+//! Backscatter probe results.
+
+use rusqlite::{params, Connection};
+
+use super::{json, Result};
+
+/// Stores a probe result.
+pub fn insert_probe(c: &Connection, at: i64, r: &crate::smtp_probe::ProbeReport) -> Result<()> {
+    c.execute(
+        "INSERT INTO probe_results (at, domain, server, verdict, catch_all_suspected, why, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![at, r.domain, r.server, r.verdict.as_str(), r.catch_all_suspected, r.why, json(r)],
+    )?;
+    Ok(())
+}
+
+/// The latest probe result per (domain, server).
+pub fn latest_probes(c: &Connection) -> Result<Vec<serde_json::Value>> {
+    let mut st = c.prepare_cached(
+        "SELECT p.at, p.report FROM probe_results p
+         JOIN (SELECT MAX(id) AS id FROM probe_results GROUP BY domain, server) m ON p.id = m.id ORDER BY p.domain",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (at, rep) = r?;
+        let mut v: serde_json::Value = serde_json::from_str(&rep).unwrap_or_default();
+        v["at"] = at.into();
+        out.push(v);
+    }
+    Ok(out)
+}

@@ -1,0 +1,43 @@
+//! Retention, and the row counts `/metrics` reports.
+
+use rusqlite::{params, Connection};
+
+use super::Result;
+
+/// Deletes what is older than the retention periods; returns rows removed.
+pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32) -> Result<usize> {
+    let old = now - i64::from(retention_days) * 86_400;
+    let old_samples = now - i64::from(sample_days) * 86_400;
+    let tx = c.transaction()?;
+    let mut n = tx.execute("DELETE FROM events WHERE at < ?1", params![old])?;
+    n += tx.execute(
+        "DELETE FROM listings WHERE ended_at IS NOT NULL AND ended_at < ?1",
+        params![old],
+    )?;
+    n += tx.execute(
+        "DELETE FROM list_health_history WHERE at < ?1",
+        params![old],
+    )?;
+    n += tx.execute("DELETE FROM sweeps WHERE started_at < ?1", params![old])?;
+    n += tx.execute("DELETE FROM metric_hourly WHERE hour < ?1", params![old])?;
+    n += tx.execute(
+        "DELETE FROM metric_samples WHERE at < ?1",
+        params![old_samples],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Counts grouped by two columns of a table (for metrics): (a, b, count).
+pub fn counts(c: &Connection, table: &str, a: &str, b: &str) -> Result<Vec<(String, String, i64)>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {a}, {b}, COUNT(*) FROM {table} GROUP BY {a}, {b}"
+    ))?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Number of rows in a table.
+pub fn count_rows(c: &Connection, table: &str) -> Result<i64> {
+    Ok(c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+}

@@ -1,0 +1,247 @@
+//! Sweeps: a row per sweep (begun at once, so an interrupted one is visible)
+//! and the one transaction that commits everything a sweep found.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::*;
+use super::{json, Result};
+use crate::evaluator::{ListingDetails, PairState};
+use crate::event::Event;
+use crate::health::ListHealth;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// One change of a pair's state within a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairUpdate {
+    /// Target.
+    pub target: String,
+    /// List id.
+    pub list: String,
+    /// New state (`Clear` deletes the row).
+    pub state: PairState,
+    /// When it entered that state.
+    pub since: i64,
+    /// Details of the latest answer (shared with the listing period).
+    pub details: Arc<ListingDetails>,
+}
+
+/// What happens to listing periods in a sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeriodChange {
+    /// A listing starts.
+    Open {
+        /// Target.
+        target: String,
+        /// List id.
+        list: String,
+        /// Start.
+        at: i64,
+        /// Codes, TXT…
+        details: Arc<ListingDetails>,
+        /// Part of the silent baseline.
+        baseline: bool,
+    },
+    /// A listing ends.
+    Close {
+        /// Target.
+        target: String,
+        /// List id.
+        list: String,
+        /// End.
+        at: i64,
+    },
+}
+
+/// Counts of a sweep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SweepCounts {
+    /// Targets swept.
+    pub targets: i64,
+    /// Pairs asked.
+    pub pairs: i64,
+    /// Listed answers from healthy lists.
+    pub listed: i64,
+    /// Clear answers.
+    pub clear: i64,
+    /// List errors.
+    pub errors: i64,
+    /// Unknown answers.
+    pub unknown: i64,
+    /// Lists not healthy.
+    pub lists_unhealthy: i64,
+}
+
+/// Everything a sweep writes, committed in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct SweepCommit {
+    /// The sweep row to finish.
+    pub sweep_id: i64,
+    /// When it finished.
+    pub finished_at: i64,
+    /// Duration.
+    pub duration_ms: i64,
+    /// Counts.
+    pub counts: SweepCounts,
+    /// Pairs whose state changed (or whose details changed).
+    pub pairs: Vec<PairUpdate>,
+    /// Listing periods opened or closed.
+    pub periods: Vec<PeriodChange>,
+    /// Health of each list, as checked before the sweep.
+    pub health: Vec<(String, ListHealth)>,
+    /// Events (ids are filled in on commit).
+    pub events: Vec<Event>,
+    /// Target specs whose baseline this sweep was.
+    pub baselined: Vec<String>,
+}
+
+/// Starts a sweep row (committed at once, so an interrupted sweep is visible as such).
+pub fn begin_sweep(c: &Connection, started_at: i64) -> Result<i64> {
+    c.execute(
+        "INSERT INTO sweeps (started_at, status) VALUES (?1, 'running')",
+        params![started_at],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Marks sweeps left `running` by a killed daemon as `abandoned`.
+pub fn abandon_stale_sweeps(c: &Connection) -> Result<usize> {
+    Ok(c.execute(
+        "UPDATE sweeps SET status = 'abandoned' WHERE status = 'running'",
+        [],
+    )?)
+}
+
+/// Writes a whole sweep in one transaction; returns the events with their ids.
+pub fn commit_sweep(c: &mut Connection, s: &SweepCommit) -> Result<Vec<Event>> {
+    let tx = c.transaction()?;
+    for h in &s.health {
+        write_health(&tx, &h.0, &h.1, s.finished_at)?;
+    }
+    for p in &s.pairs {
+        if p.state == PairState::Clear {
+            tx.execute(
+                "DELETE FROM pair_state WHERE target = ?1 AND list = ?2",
+                params![p.target, p.list],
+            )?;
+        } else {
+            tx.execute(
+                "INSERT INTO pair_state (target, list, state, seen, since, updated_at, codes, meanings, txt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (target, list) DO UPDATE SET state = ?3, seen = ?4, since = ?5, updated_at = ?6,
+                   codes = ?7, meanings = ?8, txt = ?9",
+                params![
+                    p.target,
+                    p.list,
+                    p.state.name(),
+                    p.state.seen(),
+                    p.since,
+                    s.finished_at,
+                    json(&p.details.codes),
+                    json(&p.details.meanings),
+                    json(&p.details.txt)
+                ],
+            )?;
+        }
+    }
+    for ch in &s.periods {
+        match ch {
+            PeriodChange::Open {
+                target,
+                list,
+                at,
+                details,
+                baseline,
+            } => {
+                tx.execute(
+                    "INSERT INTO listings (target, list, started_at, codes, meanings, txt, delist, baseline)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (target, list) WHERE ended_at IS NULL DO NOTHING",
+                    params![target, list, at, json(&details.codes), json(&details.meanings), json(&details.txt), details.delist, baseline],
+                )?;
+            }
+            PeriodChange::Close { target, list, at } => {
+                tx.execute(
+                    "UPDATE listings SET ended_at = ?3 WHERE target = ?1 AND list = ?2 AND ended_at IS NULL",
+                    params![target, list, at],
+                )?;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(s.events.len());
+    for e in &s.events {
+        out.push(insert_event(&tx, e)?);
+    }
+    for spec in &s.baselined {
+        tx.execute(
+            "INSERT OR IGNORE INTO baselines (spec, at) VALUES (?1, ?2)",
+            params![spec, s.finished_at],
+        )?;
+    }
+    let n = &s.counts;
+    tx.execute(
+        "UPDATE sweeps SET finished_at = ?2, status = 'done', targets = ?3, pairs = ?4, listed = ?5, clear = ?6,
+           errors = ?7, unknown = ?8, lists_unhealthy = ?9, duration_ms = ?10 WHERE id = ?1",
+        params![s.sweep_id, s.finished_at, n.targets, n.pairs, n.listed, n.clear, n.errors, n.unknown, n.lists_unhealthy, s.duration_ms],
+    )?;
+    tx.commit()?;
+    Ok(out)
+}
+
+super::sql::text_enum! {
+    /// Where a sweep stands.
+    pub enum SweepStatus {
+        /// Started, not committed yet.
+        Running = "running",
+        /// Committed.
+        Done = "done",
+        /// Interrupted (a stop, a crash, a failed commit).
+        Abandoned = "abandoned",
+    }
+}
+
+/// A sweep as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepRow {
+    /// Id.
+    pub id: i64,
+    /// Start.
+    pub started_at: i64,
+    /// End.
+    pub finished_at: Option<i64>,
+    /// running | done | abandoned.
+    pub status: SweepStatus,
+    /// Counts.
+    pub counts: SweepCounts,
+    /// Duration.
+    pub duration_ms: Option<i64>,
+}
+
+/// The latest finished sweep.
+pub fn last_sweep(c: &Connection) -> Result<Option<SweepRow>> {
+    Ok(c
+        .query_row(
+            "SELECT id, started_at, finished_at, status, targets, pairs, listed, clear, errors, unknown, lists_unhealthy, duration_ms
+             FROM sweeps WHERE status = 'done' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(SweepRow {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    status: r.get(3)?,
+                    counts: SweepCounts {
+                        targets: r.get(4)?,
+                        pairs: r.get(5)?,
+                        listed: r.get(6)?,
+                        clear: r.get(7)?,
+                        errors: r.get(8)?,
+                        unknown: r.get(9)?,
+                        lists_unhealthy: r.get(10)?,
+                    },
+                    duration_ms: r.get(11)?,
+                })
+            },
+        )
+        .optional()?)
+}

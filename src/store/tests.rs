@@ -1,0 +1,130 @@
+//! The SQL against in-memory databases.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use super::*;
+use crate::evaluator::{ListingDetails, PairState};
+use crate::event::{Event, EventKind};
+use crate::health::ListHealth;
+
+fn db() -> Connection {
+    let mut c = Connection::open_in_memory().unwrap();
+    crate::store::migrations::apply(&mut c).unwrap();
+    c
+}
+
+#[test]
+fn sweep_commit_round_trip() {
+    let mut c = db();
+    let id = begin_sweep(&c, 100).unwrap();
+    let d = Arc::new(ListingDetails {
+        codes: vec!["127.0.0.2".parse().unwrap()],
+        txt: vec!["<b>x</b>".into()],
+        ..Default::default()
+    });
+    let commit = SweepCommit {
+        sweep_id: id,
+        finished_at: 110,
+        pairs: vec![PairUpdate {
+            target: "192.0.2.1".into(),
+            list: "bl".into(),
+            state: PairState::Listed,
+            since: 110,
+            details: d.clone(),
+        }],
+        periods: vec![PeriodChange::Open {
+            target: "192.0.2.1".into(),
+            list: "bl".into(),
+            at: 110,
+            details: d.clone(),
+            baseline: false,
+        }],
+        health: vec![("bl".into(), ListHealth::Healthy)],
+        events: vec![Event::new(
+            EventKind::Listed,
+            110,
+            crate::event::Subject::pair("192.0.2.1", "bl"),
+            "x".into(),
+            serde_json::json!({}),
+        )],
+        baselined: vec!["192.0.2.1".into()],
+        ..Default::default()
+    };
+    let ev = commit_sweep(&mut c, &commit).unwrap();
+    assert!(ev[0].id > 0);
+    let pairs = load_pairs(&c).unwrap();
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(pairs[0].state, PairState::Listed);
+    assert_eq!(pairs[0].details.txt, vec!["<b>x</b>".to_string()]);
+    assert_eq!(listings(&c, Some("192.0.2.1"), true).unwrap().len(), 1);
+    assert!(baselined(&c).unwrap().contains("192.0.2.1"));
+    assert_eq!(last_sweep(&c).unwrap().unwrap().finished_at, Some(110));
+    // a second open of the same listing is ignored (no duplicate period)
+    let mut again = commit.clone();
+    again.sweep_id = begin_sweep(&c, 200).unwrap();
+    again.events.clear();
+    commit_sweep(&mut c, &again).unwrap();
+    assert_eq!(listings(&c, None, false).unwrap().len(), 1);
+    // closing, and clearing the pair deletes its row
+    let close = SweepCommit {
+        sweep_id: begin_sweep(&c, 300).unwrap(),
+        finished_at: 310,
+        pairs: vec![PairUpdate {
+            target: "192.0.2.1".into(),
+            list: "bl".into(),
+            state: PairState::Clear,
+            since: 310,
+            details: Default::default(),
+        }],
+        periods: vec![PeriodChange::Close {
+            target: "192.0.2.1".into(),
+            list: "bl".into(),
+            at: 310,
+        }],
+        ..Default::default()
+    };
+    commit_sweep(&mut c, &close).unwrap();
+    assert!(load_pairs(&c).unwrap().is_empty());
+    let l = listings(&c, Some("192.0.2.1"), false).unwrap();
+    assert_eq!((l[0].started_at, l[0].ended_at), (110, Some(310)));
+}
+
+#[test]
+fn health_history_records_changes_only() {
+    let c = db();
+    write_health(&c, "bl", &ListHealth::Healthy, 1).unwrap();
+    write_health(&c, "bl", &ListHealth::Healthy, 2).unwrap();
+    write_health(&c, "bl", &ListHealth::Dead { why: "x".into() }, 3).unwrap();
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM list_health_history", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(load_health(&c).unwrap()["bl"].name(), "dead");
+}
+
+#[test]
+fn samples_roll_up_hourly_and_prune() {
+    let mut c = db();
+    for (at, v) in [(3600, 1.0), (3700, 5.0), (7300, 2.0)] {
+        insert_sample(&c, "mx1", "queue_depth", at, v).unwrap();
+    }
+    let (mn, mx, n): (f64, f64, i64) = c
+        .query_row(
+            "SELECT min, max, count FROM metric_hourly WHERE hour = 3600",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((mn, mx, n), (1.0, 5.0, 2));
+    // samples older than 30 days go, hourly roll-ups stay for 400
+    prune(&mut c, 3600 + 31 * 86_400, 400, 30).unwrap();
+    let s: i64 = c
+        .query_row("SELECT COUNT(*) FROM metric_samples", [], |r| r.get(0))
+        .unwrap();
+    let h: i64 = c
+        .query_row("SELECT COUNT(*) FROM metric_hourly", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((s, h), (0, 2));
+}
