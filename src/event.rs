@@ -36,6 +36,14 @@ pub enum EventKind {
     Baseline,
     /// A remediation hook failed or timed out.
     HookFailed,
+    /// An alert channel failed: a message could not be rendered or delivered.
+    AlertFailed,
+    /// The channel delivers again.
+    AlertRecovered,
+    /// A mail telemetry source failed to read.
+    SourceFailed,
+    /// The source reads again.
+    SourceRecovered,
 }
 
 impl EventKind {
@@ -53,6 +61,10 @@ impl EventKind {
         EventKind::RndrVulnerableCleared,
         EventKind::Baseline,
         EventKind::HookFailed,
+        EventKind::AlertFailed,
+        EventKind::AlertRecovered,
+        EventKind::SourceFailed,
+        EventKind::SourceRecovered,
     ];
 
     /// The event's name, as used in configs, hooks and the API.
@@ -70,6 +82,10 @@ impl EventKind {
             EventKind::RndrVulnerableCleared => "rndr_vulnerable_cleared",
             EventKind::Baseline => "baseline",
             EventKind::HookFailed => "hook_failed",
+            EventKind::AlertFailed => "alert_failed",
+            EventKind::AlertRecovered => "alert_recovered",
+            EventKind::SourceFailed => "source_failed",
+            EventKind::SourceRecovered => "source_recovered",
         }
     }
 
@@ -84,9 +100,11 @@ impl EventKind {
             EventKind::Listed | EventKind::NdrSpike | EventKind::RndrVulnerable => {
                 Severity::Critical
             }
-            EventKind::ListUnhealthy | EventKind::QueueSpike | EventKind::HookFailed => {
-                Severity::Warning
-            }
+            EventKind::ListUnhealthy
+            | EventKind::QueueSpike
+            | EventKind::HookFailed
+            | EventKind::AlertFailed
+            | EventKind::SourceFailed => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -99,6 +117,8 @@ impl EventKind {
             EventKind::QueueSpikeCleared => EventKind::QueueSpike,
             EventKind::NdrSpikeCleared => EventKind::NdrSpike,
             EventKind::RndrVulnerableCleared => EventKind::RndrVulnerable,
+            EventKind::AlertRecovered => EventKind::AlertFailed,
+            EventKind::SourceRecovered => EventKind::SourceFailed,
             _ => return None,
         })
     }
@@ -177,6 +197,16 @@ pub enum Subject {
         /// Hook name.
         name: String,
     },
+    /// An alert channel (its failures).
+    Channel {
+        /// Channel name.
+        name: String,
+    },
+    /// A mail telemetry source (its failures).
+    Source {
+        /// Source name.
+        name: String,
+    },
     /// Nothing in particular (the baseline summary).
     #[default]
     None,
@@ -199,6 +229,8 @@ impl Subject {
             Subject::Metric { .. } => "metric",
             Subject::Probe { .. } => "probe",
             Subject::Hook { .. } => "hook",
+            Subject::Channel { .. } => "channel",
+            Subject::Source { .. } => "source",
             Subject::None => "none",
         }
     }
@@ -234,7 +266,9 @@ impl Subject {
             Subject::Pair { list, .. } | Subject::List { id: list } => Some(list),
             Subject::Metric { source, .. } => Some(source),
             Subject::Probe { server, .. } => Some(server),
-            Subject::Hook { name } => Some(name),
+            Subject::Hook { name } | Subject::Channel { name } | Subject::Source { name } => {
+                Some(name)
+            }
             Subject::None => None,
         }
     }
@@ -247,6 +281,8 @@ impl Subject {
             Subject::Metric { source, metric } => format!("metric:{source}.{metric}"),
             Subject::Probe { server, domain } => format!("probe:{domain}:{server}"),
             Subject::Hook { name } => format!("hook:{name}"),
+            Subject::Channel { name } => format!("channel:{name}"),
+            Subject::Source { name } => format!("source:{name}"),
             Subject::None => "none".into(),
         }
     }
@@ -260,6 +296,8 @@ impl std::fmt::Display for Subject {
             Subject::Metric { source, metric } => write!(f, "{source}.{metric}"),
             Subject::Probe { server, domain } => write!(f, "{domain} at {server}"),
             Subject::Hook { name } => write!(f, "hook {name}"),
+            Subject::Channel { name } => write!(f, "alert channel {name}"),
+            Subject::Source { name } => write!(f, "source {name}"),
             Subject::None => Ok(()),
         }
     }
@@ -343,6 +381,64 @@ impl From<EventJson> for Event {
 }
 
 impl Event {
+    /// A sample event of `kind`, as the daemon would produce it (for `hooks test`
+    /// and for checking alert templates against every kind).
+    pub fn sample(kind: EventKind) -> Event {
+        let (subject, details) = match kind {
+            EventKind::Listed | EventKind::Delisted => (
+                Subject::pair("192.0.2.1", "spamhaus-zen"),
+                serde_json::json!({"codes": ["127.0.0.2"], "meanings": ["SBL: Spamhaus Block List"], "txt": ["sample TXT reason"], "delist": "https://check.spamhaus.org/results/?query=192.0.2.1"}),
+            ),
+            EventKind::ListUnhealthy | EventKind::ListRecovered => (
+                Subject::List {
+                    id: "spamhaus-zen".into(),
+                },
+                serde_json::json!({"health": {"health": "blocked", "why": "sample"}}),
+            ),
+            EventKind::NdrSpike
+            | EventKind::NdrSpikeCleared
+            | EventKind::QueueSpike
+            | EventKind::QueueSpikeCleared => (
+                Subject::Metric {
+                    source: "mx".into(),
+                    metric: "ndr_generated".into(),
+                },
+                serde_json::json!({"figures": {"value": 50.0, "previous": 0.0, "median_24h": 1.0, "triggers": ["sample"]}}),
+            ),
+            EventKind::RndrVulnerable | EventKind::RndrVulnerableCleared => (
+                Subject::Probe {
+                    server: "127.0.0.1:25".into(),
+                    domain: "example.com".into(),
+                },
+                serde_json::json!({}),
+            ),
+            EventKind::HookFailed => (
+                Subject::Hook {
+                    name: "sample".into(),
+                },
+                serde_json::json!({}),
+            ),
+            EventKind::AlertFailed | EventKind::AlertRecovered => (
+                Subject::Channel {
+                    name: "sample".into(),
+                },
+                serde_json::json!({"why": "sample"}),
+            ),
+            EventKind::SourceFailed | EventKind::SourceRecovered => (
+                Subject::Source { name: "mx".into() },
+                serde_json::json!({"why": "sample"}),
+            ),
+            EventKind::Baseline => (Subject::None, serde_json::json!({})),
+        };
+        Event::new(
+            kind,
+            crate::time::now(),
+            subject,
+            format!("sample {} event (rblwatch hooks test)", kind.as_str()),
+            details,
+        )
+    }
+
     /// A new event of `kind` about `subject` at `at`.
     pub fn new(
         kind: EventKind,

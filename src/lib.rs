@@ -30,18 +30,18 @@
 //! daemon implements, so no stage reaches back into the daemon.
 
 // Foundation: vocabulary every stage shares.
-/// The DNSBL catalog from `lists.d/` ([`catalog::ListDef`]), embedded in the binary.
-pub mod catalog;
-/// [`event::Event`], its kind, severity and typed subject.
-pub mod event;
-/// The receiver-reply catalog from `replies.d/`: what a remote server's rejection means.
-pub mod replies;
+/// Time: the clock, display and duration parsing.
+pub mod time;
 /// Values that never print (keys, passwords, tokens).
 pub mod secret;
 /// IPs, CIDR ranges (expanded lazily) and domains.
 pub mod target;
-/// Time: the clock, display and duration parsing.
-pub mod time;
+/// The DNSBL catalog from `lists.d/` ([`catalog::ListDef`]), embedded in the binary.
+pub mod catalog;
+/// The receiver-reply catalog from `replies.d/`: what a remote server's rejection means.
+pub mod replies;
+/// [`event::Event`], its kind, severity and typed subject.
+pub mod event;
 
 // Config: `rblwatch.toml`, parsed then validated into plain settings.
 pub mod config;
@@ -49,33 +49,33 @@ pub mod config;
 // Probes: ask the world.
 /// RFC 5782 query names, the wire format and a lean multiplexed UDP client.
 pub mod dns;
-/// Runs health checks and sweeps, bounded and rate-capped per list.
-pub mod engine;
+/// What one answer means ([`verdict::Verdict`]), pure.
+pub mod verdict;
 /// List health from the RFC 5782 test points, pure.
 pub mod health;
+/// Runs health checks and sweeps, bounded and rate-capped per list.
+pub mod engine;
 /// Mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus).
 pub mod mail;
 /// The backscatter probe (RCPT to a random address, never DATA).
 pub mod smtp_probe;
-/// What one answer means ([`verdict::Verdict`]), pure.
-pub mod verdict;
 
 // Evaluator: pure decisions over what the probes saw.
-/// The listing state machine ([`evaluator::Transition`]), pure.
-pub mod evaluator;
 /// Spike detection on mail metrics, pure.
 pub mod spike;
+/// The listing state machine ([`evaluator::Transition`]), pure.
+pub mod evaluator;
 
 // Store, actions, web.
-/// Hooks and alerts driven by committed events.
-pub mod actions;
 /// SQLite history (WAL, migrations) on its own thread; a read-only pool for the web.
 pub mod store;
+/// Hooks and alerts driven by committed events.
+pub mod actions;
 /// Status page, JSON API and Prometheus metrics (axum, minijinja).
 pub mod web;
 
 // The drivers.
-/// The `rblwatch` command line.
-pub mod cli;
 /// The scheduler and the wiring between the stages; shutdown is a parameter.
 pub mod daemon;
+/// The `rblwatch` command line.
+pub mod cli;

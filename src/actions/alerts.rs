@@ -93,16 +93,32 @@ impl RenderError {
     }
 }
 
+/// Renders `ch`'s user template (if any) against a sample event of every kind,
+/// so `config check` and start-up refuse a broken template (file and line)
+/// instead of finding it when the first alert is due.
+pub fn check_template(ch: &ChannelConf) -> Result<(), RenderError> {
+    if ch.template.is_none() {
+        return Ok(());
+    }
+    for kind in crate::event::EventKind::ALL {
+        let mut e = Event::sample(*kind);
+        e.id = 1;
+        render(ch, &[e], "http://127.0.0.1:8025/", "host", "check:1-1")?;
+    }
+    Ok(())
+}
+
 /// Renders a group of events for `ch`.
 pub fn render(
     ch: &ChannelConf,
     events: &[Event],
     status_url: &str,
     host: &str,
+    idempotency_key: &str,
 ) -> Result<Message, RenderError> {
     let env = environment();
     let subject = subject(events);
-    let ctx = minijinja::context! { events => events, status_url => status_url, host => host, subject => subject.clone() };
+    let ctx = minijinja::context! { events => events, status_url => status_url, host => host, subject => subject.clone(), idempotency_key => idempotency_key };
     let builtin_err = |e: minijinja::Error| RenderError {
         template: None,
         ..RenderError::from_jinja(ch, &e)
@@ -110,7 +126,7 @@ pub fn render(
     let text = env
         .render_str(include_str!("templates/text.txt.j2"), &ctx)
         .map_err(builtin_err)?;
-    let ctx = minijinja::context! { events => events, status_url => status_url, host => host, subject => subject.clone(), text => text.clone() };
+    let ctx = minijinja::context! { events => events, status_url => status_url, host => host, subject => subject.clone(), text => text.clone(), idempotency_key => idempotency_key };
     let builtin = match ch.kind {
         ChannelKind::Webhook => include_str!("templates/webhook.json.j2"),
         ChannelKind::Slack => include_str!("templates/slack.json.j2"),
@@ -137,38 +153,88 @@ pub fn render(
     Ok(Message { subject, body })
 }
 
-/// Delivers one message. Errors never contain the URL or credentials.
-pub async fn deliver(ch: &ChannelConf, m: &Message, timeout: Duration) -> Result<(), String> {
+/// Why a delivery failed. The texts never contain the URL (webhook URLs carry
+/// tokens) or a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// No answer within the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The endpoint refused or could not be reached.
+    #[error("cannot connect")]
+    Connect,
+    /// The endpoint answered with a non-success status.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// Another HTTP failure.
+    #[error("request failed")]
+    Request,
+    /// The SMTP server refused (its reply, password removed).
+    #[error("{0}")]
+    Email(String),
+    /// The channel is not usable as configured.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The one HTTP client every webhook delivery uses (connection reuse; rustls).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("rblwatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Delivers one message. Webhooks get an `Idempotency-Key` header (the same
+/// key as the body's `idempotency_key`), so a receiver can drop the repeat a
+/// retry after a timeout or a crash may cause: delivery is at least once.
+pub async fn deliver(
+    http: &reqwest::Client,
+    ch: &ChannelConf,
+    m: &Message,
+    idempotency_key: &str,
+    timeout: Duration,
+) -> Result<(), DeliveryError> {
     match ch.kind {
         ChannelKind::Webhook | ChannelKind::Slack | ChannelKind::Teams => {
-            let url = ch.url.as_ref().ok_or("no url configured")?;
-            let client = reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .map_err(|_| "cannot build an HTTP client".to_string())?;
-            let resp = client
+            let url = ch
+                .url
+                .as_ref()
+                .ok_or_else(|| DeliveryError::Config("no url configured".into()))?;
+            let resp = http
                 .post(url.expose())
+                .timeout(timeout)
                 .header("content-type", "application/json")
+                .header("idempotency-key", idempotency_key)
                 .body(m.body.clone())
                 .send()
                 .await
                 .map_err(|e| {
                     if e.is_timeout() {
-                        "timed out".to_string()
+                        DeliveryError::Timeout
                     } else if e.is_connect() {
-                        "cannot connect".to_string()
+                        DeliveryError::Connect
                     } else {
-                        "request failed".to_string()
+                        DeliveryError::Request
                     }
                 })?;
             if resp.status().is_success() {
                 Ok(())
             } else {
-                Err(format!("HTTP status {}", resp.status()))
+                Err(DeliveryError::Status(resp.status().as_u16()))
             }
         }
         ChannelKind::Email => {
-            send_email(ch.email.as_ref().ok_or("no email settings")?, m, timeout).await
+            let e = ch
+                .email
+                .as_ref()
+                .ok_or_else(|| DeliveryError::Config("no email settings".into()))?;
+            match tokio::time::timeout(timeout + Duration::from_secs(5), send_email(e, m, timeout))
+                .await
+            {
+                Ok(r) => r.map_err(DeliveryError::Email),
+                Err(_) => Err(DeliveryError::Timeout),
+            }
         }
     }
 }
@@ -253,7 +319,7 @@ mod tests {
     #[test]
     fn every_format_is_valid_and_escapes_remote_text() {
         for k in [ChannelKind::Webhook, ChannelKind::Slack, ChannelKind::Teams] {
-            let m = render(&ch(k), &[ev()], "http://127.0.0.1:8025/", "mx").unwrap();
+            let m = render(&ch(k), &[ev()], "http://127.0.0.1:8025/", "mx", "k").unwrap();
             let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
             let s = v.to_string();
             if k != ChannelKind::Webhook {
@@ -266,6 +332,7 @@ mod tests {
             &[ev()],
             "http://127.0.0.1:8025/",
             "mx",
+            "k",
         )
         .unwrap();
         assert!(
@@ -292,10 +359,10 @@ mod tests {
         let mut c = ch(ChannelKind::Webhook);
         c.template = tpl("{\"n\": {{ events|length }}}");
         assert_eq!(
-            render(&c, &[ev(), ev()], "", "h").unwrap().body,
+            render(&c, &[ev(), ev()], "", "h", "k").unwrap().body,
             "{\"n\": 2}"
         );
         c.template = tpl("not json {{ subject }}");
-        assert!(render(&c, &[ev()], "", "h").is_err());
+        assert!(render(&c, &[ev()], "", "h", "k").is_err());
     }
 }

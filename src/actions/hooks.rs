@@ -35,7 +35,9 @@ pub fn condition_key(e: &Event) -> String {
         Subject::List { id } => (String::new(), id.clone()),
         Subject::Metric { source, metric } => (format!("{source}.{metric}"), source.clone()),
         Subject::Probe { server, domain } => (domain.clone(), server.clone()),
-        Subject::Hook { name } => (String::new(), name.clone()),
+        Subject::Hook { name } | Subject::Channel { name } | Subject::Source { name } => {
+            (String::new(), name.clone())
+        }
         Subject::None => (String::new(), String::new()),
     };
     format!("{}:{a}:{b}", raise.as_str())

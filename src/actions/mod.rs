@@ -1,34 +1,46 @@
 //! Actions: what happens after an event is committed.
 //!
-//! The worker follows the `events` table with two cursors kept in the
-//! database (`hooks:cursor`, `alerts:cursor`), so an event committed just
-//! before a crash is still acted on after the restart, and nothing is acted on
-//! twice. Each pass:
-//! 1. runs the hooks each new event triggers (and reverts when a condition
-//!    clears), recording every run, and raising `hook_failed` on failure;
-//! 2. groups the new events (a window of `group_window`) into one message per
-//!    channel, written to the durable outbox with a dedup key;
-//! 3. delivers due messages, retrying with exponential backoff.
+//! Two cursors kept in the database (`hooks:cursor`, `alerts:cursor`) follow
+//! the `events` table, so an event committed just before a crash is still
+//! acted on after the restart. Three kinds of work run as separate tasks, so
+//! a slow one never delays another (a webhook that hangs for 30 s does not
+//! hold up a hook):
+//! 1. **hooks**: the hooks each new event triggers (and reverts when a
+//!    condition clears). Before a hook runs, its run is recorded as `running`
+//!    in the same transaction that moves the cursor past the event; after a
+//!    crash such a run is marked `interrupted` and alerted, never run twice.
+//! 2. **grouping**: new events within `group_window` become one message per
+//!    channel, written to the durable outbox with a dedup key. A message that
+//!    cannot be rendered is recorded as a failed delivery and alerted through
+//!    the other channels; the cursor moves on.
+//! 3. **delivery**: one task per channel delivers its due messages with one
+//!    shared HTTP client, retrying with exponential backoff; a channel that
+//!    starts failing raises `alert_failed`, and `alert_recovered` when it
+//!    delivers again. Webhooks carry an idempotency key: at least once.
 
 pub mod alerts;
 pub mod hooks;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use self::hooks::{condition_key, gate, Gate};
-use crate::config::{ActionsConf, HookMode};
+use crate::config::{ActionsConf, AlertSettings, ChannelConf, HookMode};
 use crate::event::{Event, EventKind, Subject};
-use crate::store::{self, HookAction, HookRun, HookStatus, Store};
+use crate::store::{self, HookAction, HookRun, HookStatus, Store, StoreError};
+use crate::time::now;
 
-/// Why a pass of the actions worker stopped.
+/// Why a pass of an actions task stopped (it is retried on the next tick).
 #[derive(Debug, thiserror::Error)]
 pub enum ActionsError {
-    /// The database failed (the pass is retried on the next tick).
+    /// The database failed.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    /// An alert could not be rendered.
-    #[error(transparent)]
-    Render(#[from] alerts::RenderError),
+    Store(#[from] StoreError),
     /// An event could not be encoded for a hook.
     #[error("cannot encode the event: {0}")]
     Encode(#[from] serde_json::Error),
@@ -39,34 +51,80 @@ pub enum ActionsError {
 pub enum Flush {
     /// Wait for the grouping window and the backoff (service mode).
     Window,
-    /// Send everything now (`--once`, shutdown).
+    /// Send everything now (`--once`).
     All,
-}
-
-/// Runs the configured actions over the committed events.
-#[derive(Debug, Clone, Copy)]
-pub struct Runner<'a> {
-    conf: &'a ActionsConf,
 }
 
 const HOOKS_CURSOR: &str = "hooks:cursor";
 const ALERTS_CURSOR: &str = "alerts:cursor";
 
-/// Sets both cursors to the newest event if they are not set: history from
-/// before actions existed is never replayed.
-pub async fn init_cursors(store: &Store) -> Result<(), crate::store::StoreError> {
+/// At start: sets both cursors to the newest event if they are not set
+/// (history from before actions existed is never replayed), and records hook
+/// runs a stopped daemon left `running` as `interrupted`, each with a
+/// `hook_failed` event. Returns those events.
+pub async fn recover(store: &Store) -> Result<Vec<Event>, StoreError> {
     store
         .call(|c| {
+            let tx = c.transaction()?;
             let max: i64 =
-                c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+                tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
             for k in [HOOKS_CURSOR, ALERTS_CURSOR] {
-                if store::get_state::<i64>(c, k)?.is_none() {
-                    store::put_state(c, k, &max, crate::time::now())?;
+                if store::get_state::<i64>(&tx, k)?.is_none() {
+                    store::put_state(&tx, k, &max, now())?;
                 }
             }
-            Ok(())
+            let mut events = Vec::new();
+            for run in store::interrupt_running_hooks(&tx)? {
+                tracing::warn!(hook = %run.hook, action = %run.action, "a hook run was interrupted by a daemon stop; it is not run again");
+                // Count it as done: the shipped hooks are idempotent, so a later revert is safe.
+                if let Some(cond) = &run.condition {
+                    update_active(&tx, &run.hook, run.action, HookStatus::Ok, cond)?;
+                }
+                let e = Event::new(
+                    EventKind::HookFailed,
+                    now(),
+                    Subject::Hook {
+                        name: run.hook.clone(),
+                    },
+                    format!(
+                        "hook {} ({}) was interrupted by a daemon stop and was not run again: check what it changed",
+                        run.hook, run.action
+                    ),
+                    serde_json::json!({ "hook": run.hook, "action": run.action, "status": HookStatus::Interrupted, "run_id": run.id }),
+                );
+                events.push(store::insert_event(&tx, &e)?);
+            }
+            tx.commit()?;
+            Ok(events)
         })
         .await
+}
+
+/// Updates the set of conditions a hook's remediation is in place for.
+fn update_active(
+    c: &rusqlite::Connection,
+    hook: &str,
+    action: HookAction,
+    status: HookStatus,
+    cond: &str,
+) -> Result<(), StoreError> {
+    let key = format!("hook:{hook}");
+    let mut active: BTreeSet<String> = store::get_state(c, &key)?.unwrap_or_default();
+    match (action, status) {
+        (HookAction::Run, HookStatus::Ok | HookStatus::DryRun) => {
+            active.insert(cond.to_string());
+        }
+        (HookAction::Run, HookStatus::SkippedCooldown | HookStatus::SkippedCap)
+            if !active.is_empty() =>
+        {
+            active.insert(cond.to_string());
+        }
+        (HookAction::Revert, _) => {
+            active.remove(cond);
+        }
+        _ => return Ok(()),
+    }
+    store::put_state(c, &key, &active, now())
 }
 
 /// A run about to happen.
@@ -79,62 +137,80 @@ struct Plan {
     cond: String,
 }
 
-impl<'a> Runner<'a> {
-    /// A runner for `conf`.
-    pub fn new(conf: &'a ActionsConf) -> Self {
-        Runner { conf }
+/// The actions: the store and the HTTP client every delivery shares.
+#[derive(Debug, Clone)]
+pub struct Actions {
+    store: Store,
+    http: reqwest::Client,
+}
+
+impl Actions {
+    /// Actions over `store`.
+    pub fn new(store: Store) -> Self {
+        Actions {
+            store,
+            http: alerts::http_client(),
+        }
     }
 
-    /// One pass of the worker.
-    pub async fn process(&self, store: &Store, now: i64, flush: Flush) -> Result<(), ActionsError> {
-        self.run_hooks(store, now).await?;
-        self.group_alerts(store, now, flush).await?;
-        self.deliver(store, now, flush).await
+    /// Everything once, delivering what is due now (`daemon --once`).
+    pub async fn once(&self, conf: &ActionsConf) -> Result<(), ActionsError> {
+        self.hooks_pass(conf).await?;
+        self.group_pass(conf, Flush::All).await?;
+        let deliveries = conf
+            .channels
+            .iter()
+            .map(|ch| self.deliver_channel(ch, &conf.settings, Flush::All));
+        for r in futures::future::join_all(deliveries).await {
+            r?;
+        }
+        Ok(())
     }
 
-    async fn run_hooks(&self, store: &Store, now: i64) -> Result<(), ActionsError> {
+    /// Runs the hooks of every event after the hooks cursor.
+    pub async fn hooks_pass(&self, conf: &ActionsConf) -> Result<(), ActionsError> {
         loop {
-            let cursor: i64 = store
+            let cursor: i64 = self
+                .store
                 .call(|c| Ok(store::get_state(c, HOOKS_CURSOR)?.unwrap_or(0)))
                 .await?;
-            let events = store
+            let events = self
+                .store
                 .call(move |c| store::events_after(c, cursor, 50))
                 .await?;
             if events.is_empty() {
                 return Ok(());
             }
             for e in events {
-                self.hooks_for(store, &e, now).await?;
-                let id = e.id;
-                store
-                    .call(move |c| store::put_state(c, HOOKS_CURSOR, &id, now))
-                    .await?;
+                self.hooks_for(conf, &e).await?;
             }
         }
     }
 
-    async fn hooks_for(&self, store: &Store, e: &Event, now: i64) -> Result<(), ActionsError> {
-        if e.baseline || e.kind == EventKind::HookFailed || self.conf.hooks.is_empty() {
-            return Ok(());
-        }
+    async fn plan(&self, conf: &ActionsConf, e: &Event) -> Result<Vec<Plan>, ActionsError> {
         let mut plans = Vec::new();
-        for (i, h) in self.conf.hooks.iter().enumerate() {
+        if e.baseline || e.kind == EventKind::HookFailed {
+            return Ok(plans);
+        }
+        let at = now();
+        for (i, h) in conf.hooks.iter().enumerate() {
             if !h.matches_filters(e) {
                 continue;
             }
             let cond = condition_key(e);
             let key = format!("hook:{}", h.name);
             let name = h.name.clone();
-            let (active, (runs, last)): (BTreeSet<String>, (i64, Option<i64>)) = store
+            let (active, (runs, last)): (BTreeSet<String>, (i64, Option<i64>)) = self
+                .store
                 .call(move |c| {
                     Ok((
                         store::get_state(c, &key)?.unwrap_or_default(),
-                        store::hook_runs_since(c, &name, now - 3600)?,
+                        store::hook_runs_since(c, &name, at - 3600)?,
                     ))
                 })
                 .await?;
             if h.on.contains(&e.kind) && e.severity >= h.min_severity {
-                if now - e.at > h.max_event_age.as_secs() as i64 {
+                if at - e.at > h.max_event_age.as_secs() as i64 {
                     tracing::warn!(hook = %h.name, event = e.id, "event too old to act on; hook not run");
                     continue;
                 }
@@ -142,7 +218,7 @@ impl<'a> Runner<'a> {
                     hook: i,
                     action: HookAction::Run,
                     argv: h.command.clone(),
-                    gate: gate(h, crate::time::now(), runs, last), // now: earlier runs in this pass may have taken a while
+                    gate: gate(h, at, runs, last),
                     cond,
                 });
             } else if let (Some(raise), Some(revert)) = (e.kind.clears(), &h.revert) {
@@ -166,135 +242,179 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        let json = serde_json::to_string(e)?;
-        let runs = futures::future::join_all(plans.into_iter().map(|p| {
-            let h = &self.conf.hooks[p.hook];
-            let json = json.clone();
-            async move {
-                let env = hooks::event_env(e, p.action.as_str(), &h.env);
-                let started = crate::time::now();
-                let exec = match p.gate {
-                    Gate::Run => Some(hooks::execute(&p.argv, &json, &env, h.timeout).await),
-                    _ => None,
-                };
-                (p, started, exec)
-            }
-        }))
-        .await;
-        for (p, started, exec) in runs {
-            let h = &self.conf.hooks[p.hook];
-            let status = match (&exec, p.gate) {
-                (Some(x), _) => x.status,
-                (None, Gate::DryRun) => HookStatus::DryRun,
-                (None, Gate::Kept) => HookStatus::Kept,
-                (None, Gate::Cooldown) => HookStatus::SkippedCooldown,
-                (None, _) => HookStatus::SkippedCap,
-            };
-            let run = HookRun {
+        Ok(plans)
+    }
+
+    async fn hooks_for(&self, conf: &ActionsConf, e: &Event) -> Result<(), ActionsError> {
+        let plans = self.plan(conf, e).await?;
+        let started = now();
+        // 1. The intent: every run recorded (`running` for those that execute), the
+        //    decisions taken for the rest, and the cursor moved past the event, in
+        //    one transaction. A crash after it never runs these hooks again.
+        let runs: Vec<HookRun> = plans
+            .iter()
+            .map(|p| HookRun {
                 id: 0,
-                hook: h.name.clone(),
+                hook: conf.hooks[p.hook].name.clone(),
                 action: p.action,
                 event_id: Some(e.id),
                 event_kind: Some(e.kind),
                 started_at: started,
-                duration_ms: exec.as_ref().map_or(0, |x| x.duration.as_millis() as i64),
-                status,
-                exit_code: exec.as_ref().and_then(|x| x.exit_code),
+                duration_ms: 0,
+                status: match p.gate {
+                    Gate::Run => HookStatus::Running,
+                    Gate::DryRun => HookStatus::DryRun,
+                    Gate::Kept => HookStatus::Kept,
+                    Gate::Cooldown => HookStatus::SkippedCooldown,
+                    Gate::Cap => HookStatus::SkippedCap,
+                },
+                exit_code: None,
                 argv: p.argv.clone(),
-                stdout: exec.as_ref().map(|x| x.stdout.clone()).unwrap_or_default(),
-                stderr: exec.as_ref().map(|x| x.stderr.clone()).unwrap_or_default(),
-            };
-            tracing::info!(hook = %h.name, action = %p.action, event = e.kind.as_str(), status = %status, "hook");
-            let failed = status.failed();
-            let has_revert = h.revert.is_some();
-            let key = format!("hook:{}", h.name);
-            let cond = p.cond.clone();
-            let action = p.action;
-            let ev_failed = failed.then(|| {
-                Event::new(
-                    EventKind::HookFailed,
-                    crate::time::now(),
-                    Subject::Hook { name: h.name.clone() },
-                    format!("hook {} ({} on {}) {}", h.name, action, e.kind.as_str(), if status == HookStatus::Timeout { "timed out and was killed" } else { "failed" }),
-                    serde_json::json!({ "hook": h.name, "action": action, "status": status, "exit_code": run.exit_code, "why": run.stderr.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect::<String>(), "event_subject": e.subject }),
-                )
+                stdout: String::new(),
+                stderr: String::new(),
+                condition: Some(p.cond.clone()),
+            })
+            .collect();
+        let id = e.id;
+        let ids: Vec<i64> = self
+            .store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let mut ids = Vec::new();
+                for r in &runs {
+                    ids.push(store::insert_hook_run(&tx, r)?);
+                    if r.status != HookStatus::Running {
+                        if let Some(cond) = &r.condition {
+                            update_active(&tx, &r.hook, r.action, r.status, cond)?;
+                        }
+                    }
+                }
+                store::put_state(&tx, HOOKS_CURSOR, &id, now())?;
+                tx.commit()?;
+                Ok(ids)
+            })
+            .await?;
+        for (p, _) in plans.iter().zip(&ids).filter(|(p, _)| p.gate != Gate::Run) {
+            let h = &conf.hooks[p.hook];
+            tracing::info!(hook = %h.name, action = %p.action, event = e.kind.as_str(), gate = ?p.gate, "hook not run");
+        }
+        // 2. The runs, concurrently; each result (and what it means) committed as it ends.
+        let json = serde_json::to_string(e)?;
+        let work = plans
+            .into_iter()
+            .zip(ids)
+            .filter(|(p, _)| p.gate == Gate::Run)
+            .map(|(p, id)| {
+                let h = &conf.hooks[p.hook];
+                let json = json.clone();
+                async move {
+                    let env = hooks::event_env(e, p.action.as_str(), &h.env);
+                    let x = hooks::execute(&p.argv, &json, &env, h.timeout).await;
+                    tracing::info!(hook = %h.name, action = %p.action, event = e.kind.as_str(), status = %x.status, "hook");
+                    let run = HookRun {
+                        id,
+                        hook: h.name.clone(),
+                        action: p.action,
+                        event_id: Some(e.id),
+                        event_kind: Some(e.kind),
+                        started_at: started,
+                        duration_ms: x.duration.as_millis() as i64,
+                        status: x.status,
+                        exit_code: x.exit_code,
+                        argv: p.argv.clone(),
+                        stdout: x.stdout,
+                        stderr: x.stderr,
+                        condition: Some(p.cond.clone()),
+                    };
+                    let failed = x.status.failed().then(|| hook_failed_event(&run, e));
+                    let tracks = h.revert.is_some();
+                    self.store
+                        .call(move |c| {
+                            let tx = c.transaction()?;
+                            store::finish_hook_run(&tx, &run)?;
+                            if tracks {
+                                update_active(&tx, &run.hook, run.action, run.status, &p.cond)?;
+                            }
+                            if let Some(f) = &failed {
+                                store::insert_event(&tx, f)?;
+                            }
+                            tx.commit()?;
+                            Ok(())
+                        })
+                        .await
+                }
             });
-            store
-                .call(move |c| {
-                    let tx = c.transaction()?;
-                    store::insert_hook_run(&tx, &run)?;
-                    // which conditions the remediation is in place for
-                    let mut active: BTreeSet<String> =
-                        store::get_state(&tx, &key)?.unwrap_or_default();
-                    match (action, status) {
-                        (HookAction::Run, HookStatus::Ok | HookStatus::DryRun) => {
-                            active.insert(cond);
-                        }
-                        (HookAction::Run, HookStatus::SkippedCooldown | HookStatus::SkippedCap)
-                            if !active.is_empty() =>
-                        {
-                            active.insert(cond);
-                        }
-                        (HookAction::Revert, _) => {
-                            active.remove(&cond);
-                        }
-                        _ => {}
-                    }
-                    if has_revert {
-                        store::put_state(&tx, &key, &active, crate::time::now())?;
-                    }
-                    if let Some(f) = &ev_failed {
-                        store::insert_event(&tx, f)?;
-                    }
-                    tx.commit()?;
-                    Ok(())
-                })
-                .await?;
+        for r in futures::future::join_all(work).await {
+            r?;
         }
         Ok(())
     }
 
-    async fn group_alerts(
-        &self,
-        store: &Store,
-        now: i64,
-        flush: Flush,
-    ) -> Result<(), ActionsError> {
+    /// Groups new events into one outbox message per channel.
+    pub async fn group_pass(&self, conf: &ActionsConf, flush: Flush) -> Result<(), ActionsError> {
         loop {
-            let cursor: i64 = store
+            let at = now();
+            let cursor: i64 = self
+                .store
                 .call(|c| Ok(store::get_state(c, ALERTS_CURSOR)?.unwrap_or(0)))
                 .await?;
-            let events = store
+            let events = self
+                .store
                 .call(move |c| store::events_after(c, cursor, 500))
                 .await?;
             let Some(first) = events.first() else {
                 return Ok(());
             };
-            if flush == Flush::Window
-                && now - first.at < self.conf.settings.group_window.as_secs() as i64
+            if flush == Flush::Window && at - first.at < conf.settings.group_window.as_secs() as i64
             {
                 return Ok(());
             }
             let last = events.last().map_or(cursor, |e| e.id);
             let mut queued = Vec::new();
-            for ch in &self.conf.channels {
+            let mut failed = Vec::new();
+            for ch in &conf.channels {
                 let mine: Vec<Event> = events.iter().filter(|e| ch.wants(e)).cloned().collect();
-                if mine.is_empty() {
+                let (Some(a), Some(b)) = (mine.first(), mine.last()) else {
                     continue;
-                }
-                let m = alerts::render(ch, &mine, &self.conf.settings.status_url, &self.conf.host)?;
+                };
                 let ids: Vec<i64> = mine.iter().map(|e| e.id).collect();
-                let dedup = format!("{}:{}-{}", ch.name, ids[0], ids[ids.len() - 1]);
-                queued.push((ch.name.clone(), dedup, ids, m));
+                let dedup = format!("{}:{}-{}", ch.name, a.id, b.id);
+                match alerts::render(ch, &mine, &conf.settings.status_url, &conf.host, &dedup) {
+                    Ok(m) => queued.push((ch.name.clone(), dedup, ids, m)),
+                    Err(err) => {
+                        tracing::error!(channel = %ch.name, error = %err, "alert not rendered; recorded as a failed delivery");
+                        // Alert the other channels, unless this was itself about a
+                        // channel failing (no cascade of failures about failures).
+                        let about_failures = mine.iter().all(|e| e.kind == EventKind::AlertFailed);
+                        let event = (!about_failures).then(|| {
+                            Event::new(
+                                EventKind::AlertFailed,
+                                at,
+                                Subject::Channel {
+                                    name: ch.name.clone(),
+                                },
+                                format!("alert channel {} could not render a message: {err}", ch.name),
+                                serde_json::json!({ "channel": ch.name, "why": err.to_string(), "events": ids }),
+                            )
+                        });
+                        failed.push((ch.name.clone(), dedup, ids, err.to_string(), event));
+                    }
+                }
             }
             let n = queued.len();
-            store
+            self.store
                 .call(move |c| {
                     let tx = c.transaction()?;
                     for (ch, dedup, ids, m) in &queued {
-                        store::enqueue_alert(&tx, ch, dedup, now, ids, &m.subject, &m.body)?;
+                        store::enqueue_alert(&tx, ch, dedup, at, ids, &m.subject, &m.body)?;
                     }
-                    store::put_state(&tx, ALERTS_CURSOR, &last, now)?;
+                    for (ch, dedup, ids, why, event) in &failed {
+                        store::enqueue_failed_alert(&tx, ch, dedup, at, ids, why)?;
+                        if let Some(e) = event {
+                            store::insert_event(&tx, e)?;
+                        }
+                    }
+                    store::put_state(&tx, ALERTS_CURSOR, &last, at)?;
                     tx.commit()?;
                     Ok(())
                 })
@@ -305,27 +425,29 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn deliver(&self, store: &Store, now: i64, flush: Flush) -> Result<(), ActionsError> {
-        let due_at = if flush == Flush::All { i64::MAX } else { now };
-        let due = store.call(move |c| store::due_alerts(c, due_at)).await?;
+    /// Delivers `ch`'s due messages, oldest first.
+    pub async fn deliver_channel(
+        &self,
+        ch: &ChannelConf,
+        settings: &AlertSettings,
+        flush: Flush,
+    ) -> Result<(), ActionsError> {
+        let due_at = if flush == Flush::All { i64::MAX } else { now() };
+        let name = ch.name.clone();
+        let due = self
+            .store
+            .call(move |c| store::due_alerts(c, &name, due_at))
+            .await?;
         for row in due {
-            let result = match self.conf.channels.iter().find(|c| c.name == row.channel) {
-                Some(ch) => {
-                    alerts::deliver(
-                        ch,
-                        &alerts::Message {
-                            subject: row.subject.clone(),
-                            body: row.body.clone(),
-                        },
-                        self.conf.settings.timeout,
-                    )
-                    .await
-                }
-                None => Err(format!("channel {} is no longer configured", row.channel)),
+            let m = alerts::Message {
+                subject: row.subject.clone(),
+                body: row.body.clone(),
             };
-            let t = crate::time::now();
-            let retry_at = if t - row.created_at > self.conf.settings.give_up_after.as_secs() as i64
-            {
+            let result = alerts::deliver(&self.http, ch, &m, &row.dedup_key, settings.timeout)
+                .await
+                .map_err(|e| e.to_string());
+            let t = now();
+            let retry_at = if t - row.created_at > settings.give_up_after.as_secs() as i64 {
                 None
             } else {
                 Some(t + (10i64 << row.attempts.clamp(0, 8)).min(3600))
@@ -340,10 +462,144 @@ impl<'a> Runner<'a> {
                 }
             }
             let id = row.id;
-            store
-                .call(move |c| store::mark_alert(c, id, t, result, retry_at))
+            let name = ch.name.clone();
+            self.store
+                .call(move |c| {
+                    let tx = c.transaction()?;
+                    // A channel that starts failing (or recovers) is news for the others.
+                    let key = format!("alert:{name}:failing");
+                    let failing: bool = store::get_state(&tx, &key)?.unwrap_or(false);
+                    let change = match (&result, failing) {
+                        (Err(why), false) => Some((
+                            EventKind::AlertFailed,
+                            format!("alert channel {name} cannot deliver: {why}"),
+                            why.clone(),
+                        )),
+                        (Ok(()), true) => Some((
+                            EventKind::AlertRecovered,
+                            format!("alert channel {name} delivers again"),
+                            String::new(),
+                        )),
+                        _ => None,
+                    };
+                    if let Some((kind, summary, why)) = change {
+                        store::put_state(&tx, &key, &(kind == EventKind::AlertFailed), t)?;
+                        let e = Event::new(
+                            kind,
+                            t,
+                            Subject::Channel { name: name.clone() },
+                            summary,
+                            serde_json::json!({ "channel": name, "why": why }),
+                        );
+                        store::insert_event(&tx, &e)?;
+                    }
+                    store::mark_alert(&tx, id, t, result, retry_at)?;
+                    tx.commit()?;
+                    Ok(())
+                })
                 .await?;
         }
         Ok(())
+    }
+}
+
+fn hook_failed_event(run: &HookRun, e: &Event) -> Event {
+    let how = match run.status {
+        HookStatus::Timeout => "timed out and was killed",
+        HookStatus::Error => "could not be started",
+        _ => "failed",
+    };
+    let tail: String = run
+        .stderr
+        .chars()
+        .rev()
+        .take(500)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Event::new(
+        EventKind::HookFailed,
+        now(),
+        Subject::Hook {
+            name: run.hook.clone(),
+        },
+        format!("hook {} ({} on {}) {how}", run.hook, run.action, e.kind),
+        serde_json::json!({ "hook": run.hook, "action": run.action, "status": run.status, "exit_code": run.exit_code, "why": tail, "event_subject": e.subject }),
+    )
+}
+
+/// Runs the actions as separate tasks until `stop`: hooks, grouping, and one
+/// delivery task per channel. Each wakes on a committed event and every
+/// second (grouping windows and retries are time-based); a task whose pass is
+/// still running is not started again. `conf` follows reloads.
+pub async fn run(
+    actions: Actions,
+    conf: watch::Receiver<Arc<ActionsConf>>,
+    events: broadcast::Sender<Event>,
+    stop: CancellationToken,
+) {
+    let hooks = {
+        let (a, conf, mut rx, stop) = (
+            actions.clone(),
+            conf.clone(),
+            events.subscribe(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                if wait(&mut rx, &stop).await {
+                    return;
+                }
+                let c = conf.borrow().clone();
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    r = a.hooks_pass(&c) => if let Err(e) = r {
+                        tracing::error!(error = %e, "hooks pass failed; retried in a second");
+                    }
+                }
+            }
+        })
+    };
+    let mut rx = events.subscribe();
+    let mut deliveries: HashMap<String, JoinHandle<()>> = HashMap::new();
+    loop {
+        if wait(&mut rx, &stop).await {
+            break;
+        }
+        let c = conf.borrow().clone();
+        tokio::select! {
+            () = stop.cancelled() => break,
+            r = actions.group_pass(&c, Flush::Window) => if let Err(e) = r {
+                tracing::error!(error = %e, "alert grouping failed; retried in a second");
+            }
+        }
+        for ch in &c.channels {
+            if deliveries.get(&ch.name).is_some_and(|h| !h.is_finished()) {
+                continue; // still delivering (maybe to an endpoint that hangs): not stacked
+            }
+            let (a, ch2, settings) = (actions.clone(), ch.clone(), c.settings.clone());
+            deliveries.insert(
+                ch.name.clone(),
+                tokio::spawn(async move {
+                    if let Err(e) = a.deliver_channel(&ch2, &settings, Flush::Window).await {
+                        tracing::error!(channel = %ch2.name, error = %e, "alert delivery pass failed");
+                    }
+                }),
+            );
+        }
+    }
+    for (_, h) in deliveries {
+        h.abort();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), hooks).await;
+}
+
+/// Waits for an event or a second; true when stopping.
+async fn wait(rx: &mut broadcast::Receiver<Event>, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => true,
+        _ = rx.recv() => false,
+        () = tokio::time::sleep(Duration::from_secs(1)) => false,
     }
 }

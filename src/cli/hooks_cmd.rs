@@ -8,7 +8,7 @@ use clap::Subcommand;
 use super::text::terminal_safe;
 use crate::actions::hooks;
 use crate::config::HookMode;
-use crate::event::{Event, EventKind, Subject};
+use crate::event::{Event, EventKind};
 use crate::store::{self, HookRun, Store};
 
 /// `rblwatch hooks …`
@@ -27,53 +27,6 @@ pub enum HooksCmd {
         #[arg(long)]
         revert: bool,
     },
-}
-
-/// A sample event of `kind`, as the daemon would produce it.
-pub(super) fn sample_event(kind: EventKind) -> Event {
-    let (subject, details) = match kind {
-        EventKind::Listed | EventKind::Delisted => (
-            Subject::pair("192.0.2.1", "spamhaus-zen"),
-            serde_json::json!({"codes": ["127.0.0.2"], "meanings": ["SBL: Spamhaus Block List"], "txt": ["sample TXT reason"], "delist": "https://check.spamhaus.org/results/?query=192.0.2.1"}),
-        ),
-        EventKind::ListUnhealthy | EventKind::ListRecovered => (
-            Subject::List {
-                id: "spamhaus-zen".into(),
-            },
-            serde_json::json!({"health": {"health": "blocked", "why": "sample"}}),
-        ),
-        EventKind::NdrSpike
-        | EventKind::NdrSpikeCleared
-        | EventKind::QueueSpike
-        | EventKind::QueueSpikeCleared => (
-            Subject::Metric {
-                source: "mx".into(),
-                metric: "ndr_generated".into(),
-            },
-            serde_json::json!({"figures": {"value": 50.0, "previous": 0.0, "median_24h": 1.0, "triggers": ["sample"]}}),
-        ),
-        EventKind::RndrVulnerable | EventKind::RndrVulnerableCleared => (
-            Subject::Probe {
-                server: "127.0.0.1:25".into(),
-                domain: "example.com".into(),
-            },
-            serde_json::json!({}),
-        ),
-        EventKind::HookFailed => (
-            Subject::Hook {
-                name: "sample".into(),
-            },
-            serde_json::json!({}),
-        ),
-        EventKind::Baseline => (Subject::None, serde_json::json!({})),
-    };
-    Event::new(
-        kind,
-        crate::time::now(),
-        subject,
-        format!("sample {} event (rblwatch hooks test)", kind.as_str()),
-        details,
-    )
 }
 
 /// Runs it.
@@ -125,7 +78,7 @@ pub(super) async fn run(cfg_path: Option<&Path>, cmd: HooksCmd) -> anyhow::Resul
             } else {
                 h.command.clone()
             };
-            let e = sample_event(kind);
+            let e = Event::sample(kind);
             let json = serde_json::to_string_pretty(&e)?;
             let action = if revert { "revert" } else { "run" };
             let started = crate::time::now();
@@ -156,6 +109,7 @@ pub(super) async fn run(cfg_path: Option<&Path>, cmd: HooksCmd) -> anyhow::Resul
                 argv: argv.clone(),
                 stdout: exec.as_ref().map(|x| x.stdout.clone()).unwrap_or_default(),
                 stderr: exec.as_ref().map(|x| x.stderr.clone()).unwrap_or_default(),
+                condition: None,
             };
             println!(
                 "hook {name} ({action}) with a sample {} event: {:?}",

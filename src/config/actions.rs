@@ -142,6 +142,11 @@ pub struct ChannelConf {
 impl ChannelConf {
     /// Whether this channel wants `e`.
     pub fn wants(&self, e: &Event) -> bool {
+        // A channel is never told about its own failure: it could not deliver it,
+        // and a broken template would fail again, forever.
+        if matches!(&e.subject, crate::event::Subject::Channel { name } if *name == self.name) {
+            return false;
+        }
         (self.on.is_empty() || self.on.contains(&e.kind))
             && (e.severity >= self.min_severity || e.kind == EventKind::Baseline)
     }

@@ -10,7 +10,9 @@ use super::{ConfigError, Ctx, Schedule};
 /// Daemon settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonConf {
-    /// SQLite database file. Defaults to `rblwatch.db` beside the config.
+    /// SQLite database file. Defaults to `rblwatch.db`. A relative path is
+    /// relative to `$STATE_DIRECTORY` when systemd sets it (`StateDirectory=`),
+    /// else to the config file's directory.
     pub database: PathBuf,
     /// When DNSBL sweeps run. Defaults to every 30 min (at least 1 s apart).
     pub sweep: Schedule,
@@ -32,7 +34,10 @@ pub(super) fn validate(d: &RawDaemon, cx: &Ctx<'_>) -> Result<DaemonConf, Config
     let half_hour = Duration::from_secs(1800);
     let second = Duration::from_secs(1);
     Ok(DaemonConf {
-        database: cx.path(d.database.as_ref().map_or("rblwatch.db", |s| s.get_ref())),
+        database: database_path(
+            d.database.as_ref().map_or("rblwatch.db", |s| s.get_ref()),
+            cx,
+        ),
         sweep: cx.schedule(&d.sweep, "daemon.sweep", half_hour, second)?,
         health: cx.schedule(&d.health, "daemon.health", half_hour, second)?,
         spread: d.spread.unwrap_or(true),
@@ -47,4 +52,27 @@ pub(super) fn validate(d: &RawDaemon, cx: &Ctx<'_>) -> Result<DaemonConf, Config
             36_500,
         )? as u32,
     })
+}
+
+/// Where the database goes: an absolute path as given; a relative one under
+/// systemd's `$STATE_DIRECTORY` (so a config in a read-only /etc works), else
+/// beside the config file.
+fn database_path(p: &str, cx: &Ctx<'_>) -> PathBuf {
+    let path = std::path::Path::new(p);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match std::env::var_os("STATE_DIRECTORY") {
+        // systemd passes a colon-separated list when several directories are set
+        Some(dirs) if !dirs.is_empty() => {
+            let first = dirs
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            PathBuf::from(first).join(path)
+        }
+        _ => cx.path(p),
+    }
 }

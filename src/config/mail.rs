@@ -118,6 +118,8 @@ pub struct ProbeOpts {
 /// A configured backscatter probe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeConf {
+    /// Name (log lines, job names). Defaults to `<domain>@<server>`.
+    pub name: String,
     /// What to probe.
     pub opts: ProbeOpts,
     /// How often. Defaults to every hour (at least 1 s).
@@ -470,7 +472,27 @@ pub(super) fn validate(
             )?,
             starttls: p.starttls.unwrap_or_default(),
         };
+        let pname = match &p.name {
+            Some(n) if valid_name(n.get_ref()) => n.get_ref().clone(),
+            Some(n) => {
+                return Err(cx.err(
+                    n.span(),
+                    format!(
+                        "{key}.name: {:?} must be letters, digits, '-' or '_'",
+                        n.get_ref()
+                    ),
+                ))
+            }
+            None => format!("{}@{}", opts.domain, opts.server),
+        };
+        if probes.iter().any(|q: &ProbeConf| q.name == pname) {
+            return Err(cx.err(
+                p.domain.span(),
+                format!("{key}: probe {pname:?} is configured twice (give it a different `name`)"),
+            ));
+        }
         probes.push(ProbeConf {
+            name: pname,
             opts,
             interval: cx.schedule(
                 &p.interval,

@@ -138,6 +138,7 @@ pub(super) struct RawSource {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProbe {
+    pub(super) name: Text,
     pub(super) domain: Spanned<String>,
     pub(super) server: Spanned<String>,
     pub(super) interval: Text,

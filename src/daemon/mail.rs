@@ -14,11 +14,13 @@ use crate::store;
 use crate::time::now;
 
 impl Daemon {
-    /// Reads source `i` once. A failing source is logged and counted; it never stops the daemon.
-    pub async fn read_source(self: Arc<Self>, i: usize) -> anyhow::Result<()> {
+    /// Reads the named source once. A failing source is logged, counted and
+    /// alerted (`source_failed`, once, then `source_recovered`); it never stops
+    /// the daemon or another source.
+    pub async fn read_source(self: Arc<Self>, source: &str) -> anyhow::Result<()> {
         let rt = self.runtime();
-        let Some(src) = rt.cfg.sources.get(i).cloned() else {
-            return Ok(());
+        let Some(src) = rt.cfg.sources.iter().find(|s| s.name == source).cloned() else {
+            return Ok(()); // removed by a reload since the tick was sent
         };
         let at = now();
         let name = src.name.clone();
@@ -46,6 +48,17 @@ impl Daemon {
                 self.source_failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(source = %name, error = %e, "mail source failed");
+                let why = e.to_string();
+                let events = self
+                    .store
+                    .call(move |c| {
+                        let tx = c.transaction()?;
+                        let ev = source_health(&tx, &name, Some(&why), at)?;
+                        tx.commit()?;
+                        Ok(ev)
+                    })
+                    .await?;
+                self.publish(events);
                 return Ok(());
             }
         };
@@ -86,6 +99,7 @@ impl Daemon {
                 for s in &samples {
                     store::insert_sample(&tx, &n2, &s.metric, at, s.value)?;
                 }
+                events.extend(source_health(&tx, &n2, None, at)?);
                 if let Some((key, pos)) = &position {
                     store::put_state(&tx, key, pos, at)?;
                 }
@@ -98,11 +112,11 @@ impl Daemon {
         Ok(())
     }
 
-    /// Runs backscatter probe `i` once.
-    pub async fn run_probe(self: Arc<Self>, i: usize) -> anyhow::Result<()> {
+    /// Runs the named backscatter probe once.
+    pub async fn run_probe(self: Arc<Self>, probe: &str) -> anyhow::Result<()> {
         let rt = self.runtime();
-        let Some(p) = rt.cfg.probes.get(i).cloned() else {
-            return Ok(());
+        let Some(p) = rt.cfg.probes.iter().find(|p| p.name == probe).cloned() else {
+            return Ok(()); // removed by a reload since the tick was sent
         };
         let report = smtp_probe::probe(&p.opts).await;
         let at = now();
@@ -151,4 +165,38 @@ impl Daemon {
         self.publish(events);
         Ok(())
     }
+}
+
+/// Records whether a source reads (`why` = None) or fails, and returns the
+/// `source_failed` / `source_recovered` event when that changed.
+fn source_health(
+    c: &rusqlite::Connection,
+    name: &str,
+    why: Option<&str>,
+    at: i64,
+) -> Result<Vec<Event>, store::StoreError> {
+    let key = format!("source:{name}:failing");
+    let failing: bool = store::get_state(c, &key)?.unwrap_or(false);
+    let (kind, summary) = match (why, failing) {
+        (Some(why), false) => (
+            EventKind::SourceFailed,
+            format!("mail source {name} cannot be read: {why}"),
+        ),
+        (None, true) => (
+            EventKind::SourceRecovered,
+            format!("mail source {name} reads again"),
+        ),
+        _ => return Ok(vec![]),
+    };
+    store::put_state(c, &key, &why.is_some(), at)?;
+    let e = Event::new(
+        kind,
+        at,
+        Subject::Source {
+            name: name.to_string(),
+        },
+        summary,
+        serde_json::json!({ "source": name, "why": why.unwrap_or("") }),
+    );
+    Ok(vec![store::insert_event(c, &e)?])
 }

@@ -1,16 +1,21 @@
-//! The daemon: schedules health checks and sweeps, runs the evaluator over
-//! their outcomes, commits each sweep in one transaction, then publishes the
-//! events.
+//! The daemon: runs every job on its own schedule (sweeps, health checks,
+//! retention, each mail source, each backscatter probe), runs the evaluator
+//! over their outcomes, commits each job in one transaction, then publishes
+//! the events to the actions tasks and the web.
 //!
 //! Ownership: one [`Daemon`] holds the store, the in-memory pair states and a
 //! swappable [`Runtime`] (config + engines) that SIGHUP replaces only once the
-//! new config validates. Scheduler jobs (tokio-cron-scheduler) only send
-//! [`Tick`]s to the main loop; a sweep runs as its own task, and a tick that
-//! arrives while one runs is skipped, so a slow sweep never runs twice.
-//! Shutdown is a parameter: when it fires, a running sweep is abandoned (its
-//! transaction never started) and [`run`] returns.
+//! new config validates; the jobs are then planned again from it (a source
+//! added, removed or re-timed takes effect without a restart). Scheduler jobs
+//! (tokio-cron-scheduler) only send [`Job`]s to the main loop; each job runs as
+//! its own task in its own slot, and a job whose slot is still busy when its
+//! next tick comes is skipped, never stacked. Shutdown is a parameter: when it
+//! fires, running jobs are abandoned (their transactions never started) and
+//! [`run`] returns. A store whose writer has stopped is fatal: [`run`] returns
+//! an error, so the process exits non-zero and systemd restarts it.
 
 mod mail;
+mod notify;
 mod sweep;
 
 use std::collections::{HashMap, HashSet};
@@ -18,49 +23,64 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, Mutex};
+use tokio::sync::{broadcast, mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::JobScheduler;
 
 use crate::config::{Config, Schedule};
 use crate::engine::{self, Engine};
 use crate::evaluator::{Confirm, PairState};
 use crate::event::Event;
 use crate::health::ListHealth;
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoreError};
 use crate::time::now;
 
-/// What the scheduler asks the main loop to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Tick {
-    /// Run a DNSBL sweep (with its health check first).
+/// A job: what the scheduler asks the main loop to run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// A DNSBL sweep (with its health check first).
     Sweep,
-    /// Re-check list health only.
+    /// A list health check only.
     Health,
-    /// Apply retention.
+    /// Retention.
     Prune,
-    /// Read mail source `n`.
-    Source(usize),
-    /// Run backscatter probe `n`.
-    Probe(usize),
+    /// One read of the named mail source.
+    Source(String),
+    /// One run of the named backscatter probe.
+    Probe(String),
 }
 
-/// Where a job runs: a tick is skipped while its slot is busy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a job runs: a job is skipped while its slot is busy. Sweeps have
+/// their own slot; health checks and retention share one (a health check is
+/// pointless while a sweep, which checks health first, runs); every source
+/// and probe has its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Slot {
     Sweep,
     Housekeeping,
-    Source(usize),
-    Probe(usize),
+    Source(String),
+    Probe(String),
 }
 
-impl Tick {
-    fn slot(self) -> Slot {
+impl Job {
+    fn slot(&self) -> Slot {
         match self {
-            Tick::Sweep => Slot::Sweep,
-            Tick::Health | Tick::Prune => Slot::Housekeeping,
-            Tick::Source(i) => Slot::Source(i),
-            Tick::Probe(i) => Slot::Probe(i),
+            Job::Sweep => Slot::Sweep,
+            Job::Health | Job::Prune => Slot::Housekeeping,
+            Job::Source(n) => Slot::Source(n.clone()),
+            Job::Probe(n) => Slot::Probe(n.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Sweep => f.write_str("sweep"),
+            Job::Health => f.write_str("health"),
+            Job::Prune => f.write_str("prune"),
+            Job::Source(n) => write!(f, "source {n}"),
+            Job::Probe(n) => write!(f, "probe {n}"),
         }
     }
 }
@@ -159,6 +179,7 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the store, loads state and builds the runtime.
     pub async fn open(cfg: Config, mode: Mode) -> anyhow::Result<Arc<Self>> {
+        check_templates(&cfg)?;
         let store = Store::open(&cfg.daemon.database)?;
         let mem = store
             .call(|c| {
@@ -187,12 +208,15 @@ impl Daemon {
             })
             .await?;
         tracing::info!(database = %cfg.daemon.database.display(), pairs = mem.pairs.len(), "state loaded");
-        crate::actions::init_cursors(&store).await?;
+        let interrupted = crate::actions::recover(&store).await?;
         let (rt, warnings) = Runtime::new(cfg, mode).await?;
         for w in warnings {
             tracing::warn!("{w}");
         }
         let (events, _) = broadcast::channel(1024);
+        for e in &interrupted {
+            tracing::warn!(event = e.kind.as_str(), subject = %e.subject, "{}", e.summary);
+        }
         Ok(Arc::new(Daemon {
             store,
             runtime: RwLock::new(Arc::new(rt)),
@@ -231,6 +255,7 @@ impl Daemon {
     /// Validates and applies a new configuration; on error the running one stays.
     pub async fn reload(&self, path: &std::path::Path, mode: Mode) -> anyhow::Result<()> {
         let cfg = Config::load(path)?;
+        check_templates(&cfg)?;
         let (rt, warnings) = Runtime::new(cfg, mode).await?;
         for w in warnings {
             tracing::warn!("{w}");
@@ -284,14 +309,40 @@ impl Daemon {
         }
     }
 
-    /// Runs the job a tick stands for.
-    pub async fn run_tick(self: Arc<Self>, tick: Tick) -> anyhow::Result<()> {
-        match tick {
-            Tick::Sweep => self.sweep().await,
-            Tick::Health => self.health_check().await,
-            Tick::Prune => self.prune().await,
-            Tick::Source(i) => self.read_source(i).await,
-            Tick::Probe(i) => self.run_probe(i).await,
+    /// Runs one job.
+    pub async fn run_job(self: Arc<Self>, job: Job) -> anyhow::Result<()> {
+        match job {
+            Job::Sweep => self.sweep().await,
+            Job::Health => self.health_check().await,
+            Job::Prune => self.prune().await,
+            Job::Source(n) => self.read_source(&n).await,
+            Job::Probe(n) => self.run_probe(&n).await,
+        }
+    }
+
+    /// One line for `systemctl status`: the last sweep, listings, unhealthy lists.
+    pub async fn status_line(&self) -> String {
+        let last = self
+            .store
+            .call(|c| store::last_sweep(c))
+            .await
+            .ok()
+            .flatten();
+        let sweep = match last {
+            Some(s) => format!(
+                "last sweep {} ({} pairs)",
+                crate::time::fmt_time(s.finished_at.unwrap_or(s.started_at)),
+                s.counts.pairs
+            ),
+            None => "no sweep yet".into(),
+        };
+        match self.memory.try_lock() {
+            Ok(m) => {
+                let listed = m.pairs.values().filter(|p| p.state.is_listed()).count();
+                let sick = m.health.values().filter(|h| !h.is_healthy()).count();
+                format!("{sweep}; {listed} listing(s); {sick} list(s) unhealthy")
+            }
+            Err(_) => format!("{sweep}; a sweep is running"),
         }
     }
 
@@ -309,53 +360,81 @@ impl Daemon {
     }
 }
 
-/// Every job of a configuration, once: retention, the sweep (when there are
-/// targets), each mail source, each probe. The start-up runs and `--once` use it.
-fn ticks_of(cfg: &Config) -> Vec<Tick> {
-    let mut v = vec![Tick::Prune];
-    if !cfg.targets.is_empty() {
-        v.push(Tick::Sweep);
+/// Renders every user alert template against a sample event of every kind:
+/// a broken template is refused now (file and line), not at the first alert.
+pub fn check_templates(cfg: &Config) -> anyhow::Result<()> {
+    for ch in &cfg.actions.channels {
+        crate::actions::alerts::check_template(ch)?;
     }
-    v.extend((0..cfg.sources.len()).map(Tick::Source));
-    v.extend((0..cfg.probes.len()).map(Tick::Probe));
+    Ok(())
+}
+
+/// Every job of a configuration, once: retention, the sweep (when there are
+/// targets), each mail source, each probe. Start-up and `--once` run these.
+fn first_runs(cfg: &Config) -> Vec<Job> {
+    let mut v = vec![Job::Prune];
+    if !cfg.targets.is_empty() {
+        v.push(Job::Sweep);
+    }
+    v.extend(cfg.sources.iter().map(|s| Job::Source(s.name.clone())));
+    v.extend(cfg.probes.iter().map(|p| Job::Probe(p.name.clone())));
     v
 }
 
-async fn add_job(
-    sched: &JobScheduler,
-    schedule: &Schedule,
-    tick: Tick,
-    tx: mpsc::Sender<Tick>,
-) -> anyhow::Result<uuid::Uuid> {
-    let run = move |_id, _l| {
-        let tx = tx.clone();
-        Box::pin(async move {
-            let _ = tx.send(tick).await;
-        }) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
-    };
-    let job = match schedule {
-        Schedule::Every(d) => Job::new_repeated_async(*d, run)?,
-        Schedule::Cron(c) => Job::new_async(c.as_str(), run)?,
-    };
-    Ok(sched.add(job).await?)
+/// Every job of a configuration with its schedule.
+fn plan(cfg: &Config) -> Vec<(Job, Schedule)> {
+    let mut v = vec![
+        (Job::Sweep, cfg.daemon.sweep.clone()),
+        (Job::Health, cfg.daemon.health.clone()),
+        (Job::Prune, Schedule::Every(Duration::from_secs(86_400))),
+    ];
+    if cfg.targets.is_empty() {
+        v.retain(|(j, _)| *j == Job::Prune);
+    }
+    v.extend(
+        cfg.sources
+            .iter()
+            .map(|s| (Job::Source(s.name.clone()), s.interval.clone())),
+    );
+    v.extend(
+        cfg.probes
+            .iter()
+            .map(|p| (Job::Probe(p.name.clone()), p.interval.clone())),
+    );
+    v
 }
 
 async fn schedule_jobs(
     sched: &JobScheduler,
     cfg: &Config,
-    tx: &mpsc::Sender<Tick>,
+    tx: &mpsc::Sender<Job>,
 ) -> anyhow::Result<Vec<uuid::Uuid>> {
-    Ok(vec![
-        add_job(sched, &cfg.daemon.sweep, Tick::Sweep, tx.clone()).await?,
-        add_job(sched, &cfg.daemon.health, Tick::Health, tx.clone()).await?,
-        add_job(
-            sched,
-            &Schedule::Every(Duration::from_secs(86_400)),
-            Tick::Prune,
-            tx.clone(),
-        )
-        .await?,
-    ])
+    let mut ids = Vec::new();
+    for (job, schedule) in plan(cfg) {
+        let tx = tx.clone();
+        let name = job.to_string();
+        let run = move |_id, _l| {
+            let tx = tx.clone();
+            let job = job.clone();
+            Box::pin(async move {
+                // a full queue means the main loop is behind: this tick is skipped
+                let _ = tx.try_send(job);
+            }) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+        };
+        let j = match &schedule {
+            Schedule::Every(d) => tokio_cron_scheduler::Job::new_repeated_async(*d, run)?,
+            Schedule::Cron(c) => tokio_cron_scheduler::Job::new_async(c.as_str(), run)?,
+        };
+        ids.push(sched.add(j).await?);
+        tracing::debug!(job = %name, schedule = %schedule, "job scheduled");
+    }
+    Ok(ids)
+}
+
+/// Whether a job's error means the daemon cannot go on (the store's writer has stopped).
+fn is_fatal(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Stopped)))
 }
 
 /// Runs the daemon until `shutdown` resolves (or, in [`Mode::Once`], until every job ran once).
@@ -369,16 +448,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let path = cfg.path.clone();
     let daemon = Daemon::open(cfg, mode).await?;
+    let actions = crate::actions::Actions::new(daemon.store.clone());
     if mode == Mode::Once {
         let work = async {
             let rt = daemon.runtime();
-            for tick in ticks_of(&rt.cfg) {
-                daemon.clone().run_tick(tick).await?;
+            for job in first_runs(&rt.cfg) {
+                daemon.clone().run_job(job).await?;
             }
             // hooks, then alerts (hook failures included), delivered now
-            crate::actions::Runner::new(&rt.cfg.actions)
-                .process(&daemon.store, now(), crate::actions::Flush::All)
-                .await?;
+            actions.once(&rt.cfg.actions).await?;
             anyhow::Ok(())
         };
         tokio::select! {
@@ -391,17 +469,24 @@ pub async fn run(
     }
 
     let stop = tokio_util::sync::CancellationToken::new();
-    let worker = tokio::spawn(actions_worker(daemon.clone(), stop.clone()));
-    let (tx, mut ticks) = mpsc::channel(16);
-    let web = if daemon.runtime().cfg.web.enabled {
-        let addr = daemon.runtime().cfg.web.listen;
+    let (conf_tx, conf_rx) = watch::channel(Arc::new(daemon.runtime().cfg.actions.clone()));
+    let worker = tokio::spawn(crate::actions::run(
+        actions,
+        conf_rx,
+        daemon.events.clone(),
+        stop.clone(),
+    ));
+    let (tx, mut jobs_rx) = mpsc::channel::<Job>(64);
+    let web_conf = daemon.runtime().cfg.web.clone();
+    let web = if web_conf.enabled {
+        let addr = web_conf.listen;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("web.listen: cannot bind {addr}: {e}"))?;
         tracing::info!(address = %addr, "status page listening");
         let live = Arc::new(WebView {
             daemon: daemon.clone(),
-            ticks: tx.clone(),
+            jobs: tx.clone(),
         });
         let state = crate::web::state(live, daemon.store().path())?;
         let stop_web = stop.clone();
@@ -409,61 +494,95 @@ pub async fn run(
             if let Err(e) =
                 crate::web::serve(listener, state, async move { stop_web.cancelled().await }).await
             {
-                tracing::error!(error = %format!("{e:#}"), "web server failed");
+                tracing::error!(error = %e, "web server failed");
             }
         }))
     } else {
         None
     };
+
+    // Ready once the lists' health is known: a unit ordered after rblwatch
+    // starts against a daemon that can already tell a listing from an error.
+    if let Err(e) = daemon.health_check().await {
+        tracing::error!(error = %format!("{e:#}"), "first health check failed");
+        if is_fatal(&e) {
+            return Err(e);
+        }
+    }
+    let notifier = notify::Notifier::start(stop.clone());
+    notifier.ready(&daemon.status_line().await);
+
     let mut sched = JobScheduler::new().await?;
-    let mut jobs = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
+    let mut scheduled = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
     sched.start().await?;
     // First runs at start: do not wait a whole interval.
-    for tick in ticks_of(&daemon.runtime().cfg) {
-        let _ = tx.send(tick).await;
+    for job in first_runs(&daemon.runtime().cfg) {
+        let _ = tx.send(job).await;
     }
 
-    // Each job runs in a slot; a tick whose slot is still busy is skipped. Sweeps have
-    // their own slot (only another sweep makes one wait); health checks and retention
-    // share one, and a health check is pointless while a sweep (which checks health
-    // first) runs; every mail source and probe has its own.
-    let mut running: std::collections::HashMap<Slot, JoinHandle<()>> =
-        std::collections::HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::channel::<(Job, anyhow::Result<()>)>(64);
+    let mut running: HashMap<Slot, JoinHandle<()>> = HashMap::new();
+    let mut fatal: Option<anyhow::Error> = None;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             Some(()) = reload.recv() => {
+                notifier.reloading();
+                let old_web = daemon.runtime().cfg.web.clone();
                 match daemon.reload(&path, mode).await {
                     Ok(()) => {
-                        for id in jobs.drain(..) {
+                        for id in scheduled.drain(..) {
                             let _ = sched.remove(&id).await;
                         }
-                        jobs = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
-                        tracing::info!(config = %path.display(), "configuration reloaded");
+                        let rt = daemon.runtime();
+                        scheduled = schedule_jobs(&sched, &rt.cfg, &tx).await?;
+                        let _ = conf_tx.send(Arc::new(rt.cfg.actions.clone()));
+                        let new_web = &rt.cfg.web;
+                        let mut restart = Vec::new();
+                        if new_web.listen != old_web.listen { restart.push("web.listen"); }
+                        if new_web.enabled != old_web.enabled { restart.push("web.enabled"); }
+                        if new_web.templates_dir != old_web.templates_dir { restart.push("web.templates_dir"); }
+                        if !restart.is_empty() {
+                            tracing::warn!(settings = %restart.join(", "), "these settings changed and take effect only after a restart (systemctl restart rblwatch); the rest of the configuration is applied");
+                        }
+                        tracing::info!(config = %path.display(), jobs = scheduled.len(), "configuration reloaded");
                     }
                     Err(e) => tracing::error!(config = %path.display(), error = %format!("{e:#}"), "new configuration rejected; the running one stays"),
                 }
+                notifier.ready(&daemon.status_line().await);
             }
-            Some(tick) = ticks.recv() => {
-                let busy = |slot: Slot| running.get(&slot).is_some_and(|h| !h.is_finished());
-                if busy(tick.slot()) || (tick == Tick::Health && busy(Slot::Sweep)) {
-                    match tick {
-                        Tick::Sweep => tracing::warn!("a sweep is still running; this scheduled sweep is skipped"),
-                        _ => tracing::debug!(job = ?tick, "still running; skipped"),
+            Some((job, r)) = done_rx.recv() => {
+                if let Err(e) = r {
+                    tracing::error!(job = %job, error = %format!("{e:#}"), "job failed");
+                    if is_fatal(&e) {
+                        fatal = Some(e);
+                        break;
+                    }
+                }
+                if job == Job::Sweep {
+                    notifier.status(&daemon.status_line().await);
+                }
+            }
+            Some(job) = jobs_rx.recv() => {
+                let busy = |slot: &Slot| running.get(slot).is_some_and(|h| !h.is_finished());
+                if busy(&job.slot()) || (job == Job::Health && busy(&Slot::Sweep)) {
+                    match job {
+                        Job::Sweep => tracing::warn!("a sweep is still running; this scheduled sweep is skipped"),
+                        _ => tracing::info!(job = %job, "still running; this run is skipped"),
                     }
                     continue;
                 }
-                let d = daemon.clone();
-                running.insert(tick.slot(), tokio::spawn(async move {
-                    if let Err(e) = d.run_tick(tick).await {
-                        tracing::error!(job = ?tick, error = %format!("{e:#}"), "job failed");
-                    }
+                let (d, done) = (daemon.clone(), done_tx.clone());
+                running.insert(job.slot(), tokio::spawn(async move {
+                    let r = d.run_job(job.clone()).await;
+                    let _ = done.send((job, r)).await;
                 }));
             }
         }
     }
     tracing::info!("stopping");
+    notifier.stopping();
     for h in running.into_values() {
         if !h.is_finished() {
             tracing::info!("abandoning a running job");
@@ -477,13 +596,16 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(2), w).await;
     }
     let _ = sched.shutdown().await;
-    Ok(())
+    match fatal {
+        Some(e) => Err(e.context("the database cannot be written any more; exiting so the service manager restarts rblwatch")),
+        None => Ok(()),
+    }
 }
 
 /// What the web sees of the daemon.
 struct WebView {
     daemon: Arc<Daemon>,
-    ticks: mpsc::Sender<Tick>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl crate::web::Live for WebView {
@@ -499,6 +621,10 @@ impl crate::web::Live for WebView {
         self.daemon.store.version()
     }
 
+    fn write_health(&self) -> store::WriteHealth {
+        self.daemon.store.write_health()
+    }
+
     fn source_failures(&self) -> u64 {
         self.daemon
             .source_failures
@@ -506,28 +632,6 @@ impl crate::web::Live for WebView {
     }
 
     fn check_now(&self) -> bool {
-        self.ticks.try_send(Tick::Sweep).is_ok()
-    }
-}
-
-/// Runs the actions worker: a pass after every committed event, and every second
-/// (grouping windows and retries are time-based).
-async fn actions_worker(daemon: Arc<Daemon>, stop: tokio_util::sync::CancellationToken) {
-    let mut events = daemon.subscribe();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = events.recv() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        let rt = daemon.runtime();
-        let runner = crate::actions::Runner::new(&rt.cfg.actions);
-        let work = runner.process(&daemon.store, now(), crate::actions::Flush::Window);
-        tokio::select! {
-            () = stop.cancelled() => return,
-            r = work => if let Err(e) = r {
-                tracing::error!(error = %format!("{e:#}"), "actions pass failed");
-            }
-        }
+        self.jobs.try_send(Job::Sweep).is_ok()
     }
 }

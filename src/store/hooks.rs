@@ -37,6 +37,11 @@ super::sql::text_enum! {
         SkippedCap = "skipped_cap",
         /// A revert not run: another condition still needs the remediation.
         Kept = "kept",
+        /// Started and not finished yet. Written, with the event cursor, in
+        /// one transaction before the hook runs, so a crash never runs it twice.
+        Running = "running",
+        /// The daemon stopped while the hook ran (found `running` at the next start).
+        Interrupted = "interrupted",
     }
 }
 
@@ -45,7 +50,12 @@ impl HookStatus {
     pub fn executed(self) -> bool {
         matches!(
             self,
-            HookStatus::Ok | HookStatus::Failed | HookStatus::Timeout | HookStatus::Error
+            HookStatus::Ok
+                | HookStatus::Failed
+                | HookStatus::Timeout
+                | HookStatus::Error
+                | HookStatus::Running
+                | HookStatus::Interrupted
         )
     }
 
@@ -53,7 +63,7 @@ impl HookStatus {
     pub fn failed(self) -> bool {
         matches!(
             self,
-            HookStatus::Failed | HookStatus::Timeout | HookStatus::Error
+            HookStatus::Failed | HookStatus::Timeout | HookStatus::Error | HookStatus::Interrupted
         )
     }
 }
@@ -85,30 +95,50 @@ pub struct HookRun {
     pub stdout: String,
     /// Last 64 KiB of stderr (untrusted).
     pub stderr: String,
+    /// The condition the run raises or clears (`ndr_spike:mx.ndr_generated:mx`).
+    pub condition: Option<String>,
 }
 
 /// Records a hook run.
 pub fn insert_hook_run(c: &Connection, r: &HookRun) -> Result<i64> {
     c.execute(
-        "INSERT INTO hook_runs (hook, action, event_id, event_kind, started_at, duration_ms, status, exit_code, argv, stdout, stderr)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![r.hook, r.action, r.event_id, r.event_kind, r.started_at, r.duration_ms, r.status, r.exit_code, json(&r.argv), r.stdout, r.stderr],
+        "INSERT INTO hook_runs (hook, action, event_id, event_kind, started_at, duration_ms, status, exit_code, argv, stdout, stderr, condition)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![r.hook, r.action, r.event_id, r.event_kind, r.started_at, r.duration_ms, r.status, r.exit_code, json(&r.argv), r.stdout, r.stderr, r.condition],
     )?;
     Ok(c.last_insert_rowid())
 }
 
-/// Hook runs, newest first (optionally of one hook).
-pub fn hook_runs(
-    c: &Connection,
-    hook: Option<&str>,
-    limit: u32,
-    offset: u32,
-) -> Result<Vec<HookRun>> {
-    let mut st = c.prepare(
-        "SELECT id, hook, action, event_id, event_kind, started_at, duration_ms, status, exit_code, argv, stdout, stderr
-         FROM hook_runs WHERE (?1 IS NULL OR hook = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+/// Completes a run recorded as `running`.
+pub fn finish_hook_run(c: &Connection, r: &HookRun) -> Result<()> {
+    c.execute(
+        "UPDATE hook_runs SET duration_ms = ?2, status = ?3, exit_code = ?4, stdout = ?5, stderr = ?6 WHERE id = ?1",
+        params![r.id, r.duration_ms, r.status, r.exit_code, r.stdout, r.stderr],
     )?;
-    let rows = st.query_map(params![hook, limit, offset], |r| {
+    Ok(())
+}
+
+/// Runs left `running` by a daemon that stopped, now marked `interrupted`.
+pub fn interrupt_running_hooks(c: &Connection) -> Result<Vec<HookRun>> {
+    let runs: Vec<HookRun> = select_runs(c, "WHERE status = 'running' ORDER BY id", [])?;
+    c.execute(
+        "UPDATE hook_runs SET status = 'interrupted', stderr = stderr || ?1 WHERE status = 'running'",
+        params!["\n[rblwatch: the daemon stopped while this hook ran; it was not run again]"],
+    )?;
+    Ok(runs
+        .into_iter()
+        .map(|mut r| {
+            r.status = HookStatus::Interrupted;
+            r
+        })
+        .collect())
+}
+
+const RUN_COLS: &str = "SELECT id, hook, action, event_id, event_kind, started_at, duration_ms, status, exit_code, argv, stdout, stderr, condition FROM hook_runs";
+
+fn select_runs(c: &Connection, tail: &str, p: impl rusqlite::Params) -> Result<Vec<HookRun>> {
+    let mut st = c.prepare_cached(&format!("{RUN_COLS} {tail}"))?;
+    let rows = st.query_map(p, |r| {
         Ok(HookRun {
             id: r.get(0)?,
             hook: r.get(1)?,
@@ -122,15 +152,31 @@ pub fn hook_runs(
             argv: parse_json(&r.get::<_, String>(9)?),
             stdout: r.get(10)?,
             stderr: r.get(11)?,
+            condition: r.get(12)?,
         })
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
+/// Hook runs, newest first (optionally of one hook).
+pub fn hook_runs(
+    c: &Connection,
+    hook: Option<&str>,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<HookRun>> {
+    select_runs(
+        c,
+        "WHERE (?1 IS NULL OR hook = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3",
+        params![hook, limit, offset],
+    )
+}
+
 /// Runs of `hook` that actually executed since `since` (for the per-hour cap and the cooldown).
 pub fn hook_runs_since(c: &Connection, hook: &str, since: i64) -> Result<(i64, Option<i64>)> {
     Ok(c.query_row(
-        "SELECT COUNT(*), MAX(started_at) FROM hook_runs WHERE hook = ?1 AND started_at >= ?2 AND status IN ('ok','failed','timeout','error')",
+        "SELECT COUNT(*), MAX(started_at) FROM hook_runs WHERE hook = ?1 AND started_at >= ?2
+         AND status IN ('ok', 'failed', 'timeout', 'error', 'running', 'interrupted')",
         params![hook, since],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)

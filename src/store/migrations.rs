@@ -176,6 +176,15 @@ UPDATE events SET subject = json_object('kind', 'probe', 'server', list, 'domain
 UPDATE events SET subject = json_object('kind', 'hook', 'name', list), target = NULL, list = NULL
     WHERE kind = 'hook_failed' AND list IS NOT NULL;
 "#,
+    // 6: the condition a hook run raises or clears (so a run interrupted by a
+    // crash can still be accounted for), and per-channel delivery queries.
+    r#"
+ALTER TABLE hook_runs ADD COLUMN condition TEXT;
+CREATE INDEX alert_outbox_channel ON alert_outbox (channel, status, next_attempt_at);
+CREATE INDEX probe_results_at ON probe_results (at);
+CREATE INDEX hook_runs_started ON hook_runs (started_at);
+CREATE INDEX alert_outbox_created ON alert_outbox (created_at);
+"#,
 ];
 
 /// Applies every migration newer than the database.

@@ -111,6 +111,7 @@ pub struct Store {
     tx: mpsc::Sender<Job>,
     path: PathBuf,
     version: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    health: std::sync::Arc<WriterHealth>,
 }
 
 impl std::fmt::Debug for Store {
@@ -138,22 +139,55 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// How the writer is doing, for `/healthz` and the daemon's fatal check.
+#[derive(Debug, Default)]
+struct WriterHealth {
+    /// Unix time of the last job that committed changes.
+    last_commit: std::sync::atomic::AtomicI64,
+    /// Unix time and text of the last failed write (SQLite refused).
+    last_error: std::sync::Mutex<Option<(i64, String)>>,
+    /// The writer thread has ended (a job panicked): no write can succeed.
+    dead: std::sync::atomic::AtomicBool,
+}
+
+/// What `/healthz` reports about the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriteHealth {
+    /// Unix time of the last committed write (0: none yet).
+    pub last_commit: i64,
+    /// The last failed write, if it came after the last commit.
+    pub failing: Option<(i64, String)>,
+    /// The writer thread has ended.
+    pub dead: bool,
+}
+
 impl Store {
     /// Opens (creating if needed) the database and starts its thread.
     pub fn open(path: &Path) -> Result<Self> {
         let mut conn = open_connection(path)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let health = std::sync::Arc::new(WriterHealth::default());
         let v2 = version.clone();
+        let h2 = health.clone();
         std::thread::Builder::new()
             .name("rblwatch-store".into())
             .spawn(move || {
+                use std::sync::atomic::Ordering;
                 while let Ok(job) = rx.recv() {
                     let before = conn.total_changes();
-                    job(&mut conn);
+                    // A panicking job leaves the connection in an unknown state: stop
+                    // here, so every later call fails with `Stopped` and the daemon
+                    // exits (and systemd restarts it) instead of running on.
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut conn));
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!("the database thread stopped after a panic");
+                        h2.dead.store(true, Ordering::Release);
+                        return;
+                    }
                     // only writes change what readers see
                     if conn.total_changes() != before {
-                        v2.fetch_add(1, std::sync::atomic::Ordering::Release);
+                        v2.fetch_add(1, Ordering::Release);
                     }
                 }
                 // Every handle is gone: checkpoint so the WAL does not linger.
@@ -164,6 +198,7 @@ impl Store {
             tx,
             path: path.to_path_buf(),
             version,
+            health,
         })
     }
 
@@ -178,6 +213,24 @@ impl Store {
         &self.path
     }
 
+    /// How writes are going: last commit, a failure since, a dead writer.
+    pub fn write_health(&self) -> WriteHealth {
+        use std::sync::atomic::Ordering;
+        let last_commit = self.health.last_commit.load(Ordering::Acquire);
+        let failing = self
+            .health
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .filter(|(at, _)| *at >= last_commit);
+        WriteHealth {
+            last_commit,
+            failing,
+            dead: self.health.dead.load(Ordering::Acquire),
+        }
+    }
+
     /// Runs `f` on the database thread and returns its result.
     pub async fn call<R, F>(&self, f: F) -> Result<R>
     where
@@ -185,11 +238,67 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let health = self.health.clone();
         self.tx
             .send(Box::new(move |c| {
-                let _ = tx.send(f(c));
+                let before = c.total_changes();
+                let r = f(c);
+                if r.is_ok() && c.total_changes() != before {
+                    health
+                        .last_commit
+                        .store(crate::time::now(), std::sync::atomic::Ordering::Release);
+                }
+                if let Err(StoreError::Sqlite(e)) = &r {
+                    if let Ok(mut g) = health.last_error.lock() {
+                        *g = Some((crate::time::now(), e.to_string()));
+                    }
+                }
+                let _ = tx.send(r);
             }))
             .map_err(|_| StoreError::Stopped)?;
         rx.await.map_err(|_| StoreError::Stopped)?
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    /// Issue 13: a writer thread that dies must make every later call fail
+    /// with `Stopped` (the daemon then exits non-zero), not hang or succeed.
+    #[tokio::test]
+    async fn a_dead_writer_fails_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        s.call(|c| Ok(c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (0)")?))
+            .await
+            .unwrap();
+        assert!(s.write_health().last_commit > 0);
+        let r: Result<()> = s.call(|_| panic!("boom")).await;
+        assert!(matches!(r, Err(StoreError::Stopped)), "{r:?}");
+        let r = s
+            .call(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
+            .await;
+        assert!(matches!(r, Err(StoreError::Stopped)), "{r:?}");
+        assert!(s.write_health().dead);
+    }
+
+    #[tokio::test]
+    async fn failed_writes_show_until_the_next_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db")).unwrap();
+        let r = s
+            .call(|c| Ok(c.execute("INSERT INTO nope VALUES (1)", [])?))
+            .await;
+        assert!(r.is_err());
+        assert!(s.write_health().failing.is_some());
+        s.call(|c| Ok(c.execute("CREATE TABLE t (x)", [])?))
+            .await
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        s.call(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
+            .await
+            .unwrap();
+        assert!(s.write_health().failing.is_none());
     }
 }

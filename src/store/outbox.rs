@@ -22,6 +22,8 @@ super::sql::text_enum! {
 pub struct OutboxRow {
     /// Id.
     pub id: i64,
+    /// Dedup key, also the webhook's idempotency key.
+    pub dedup_key: String,
     /// Channel name.
     pub channel: String,
     /// Created.
@@ -72,23 +74,41 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         attempts: r.get(7)?,
         last_error: r.get(8)?,
         sent_at: r.get(9)?,
+        dedup_key: r.get(10)?,
     })
 }
 
-/// Alerts due for (another) delivery attempt.
-pub fn due_alerts(c: &Connection, now: i64) -> Result<Vec<OutboxRow>> {
-    let mut st = c.prepare(
-        "SELECT id, channel, created_at, event_ids, subject, body, status, attempts, last_error, sent_at
-         FROM alert_outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT 100",
+/// A channel's alerts due for (another) delivery attempt, oldest first.
+pub fn due_alerts(c: &Connection, channel: &str, now: i64) -> Result<Vec<OutboxRow>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, channel, created_at, event_ids, subject, body, status, attempts, last_error, sent_at, dedup_key
+         FROM alert_outbox WHERE channel = ?1 AND status = 'pending' AND next_attempt_at <= ?2 ORDER BY id LIMIT 100",
     )?;
-    let rows = st.query_map(params![now], outbox_row)?;
+    let rows = st.query_map(params![channel, now], outbox_row)?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Records a message that could not even be rendered: failed at once, with the reason.
+pub fn enqueue_failed_alert(
+    c: &Connection,
+    channel: &str,
+    dedup: &str,
+    at: i64,
+    event_ids: &[i64],
+    why: &str,
+) -> Result<bool> {
+    let n = c.execute(
+        "INSERT OR IGNORE INTO alert_outbox (channel, dedup_key, created_at, event_ids, subject, body, status, next_attempt_at, last_error)
+         VALUES (?1, ?2, ?3, ?4, '(not rendered)', '', 'failed', ?3, ?5)",
+        params![channel, dedup, at, json(&event_ids), why],
+    )?;
+    Ok(n == 1)
 }
 
 /// Alert deliveries, newest first.
 pub fn alerts(c: &Connection, limit: u32, offset: u32) -> Result<Vec<OutboxRow>> {
     let mut st = c.prepare(
-        "SELECT id, channel, created_at, event_ids, subject, body, status, attempts, last_error, sent_at
+        "SELECT id, channel, created_at, event_ids, subject, body, status, attempts, last_error, sent_at, dedup_key
          FROM alert_outbox ORDER BY id DESC LIMIT ?1 OFFSET ?2",
     )?;
     let rows = st.query_map(params![limit, offset], outbox_row)?;

@@ -24,6 +24,20 @@ pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32
         "DELETE FROM metric_samples WHERE at < ?1",
         params![old_samples],
     )?;
+    // every table that grows: hook runs, delivered or failed alerts, probe results
+    // (a run still `running` and a message still pending are never removed)
+    n += tx.execute(
+        "DELETE FROM hook_runs WHERE started_at < ?1 AND status != 'running'",
+        params![old],
+    )?;
+    n += tx.execute(
+        "DELETE FROM alert_outbox WHERE created_at < ?1 AND status != 'pending'",
+        params![old],
+    )?;
+    n += tx.execute(
+        "DELETE FROM probe_results WHERE at < ?1",
+        params![old_samples],
+    )?;
     tx.commit()?;
     Ok(n)
 }

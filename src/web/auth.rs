@@ -36,7 +36,9 @@ pub(super) fn authorized(token: &str, auth: Option<&str>) -> bool {
 }
 
 pub(super) async fn check(State(st): State<Arc<WebState>>, req: Request, next: Next) -> Response {
-    if let WebAccess::Token(t) = &st.conf.access {
+    // from the configuration in force, so a token rotated by a reload applies at once
+    let access = st.live.snapshot().cfg.web.access.clone();
+    if let WebAccess::Token(t) = &access {
         let auth = req
             .headers()
             .get(header::AUTHORIZATION)

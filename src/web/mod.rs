@@ -34,6 +34,8 @@ pub trait Live: Send + Sync + 'static {
     fn snapshot(&self) -> Snapshot;
     /// Bumped after every database write: pages built at one version are current while it stays.
     fn store_version(&self) -> u64;
+    /// How database writes are going (for `/healthz`).
+    fn write_health(&self) -> crate::store::WriteHealth;
     /// Mail-source reads that failed since start.
     fn source_failures(&self) -> u64;
     /// Asks for a sweep now; false when the request could not be queued.
@@ -298,7 +300,7 @@ pub fn router(state: Arc<WebState>) -> Router {
             state.clone(),
             auth::check,
         ))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .fallback(|| async { WebError::NotFound("no such page".into()) })
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
@@ -320,6 +322,36 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
         HeaderValue::from_static("no-referrer"),
     );
     r
+}
+
+/// `ok` while database writes succeed (with the age of the last commit);
+/// 503 when they fail or the writer has stopped, so a monitor notices a full
+/// disk instead of trusting a daemon that records nothing.
+async fn healthz(axum::extract::State(st): axum::extract::State<Arc<WebState>>) -> Response {
+    let h = st.live.write_health();
+    let age = match h.last_commit {
+        0 => "no commit yet".to_string(),
+        t => format!("last commit {} s ago", (crate::time::now() - t).max(0)),
+    };
+    let (status, body) = if h.dead {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failing: the database writer has stopped ({age})\n"),
+        )
+    } else if let Some((_, why)) = &h.failing {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failing: database writes fail: {why} ({age})\n"),
+        )
+    } else {
+        (StatusCode::OK, format!("ok: {age}\n"))
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// Serves until `shutdown` resolves.
