@@ -50,3 +50,47 @@ fn config_check_rejects_unknown_key_with_file_line_and_key() {
     let e = stderr(&o);
     assert!(e.contains("bad.toml:3") && e.contains("timout"), "{e}");
 }
+
+/// Issue 13: `config check` renders every user template against a sample
+/// event of every kind and refuses a broken one with file and line; it also
+/// refuses, with the key, the values that used to panic, hang or be accepted.
+#[test]
+fn config_check_refuses_broken_templates_and_insane_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("t.j2");
+    std::fs::write(
+        &tpl,
+        "{\"a\": 1}\n{% for e in events %}\n{{ e.summary|nosuchfilter }}\n{% endfor %}\n",
+    )
+    .unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        format!("[[alerts]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\ntemplate = {:?}\n", tpl.display().to_string()),
+    )
+    .unwrap();
+    let o = rblwatch(&["config", "check", "-C", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(e.contains("t.j2:3") && e.contains("nosuchfilter"), "{e}");
+
+    for (text, key) in [
+        ("[daemon]\nsweep = \"18446744073709551615s18446744073709551615s\"\n", "daemon.sweep"),
+        ("[daemon]\nsweep = \"213503982334602d\"\n", "daemon.sweep"),
+        ("[daemon]\nsweep = \"1ms\"\n", "daemon.sweep"),
+        ("[resolver]\nretries = 4294967295\n", "resolver.retries"),
+        ("[daemon]\nconfirm_listed = -1\n", "confirm_listed"),
+        ("[lists]\nmax_qps = -3\n", "lists.max_qps"),
+        ("[web]\ntemplates_dir = \"/nonexistent/dir\"\n", "web.templates_dir"),
+        ("[[hooks]]\nname = \"h\"\non = [\"listed\"]\ncommand = [\"/nonexistent/hook\"]\n", "hooks[0].command"),
+        ("[[sources]]\nname = \"s\"\nkind = \"command\"\ncommand = [\"true\"]\n[[spikes]]\nmetric = \"s.value\"\nkind = \"ndr_spike\"\nabove = nan\n", "spikes[0].above"),
+        ("[[sources]]\nname = \"s\"\nkind = \"command\"\ncommand = [\"true\"]\n[[spikes]]\nmetric = \"s.value\"\nkind = \"ndr_spike\"\nabove = 5\nclear_ratio = -1\n", "spikes[0].clear_ratio"),
+    ] {
+        std::fs::write(&p, text).unwrap();
+        let o = rblwatch(&["config", "check", "-C", p.to_str().unwrap()]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{text}: {e}");
+        assert!(e.contains(key) && e.contains("c.toml:"), "{text}: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}

@@ -1,67 +1,11 @@
 //! The daemon against a real rbldnsd and a real SQLite file: listing,
 //! delisting, baseline, kill -9, signals.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::util::{rblwatch, stdout, wait_for, write_config, Rbldnsd};
-
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn start(cfg: &std::path::Path) -> Self {
-        let log = cfg.with_extension(format!("log{}", fastrand::u32(..)));
-        let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rblwatch"))
-            .args(["daemon", "-C", cfg.to_str().unwrap()])
-            .env("RUST_LOG", "rblwatch=debug,info")
-            .stdout(Stdio::null())
-            .stderr(f)
-            .spawn()
-            .unwrap();
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-    }
-
-    /// Waits for exit; returns the status and how long it took.
-    fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration) {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return (s.code(), start.elapsed());
-            }
-            assert!(
-                start.elapsed() < limit,
-                "daemon did not exit within {limit:?}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::util::{rblwatch, stdout, wait_for, write_config, Daemon, Rbldnsd};
 
 fn db(cfg_dir: &std::path::Path) -> Connection {
     let c = Connection::open(cfg_dir.join("rblwatch.db")).unwrap();

@@ -11,5 +11,6 @@ mod daemon;
 mod dnsbl;
 mod lab;
 mod mail;
+mod service;
 mod util;
 mod web;

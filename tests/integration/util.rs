@@ -2,7 +2,7 @@
 //! it, and a runner for the `rblwatch` binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const RBLDNSD: &str = "/usr/sbin/rbldnsd";
@@ -479,5 +479,73 @@ impl HttpFixture {
             }
         });
         HttpFixture { port, requests }
+    }
+}
+
+/// A long-lived `rblwatch daemon` (service mode), its log in a file; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    pub fn start(cfg: &std::path::Path) -> Self {
+        let log = cfg.with_extension(format!("log{}", fastrand::u32(..)));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rblwatch"))
+            .args(["daemon", "-C", cfg.to_str().unwrap()])
+            .env("RUST_LOG", "rblwatch=debug,info")
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the log contains `needle` (the daemon's own account).
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> String {
+        wait_for(&format!("{needle:?} in the daemon log"), limit, || {
+            let l = self.log();
+            l.contains(needle).then_some(l)
+        })
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+    }
+
+    /// Waits for exit; returns the status and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s.code(), start.elapsed());
+            }
+            assert!(
+                start.elapsed() < limit,
+                "daemon did not exit within {limit:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,614 @@
+//! The daemon as postmasters run it: ONE long-lived `rblwatch daemon` per story,
+//! with second-scale intervals, driven only by the outside world (an attack on
+//! a real Postfix, a zone edit in a real rbldnsd, a config edit and SIGHUP, a
+//! webhook that hangs, a kill -9). The `--once` tests elsewhere prove cron mode;
+//! these prove the service. See issue 13.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use crate::util::{fixtures, wait_for, Daemon, HttpFixture, Postfix, Rbldnsd};
+
+fn postconf(pf: &Postfix, p: &str) -> String {
+    let o = Command::new("postconf")
+        .args(["-c", pf.conf().to_str().unwrap(), "-n", p])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn db(dir: &std::path::Path) -> Connection {
+    let c = Connection::open(dir.join("rblwatch.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
+fn count(c: &Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+}
+
+/// Event kinds in commit order.
+fn event_kinds(c: &Connection) -> Vec<String> {
+    let mut st = c.prepare("SELECT kind FROM events ORDER BY id").unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+fn wait_event(dir: &std::path::Path, kind: &str, limit: Duration, d: &Daemon) -> i64 {
+    let start = Instant::now();
+    loop {
+        let c = db(dir);
+        let n = count(
+            &c,
+            &format!("SELECT COUNT(*) FROM events WHERE kind = '{kind}'"),
+        );
+        if n > 0 {
+            return n;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no {kind} event within {limit:?}; events: {:?}\n{}",
+            event_kinds(&c),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn kinds_in(body: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The reverse-NDR story, in service mode: the probe finds the hole, an attack
+/// raises `ndr_spike`, both hooks fix it, the next probe says `rejects-unknown`,
+/// bounces are on hold, the spike clears and the reverts restore the exact
+/// settings, all without restarting the daemon.
+#[test]
+fn reverse_ndr_story_against_one_long_lived_daemon() {
+    let pf = Postfix::start();
+    let hook = HttpFixture::serve(vec![("/hook", "text/plain", "ok".into())]);
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let conf = pf.conf().display().to_string();
+    let before_rcpt = postconf(&pf, "smtpd_reject_unlisted_recipient");
+    let before_maps = postconf(&pf, "local_recipient_maps");
+    let text = format!(
+        r#"[daemon]
+database = "rblwatch.db"
+
+[web]
+enabled = false
+
+[alerting]
+group_window = "0s"
+
+[[sources]]
+name = "mx"
+kind = "postfix"
+command = ["postqueue", "-c", {conf:?}, "-j"]
+interval = "1s"
+
+[[sources]]
+name = "mxlog"
+kind = "postfix_log"
+path = {log:?}
+interval = "1s"
+
+[[probes]]
+domain = "example.test"
+server = "{server}"
+mail_from = "probe@probe.test"
+interval = "2s"
+
+[[spikes]]
+metric = "mxlog.ndr_generated"
+kind = "ndr_spike"
+above = 5
+clear_after = 6
+
+[[hooks]]
+name = "strict-recipients"
+on = ["ndr_spike"]
+command = ["{root}/hooks/postfix-strict-recipients", "enable", "-c", {conf:?}]
+revert = ["{root}/hooks/postfix-strict-recipients", "disable", "-c", {conf:?}]
+env = {{ RBLWATCH_LOCAL_RECIPIENT_MAPS = "unix:passwd.byname $alias_maps" }}
+timeout = "30s"
+
+[[hooks]]
+name = "ndr-pause"
+on = ["ndr_spike"]
+command = ["{root}/hooks/postfix-ndr-pause", "pause"]
+revert = ["{root}/hooks/postfix-ndr-pause", "resume"]
+env = {{ POSTFIX_CONFIG_DIR = {conf:?} }}
+timeout = "30s"
+
+[[alerts]]
+name = "ops-webhook"
+kind = "webhook"
+url = "http://127.0.0.1:{hport}/hook"
+"#,
+        log = pf.log().display().to_string(),
+        server = pf.server(),
+        hport = hook.port,
+    );
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+
+    // the probe runs on its schedule and finds the hole
+    wait_event(dir.path(), "rndr_vulnerable", t, &d);
+    // the mail sources keep reading: several samples of the queue, not one at start-up
+    wait_for("queue samples every second", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'mx' AND metric = 'queue_depth'",
+        ) >= 3)
+            .then_some(())
+    });
+
+    // the outside world: a backscatter attack
+    assert_eq!(pf.attack(50), 50);
+    wait_event(dir.path(), "ndr_spike", t, &d);
+    wait_for("both hooks to run", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM hook_runs WHERE action = 'run' AND status = 'ok'",
+        ) == 2)
+            .then_some(())
+    });
+    // the fix is in place: the next scheduled probe sees it, and the bounces are held
+    wait_event(dir.path(), "rndr_vulnerable_cleared", t, &d);
+    let held = pf
+        .queue_json()
+        .lines()
+        .filter(|l| {
+            l.contains("\"sender\": \"MAILER-DAEMON\"") && l.contains("\"queue_name\": \"hold\"")
+        })
+        .count();
+    assert!(held >= 50, "{held} bounces on hold");
+
+    // the NDRs stop, the spike clears on its own, and the reverts restore exactly
+    wait_event(dir.path(), "ndr_spike_cleared", Duration::from_secs(40), &d);
+    wait_for("both reverts", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM hook_runs WHERE action = 'revert' AND status = 'ok'",
+        ) == 2)
+            .then_some(())
+    });
+    assert_eq!(
+        postconf(&pf, "smtpd_reject_unlisted_recipient"),
+        before_rcpt
+    );
+    assert_eq!(postconf(&pf, "local_recipient_maps"), before_maps);
+    assert_eq!(postconf(&pf, "header_checks"), "");
+    let still_held = pf
+        .queue_json()
+        .lines()
+        .filter(|l| l.contains("MAILER-DAEMON") && l.contains("\"queue_name\": \"hold\""))
+        .count();
+    assert_eq!(still_held, 0, "held bounces released on resume");
+
+    // the webhook heard it all, in order
+    let flat: Vec<String> = wait_for("the alerts", t, || {
+        let flat: Vec<String> = hook.bodies().iter().flat_map(|b| kinds_in(b)).collect();
+        flat.contains(&"ndr_spike_cleared".to_string())
+            .then_some(flat)
+    });
+    let pos = |k: &str| flat.iter().position(|x| x == k).unwrap();
+    assert!(pos("rndr_vulnerable") < pos("ndr_spike"), "{flat:?}");
+    assert!(
+        pos("ndr_spike") < pos("rndr_vulnerable_cleared"),
+        "{flat:?}"
+    );
+    assert!(
+        pos("rndr_vulnerable_cleared") < pos("ndr_spike_cleared"),
+        "{flat:?}"
+    );
+    // one daemon did all of it
+    assert!(d.child.try_wait().unwrap().is_none(), "still running");
+}
+
+fn dyn_zone(entries: &[&str]) -> String {
+    let mut s = String::from("$TTL 1\n:127.0.0.2:Listed in dyn.test: $\n127.0.0.2\n");
+    for e in entries {
+        s.push_str(e);
+        s.push('\n');
+    }
+    s
+}
+
+/// The listing story, in service mode: a zone edit lists the target, the
+/// second sweep confirms it (`confirm_listed = 2`), the hook runs; a zone edit
+/// delists it, two sweeps later it is `delisted` and the revert runs. Then a
+/// SIGHUP adds a mail source and the same daemon starts reading it.
+#[test]
+fn listing_story_and_reload_against_one_long_lived_daemon() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = fixtures().join("hooks/record.sh");
+    let out = dir.path().join("hook-out");
+    std::fs::create_dir(&out).unwrap();
+    let base = format!(
+        r#"[[targets]]
+target = "192.0.2.77"
+
+[daemon]
+database = "rblwatch.db"
+sweep = "1s"
+health = "1s"
+confirm_listed = 2
+confirm_clear = 2
+
+[alerting]
+group_window = "0s"
+
+[[hooks]]
+name = "rec"
+on = ["listed"]
+command = [{rec:?}, "listed"]
+revert = [{rec:?}, "delisted"]
+cooldown = "0s"
+env = {{ OUT = {out:?} }}
+"#,
+        rec = rec.display().to_string(),
+        out = out.display().to_string()
+    );
+    let cfg = crate::util::write_config(dir.path(), &rbl, &["dyn-test"], &base);
+    let mut d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    wait_event(dir.path(), "baseline", t, &d);
+
+    rbl.write_zone(
+        "dyn.test.ip4set",
+        &dyn_zone(&["192.0.2.77 :127.0.0.2:listed for the story"]),
+    );
+    wait_event(dir.path(), "listed", t, &d);
+    let c = db(dir.path());
+    // confirmed by a second sweep of the changed zone: suspected first, then listed
+    let suspected_sweeps = count(
+        &c,
+        "SELECT COUNT(*) FROM sweeps WHERE status = 'done' AND listed > 0",
+    );
+    assert!(suspected_sweeps >= 2, "{suspected_sweeps}");
+    wait_for("the hook", t, || {
+        std::fs::read_to_string(out.join("listed.stdin")).ok()
+    });
+
+    rbl.write_zone("dyn.test.ip4set", &dyn_zone(&[]));
+    wait_event(dir.path(), "delisted", t, &d);
+    let env = wait_for("the revert", t, || {
+        std::fs::read_to_string(out.join("delisted.env")).ok()
+    });
+    assert!(env.contains("RBLWATCH_ACTION=revert"), "{env}");
+
+    // SIGHUP with a new source: the running daemon starts reading it on its schedule
+    let counter = dir.path().join("n");
+    std::fs::write(&counter, "0").unwrap();
+    let script = dir.path().join("count.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(cat {c}); n=$((n+1)); echo $n > {c}; echo $n\n",
+            c = counter.display()
+        ),
+    )
+    .unwrap();
+    crate::util::chmod(&script, 0o755);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}\n[[sources]]\nname = \"added\"\nkind = \"command\"\ncommand = [{:?}]\ninterval = \"1s\"\n",
+            script.display().to_string()
+        ),
+    )
+    .unwrap();
+    d.signal("HUP");
+    d.wait_log("configuration reloaded", t);
+    wait_for("the added source to be read several times", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'added'",
+        ) >= 3)
+            .then_some(())
+    });
+    // and a bad config is refused while the daemon runs on
+    std::fs::write(&cfg, format!("{text}\n[daemon]\nbogus = 1\n")).unwrap();
+    d.signal("HUP");
+    d.wait_log("new configuration rejected", t);
+    assert!(d.child.try_wait().unwrap().is_none(), "still running");
+}
+
+/// An HTTP endpoint that accepts connections and never answers.
+struct Hanging {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Hanging {
+    fn start() -> Self {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let a = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in l.incoming().flatten() {
+                a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        Hanging { port, accepted }
+    }
+}
+
+fn unix_now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Issue 13: a webhook that hangs 30 s per request must not delay a hook. Two
+/// listings, 3 s apart, while the webhook hangs: each hook runs within 2 s of
+/// its listing's sweep. Render failures and failing channels are recorded and
+/// alerted through the other channels; every webhook carries an idempotency key.
+#[test]
+fn a_hanging_webhook_delays_no_hook_and_broken_channels_are_recorded_and_alerted() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let hang = Hanging::start();
+    let good = HttpFixture::serve(vec![("/good", "text/plain", "ok".into())]);
+    let out = dir.path().join("hook-out");
+    std::fs::create_dir(&out).unwrap();
+    let hook = dir.path().join("stamp.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat > /dev/null\ndate +%s.%N >> {}/$RBLWATCH_TARGET\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    crate::util::chmod(&hook, 0o755);
+    // renders fine for the sample events `config check` uses, fails for this real target
+    let tpl = dir.path().join("bad.j2");
+    std::fs::write(
+        &tpl,
+        "{\"x\": {% if events[0].target == \"192.0.2.66\" %}{{ events[0].summary|int }}{% else %}1{% endif %}}\n",
+    )
+    .unwrap();
+    let extra = format!(
+        r#"[[targets]]
+target = "192.0.2.65"
+[[targets]]
+target = "192.0.2.66"
+
+[daemon]
+database = "rblwatch.db"
+sweep = "1s"
+health = "1s"
+confirm_listed = 1
+confirm_clear = 1
+
+[alerting]
+group_window = "0s"
+timeout = "30s"
+
+[[hooks]]
+name = "stamp"
+on = ["listed"]
+command = [{hook:?}]
+cooldown = "0s"
+max_per_hour = 100
+
+[[alerts]]
+name = "hangs"
+kind = "webhook"
+url = "http://127.0.0.1:{hport}/hook"
+
+[[alerts]]
+name = "bad-template"
+kind = "webhook"
+url = "http://127.0.0.1:{gport}/good"
+template = {tpl:?}
+
+[[alerts]]
+name = "good"
+kind = "webhook"
+url = "http://127.0.0.1:{gport}/good"
+"#,
+        hook = hook.display().to_string(),
+        tpl = tpl.display().to_string(),
+        hport = hang.port,
+        gport = good.port,
+    );
+    let cfg = crate::util::write_config(dir.path(), &rbl, &["dyn-test"], &extra);
+    let d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    wait_event(dir.path(), "baseline", t, &d);
+
+    let delay_of = |target: &str| -> f64 {
+        let stamp: f64 = wait_for(&format!("the hook for {target}"), t, || {
+            std::fs::read_to_string(out.join(target))
+                .ok()?
+                .lines()
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        });
+        let c = db(dir.path());
+        let at: i64 = c
+            .query_row(
+                "SELECT at FROM events WHERE kind = 'listed' AND target = ?1",
+                [target],
+                |r| r.get(0),
+            )
+            .unwrap();
+        // `at` is the second the listing's sweep started (whole seconds)
+        stamp - at as f64
+    };
+    rbl.write_zone(
+        "dyn.test.ip4set",
+        &dyn_zone(&["192.0.2.65 :127.0.0.2:first"]),
+    );
+    let first = delay_of("192.0.2.65");
+    wait_for("the webhook to be hanging", t, || {
+        (hang.accepted.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(())
+    });
+    let hung_since = unix_now_f64();
+    std::thread::sleep(Duration::from_secs(3));
+    rbl.write_zone(
+        "dyn.test.ip4set",
+        &dyn_zone(&[
+            "192.0.2.65 :127.0.0.2:first",
+            "192.0.2.66 :127.0.0.2:second",
+        ]),
+    );
+    let second = delay_of("192.0.2.66");
+    eprintln!(
+        "hook delay after the listing's sweep: first {first:.2} s, second {second:.2} s (webhook hanging for {:.1} s)",
+        unix_now_f64() - hung_since
+    );
+    assert!(first < 2.0 + 1.0, "{first}"); // + 1 s: `at` is rounded down to the second
+    assert!(second < 2.0 + 1.0, "{second}");
+    assert!(
+        unix_now_f64() - hung_since < 30.0,
+        "the webhook was still hanging"
+    );
+
+    // the template that cannot render this target: a failed delivery with the
+    // reason, an alert_failed through the good channel, and the cursor moved on
+    let c = db(dir.path());
+    let why: String = wait_for("the failed render", t, || {
+        c.query_row(
+            "SELECT last_error FROM alert_outbox WHERE channel = 'bad-template' AND status = 'failed'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    });
+    assert!(why.contains("bad.j2:1"), "{why}");
+    let kinds: Vec<String> = wait_for("alert_failed at the good channel", t, || {
+        let k: Vec<String> = good.bodies().iter().flat_map(|b| kinds_in(b)).collect();
+        k.contains(&"alert_failed".to_string()).then_some(k)
+    });
+    assert!(kinds.contains(&"listed".to_string()), "{kinds:?}");
+    // every webhook request carries the idempotency key, header and body alike
+    let reqs = good.requests.lock().unwrap().clone();
+    for r in &reqs {
+        let head = r.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("idempotency-key: "))
+            .expect("idempotency-key header")
+            .to_string();
+        let body: serde_json::Value =
+            serde_json::from_str(r.split_once("\r\n\r\n").unwrap().1).unwrap();
+        if body.get("events").is_some() {
+            assert_eq!(
+                body["idempotency_key"]
+                    .as_str()
+                    .unwrap()
+                    .to_ascii_lowercase(),
+                key
+            );
+        }
+    }
+}
+
+/// Issue 13: kill -9 while a hook runs. The restarted daemon records the run
+/// as interrupted and alerts it; it never runs the hook a second time.
+#[test]
+fn kill_9_during_a_hook_never_runs_it_twice_and_is_recorded() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("runs");
+    let hook = dir.path().join("slow.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat > /dev/null\necho run >> {}\nsleep 5\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    crate::util::chmod(&hook, 0o755);
+    let extra = format!(
+        r#"[[targets]]
+target = "192.0.2.91"
+
+[daemon]
+database = "rblwatch.db"
+sweep = "1s"
+health = "1s"
+confirm_listed = 1
+
+[[hooks]]
+name = "slow"
+on = ["listed"]
+command = [{hook:?}]
+"#,
+        hook = hook.display().to_string()
+    );
+    let cfg = crate::util::write_config(dir.path(), &rbl, &["dyn-test"], &extra);
+    let d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    wait_event(dir.path(), "baseline", t, &d);
+    rbl.write_zone(
+        "dyn.test.ip4set",
+        &dyn_zone(&["192.0.2.91 :127.0.0.2:listed"]),
+    );
+    wait_for("the hook to start", t, || {
+        std::fs::read_to_string(&marker).ok()
+    });
+    d.signal("KILL");
+    drop(d);
+    let d = Daemon::start(&cfg);
+    wait_for("the interrupted run to be recorded", t, || {
+        let c = db(dir.path());
+        (count(
+            &c,
+            "SELECT COUNT(*) FROM hook_runs WHERE hook = 'slow' AND status = 'interrupted'",
+        ) == 1)
+            .then_some(())
+    });
+    // several sweeps later: still one run, one hook_failed naming the interruption
+    let sweeps = count(&db(dir.path()), "SELECT COUNT(*) FROM sweeps");
+    wait_for("three more sweeps", t, || {
+        (count(&db(dir.path()), "SELECT COUNT(*) FROM sweeps") >= sweeps + 3).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().lines().count(),
+        1,
+        "the hook ran again\n{}",
+        d.log()
+    );
+    let c = db(dir.path());
+    assert_eq!(
+        count(&c, "SELECT COUNT(*) FROM hook_runs WHERE hook = 'slow'"),
+        1
+    );
+    let summary: String = c
+        .query_row(
+            "SELECT summary FROM events WHERE kind = 'hook_failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(summary.contains("interrupted"), "{summary}");
+}
