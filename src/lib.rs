@@ -10,7 +10,7 @@
 //! command, fails the build when a module imports a later one).
 //!
 //! ```text
-//!  foundation (any stage may use): time, secret, target, catalog, replies, event
+//!  foundation (any stage may use): time, secret, process, target, catalog, replies, event
 //!
 //!  config ──► probes ─────────────────────► evaluator ──► store ──► actions ──► web
 //!  (toml,     dns, verdict, health, engine   spike,        (SQLite,  (hooks,     (status page,
@@ -34,6 +34,8 @@
 pub mod time;
 /// Values that never print (keys, passwords, tokens).
 pub mod secret;
+/// Running hooks and command sources: no shell, cleared environment, process groups, bounded output.
+pub mod process;
 /// IPs, CIDR ranges (expanded lazily) and domains.
 pub mod target;
 /// The DNSBL catalog from `lists.d/` ([`catalog::ListDef`]), embedded in the binary.

@@ -11,10 +11,7 @@
 //! * cooldown, a per-hour cap and dry-run are decided by [`gate`] (pure).
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
 
 use crate::config::{HookConf, HookMode};
 use crate::event::{Event, Subject};
@@ -125,152 +122,69 @@ pub fn event_env(
     for (k, val) in fields {
         v.push((format!("RBLWATCH_{k}"), val.to_string()));
     }
-    for k in ["PATH", "HOME", "LANG", "LC_ALL", "TZ"] {
-        if let Ok(val) = std::env::var(k) {
-            v.push((k.to_string(), val));
-        }
-    }
-    if !v.iter().any(|(k, _)| k == "PATH") {
-        v.push((
-            "PATH".into(),
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        ));
-    }
-    for (k, val) in extra {
-        v.push((k.clone(), val.clone()));
-    }
-    v
+    let extra: Vec<(String, String)> = v
+        .into_iter()
+        .chain(extra.iter().map(|(k, val)| (k.clone(), val.clone())))
+        .collect();
+    crate::process::base_env(&extra)
 }
 
-/// Keeps the last `cap` bytes written.
-struct Tail {
-    buf: Vec<u8>,
-    cap: usize,
-    dropped: u64,
-}
-
-impl Tail {
-    fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() > self.cap {
-            let cut = self.buf.len() - self.cap;
-            self.dropped += cut as u64;
-            self.buf.drain(..cut);
-        }
-    }
-
-    fn text(&self) -> String {
-        let s = String::from_utf8_lossy(&self.buf).into_owned();
-        if self.dropped > 0 {
-            format!("[... {} earlier bytes dropped]\n{s}", self.dropped)
-        } else {
-            s
-        }
-    }
-}
-
-async fn drain(r: Option<impl tokio::io::AsyncRead + Unpin>) -> Tail {
-    let mut t = Tail {
-        buf: Vec::new(),
-        cap: OUTPUT_TAIL,
-        dropped: 0,
-    };
-    if let Some(mut r) = r {
-        let mut chunk = vec![0u8; 16 * 1024];
-        while let Ok(n) = r.read(&mut chunk).await {
-            if n == 0 {
-                break;
-            }
-            t.push(&chunk[..n]);
-        }
-    }
-    t
-}
-
-/// Runs argv with `stdin_json` on stdin and `env`, killing its process group at `timeout`.
+/// Runs argv with `stdin_json` on stdin and exactly `env`, killing its process group at `timeout`.
 pub async fn execute(
     argv: &[String],
     stdin_json: &str,
     env: &[(String, String)],
     timeout: Duration,
 ) -> Execution {
-    let started = Instant::now();
-    let err = |m: String| Execution {
-        status: HookStatus::Error,
-        exit_code: None,
-        duration: started.elapsed(),
-        stdout: String::new(),
-        stderr: m,
+    use crate::process::{self, Ending, Limit};
+    let started = std::time::Instant::now();
+    let f = match process::run(
+        argv,
+        env,
+        Some(stdin_json.as_bytes().to_vec()),
+        timeout,
+        Limit::Tail(OUTPUT_TAIL),
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            return Execution {
+                status: HookStatus::Error,
+                exit_code: None,
+                duration: started.elapsed(),
+                stdout: String::new(),
+                stderr: format!(
+                    "cannot run {}: {e}",
+                    argv.first().map_or("", String::as_str)
+                ),
+            }
+        }
     };
-    let Some((prog, args)) = argv.split_first() else {
-        return err("empty command".into());
-    };
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.process_group(0).kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return err(format!("cannot run {prog}: {e}")),
-    };
-    let pgid = child.id();
-    if let Some(mut stdin) = child.stdin.take() {
-        let data = stdin_json.as_bytes().to_vec();
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&data).await;
-            let _ = stdin.shutdown().await;
-        });
+    let mut stdout = String::from_utf8_lossy(&f.stdout).into_owned();
+    if f.stdout_dropped > 0 {
+        stdout = format!("[... {} earlier bytes dropped]\n{stdout}", f.stdout_dropped);
     }
-    let out = tokio::spawn(drain(child.stdout.take()));
-    let errs = tokio::spawn(drain(child.stderr.take()));
-    let (status, code) = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(s)) => (
-            if s.success() {
+    let (status, exit_code, stderr) = match f.ending {
+        Ending::Exited { success, code } => (
+            if success {
                 HookStatus::Ok
             } else {
                 HookStatus::Failed
             },
-            s.code(),
+            code,
+            f.stderr,
         ),
-        Ok(Err(e)) => return err(format!("wait failed: {e}")),
-        Err(_) => {
-            if let Some(pid) = pgid.and_then(|p| i32::try_from(p).ok()) {
-                // SAFETY: killpg only sends a signal to the process group we created.
-                unsafe {
-                    libc::killpg(pid, libc::SIGKILL);
-                }
-            }
-            let _ = child.wait().await;
-            (HookStatus::Timeout, None)
-        }
-    };
-    // Children that outlive the hook could hold the pipes open: do not wait for them long.
-    let grace = Duration::from_secs(2);
-    let stdout = tokio::time::timeout(grace, out)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map(|t| t.text())
-        .unwrap_or_default();
-    let stderr = tokio::time::timeout(grace, errs)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map(|t| t.text())
-        .unwrap_or_default();
-    let stderr = if status == HookStatus::Timeout {
-        format!("{stderr}\n[killed after {timeout:?}]")
-    } else {
-        stderr
+        Ending::TimedOut | Ending::TooMuchOutput => (
+            HookStatus::Timeout,
+            None,
+            format!("{}\n[killed after {timeout:?}]", f.stderr),
+        ),
     };
     Execution {
         status,
-        exit_code: code,
-        duration: started.elapsed(),
+        exit_code,
+        duration: f.duration,
         stdout,
         stderr,
     }
@@ -391,7 +305,7 @@ mod tests {
             e.stdout.len()
         );
         // a hang, with a child that also hangs: both killed at the timeout
-        let t = Instant::now();
+        let t = std::time::Instant::now();
         let e = execute(
             &["sh".into(), "-c".into(), "sleep 60 & sleep 60".into()],
             "",

@@ -81,6 +81,8 @@ pub struct SourceConf {
     pub interval: Schedule,
     /// Time allowed for one read. Defaults to 10 s.
     pub timeout: Duration,
+    /// Extra environment variables for a command (the rest is cleared but PATH, HOME, LANG).
+    pub env: Vec<(String, String)>,
 }
 
 /// Whether the probe upgrades to TLS.
@@ -222,6 +224,21 @@ impl Selector {
     /// Whether a series with this name and labels is selected.
     pub fn matches(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
         name == self.name && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        if !self.labels.is_empty() {
+            let l: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            write!(f, "{{{}}}", l.join(","))?;
+        }
+        Ok(())
     }
 }
 
@@ -444,6 +461,7 @@ pub(super) fn validate(
                 Duration::from_millis(100),
                 Duration::from_secs(600),
             )?,
+            env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         });
     }
     let host = hostname();

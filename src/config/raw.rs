@@ -133,6 +133,8 @@ pub(super) struct RawSource {
     pub(super) metrics: BTreeMap<String, Spanned<String>>,
     pub(super) interval: Text,
     pub(super) timeout: Text,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,11 +15,9 @@ pub mod postqueue;
 pub mod prometheus;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
 use crate::config::{SourceConf, SourceKind};
 use crate::secret::Secret;
@@ -80,56 +78,49 @@ pub enum SourceError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs argv (no shell), returns stdout; kills the process if it runs over `timeout`.
-pub async fn run_command(argv: &[String], timeout: Duration) -> Result<String, SourceError> {
-    let (prog, args) = argv
-        .split_first()
-        .ok_or_else(|| SourceError::Command("empty command".into()))?;
-    let mut child = tokio::process::Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| SourceError::Command(format!("cannot run {prog}: {e}")))?;
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let work = async {
-        let mut o = Vec::new();
-        let mut e = Vec::new();
-        let (r1, r2) = tokio::join!(
-            async {
-                match out.as_mut() {
-                    Some(s) => s.take(64 << 20).read_to_end(&mut o).await.map(|_| ()),
-                    None => Ok(()),
-                }
-            },
-            async {
-                match err.as_mut() {
-                    Some(s) => s.take(1 << 16).read_to_end(&mut e).await.map(|_| ()),
-                    None => Ok(()),
-                }
-            }
-        );
-        r1?;
-        r2?;
-        let status = child.wait().await?;
-        Ok::<_, std::io::Error>((status, o, e))
-    };
-    match tokio::time::timeout(timeout, work).await {
-        Err(_) => Err(SourceError::Timeout(timeout)),
-        Ok(Err(e)) => Err(SourceError::Io(e)),
-        Ok(Ok((status, o, e))) => {
-            if !status.success() {
-                let msg = String::from_utf8_lossy(&e);
-                return Err(SourceError::Command(format!(
-                    "{prog} exited with {status}: {}",
-                    msg.trim()
-                )));
-            }
-            Ok(String::from_utf8_lossy(&o).into_owned())
+/// Most a command source may print (a `postqueue -j` of about 100,000 queued
+/// messages). More is an error, and the command is killed.
+pub const MAX_COMMAND_OUTPUT: usize = 32 << 20;
+
+/// Most an HTTP source's body may hold.
+pub const MAX_HTTP_BODY: usize = 8 << 20;
+
+/// Runs argv (no shell) with a cleared environment (plus `env`) in its own
+/// process group, returns stdout; the group is killed at `timeout` or when the
+/// output passes [`MAX_COMMAND_OUTPUT`].
+pub async fn run_command(
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<String, SourceError> {
+    use crate::process::{self, Ending, Limit};
+    let prog = argv.first().map_or("", String::as_str);
+    let f = process::run(
+        argv,
+        &process::base_env(env),
+        None,
+        timeout,
+        Limit::Fail(MAX_COMMAND_OUTPUT),
+    )
+    .await
+    .map_err(|e| SourceError::Command(format!("cannot run {prog}: {e}")))?;
+    match f.ending {
+        Ending::TimedOut => Err(SourceError::Timeout(timeout)),
+        Ending::TooMuchOutput => Err(SourceError::Command(format!(
+            "{prog} printed more than {} MiB; killed",
+            MAX_COMMAND_OUTPUT >> 20
+        ))),
+        Ending::Exited { success: false, .. } => {
+            let code = match f.ending {
+                Ending::Exited { code: Some(c), .. } => format!("exit status {c}"),
+                _ => "a signal".into(),
+            };
+            Err(SourceError::Command(format!(
+                "{prog} exited with {code}: {}",
+                f.stderr.trim()
+            )))
         }
+        Ending::Exited { success: true, .. } => Ok(String::from_utf8_lossy(&f.stdout).into_owned()),
     }
 }
 
@@ -139,11 +130,8 @@ pub async fn fetch(
     header: Option<&(String, Secret)>,
     timeout: Duration,
 ) -> Result<String, SourceError> {
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| SourceError::Http(e.to_string()))?;
-    let mut req = client.get(url.expose());
+    let client = http_client();
+    let mut req = client.get(url.expose()).timeout(timeout);
     if let Some((k, v)) = header {
         req = req.header(k.as_str(), v.expose());
     }
@@ -155,9 +143,44 @@ pub async fn fetch(
     if !resp.status().is_success() {
         return Err(SourceError::Http(format!("HTTP status {}", resp.status())));
     }
-    resp.text()
-        .await
-        .map_err(|e| SourceError::Http(redacted_http_error(&e)))
+    // Read as it comes, never more than the cap: an endpoint that streams
+    // forever ends at the cap or the timeout, not in memory.
+    let mut resp = resp;
+    let mut body = Vec::new();
+    let read = async {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| SourceError::Http(redacted_http_error(&e)))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_HTTP_BODY {
+                return Err(SourceError::Http(format!(
+                    "the response is larger than {} MiB",
+                    MAX_HTTP_BODY >> 20
+                )));
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Err(_) => return Err(SourceError::Timeout(timeout)),
+        Ok(r) => r?,
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One HTTP client for every HTTP source (connection reuse; rustls).
+fn http_client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("rblwatch/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
 }
 
 fn redacted_http_error(e: &reqwest::Error) -> String {
@@ -168,7 +191,14 @@ fn redacted_http_error(e: &reqwest::Error) -> String {
     } else if e.is_decode() || e.is_body() {
         "bad response body".into()
     } else {
-        "request failed".into()
+        // the error's own words and causes, with the URL (which may hold a token) removed
+        let mut msg = String::from("request failed");
+        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        msg
     }
 }
 
@@ -194,11 +224,14 @@ pub fn pick_json(text: &str, values: &BTreeMap<String, String>) -> Result<Vec<Sa
 pub async fn read(src: &SourceConf, now: i64) -> Result<Vec<Sample>, SourceError> {
     let t = src.timeout;
     match &src.kind {
-        SourceKind::Postfix { command } => {
-            Ok(postqueue::parse(&run_command(command, t).await?, now)?)
+        SourceKind::Postfix { command } => Ok(postqueue::parse(
+            &run_command(command, &src.env, t).await?,
+            now,
+        )?),
+        SourceKind::Exim { command } => Ok(exim::parse(&run_command(command, &src.env, t).await?)?),
+        SourceKind::Command { command } => {
+            Ok(command::parse(&run_command(command, &src.env, t).await?)?)
         }
-        SourceKind::Exim { command } => Ok(exim::parse(&run_command(command, t).await?)?),
-        SourceKind::Command { command } => Ok(command::parse(&run_command(command, t).await?)?),
         SourceKind::HttpJson {
             url,
             header,
@@ -212,7 +245,13 @@ pub async fn read(src: &SourceConf, now: i64) -> Result<Vec<Sample>, SourceError
             let text = fetch(url, header.as_ref(), t).await?;
             let mut out = Vec::new();
             for (name, sel) in metrics {
-                let v = prometheus::pick(&text, sel)?.unwrap_or(0.0);
+                // no series at all is an error (a typo, a renamed metric), never a 0
+                let v = prometheus::pick(&text, sel)?.ok_or_else(|| {
+                    SourceError::Parse(ParseError::new(
+                        1,
+                        format!("no series matches {name} = {sel}"),
+                    ))
+                })?;
                 out.push(Sample::new(name, v));
             }
             Ok(out)
@@ -230,7 +269,12 @@ mod tests {
     #[tokio::test]
     async fn a_hanging_command_is_killed_at_its_timeout() {
         let started = std::time::Instant::now();
-        let r = run_command(&["sleep".into(), "30".into()], Duration::from_millis(300)).await;
+        let r = run_command(
+            &["sleep".into(), "30".into()],
+            &[],
+            Duration::from_millis(300),
+        )
+        .await;
         assert!(matches!(r, Err(SourceError::Timeout(_))), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
     }
@@ -239,13 +283,14 @@ mod tests {
     async fn failing_commands_are_clear_errors() {
         let r = run_command(
             &["sh".into(), "-c".into(), "echo oops >&2; exit 3".into()],
+            &[],
             Duration::from_secs(5),
         )
         .await;
         let e = r.unwrap_err().to_string();
         assert!(e.contains("oops") && e.contains("3"), "{e}");
         assert!(
-            run_command(&["/nonexistent/x".into()], Duration::from_secs(1))
+            run_command(&["/nonexistent/x".into()], &[], Duration::from_secs(1))
                 .await
                 .is_err()
         );

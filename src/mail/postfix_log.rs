@@ -62,34 +62,81 @@ pub struct LogPosition {
     pub inode: u64,
     /// Byte offset after the last complete line read.
     pub offset: u64,
+    /// The offset is inside a line longer than one read: the rest of that line
+    /// is skipped (a line that never ends must not be re-read forever).
+    #[serde(default)]
+    pub skipping: bool,
 }
+
+/// Bytes read per call at most; the rest is picked up next time.
+pub const MAX_READ: usize = 64 << 20;
 
 /// Reads the complete lines added since `pos`.
 ///
 /// * no position yet: starts at the end (history is not counted as new);
 /// * a new inode (rotation) or a shorter file (truncation): starts at 0.
 pub fn read_new(path: &Path, pos: Option<LogPosition>) -> std::io::Result<(String, LogPosition)> {
+    read_capped(path, pos, MAX_READ)
+}
+
+/// [`read_new`] with a chosen read size (tests use a small one).
+pub fn read_capped(
+    path: &Path,
+    pos: Option<LogPosition>,
+    cap: usize,
+) -> std::io::Result<(String, LogPosition)> {
     use std::os::unix::fs::MetadataExt;
     let mut f = std::fs::File::open(path)?;
     let meta = f.metadata()?;
     let (inode, len) = (meta.ino(), meta.len());
-    let start = match pos {
-        None => return Ok((String::new(), LogPosition { inode, offset: len })),
-        Some(p) if p.inode != inode || p.offset > len => 0,
-        Some(p) => p.offset,
+    let (start, mut skipping) = match pos {
+        None => {
+            return Ok((
+                String::new(),
+                LogPosition {
+                    inode,
+                    offset: len,
+                    skipping: false,
+                },
+            ))
+        }
+        Some(p) if p.inode != inode || p.offset > len => (0, false),
+        Some(p) => (p.offset, p.skipping),
     };
     f.seek(SeekFrom::Start(start))?;
-    // Read at most 64 MiB per call; the rest is picked up next time.
     let mut buf = Vec::new();
-    f.take(64 << 20).read_to_end(&mut buf)?;
-    let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    buf.truncate(complete);
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    f.take(cap as u64).read_to_end(&mut buf)?;
+    let mut from = 0;
+    if skipping {
+        // the tail of an overlong line: drop it up to its newline
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                from = i + 1;
+                skipping = false;
+            }
+            None => from = buf.len(),
+        }
+    }
+    let complete = buf[from..]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(from, |i| from + i + 1);
+    let mut consumed = complete;
+    if complete == from && buf.len() - from >= cap && !skipping {
+        // a whole read without a newline: skip this line instead of re-reading it forever
+        tracing::warn!(file = %path.display(), bytes = buf.len() - from, "a log line longer than one read is skipped");
+        consumed = buf.len();
+        skipping = true;
+    } else if skipping {
+        consumed = buf.len();
+    }
+    let text = String::from_utf8_lossy(&buf[from..complete]).into_owned();
     Ok((
         text,
         LogPosition {
             inode,
-            offset: start + complete as u64,
+            offset: start + consumed as u64,
+            skipping,
         },
     ))
 }
@@ -120,6 +167,26 @@ Nov 23 03:09:10 mx postfix/smtpd[15559]: NOQUEUE: reject: RCPT from unknown[127.
             }
         );
         assert_eq!(count("garbage\n\u{0}\u{1}binary"), LogCounts::default());
+    }
+
+    /// Issue 13: a line longer than one read used to be re-read forever.
+    #[test]
+    fn an_overlong_line_is_skipped_not_reread_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("maillog");
+        std::fs::write(&p, "").unwrap();
+        let (_, mut pos) = read_capped(&p, None, 16).unwrap();
+        let long = "x".repeat(100);
+        std::fs::write(&p, format!("{long}\nshort line\n")).unwrap();
+        let mut got = String::new();
+        for _ in 0..20 {
+            let (t, next) = read_capped(&p, Some(pos), 16).unwrap();
+            got.push_str(&t);
+            pos = next;
+        }
+        assert_eq!(got, "short line\n");
+        assert_eq!(pos.offset, 112);
+        assert!(!pos.skipping);
     }
 
     #[test]

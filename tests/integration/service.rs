@@ -612,3 +612,198 @@ command = [{hook:?}]
         .unwrap();
     assert!(summary.contains("interrupted"), "{summary}");
 }
+
+/// An HTTP endpoint that sends a Prometheus body that never ends (a byte at a time, forever).
+fn endless_body_server() -> u16 {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut s = s;
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+                    head.push(b[0]);
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100000000000\r\n\r\n# HELP x y\n");
+                loop {
+                    if s.write_all(b"# ").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Issue 13, the fault battery: a source command that hangs, one that prints
+/// 100 MB, a Prometheus endpoint that never ends its body, one whose selector
+/// matches nothing, a refusing webhook and one answering 500. Each is
+/// contained, recorded and alerted (through the channel that works), and the
+/// healthy source goes on being read every second.
+#[test]
+fn faulty_sources_and_channels_are_contained_recorded_and_alerted() {
+    let dir = tempfile::tempdir().unwrap();
+    let endless = endless_body_server();
+    let prom = HttpFixture::serve(vec![("/metrics", "text/plain", "some_metric 5\n".into())]);
+    let http500 = HttpFixture::serve(vec![]); // every path: 404
+    let good = HttpFixture::serve(vec![("/good", "text/plain", "ok".into())]);
+    let refused = crate::util::free_tcp_port();
+    let text = format!(
+        r#"[daemon]
+database = "rblwatch.db"
+
+[web]
+enabled = false
+
+[alerting]
+group_window = "0s"
+timeout = "2s"
+
+[[sources]]
+name = "healthy"
+kind = "command"
+command = ["echo", "7"]
+interval = "1s"
+
+[[sources]]
+name = "hangs"
+kind = "command"
+command = ["sleep", "600"]
+interval = "1s"
+timeout = "1s"
+
+[[sources]]
+name = "floods"
+kind = "command"
+command = ["sh", "-c", "head -c 100000000 /dev/zero"]
+interval = "2s"
+timeout = "20s"
+
+[[sources]]
+name = "endless"
+kind = "prometheus"
+url = "http://127.0.0.1:{endless}/metrics"
+metrics = {{ x = "some_metric" }}
+interval = "1s"
+timeout = "2s"
+
+[[sources]]
+name = "nomatch"
+kind = "prometheus"
+url = "http://127.0.0.1:{prom}/metrics"
+metrics = {{ x = "metric_that_is_not_there" }}
+interval = "1s"
+
+[[alerts]]
+name = "refused"
+kind = "webhook"
+url = "http://127.0.0.1:{refused}/x"
+
+[[alerts]]
+name = "http-error"
+kind = "webhook"
+url = "http://127.0.0.1:{e500}/x"
+
+[[alerts]]
+name = "good"
+kind = "webhook"
+url = "http://127.0.0.1:{good}/good"
+"#,
+        prom = prom.port,
+        e500 = http500.port,
+        good = good.port,
+    );
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut d = Daemon::start(&cfg);
+    let t = Duration::from_secs(40);
+    wait_for("source_failed for every faulty source", t, || {
+        let c = db(dir.path());
+        let mut st = c
+            .prepare(
+                "SELECT json_extract(subject, '$.name') FROM events WHERE kind = 'source_failed'",
+            )
+            .ok()?;
+        let names: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        ["hangs", "floods", "endless", "nomatch"]
+            .iter()
+            .all(|n| names.iter().any(|x| x == n))
+            .then_some(())
+    });
+    let c = db(dir.path());
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM events WHERE kind = 'source_failed' AND json_extract(subject, '$.name') = 'hangs'"
+        ),
+        1,
+        "alerted once, not at every read"
+    );
+    let why = |n: &str| -> String {
+        c.query_row(
+            "SELECT json_extract(details, '$.why') FROM events WHERE kind = 'source_failed' AND json_extract(subject, '$.name') = ?1",
+            [n],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(why("hangs").contains("timed out"), "{}", why("hangs"));
+    assert!(why("floods").contains("MiB"), "{}", why("floods"));
+    assert!(why("endless").contains("timed out"), "{}", why("endless"));
+    assert!(
+        why("nomatch").contains("no series matches"),
+        "{}",
+        why("nomatch")
+    );
+    // the healthy source went on, every second
+    wait_for("the healthy source to go on", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'healthy'",
+        ) >= 6)
+            .then_some(())
+    });
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'nomatch'"
+        ),
+        0,
+        "no made-up zero"
+    );
+    // the broken channels are alerted through the good one
+    let kinds: Vec<String> = wait_for("alert_failed at the good channel", t, || {
+        let bodies = good.bodies();
+        let failing: Vec<String> = bodies
+            .iter()
+            .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+            .flat_map(|v| v["events"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["kind"] == "alert_failed")
+            .map(|e| e["subject"]["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        (failing.contains(&"refused".to_string()) && failing.contains(&"http-error".to_string()))
+            .then_some(failing)
+    });
+    assert!(!kinds.contains(&"good".to_string()));
+    let last_error: String = c
+        .query_row(
+            "SELECT last_error FROM alert_outbox WHERE channel = 'http-error' ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(last_error.contains("HTTP status 404"), "{last_error}");
+    // no secret in the log: the URLs are not printed
+    assert!(!d.log().contains(&format!("127.0.0.1:{refused}/x")));
+    assert!(d.child.try_wait().unwrap().is_none(), "still running");
+}
