@@ -37,13 +37,6 @@ pub struct HistoryArgs {
     pub json: bool,
 }
 
-/// Formats a unix time for people (UTC).
-pub fn fmt_time(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| t.to_string())
-}
-
 pub(super) async fn daemon(cfg_path: Option<&Path>, a: DaemonArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(cfg_path, true)?;
     let mode = if a.once { Mode::Once } else { Mode::Service };
@@ -73,18 +66,28 @@ pub(super) async fn daemon(cfg_path: Option<&Path>, a: DaemonArgs) -> anyhow::Re
 
 pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(cfg_path, true)?;
-    let st = Store::open(&cfg.daemon.database)?;
-    let (last, health, pairs) = st
-        .call(|c| {
+    // read-only: `status` beside a running daemon never takes the write lock
+    let db = store::ReadPool::new(&cfg.daemon.database);
+    let (last, health, pairs, mail, probes) = db
+        .read(|c| {
             Ok((
                 store::last_sweep(c)?,
                 store::load_health(c)?,
                 store::load_pairs(c)?,
+                store::latest_samples(c)?,
+                store::latest_probes(c)?,
             ))
         })
         .await?;
     if a.json {
-        let v = serde_json::json!({ "last_sweep": last, "list_health": health, "pairs": pairs });
+        // the same figures the API's /api/v1/status carries
+        let mail: Vec<serde_json::Value> = mail
+            .iter()
+            .map(|(source, metric, at, value)| {
+                serde_json::json!({ "source": source, "metric": metric, "at": at, "value": value })
+            })
+            .collect();
+        let v = serde_json::json!({ "last_sweep": last, "list_health": health, "pairs": pairs, "mail": mail, "probes": probes });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -92,7 +95,7 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
         Some(s) => println!(
             "last sweep #{}: {} ({} ms): {} targets, {} pairs, {} listed, {} errors, {} unknown, {} lists unhealthy",
             s.id,
-            fmt_time(s.finished_at.unwrap_or(s.started_at)),
+            crate::time::fmt_time(s.finished_at.unwrap_or(s.started_at)),
             s.duration_ms.unwrap_or(0),
             s.counts.targets,
             s.counts.pairs,
@@ -119,13 +122,32 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
             p.target,
             p.list,
             p.state.name(),
-            fmt_time(p.since),
+            crate::time::fmt_time(p.since),
             terminal_safe(&p.details.txt.join(" | "), 80)
         );
     }
     let suspected = pairs.iter().filter(|p| !p.state.is_listed()).count();
     if suspected > 0 {
         println!("{suspected} pairs suspected (awaiting confirmation)");
+    }
+    if !mail.is_empty() {
+        println!("\nmail telemetry (latest):");
+        for (source, metric, at, value) in &mail {
+            println!(
+                "  {:<40} {value:>12}  {}",
+                format!("{source}.{metric}"),
+                crate::time::fmt_time(*at)
+            );
+        }
+    }
+    for p in &probes {
+        println!(
+            "\nprobe {} at {}: {} ({})",
+            p["domain"].as_str().unwrap_or(""),
+            p["server"].as_str().unwrap_or(""),
+            p["verdict"].as_str().unwrap_or(""),
+            terminal_safe(p["why"].as_str().unwrap_or(""), 160)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -162,12 +184,12 @@ pub(super) async fn history(cfg_path: Option<&Path>, a: HistoryArgs) -> anyhow::
     for p in &periods {
         let end = p
             .ended_at
-            .map(fmt_time)
+            .map(crate::time::fmt_time)
             .unwrap_or_else(|| "still listed".into());
         println!(
             "  {:<20} {} .. {}{}  {}",
             p.list,
-            fmt_time(p.started_at),
+            crate::time::fmt_time(p.started_at),
             end,
             if p.baseline {
                 " (already listed at first sweep)"
@@ -181,7 +203,7 @@ pub(super) async fn history(cfg_path: Option<&Path>, a: HistoryArgs) -> anyhow::
     for e in &events {
         println!(
             "  {}  {:<16} {}",
-            fmt_time(e.at),
+            crate::time::fmt_time(e.at),
             e.kind.as_str(),
             terminal_safe(&e.summary, 120)
         );

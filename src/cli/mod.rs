@@ -8,8 +8,6 @@ mod lists;
 mod probe_cmd;
 pub mod text;
 
-pub use daemon_cmd::fmt_time;
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -75,6 +73,15 @@ pub enum ConfigCmd {
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Command::Daemon(_)) {
+        // `rblwatch lists --all | head`: a closed pipe ends a one-shot command
+        // quietly, like any Unix tool, instead of a panic in println!. The daemon
+        // keeps SIGPIPE ignored: a hook that closes its stdin must not kill it.
+        // SAFETY: resetting a signal disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_tracing(cli.verbose);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -221,3 +221,19 @@ fn terminal_escapes_in_txt_are_neutralised() {
     );
     assert!(!std::path::Path::new("/tmp/rblwatch-pwned").exists());
 }
+
+/// Issue 13: `rblwatch lists --all | head` ended in a panic on the broken pipe.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} lists --all | head -1",
+            env!("CARGO_BIN_EXE_rblwatch")
+        ))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!e.contains("panicked") && !e.contains("Broken pipe"), "{e}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+}

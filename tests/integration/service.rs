@@ -216,6 +216,16 @@ url = "http://127.0.0.1:{hport}/hook"
         pos("rndr_vulnerable_cleared") < pos("ndr_spike_cleared"),
         "{flat:?}"
     );
+    // `status --json` beside the running daemon carries the mail figures and probes, as the API does
+    let o = crate::util::rblwatch(&["status", "--json", "-C", cfg.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&crate::util::stdout(&o)).unwrap();
+    let mail = v["mail"].as_array().unwrap();
+    assert!(
+        mail.iter()
+            .any(|m| m["source"] == "mx" && m["metric"] == "queue_depth"),
+        "{v}"
+    );
+    assert!(v["probes"][0]["verdict"].is_string(), "{}", v["probes"]);
     // one daemon did all of it
     assert!(d.child.try_wait().unwrap().is_none(), "still running");
 }
