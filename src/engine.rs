@@ -207,7 +207,11 @@ impl Engine {
     }
 
     /// Health of every list, in list order (all lists checked concurrently).
+    ///
+    /// It also replaces the client's sockets first: every sweep (which starts
+    /// with a health check) uses fresh source ports.
     pub async fn check_health(&self) -> Vec<ListHealth> {
+        self.client.rotate().await;
         let checks = (0..self.lists.len()).map(|li| async move {
             let tp = &self.lists[li].def.test_points;
             let (pos, neg) = futures::join!(self.query(li, &tp.listed), self.query(li, &tp.not_listed));

@@ -244,6 +244,7 @@ returns = [
             txt: vec![],
             truncated: false,
             ttl: None,
+            neg_ttl: None,
         })
     }
 

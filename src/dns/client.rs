@@ -1,15 +1,25 @@
 //! A lean DNS client: queries multiplexed over a few connected UDP sockets.
 //!
-//! Each socket has one receiver task that routes answers to waiting queries
-//! by message id; the query itself checks the echoed question, so a late or
-//! spoofed answer for another name is dropped. Retries rotate through the
-//! configured name servers. A truncated answer is retried over TCP once, and
-//! if the server has no TCP (rbldnsd has none) the partial answer is kept.
+//! Built not to be fooled by a blind spoofer (issue 14):
+//! * message ids come from a CSPRNG (`rand`'s thread RNG, ChaCha-based), and
+//!   the sockets (so the source ports) are replaced by [`DnsClient::rotate`],
+//!   which the engine calls before every sweep and health check;
+//! * a datagram is handed to a waiting query only if it is a response whose
+//!   question section echoes the query's exactly (one question, same name,
+//!   type and class): anything else is counted as stray and dropped, and the
+//!   query keeps waiting, so a spoofed header that arrives first never wins;
+//! * a truncated answer is retried over TCP; if that fails the query fails
+//!   (the verdict is `unknown`), never "no records".
+//!
+//! Each socket has one receiver task that routes answers by message id.
+//! Retries rotate through the configured name servers. Sockets are opened
+//! lazily: a server that cannot be reached (no route) fails its queries with
+//! a network error instead of failing the daemon at start.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,7 +27,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use super::wire::{decode_answer, encode_query, id_of, question};
+use super::wire::{decode_answer, echoes_question, encode_query, id_of, question};
 use super::{QType, QueryError, Response};
 
 /// How the client talks to name servers.
@@ -32,6 +42,9 @@ pub struct ClientConfig {
     /// UDP sockets per server. Defaults to 4: enough to spread receive work
     /// over the runtime's threads, few enough to stay light on the server.
     pub sockets_per_server: usize,
+    /// Ask for recursion (RD). Defaults to true (a recursive resolver); false
+    /// when asking a list's authoritative servers directly.
+    pub recursion: bool,
 }
 
 impl ClientConfig {
@@ -42,6 +55,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(2),
             retries: 1,
             sockets_per_server: 4,
+            recursion: true,
         }
     }
 }
@@ -55,13 +69,22 @@ pub struct ClientStats {
     pub answered: AtomicU64,
     /// Attempts that timed out.
     pub timeouts: AtomicU64,
-    /// Datagrams dropped because no query waited for them or the question did not match.
+    /// Datagrams dropped: no query waited for their id, or they did not echo its question.
     pub stray: AtomicU64,
+    /// Truncated answers retried over TCP.
+    pub tcp_fallbacks: AtomicU64,
+}
+
+/// A query waiting for its answer.
+struct Waiter {
+    /// The question section the answer must echo.
+    question: Vec<u8>,
+    tx: oneshot::Sender<Vec<u8>>,
 }
 
 struct Shared {
     sock: UdpSocket,
-    pending: Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>,
+    pending: Mutex<HashMap<u16, Waiter>>,
 }
 
 struct Channel {
@@ -75,9 +98,12 @@ impl Drop for Channel {
     }
 }
 
+/// One generation of sockets to a server, or why there is none.
+type SocketSet = Arc<Result<Vec<Channel>, String>>;
+
 struct Server {
     addr: SocketAddr,
-    channels: Vec<Channel>,
+    sockets: RwLock<SocketSet>,
     next: AtomicUsize,
 }
 
@@ -87,6 +113,8 @@ pub struct DnsClient {
     servers: Arc<Vec<Server>>,
     timeout: Duration,
     retries: u32,
+    per_server: usize,
+    recursion: bool,
     stats: Arc<ClientStats>,
 }
 
@@ -100,8 +128,34 @@ impl std::fmt::Debug for DnsClient {
     }
 }
 
+async fn open_sockets(addr: SocketAddr, n: usize, stats: &Arc<ClientStats>) -> SocketSet {
+    let mut channels = Vec::new();
+    for _ in 0..n.max(1) {
+        let bind: SocketAddr = if addr.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let sock = match UdpSocket::bind(bind).await {
+            Ok(s) => s,
+            Err(e) => return Arc::new(Err(format!("cannot open a UDP socket: {e}"))),
+        };
+        if let Err(e) = sock.connect(addr).await {
+            return Arc::new(Err(format!("cannot reach {addr}: {e}")));
+        }
+        let shared = Arc::new(Shared {
+            sock,
+            pending: Mutex::new(HashMap::new()),
+        });
+        let reader = tokio::spawn(read_loop(shared.clone(), stats.clone())).abort_handle();
+        channels.push(Channel { shared, reader });
+    }
+    Arc::new(Ok(channels))
+}
+
 impl DnsClient {
-    /// Opens the sockets. Must be called inside a tokio runtime.
+    /// Opens the sockets. Must be called inside a tokio runtime. Fails only
+    /// without servers: an unreachable server fails its queries instead.
     pub async fn new(cfg: &ClientConfig) -> std::io::Result<Self> {
         if cfg.servers.is_empty() {
             return Err(std::io::Error::other("no name servers configured"));
@@ -109,25 +163,13 @@ impl DnsClient {
         let stats = Arc::new(ClientStats::default());
         let mut servers = Vec::new();
         for &addr in &cfg.servers {
-            let mut channels = Vec::new();
-            for _ in 0..cfg.sockets_per_server.max(1) {
-                let bind: SocketAddr = if addr.is_ipv4() {
-                    ([0, 0, 0, 0], 0).into()
-                } else {
-                    ([0u16; 8], 0).into()
-                };
-                let sock = UdpSocket::bind(bind).await?;
-                sock.connect(addr).await?;
-                let shared = Arc::new(Shared {
-                    sock,
-                    pending: Mutex::new(HashMap::new()),
-                });
-                let reader = tokio::spawn(read_loop(shared.clone(), stats.clone())).abort_handle();
-                channels.push(Channel { shared, reader });
+            let set = open_sockets(addr, cfg.sockets_per_server, &stats).await;
+            if let Err(e) = set.as_ref() {
+                tracing::warn!(server = %addr, error = %e, "name server not reachable now; its queries fail until it is");
             }
             servers.push(Server {
                 addr,
-                channels,
+                sockets: RwLock::new(set),
                 next: AtomicUsize::new(0),
             });
         }
@@ -135,6 +177,8 @@ impl DnsClient {
             servers: Arc::new(servers),
             timeout: cfg.timeout,
             retries: cfg.retries,
+            per_server: cfg.sockets_per_server,
+            recursion: cfg.recursion,
             stats,
         })
     }
@@ -144,16 +188,34 @@ impl DnsClient {
         &self.stats
     }
 
+    /// The servers asked.
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        self.servers.iter().map(|s| s.addr).collect()
+    }
+
+    /// Replaces every socket (new source ports). Queries in flight finish on
+    /// the old ones; a server that was unreachable is tried again.
+    pub async fn rotate(&self) {
+        for s in self.servers.iter() {
+            let set = open_sockets(s.addr, self.per_server, &self.stats).await;
+            match s.sockets.write() {
+                Ok(mut g) => *g = set,
+                Err(p) => *p.into_inner() = set,
+            }
+        }
+    }
+
     /// Asks for `qtype` records of `qname`, with retries.
     pub async fn query(&self, qname: &str, qtype: QType) -> Result<Response, QueryError> {
         let mut buf = Vec::with_capacity(96);
-        encode_query(0, qname, qtype, &mut buf)?;
+        encode_query(0, qname, qtype, self.recursion, &mut buf)?;
         let mut last = QueryError::Timeout;
         for attempt in 0..=self.retries {
             let server = &self.servers[attempt as usize % self.servers.len()];
             match self.attempt(server, &mut buf).await {
-                Ok(r) if r.truncated && qtype == QType::Txt => {
-                    return Ok(self.tcp_fallback(server.addr, &buf).await.unwrap_or(r));
+                Ok(r) if r.truncated => {
+                    self.stats.tcp_fallbacks.fetch_add(1, Ordering::Relaxed);
+                    return self.tcp_fallback(server.addr, &buf).await;
                 }
                 Ok(r) => return Ok(r),
                 Err(e) => last = e,
@@ -163,22 +225,36 @@ impl DnsClient {
     }
 
     async fn attempt(&self, server: &Server, buf: &mut [u8]) -> Result<Response, QueryError> {
-        let n = server.next.fetch_add(1, Ordering::Relaxed) % server.channels.len();
-        let ch = &server.channels[n].shared;
+        let set: SocketSet = match server.sockets.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let channels = set
+            .as_ref()
+            .as_ref()
+            .map_err(|e| QueryError::Network(e.clone()))?;
+        let n = server.next.fetch_add(1, Ordering::Relaxed) % channels.len();
+        let ch = &channels[n].shared;
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut p = ch
                 .pending
                 .lock()
                 .map_err(|_| QueryError::Network("poisoned lock".into()))?;
-            let mut id = fastrand::u16(..);
+            let mut id: u16 = rand::random();
             while p.contains_key(&id) {
-                id = fastrand::u16(..);
+                id = rand::random();
             }
-            p.insert(id, tx);
+            buf[..2].copy_from_slice(&id.to_be_bytes());
+            p.insert(
+                id,
+                Waiter {
+                    question: question(buf).to_vec(),
+                    tx,
+                },
+            );
             id
         };
-        buf[..2].copy_from_slice(&id.to_be_bytes());
         let _guard = Unregister { ch, id };
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = ch.sock.send(buf).await {
@@ -197,22 +273,37 @@ impl DnsClient {
         }
     }
 
-    async fn tcp_fallback(&self, addr: SocketAddr, query: &[u8]) -> Option<Response> {
+    /// The same query over TCP (a new id); an answer that fails here is an error, not "no records".
+    async fn tcp_fallback(&self, addr: SocketAddr, query: &[u8]) -> Result<Response, QueryError> {
+        let mut q = query.to_vec();
+        let id: u16 = rand::random();
+        q[..2].copy_from_slice(&id.to_be_bytes());
         let fut = async {
-            let mut s = TcpStream::connect(addr).await.ok()?;
-            let len = u16::try_from(query.len()).ok()?;
-            s.write_all(&len.to_be_bytes()).await.ok()?;
-            s.write_all(query).await.ok()?;
+            let mut s = TcpStream::connect(addr).await.map_err(|e| {
+                QueryError::Truncated(format!("no TCP to {addr} for the truncated answer: {e}"))
+            })?;
+            let io = |e: std::io::Error| QueryError::Truncated(format!("TCP to {addr}: {e}"));
+            let len = u16::try_from(q.len()).map_err(|_| QueryError::BadName("too long".into()))?;
+            s.write_all(&len.to_be_bytes()).await.map_err(io)?;
+            s.write_all(&q).await.map_err(io)?;
             let mut l = [0u8; 2];
-            s.read_exact(&mut l).await.ok()?;
+            s.read_exact(&mut l).await.map_err(io)?;
             let mut packet = vec![0u8; u16::from_be_bytes(l) as usize];
-            s.read_exact(&mut packet).await.ok()?;
-            if id_of(&packet) != id_of(query) {
-                return None;
+            s.read_exact(&mut packet).await.map_err(io)?;
+            if id_of(&packet) != Some(id) || !echoes_question(&packet, question(&q)) {
+                return Err(QueryError::Truncated(
+                    "the TCP answer does not match the query".into(),
+                ));
             }
-            decode_answer(&packet, question(query)).ok()
+            let r = decode_answer(&packet, question(&q))?;
+            if r.truncated {
+                return Err(QueryError::Truncated("truncated over TCP too".into()));
+            }
+            Ok(r)
         };
-        tokio::time::timeout(self.timeout, fut).await.ok().flatten()
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .unwrap_or_else(|_| Err(QueryError::Truncated(format!("TCP to {addr} timed out"))))
     }
 }
 
@@ -242,11 +333,25 @@ async fn read_loop(shared: Arc<Shared>, stats: Arc<ClientStats>) {
             }
         };
         let packet = &buf[..n];
-        let Some(id) = id_of(packet) else { continue };
-        let waiter = shared.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        let Some(id) = id_of(packet) else {
+            stats.stray.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        // Only a response echoing the waiting query's question is delivered; a
+        // spoofed or stray datagram leaves the query waiting for the real one.
+        let waiter = shared.pending.lock().ok().and_then(|mut p| {
+            let ok = p
+                .get(&id)
+                .is_some_and(|w| echoes_question(packet, &w.question));
+            if ok {
+                p.remove(&id)
+            } else {
+                None
+            }
+        });
         match waiter {
-            Some(tx) => {
-                let _ = tx.send(packet.to_vec());
+            Some(w) => {
+                let _ = w.tx.send(packet.to_vec());
             }
             None => {
                 stats.stray.fetch_add(1, Ordering::Relaxed);

@@ -78,6 +78,8 @@ pub struct Response {
     pub truncated: bool,
     /// Smallest TTL of the answer records.
     pub ttl: Option<u32>,
+    /// How long a negative answer may be cached (the SOA in the authority section).
+    pub neg_ttl: Option<u32>,
 }
 
 /// Why no response was obtained.
@@ -95,6 +97,9 @@ pub enum QueryError {
     /// The query name cannot be encoded.
     #[error("bad query name: {0}")]
     BadName(String),
+    /// The answer was truncated and the full one could not be fetched over TCP.
+    #[error("truncated answer: {0}")]
+    Truncated(String),
 }
 
 /// The record types rblwatch asks for.

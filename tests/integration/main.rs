@@ -8,6 +8,7 @@ mod catalog;
 mod cli;
 mod config;
 mod daemon;
+mod deploy;
 mod dnsbl;
 mod lab;
 mod mail;
