@@ -20,7 +20,9 @@ use crate::catalog::{Catalog, ListDef};
 use crate::config::Config;
 use crate::dns::qname::query_name;
 use crate::dns::{DnsClient, QType};
-use crate::health::{assess, ListHealth};
+use crate::health::{
+    assess, assess_resolver, ListCheck, ListHealth, ResolverHealth, ResolverStatus,
+};
 use crate::secret::Secret;
 use crate::target::{Target, TargetSpec};
 use crate::verdict::{classify, Verdict};
@@ -126,6 +128,15 @@ impl Default for EngineOpts {
     }
 }
 
+/// One health check: every list's health (in list order) and the resolver's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthReport {
+    /// Health of each list, in the engine's list order.
+    pub lists: Vec<ListHealth>,
+    /// Health of the resolver, judged from all lists at once.
+    pub resolver: ResolverHealth,
+}
+
 /// One verdict of a sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -168,6 +179,22 @@ impl Engine {
         &self.client
     }
 
+    /// Asks list `li` for the A records of an arbitrary name under its zone (the canary).
+    async fn query_name(&self, li: usize, qname: &str) -> Verdict {
+        let list = &self.lists[li];
+        if let Some(l) = &list.limiter {
+            l.acquire().await;
+        }
+        let a = {
+            let _permit = self.sem.acquire().await;
+            self.client.query(qname, QType::A).await
+        };
+        list.counters
+            .queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        classify(&list.def, &a)
+    }
+
     /// Asks list `li` about `t`: A first, then TXT when listed.
     pub async fn query(&self, li: usize, t: &Target) -> Verdict {
         let list = &self.lists[li];
@@ -207,21 +234,55 @@ impl Engine {
     }
 
     /// Health of every list, in list order (all lists checked concurrently).
-    ///
-    /// It also replaces the client's sockets first: every sweep (which starts
-    /// with a health check) uses fresh source ports.
     pub async fn check_health(&self) -> Vec<ListHealth> {
+        self.check().await.lists
+    }
+
+    /// Health of every list and of the resolver.
+    ///
+    /// Each list is asked about its two test points and about a random name
+    /// under its zone that cannot exist (the canary, which tells NXDOMAIN
+    /// rewriting from a listing). It also replaces the client's sockets first:
+    /// every sweep (which starts with a health check) uses fresh source ports.
+    pub async fn check(&self) -> HealthReport {
         self.client.rotate().await;
         let checks = (0..self.lists.len()).map(|li| async move {
             let tp = &self.lists[li].def.test_points;
-            let (pos, neg) = futures::join!(self.query(li, &tp.listed), self.query(li, &tp.not_listed));
+            let canary = format!(
+                "rblwatch-canary-{:016x}.{}",
+                rand::random::<u64>(),
+                self.lists[li].query_zone.expose()
+            );
+            let (pos, neg, can) = futures::join!(
+                self.query(li, &tp.listed),
+                self.query(li, &tp.not_listed),
+                self.query_name(li, &canary)
+            );
             let h = assess(&pos, &neg);
             if !h.is_healthy() {
                 tracing::warn!(list = %self.lists[li].def.id, health = h.name(), why = h.why(), "list is not healthy");
             }
-            h
+            (h, can)
         });
-        futures::future::join_all(checks).await
+        let results = futures::future::join_all(checks).await;
+        let resolver = assess_resolver(
+            &results
+                .iter()
+                .zip(&self.lists)
+                .map(|((h, c), l)| ListCheck {
+                    id: &l.def.id,
+                    health: h,
+                    canary: c,
+                })
+                .collect::<Vec<_>>(),
+        );
+        if resolver.status != ResolverStatus::Ok {
+            tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
+        }
+        HealthReport {
+            lists: results.into_iter().map(|(h, _)| h).collect(),
+            resolver,
+        }
     }
 
     /// Streams an outcome for every (target, list) pair the list kind accepts.

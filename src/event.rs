@@ -44,6 +44,10 @@ pub enum EventKind {
     SourceFailed,
     /// The source reads again.
     SourceRecovered,
+    /// The resolver's answers cannot be believed (or there are none): nothing is checked.
+    ResolverUnusable,
+    /// The resolver is usable again.
+    ResolverRecovered,
 }
 
 impl EventKind {
@@ -65,6 +69,8 @@ impl EventKind {
         EventKind::AlertRecovered,
         EventKind::SourceFailed,
         EventKind::SourceRecovered,
+        EventKind::ResolverUnusable,
+        EventKind::ResolverRecovered,
     ];
 
     /// The event's name, as used in configs, hooks and the API.
@@ -86,6 +92,8 @@ impl EventKind {
             EventKind::AlertRecovered => "alert_recovered",
             EventKind::SourceFailed => "source_failed",
             EventKind::SourceRecovered => "source_recovered",
+            EventKind::ResolverUnusable => "resolver_unusable",
+            EventKind::ResolverRecovered => "resolver_recovered",
         }
     }
 
@@ -104,7 +112,8 @@ impl EventKind {
             | EventKind::QueueSpike
             | EventKind::HookFailed
             | EventKind::AlertFailed
-            | EventKind::SourceFailed => Severity::Warning,
+            | EventKind::SourceFailed
+            | EventKind::ResolverUnusable => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -119,6 +128,7 @@ impl EventKind {
             EventKind::RndrVulnerableCleared => EventKind::RndrVulnerable,
             EventKind::AlertRecovered => EventKind::AlertFailed,
             EventKind::SourceRecovered => EventKind::SourceFailed,
+            EventKind::ResolverRecovered => EventKind::ResolverUnusable,
             _ => return None,
         })
     }
@@ -207,6 +217,11 @@ pub enum Subject {
         /// Source name.
         name: String,
     },
+    /// The resolver rblwatch asks (its diagnosis).
+    Resolver {
+        /// The name servers, e.g. `127.0.0.1:53`.
+        servers: String,
+    },
     /// Nothing in particular (the baseline summary).
     #[default]
     None,
@@ -231,6 +246,7 @@ impl Subject {
             Subject::Hook { .. } => "hook",
             Subject::Channel { .. } => "channel",
             Subject::Source { .. } => "source",
+            Subject::Resolver { .. } => "resolver",
             Subject::None => "none",
         }
     }
@@ -269,6 +285,7 @@ impl Subject {
             Subject::Hook { name } | Subject::Channel { name } | Subject::Source { name } => {
                 Some(name)
             }
+            Subject::Resolver { servers } => Some(servers),
             Subject::None => None,
         }
     }
@@ -283,6 +300,7 @@ impl Subject {
             Subject::Hook { name } => format!("hook:{name}"),
             Subject::Channel { name } => format!("channel:{name}"),
             Subject::Source { name } => format!("source:{name}"),
+            Subject::Resolver { servers } => format!("resolver:{servers}"),
             Subject::None => "none".into(),
         }
     }
@@ -298,6 +316,7 @@ impl std::fmt::Display for Subject {
             Subject::Hook { name } => write!(f, "hook {name}"),
             Subject::Channel { name } => write!(f, "alert channel {name}"),
             Subject::Source { name } => write!(f, "source {name}"),
+            Subject::Resolver { servers } => write!(f, "resolver {servers}"),
             Subject::None => Ok(()),
         }
     }
@@ -427,6 +446,12 @@ impl Event {
             EventKind::SourceFailed | EventKind::SourceRecovered => (
                 Subject::Source { name: "mx".into() },
                 serde_json::json!({"why": "sample"}),
+            ),
+            EventKind::ResolverUnusable | EventKind::ResolverRecovered => (
+                Subject::Resolver {
+                    servers: "127.0.0.1:53".into(),
+                },
+                serde_json::json!({"status": "unusable", "why": "sample", "fix": "sample"}),
             ),
             EventKind::Baseline => (Subject::None, serde_json::json!({})),
         };

@@ -1,9 +1,14 @@
-//! List health from the RFC 5782 test points (pure).
+//! List health from the RFC 5782 test points, and the resolver's (pure).
 //!
 //! Every run asks each list about its "must be listed" and "must not be
 //! listed" test points before trusting it. A list that is dead, lists the
 //! world, blocks us or cannot be reached still has its answers reported, but
 //! they never count as listings.
+//!
+//! The same check judges the resolver ([`assess_resolver`]): when most lists
+//! fail at once, or random names that cannot exist get answers, the cause is
+//! the resolver, and saying "35 lists are dead" would send the postmaster to
+//! the wrong place.
 
 use serde::Serialize;
 
@@ -122,6 +127,164 @@ pub fn assess(positive: &Verdict, negative: &Verdict) -> ListHealth {
     ListHealth::Healthy
 }
 
+/// How usable the resolver is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolverStatus {
+    /// Answers as a resolver must.
+    Ok,
+    /// Usable, but some lists refuse it (a public or shared resolver).
+    Degraded,
+    /// Its answers cannot be believed (or there are none): nothing is checked.
+    Unusable,
+}
+
+impl ResolverStatus {
+    /// `ok`, `degraded`, `unusable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolverStatus::Ok => "ok",
+            ResolverStatus::Degraded => "degraded",
+            ResolverStatus::Unusable => "unusable",
+        }
+    }
+}
+
+/// The resolver's health: a status, why, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ResolverHealth {
+    /// The status.
+    pub status: ResolverStatus,
+    /// Why, in words.
+    pub why: String,
+    /// What to do (empty when all is well).
+    pub fix: String,
+}
+
+impl ResolverHealth {
+    fn new(status: ResolverStatus, why: String, fix: &str) -> Self {
+        ResolverHealth {
+            status,
+            why,
+            fix: fix.to_string(),
+        }
+    }
+}
+
+/// Fix for a public or shared resolver.
+pub const PUBLIC_RESOLVER_FIX: &str = "run your own recursive resolver (e.g. unbound on this host), set [resolver] mode = \"direct\" so rblwatch asks each list's own servers, or configure the lists' keys (Spamhaus DQS)";
+
+/// One list's part in the resolver's diagnosis: its health, and the answer to
+/// a random name under its zone that cannot exist (the canary).
+#[derive(Debug, Clone, Copy)]
+pub struct ListCheck<'a> {
+    /// The list's id (for messages).
+    pub id: &'a str,
+    /// Its health from the test points.
+    pub health: &'a ListHealth,
+    /// The answer for `rblwatch-canary-<random>.<zone>`.
+    pub canary: &'a Verdict,
+}
+
+/// Judges the resolver from one health check of every list (pure).
+///
+/// In order: random names that cannot exist getting addresses under most
+/// lists' zones means NXDOMAIN rewriting (unusable); every list unreachable
+/// means the resolver does not answer (unusable); most lists (three quarters,
+/// at least three) failing at once means the resolver is broken (unusable);
+/// lists refusing it as a public resolver make it degraded (unusable when
+/// all do). Otherwise list problems are the lists' own.
+pub fn assess_resolver(checks: &[ListCheck<'_>]) -> ResolverHealth {
+    use ResolverStatus::*;
+    let n = checks.len();
+    if n == 0 {
+        return ResolverHealth::new(Ok, "no list to check it with".into(), "");
+    }
+    let answered: Vec<&str> = checks
+        .iter()
+        .filter(|c| match c.canary {
+            Verdict::Listed { .. } | Verdict::Allowed { .. } => true,
+            Verdict::ListError { codes, .. } => !codes.is_empty(),
+            Verdict::Clear | Verdict::Unknown { .. } => false,
+        })
+        .map(|c| c.id)
+        .collect();
+    let reachable = checks
+        .iter()
+        .filter(|c| !matches!(c.canary, Verdict::Unknown { .. }))
+        .count();
+    if answered.len() >= 2 && answered.len() * 2 >= reachable {
+        return ResolverHealth::new(
+            Unusable,
+            format!(
+                "the resolver answers names that do not exist ({} of {reachable} random names under the lists' zones got an address): it rewrites NXDOMAIN, so no \"not listed\" can be believed",
+                answered.len()
+            ),
+            "use a resolver that does not rewrite answers: a local unbound, or [resolver] mode = \"direct\"",
+        );
+    }
+    let unreachable = checks
+        .iter()
+        .filter(|c| matches!(c.health, ListHealth::Unreachable { .. }))
+        .count();
+    if unreachable == n {
+        let why = checks.first().map_or("", |c| c.health.why());
+        return ResolverHealth::new(
+            Unusable,
+            format!("the resolver does not answer (all {n} lists: {why})"),
+            "check [resolver] nameservers (or /etc/resolv.conf) and that UDP and TCP port 53 to it are open",
+        );
+    }
+    let public: Vec<&str> = checks
+        .iter()
+        .filter(|c| {
+            matches!(c.health, ListHealth::Blocked { why }
+                if crate::catalog::ErrorCause::find_in(why) == Some(crate::catalog::ErrorCause::PublicResolver))
+        })
+        .map(|c| c.id)
+        .collect();
+    let unhealthy = checks.iter().filter(|c| !c.health.is_healthy()).count();
+    if n >= 3 && unhealthy * 4 >= n * 3 && public.len() < unhealthy {
+        let mut states: Vec<&str> = checks
+            .iter()
+            .filter(|c| !c.health.is_healthy())
+            .map(|c| c.health.name())
+            .collect();
+        states.sort_unstable();
+        states.dedup();
+        return ResolverHealth::new(
+            Unusable,
+            format!(
+                "{unhealthy} of {n} lists fail their test points at once ({}): the resolver, not the lists, is broken",
+                states.join(", ")
+            ),
+            "check the resolver: it must answer NXDOMAIN for names that do not exist and pass DNSBL answers through unchanged; or set [resolver] mode = \"direct\"",
+        );
+    }
+    if !public.is_empty() {
+        let status = if public.len() == n {
+            Unusable
+        } else {
+            Degraded
+        };
+        return ResolverHealth::new(
+            status,
+            format!(
+                "{} list(s) refuse this resolver as a public or shared one ({})",
+                public.len(),
+                public.join(", ")
+            ),
+            PUBLIC_RESOLVER_FIX,
+        );
+    }
+    let why = if unhealthy == 0 {
+        "answers as expected".to_string()
+    } else {
+        format!("answers as expected ({unhealthy} list(s) unhealthy on their own)")
+    };
+    ResolverHealth::new(Ok, why, "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +295,75 @@ mod tests {
             meanings: vec![],
             txt: vec![],
         }
+    }
+
+    fn check<'a>(id: &'a str, health: &'a ListHealth, canary: &'a Verdict) -> ListCheck<'a> {
+        ListCheck { id, health, canary }
+    }
+
+    #[test]
+    fn the_resolver_is_judged_from_all_lists_at_once() {
+        let ok = ListHealth::Healthy;
+        let dead = ListHealth::Dead { why: "x".into() };
+        let clear = Verdict::Clear;
+        let rewritten = Verdict::ListError {
+            why: "outside".into(),
+            codes: vec!["198.51.100.7".parse().unwrap()],
+        };
+        let timeout = Verdict::Unknown {
+            why: "timeout".into(),
+        };
+        let unreach = ListHealth::Unreachable {
+            why: "timeout".into(),
+        };
+        let public = ListHealth::Blocked {
+            why: "positive test point: 127.255.255.254: public resolver: x; y".into(),
+        };
+        // all fine
+        let r = assess_resolver(&[check("a", &ok, &clear), check("b", &ok, &clear)]);
+        assert_eq!(r.status, ResolverStatus::Ok);
+        // NXDOMAIN rewriting: canaries answered under most zones
+        let r = assess_resolver(&[
+            check("a", &dead, &rewritten),
+            check("b", &dead, &rewritten),
+            check("c", &ok, &clear),
+        ]);
+        assert_eq!(r.status, ResolverStatus::Unusable);
+        assert!(r.why.contains("NXDOMAIN"), "{r:?}");
+        // an NXDOMAIN-for-everything resolver: every list dead at once
+        let r = assess_resolver(&[
+            check("a", &dead, &clear),
+            check("b", &dead, &clear),
+            check("c", &dead, &clear),
+            check("d", &ok, &clear),
+        ]);
+        assert_eq!(r.status, ResolverStatus::Unusable);
+        assert!(r.why.contains("not the lists"), "{r:?}");
+        // one dead list of three is the list's problem
+        let r = assess_resolver(&[
+            check("a", &dead, &clear),
+            check("b", &ok, &clear),
+            check("c", &ok, &clear),
+        ]);
+        assert_eq!(r.status, ResolverStatus::Ok);
+        // no answer at all
+        let r = assess_resolver(&[
+            check("a", &unreach, &timeout),
+            check("b", &unreach, &timeout),
+        ]);
+        assert_eq!(r.status, ResolverStatus::Unusable);
+        assert!(r.why.contains("does not answer"), "{r:?}");
+        // a public resolver: degraded while other lists work, with the fix
+        let r = assess_resolver(&[check("zen", &public, &clear), check("b", &ok, &clear)]);
+        assert_eq!(r.status, ResolverStatus::Degraded);
+        assert!(r.why.contains("zen") && r.fix.contains("direct"), "{r:?}");
+        // a single wildcarding list is not the resolver
+        let r = assess_resolver(&[
+            check("a", &ok, &rewritten),
+            check("b", &ok, &clear),
+            check("c", &ok, &clear),
+        ]);
+        assert_eq!(r.status, ResolverStatus::Ok);
     }
 
     #[test]

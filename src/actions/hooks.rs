@@ -35,6 +35,7 @@ pub fn condition_key(e: &Event) -> String {
         Subject::Hook { name } | Subject::Channel { name } | Subject::Source { name } => {
             (String::new(), name.clone())
         }
+        Subject::Resolver { servers } => (String::new(), servers.clone()),
         Subject::None => (String::new(), String::new()),
     };
     format!("{}:{a}:{b}", raise.as_str())

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::text::terminal_safe;
 use crate::config::{parse_duration, parse_server};
 use crate::engine::{self, Engine};
-use crate::health::ListHealth;
+use crate::health::{ListHealth, ResolverHealth, ResolverStatus};
 use crate::target::{RangePolicy, Target, TargetSpec};
 use crate::verdict::{Verdict, VerdictKind};
 
@@ -75,7 +75,13 @@ struct Row {
 #[derive(Debug, Default, Serialize)]
 struct Summary {
     targets: u128,
+    /// Targets with at least one usable answer from a healthy list.
+    targets_checked: u64,
+    /// Targets no healthy list answered for (or no list covers): never clear.
+    targets_unchecked: u64,
     pairs: u64,
+    /// Pairs without a usable answer (unknown, error, or an unhealthy list's): never clear.
+    pairs_unchecked: u64,
     listed: u64,
     listed_uncounted: u64,
     clear: u64,
@@ -161,7 +167,21 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
         anyhow::bail!("no list to query (all excluded, retired or missing keys)");
     }
 
-    let health = engine.check_health().await;
+    let report = engine.check().await;
+    let resolver = report.resolver.clone();
+    let usable = resolver.status != ResolverStatus::Unusable;
+    // An unusable resolver checks nothing: no target is asked, all stay unchecked.
+    let health: Vec<ListHealth> = if usable {
+        report.lists.clone()
+    } else {
+        report
+            .lists
+            .iter()
+            .map(|_| ListHealth::Unreachable {
+                why: "not queried: the resolver is unusable".into(),
+            })
+            .collect()
+    };
     let targets: u128 = specs.iter().map(|s| s.len()).sum();
     let show = a.show.unwrap_or(if targets <= 16 {
         Show::All
@@ -172,18 +192,24 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
         targets,
         ..Summary::default()
     };
-    sum.lists_healthy = health.iter().filter(|h| h.is_healthy()).count();
-    sum.lists_unhealthy = health.len() - sum.lists_healthy;
+    sum.lists_healthy = report.lists.iter().filter(|h| h.is_healthy()).count();
+    sum.lists_unhealthy = report.lists.len() - sum.lists_healthy;
     let mut rows = Vec::new();
-    let mut healthy_unknown = 0u64;
-    let mut healthy_pairs = 0u64;
+    // which targets got a usable answer from a healthy list
+    let mut checked: std::collections::HashSet<Target> = std::collections::HashSet::new();
     {
         let mut outcomes = engine.sweep(&specs, &health);
         while let Some(o) = outcomes.next().await {
             let counted = health[o.list].is_healthy();
             sum.pairs += 1;
-            if counted {
-                healthy_pairs += 1;
+            let usable_answer = matches!(
+                o.verdict.kind(),
+                VerdictKind::Listed | VerdictKind::Clear | VerdictKind::Allowed
+            );
+            if counted && usable_answer {
+                checked.insert(o.target.clone());
+            } else {
+                sum.pairs_unchecked += 1;
             }
             match o.verdict.kind() {
                 VerdictKind::Listed if counted => sum.listed += 1,
@@ -191,12 +217,7 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
                 VerdictKind::Clear => sum.clear += 1,
                 VerdictKind::Allowed => sum.allowed += 1,
                 VerdictKind::ListError => sum.errors += 1,
-                VerdictKind::Unknown => {
-                    sum.unknown += 1;
-                    if counted {
-                        healthy_unknown += 1;
-                    }
-                }
+                VerdictKind::Unknown => sum.unknown += 1,
             }
             let keep =
                 a.json || a.nagios || show == Show::All || o.verdict.kind() != VerdictKind::Clear;
@@ -216,6 +237,16 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
         }
     }
     rows.sort_by(|x, y| (&x.target, &x.list).cmp(&(&y.target, &y.list)));
+    sum.targets_checked = checked.len() as u64;
+    sum.targets_unchecked = u64::try_from(targets).unwrap_or(u64::MAX) - sum.targets_checked;
+    // name a few unchecked targets (an IPv6 address with only IPv4 lists, say)
+    let unchecked_targets: Vec<String> = specs
+        .iter()
+        .flat_map(|s| s.targets())
+        .filter(|t| !checked.contains(t))
+        .take(10)
+        .map(|t| t.to_string())
+        .collect();
 
     if a.nagios {
         return Ok(nagios(
@@ -224,15 +255,21 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
             &rows,
             &engine,
             &health,
-            healthy_pairs,
-            healthy_unknown,
+            &resolver,
+            &unchecked_targets,
         ));
     }
+    // Exit status: 0 only when nothing is listed and everything was checked.
+    let code = if sum.listed > 0 || sum.pairs_unchecked > 0 || sum.targets_unchecked > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
     if a.json {
         let lists: Vec<ListOut> = engine
             .lists()
             .iter()
-            .zip(&health)
+            .zip(&report.lists)
             .map(|(l, h)| ListOut {
                 id: &l.def.id,
                 name: &l.def.name,
@@ -240,20 +277,34 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
                 health: h,
             })
             .collect();
-        let out = serde_json::json!({ "lists": lists, "results": rows, "summary": sum, "warnings": warnings });
+        let out = serde_json::json!({ "resolver": resolver, "lists": lists, "results": rows, "summary": sum, "unchecked_targets": unchecked_targets, "warnings": warnings });
         println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(if sum.listed > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        });
+        return Ok(code);
     }
-    print_table(&rows, &engine, &health, &sum, show);
-    Ok(if sum.listed > 0 {
-        ExitCode::from(1)
+    println!("{}", resolver_line(&resolver));
+    print_table(&rows, &engine, &report.lists, &sum, show);
+    if sum.targets_unchecked > 0 {
+        println!(
+            "{} target(s) unchecked (no usable answer from a healthy list that covers them): {}",
+            sum.targets_unchecked,
+            unchecked_targets.join(", ")
+        );
+    }
+    Ok(code)
+}
+
+/// The first line of `check` and `lists --health`: `resolver ok: …`.
+pub(super) fn resolver_line(r: &ResolverHealth) -> String {
+    let fix = if r.fix.is_empty() {
+        String::new()
     } else {
-        ExitCode::SUCCESS
-    })
+        format!("; fix: {}", r.fix)
+    };
+    format!(
+        "resolver {}: {}{fix}",
+        r.status.as_str(),
+        terminal_safe(&r.why, 300)
+    )
 }
 
 fn print_table(rows: &[Row], engine: &Engine, health: &[ListHealth], sum: &Summary, show: Show) {
@@ -293,6 +344,9 @@ fn print_table(rows: &[Row], engine: &Engine, health: &[ListHealth], sum: &Summa
         let mut v = r.verdict.kind().as_str().to_string();
         if !r.counted && r.verdict.kind() == VerdictKind::Listed {
             v.push('*');
+        } else if !r.counted {
+            // an unhealthy list's answer checks nothing
+            v = "unchecked".into();
         }
         let txt = match &r.verdict {
             Verdict::Listed { txt, .. } => txt.join(" | "),
@@ -342,19 +396,23 @@ fn nagios(
     rows: &[Row],
     engine: &Engine,
     health: &[ListHealth],
-    healthy_pairs: u64,
-    healthy_unknown: u64,
+    resolver: &ResolverHealth,
+    unchecked_targets: &[String],
 ) -> ExitCode {
     let listed: Vec<String> = rows
         .iter()
         .filter(|r| r.counted)
         .map(|r| format!("{} on {}", r.target, r.list))
         .collect();
+    // Plugin range syntax: "-w 1" means "warn at 1 or more", i.e. outside 0..0 = range "0".
+    let range = |t: usize| t.saturating_sub(1).to_string();
     let perf = format!(
-        "listings={};{};{};0 lists_healthy={} lists_unhealthy={} errors={} unknown={}",
+        "listings={};{};{};0; unchecked_pairs={} unchecked_targets={} lists_healthy={} lists_unhealthy={} errors={} unknown={}",
         sum.listed,
-        a.warning,
-        a.critical,
+        range(a.warning),
+        range(a.critical),
+        sum.pairs_unchecked,
+        sum.targets_unchecked,
         sum.lists_healthy,
         sum.lists_unhealthy,
         sum.errors,
@@ -373,26 +431,67 @@ fn nagios(
         format!("; lists not healthy: {}", unhealthy.join(", "))
     };
     let listings = usize::try_from(sum.listed).unwrap_or(usize::MAX);
-    // Nothing trustworthy came back: no healthy list, or every healthy query went unanswered.
-    let (word, code) =
-        if sum.lists_healthy == 0 || (healthy_pairs > 0 && healthy_unknown == healthy_pairs) {
-            ("UNKNOWN", 3)
-        } else if listings >= a.critical {
-            ("CRITICAL", 2)
-        } else if listings >= a.warning {
-            ("WARNING", 1)
-        } else {
-            ("OK", 0)
-        };
-    let detail = if code == 3 {
-        format!("no usable answer from any list (resolver unreachable or every list unhealthy){degraded}")
-    } else if listed.is_empty() {
-        format!(
-            "{} targets clear on {} healthy lists{degraded}",
-            sum.targets, sum.lists_healthy
+    let (word, code, detail) = if listings >= a.critical {
+        (
+            "CRITICAL",
+            2,
+            format!("{} listings: {}{degraded}", sum.listed, listed.join(", ")),
+        )
+    } else if listings >= a.warning {
+        (
+            "WARNING",
+            1,
+            format!("{} listings: {}{degraded}", sum.listed, listed.join(", ")),
+        )
+    } else if resolver.status == ResolverStatus::Unusable {
+        (
+            "UNKNOWN",
+            3,
+            format!("resolver unusable: {}; fix: {}", resolver.why, resolver.fix),
+        )
+    } else if sum.targets_checked == 0 {
+        (
+            "UNKNOWN",
+            3,
+            format!(
+                "nothing was checked: no usable answer from a healthy list that covers {}{degraded}",
+                unchecked_targets.join(", ")
+            ),
+        )
+    } else if sum.targets_unchecked > 0 {
+        (
+            "UNKNOWN",
+            3,
+            format!(
+                "{} target(s) unchecked (no healthy list covers them or none answered): {}{degraded}",
+                sum.targets_unchecked,
+                unchecked_targets.join(", ")
+            ),
+        )
+    } else if sum.pairs_unchecked > 0 {
+        (
+            "WARNING",
+            1,
+            format!(
+                "no listings, but {} of {} pairs unchecked{degraded}",
+                sum.pairs_unchecked, sum.pairs
+            ),
         )
     } else {
-        format!("{} listings: {}{degraded}", sum.listed, listed.join(", "))
+        (
+            "OK",
+            0,
+            format!(
+                "{} targets clear on {} healthy lists{}",
+                sum.targets,
+                sum.lists_healthy,
+                if resolver.status == ResolverStatus::Degraded {
+                    format!("; resolver degraded: {}", resolver.why)
+                } else {
+                    String::new()
+                }
+            ),
+        )
     };
     println!("RBL {word} - {} | {perf}", terminal_safe(&detail, 1000));
     ExitCode::from(code)

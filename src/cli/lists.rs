@@ -89,20 +89,25 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let health = engine.check_health().await;
+    let report = engine.check().await;
+    let health = &report.lists;
     if a.json {
         let v: Vec<_> = engine
             .lists()
             .iter()
-            .zip(&health)
+            .zip(health)
             .map(
                 |(l, h)| serde_json::json!({"id": l.def.id, "zone": l.display_zone(), "health": h}),
             )
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let out = serde_json::json!({ "resolver": report.resolver, "lists": v });
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        // the resolver first: when it is the cause, the lists below are not
+        println!("{}", super::check::resolver_line(&report.resolver));
+        println!();
         println!("{:<24} {:<34} {:<17} DETAILS", "ID", "ZONE", "HEALTH");
-        for (l, h) in engine.lists().iter().zip(&health) {
+        for (l, h) in engine.lists().iter().zip(health) {
             println!(
                 "{:<24} {:<34} {:<17} {}",
                 l.def.id,

@@ -31,7 +31,7 @@ use crate::config::{Config, Schedule};
 use crate::engine::{self, Engine};
 use crate::evaluator::{Confirm, PairState};
 use crate::event::Event;
-use crate::health::ListHealth;
+use crate::health::{ListHealth, ResolverHealth};
 use crate::store::{self, Store, StoreError};
 use crate::time::now;
 
@@ -163,7 +163,14 @@ pub struct Memory {
     pub health: HashMap<String, ListHealth>,
     /// Target specs whose baseline sweep is done.
     pub baselined: HashSet<String>,
+    /// The resolver's health at the last check.
+    pub resolver: Option<ResolverHealth>,
+    /// Pairs whose last answer from a healthy list was unusable (unchecked).
+    pub unchecked: HashSet<(String, String)>,
 }
+
+/// Where the resolver's last health is kept (JSON in the `state` table).
+pub const RESOLVER_STATE: &str = "resolver:health";
 
 /// The running daemon.
 #[derive(Debug)]
@@ -204,6 +211,11 @@ impl Daemon {
                 }
                 m.health = store::load_health(c)?;
                 m.baselined = store::baselined(c)?;
+                m.resolver = store::get_state(c, RESOLVER_STATE)?;
+                m.unchecked = store::unchecked_pairs(c, None)?
+                    .into_iter()
+                    .map(|u| (u.target, u.list))
+                    .collect();
                 Ok(m)
             })
             .await?;
@@ -267,31 +279,23 @@ impl Daemon {
         Ok(())
     }
 
-    /// Re-checks list health and records changes (no sweep).
+    /// Re-checks list and resolver health and records changes (no sweep).
     pub async fn health_check(&self) -> anyhow::Result<()> {
         let rt = self.runtime();
         let mut mem = self.memory.lock().await;
-        let health = rt.engine.check_health().await;
+        let report = rt.engine.check().await;
         let at = now();
-        let (rows, evs) = sweep::health_changes(&rt.engine, &health, &mem.health, at);
+        let change = sweep::HealthChange::of(&rt.engine, &report, &mem, at);
         let committed = self
             .store
             .call(move |c| {
                 let tx = c.transaction()?;
-                for (l, h) in &rows {
-                    store::write_health(&tx, l, h, at)?;
-                }
-                let mut out = Vec::new();
-                for e in &evs {
-                    out.push(store::insert_event(&tx, e)?);
-                }
+                let out = change.write(&tx, at)?;
                 tx.commit()?;
-                Ok((rows, out))
+                Ok((change, out))
             })
             .await?;
-        for (l, h) in committed.0 {
-            mem.health.insert(l, h);
-        }
+        committed.0.apply(&mut mem);
         self.publish(committed.1);
         Ok(())
     }

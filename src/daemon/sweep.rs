@@ -2,51 +2,134 @@
 //! evaluator, then one commit. Memory changes only after the commit, so a
 //! sweep that fails or is abandoned leaves no trace but its `abandoned` row.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::{Daemon, PairMem};
-use crate::engine::Engine;
+use super::{Daemon, Memory, PairMem};
+use crate::engine::{Engine, HealthReport};
 use crate::evaluator::{
     health_transition, step, ListingDetails, Observation, PairState, Sweep, Transition,
 };
 use crate::event::{Event, EventKind, Subject};
-use crate::health::ListHealth;
+use crate::health::{ListHealth, ResolverHealth, ResolverStatus};
 use crate::store::{self, PairUpdate, PeriodChange, SweepCommit, SweepCounts};
 use crate::target::TargetSpec;
 use crate::time::now;
 use crate::verdict::{Verdict, VerdictKind};
 
-/// Health rows to write and events due, comparing with the last known health.
-pub(super) fn health_changes(
-    engine: &Engine,
-    health: &[ListHealth],
-    known: &HashMap<String, ListHealth>,
-    at: i64,
-) -> (Vec<(String, ListHealth)>, Vec<Event>) {
-    let mut rows = Vec::new();
-    let mut events = Vec::new();
-    for (l, h) in engine.lists().iter().zip(health) {
-        let id = &l.def.id;
-        if let Some(kind) = health_transition(known.get(id), h) {
+/// What one health check changes: list health rows, the resolver's health,
+/// and the events due. Written in the same transaction as what it belongs to
+/// (a health job's own, or a sweep's), applied to memory after the commit.
+#[derive(Debug, Clone)]
+pub(super) struct HealthChange {
+    rows: Vec<(String, ListHealth)>,
+    resolver: ResolverHealth,
+    events: Vec<Event>,
+}
+
+impl HealthChange {
+    /// Compares a health check with what memory knew.
+    ///
+    /// While the resolver is unusable, lists going bad are not announced one
+    /// by one (the cause is the resolver, announced once); their rows are kept.
+    pub(super) fn of(engine: &Engine, report: &HealthReport, mem: &Memory, at: i64) -> Self {
+        let mut rows = Vec::new();
+        let mut events = Vec::new();
+        let unusable = report.resolver.status == ResolverStatus::Unusable;
+        for (l, h) in engine.lists().iter().zip(&report.lists) {
+            let id = &l.def.id;
+            if let Some(kind) = health_transition(mem.health.get(id), h) {
+                if !(unusable && kind == EventKind::ListUnhealthy) {
+                    let summary = match kind {
+                        EventKind::ListUnhealthy => {
+                            format!("list {id} is {}: {}", h.name(), h.why())
+                        }
+                        _ => format!("list {id} is healthy again"),
+                    };
+                    events.push(Event::new(
+                        kind,
+                        at,
+                        Subject::List { id: id.clone() },
+                        summary,
+                        serde_json::json!({ "health": h, "zone": l.display_zone(), "list_name": l.def.name }),
+                    ));
+                }
+            }
+            rows.push((id.clone(), h.clone()));
+        }
+        let was_unusable = mem
+            .resolver
+            .as_ref()
+            .is_some_and(|r| r.status == ResolverStatus::Unusable);
+        let servers = engine
+            .client()
+            .servers()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let r = &report.resolver;
+        let kind = match (was_unusable, unusable) {
+            (false, true) => Some(EventKind::ResolverUnusable),
+            (true, false) => Some(EventKind::ResolverRecovered),
+            _ => None,
+        };
+        if let Some(kind) = kind {
             let summary = match kind {
-                EventKind::ListUnhealthy => format!("list {id} is {}: {}", h.name(), h.why()),
-                _ => format!("list {id} is healthy again"),
+                EventKind::ResolverUnusable => format!(
+                    "the resolver {servers} is unusable: {}; nothing is checked until it is fixed ({})",
+                    r.why, r.fix
+                ),
+                _ => format!("the resolver {servers} is usable again: {}", r.why),
             };
             events.push(Event::new(
                 kind,
                 at,
-                Subject::List { id: id.clone() },
+                Subject::Resolver {
+                    servers: servers.clone(),
+                },
                 summary,
-                serde_json::json!({ "health": h, "zone": l.display_zone(), "list_name": l.def.name }),
+                serde_json::to_value(r).unwrap_or_default(),
             ));
         }
-        rows.push((id.clone(), h.clone()));
+        HealthChange {
+            rows,
+            resolver: r.clone(),
+            events,
+        }
     }
-    (rows, events)
+
+    /// Whether the resolver can be believed.
+    pub(super) fn resolver_usable(&self) -> bool {
+        self.resolver.status != ResolverStatus::Unusable
+    }
+
+    /// Writes the rows, the resolver's state and the events; returns the stored events.
+    pub(super) fn write(
+        &self,
+        c: &rusqlite::Connection,
+        at: i64,
+    ) -> Result<Vec<Event>, store::StoreError> {
+        for (l, h) in &self.rows {
+            store::write_health(c, l, h, at)?;
+        }
+        store::put_state(c, super::RESOLVER_STATE, &self.resolver, at)?;
+        let mut out = Vec::new();
+        for e in &self.events {
+            out.push(store::insert_event(c, e)?);
+        }
+        Ok(out)
+    }
+
+    /// Memory after the commit.
+    pub(super) fn apply(&self, mem: &mut Memory) {
+        for (l, h) in &self.rows {
+            mem.health.insert(l.clone(), h.clone());
+        }
+        mem.resolver = Some(self.resolver.clone());
+    }
 }
 
 fn details(
@@ -99,8 +182,25 @@ impl Daemon {
             .call(move |c| store::begin_sweep(c, started_at))
             .await?;
 
-        let health = engine.check_health().await;
-        let (health_rows, mut events) = health_changes(engine, &health, &mem.health, started_at);
+        let report = engine.check().await;
+        let change = HealthChange::of(engine, &report, &mem, started_at);
+        // An unusable resolver checks nothing: no target is asked (every pair stays
+        // unchecked, no state moves) until it answers as a resolver must.
+        let health: Vec<ListHealth> = if change.resolver_usable() {
+            report.lists.clone()
+        } else {
+            report
+                .lists
+                .iter()
+                .map(|_| ListHealth::Unreachable {
+                    why: format!(
+                        "not queried: the resolver is unusable ({})",
+                        report.resolver.why
+                    ),
+                })
+                .collect()
+        };
+        let mut events = Vec::new();
 
         let specs: Vec<TargetSpec> = cfg.targets.iter().map(|t| t.spec.clone()).collect();
         let new_specs: Vec<&TargetSpec> = specs
@@ -111,11 +211,12 @@ impl Daemon {
             targets: specs.iter().map(|s| s.len() as i64).sum(),
             ..Default::default()
         };
-        counts.lists_unhealthy = health.iter().filter(|h| !h.is_healthy()).count() as i64;
+        counts.lists_unhealthy = report.lists.iter().filter(|h| !h.is_healthy()).count() as i64;
         let mut pairs = Vec::new();
         let mut periods = Vec::new();
         let mut baseline_found = Vec::new();
         let mut baseline_count = 0u64;
+        let mut unchecked: Vec<(String, String, Option<String>)> = Vec::new();
         let mut outcomes = engine.sweep(&specs, &health);
         while let Some(o) = outcomes.next().await {
             counts.pairs += 1;
@@ -133,6 +234,19 @@ impl Daemon {
                 since: started_at,
                 digest: 0,
             });
+            // A healthy list's unusable answer (timeout, error code) leaves the pair
+            // unchecked: recorded (only when that changes), never counted as clear.
+            if health[o.list].is_healthy() {
+                let unusable = matches!(
+                    o.verdict.kind(),
+                    VerdictKind::Unknown | VerdictKind::ListError
+                );
+                if unusable && !mem.unchecked.contains(&key) {
+                    unchecked.push((key.0.clone(), key.1.clone(), Some(o.verdict.meaning())));
+                } else if !unusable && mem.unchecked.contains(&key) {
+                    unchecked.push((key.0.clone(), key.1.clone(), None));
+                }
+            }
             let mut obs = Observation::from_verdict(&o.verdict, &health[o.list]);
             if let (
                 Observation::Listed { .. },
@@ -255,7 +369,7 @@ impl Daemon {
             counts,
             pairs,
             periods,
-            health: health_rows,
+            health: vec![],
             events,
             baselined: new_specs.iter().map(|s| s.to_string()).collect(),
         };
@@ -274,13 +388,28 @@ impl Daemon {
                 )
             })
             .collect();
-        let health_now = commit.health.clone();
         let baselined = commit.baselined.clone();
         let n_events = commit.events.len();
-        let committed = self
+        let unchecked_rows = unchecked.clone();
+        let (change, committed) = self
             .store
-            .call(move |c| store::commit_sweep(c, &commit))
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let mut out = change.write(&tx, started_at)?;
+                out.extend(store::write_sweep(&tx, &commit)?);
+                for (t, l, why) in &unchecked_rows {
+                    store::set_unchecked(&tx, t, l, why.as_deref(), started_at)?;
+                }
+                tx.commit()?;
+                Ok((change, out))
+            })
             .await?;
+        for (t, l, why) in unchecked {
+            match why {
+                Some(_) => mem.unchecked.insert((t, l)),
+                None => mem.unchecked.remove(&(t, l)),
+            };
+        }
 
         for (t, l, m) in updates {
             if m.state == PairState::Clear {
@@ -289,9 +418,7 @@ impl Daemon {
                 mem.pairs.insert((t, l), m);
             }
         }
-        for (l, h) in health_now {
-            mem.health.insert(l, h);
-        }
+        change.apply(&mut mem);
         mem.baselined.extend(baselined);
         drop(mem);
         tracing::info!(

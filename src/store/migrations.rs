@@ -185,6 +185,17 @@ CREATE INDEX probe_results_at ON probe_results (at);
 CREATE INDEX hook_runs_started ON hook_runs (started_at);
 CREATE INDEX alert_outbox_created ON alert_outbox (created_at);
 "#,
+    // 7: pairs whose last answer from a healthy list was unusable (timeout, error
+    // code): unchecked, never clear. Pairs of unhealthy lists are derived, not stored.
+    r#"
+CREATE TABLE unchecked_pairs (
+    target TEXT NOT NULL,
+    list TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    why TEXT NOT NULL,
+    PRIMARY KEY (target, list)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Applies every migration newer than the database.

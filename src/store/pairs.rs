@@ -80,3 +80,54 @@ fn load_pairs_where(c: &Connection, wh: &str, p: impl rusqlite::Params) -> Resul
     }
     Ok(out)
 }
+
+/// A pair whose last answer from a healthy list was unusable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UncheckedPair {
+    /// Target.
+    pub target: String,
+    /// List id.
+    pub list: String,
+    /// Since when (unix seconds).
+    pub since: i64,
+    /// The unusable answer, in words.
+    pub why: String,
+}
+
+/// Records a pair as unchecked (`why` given) or checked again (`None`).
+pub fn set_unchecked(
+    c: &Connection,
+    target: &str,
+    list: &str,
+    why: Option<&str>,
+    at: i64,
+) -> Result<()> {
+    match why {
+        Some(w) => c.execute(
+            "INSERT INTO unchecked_pairs (target, list, since, why) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (target, list) DO UPDATE SET why = ?4",
+            params![target, list, at, w],
+        )?,
+        None => c.execute(
+            "DELETE FROM unchecked_pairs WHERE target = ?1 AND list = ?2",
+            params![target, list],
+        )?,
+    };
+    Ok(())
+}
+
+/// Unchecked pairs (of one target, or all).
+pub fn unchecked_pairs(c: &Connection, target: Option<&str>) -> Result<Vec<UncheckedPair>> {
+    let mut st = c.prepare_cached(
+        "SELECT target, list, since, why FROM unchecked_pairs WHERE (?1 IS NULL OR target = ?1) ORDER BY target, list",
+    )?;
+    let rows = st.query_map(params![target], |r| {
+        Ok(UncheckedPair {
+            target: r.get(0)?,
+            list: r.get(1)?,
+            since: r.get(2)?,
+            why: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}

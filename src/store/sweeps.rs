@@ -115,8 +115,17 @@ pub fn abandon_stale_sweeps(c: &Connection) -> Result<usize> {
 /// Writes a whole sweep in one transaction; returns the events with their ids.
 pub fn commit_sweep(c: &mut Connection, s: &SweepCommit) -> Result<Vec<Event>> {
     let tx = c.transaction()?;
+    let out = write_sweep(&tx, s)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Writes a sweep inside the caller's transaction. Sweeps an earlier failure
+/// left `running` (a write that failed on a full disk) are closed as
+/// `abandoned` now that writing works again.
+pub fn write_sweep(tx: &Connection, s: &SweepCommit) -> Result<Vec<Event>> {
     for h in &s.health {
-        write_health(&tx, &h.0, &h.1, s.finished_at)?;
+        write_health(tx, &h.0, &h.1, s.finished_at)?;
     }
     for p in &s.pairs {
         if p.state == PairState::Clear {
@@ -170,7 +179,7 @@ pub fn commit_sweep(c: &mut Connection, s: &SweepCommit) -> Result<Vec<Event>> {
     }
     let mut out = Vec::with_capacity(s.events.len());
     for e in &s.events {
-        out.push(insert_event(&tx, e)?);
+        out.push(insert_event(tx, e)?);
     }
     for spec in &s.baselined {
         tx.execute(
@@ -184,7 +193,10 @@ pub fn commit_sweep(c: &mut Connection, s: &SweepCommit) -> Result<Vec<Event>> {
            errors = ?7, unknown = ?8, lists_unhealthy = ?9, duration_ms = ?10 WHERE id = ?1",
         params![s.sweep_id, s.finished_at, n.targets, n.pairs, n.listed, n.clear, n.errors, n.unknown, n.lists_unhealthy, s.duration_ms],
     )?;
-    tx.commit()?;
+    tx.execute(
+        "UPDATE sweeps SET status = 'abandoned' WHERE status = 'running' AND id != ?1",
+        params![s.sweep_id],
+    )?;
     Ok(out)
 }
 

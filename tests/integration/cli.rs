@@ -93,7 +93,8 @@ fn nagios_exit_codes() {
     let o = rblwatch(&["check", "-C", c, "--nagios", "192.0.2.200"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(
-        stdout(&o).starts_with("RBL OK - ") && stdout(&o).contains("| listings=0;1;1;0"),
+        // plugin range syntax: "-w 1" warns at 1 or more, so the perfdata range is "0"
+        stdout(&o).starts_with("RBL OK - ") && stdout(&o).contains("| listings=0;0;0;0;"),
         "{}",
         stdout(&o)
     );
@@ -150,6 +151,95 @@ fn nagios_exit_codes() {
     // bad input: UNKNOWN too (Nagios convention)
     let o = rblwatch(&["check", "-C", c, "--nagios", "999.1.1.1"]);
     assert_eq!(o.status.code(), Some(3));
+}
+
+/// Issue 14: nothing checked is never OK. An IPv6 target on IPv4-only lists
+/// made no query and said "RBL OK - 1 targets clear"; a dead list's pairs and
+/// unknown answers are unchecked, and plain `check` exits 1 for them.
+#[test]
+fn nothing_checked_is_never_ok() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &rbl,
+        &["dyn-test", "dead-test", "timeout-test"],
+        "",
+    );
+    let c = cfg.to_str().unwrap();
+    // no list covers an IPv6 target: UNKNOWN, not OK
+    let o = rblwatch(&[
+        "check",
+        "-C",
+        c,
+        "--lists",
+        "dyn-test",
+        "--nagios",
+        "2001:db8::1",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("RBL UNKNOWN - ") && stdout(&o).contains("2001:db8::1"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("unchecked_targets=1"), "{}", stdout(&o));
+    // a dead list only: nothing checked
+    let o = rblwatch(&[
+        "check",
+        "-C",
+        c,
+        "--lists",
+        "dead-test",
+        "--nagios",
+        "192.0.2.200",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    // a healthy list plus a dead one: checked, but not OK
+    let o = rblwatch(&[
+        "check",
+        "-C",
+        c,
+        "--lists",
+        "dyn-test,dead-test",
+        "--nagios",
+        "192.0.2.200",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("pairs unchecked"), "{}", stdout(&o));
+    // plain check: exit 1 with unknown answers (timeout-test is unreachable) and
+    // the pair shown as unchecked; the first line names the resolver
+    let o = rblwatch(&[
+        "check",
+        "-C",
+        c,
+        "--lists",
+        "dyn-test,timeout-test",
+        "192.0.2.200",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("resolver ok: "), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("timeout-test") && l.contains("unchecked")),
+        "{out}"
+    );
+    // all clear, all checked: exit 0
+    let o = rblwatch(&["check", "-C", c, "--lists", "dyn-test", "192.0.2.200"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = rblwatch(&[
+        "check",
+        "-C",
+        c,
+        "--lists",
+        "dyn-test",
+        "--json",
+        "192.0.2.200",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["resolver"]["status"], "ok");
+    assert_eq!(v["summary"]["targets_checked"], 1);
 }
 
 #[test]
