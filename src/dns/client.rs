@@ -79,7 +79,7 @@ pub struct ClientStats {
 struct Waiter {
     /// The question section the answer must echo.
     question: Vec<u8>,
-    tx: oneshot::Sender<Vec<u8>>,
+    tx: oneshot::Sender<Response>,
 }
 
 struct Shared {
@@ -261,9 +261,9 @@ impl DnsClient {
             return Err(QueryError::Network(e.to_string()));
         }
         match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(packet)) => {
+            Ok(Ok(response)) => {
                 self.stats.answered.fetch_add(1, Ordering::Relaxed);
-                decode_answer(&packet, question(buf))
+                Ok(response)
             }
             Ok(Err(_)) => Err(QueryError::Network("socket closed".into())),
             Err(_) => {
@@ -337,21 +337,29 @@ async fn read_loop(shared: Arc<Shared>, stats: Arc<ClientStats>) {
             stats.stray.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        // Only a response echoing the waiting query's question is delivered; a
-        // spoofed or stray datagram leaves the query waiting for the real one.
-        let waiter = shared.pending.lock().ok().and_then(|mut p| {
-            let ok = p
-                .get(&id)
-                .is_some_and(|w| echoes_question(packet, &w.question));
-            if ok {
-                p.remove(&id)
-            } else {
-                None
-            }
-        });
-        match waiter {
-            Some(w) => {
-                let _ = w.tx.send(packet.to_vec());
+        // Only a well-formed response echoing the waiting query's question (and
+        // with records that belong to it) is delivered; a spoofed, stray or
+        // malformed datagram leaves the query waiting for the real answer.
+        let expected = shared
+            .pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&id).map(|w| w.question.clone()));
+        // decoded outside the lock; the slot is taken only if it still waits for this question
+        let delivered = expected
+            .filter(|q| echoes_question(packet, q))
+            .and_then(|q| decode_answer(packet, &q).ok().map(|r| (q, r)))
+            .and_then(|(q, r)| {
+                let mut p = shared.pending.lock().ok()?;
+                if p.get(&id).is_some_and(|w| w.question == q) {
+                    p.remove(&id).map(|w| (w, r))
+                } else {
+                    None
+                }
+            });
+        match delivered {
+            Some((w, response)) => {
+                let _ = w.tx.send(response);
             }
             None => {
                 stats.stray.fetch_add(1, Ordering::Relaxed);
