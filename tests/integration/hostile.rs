@@ -169,7 +169,8 @@ async fn spoofed_answers_arriving_first_never_win() {
     let h = Hostile::start(rbl.addr().parse().unwrap());
     let e = engine_via(h.addr, &["bl-test"], 1000).await;
     let truth_after = Duration::from_millis(50);
-    let cases: Vec<(&str, Arc<dyn Fn(&Message) -> Vec<u8> + Send + Sync>)> = vec![
+    type Spoof = Arc<dyn Fn(&Message) -> Vec<u8> + Send + Sync>;
+    let cases: Vec<(&str, Spoof)> = vec![
         (
             "header-only NXDOMAIN",
             Arc::new(|m| header_only_nxdomain(m.metadata.id)),
@@ -429,9 +430,7 @@ fn the_daemon_raises_resolver_unusable_once_and_recovers() {
         dir.path(),
         &rbl,
         &["bl-test", "dbl-test", "dyn-test"],
-        &format!(
-            "[[targets]]\ntarget = \"192.0.2.1\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"1s\"\nhealth = \"1s\"\n"
-        ),
+        "[[targets]]\ntarget = \"192.0.2.1\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"1s\"\nhealth = \"1s\"\n",
     );
     // point the daemon at the hostile resolver
     let text = std::fs::read_to_string(&cfg)
