@@ -73,6 +73,32 @@ pub struct ActiveList {
     limiter: Option<RateLimiter>,
     /// Counters since start (for `/metrics`).
     pub counters: ListCounters,
+    /// Set when the list is asked directly at its own servers (`mode = "direct"`).
+    direct: Option<DirectRoute>,
+}
+
+/// A list asked at its own servers: the client for them while their NS TTL
+/// lasts, found again from the root by the health check after it.
+#[derive(Debug, Default)]
+pub struct DirectRoute {
+    current: std::sync::RwLock<Option<DirectServers>>,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+#[derive(Debug, Clone)]
+struct DirectServers {
+    client: DnsClient,
+    servers: Vec<std::net::SocketAddr>,
+    expires: Instant,
+}
+
+/// What is known of a direct list's servers (for `lists --health`, the web).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DirectStatus {
+    /// The servers in use (empty when none could be found).
+    pub servers: Vec<String>,
+    /// Why they could not be found (last attempt), if so.
+    pub error: Option<String>,
 }
 
 /// Per-list query counters.
@@ -103,7 +129,30 @@ impl ActiveList {
             uses_key,
             limiter: qps.map(RateLimiter::new),
             counters: ListCounters::default(),
+            direct: None,
         }
+    }
+
+    /// Asks this list at its own servers (found from the root) instead of the resolver.
+    pub fn direct(mut self) -> Self {
+        self.direct = Some(DirectRoute::default());
+        self
+    }
+
+    /// Whether the list is asked directly, and what is known of its servers.
+    pub fn direct_status(&self) -> Option<DirectStatus> {
+        let d = self.direct.as_ref()?;
+        let servers = d
+            .current
+            .read()
+            .ok()
+            .and_then(|g| {
+                g.as_ref()
+                    .map(|c| c.servers.iter().map(|s| s.to_string()).collect())
+            })
+            .unwrap_or_default();
+        let error = d.last_error.lock().ok().and_then(|g| g.clone());
+        Some(DirectStatus { servers, error })
     }
 
     /// The zone as it may be shown (the key replaced by `<key>`).
@@ -116,15 +165,26 @@ impl ActiveList {
 }
 
 /// How the engine runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOpts {
     /// Queries in flight at once, over all lists. Defaults to 64.
     pub concurrency: usize,
+    /// Root servers for finding direct lists' servers. Defaults to none (no direct list).
+    pub root_hints: Vec<std::net::SocketAddr>,
+    /// Per-attempt timeout of direct queries and discovery. Defaults to 2 s.
+    pub timeout: Duration,
+    /// Extra attempts of direct queries (at least one per other server). Defaults to 1.
+    pub retries: u32,
 }
 
 impl Default for EngineOpts {
     fn default() -> Self {
-        EngineOpts { concurrency: 64 }
+        EngineOpts {
+            concurrency: 64,
+            root_hints: vec![],
+            timeout: Duration::from_secs(2),
+            retries: 1,
+        }
     }
 }
 
@@ -179,15 +239,105 @@ impl Engine {
         &self.client
     }
 
+    /// The client a list's queries go through: the resolver's, or its own servers'.
+    fn client_for(&self, list: &ActiveList) -> Option<DnsClient> {
+        match &list.direct {
+            None => Some(self.client.clone()),
+            Some(d) => d
+                .current
+                .read()
+                .ok()
+                .and_then(|g| g.as_ref().map(|c| c.client.clone())),
+        }
+    }
+
+    /// The verdict for a direct list whose servers are not known.
+    fn unroutable(&self, list: &ActiveList) -> Verdict {
+        let why = list
+            .direct
+            .as_ref()
+            .and_then(|d| d.last_error.lock().ok().and_then(|g| g.clone()))
+            .unwrap_or_else(|| "not looked up yet".into());
+        Verdict::Unknown {
+            why: format!("the list's own servers are not known: {why}"),
+        }
+    }
+
+    /// Finds (again) the servers of direct lists whose NS TTL has run out,
+    /// and gives the others fresh sockets.
+    async fn refresh_direct(&self) {
+        let now = Instant::now();
+        let work = self.lists.iter().filter_map(|l| {
+            let d = l.direct.as_ref()?;
+            let current = d.current.read().ok().and_then(|g| g.clone());
+            Some(async move {
+                if let Some(c) = &current {
+                    if c.expires > now {
+                        c.client.rotate().await;
+                        return;
+                    }
+                }
+                let zone = l.query_zone.expose();
+                match crate::dns::discover::discover(zone, &self.opts.root_hints, self.opts.timeout).await {
+                    Ok(found) => {
+                        let mut cc = crate::dns::ClientConfig::new(found.servers.clone());
+                        cc.timeout = self.opts.timeout;
+                        cc.retries = self
+                            .opts
+                            .retries
+                            .max(u32::try_from(found.servers.len().saturating_sub(1)).unwrap_or(1));
+                        cc.recursion = false;
+                        cc.sockets_per_server = 2;
+                        match DnsClient::new(&cc).await {
+                            Ok(client) => {
+                                let changed = current.as_ref().is_none_or(|c| c.servers != found.servers);
+                                if changed {
+                                    let list: Vec<String> = found.servers.iter().map(|s| s.to_string()).collect();
+                                    tracing::info!(list = %l.def.id, servers = %list.join(" "), ttl_s = found.ttl.as_secs(), "asking the list's own servers");
+                                }
+                                if let Ok(mut g) = d.current.write() {
+                                    *g = Some(DirectServers {
+                                        client,
+                                        servers: found.servers,
+                                        expires: Instant::now() + found.ttl,
+                                    });
+                                }
+                                if let Ok(mut e) = d.last_error.lock() {
+                                    *e = None;
+                                }
+                            }
+                            Err(e) => {
+                                if let Ok(mut g) = d.last_error.lock() {
+                                    *g = Some(e.to_string());
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // keep using servers past their TTL rather than none (what resolvers do)
+                        tracing::warn!(list = %l.def.id, error = %e, "cannot find the list's own servers");
+                        if let Ok(mut g) = d.last_error.lock() {
+                            *g = Some(e.to_string());
+                        }
+                    }
+                }
+            })
+        });
+        futures::future::join_all(work).await;
+    }
+
     /// Asks list `li` for the A records of an arbitrary name under its zone (the canary).
     async fn query_name(&self, li: usize, qname: &str) -> Verdict {
         let list = &self.lists[li];
         if let Some(l) = &list.limiter {
             l.acquire().await;
         }
+        let Some(client) = self.client_for(list) else {
+            return self.unroutable(list);
+        };
         let a = {
             let _permit = self.sem.acquire().await;
-            self.client.query(qname, QType::A).await
+            client.query(qname, QType::A).await
         };
         list.counters
             .queries
@@ -202,9 +352,12 @@ impl Engine {
             l.acquire().await;
         }
         let qname = query_name(t, list.query_zone.expose());
+        let Some(client) = self.client_for(list) else {
+            return self.unroutable(list);
+        };
         let a = {
             let _permit = self.sem.acquire().await;
-            self.client.query(&qname, QType::A).await
+            client.query(&qname, QType::A).await
         };
         let mut v = classify(&list.def, &a);
         {
@@ -224,7 +377,7 @@ impl Engine {
             }
             let _permit = self.sem.acquire().await;
             if let (Ok(r), Verdict::Listed { txt, .. }) =
-                (self.client.query(&qname, QType::Txt).await, &mut v)
+                (client.query(&qname, QType::Txt).await, &mut v)
             {
                 *txt = r.txt;
             }
@@ -246,6 +399,7 @@ impl Engine {
     /// every sweep (which starts with a health check) uses fresh source ports.
     pub async fn check(&self) -> HealthReport {
         self.client.rotate().await;
+        self.refresh_direct().await;
         let checks = (0..self.lists.len()).map(|li| async move {
             let tp = &self.lists[li].def.test_points;
             let canary = format!(
@@ -374,11 +528,18 @@ pub fn active_lists(
             ));
             continue;
         }
-        out.push(ActiveList::new(
+        let list = ActiveList::new(
             Arc::new(def.clone()),
             key.map(Secret::expose),
             cfg.lists.max_qps,
-        ));
+        );
+        let direct = cfg
+            .lists
+            .overrides
+            .get(&def.id)
+            .and_then(|o| o.direct)
+            .unwrap_or(cfg.resolver.mode == crate::config::resolver::ResolverMode::Direct);
+        out.push(if direct { list.direct() } else { list });
     }
     Ok((out, warnings))
 }
@@ -425,6 +586,9 @@ pub async fn from_config(
             lists,
             EngineOpts {
                 concurrency: cfg.resolver.concurrency,
+                root_hints: cfg.resolver.root_hints.clone(),
+                timeout: cfg.resolver.timeout,
+                retries: cfg.resolver.retries,
             },
         ),
         warnings,

@@ -350,6 +350,15 @@ impl Config {
                 }
             }
         }
+        for id in cfg.lists.overrides.keys() {
+            if catalog.get(id).is_none() {
+                let at = text.find(&format!("override.{id}")).unwrap_or(0);
+                return Err(cx.err(
+                    at..at,
+                    format!("lists.override.{id}: unknown list id {id:?} (see `rblwatch lists`)"),
+                ));
+            }
+        }
         Ok(cfg)
     }
 

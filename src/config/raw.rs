@@ -172,6 +172,8 @@ pub(super) struct RawResolver {
     pub(super) timeout: Text,
     pub(super) retries: Int,
     pub(super) concurrency: Int,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) root_hints: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -184,6 +186,15 @@ pub(super) struct RawLists {
     #[serde(default)]
     pub(super) dirs: Vec<Spanned<String>>,
     pub(super) max_qps: Float,
+    #[serde(default, rename = "override")]
+    pub(super) override_: BTreeMap<String, RawListOverride>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListOverride {
+    pub(super) direct: Option<bool>,
+    pub(super) daily_limit: Int,
 }
 
 #[derive(Debug, Deserialize)]

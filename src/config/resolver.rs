@@ -19,7 +19,41 @@ pub struct ResolverConf {
     pub retries: u32,
     /// Queries in flight over all lists. Defaults to 64 (1 to 4,096).
     pub concurrency: usize,
+    /// Where queries go. Defaults to [`ResolverMode::Recursive`].
+    pub mode: ResolverMode,
+    /// Root servers for finding the lists' servers in direct mode. Defaults to
+    /// the IANA root servers ([`ROOT_SERVERS`]); tests point them at a local root.
+    pub root_hints: Vec<SocketAddr>,
 }
+
+/// How queries reach the lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolverMode {
+    /// Through a recursive resolver: `nameservers`, else the system's (the default).
+    #[default]
+    Recursive,
+    /// Straight to each list's authoritative servers, found by rblwatch itself
+    /// from the root (no recursive resolver, so no public-resolver refusals).
+    Direct,
+}
+
+/// The IANA root servers (a.root-servers.net … m.), IPv4: the default root hints.
+pub const ROOT_SERVERS: &[&str] = &[
+    "198.41.0.4",
+    "170.247.170.2",
+    "192.33.4.12",
+    "199.7.91.13",
+    "192.203.230.10",
+    "192.5.5.241",
+    "192.112.36.4",
+    "198.97.190.53",
+    "192.36.148.17",
+    "192.58.128.30",
+    "193.0.14.129",
+    "199.7.83.42",
+    "202.12.27.33",
+];
 
 /// Parses `ip`, `ip:port` or `[ipv6]:port` (port 53 by default).
 pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
@@ -78,5 +112,25 @@ pub(super) fn validate(r: &RawResolver, cx: &Ctx<'_>) -> Result<ResolverConf, Co
         )?,
         retries: cx.int(&r.retries, "resolver.retries", 1, 0, 10)? as u32,
         concurrency: cx.int(&r.concurrency, "resolver.concurrency", 64, 1, 4096)? as usize,
+        mode: match &r.mode {
+            None => ResolverMode::Recursive,
+            Some(m) => match m.get_ref().trim() {
+                "recursive" => ResolverMode::Recursive,
+                "direct" => ResolverMode::Direct,
+                other => {
+                    return Err(cx.err(
+                        m.span(),
+                        format!("resolver.mode: {other:?} is not \"recursive\" or \"direct\""),
+                    ))
+                }
+            },
+        },
+        root_hints: match &r.root_hints {
+            Some(_) => servers(&r.root_hints, "root_hints")?,
+            None => ROOT_SERVERS
+                .iter()
+                .filter_map(|s| parse_server(s).ok())
+                .collect(),
+        },
     })
 }

@@ -105,12 +105,21 @@ struct Server {
     addr: SocketAddr,
     sockets: RwLock<SocketSet>,
     next: AtomicUsize,
+    /// Until when (ms since the client started) the server is passed over
+    /// after a timeout or network error, while another one may answer.
+    down_until: AtomicU64,
 }
+
+/// How long a server that did not answer is passed over.
+const DOWN_FOR: Duration = Duration::from_secs(10);
 
 /// A DNS client for many small concurrent queries. Cheap to clone.
 #[derive(Clone)]
 pub struct DnsClient {
     servers: Arc<Vec<Server>>,
+    /// Spreads queries over the servers.
+    next_server: Arc<AtomicUsize>,
+    started: std::time::Instant,
     timeout: Duration,
     retries: u32,
     per_server: usize,
@@ -171,10 +180,13 @@ impl DnsClient {
                 addr,
                 sockets: RwLock::new(set),
                 next: AtomicUsize::new(0),
+                down_until: AtomicU64::new(0),
             });
         }
         Ok(DnsClient {
             servers: Arc::new(servers),
+            next_server: Arc::new(AtomicUsize::new(0)),
+            started: std::time::Instant::now(),
             timeout: cfg.timeout,
             retries: cfg.retries,
             per_server: cfg.sockets_per_server,
@@ -210,15 +222,27 @@ impl DnsClient {
         let mut buf = Vec::with_capacity(96);
         encode_query(0, qname, qtype, self.recursion, &mut buf)?;
         let mut last = QueryError::Timeout;
-        for attempt in 0..=self.retries {
-            let server = &self.servers[attempt as usize % self.servers.len()];
+        // Servers in turn from a rotating start (load spread), those that just
+        // failed last (fail over fast while another answers).
+        let n = self.servers.len();
+        let start = self.next_server.fetch_add(1, Ordering::Relaxed) % n;
+        let now = self.started.elapsed().as_millis() as u64;
+        let mut order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
+        order.sort_by_key(|&i| self.servers[i].down_until.load(Ordering::Relaxed) > now);
+        for attempt in 0..=self.retries as usize {
+            let server = &self.servers[order[attempt % n]];
             match self.attempt(server, &mut buf).await {
                 Ok(r) if r.truncated => {
                     self.stats.tcp_fallbacks.fetch_add(1, Ordering::Relaxed);
                     return self.tcp_fallback(server.addr, &buf).await;
                 }
                 Ok(r) => return Ok(r),
-                Err(e) => last = e,
+                Err(e) => {
+                    let until =
+                        self.started.elapsed().as_millis() as u64 + DOWN_FOR.as_millis() as u64;
+                    server.down_until.store(until, Ordering::Relaxed);
+                    last = e;
+                }
             }
         }
         Err(last)

@@ -8,6 +8,7 @@
 //! hickory-resolver is still used to read the system's resolver configuration.
 
 pub mod client;
+pub mod discover;
 pub mod qname;
 pub mod wire;
 

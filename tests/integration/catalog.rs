@@ -154,7 +154,10 @@ async fn engine(rbl: &Rbldnsd, lists: Vec<ActiveList>) -> Engine {
     Engine::new(
         DnsClient::new(&cc).await.unwrap(),
         lists,
-        EngineOpts { concurrency: 32 },
+        EngineOpts {
+            concurrency: 32,
+            ..EngineOpts::default()
+        },
     )
 }
 

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod daemon;
 mod deploy;
+mod direct;
 mod dnsbl;
 mod hostile;
 mod lab;
