@@ -75,7 +75,54 @@ pub struct ActiveList {
     pub counters: ListCounters,
     /// Set when the list is asked directly at its own servers (`mode = "direct"`).
     direct: Option<DirectRoute>,
+    /// Queries per UTC day the list may get: the config's override, else the catalog's.
+    pub daily_limit: Option<u64>,
+    /// Negative answers not to ask again before they expire: query-name hash →
+    /// expiry (seconds since the engine started).
+    negative: Mutex<std::collections::HashMap<u64, u32>>,
 }
+
+impl ListCounters {
+    /// Counts one query against the day's budget; false (nothing counted) when
+    /// `limit` is reached: the query must not be sent.
+    pub fn spend(&self, limit: Option<u64>) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let day = (crate::time::now().max(0) / 86_400) as u64;
+        if self.day.swap(day, Relaxed) != day {
+            self.today.store(0, Relaxed);
+        }
+        match limit {
+            Some(l) if self.today.load(Relaxed) >= l => false,
+            _ => {
+                self.today.fetch_add(1, Relaxed);
+                true
+            }
+        }
+    }
+
+    /// Restores the day's count (after a restart or reload).
+    pub fn restore(&self, day: u64, today: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.day.store(day, Relaxed);
+        self.today.store(today, Relaxed);
+    }
+}
+
+/// Whether a query may be answered from the negative cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cache {
+    /// A sweep's question: a cached NXDOMAIN stands.
+    Use,
+    /// A health check's: always asked.
+    Bypass,
+}
+
+/// Negative answers are kept for the negative TTL of their SOA (RFC 2308), at
+/// most an hour (postscreen's ceiling), so a sweep sooner than that does not
+/// ask again; an answer without an SOA is not kept.
+const NEG_TTL_MAX: u32 = 3600;
+/// Entries kept at most over all lists (about 20 bytes each).
+const NEG_CACHE_MAX: usize = 1 << 20;
 
 /// A list asked at its own servers: the client for them while their NS TTL
 /// lasts, found again from the root by the health check after it.
@@ -104,6 +151,10 @@ pub struct DirectStatus {
 /// Per-list query counters.
 #[derive(Debug, Default)]
 pub struct ListCounters {
+    /// The UTC day (days since 1970) `today` counts.
+    pub day: std::sync::atomic::AtomicU64,
+    /// Queries sent on that day (the daily budget's count).
+    pub today: std::sync::atomic::AtomicU64,
     /// A queries sent.
     pub queries: std::sync::atomic::AtomicU64,
     /// Answers that were list errors.
@@ -124,13 +175,21 @@ impl ActiveList {
             (a, b) => a.or(b),
         };
         ActiveList {
-            def,
             query_zone,
             uses_key,
             limiter: qps.map(RateLimiter::new),
             counters: ListCounters::default(),
             direct: None,
+            daily_limit: def.policy.daily_limit,
+            negative: Mutex::new(std::collections::HashMap::new()),
+            def,
         }
+    }
+
+    /// Sets the daily query budget (a user's override, e.g. a paid plan).
+    pub fn with_daily_limit(mut self, limit: Option<u64>) -> Self {
+        self.daily_limit = limit;
+        self
     }
 
     /// Asks this list at its own servers (found from the root) instead of the resolver.
@@ -215,6 +274,9 @@ pub struct Engine {
     lists: Vec<ActiveList>,
     sem: Arc<Semaphore>,
     opts: EngineOpts,
+    started: Instant,
+    /// Negative-cache entries over all lists.
+    negative_size: std::sync::atomic::AtomicUsize,
 }
 
 impl Engine {
@@ -226,6 +288,8 @@ impl Engine {
             lists,
             sem,
             opts,
+            started: Instant::now(),
+            negative_size: Default::default(),
         }
     }
 
@@ -237,6 +301,26 @@ impl Engine {
     /// The DNS client (for its counters).
     pub fn client(&self) -> &DnsClient {
         &self.client
+    }
+
+    /// How long a clear answer may be kept: its SOA's negative TTL, at most an hour.
+    fn neg_ttl(a: &Result<crate::dns::Response, crate::dns::QueryError>) -> Option<u32> {
+        let t = a.as_ref().ok()?.neg_ttl?.min(NEG_TTL_MAX);
+        (t > 0).then_some(t)
+    }
+
+    /// Drops expired negative-cache entries.
+    fn purge_negative(&self) {
+        let now = self.started.elapsed().as_secs() as u32;
+        let mut left = 0;
+        for l in &self.lists {
+            if let Ok(mut m) = l.negative.lock() {
+                m.retain(|_, exp| *exp > now);
+                left += m.len();
+            }
+        }
+        self.negative_size
+            .store(left, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The client a list's queries go through: the resolver's, or its own servers'.
@@ -335,6 +419,11 @@ impl Engine {
         let Some(client) = self.client_for(list) else {
             return self.unroutable(list);
         };
+        if !list.counters.spend(list.daily_limit) {
+            return Verdict::Unknown {
+                why: "not queried: the list's daily budget is used up".into(),
+            };
+        }
         let a = {
             let _permit = self.sem.acquire().await;
             client.query(qname, QType::A).await
@@ -347,19 +436,63 @@ impl Engine {
 
     /// Asks list `li` about `t`: A first, then TXT when listed.
     pub async fn query(&self, li: usize, t: &Target) -> Verdict {
+        self.ask(li, t, Cache::Use).await
+    }
+
+    async fn ask(&self, li: usize, t: &Target, cache: Cache) -> Verdict {
         let list = &self.lists[li];
+        let qname = query_name(t, list.query_zone.expose());
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            qname.hash(&mut h);
+            h.finish()
+        };
+        let now = self.started.elapsed().as_secs() as u32;
+        if cache == Cache::Use
+            && list
+                .negative
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).copied())
+                .is_some_and(|exp| exp > now)
+        {
+            return Verdict::Clear;
+        }
         if let Some(l) = &list.limiter {
             l.acquire().await;
         }
-        let qname = query_name(t, list.query_zone.expose());
         let Some(client) = self.client_for(list) else {
             return self.unroutable(list);
         };
+        if !list.counters.spend(list.daily_limit) {
+            return Verdict::Unknown {
+                why: format!(
+                    "not queried: the list's daily budget of {} queries is used up",
+                    list.daily_limit.unwrap_or(0)
+                ),
+            };
+        }
         let a = {
             let _permit = self.sem.acquire().await;
             client.query(&qname, QType::A).await
         };
         let mut v = classify(&list.def, &a);
+        if let (Verdict::Clear, Cache::Use, Some(ttl)) = (&v, cache, Self::neg_ttl(&a)) {
+            // not asked again before the negative answer expires
+            if self
+                .negative_size
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < NEG_CACHE_MAX
+            {
+                if let Ok(mut m) = list.negative.lock() {
+                    if m.insert(key, now + ttl).is_none() {
+                        self.negative_size
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }
         {
             use std::sync::atomic::Ordering::Relaxed;
             list.counters.queries.fetch_add(1, Relaxed);
@@ -371,7 +504,7 @@ impl Engine {
                 _ => 0,
             };
         }
-        if v.wants_txt() {
+        if v.wants_txt() && list.counters.spend(list.daily_limit) {
             if let Some(l) = &list.limiter {
                 l.acquire().await;
             }
@@ -400,6 +533,7 @@ impl Engine {
     pub async fn check(&self) -> HealthReport {
         self.client.rotate().await;
         self.refresh_direct().await;
+        self.purge_negative();
         let checks = (0..self.lists.len()).map(|li| async move {
             let tp = &self.lists[li].def.test_points;
             let canary = format!(
@@ -408,8 +542,8 @@ impl Engine {
                 self.lists[li].query_zone.expose()
             );
             let (pos, neg, can) = futures::join!(
-                self.query(li, &tp.listed),
-                self.query(li, &tp.not_listed),
+                self.ask(li, &tp.listed, Cache::Bypass),
+                self.ask(li, &tp.not_listed, Cache::Bypass),
                 self.query_name(li, &canary)
             );
             let h = assess(&pos, &neg);
@@ -448,8 +582,21 @@ impl Engine {
         targets: &'a [TargetSpec],
         health: &'a [ListHealth],
     ) -> impl Stream<Item = Outcome> + 'a {
+        self.sweep_lists(targets, health, None)
+    }
+
+    /// Like [`Engine::sweep`], over the lists `due` marks (all when `None`):
+    /// a list swept less often to keep within its budget is left out.
+    pub fn sweep_lists<'a>(
+        &'a self,
+        targets: &'a [TargetSpec],
+        health: &'a [ListHealth],
+        due: Option<&'a [bool]>,
+    ) -> impl Stream<Item = Outcome> + 'a {
         let per_list = self.opts.concurrency.max(1);
-        let streams = (0..self.lists.len()).map(move |li| {
+        let lists = (0..self.lists.len())
+            .filter(move |li| due.is_none_or(|d| d.get(*li).copied().unwrap_or(true)));
+        let streams = lists.map(move |li| {
             let kind = self.lists[li].def.kind;
             let skip = match health.get(li) {
                 Some(ListHealth::Unreachable { why }) => {
@@ -480,6 +627,28 @@ impl Engine {
                 .boxed()
         });
         stream::select_all(streams)
+    }
+}
+
+impl Engine {
+    /// Each list's budget plan for these targets and schedule intervals.
+    pub fn plans(
+        &self,
+        targets: &[TargetSpec],
+        sweep: Duration,
+        health: Duration,
+    ) -> Vec<crate::budget::BudgetPlan> {
+        self.lists
+            .iter()
+            .map(|l| {
+                let pairs: u64 = targets
+                    .iter()
+                    .filter(|s| s.targets().next().is_some_and(|t| l.def.kind.accepts(&t)))
+                    .map(|s| u64::try_from(s.len()).unwrap_or(u64::MAX))
+                    .sum();
+                crate::budget::plan(&l.def.id, l.daily_limit, pairs, sweep, health)
+            })
+            .collect()
     }
 }
 
@@ -539,6 +708,13 @@ pub fn active_lists(
             .get(&def.id)
             .and_then(|o| o.direct)
             .unwrap_or(cfg.resolver.mode == crate::config::resolver::ResolverMode::Direct);
+        let limit = cfg
+            .lists
+            .overrides
+            .get(&def.id)
+            .and_then(|o| o.daily_limit)
+            .or(def.policy.daily_limit);
+        let list = list.with_daily_limit(limit);
         out.push(if direct { list.direct() } else { list });
     }
     Ok((out, warnings))

@@ -47,6 +47,8 @@ pub mod event;
 
 // Config: `rblwatch.toml`, parsed then validated into plain settings.
 pub mod config;
+/// Query budgets: how often each list may be swept within its daily limit (pure).
+pub mod budget;
 
 // Probes: ask the world.
 /// RFC 5782 query names, the wire format and a lean multiplexed UDP client.

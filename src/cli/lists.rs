@@ -91,14 +91,23 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result
     }
     let report = engine.check().await;
     let health = &report.lists;
+    let specs: Vec<crate::target::TargetSpec> =
+        cfg.targets.iter().map(|t| t.spec.clone()).collect();
+    let plans = engine.plans(
+        &specs,
+        cfg.daemon.sweep.nominal_interval(),
+        cfg.daemon.health.nominal_interval(),
+    );
     if a.json {
         let v: Vec<_> = engine
             .lists()
             .iter()
             .zip(health)
-            .map(
-                |(l, h)| serde_json::json!({"id": l.def.id, "zone": l.display_zone(), "health": h}),
-            )
+            .zip(&plans)
+            .map(|((l, h), p)| {
+                serde_json::json!({"id": l.def.id, "zone": l.display_zone(), "health": h,
+                    "budget": p, "budget_note": p.describe(), "direct": l.direct_status()})
+            })
             .collect();
         let out = serde_json::json!({ "resolver": report.resolver, "lists": v });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -108,13 +117,25 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result
         println!();
         println!("{:<24} {:<34} {:<17} DETAILS", "ID", "ZONE", "HEALTH");
         for (l, h) in engine.lists().iter().zip(health) {
+            let via = match l.direct_status() {
+                Some(d) if !d.servers.is_empty() => {
+                    format!(" (asked directly at {})", d.servers.join(" "))
+                }
+                Some(_) => " (asked directly; its servers are not known)".to_string(),
+                None => String::new(),
+            };
             println!(
-                "{:<24} {:<34} {:<17} {}",
+                "{:<24} {:<34} {:<17} {}{via}",
                 l.def.id,
                 l.display_zone(),
                 h.name(),
                 terminal_safe(h.why(), 200)
             );
+        }
+        for p in &plans {
+            if let Some(d) = p.describe() {
+                println!("budget {}: {d}", p.list);
+            }
         }
     }
     let bad = health.iter().filter(|h| !h.is_healthy()).count();

@@ -104,6 +104,8 @@ pub struct Runtime {
     pub engine: Arc<Engine>,
     /// A second engine over `resolver.confirm_with`, to corroborate new listings.
     pub confirm: Option<Engine>,
+    /// How often each list (in engine order) is swept to stay within its budget.
+    pub plans: Vec<crate::budget::BudgetPlan>,
 }
 
 impl Runtime {
@@ -132,11 +134,24 @@ impl Runtime {
                     .0,
             )
         };
+        let specs: Vec<crate::target::TargetSpec> =
+            cfg.targets.iter().map(|t| t.spec.clone()).collect();
+        let plans = engine.plans(
+            &specs,
+            cfg.daemon.sweep.nominal_interval(),
+            cfg.daemon.health.nominal_interval(),
+        );
+        for p in &plans {
+            if let Some(d) = p.describe() {
+                tracing::warn!(list = %p.list, daily_queries = p.daily_queries, "{d}");
+            }
+        }
         Ok((
             Runtime {
                 cfg: Arc::new(cfg),
                 engine: Arc::new(engine),
                 confirm,
+                plans,
             },
             warnings,
         ))
@@ -167,7 +182,14 @@ pub struct Memory {
     pub resolver: Option<ResolverHealth>,
     /// Pairs whose last answer from a healthy list was unusable (unchecked).
     pub unchecked: HashSet<(String, String)>,
+    /// When each list was last swept (unix seconds): lists on a stretched interval wait their turn.
+    pub last_swept: HashMap<String, i64>,
 }
+
+/// Where each list's count of today's queries is kept: `{list: [day, count]}`.
+pub const BUDGET_STATE: &str = "budget:counts";
+/// Where each list's last sweep time is kept.
+pub const SWEPT_STATE: &str = "budget:swept";
 
 /// Where the resolver's last health is kept (JSON in the `state` table).
 pub const RESOLVER_STATE: &str = "resolver:health";
@@ -212,6 +234,7 @@ impl Daemon {
                 m.health = store::load_health(c)?;
                 m.baselined = store::baselined(c)?;
                 m.resolver = store::get_state(c, RESOLVER_STATE)?;
+                m.last_swept = store::get_state(c, SWEPT_STATE)?.unwrap_or_default();
                 m.unchecked = store::unchecked_pairs(c, None)?
                     .into_iter()
                     .map(|u| (u.target, u.list))
@@ -222,6 +245,10 @@ impl Daemon {
         tracing::info!(database = %cfg.daemon.database.display(), pairs = mem.pairs.len(), "state loaded");
         let interrupted = crate::actions::recover(&store).await?;
         let (rt, warnings) = Runtime::new(cfg, mode).await?;
+        let counts: HashMap<String, (u64, u64)> = store
+            .call(|c| Ok(store::get_state(c, BUDGET_STATE)?.unwrap_or_default()))
+            .await?;
+        restore_counts(&rt.engine, &counts);
         for w in warnings {
             tracing::warn!("{w}");
         }
@@ -272,6 +299,8 @@ impl Daemon {
         for w in warnings {
             tracing::warn!("{w}");
         }
+        // today's query counts go on from the old engine's
+        restore_counts(&rt.engine, &counts_of(&self.runtime().engine));
         match self.runtime.write() {
             Ok(mut g) => *g = Arc::new(rt),
             Err(p) => *p.into_inner() = Arc::new(rt),
@@ -286,11 +315,13 @@ impl Daemon {
         let report = rt.engine.check().await;
         let at = now();
         let change = sweep::HealthChange::of(&rt.engine, &report, &mem, at);
+        let counts = counts_of(&rt.engine);
         let committed = self
             .store
             .call(move |c| {
                 let tx = c.transaction()?;
                 let out = change.write(&tx, at)?;
+                store::put_state(&tx, BUDGET_STATE, &counts, at)?;
                 tx.commit()?;
                 Ok((change, out))
             })
@@ -361,6 +392,29 @@ impl Daemon {
             tracing::info!(rows = n, "retention applied");
         }
         Ok(())
+    }
+}
+
+/// Each list's `(day, queries sent that day)`.
+pub fn counts_of(engine: &Engine) -> HashMap<String, (u64, u64)> {
+    use std::sync::atomic::Ordering::Relaxed;
+    engine
+        .lists()
+        .iter()
+        .map(|l| {
+            (
+                l.def.id.clone(),
+                (l.counters.day.load(Relaxed), l.counters.today.load(Relaxed)),
+            )
+        })
+        .collect()
+}
+
+fn restore_counts(engine: &Engine, counts: &HashMap<String, (u64, u64)>) {
+    for l in engine.lists() {
+        if let Some((day, n)) = counts.get(&l.def.id) {
+            l.counters.restore(*day, *n);
+        }
     }
 }
 
@@ -507,7 +561,17 @@ pub async fn run(
 
     // Ready once the lists' health is known: a unit ordered after rblwatch
     // starts against a daemon that can already tell a listing from an error.
-    if let Err(e) = daemon.health_check().await {
+    // Without targets no list is asked anything (mail telemetry only).
+    let has_targets = !daemon.runtime().cfg.targets.is_empty();
+    if let Err(e) = async {
+        if has_targets {
+            daemon.health_check().await
+        } else {
+            Ok(())
+        }
+    }
+    .await
+    {
         tracing::error!(error = %format!("{e:#}"), "first health check failed");
         if is_fatal(&e) {
             return Err(e);

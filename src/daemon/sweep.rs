@@ -217,7 +217,33 @@ impl Daemon {
         let mut baseline_found = Vec::new();
         let mut baseline_count = 0u64;
         let mut unchecked: Vec<(String, String, Option<String>)> = Vec::new();
-        let mut outcomes = engine.sweep(&specs, &health);
+        // Lists on a stretched interval (budget) are swept only when their turn comes.
+        let base = cfg.daemon.sweep.nominal_interval().as_secs() as i64;
+        let due: Vec<bool> = engine
+            .lists()
+            .iter()
+            .zip(&rt.plans)
+            .map(|(l, p)| {
+                p.every <= 1
+                    || mem
+                        .last_swept
+                        .get(&l.def.id)
+                        .is_none_or(|t| started_at - t >= p.interval.as_secs() as i64 - base / 2)
+            })
+            .collect();
+        for ((l, p), d) in engine.lists().iter().zip(&rt.plans).zip(&due) {
+            if !d {
+                tracing::debug!(list = %l.def.id, every = p.every, "not due this sweep (budget)");
+            }
+        }
+        let swept_now: Vec<String> = engine
+            .lists()
+            .iter()
+            .zip(&due)
+            .filter(|(_, d)| **d)
+            .map(|(l, _)| l.def.id.clone())
+            .collect();
+        let mut outcomes = engine.sweep_lists(&specs, &health, Some(&due));
         while let Some(o) = outcomes.next().await {
             counts.pairs += 1;
             match o.verdict.kind() {
@@ -391,6 +417,12 @@ impl Daemon {
         let baselined = commit.baselined.clone();
         let n_events = commit.events.len();
         let unchecked_rows = unchecked.clone();
+        let mut last_swept = mem.last_swept.clone();
+        for l in &swept_now {
+            last_swept.insert(l.clone(), started_at);
+        }
+        let budget_counts = super::counts_of(engine);
+        let swept_state = last_swept.clone();
         let (change, committed) = self
             .store
             .call(move |c| {
@@ -400,6 +432,8 @@ impl Daemon {
                 for (t, l, why) in &unchecked_rows {
                     store::set_unchecked(&tx, t, l, why.as_deref(), started_at)?;
                 }
+                store::put_state(&tx, super::SWEPT_STATE, &swept_state, started_at)?;
+                store::put_state(&tx, super::BUDGET_STATE, &budget_counts, started_at)?;
                 tx.commit()?;
                 Ok((change, out))
             })
@@ -419,6 +453,7 @@ impl Daemon {
             }
         }
         change.apply(&mut mem);
+        mem.last_swept = last_swept;
         mem.baselined.extend(baselined);
         drop(mem);
         tracing::info!(

@@ -327,3 +327,40 @@ fn a_closed_pipe_ends_a_command_quietly() {
     assert!(!e.contains("panicked") && !e.contains("Broken pipe"), "{e}");
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
 }
+
+/// Issue 9: a /20 swept every 30 minutes overruns a 100,000 queries/day
+/// budget: `lists --health` says how often the list is swept instead.
+#[test]
+fn lists_health_says_how_a_budget_stretches_the_sweeps() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &rbl,
+        &["dyn-test", "bl-test"],
+        "[[targets]]\ntarget = \"10.20.0.0/20\"\n[daemon]\nsweep = \"30m\"\n[lists.override.dyn-test]\ndaily_limit = 100000\n",
+    );
+    let o = rblwatch(&["lists", "--health", "-C", cfg.to_str().unwrap()]);
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("budget dyn-test: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("swept every 1h 30m")
+            && line.contains("100,000 queries/day")
+            && line.contains("4,096 targets"),
+        "{line}"
+    );
+    assert!(!out.contains("budget bl-test"), "{out}");
+    let o = rblwatch(&["lists", "--health", "--json", "-C", cfg.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let dyn_ = v["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == "dyn-test")
+        .unwrap();
+    assert_eq!(dyn_["budget"]["every"], 3);
+    assert!(dyn_["budget"]["daily_queries"].as_u64().unwrap() <= 90_000);
+}

@@ -260,3 +260,49 @@ async fn per_list_rate_cap_is_honoured() {
         32
     );
 }
+
+/// Issue 9: the daily budget is a hard cap (no query past it), and a negative
+/// answer is not asked again within its SOA negative TTL (health checks always ask).
+#[tokio::test]
+async fn the_daily_budget_is_never_exceeded_and_negative_answers_are_kept() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let rbl = Rbldnsd::start();
+    let mut cat = Catalog::shipped().unwrap();
+    cat.extend_from_dir(&fixtures().join("lists.d")).unwrap();
+    let capped = ActiveList::new(Arc::new(cat.get("dyn-test").unwrap().clone()), None, None)
+        .with_daily_limit(Some(5));
+    let cached = ActiveList::new(Arc::new(cat.get("bl-test").unwrap().clone()), None, None);
+    let mut cc = ClientConfig::new(vec![rbl.addr().parse().unwrap()]);
+    cc.timeout = Duration::from_millis(400);
+    cc.retries = 0;
+    let e = Engine::new(
+        DnsClient::new(&cc).await.unwrap(),
+        vec![capped, cached],
+        EngineOpts::default(),
+    );
+    let mut budget_stops = 0;
+    for i in 1..=20 {
+        let v = e.query(0, &t(&format!("192.0.2.{i}"))).await;
+        if let Verdict::Unknown { why } = &v {
+            assert!(why.contains("daily budget"), "{why}");
+            budget_stops += 1;
+        }
+    }
+    assert_eq!(budget_stops, 15);
+    assert_eq!(e.lists()[0].counters.today.load(Relaxed), 5);
+    assert_eq!(e.lists()[0].counters.queries.load(Relaxed), 5);
+    // bl.test has an SOA with a 10 s negative TTL: the second ask is not sent
+    let sent = || e.client().stats().sent.load(Relaxed);
+    assert_eq!(e.query(1, &t("192.0.2.200")).await, Verdict::Clear);
+    let before = sent();
+    assert_eq!(e.query(1, &t("192.0.2.200")).await, Verdict::Clear);
+    assert_eq!(sent(), before, "answered from the negative cache");
+    // a listing is never cached; health checks always ask
+    let before = sent();
+    e.query(1, &t("192.0.2.1")).await;
+    e.query(1, &t("192.0.2.1")).await;
+    assert!(sent() >= before + 2);
+    let before = sent();
+    e.check_health().await;
+    assert!(sent() > before);
+}

@@ -817,3 +817,60 @@ url = "http://127.0.0.1:{good}/good"
     assert!(!d.log().contains(&format!("127.0.0.1:{refused}/x")));
     assert!(d.child.try_wait().unwrap().is_none(), "still running");
 }
+
+/// Issue 9: in service mode a list whose budget needs it is swept only every
+/// k-th sweep, and the log says so; the other lists every sweep.
+#[test]
+fn a_list_over_budget_is_swept_less_often_by_the_running_daemon() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::util::write_config(
+        dir.path(),
+        &rbl,
+        &["dyn-test", "bl-test"],
+        "[[targets]]\ntarget = \"192.0.2.0/28\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"1s\"\nhealth = \"1h\"\n[lists.override.dyn-test]\ndaily_limit = 400000\n",
+    );
+    let d = Daemon::start(&cfg);
+    let log = d.wait_log(
+        "to stay within 400,000 queries/day",
+        Duration::from_secs(10),
+    );
+    assert!(log.contains("swept every 5s"), "{log}");
+    wait_for("eight sweeps", Duration::from_secs(30), || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM sweeps WHERE status = 'done'",
+        ) >= 8)
+            .then_some(())
+    });
+    let log = d.log();
+    let skipped = |list: &str| {
+        log.lines()
+            .filter(|l| l.contains("not due this sweep") && l.contains(&format!("list={list}")))
+            .count()
+    };
+    assert!(skipped("dyn-test") >= 3, "{log}");
+    assert_eq!(skipped("bl-test"), 0);
+    // the counts kept for the budget say the same
+    let counts: serde_json::Value = serde_json::from_str(
+        &db(dir.path())
+            .query_row(
+                "SELECT value FROM state WHERE key = 'budget:counts'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    let sweeps = count(
+        &db(dir.path()),
+        "SELECT COUNT(*) FROM sweeps WHERE status = 'done'",
+    ) as u64;
+    let dyn_n = counts["dyn-test"][1].as_u64().unwrap();
+    // every sweep costs 3 queries of health check; being swept, 16 more (the targets)
+    let swept = dyn_n.saturating_sub(3 * (sweeps + 1)) / 16;
+    assert!(
+        swept <= sweeps / 5 + 1,
+        "dyn-test swept {swept} times in {sweeps} sweeps ({dyn_n} queries)"
+    );
+}
