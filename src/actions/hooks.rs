@@ -35,6 +35,9 @@ pub fn condition_key(e: &Event) -> String {
         Subject::Hook { name } | Subject::Channel { name } | Subject::Source { name } => {
             (String::new(), name.clone())
         }
+        Subject::Receiver { id } => (String::new(), id.clone()),
+        Subject::Target { target } => (target.clone(), String::new()),
+        Subject::Audit { name, check } => (check.clone(), name.clone()),
         Subject::None => (String::new(), String::new()),
     };
     format!("{}:{a}:{b}", raise.as_str())
@@ -117,6 +120,8 @@ pub fn event_env(
         Subject::Metric { source, metric } => vec![("SOURCE", source), ("METRIC", metric)],
         Subject::Probe { server, domain } => vec![("SERVER", server), ("DOMAIN", domain)],
         Subject::Hook { name } => vec![("HOOK", name)],
+        Subject::Receiver { id } => vec![("RECEIVER", id)],
+        Subject::Audit { name, check } => vec![("AUDIT", name), ("CHECK", check)],
         _ => vec![],
     };
     for (k, val) in fields {
