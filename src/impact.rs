@@ -350,7 +350,7 @@ fn samples<'r>(groups: impl Iterator<Item = &'r Rejection>, max: usize) -> Vec<R
             None => out.push(sample(g)),
         }
     }
-    out.sort_by(|a, b| b.count.cmp(&a.count));
+    out.sort_by_key(|s| std::cmp::Reverse(s.count));
     out.truncate(max);
     out
 }

@@ -62,6 +62,8 @@ pub mod engine;
 pub mod mail;
 /// The backscatter probe (RCPT to a random address, never DATA).
 pub mod smtp_probe;
+/// The read-only MTA posture audit (`postconf`, `exim -bP`): settings that cause backscatter and listings.
+pub mod audit;
 
 // Evaluator: pure decisions over what the probes saw.
 /// Spike detection on mail metrics, pure.
