@@ -509,17 +509,17 @@ impl Event {
                     "receiver": "microsoft", "name": "Microsoft (Outlook.com, Hotmail, Live, Microsoft 365)",
                     "sender_page": "https://sender.office.com/", "window_secs": 3600,
                     "counts": {"rejected": 3, "deferred": 1},
-                    "impact": {"verdict": "own-data", "text": "Microsoft rejects for ip-reputation (microsoft-s3150); no monitored list lists you"},
-                    "replies": [{"text": "550 5.7.1 Unfortunately, messages from [192.0.2.10] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). <sample>", "count": 3, "status": "bounced", "meaning": "ip-reputation", "rule": "microsoft-s3150", "list": null, "relay": "outlook-com.olc.protection.outlook.com", "queue_ids": ["4F1A2B3C4D"]}],
+                    "impact": {"verdict": "own-data", "text": "Microsoft rejects mail for ip-reputation (microsoft-s3150); no monitored list lists you"},
+                    "replies": [{"text": "550 5.7.1 Unfortunately, messages from [192.0.2.10] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). <sample>", "count": 3, "outcome": "rejected", "meaning": "ip-reputation", "rule": "microsoft-s3150", "list": null, "relay": "outlook-com.olc.protection.outlook.com", "queue_ids": ["4F1A2B3C4D"]}],
                     "queue_ids": ["4F1A2B3C4D"],
                 }),
             ),
             EventKind::ListingRejecting | EventKind::ListingRejectingCleared => (
                 Subject::pair("192.0.2.1", "spamhaus-zen"),
                 serde_json::json!({
-                    "impact": {"state": "rejecting", "text": "Microsoft rejects citing spamhaus-zen (3 in the last 1h)"},
+                    "impact": {"state": "rejecting", "text": "Microsoft refuses mail citing spamhaus-zen (3 in the last 1h)"},
                     "receivers": ["microsoft"], "count": 3, "delist": "https://check.spamhaus.org/results/?query=192.0.2.1",
-                    "replies": [{"text": "550 5.7.1 Service unavailable, Client host [192.0.2.1] blocked using Spamhaus.", "count": 3, "status": "bounced", "meaning": "ip-blocklist", "rule": "microsoft-spamhaus", "list": "spamhaus-zen", "relay": "mx.example.net", "queue_ids": []}],
+                    "replies": [{"text": "550 5.7.1 Service unavailable, Client host [192.0.2.1] blocked using Spamhaus.", "count": 3, "outcome": "rejected", "meaning": "ip-blocklist", "rule": "microsoft-spamhaus", "list": "spamhaus-zen", "relay": "mx.example.net", "queue_ids": []}],
                 }),
             ),
             EventKind::BackscatterSource | EventKind::BackscatterSourceCleared => (

@@ -844,7 +844,7 @@ fn receiver_details(r: &ReceiverImpact, a: &Assessment) -> serde_json::Value {
         "window_secs": a.window_secs,
         "threshold": a.threshold,
         "counts": {"rejected": r.rejected, "deferred": r.deferred, "other": r.other},
-        "meanings": r.meanings,
+        "by_meaning": r.meanings,
         "lists": r.lists,
         "impact": {"verdict": r.verdict, "text": r.text},
         "replies": r.replies,
