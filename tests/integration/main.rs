@@ -10,6 +10,7 @@ mod config;
 mod daemon;
 mod deploy;
 mod dnsbl;
+mod impact;
 mod lab;
 mod mail;
 mod service;
