@@ -333,3 +333,322 @@ fn reply_lines_split_like_a_receiver() {
         )
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// the joined verdict, in service mode
+
+/// Microsoft's S3150 reply (its own block list), with our target's address.
+const S3150: &[&str] = &["5.7.1 Unfortunately, messages from [192.0.2.77] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). You can also refer your provider to http://mail.live.com/mail/troubleshooting.aspx#errors. [VE1EUR01FT080.eop-EUR01.prod.protection.outlook.com]"];
+
+/// Exchange Online citing Spamhaus, with markup and a shell expansion in it:
+/// remote text that must stay data (escaped on pages, never on a command line).
+const SPAMHAUS: &[&str] = &["5.7.1 Service unavailable, Client host [192.0.2.77] blocked using Spamhaus. To request removal from this list see https://www.spamhaus.org/query/ip/192.0.2.77 (AS3130). [<script>alert(1)</script> $(touch /tmp/rblwatch-pwned)]"];
+
+/// The heart of the product, as a postmaster lives it, against ONE daemon:
+/// 1. Outlook refuses our mail for its own reputation data (S3150) while no
+///    list lists us: `receiver_rejecting`, "no monitored list lists you";
+/// 2. Outlook now cites Spamhaus: the monitor sees no listing there (yet);
+/// 3. a zone edit lists us on ZEN: the listing is `impact: rejecting`
+///    (critical, `listing_rejecting`), a second listing nobody cites is
+///    `none seen`; pages, API and alerts show it, the reply text escaped and
+///    never on a hook's command line;
+/// 4. the refusals age out of the window: both conditions clear.
+#[test]
+fn impact_story_against_one_long_lived_daemon() {
+    let t0 = Instant::now();
+    let rbl = lists_rbldnsd();
+    let rx = Receiver::start(&[Rule::rcpt("outlook.test", 550, S3150)]);
+    let pf = Postfix::start_relaying(
+        &rx.routes()
+            .via("outlook.test", "lab-test.mail.protection.outlook.com"),
+    );
+    let slack = HttpFixture::serve(vec![("/slack", "text/plain", "ok".into())]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hook-out");
+    std::fs::create_dir(&out).unwrap();
+    let rec = fixtures().join("hooks/record.sh").display().to_string();
+    let wport = free_tcp_port();
+    let extra = format!(
+        r#"[[targets]]
+target = "192.0.2.77"
+[[targets]]
+target = "192.0.2.78"
+
+[daemon]
+database = "rblwatch.db"
+sweep = "1s"
+health = "1s"
+confirm_listed = 1
+confirm_clear = 1
+
+[impact]
+window = "15s"
+threshold = 0
+
+[alerting]
+group_window = "0s"
+
+[[sources]]
+name = "mxlog"
+kind = "postfix_log"
+path = {log:?}
+interval = "1s"
+
+[[hooks]]
+name = "rec-receiver"
+on = ["receiver_rejecting"]
+command = [{rec:?}, "receiver"]
+cooldown = "0s"
+max_per_hour = 100
+env = {{ OUT = {out:?} }}
+
+[[hooks]]
+name = "rec-listing"
+on = ["listing_rejecting"]
+command = [{rec:?}, "listing"]
+cooldown = "0s"
+max_per_hour = 100
+env = {{ OUT = {out:?} }}
+
+[[alerts]]
+name = "ops-slack"
+kind = "slack"
+url = "http://127.0.0.1:{sport}/slack"
+
+[web]
+listen = "127.0.0.1:{wport}"
+"#,
+        log = pf.log().display().to_string(),
+        out = out.display().to_string(),
+        sport = slack.port,
+    );
+    let cfg = write_config(dir.path(), &rbl, &["spamhaus-zen", "backscatterer"], &extra);
+    let mut d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    wait_event(dir.path(), "baseline", t, &d);
+    // the log is followed from its end: wait for the first read before mail flows
+    wait_for("the first read of the Postfix log", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'mxlog'",
+        ) > 0)
+            .then_some(())
+    });
+
+    // 1. Outlook refuses us for its own reputation data; no list lists us
+    pf.submit("alice@example.test", "bob@outlook.test", "hello Outlook");
+    let ev = wait_event(dir.path(), "receiver_rejecting", t, &d);
+    assert_eq!(ev["receiver"], "microsoft", "{ev}");
+    assert_eq!(ev["impact"]["verdict"], "own-data", "{ev}");
+    assert_eq!(
+        ev["impact"]["text"],
+        "Microsoft (Outlook.com, Hotmail, Live, Microsoft 365) rejects mail for ip-reputation (microsoft-s3150); no monitored list lists you"
+    );
+    assert_eq!(ev["sender_page"], "https://sender.office.com/");
+    assert_eq!(ev["replies"][0]["rule"], "microsoft-s3150");
+    assert!(
+        ev["replies"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("550 5.7.1 Unfortunately, messages from [192.0.2.77]"),
+        "{ev}"
+    );
+    assert_eq!(ev["queue_ids"].as_array().unwrap().len(), 1, "{ev}");
+    let v = get_json(wport, "/api/v1/status");
+    assert_eq!(
+        v["verdict"]["kind"], "rejecting",
+        "never all clear: {}",
+        v["verdict"]
+    );
+    assert_eq!(v["impact"]["receivers"][0]["id"], "microsoft");
+    let c = db(dir.path());
+    assert_eq!(
+        count(&c, "SELECT CAST(SUM(value) AS INTEGER) FROM metric_samples WHERE source = 'mxlog' AND metric = 'rejected_reputation'"),
+        1
+    );
+
+    // 2. Outlook cites Spamhaus, on which the monitor sees no listing
+    rx.set_rules(&[Rule::rcpt("outlook.test", 550, SPAMHAUS)]);
+    pf.submit("alice@example.test", "carol@outlook.test", "hello again");
+    let r = wait_for("Outlook to cite Spamhaus", t, || {
+        let v = get_json(wport, "/api/v1/receivers");
+        let r = v["receivers"][0].clone();
+        (r["verdict"] == "cites-clear-list").then_some(r)
+    });
+    assert!(
+        r["text"]
+            .as_str()
+            .unwrap()
+            .contains("citing spamhaus-zen; the monitor sees no listing of yours there"),
+        "{r}"
+    );
+    assert_eq!(r["lists"][0]["list"], "spamhaus-zen");
+
+    // 3. the zone lists both targets: the cited one is `rejecting`, the other `none seen`
+    rbl.write_zone(
+        "zen.ip4set",
+        &listing_zone(&[
+            "192.0.2.77 :127.0.0.2:listed",
+            "192.0.2.78 :127.0.0.2:listed",
+        ]),
+    );
+    let ev = wait_event(dir.path(), "listing_rejecting", t, &d);
+    assert_eq!(ev["impact"]["state"], "rejecting", "{ev}");
+    assert_eq!(ev["impact"]["severity"], "critical");
+    assert_eq!(ev["receivers"], serde_json::json!(["microsoft"]));
+    let c = db(dir.path());
+    let (sev, subject): (String, String) = c
+        .query_row(
+            "SELECT severity, subject FROM events WHERE kind = 'listing_rejecting'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(sev, "critical");
+    assert!(
+        subject.contains("192.0.2.77") && subject.contains("spamhaus-zen"),
+        "{subject}"
+    );
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM events WHERE kind = 'listing_rejecting'"
+        ),
+        1,
+        "only the cited listing"
+    );
+    let v = get_json(wport, "/api/v1/status");
+    let imp = |target: &str| -> serde_json::Value {
+        v["listings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["target"] == target)
+            .map(|l| l["impact"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(imp("192.0.2.77")["state"], "rejecting", "{v}");
+    assert_eq!(imp("192.0.2.77")["severity"], "critical");
+    assert_eq!(imp("192.0.2.78")["state"], "none_seen");
+    assert_eq!(imp("192.0.2.78")["severity"], "warning");
+    assert!(
+        v["verdict"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("1 cited by receivers refusing mail"),
+        "{}",
+        v["verdict"]
+    );
+    let target = get_json(wport, "/api/v1/targets/192.0.2.77");
+    let row = target["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "spamhaus-zen")
+        .unwrap()
+        .clone();
+    assert_eq!(row["impact"]["state"], "rejecting", "{row}");
+    assert_eq!(target["receivers"][0]["verdict"], "cites-listing");
+    let r = get_json(wport, "/api/v1/receivers");
+    assert_eq!(
+        r["receivers"][0]["text"],
+        "Microsoft (Outlook.com, Hotmail, Live, Microsoft 365) rejects mail citing spamhaus-zen, which lists 192.0.2.77"
+    );
+    // remote text on the pages: escaped, never markup
+    for path in ["/receivers", "/", "/target/192.0.2.77"] {
+        let (s, page) = get(wport, path);
+        assert_eq!(s, 200, "{path}");
+        assert!(
+            page.contains("impact: what receivers do")
+                || page.contains("Impact: what receivers do"),
+            "{path}: {page}"
+        );
+        assert!(
+            !page.contains("<script>alert(1)"),
+            "{path} carries markup from a reply"
+        );
+    }
+    let (_, page) = get(wport, "/receivers");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+            || page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(
+        page.contains("microsoft-spamhaus") && page.contains("rejecting"),
+        "{page}"
+    );
+    // in alerts: Slack's markup is neutralised, the reply still there as text
+    let body = wait_for("the listing_rejecting alert", t, || {
+        slack
+            .bodies()
+            .into_iter()
+            .find(|b| b.contains("listing_rejecting") || b.contains("impact rejecting"))
+    });
+    let text = serde_json::from_str::<serde_json::Value>(&body).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !text.contains("<script>"),
+        "{text}"
+    );
+    assert!(text.contains("impact: Microsoft"), "{text}");
+    // hooks: the event on stdin, never on the command line or in the environment
+    for name in ["receiver", "listing"] {
+        let args = wait_for(&format!("the {name} hook"), t, || {
+            std::fs::read_to_string(out.join(format!("{name}.args"))).ok()
+        });
+        assert_eq!(args, format!("{name}\n"));
+        let env = std::fs::read_to_string(out.join(format!("{name}.env"))).unwrap();
+        assert!(!env.contains("script") && !env.contains("$("), "{env}");
+    }
+    let stdin = std::fs::read_to_string(out.join("listing.stdin")).unwrap();
+    let e: serde_json::Value = serde_json::from_str(&stdin).unwrap();
+    assert!(
+        e["details"]["replies"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("<script>alert(1)</script> $(touch /tmp/rblwatch-pwned)"),
+        "{stdin}"
+    );
+    assert!(!Path::new("/tmp/rblwatch-pwned").exists());
+    let env = std::fs::read_to_string(out.join("listing.env")).unwrap();
+    assert!(
+        env.contains("RBLWATCH_TARGET=192.0.2.77") && env.contains("RBLWATCH_LIST=spamhaus-zen"),
+        "{env}"
+    );
+    let env = std::fs::read_to_string(out.join("receiver.env")).unwrap();
+    assert!(env.contains("RBLWATCH_RECEIVER=microsoft"), "{env}");
+
+    // 4. no more refusals: after the window both conditions clear, the listing stays
+    let ev = wait_event(
+        dir.path(),
+        "listing_rejecting_cleared",
+        Duration::from_secs(40),
+        &d,
+    );
+    assert_eq!(ev["impact"]["state"], "none_seen", "{ev}");
+    wait_event(
+        dir.path(),
+        "receiver_rejecting_cleared",
+        Duration::from_secs(20),
+        &d,
+    );
+    let v = get_json(wport, "/api/v1/status");
+    assert_eq!(v["verdict"]["kind"], "listed");
+    assert!(v["listings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["impact"]["state"] == "none_seen"));
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "one daemon did all of it"
+    );
+    eprintln!(
+        "impact story in {:?}: {:?}",
+        t0.elapsed(),
+        kinds(dir.path())
+    );
+}
