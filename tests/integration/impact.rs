@@ -45,13 +45,24 @@ fn kinds(dir: &Path) -> Vec<String> {
 
 /// Waits for the first event of `kind`; returns its details.
 fn wait_event(dir: &Path, kind: &str, limit: Duration, d: &Daemon) -> serde_json::Value {
+    wait_event_with(dir, kind, "", limit, d)
+}
+
+/// Waits for the first event of `kind` whose details contain `needle`.
+fn wait_event_with(
+    dir: &Path,
+    kind: &str,
+    needle: &str,
+    limit: Duration,
+    d: &Daemon,
+) -> serde_json::Value {
     let start = Instant::now();
     loop {
         let c = db(dir);
         let found: Option<String> = c
             .query_row(
-                "SELECT details FROM events WHERE kind = ?1 ORDER BY id LIMIT 1",
-                [kind],
+                "SELECT details FROM events WHERE kind = ?1 AND instr(details, ?2) > 0 ORDER BY id LIMIT 1",
+                [kind, needle],
                 |r| r.get(0),
             )
             .ok();
@@ -651,4 +662,472 @@ listen = "127.0.0.1:{wport}"
         t0.elapsed(),
         kinds(dir.path())
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// "you are the backscatter source", and the posture audit as a daemon job
+
+/// The backscatter story against ONE daemon: the audit finds the settings
+/// that accept unknown recipients, the probe finds the hole, an attack makes
+/// the NDRs spike, then a zone edit lists the server on Backscatterer.org:
+/// one `backscatter_source` event with one diagnosis (listing, spike, probe,
+/// audit) and the remediation the hooks offer. The hook on that event fixes
+/// Postfix; the probe, the audit and the spike clear, and so does the
+/// backscatter source.
+#[test]
+fn backscatter_source_story_against_one_long_lived_daemon() {
+    let t0 = Instant::now();
+    let rbl = lists_rbldnsd();
+    let pf = Postfix::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let conf = pf.conf().display().to_string();
+    let wport = free_tcp_port();
+    let extra = format!(
+        r#"[[targets]]
+target = "192.0.2.88"
+
+[daemon]
+database = "rblwatch.db"
+sweep = "1s"
+health = "1s"
+confirm_listed = 1
+confirm_clear = 1
+
+[alerting]
+group_window = "0s"
+
+[[sources]]
+name = "mxlog"
+kind = "postfix_log"
+path = {log:?}
+interval = "1s"
+
+[[spikes]]
+metric = "mxlog.ndr_generated"
+kind = "ndr_spike"
+above = 5
+clear_after = 8
+
+[[probes]]
+domain = "example.test"
+server = "{server}"
+mail_from = "probe@probe.test"
+interval = "1s"
+
+[[audits]]
+name = "mx"
+mta = "postfix"
+command = ["postconf", "-c", {conf:?}]
+interval = "1s"
+
+[[hooks]]
+name = "strict-recipients"
+on = ["backscatter_source"]
+command = ["{root}/hooks/postfix-strict-recipients", "enable", "-c", {conf:?}]
+env = {{ RBLWATCH_LOCAL_RECIPIENT_MAPS = "unix:passwd.byname $alias_maps" }}
+timeout = "30s"
+
+[web]
+listen = "127.0.0.1:{wport}"
+"#,
+        log = pf.log().display().to_string(),
+        server = pf.server(),
+    );
+    let cfg = write_config(dir.path(), &rbl, &["spamhaus-zen", "backscatterer"], &extra);
+    let mut d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    wait_event(dir.path(), "baseline", t, &d);
+    wait_event(dir.path(), "rndr_vulnerable", t, &d);
+    let f = wait_for("the audit's findings", t, || {
+        let c = db(dir.path());
+        let mut st = c
+            .prepare(
+                "SELECT json_extract(details, '$.check') FROM events WHERE kind = 'audit_finding'",
+            )
+            .ok()?;
+        let v: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        (v.len() >= 2).then_some(v)
+    });
+    assert!(
+        f.contains(&"postfix-unlisted-recipient".to_string())
+            && f.contains(&"postfix-local-recipient-maps".to_string()),
+        "{f:?}"
+    );
+    let c = db(dir.path());
+    let sev: String = c
+        .query_row(
+            "SELECT severity FROM events WHERE kind = 'audit_finding' AND json_extract(details, '$.check') = 'postfix-unlisted-recipient'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sev, "critical", "a finding carries its own severity");
+    let a = get_json(wport, "/api/v1/audit");
+    assert_eq!(a["audits"][0]["name"], "mx");
+    assert_eq!(a["audits"][0]["version"], "3.7.11");
+    let (s, page) = get(wport, "/audit");
+    assert!(
+        s == 200 && page.contains("mail for unknown recipients is accepted"),
+        "{page}"
+    );
+    assert!(
+        page.contains("smtpd_reject_unlisted_recipient = yes"),
+        "the exact fix: {page}"
+    );
+
+    // the attack: NDRs spike
+    wait_for("the first read of the Postfix log", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'mxlog'",
+        ) > 0)
+            .then_some(())
+    });
+    assert_eq!(pf.attack(20), 20);
+    wait_event(dir.path(), "ndr_spike", t, &d);
+    assert!(
+        !kinds(dir.path()).contains(&"backscatter_source".to_string()),
+        "no backscatter listing yet: no backscatter_source"
+    );
+
+    // the listing on Backscatterer.org
+    rbl.write_zone(
+        "bs.ip4set",
+        &listing_zone(&["192.0.2.88 :127.0.0.2:backscatter"]),
+    );
+    let ev = wait_event(dir.path(), "backscatter_source", t, &d);
+    let diag = ev["diagnosis"].as_str().unwrap();
+    assert!(
+        diag.starts_with(
+            "192.0.2.88 is listed on Backscatterer.org because this server is a backscatter source"
+        ) && diag.contains("NDRs) it generates has spiked (mxlog.ndr_generated)")
+            && diag.contains("accepting mail for unknown recipients")
+            && diag
+                .contains("mail for unknown recipients is accepted (postfix-unlisted-recipient)"),
+        "{diag}"
+    );
+    let remedies: Vec<String> = ev["remediation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        remedies[0].starts_with("hook strict-recipients (on backscatter_source) runs: ")
+            && remedies[0].contains("postfix-strict-recipients enable -c"),
+        "{remedies:?}"
+    );
+    assert!(
+        remedies.iter().any(|r| r.contains(&format!(
+            "postconf -c {conf} -e 'smtpd_reject_unlisted_recipient = yes'"
+        ))),
+        "{remedies:?}"
+    );
+    assert!(
+        remedies
+            .last()
+            .unwrap()
+            .contains("https://www.backscatterer.org/?ip=192.0.2.88"),
+        "{remedies:?}"
+    );
+    assert_eq!(ev["delist"], "https://www.backscatterer.org/?ip=192.0.2.88");
+    let c = db(dir.path());
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM events WHERE kind = 'backscatter_source'"
+        ),
+        1,
+        "one event, one diagnosis"
+    );
+
+    // the hook fixes Postfix: probe, audit and spike clear, then the backscatter source
+    wait_event(dir.path(), "rndr_vulnerable_cleared", t, &d);
+    let cleared = wait_for("the critical findings to clear", t, || {
+        let c = db(dir.path());
+        let n = count(
+            &c,
+            "SELECT COUNT(*) FROM events WHERE kind = 'audit_finding_cleared'",
+        );
+        (n >= 2).then_some(n)
+    });
+    assert_eq!(cleared, 2, "the info findings stay");
+    let ev = wait_event(
+        dir.path(),
+        "backscatter_source_cleared",
+        Duration::from_secs(40),
+        &d,
+    );
+    assert_eq!(
+        ev["listings"],
+        serde_json::json!(["backscatterer"]),
+        "the listing stays until it expires: {ev}"
+    );
+    let k = kinds(dir.path());
+    let pos = |x: &str| k.iter().position(|y| y == x).unwrap();
+    assert!(
+        pos("backscatter_source") < pos("rndr_vulnerable_cleared"),
+        "{k:?}"
+    );
+    assert!(
+        pos("ndr_spike_cleared") < pos("backscatter_source_cleared"),
+        "{k:?}"
+    );
+    let a = get_json(wport, "/api/v1/audit");
+    assert!(
+        a["audits"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "critical"),
+        "{a}"
+    );
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "one daemon did all of it"
+    );
+    eprintln!("backscatter story in {:?}: {k:?}", t0.elapsed());
+}
+
+/// The Exim side against ONE daemon: the `exim_log` source follows the private
+/// Exim's mainlog (Gmail refusing us, a bounce to a forged sender), the audit
+/// job reads `exim -bP` and finds the RCPT ACL that does not verify
+/// recipients; switching Exim to strict clears the finding.
+#[test]
+fn exim_log_and_audit_against_one_long_lived_daemon() {
+    let t0 = Instant::now();
+    let rx = Receiver::start(&[Rule::rcpt(
+        "gmail.test",
+        550,
+        &[
+            "5.7.1 [192.0.2.5      12] Our system has detected that this message is",
+            "5.7.1 likely unsolicited mail. To reduce the amount of spam sent to Gmail,",
+            "5.7.1 this message has been blocked. For more information, go to",
+            "5.7.1  https://support.google.com/mail/?p=UnsolicitedMessageError - gsmtp",
+        ],
+    )]);
+    let mut ex = Exim::start_relaying(
+        EximMode::Vulnerable,
+        &rx.routes().via("gmail.test", "gmail-smtp-in.l.google.test"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[daemon]
+database = "rblwatch.db"
+
+# no lists and a resolver on loopback: nothing is asked of the outside world
+[lists]
+use = []
+
+[resolver]
+nameservers = ["127.0.0.1:9"]
+
+[web]
+enabled = false
+
+[impact]
+threshold = 0
+
+[[sources]]
+name = "eximlog"
+kind = "exim_log"
+path = {log:?}
+interval = "1s"
+
+[[audits]]
+name = "exim"
+mta = "exim"
+command = [{bin:?}, "-C", {conf:?}]
+interval = "1s"
+"#,
+        log = ex.mainlog_path().display().to_string(),
+        bin = Exim::binary().display().to_string(),
+        conf = ex.config().display().to_string(),
+    );
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    let ev = wait_event_with(dir.path(), "audit_finding", "exim-rcpt-verify", t, &d);
+    assert_eq!(ev["check"], "exim-rcpt-verify", "{ev}");
+    assert!(
+        ev["fix"]
+            .as_str()
+            .unwrap()
+            .contains("require verify = recipient"),
+        "{ev}"
+    );
+    wait_for("the first read of the mainlog", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'eximlog'",
+        ) > 0)
+            .then_some(())
+    });
+    // Gmail refuses us; a forged sender gets a bounce
+    assert!(crate::util::smtp_send(
+        &ex.server(),
+        "alice@example.test",
+        "bob@gmail.test",
+        "hi"
+    ));
+    assert!(crate::util::smtp_send(
+        &ex.server(),
+        "victim@victim.test",
+        "nouser@example.test",
+        "x"
+    ));
+    let ev = wait_event(dir.path(), "receiver_rejecting", t, &d);
+    assert_eq!(ev["receiver"], "google", "{ev}");
+    assert_eq!(
+        ev["replies"][0]["rule"], "google-likely-unsolicited",
+        "{ev}"
+    );
+    assert!(
+        ev["replies"][0]["queue_ids"][0]
+            .as_str()
+            .unwrap()
+            .contains('-'),
+        "an Exim id: {ev}"
+    );
+    wait_for("the bounce counted", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT CAST(SUM(value) AS INTEGER) FROM metric_samples WHERE source = 'eximlog' AND metric = 'ndr_generated'",
+        ) >= 1)
+            .then_some(())
+    });
+    let c = db(dir.path());
+    assert!(
+        count(&c, "SELECT CAST(SUM(value) AS INTEGER) FROM metric_samples WHERE source = 'eximlog' AND metric = 'rejected_content'") >= 1,
+        "Gmail's 'likely unsolicited' is about the content"
+    );
+    // the fix clears the finding
+    ex.set_mode(EximMode::Strict);
+    let ev = wait_event_with(
+        dir.path(),
+        "audit_finding_cleared",
+        "exim-rcpt-verify",
+        t,
+        &d,
+    );
+    assert_eq!(ev["check"], "exim-rcpt-verify", "{ev}");
+    assert_eq!(
+        count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM events WHERE kind = 'audit_finding_cleared'"
+        ),
+        1,
+        "only the fixed finding clears"
+    );
+    assert!(d.child.try_wait().unwrap().is_none(), "still running");
+    eprintln!("Exim story in {:?}: {:?}", t0.elapsed(), kinds(dir.path()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// `rblwatch audit`
+
+fn audit_json(args: &[&str]) -> (i32, serde_json::Value) {
+    let mut a = vec!["audit", "--json"];
+    a.extend_from_slice(args);
+    let o = rblwatch(&a);
+    let v = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
+    (o.status.code().unwrap_or(-1), v)
+}
+
+fn checks(v: &serde_json::Value) -> Vec<(String, String)> {
+    v[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `rblwatch audit` against a vulnerable and a hardened Postfix and Exim.
+#[test]
+fn audit_command_against_vulnerable_and_hardened_postfix_and_exim() {
+    let pf = Postfix::start();
+    let conf = pf.conf().display().to_string();
+    let (code, v) = audit_json(&["--mta", "postfix", "--", "postconf", "-c", &conf]);
+    assert_eq!(code, 1, "{v}");
+    let c = checks(&v);
+    for want in ["postfix-unlisted-recipient", "postfix-local-recipient-maps"] {
+        assert!(c.contains(&(want.into(), "critical".into())), "{c:?}");
+    }
+    assert_eq!(v[0]["version"], "3.7.11");
+    let f = &v[0]["findings"][0];
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("postconf -c {conf} -e")),
+        "{f}"
+    );
+    pf.strict();
+    let (code, v) = audit_json(&["--mta", "postfix", "--", "postconf", "-c", &conf]);
+    assert_eq!(code, 0, "hardened: only info findings remain: {v}");
+    assert!(checks(&v).iter().all(|(_, s)| s == "info"), "{v}");
+    // plain text names the fix
+    let o = rblwatch(&["audit", "--mta", "postfix", "--", "postconf", "-c", &conf]);
+    assert!(stdout(&o).contains("0 critical"), "{}", stdout(&o));
+
+    let mut ex = Exim::start(EximMode::Vulnerable);
+    let bin = Exim::binary().display().to_string();
+    let econf = ex.config().display().to_string();
+    let (code, v) = audit_json(&["--mta", "exim", "--", &bin, "-C", &econf]);
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        checks(&v).contains(&("exim-rcpt-verify".into(), "critical".into())),
+        "{v}"
+    );
+    assert_eq!(v[0]["version"], "4.96");
+    let o = rblwatch(&["audit", "--mta", "exim", "--", &bin, "-C", &econf]);
+    assert!(
+        stdout(&o).contains("CRITICAL exim-rcpt-verify")
+            && stdout(&o).contains("fix:  in the ACL acl_rcpt, add `require verify = recipient`"),
+        "{}",
+        stdout(&o)
+    );
+    ex.set_mode(EximMode::Strict);
+    let (code, v) = audit_json(&["--mta", "exim", "--", &bin, "-C", &econf]);
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        !checks(&v).iter().any(|(c, _)| c == "exim-rcpt-verify"),
+        "{v}"
+    );
+
+    // configured audits by name; an audit that cannot read is exit 3
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[audits]]\nname = \"out\"\nmta = \"postfix\"\ncommand = [\"postconf\", \"-c\", {conf:?}]\n\n[[audits]]\nname = \"broken\"\nmta = \"postfix\"\ncommand = [\"postconf\", \"-c\", \"/nonexistent\"]\n"
+        ),
+    )
+    .unwrap();
+    let (code, v) = audit_json(&["-C", cfg.to_str().unwrap(), "--name", "out"]);
+    assert_eq!((code, v[0]["name"].as_str()), (0, Some("out")), "{v}");
+    let (code, v) = audit_json(&["-C", cfg.to_str().unwrap()]);
+    assert_eq!(code, 3, "{v}");
+    assert!(
+        v[1]["error"].as_str().unwrap().contains("/nonexistent"),
+        "{v}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_rblwatch"))
+        .args(["audit", "-C", cfg.to_str().unwrap(), "--name", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }
