@@ -565,6 +565,28 @@ listen = "127.0.0.1:{wport}"
         r["receivers"][0]["text"],
         "Microsoft (Outlook.com, Hotmail, Live, Microsoft 365) rejects mail citing spamhaus-zen, which lists 192.0.2.77"
     );
+    let (_, m) = get(wport, "/metrics");
+    assert!(
+        m.contains("rblwatch_listing_rejecting{target=\"192.0.2.77\",list=\"spamhaus-zen\"} 1")
+            && m.contains("rblwatch_receiver_rejecting{receiver=\"microsoft\"} 1")
+            && m.contains(
+                "rblwatch_receiver_refused{receiver=\"microsoft\",outcome=\"rejected\"} 2"
+            ),
+        "{m}"
+    );
+    // `status --json` beside the running daemon carries the same assessment
+    let o = rblwatch(&["status", "--json", "-C", cfg.to_str().unwrap()]);
+    let st: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        st["impact"]["receivers"][0]["verdict"], "cites-listing",
+        "{st}"
+    );
+    let o = rblwatch(&["status", "-C", cfg.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("listing 192.0.2.77 on spamhaus-zen: impact rejecting"),
+        "{}",
+        stdout(&o)
+    );
     // remote text on the pages: escaped, never markup
     for path in ["/receivers", "/", "/target/192.0.2.77"] {
         let (s, page) = get(wport, path);
@@ -770,6 +792,11 @@ listen = "127.0.0.1:{wport}"
     let a = get_json(wport, "/api/v1/audit");
     assert_eq!(a["audits"][0]["name"], "mx");
     assert_eq!(a["audits"][0]["version"], "3.7.11");
+    let (_, m) = get(wport, "/metrics");
+    assert!(
+        m.contains("rblwatch_audit_findings{audit=\"mx\",severity=\"critical\"} 2"),
+        "{m}"
+    );
     let (s, page) = get(wport, "/audit");
     assert!(
         s == 200 && page.contains("mail for unknown recipients is accepted"),
