@@ -280,7 +280,16 @@ pub struct Assessment {
     pub receivers: Vec<ReceiverImpact>,
     /// Backscatter sources.
     pub backscatter: Vec<BackscatterSource>,
+    /// Receivers left out of `receivers` (see [`MAX_QUIET_RECEIVERS`]).
+    #[serde(default)]
+    pub receivers_omitted: usize,
 }
+
+/// Receivers refusing only for reasons not about us (unknown recipients…)
+/// kept in an assessment, the most frequent first: a large sender hears from
+/// thousands of domains, and the page needs the ones that matter. Receivers
+/// refusing for reasons about us are all kept.
+pub const MAX_QUIET_RECEIVERS: usize = 20;
 
 impl Assessment {
     /// The impact of one listing.
@@ -579,12 +588,23 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
         });
     }
     receivers.sort_by(|a, b| {
-        (b.rejecting, b.rejected + b.deferred, &a.id).cmp(&(
+        (b.rejecting, b.rejected + b.deferred, b.other, &a.id).cmp(&(
             a.rejecting,
             a.rejected + a.deferred,
+            a.other,
             &b.id,
         ))
     });
+    let mut quiet = 0;
+    let before = receivers.len();
+    receivers.retain(|r| {
+        if r.rejected + r.deferred > 0 {
+            return true;
+        }
+        quiet += 1;
+        quiet <= MAX_QUIET_RECEIVERS
+    });
+    let receivers_omitted = before - receivers.len();
     // backscatter
     let mut backscatter = Vec::new();
     let bs_targets: BTreeSet<&str> = i
@@ -613,6 +633,7 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
         listings,
         receivers,
         backscatter,
+        receivers_omitted,
     }
 }
 

@@ -416,3 +416,41 @@ fn backscatter_source_needs_a_backscatter_listing_and_evidence() {
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].kind, EventKind::BackscatterSourceCleared);
 }
+
+#[test]
+fn quiet_receivers_are_capped_the_ones_that_matter_kept() {
+    let mut w = World::new();
+    for i in 0..(MAX_QUIET_RECEIVERS + 5) {
+        w.rejections.push((
+            990,
+            rej(
+                &format!("d{i}.example"),
+                Outcome::Rejected,
+                Some(ReplyMeaning::Recipient),
+                "user-unknown",
+                None,
+                None,
+                1,
+            ),
+        ));
+    }
+    w.rejections.push((
+        990,
+        rej(
+            "microsoft",
+            Outcome::Deferred,
+            REP,
+            "microsoft-s3150",
+            None,
+            None,
+            1,
+        ),
+    ));
+    let a = w.assess(5);
+    assert_eq!(a.receivers.len(), MAX_QUIET_RECEIVERS + 1);
+    assert_eq!(a.receivers_omitted, 5);
+    assert_eq!(
+        a.receivers[0].id, "microsoft",
+        "about us first, though not over the threshold"
+    );
+}

@@ -601,6 +601,11 @@ listen = "127.0.0.1:{wport}"
             "{path} carries markup from a reply"
         );
     }
+    let (_, page) = get(wport, "/");
+    assert!(
+        page.contains("rejects mail citing spamhaus-zen, which lists 192.0.2.77"),
+        "the overview's impact section: {page}"
+    );
     let (_, page) = get(wport, "/receivers");
     assert!(
         page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
