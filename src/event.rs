@@ -590,6 +590,50 @@ mod tests {
     }
 
     #[test]
+    fn impact_kinds_pair_up_and_their_subjects_round_trip() {
+        for (raise, clear) in [
+            (
+                EventKind::ReceiverRejecting,
+                EventKind::ReceiverRejectingCleared,
+            ),
+            (
+                EventKind::ListingRejecting,
+                EventKind::ListingRejectingCleared,
+            ),
+            (
+                EventKind::BackscatterSource,
+                EventKind::BackscatterSourceCleared,
+            ),
+            (EventKind::AuditFinding, EventKind::AuditFindingCleared),
+        ] {
+            assert_eq!(clear.clears(), Some(raise));
+            assert_eq!(raise.clears(), None);
+            assert!(raise.severity() > Severity::Info && clear.severity() == Severity::Info);
+            for k in [raise, clear] {
+                let e = Event::sample(k);
+                let back: Event =
+                    serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
+                assert_eq!(back, e, "{k}");
+            }
+        }
+        let t = Event::sample(EventKind::BackscatterSource);
+        assert_eq!(serde_json::to_value(&t).unwrap()["target"], "192.0.2.1");
+        let a = Subject::Audit {
+            name: "mx".into(),
+            check: "postfix-open-relay".into(),
+        };
+        assert_eq!(a.key(), "audit:mx:postfix-open-relay");
+        assert_eq!(a.filter_scope(), Some("mx"));
+        assert_eq!(
+            Subject::Receiver {
+                id: "google".into()
+            }
+            .to_string(),
+            "receiver google"
+        );
+    }
+
+    #[test]
     fn json_carries_subject_and_plain_fields() {
         let e = Event::new(
             EventKind::Listed,
