@@ -48,6 +48,24 @@ pub enum EventKind {
     ResolverUnusable,
     /// The resolver is usable again.
     ResolverRecovered,
+    /// A receiver (Outlook, Gmail…) rejects or defers our mail, for reasons
+    /// about us, more than the threshold within the impact window.
+    ReceiverRejecting,
+    /// The receiver has stopped rejecting (none within the window).
+    ReceiverRejectingCleared,
+    /// A listing that receivers cite in their rejections (`impact: rejecting`).
+    ListingRejecting,
+    /// No receiver cites the listing any more (or it ended).
+    ListingRejectingCleared,
+    /// Listed on a backscatter list while the server produces backscatter
+    /// (an NDR spike or a probe accepting unknown recipients).
+    BackscatterSource,
+    /// No sign of backscatter any more (the listing may remain until it expires).
+    BackscatterSourceCleared,
+    /// The MTA posture audit found a setting that causes backscatter or listings.
+    AuditFinding,
+    /// The finding is gone (the setting was fixed).
+    AuditFindingCleared,
 }
 
 impl EventKind {
@@ -71,6 +89,14 @@ impl EventKind {
         EventKind::SourceRecovered,
         EventKind::ResolverUnusable,
         EventKind::ResolverRecovered,
+        EventKind::ReceiverRejecting,
+        EventKind::ReceiverRejectingCleared,
+        EventKind::ListingRejecting,
+        EventKind::ListingRejectingCleared,
+        EventKind::BackscatterSource,
+        EventKind::BackscatterSourceCleared,
+        EventKind::AuditFinding,
+        EventKind::AuditFindingCleared,
     ];
 
     /// The event's name, as used in configs, hooks and the API.
@@ -94,6 +120,14 @@ impl EventKind {
             EventKind::SourceRecovered => "source_recovered",
             EventKind::ResolverUnusable => "resolver_unusable",
             EventKind::ResolverRecovered => "resolver_recovered",
+            EventKind::ReceiverRejecting => "receiver_rejecting",
+            EventKind::ReceiverRejectingCleared => "receiver_rejecting_cleared",
+            EventKind::ListingRejecting => "listing_rejecting",
+            EventKind::ListingRejectingCleared => "listing_rejecting_cleared",
+            EventKind::BackscatterSource => "backscatter_source",
+            EventKind::BackscatterSourceCleared => "backscatter_source_cleared",
+            EventKind::AuditFinding => "audit_finding",
+            EventKind::AuditFindingCleared => "audit_finding_cleared",
         }
     }
 
@@ -102,18 +136,23 @@ impl EventKind {
         EventKind::ALL.iter().copied().find(|k| k.as_str() == s)
     }
 
-    /// How bad it is.
+    /// How bad it is. An audit finding carries its own severity (the event's
+    /// `severity` field); this is its default.
     pub fn severity(self) -> Severity {
         match self {
-            EventKind::Listed | EventKind::NdrSpike | EventKind::RndrVulnerable => {
-                Severity::Critical
-            }
+            EventKind::Listed
+            | EventKind::NdrSpike
+            | EventKind::RndrVulnerable
+            | EventKind::ReceiverRejecting
+            | EventKind::ListingRejecting
+            | EventKind::BackscatterSource => Severity::Critical,
             EventKind::ListUnhealthy
             | EventKind::QueueSpike
             | EventKind::HookFailed
             | EventKind::AlertFailed
             | EventKind::SourceFailed
-            | EventKind::ResolverUnusable => Severity::Warning,
+            | EventKind::ResolverUnusable
+            | EventKind::AuditFinding => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -129,6 +168,10 @@ impl EventKind {
             EventKind::AlertRecovered => EventKind::AlertFailed,
             EventKind::SourceRecovered => EventKind::SourceFailed,
             EventKind::ResolverRecovered => EventKind::ResolverUnusable,
+            EventKind::ReceiverRejectingCleared => EventKind::ReceiverRejecting,
+            EventKind::ListingRejectingCleared => EventKind::ListingRejecting,
+            EventKind::BackscatterSourceCleared => EventKind::BackscatterSource,
+            EventKind::AuditFindingCleared => EventKind::AuditFinding,
             _ => return None,
         })
     }
@@ -222,6 +265,24 @@ pub enum Subject {
         /// The name servers, e.g. `127.0.0.1:53`.
         servers: String,
     },
+    /// A mail receiver that answers our deliveries (Outlook, Gmail…).
+    Receiver {
+        /// Receiver id from the reply catalog (`microsoft`), or the answering
+        /// relay's domain when no receiver of the catalog matches it.
+        id: String,
+    },
+    /// One monitored target as a whole (a backscatter source).
+    Target {
+        /// IP or domain.
+        target: String,
+    },
+    /// One finding of an MTA posture audit.
+    Audit {
+        /// Audit name.
+        name: String,
+        /// The check (`postfix-unlisted-recipient`…).
+        check: String,
+    },
     /// Nothing in particular (the baseline summary).
     #[default]
     None,
@@ -236,7 +297,7 @@ impl Subject {
         }
     }
 
-    /// The kind's name (`pair`, `list`, `metric`, `probe`, `hook`, `none`).
+    /// The kind's name (`pair`, `list`, `metric`, `probe`, `hook`, `receiver`, `audit`, `none`…).
     pub fn kind_name(&self) -> &'static str {
         match self {
             Subject::Pair { .. } => "pair",
@@ -247,14 +308,17 @@ impl Subject {
             Subject::Channel { .. } => "channel",
             Subject::Source { .. } => "source",
             Subject::Resolver { .. } => "resolver",
+            Subject::Receiver { .. } => "receiver",
+            Subject::Target { .. } => "target",
+            Subject::Audit { .. } => "audit",
             Subject::None => "none",
         }
     }
 
-    /// The monitored target, for a pair.
+    /// The monitored target, for a pair or a target.
     pub fn target(&self) -> Option<&str> {
         match self {
-            Subject::Pair { target, .. } => Some(target),
+            Subject::Pair { target, .. } | Subject::Target { target } => Some(target),
             _ => None,
         }
     }
@@ -267,26 +331,29 @@ impl Subject {
         }
     }
 
-    /// What a hook's `targets = [...]` filter matches: a pair's target, a probe's domain.
+    /// What a hook's `targets = [...]` filter matches: a pair's or target's target, a probe's domain.
     pub fn filter_target(&self) -> Option<&str> {
         match self {
-            Subject::Pair { target, .. } => Some(target),
+            Subject::Pair { target, .. } | Subject::Target { target } => Some(target),
             Subject::Probe { domain, .. } => Some(domain),
             _ => None,
         }
     }
 
-    /// What a hook's `lists = [...]` filter matches: a list id, a metric's source, a probe's server.
+    /// What a hook's `lists = [...]` filter matches: a list id, a metric's source, a probe's
+    /// server, a receiver's id, an audit's name.
     pub fn filter_scope(&self) -> Option<&str> {
         match self {
             Subject::Pair { list, .. } | Subject::List { id: list } => Some(list),
             Subject::Metric { source, .. } => Some(source),
             Subject::Probe { server, .. } => Some(server),
-            Subject::Hook { name } | Subject::Channel { name } | Subject::Source { name } => {
-                Some(name)
-            }
             Subject::Resolver { servers } => Some(servers),
-            Subject::None => None,
+            Subject::Hook { name }
+            | Subject::Channel { name }
+            | Subject::Source { name }
+            | Subject::Audit { name, .. } => Some(name),
+            Subject::Receiver { id } => Some(id),
+            Subject::Target { .. } | Subject::None => None,
         }
     }
 
@@ -301,6 +368,9 @@ impl Subject {
             Subject::Channel { name } => format!("channel:{name}"),
             Subject::Source { name } => format!("source:{name}"),
             Subject::Resolver { servers } => format!("resolver:{servers}"),
+            Subject::Receiver { id } => format!("receiver:{id}"),
+            Subject::Target { target } => format!("target:{target}"),
+            Subject::Audit { name, check } => format!("audit:{name}:{check}"),
             Subject::None => "none".into(),
         }
     }
@@ -317,6 +387,9 @@ impl std::fmt::Display for Subject {
             Subject::Channel { name } => write!(f, "alert channel {name}"),
             Subject::Source { name } => write!(f, "source {name}"),
             Subject::Resolver { servers } => write!(f, "resolver {servers}"),
+            Subject::Receiver { id } => write!(f, "receiver {id}"),
+            Subject::Target { target } => f.write_str(target),
+            Subject::Audit { name, check } => write!(f, "audit {name}: {check}"),
             Subject::None => Ok(()),
         }
     }
@@ -453,6 +526,47 @@ impl Event {
                 },
                 serde_json::json!({"status": "unusable", "why": "sample", "fix": "sample"}),
             ),
+            EventKind::ReceiverRejecting | EventKind::ReceiverRejectingCleared => (
+                Subject::Receiver {
+                    id: "microsoft".into(),
+                },
+                serde_json::json!({
+                    "receiver": "microsoft", "name": "Microsoft (Outlook.com, Hotmail, Live, Microsoft 365)",
+                    "sender_page": "https://sender.office.com/", "window_secs": 3600,
+                    "counts": {"rejected": 3, "deferred": 1},
+                    "impact": {"verdict": "own-data", "text": "Microsoft rejects mail for ip-reputation (microsoft-s3150); no monitored list lists you"},
+                    "replies": [{"text": "550 5.7.1 Unfortunately, messages from [192.0.2.10] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). <sample>", "count": 3, "outcome": "rejected", "meaning": "ip-reputation", "rule": "microsoft-s3150", "list": null, "relay": "outlook-com.olc.protection.outlook.com", "queue_ids": ["4F1A2B3C4D"]}],
+                    "queue_ids": ["4F1A2B3C4D"],
+                }),
+            ),
+            EventKind::ListingRejecting | EventKind::ListingRejectingCleared => (
+                Subject::pair("192.0.2.1", "spamhaus-zen"),
+                serde_json::json!({
+                    "impact": {"state": "rejecting", "text": "Microsoft refuses mail citing spamhaus-zen (3 in the last 1h)"},
+                    "receivers": ["microsoft"], "count": 3, "delist": "https://check.spamhaus.org/results/?query=192.0.2.1",
+                    "replies": [{"text": "550 5.7.1 Service unavailable, Client host [192.0.2.1] blocked using Spamhaus.", "count": 3, "outcome": "rejected", "meaning": "ip-blocklist", "rule": "microsoft-spamhaus", "list": "spamhaus-zen", "relay": "mx.example.net", "queue_ids": []}],
+                }),
+            ),
+            EventKind::BackscatterSource | EventKind::BackscatterSourceCleared => (
+                Subject::Target {
+                    target: "192.0.2.1".into(),
+                },
+                serde_json::json!({
+                    "diagnosis": "192.0.2.1 is listed on Backscatterer.org because this server sends bounces to forged senders: it accepts mail for unknown recipients and bounces it later.",
+                    "remediation": ["reject unknown recipients at RCPT (hook strict-recipients)"],
+                    "delist": "https://www.backscatterer.org/?ip=192.0.2.1",
+                }),
+            ),
+            EventKind::AuditFinding | EventKind::AuditFindingCleared => (
+                Subject::Audit {
+                    name: "postfix".into(),
+                    check: "postfix-unlisted-recipient".into(),
+                },
+                serde_json::json!({
+                    "title": "unknown recipients are accepted", "why": "sample", "fix": "postconf -e 'smtpd_reject_unlisted_recipient = yes' && postfix reload",
+                    "evidence": "smtpd_reject_unlisted_recipient = no",
+                }),
+            ),
             EventKind::Baseline => (Subject::None, serde_json::json!({})),
         };
         Event::new(
@@ -498,6 +612,50 @@ mod tests {
         }
         assert_eq!(EventKind::parse("ndr_spike"), Some(EventKind::NdrSpike));
         assert_eq!(EventKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn impact_kinds_pair_up_and_their_subjects_round_trip() {
+        for (raise, clear) in [
+            (
+                EventKind::ReceiverRejecting,
+                EventKind::ReceiverRejectingCleared,
+            ),
+            (
+                EventKind::ListingRejecting,
+                EventKind::ListingRejectingCleared,
+            ),
+            (
+                EventKind::BackscatterSource,
+                EventKind::BackscatterSourceCleared,
+            ),
+            (EventKind::AuditFinding, EventKind::AuditFindingCleared),
+        ] {
+            assert_eq!(clear.clears(), Some(raise));
+            assert_eq!(raise.clears(), None);
+            assert!(raise.severity() > Severity::Info && clear.severity() == Severity::Info);
+            for k in [raise, clear] {
+                let e = Event::sample(k);
+                let back: Event =
+                    serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
+                assert_eq!(back, e, "{k}");
+            }
+        }
+        let t = Event::sample(EventKind::BackscatterSource);
+        assert_eq!(serde_json::to_value(&t).unwrap()["target"], "192.0.2.1");
+        let a = Subject::Audit {
+            name: "mx".into(),
+            check: "postfix-open-relay".into(),
+        };
+        assert_eq!(a.key(), "audit:mx:postfix-open-relay");
+        assert_eq!(a.filter_scope(), Some("mx"));
+        assert_eq!(
+            Subject::Receiver {
+                id: "google".into()
+            }
+            .to_string(),
+            "receiver google"
+        );
     }
 
     #[test]

@@ -14,9 +14,10 @@
 //!
 //!  config ──► probes ─────────────────────► evaluator ──► store ──► actions ──► web
 //!  (toml,     dns, verdict, health, engine   spike,        (SQLite,  (hooks,     (status page,
-//!   plain     (DNSBL sweeps, list health),   evaluator     WAL)      alerts,     JSON API,
-//!   settings) mail (telemetry),              (pure state             outbox)     /metrics)
-//!             smtp_probe (backscatter)       transitions)
+//!   plain     (DNSBL sweeps, list health),   evaluator,    WAL)      alerts,     JSON API,
+//!   settings) mail (telemetry, rejections),  impact                  outbox)     /metrics)
+//!             smtp_probe (backscatter),      (pure state
+//!             audit (MTA posture)            transitions, joins)
 //!
 //!  daemon: drives the stages on their schedules (imports all of them; only cli imports it)
 //!  cli:    the command line, wires everything (imports all; nothing imports it)
@@ -63,12 +64,16 @@ pub mod engine;
 pub mod mail;
 /// The backscatter probe (RCPT to a random address, never DATA).
 pub mod smtp_probe;
+/// The read-only MTA posture audit (`postconf`, `exim -bP`): settings that cause backscatter and listings.
+pub mod audit;
 
 // Evaluator: pure decisions over what the probes saw.
 /// Spike detection on mail metrics, pure.
 pub mod spike;
 /// The listing state machine ([`evaluator::Transition`]), pure.
 pub mod evaluator;
+/// The joined verdict: listings × receivers' rejections, backscatter sources (pure).
+pub mod impact;
 
 // Store, actions, web.
 /// SQLite history (WAL, migrations) on its own thread; a read-only pool for the web.

@@ -354,6 +354,62 @@ mod tests {
         );
     }
 
+    /// The impact events carry the receiver's reply: shown in every format,
+    /// escaped per format like TXT records.
+    #[test]
+    fn impact_events_show_the_reply_and_the_verdict_escaped() {
+        let mut e = Event::sample(EventKind::ReceiverRejecting);
+        e.id = 9;
+        let m = render(
+            &ch(ChannelKind::Email),
+            std::slice::from_ref(&e),
+            "",
+            "mx",
+            "k",
+        )
+        .unwrap();
+        assert!(
+            m.body.contains("impact: Microsoft rejects mail for ip-reputation (microsoft-s3150); no monitored list lists you")
+                && m.body.contains("reply (3x rejected, ip-reputation; queue ids 4F1A2B3C4D): 550 5.7.1 Unfortunately")
+                && m.body.contains("receiver's sender page: https://sender.office.com/"),
+            "{}",
+            m.body
+        );
+        for k in [ChannelKind::Slack, ChannelKind::Teams] {
+            let m = render(&ch(k), std::slice::from_ref(&e), "", "mx", "k").unwrap();
+            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            let s = v.to_string();
+            assert!(
+                s.contains("&lt;sample&gt;") && !s.contains("<sample>"),
+                "{k:?}: {s}"
+            );
+        }
+        for kind in [
+            EventKind::BackscatterSource,
+            EventKind::AuditFinding,
+            EventKind::ListingRejecting,
+        ] {
+            let m = render(
+                &ch(ChannelKind::Email),
+                &[Event::sample(kind)],
+                "",
+                "mx",
+                "k",
+            )
+            .unwrap();
+            let want = match kind {
+                EventKind::BackscatterSource => {
+                    "diagnosis: 192.0.2.1 is listed on Backscatterer.org"
+                }
+                EventKind::AuditFinding => {
+                    "fix: postconf -e 'smtpd_reject_unlisted_recipient = yes'"
+                }
+                _ => "impact: Microsoft refuses mail citing spamhaus-zen",
+            };
+            assert!(m.body.contains(want), "{kind}: {}", m.body);
+        }
+    }
+
     #[test]
     fn user_templates_override_and_must_be_json() {
         let mut c = ch(ChannelKind::Webhook);

@@ -36,6 +36,9 @@ pub fn condition_key(e: &Event) -> String {
             (String::new(), name.clone())
         }
         Subject::Resolver { servers } => (String::new(), servers.clone()),
+        Subject::Receiver { id } => (String::new(), id.clone()),
+        Subject::Target { target } => (target.clone(), String::new()),
+        Subject::Audit { name, check } => (check.clone(), name.clone()),
         Subject::None => (String::new(), String::new()),
     };
     format!("{}:{a}:{b}", raise.as_str())
@@ -118,6 +121,8 @@ pub fn event_env(
         Subject::Metric { source, metric } => vec![("SOURCE", source), ("METRIC", metric)],
         Subject::Probe { server, domain } => vec![("SERVER", server), ("DOMAIN", domain)],
         Subject::Hook { name } => vec![("HOOK", name)],
+        Subject::Receiver { id } => vec![("RECEIVER", id)],
+        Subject::Audit { name, check } => vec![("AUDIT", name), ("CHECK", check)],
         _ => vec![],
     };
     for (k, val) in fields {

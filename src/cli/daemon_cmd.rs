@@ -68,7 +68,7 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
     let cfg = super::load_config(cfg_path, true)?;
     // read-only: `status` beside a running daemon never takes the write lock
     let db = store::ReadPool::new(&cfg.daemon.database);
-    let (last, health, pairs, mail, probes) = db
+    let (last, health, pairs, mail, probes, impact) = db
         .read(|c| {
             Ok((
                 store::last_sweep(c)?,
@@ -76,6 +76,7 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
                 store::load_pairs(c)?,
                 store::latest_samples(c)?,
                 store::latest_probes(c)?,
+                store::get_state::<crate::impact::Assessment>(c, crate::impact::ASSESSMENT_STATE)?,
             ))
         })
         .await?;
@@ -87,7 +88,7 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
                 serde_json::json!({ "source": source, "metric": metric, "at": at, "value": value })
             })
             .collect();
-        let v = serde_json::json!({ "last_sweep": last, "list_health": health, "pairs": pairs, "mail": mail, "probes": probes });
+        let v = serde_json::json!({ "last_sweep": last, "list_health": health, "pairs": pairs, "mail": mail, "probes": probes, "impact": impact });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -137,6 +138,36 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
                 "  {:<40} {value:>12}  {}",
                 format!("{source}.{metric}"),
                 crate::time::fmt_time(*at)
+            );
+        }
+    }
+    if let Some(a) = &impact {
+        for r in a.receivers.iter().filter(|r| r.rejecting) {
+            println!(
+                "\nreceiver {} refuses our mail: {} rejected, {} deferred: {}",
+                r.id,
+                r.rejected,
+                r.deferred,
+                terminal_safe(&r.text, 200)
+            );
+        }
+        for l in a
+            .listings
+            .iter()
+            .filter(|l| l.impact == crate::impact::ImpactState::Rejecting)
+        {
+            println!(
+                "\nlisting {} on {}: impact rejecting: {}",
+                l.target,
+                l.list,
+                terminal_safe(&l.text, 200)
+            );
+        }
+        for b in &a.backscatter {
+            println!(
+                "\nbackscatter source {}: {}",
+                b.target,
+                terminal_safe(&b.diagnosis, 400)
             );
         }
     }

@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is one function; exit codes follow the
 //! usual conventions (0 ok, 1 error, 2 usage; `--nagios` uses 0–3).
 
+mod audit_cmd;
 mod check;
 mod daemon_cmd;
 mod hooks_cmd;
@@ -55,6 +56,8 @@ pub enum Command {
         #[command(subcommand)]
         cmd: hooks_cmd::HooksCmd,
     },
+    /// Audit the MTA's settings (read-only): what causes backscatter and listings.
+    Audit(audit_cmd::AuditArgs),
     /// Probe a mail server now.
     Probe {
         /// Which probe.
@@ -111,6 +114,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Status(a) => daemon_cmd::status(cfg_path.as_deref(), a).await,
         Command::History(a) => daemon_cmd::history(cfg_path.as_deref(), a).await,
         Command::Probe { cmd } => probe_cmd::run(cmd).await,
+        Command::Audit(a) => audit_cmd::run(cfg_path.as_deref(), a).await,
         Command::Hooks { cmd } => hooks_cmd::run(cfg_path.as_deref(), cmd).await,
     };
     match result {

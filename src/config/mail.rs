@@ -26,6 +26,11 @@ pub enum SourceKind {
         /// The log file.
         path: PathBuf,
     },
+    /// The Exim main log, followed across rotation like `postfix_log`.
+    EximLog {
+        /// The main log file.
+        path: PathBuf,
+    },
     /// `exim -bp`.
     Exim {
         /// argv.
@@ -63,6 +68,7 @@ impl SourceKind {
             SourceKind::Postfix { .. } => "postfix",
             SourceKind::PostfixLog { .. } => "postfix_log",
             SourceKind::Exim { .. } => "exim",
+            SourceKind::EximLog { .. } => "exim_log",
             SourceKind::Command { .. } => "command",
             SourceKind::HttpJson { .. } => "http_json",
             SourceKind::Prometheus { .. } => "prometheus",
@@ -388,19 +394,26 @@ pub(super) fn validate(
                     command: argv(&[])?,
                 }
             }
-            K::PostfixLog => SourceKind::PostfixLog {
-                path: cx.path(
+            K::PostfixLog | K::EximLog => {
+                let kname = if s.kind == K::PostfixLog {
+                    "postfix_log"
+                } else {
+                    "exim_log"
+                };
+                let path = cx.path(
                     s.path
                         .as_ref()
                         .ok_or_else(|| {
-                            cx.err(
-                                s.name.span(),
-                                format!("{key}: kind postfix_log needs `path`"),
-                            )
+                            cx.err(s.name.span(), format!("{key}: kind {kname} needs `path`"))
                         })?
                         .get_ref(),
-                ),
-            },
+                );
+                if s.kind == K::PostfixLog {
+                    SourceKind::PostfixLog { path }
+                } else {
+                    SourceKind::EximLog { path }
+                }
+            }
             K::HttpJson => {
                 if s.values.is_empty() {
                     return Err(cx.err(

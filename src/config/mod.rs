@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod daemon;
+pub mod impact;
 pub mod lists;
 pub mod mail;
 mod raw;
@@ -30,6 +31,7 @@ pub use self::actions::{
     ActionsConf, AlertSettings, ChannelConf, ChannelKind, EmailConf, HookConf, HookMode, SmtpTls,
 };
 pub use self::daemon::DaemonConf;
+pub use self::impact::{AuditConf, AuditMta, ImpactConf};
 pub use self::lists::ListsConf;
 pub use self::mail::{
     ProbeConf, ProbeOpts, Selector, SourceConf, SourceKind, SpikeKind, SpikeRule, StartTls,
@@ -89,6 +91,10 @@ pub struct Config {
     pub actions: ActionsConf,
     /// The status page, API and metrics.
     pub web: WebConf,
+    /// Joining listings with receivers' rejections (`[impact]`, `[replies]`).
+    pub impact: ImpactConf,
+    /// MTA posture audits.
+    pub audits: Vec<AuditConf>,
     /// Warnings found while validating (retired lists named, …).
     pub warnings: Vec<String>,
 }
@@ -309,6 +315,7 @@ impl Config {
         let (sources, probes, spikes) = mail::validate(&raw, &cx, &mut warnings)?;
         let actions = actions::validate(&raw, &cx)?;
         let web = web::validate(&raw.web, &cx)?;
+        let (impact, audits) = impact::validate(&raw, &cx, &mut warnings)?;
         let mut cfg = Config {
             path: path.to_path_buf(),
             resolver,
@@ -321,6 +328,8 @@ impl Config {
             spikes,
             actions,
             web,
+            impact,
+            audits,
             warnings,
         };
         // Check list ids against the catalog now, so `config check` catches typos.
@@ -359,7 +368,35 @@ impl Config {
                 ));
             }
         }
+        for (n, id) in cfg.impact.backscatter_lists.iter().enumerate() {
+            if catalog.get(id).is_none() {
+                let span = raw
+                    .impact
+                    .backscatter_lists
+                    .as_ref()
+                    .and_then(|v| v.get(n))
+                    .map(|s| s.span())
+                    .unwrap_or(0..0);
+                return Err(cx.err(
+                    span,
+                    format!("impact.backscatter_lists: unknown list id {id:?} (see `rblwatch lists --all`)"),
+                ));
+            }
+        }
+        // The reply rules (shipped and [replies] dirs) must load and name known lists.
+        cfg.reply_catalog(&catalog).map_err(|e| cx.err_here(e))?;
         Ok(cfg)
+    }
+
+    /// The shipped receiver-reply catalog plus `[replies] dirs`, checked against `lists`.
+    pub fn reply_catalog(&self, lists: &Catalog) -> Result<crate::replies::ReplyCatalog, String> {
+        let mut r = crate::replies::ReplyCatalog::shipped().map_err(|e| e.to_string())?;
+        for d in &self.impact.reply_dirs {
+            r.extend_from_dir(d)
+                .map_err(|e| format!("replies.dirs: {e}"))?;
+        }
+        r.check_lists(lists).map_err(|e| format!("replies: {e}"))?;
+        Ok(r)
     }
 
     /// The shipped catalog plus the configured directories.

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::actions::{ChannelKind, SmtpTls};
+use super::impact::AuditMta;
 use super::mail::{SpikeKind, StartTls};
 use crate::event::Severity;
 
@@ -43,6 +44,37 @@ pub(super) struct RawConfig {
     pub(super) alerting: RawAlerting,
     #[serde(default)]
     pub(super) web: RawWeb,
+    #[serde(default)]
+    pub(super) impact: RawImpact,
+    #[serde(default)]
+    pub(super) replies: RawReplies,
+    #[serde(default)]
+    pub(super) audits: Vec<RawAudit>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImpact {
+    pub(super) window: Text,
+    pub(super) threshold: Int,
+    pub(super) backscatter_lists: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReplies {
+    #[serde(default)]
+    pub(super) dirs: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) name: Text,
+    pub(super) mta: AuditMta,
+    pub(super) command: Option<Spanned<Vec<String>>>,
+    pub(super) interval: Text,
+    pub(super) timeout: Text,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -113,6 +145,7 @@ pub(super) enum RawSourceKind {
     Postfix,
     PostfixLog,
     Exim,
+    EximLog,
     Command,
     HttpJson,
     Prometheus,

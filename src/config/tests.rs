@@ -211,3 +211,107 @@ fn secrets_never_print_in_debug_output() {
         "{dbg}"
     );
 }
+
+#[test]
+fn impact_replies_and_audits_are_checked_with_line_and_key() {
+    let c = parse("").unwrap();
+    assert_eq!(c.impact.window, Duration::from_secs(3600));
+    assert_eq!(c.impact.threshold, 5);
+    assert_eq!(
+        c.impact.backscatter_lists,
+        ["backscatterer", "sem-backscatter"]
+    );
+    assert!(c.impact.reply_dirs.is_empty() && c.audits.is_empty());
+    let full = "[impact]\nwindow = \"10m\"\nthreshold = 0\nbackscatter_lists = [\"backscatterer\"]\n\n[replies]\ndirs = []\n\n[[audits]]\nmta = \"postfix\"\n\n[[audits]]\nname = \"mx2\"\nmta = \"exim\"\ncommand = [\"exim4\", \"-C\", \"/etc/exim4/exim4.conf\"]\ninterval = \"1h\"\ntimeout = \"5s\"\n";
+    let c = parse(full).unwrap();
+    assert_eq!(c.impact.window, Duration::from_secs(600));
+    assert_eq!(c.audits[0].name, "postfix");
+    assert_eq!(c.audits[0].command, ["postconf"]);
+    assert_eq!(
+        c.audits[0].interval,
+        Schedule::Every(Duration::from_secs(6 * 3600))
+    );
+    assert_eq!(c.audits[1].timeout, Duration::from_secs(5));
+    for table in ["[impact]", "[replies]", "[[audits]]"] {
+        let text = full.replacen(table, &format!("{table}\nbogus_key = 1"), 1);
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("bogus_key"), "{table}: {e}");
+    }
+    for (text, line, key) in [
+        ("[impact]\nwindow = \"0s\"\n", 2, "impact.window"),
+        ("[impact]\nwindow = \"90d\"\n", 2, "impact.window"),
+        ("[impact]\nthreshold = -1\n", 2, "impact.threshold"),
+        (
+            "[impact]\nbackscatter_lists = [\"backscatterer\", \"nope\"]\n",
+            2,
+            "impact.backscatter_lists",
+        ),
+        (
+            "[replies]\ndirs = [\"/nonexistent/replies.d\"]\n",
+            2,
+            "replies.dirs",
+        ),
+        (
+            "[[audits]]\nmta = \"postfix\"\n[[audits]]\nname = \"postfix\"\nmta = \"postfix\"\n",
+            4,
+            "audits[1]",
+        ),
+        (
+            "[[audits]]\nmta = \"postfix\"\ncommand = []\n",
+            3,
+            "audits[0].command",
+        ),
+        (
+            "[[audits]]\nname = \"a b\"\nmta = \"postfix\"\n",
+            2,
+            "audits[0].name",
+        ),
+        (
+            "[[audits]]\nmta = \"postfix\"\ninterval = \"0s\"\n",
+            3,
+            "audits[0].interval",
+        ),
+        (
+            "[[sources]]\nname = \"x\"\nkind = \"exim_log\"\n",
+            2,
+            "kind exim_log needs `path`",
+        ),
+    ] {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("test.toml:{line}:")) && e.contains(key),
+            "{text:?}: {e}"
+        );
+    }
+    let e = parse("[[audits]]\nmta = \"sendmail\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sendmail") && e.starts_with("test.toml:2:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_reply_directory_adds_rules_checked_against_the_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("local.toml"),
+        "[[reply]]\nid = \"local-rule\"\npattern = '(?i)go away'\nmeaning = \"policy\"\nsource = \"https://example.com/\"\nexamples = [\"550 go away\"]\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[replies]\ndirs = [{:?}]\n",
+        dir.path().display().to_string()
+    );
+    let c = parse(&text).unwrap();
+    let r = c.reply_catalog(&c.catalog().unwrap()).unwrap();
+    assert_eq!(r.rules()[0].id, "local-rule");
+    std::fs::write(
+        dir.path().join("local.toml"),
+        "[[reply]]\nid = \"local-rule\"\npattern = '(?i)go away'\nmeaning = \"ip-blocklist\"\nlist = \"no-such-list\"\nsource = \"https://example.com/\"\nexamples = [\"550 go away\"]\n",
+    )
+    .unwrap();
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("no-such-list") && e.contains("replies"), "{e}");
+}

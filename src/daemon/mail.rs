@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::Daemon;
 use crate::config::SourceKind;
 use crate::event::{Event, EventKind, Subject};
-use crate::mail::{self, postfix_log};
+use crate::mail::rejections::{self, Mta};
+use crate::mail::{self, exim_log, postfix_log};
 use crate::smtp_probe::{self, RndrVerdict};
 use crate::spike::{self, SpikeState};
 use crate::store;
@@ -24,18 +25,40 @@ impl Daemon {
         };
         let at = now();
         let name = src.name.clone();
+        let mut rejections = Vec::new();
         let (samples, position) = match &src.kind {
-            SourceKind::PostfixLog { path } => {
+            SourceKind::PostfixLog { path } | SourceKind::EximLog { path } => {
+                let mta = match src.kind {
+                    SourceKind::EximLog { .. } => Mta::Exim,
+                    _ => Mta::Postfix,
+                };
                 let key = format!("logpos:{name}");
                 let k2 = key.clone();
                 let pos: Option<postfix_log::LogPosition> =
                     self.store.call(move |c| store::get_state(c, &k2)).await?;
                 let path = path.clone();
-                let read =
-                    tokio::task::spawn_blocking(move || postfix_log::read_new(&path, pos)).await?;
+                let rt2 = rt.clone();
+                // reading and classifying a busy log's chunk is CPU work: off the async workers
+                let read = tokio::task::spawn_blocking(move || {
+                    postfix_log::read_new(&path, pos).map(|(text, newpos)| {
+                        let counts = match mta {
+                            Mta::Postfix => postfix_log::count(&text),
+                            Mta::Exim => exim_log::count(&text),
+                        };
+                        let targets: Vec<_> =
+                            rt2.cfg.targets.iter().map(|t| t.spec.clone()).collect();
+                        let tally =
+                            rejections::tally(&text, mta, &rt2.replies, &rt2.catalog, &targets);
+                        (counts, tally, newpos)
+                    })
+                })
+                .await?;
                 match read {
-                    Ok((text, newpos)) => {
-                        (Ok(postfix_log::count(&text).samples()), Some((key, newpos)))
+                    Ok((counts, tally, newpos)) => {
+                        let mut s = counts.samples();
+                        s.extend(tally.samples());
+                        rejections = tally.groups;
+                        (Ok(s), Some((key, newpos)))
                     }
                     Err(e) => (Err(mail::SourceError::Io(e)), None),
                 }
@@ -99,6 +122,7 @@ impl Daemon {
                 for s in &samples {
                     store::insert_sample(&tx, &n2, &s.metric, at, s.value)?;
                 }
+                store::insert_rejections(&tx, &n2, at, &rejections)?;
                 events.extend(source_health(&tx, &n2, None, at)?);
                 if let Some((key, pos)) = &position {
                     store::put_state(&tx, key, pos, at)?;

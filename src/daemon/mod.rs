@@ -14,6 +14,7 @@
 //! [`run`] returns. A store whose writer has stopped is fatal: [`run`] returns
 //! an error, so the process exits non-zero and systemd restarts it.
 
+mod impact;
 mod mail;
 mod notify;
 mod sweep;
@@ -48,6 +49,8 @@ pub enum Job {
     Source(String),
     /// One run of the named backscatter probe.
     Probe(String),
+    /// One run of the named MTA posture audit.
+    Audit(String),
 }
 
 /// Where a job runs: a job is skipped while its slot is busy. Sweeps have
@@ -60,6 +63,7 @@ enum Slot {
     Housekeeping,
     Source(String),
     Probe(String),
+    Audit(String),
 }
 
 impl Job {
@@ -69,6 +73,7 @@ impl Job {
             Job::Health | Job::Prune => Slot::Housekeeping,
             Job::Source(n) => Slot::Source(n.clone()),
             Job::Probe(n) => Slot::Probe(n.clone()),
+            Job::Audit(n) => Slot::Audit(n.clone()),
         }
     }
 }
@@ -81,6 +86,7 @@ impl std::fmt::Display for Job {
             Job::Prune => f.write_str("prune"),
             Job::Source(n) => write!(f, "source {n}"),
             Job::Probe(n) => write!(f, "probe {n}"),
+            Job::Audit(n) => write!(f, "audit {n}"),
         }
     }
 }
@@ -106,6 +112,10 @@ pub struct Runtime {
     pub confirm: Option<Engine>,
     /// How often each list (in engine order) is swept to stay within its budget.
     pub plans: Vec<crate::budget::BudgetPlan>,
+    /// The DNSBL catalog (shipped plus `[lists] dirs`), to name the lists replies cite.
+    pub catalog: Arc<crate::catalog::Catalog>,
+    /// The receiver-reply catalog (shipped plus `[replies] dirs`).
+    pub replies: Arc<crate::replies::ReplyCatalog>,
 }
 
 impl Runtime {
@@ -146,12 +156,16 @@ impl Runtime {
                 tracing::warn!(list = %p.list, daily_queries = p.daily_queries, "{d}");
             }
         }
+        let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
+        let replies = cfg.reply_catalog(&catalog).map_err(anyhow::Error::msg)?;
         Ok((
             Runtime {
                 cfg: Arc::new(cfg),
                 engine: Arc::new(engine),
                 confirm,
                 plans,
+                catalog: Arc::new(catalog),
+                replies: Arc::new(replies),
             },
             warnings,
         ))
@@ -344,15 +358,18 @@ impl Daemon {
         }
     }
 
-    /// Runs one job.
+    /// Runs one job. After a sweep, a source read, a probe or an audit the
+    /// joined verdict ([`crate::impact`]) is assessed again.
     pub async fn run_job(self: Arc<Self>, job: Job) -> anyhow::Result<()> {
         match job {
-            Job::Sweep => self.sweep().await,
-            Job::Health => self.health_check().await,
-            Job::Prune => self.prune().await,
-            Job::Source(n) => self.read_source(&n).await,
-            Job::Probe(n) => self.run_probe(&n).await,
+            Job::Sweep => self.clone().sweep().await?,
+            Job::Health => return self.health_check().await,
+            Job::Prune => return self.prune().await,
+            Job::Source(n) => self.clone().read_source(&n).await?,
+            Job::Probe(n) => self.clone().run_probe(&n).await?,
+            Job::Audit(n) => self.clone().run_audit(&n).await?,
         }
+        self.assess().await
     }
 
     /// One line for `systemctl status`: the last sweep, listings, unhealthy lists.
@@ -428,7 +445,7 @@ pub fn check_templates(cfg: &Config) -> anyhow::Result<()> {
 }
 
 /// Every job of a configuration, once: retention, the sweep (when there are
-/// targets), each mail source, each probe. Start-up and `--once` run these.
+/// targets), each mail source, each probe, each audit. Start-up and `--once` run these.
 fn first_runs(cfg: &Config) -> Vec<Job> {
     let mut v = vec![Job::Prune];
     if !cfg.targets.is_empty() {
@@ -436,6 +453,7 @@ fn first_runs(cfg: &Config) -> Vec<Job> {
     }
     v.extend(cfg.sources.iter().map(|s| Job::Source(s.name.clone())));
     v.extend(cfg.probes.iter().map(|p| Job::Probe(p.name.clone())));
+    v.extend(cfg.audits.iter().map(|a| Job::Audit(a.name.clone())));
     v
 }
 
@@ -458,6 +476,11 @@ fn plan(cfg: &Config) -> Vec<(Job, Schedule)> {
         cfg.probes
             .iter()
             .map(|p| (Job::Probe(p.name.clone()), p.interval.clone())),
+    );
+    v.extend(
+        cfg.audits
+            .iter()
+            .map(|a| (Job::Audit(a.name.clone()), a.interval.clone())),
     );
     v
 }

@@ -5,14 +5,17 @@
 //! that runs the command or fetches the URL, always with a timeout. A failing
 //! source is logged and counted; it never stops the others.
 //! [`delivery`] parses per-recipient delivery results (with the remote reply)
-//! from the Postfix and Exim logs, for [`crate::replies`] to classify.
+//! from the Postfix and Exim logs, for [`crate::replies`] to classify;
+//! [`rejections`] tallies the classified results of each read of a log source.
 
 pub mod command;
 pub mod delivery;
 pub mod exim;
+pub mod exim_log;
 pub mod postfix_log;
 pub mod postqueue;
 pub mod prometheus;
+pub mod rejections;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -220,7 +223,7 @@ pub fn pick_json(text: &str, values: &BTreeMap<String, String>) -> Result<Vec<Sa
     Ok(out)
 }
 
-/// Reads a source once (except `postfix_log`, which the daemon reads with its stored position).
+/// Reads a source once (except the log sources, which the daemon reads with their stored position).
 pub async fn read(src: &SourceConf, now: i64) -> Result<Vec<Sample>, SourceError> {
     let t = src.timeout;
     match &src.kind {
@@ -256,8 +259,8 @@ pub async fn read(src: &SourceConf, now: i64) -> Result<Vec<Sample>, SourceError
             }
             Ok(out)
         }
-        SourceKind::PostfixLog { .. } => Err(SourceError::Command(
-            "postfix_log sources are read with their stored position".into(),
+        SourceKind::PostfixLog { .. } | SourceKind::EximLog { .. } => Err(SourceError::Command(
+            "log sources are read with their stored position".into(),
         )),
     }
 }

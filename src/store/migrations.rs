@@ -196,6 +196,40 @@ CREATE TABLE unchecked_pairs (
     PRIMARY KEY (target, list)
 ) WITHOUT ROWID;
 "#,
+    // 8: receivers' rejections from the MTA logs (one row per group of a log
+    // read) and the MTA posture audits.
+    r#"
+CREATE TABLE rejections (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    outcome TEXT NOT NULL,           -- rejected | deferred
+    meaning TEXT,                    -- reply meaning; NULL: no rule matched
+    rule TEXT,
+    list TEXT,
+    zone TEXT,
+    cited TEXT,                      -- a monitored target the reply names
+    count INTEGER NOT NULL,
+    reply TEXT NOT NULL,             -- one sample reply (remote text)
+    relay TEXT,
+    dsn TEXT,
+    stage TEXT,
+    queue_ids TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX rejections_at ON rejections (at);
+CREATE INDEX rejections_receiver ON rejections (receiver, at);
+CREATE TABLE audit_runs (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    audit TEXT NOT NULL,
+    mta TEXT NOT NULL,
+    ok INTEGER NOT NULL,             -- 0: the audit could not run (error)
+    findings INTEGER NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE INDEX audit_runs_audit ON audit_runs (audit, at);
+"#,
 ];
 
 /// Applies every migration newer than the database.

@@ -15,6 +15,7 @@
 //! One file per area of the schema; closed sets (event kinds, hook statuses,
 //! outbox states…) are enums stored as text through [`sql`]'s conversions.
 
+mod audits;
 mod events;
 mod health;
 mod hooks;
@@ -24,6 +25,7 @@ mod outbox;
 mod pairs;
 mod probes;
 mod read;
+mod rejections;
 mod retention;
 mod samples;
 mod sql;
@@ -32,6 +34,7 @@ mod sweeps;
 #[cfg(test)]
 mod tests;
 
+pub use self::audits::*;
 pub use self::events::*;
 pub use self::health::*;
 pub use self::hooks::*;
@@ -40,6 +43,7 @@ pub use self::outbox::*;
 pub use self::pairs::*;
 pub use self::probes::*;
 pub use self::read::ReadPool;
+pub use self::rejections::*;
 pub use self::retention::*;
 pub use self::samples::*;
 pub use self::state::*;

@@ -38,6 +38,12 @@ pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32
         "DELETE FROM probe_results WHERE at < ?1",
         params![old_samples],
     )?;
+    n += tx.execute("DELETE FROM rejections WHERE at < ?1", params![old_samples])?;
+    // the latest run of each audit stays, however old
+    n += tx.execute(
+        "DELETE FROM audit_runs WHERE at < ?1 AND id NOT IN (SELECT MAX(id) FROM audit_runs GROUP BY audit)",
+        params![old_samples],
+    )?;
     tx.commit()?;
     Ok(n)
 }

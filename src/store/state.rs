@@ -25,3 +25,13 @@ pub fn put_state<T: Serialize>(c: &Connection, key: &str, v: &T, at: i64) -> Res
     )?;
     Ok(())
 }
+
+/// Every state value whose key starts with `prefix`, as (key, JSON text).
+pub fn states_with_prefix(c: &Connection, prefix: &str) -> Result<Vec<(String, String)>> {
+    // LIKE would treat `_` and `%` in the prefix as wildcards: compare the start instead
+    let mut st = c.prepare_cached(
+        "SELECT key, value FROM state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+    )?;
+    let rows = st.query_map(params![prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}

@@ -21,9 +21,11 @@ pub(super) async fn status(
     let body = st
         .cached("status", || async {
             let o = pages::overview_data(&st).await?;
+            let listings = super::impact::with_impact(&o.listings, o.impact.as_ref());
             let v = serde_json::json!({
                 "verdict": o.verdict, "targets": o.targets_total.to_string(), "lists": o.lists, "last_sweep": o.last_sweep,
-                "listings": o.listings, "mail": o.mail, "probes": o.probes, "recent_events": o.events,
+                "listings": listings, "mail": o.mail, "probes": o.probes, "recent_events": o.events,
+                "impact": o.impact,
             });
             serde_json::to_vec(&v).map_err(WebError::from)
         })

@@ -152,6 +152,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
             label(status)
         );
     }
+    impact_metrics(&st, &mut s).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -160,4 +161,86 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         s,
     )
         .into_response())
+}
+
+/// The joined verdict: one series per receiver that refused mail in the
+/// window and per listing receivers cite (bounded by what happened, not by
+/// targets x lists), and the audits' findings.
+async fn impact_metrics(st: &WebState, s: &mut String) -> Result<(), WebError> {
+    let (impact, audits) = st
+        .db
+        .read(|c| Ok((super::impact::read_assessment(c)?, store::latest_audits(c)?)))
+        .await?;
+    s.push_str("# HELP rblwatch_receiver_refused Deliveries a receiver refused for reasons about us within the impact window.
+# TYPE rblwatch_receiver_refused gauge
+");
+    s.push_str(
+        "# HELP rblwatch_receiver_rejecting 1 while the receiver refuses more than the threshold.
+# TYPE rblwatch_receiver_rejecting gauge
+",
+    );
+    s.push_str("# HELP rblwatch_listing_rejecting 1 for each listing a receiver cites in its refusals (impact: rejecting).
+# TYPE rblwatch_listing_rejecting gauge
+");
+    s.push_str(
+        "# HELP rblwatch_backscatter_source 1 for each target that is a backscatter source.
+# TYPE rblwatch_backscatter_source gauge
+",
+    );
+    if let Some(a) = &impact {
+        for r in &a.receivers {
+            for (outcome, n) in [("rejected", r.rejected), ("deferred", r.deferred)] {
+                let _ = writeln!(
+                    s,
+                    "rblwatch_receiver_refused{{receiver=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    label(&r.id)
+                );
+            }
+            let _ = writeln!(
+                s,
+                "rblwatch_receiver_rejecting{{receiver=\"{}\"}} {}",
+                label(&r.id),
+                u8::from(r.rejecting)
+            );
+        }
+        for l in a
+            .listings
+            .iter()
+            .filter(|l| l.impact == crate::impact::ImpactState::Rejecting)
+        {
+            let _ = writeln!(
+                s,
+                "rblwatch_listing_rejecting{{target=\"{}\",list=\"{}\"}} 1",
+                label(&l.target),
+                label(&l.list)
+            );
+        }
+        for b in &a.backscatter {
+            let _ = writeln!(
+                s,
+                "rblwatch_backscatter_source{{target=\"{}\"}} 1",
+                label(&b.target)
+            );
+        }
+    }
+    s.push_str("# HELP rblwatch_audit_findings Findings of each posture audit by severity (absent when it could not run).
+# TYPE rblwatch_audit_findings gauge
+");
+    for a in &audits {
+        if a["ok"] != true {
+            continue;
+        }
+        let name = a["name"].as_str().unwrap_or("");
+        for sev in ["critical", "warning", "info"] {
+            let n = a["findings"]
+                .as_array()
+                .map_or(0, |f| f.iter().filter(|f| f["severity"] == sev).count());
+            let _ = writeln!(
+                s,
+                "rblwatch_audit_findings{{audit=\"{}\",severity=\"{sev}\"}} {n}",
+                label(name)
+            );
+        }
+    }
+    Ok(())
 }

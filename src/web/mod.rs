@@ -11,6 +11,7 @@
 
 mod api;
 mod auth;
+mod impact;
 mod metrics;
 mod pages;
 pub mod svg;
@@ -156,6 +157,15 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../web/templates/alerts.html"),
     ),
     ("error.html", include_str!("../../web/templates/error.html")),
+    (
+        "impact_summary.html",
+        include_str!("../../web/templates/impact_summary.html"),
+    ),
+    (
+        "receivers.html",
+        include_str!("../../web/templates/receivers.html"),
+    ),
+    ("audit.html", include_str!("../../web/templates/audit.html")),
 ];
 const CSS: &str = include_str!("../../web/static/style.css");
 
@@ -284,6 +294,8 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/events", get(pages::events))
         .route("/hooks", get(pages::hook_runs))
         .route("/alerts", get(pages::alerts))
+        .route("/receivers", get(impact::receivers_page))
+        .route("/audit", get(impact::audit_page))
         .route("/check-now", post(pages::check_now))
         .route("/static/style.css", get(pages::css))
         .route("/api/v1/status", get(api::status))
@@ -295,6 +307,8 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/v1/hook-runs", get(api::hook_runs))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/metrics/{source}/{metric}", get(api::series))
+        .route("/api/v1/receivers", get(impact::receivers_api))
+        .route("/api/v1/audit", get(impact::audit_api))
         .route("/metrics", get(metrics::metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

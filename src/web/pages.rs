@@ -100,6 +100,8 @@ pub(super) struct Overview {
     pub(super) mail: Vec<serde_json::Value>,
     pub(super) probes: Vec<serde_json::Value>,
     pub(super) events: Vec<crate::event::Event>,
+    /// The daemon's last joined verdict (listings × receivers), if any.
+    pub(super) impact: Option<crate::impact::Assessment>,
 }
 
 /// Rows of the matrix shown on the overview (problem targets first; small installations show all).
@@ -121,6 +123,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             ))
         })
         .await?;
+    let impact = st.db.read(super::impact::read_assessment).await?;
     let lists: Vec<ListView> = rt
         .engine
         .lists()
@@ -220,14 +223,36 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
         .filter(|p| p["verdict"] == "accepts-unknown")
         .count();
     let mut verdict = BTreeMap::new();
+    let refusing: Vec<&str> = impact
+        .iter()
+        .flat_map(|a| a.rejecting())
+        .map(|r| r.name.as_str())
+        .collect();
     let (kind, text) = if !listings.is_empty() {
+        let cited = impact.as_ref().map_or(0, |a| {
+            a.listings
+                .iter()
+                .filter(|l| l.impact == crate::impact::ImpactState::Rejecting)
+                .count()
+        });
         (
             "listed",
             format!(
-                "{} listing{}",
+                "{} listing{}{}",
                 listings.len(),
-                if listings.len() == 1 { "" } else { "s" }
+                if listings.len() == 1 { "" } else { "s" },
+                if cited > 0 {
+                    format!(", {cited} cited by receivers refusing mail")
+                } else {
+                    String::new()
+                }
             ),
+        )
+    } else if !refusing.is_empty() {
+        // no list lists us, and yet receivers refuse our mail: never "all clear"
+        (
+            "rejecting",
+            format!("Not listed, but refused by {}", refusing.join(", ")),
         )
     } else if vulnerable > 0 {
         (
@@ -264,6 +289,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
         mail,
         probes,
         events,
+        impact,
     })
 }
 
@@ -292,7 +318,7 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<serde_json::
     };
     let t = target.to_string();
     let t2 = t.clone();
-    let (pairs, periods, events, health) = st
+    let (pairs, periods, events, health, impact) = st
         .db
         .read(move |c| {
             Ok((
@@ -300,6 +326,7 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<serde_json::
                 store::listings(c, Some(&t2), false)?,
                 store::events(c, Some(&t2), 50, 0)?,
                 store::load_health(c)?,
+                super::impact::read_assessment(c)?,
             ))
         })
         .await?;
@@ -319,6 +346,7 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<serde_json::
                 "meanings": p.map(|p| p.details.meanings.clone()).unwrap_or_default(),
                 "txt": p.map(|p| p.details.txt.clone()).unwrap_or_default(),
                 "delist": l.def.delist_url(&target),
+                "impact": impact.as_ref().and_then(|a| a.listing(&t, &l.def.id)).map(super::impact::impact_json),
             })
         })
         .collect();
@@ -339,8 +367,13 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<serde_json::
     } else {
         super::svg::timeline(&bars, since, until)
     };
+    let receivers: Vec<&crate::impact::ReceiverImpact> = impact
+        .iter()
+        .flat_map(|a| a.receivers.iter())
+        .filter(|r| r.lists.iter().any(|c| c.listed.contains(&t)))
+        .collect();
     Ok(
-        serde_json::json!({ "target": t, "label": conf.label, "rows": rows, "periods": periods, "events": events, "timeline": timeline }),
+        serde_json::json!({ "target": t, "label": conf.label, "rows": rows, "periods": periods, "events": events, "timeline": timeline, "receivers": receivers }),
     )
 }
 

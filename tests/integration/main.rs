@@ -12,6 +12,7 @@ mod deploy;
 mod direct;
 mod dnsbl;
 mod hostile;
+mod impact;
 mod lab;
 mod mail;
 mod service;
