@@ -95,6 +95,16 @@ pub fn plan(
 }
 
 impl BudgetPlan {
+    /// Whether the list is due at `now` (unix seconds), last swept at `last`,
+    /// with sweeps every `base`: always when not stretched; else once its
+    /// interval has passed (half a sweep of slack for the scheduler's jitter).
+    pub fn due(&self, last: Option<i64>, now: i64, base: Duration) -> bool {
+        self.every <= 1
+            || last.is_none_or(|t| {
+                now - t >= self.interval.as_secs() as i64 - base.as_secs() as i64 / 2
+            })
+    }
+
     /// Whether the list is swept less often than the schedule says.
     pub fn stretched(&self) -> bool {
         self.every > 1
