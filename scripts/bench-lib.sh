@@ -28,8 +28,8 @@ with open(f"{w}/queries.txt", "w") as f:
 PY
   chmod 644 "$W"/zones/*
   local zones=() z
-  for z in $(seq -w 1 "$n"); do zones+=("z$z.test:ip4set:bench.ip4set"); done
-  LISTS=$(seq -w 1 "$n" | sed 's/^/z/' | paste -sd,)
+  for z in $(seq -f "%02g" 1 "$n"); do zones+=("z$z.test:ip4set:bench.ip4set"); done
+  LISTS=$(seq -f "%02g" 1 "$n" | sed 's/^/z/' | paste -sd,)
   # rbldnsd hard-codes a 64 KiB receive buffer for -b sockets; pre-bind a 4 MiB one (socket activation).
   python3 - "$PORT" "$W" "${zones[@]}" >"$W/rbldnsd.log" 2>&1 <<'PY' &
 import os, socket, sys
