@@ -661,7 +661,11 @@ fn faulty_sources_and_channels_are_contained_recorded_and_alerted() {
     let dir = tempfile::tempdir().unwrap();
     let endless = endless_body_server();
     let prom = HttpFixture::serve(vec![("/metrics", "text/plain", "some_metric 5\n".into())]);
-    let http500 = HttpFixture::serve(vec![]); // every path: 404
+    let http500 = HttpFixture::serve(vec![(
+        "/x",
+        "status:500 Internal Server Error",
+        "oops".into(),
+    )]);
     let good = HttpFixture::serve(vec![("/good", "text/plain", "ok".into())]);
     let refused = crate::util::free_tcp_port();
     let text = format!(
@@ -812,7 +816,7 @@ url = "http://127.0.0.1:{good}/good"
             |r| r.get(0),
         )
         .unwrap();
-    assert!(last_error.contains("HTTP status 404"), "{last_error}");
+    assert!(last_error.contains("HTTP status 500"), "{last_error}");
     // no secret in the log: the URLs are not printed
     assert!(!d.log().contains(&format!("127.0.0.1:{refused}/x")));
     assert!(d.child.try_wait().unwrap().is_none(), "still running");
@@ -873,4 +877,115 @@ fn a_list_over_budget_is_swept_less_often_by_the_running_daemon() {
         swept <= sweeps / 5 + 1,
         "dyn-test swept {swept} times in {sweeps} sweeps ({dyn_n} queries)"
     );
+}
+
+/// Issue 13: `/healthz` answered `ok` while every write failed with "database
+/// or disk is full". The database here lives on a 512 KiB tmpfs (a private
+/// mount namespace); a source writing 200 samples a second fills it: `/healthz`
+/// turns 503 naming the cause while the daemon runs on, and once the disk has
+/// room again it is `ok` and a sweep left `running` by a failed commit is closed.
+#[test]
+fn healthz_fails_while_writes_fail_and_recovers() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    crate::util::chmod(dir.path(), 0o755);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let port = crate::util::free_tcp_port();
+    let keys: Vec<String> = (0..200).map(|i| format!("\\\"m{i}\\\": {i}")).collect();
+    let cfg = crate::util::write_config(
+        dir.path(),
+        &rbl,
+        &["dyn-test"],
+        &format!(
+            "[[targets]]\ntarget = \"192.0.2.0/28\"\n[daemon]\ndatabase = {db:?}\nsweep = \"1s\"\nhealth = \"1h\"\n[[sources]]\nname = \"flood\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo '{{{keys}}}'\"]\ninterval = \"1s\"\n[web]\nlisten = \"127.0.0.1:{port}\"\n",
+            db = data.join("rblwatch.db").display().to_string(),
+            keys = keys.join(", ").replace("\\\\", "\\"),
+        ),
+    );
+    let log = dir.path().join("daemon.log");
+    let script = format!(
+        "mount --make-rprivate / && mount -t tmpfs -o size=512k tmpfs {d} && exec {bin} daemon -C {cfg}",
+        d = data.display(),
+        bin = env!("CARGO_BIN_EXE_rblwatch"),
+        cfg = cfg.display()
+    );
+    let mut child = Command::new("unshare")
+        .args([
+            "--mount",
+            "--fork",
+            "--kill-child",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let healthz = || -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        let code = r.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, r.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let t = Duration::from_secs(60);
+        let (code, body) = wait_for("/healthz ok", t, || healthz().filter(|(c, _)| *c == 200));
+        assert!(body.starts_with("ok: last commit"), "{code} {body}");
+        let (_, body) = wait_for("/healthz failing on a full disk", t, || {
+            healthz().filter(|(c, _)| *c == 503)
+        });
+        assert!(body.contains("full"), "{body}");
+        assert!(child.try_wait().unwrap().is_none(), "the daemon runs on");
+        // room again: remount the tmpfs bigger, inside the daemon's namespace
+        let pid = child.id();
+        let st = Command::new("nsenter")
+            .args([
+                "-t",
+                &pid.to_string(),
+                "-m",
+                "--",
+                "mount",
+                "-o",
+                "remount,size=64m",
+            ])
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        wait_for("/healthz ok again", t, || {
+            healthz().filter(|(c, _)| *c == 200)
+        });
+        // no sweep stays `running` once commits work again (one may be in progress)
+        let db = data.join("rblwatch.db");
+        let running = || -> Option<i64> {
+            let out = Command::new("nsenter")
+                .args(["-t", &pid.to_string(), "-m", "--", "python3", "-c"])
+                .arg(format!(
+                    "import sqlite3; c = sqlite3.connect('file:{}?mode=ro', uri=True); print(c.execute(\"SELECT COUNT(*) FROM sweeps WHERE status = 'running'\").fetchone()[0])",
+                    db.display()
+                ))
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+        };
+        std::thread::sleep(Duration::from_secs(3));
+        wait_for("stale sweeps closed", t, || running().filter(|n| *n <= 1));
+    }));
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::panic::resume_unwind(e);
+    }
 }

@@ -473,7 +473,11 @@ impl HttpFixture {
                 let (status, ctype, body) = routes
                     .iter()
                     .find(|(p, _, _)| *p == path)
-                    .map(|(_, c, b)| ("200 OK", *c, b.clone()))
+                    // a content type "status:500 Internal Server Error" answers with that status
+                    .map(|(_, c, b)| match c.strip_prefix("status:") {
+                        Some(st) => (st, "text/plain", b.clone()),
+                        None => ("200 OK", *c, b.clone()),
+                    })
                     .unwrap_or(("404 Not Found", "text/plain", "not found".into()));
                 let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             }
