@@ -61,7 +61,7 @@ pub struct WebState {
     pub env: Environment<'static>,
     /// The stylesheet.
     pub css: String,
-    /// Token for the "check now" form (per process).
+    /// Token for the POST forms (per process, from a CSPRNG; compared in constant time).
     pub csrf: String,
     /// Settings.
     pub conf: WebConf,
@@ -302,6 +302,10 @@ pub fn router(state: Arc<WebState>) -> Router {
         ))
         .route("/healthz", get(healthz))
         .fallback(|| async { WebError::NotFound("no such page".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check_host,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -375,7 +379,7 @@ pub fn state(
     let conf = live.snapshot().cfg.web.clone();
     let (env, css) = environment(&conf)?;
     let db = ReadPool::new(db_path);
-    let csrf = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let csrf = auth::new_form_token();
     Ok(Arc::new(WebState {
         db,
         live,

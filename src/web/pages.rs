@@ -548,7 +548,7 @@ pub(super) async fn check_now(
     State(st): State<Arc<WebState>>,
     Form(f): Form<CheckNow>,
 ) -> Response {
-    if f.csrf.len() != st.csrf.len() || f.csrf != st.csrf {
+    if !super::auth::secret_eq(&f.csrf, &st.csrf) {
         return (StatusCode::FORBIDDEN, "missing or wrong form token").into_response();
     }
     if st.live.check_now() {

@@ -584,3 +584,43 @@ fn a_real_browser_sees_the_listing_and_no_script_runs() {
     );
     br.screenshot(&artifacts.join("target.png"));
 }
+
+/// Status-page issue, point 5: a DNS-rebinding page reaches the loopback status page
+/// under its own name; such requests are refused, reads and the POST alike.
+#[test]
+fn requests_under_a_foreign_host_name_are_refused() {
+    let d = start("");
+    let b = &d.base;
+    let port = b.rsplit(':').next().unwrap();
+    let with_host = |method: &str, path: &str, host: &str| -> (u16, String) {
+        block_on(async {
+            let c = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let r = match method {
+                "POST" => c
+                    .post(format!("{b}{path}"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("csrf=x"),
+                _ => c.get(format!("{b}{path}")),
+            };
+            let resp = r.header("host", host).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        })
+    };
+    for path in ["/", "/api/v1/status", "/metrics", "/target/192.0.2.1"] {
+        let (s, body) = with_host("GET", path, &format!("rebind.evil.example:{port}"));
+        assert_eq!(s, 421, "{path}: {body}");
+        assert!(!body.contains("192.0.2.1"), "{path} leaked data: {body}");
+    }
+    assert_eq!(
+        with_host("POST", "/check-now", &format!("rebind.evil.example:{port}")).0,
+        421
+    );
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        assert_eq!(with_host("GET", "/", &host).0, 200, "{host}");
+    }
+    // a load balancer's health check needs no particular name
+    assert_eq!(with_host("GET", "/healthz", "lb.internal").0, 200);
+}
