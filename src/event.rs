@@ -44,6 +44,10 @@ pub enum EventKind {
     SourceFailed,
     /// The source reads again.
     SourceRecovered,
+    /// Someone asked a list to remove a listing (recorded with who, when and a note).
+    DelistRequested,
+    /// A requested delisting is still listed past the list's typical expiry.
+    DelistOverdue,
 }
 
 impl EventKind {
@@ -65,6 +69,8 @@ impl EventKind {
         EventKind::AlertRecovered,
         EventKind::SourceFailed,
         EventKind::SourceRecovered,
+        EventKind::DelistRequested,
+        EventKind::DelistOverdue,
     ];
 
     /// The event's name, as used in configs, hooks and the API.
@@ -86,6 +92,8 @@ impl EventKind {
             EventKind::AlertRecovered => "alert_recovered",
             EventKind::SourceFailed => "source_failed",
             EventKind::SourceRecovered => "source_recovered",
+            EventKind::DelistRequested => "delist_requested",
+            EventKind::DelistOverdue => "delist_overdue",
         }
     }
 
@@ -104,7 +112,8 @@ impl EventKind {
             | EventKind::QueueSpike
             | EventKind::HookFailed
             | EventKind::AlertFailed
-            | EventKind::SourceFailed => Severity::Warning,
+            | EventKind::SourceFailed
+            | EventKind::DelistOverdue => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -388,6 +397,10 @@ impl Event {
             EventKind::Listed | EventKind::Delisted => (
                 Subject::pair("192.0.2.1", "spamhaus-zen"),
                 serde_json::json!({"codes": ["127.0.0.2"], "meanings": ["SBL: Spamhaus Block List"], "txt": ["sample TXT reason"], "delist": "https://check.spamhaus.org/results/?query=192.0.2.1"}),
+            ),
+            EventKind::DelistRequested | EventKind::DelistOverdue => (
+                Subject::pair("192.0.2.1", "spamcop"),
+                serde_json::json!({"by": "postmaster", "via": "web", "note": "sample note", "requested_at": 0, "expected_by": 86_400, "expiry": "24h", "delist": "https://www.spamcop.net/bl.shtml?192.0.2.1"}),
             ),
             EventKind::ListUnhealthy | EventKind::ListRecovered => (
                 Subject::List {

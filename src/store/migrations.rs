@@ -185,6 +185,23 @@ CREATE INDEX probe_results_at ON probe_results (at);
 CREATE INDEX hook_runs_started ON hook_runs (started_at);
 CREATE INDEX alert_outbox_created ON alert_outbox (created_at);
 "#,
+    // 7: delisting requests (who asked a list to remove a listing, when it is
+    // expected gone, whether the overdue reminder went out)
+    r#"
+CREATE TABLE delist_requests (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    list TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    requested_by TEXT NOT NULL,
+    via TEXT NOT NULL,               -- web | api | cli
+    note TEXT NOT NULL DEFAULT '',
+    listed_since INTEGER,            -- start of the listing period the request is about
+    expected_by INTEGER NOT NULL,    -- requested_at + the list's typical expiry
+    reminded_at INTEGER              -- when delist_overdue was raised
+);
+CREATE INDEX delist_requests_pair ON delist_requests (target, list, requested_at);
+"#,
 ];
 
 /// Applies every migration newer than the database.

@@ -15,6 +15,7 @@
 //! One file per area of the schema; closed sets (event kinds, hook statuses,
 //! outbox states…) are enums stored as text through [`sql`]'s conversions.
 
+mod delistings;
 mod events;
 mod health;
 mod hooks;
@@ -32,6 +33,7 @@ mod sweeps;
 #[cfg(test)]
 mod tests;
 
+pub use self::delistings::*;
 pub use self::events::*;
 pub use self::health::*;
 pub use self::hooks::*;

@@ -38,6 +38,10 @@ pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32
         "DELETE FROM probe_results WHERE at < ?1",
         params![old_samples],
     )?;
+    n += tx.execute(
+        "DELETE FROM delist_requests WHERE requested_at < ?1",
+        params![old],
+    )?;
     tx.commit()?;
     Ok(n)
 }

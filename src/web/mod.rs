@@ -69,6 +69,8 @@ pub struct WebState {
     pub cache: std::sync::Mutex<std::collections::HashMap<&'static str, Cached>>,
     /// One rebuild at a time: concurrent requests wait for it instead of all rebuilding.
     pub rebuild: tokio::sync::Mutex<()>,
+    /// Counters of pruned tables for `/metrics` (each finished row counted once).
+    pub(crate) tallies: metrics::Tallies,
 }
 
 /// A response body built at a store version.
@@ -389,5 +391,6 @@ pub fn state(
         conf,
         cache: Default::default(),
         rebuild: Default::default(),
+        tallies: metrics::Tallies::starting_now(db_path),
     }))
 }

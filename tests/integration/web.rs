@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{free_tcp_port, rblwatch, stderr, wait_for, write_config, Rbldnsd};
+use crate::util::{free_tcp_port, rblwatch, stderr, stdout, wait_for, write_config, Rbldnsd};
 
 struct Daemon {
     child: Child,
@@ -272,6 +272,75 @@ fn metrics_parse_as_prometheus_text() {
         .collect();
     assert_eq!(per_target.len(), 2);
     assert!(!text.contains(SECRET));
+    // each family once, its samples together, after its HELP and TYPE (the
+    // exposition format forbids interleaving); counters are the `_total`s
+    let mut seen = std::collections::BTreeSet::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(seen.insert(name.to_string()), "{name} has two TYPE lines");
+            assert_eq!(
+                kind == "counter",
+                name.ends_with("_total"),
+                "{name} is a {kind}"
+            );
+            current = name.to_string();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert_eq!(name, current, "{name} sample outside its family");
+        }
+    }
+    for counter in [
+        "rblwatch_list_queries_total",
+        "rblwatch_sweeps_total",
+        "rblwatch_sweep_answers_total",
+        "rblwatch_mail_source_failures_total",
+    ] {
+        assert!(seen.contains(counter), "{counter} missing");
+    }
+    promtool_check_metrics(&text);
+}
+
+fn promtool(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    assert!(
+        Path::new("/usr/bin/promtool").exists(),
+        "promtool is not installed: run `scripts/test` (it apt-installs Debian's prometheus package)"
+    );
+    use std::io::Write;
+    let mut child = Command::new("/usr/bin/promtool")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// `promtool check metrics` (its linter included) finds nothing to say.
+fn promtool_check_metrics(text: &str) {
+    let o = promtool(&["check", "metrics"], Some(text));
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{text}"
+    );
+}
+
+#[test]
+fn shipped_prometheus_rules_pass_promtool() {
+    let o = promtool(&["check", "rules", "contrib/prometheus-rules.yml"], None);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let o = promtool(
+        &["test", "rules", "tests/fixtures/prometheus-rules.test.yml"],
+        None,
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
 
 #[test]
