@@ -14,9 +14,12 @@
 //! [`run`] returns. A store whose writer has stopped is fatal: [`run`] returns
 //! an error, so the process exits non-zero and systemd restarts it.
 
+mod delist;
 mod mail;
 mod notify;
 mod sweep;
+
+pub use self::delist::{delist_requested_event, Rechecked};
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -48,6 +51,13 @@ pub enum Job {
     Source(String),
     /// One run of the named backscatter probe.
     Probe(String),
+    /// A re-check of one (target, list) pair now (asked for by a delisting request).
+    Recheck {
+        /// Target.
+        target: String,
+        /// List id.
+        list: String,
+    },
 }
 
 /// Where a job runs: a job is skipped while its slot is busy. Sweeps have
@@ -60,6 +70,7 @@ enum Slot {
     Housekeeping,
     Source(String),
     Probe(String),
+    Recheck(String, String),
 }
 
 impl Job {
@@ -69,6 +80,7 @@ impl Job {
             Job::Health | Job::Prune => Slot::Housekeeping,
             Job::Source(n) => Slot::Source(n.clone()),
             Job::Probe(n) => Slot::Probe(n.clone()),
+            Job::Recheck { target, list } => Slot::Recheck(target.clone(), list.clone()),
         }
     }
 }
@@ -81,6 +93,7 @@ impl std::fmt::Display for Job {
             Job::Prune => f.write_str("prune"),
             Job::Source(n) => write!(f, "source {n}"),
             Job::Probe(n) => write!(f, "probe {n}"),
+            Job::Recheck { target, list } => write!(f, "re-check of {target} on {list}"),
         }
     }
 }
@@ -312,7 +325,14 @@ impl Daemon {
     /// Runs one job.
     pub async fn run_job(self: Arc<Self>, job: Job) -> anyhow::Result<()> {
         match job {
-            Job::Sweep => self.sweep().await,
+            Job::Sweep => {
+                self.clone().sweep().await?;
+                self.remind_overdue().await
+            }
+            Job::Recheck { target, list } => {
+                self.recheck(&target, &list).await?;
+                self.remind_overdue().await
+            }
             Job::Health => self.health_check().await,
             Job::Prune => self.prune().await,
             Job::Source(n) => self.read_source(&n).await,
@@ -633,5 +653,25 @@ impl crate::web::Live for WebView {
 
     fn check_now(&self) -> bool {
         self.jobs.try_send(Job::Sweep).is_ok()
+    }
+
+    fn recheck(&self, target: &str, list: &str) -> bool {
+        self.jobs
+            .try_send(Job::Recheck {
+                target: target.to_string(),
+                list: list.to_string(),
+            })
+            .is_ok()
+    }
+
+    fn request_delist(
+        &self,
+        r: store::NewDelistRequest,
+    ) -> futures::future::BoxFuture<
+        'static,
+        Result<Option<store::DelistRequest>, crate::web::LiveError>,
+    > {
+        let daemon = self.daemon.clone();
+        Box::pin(async move { Ok(daemon.request_delist(r).await?) })
     }
 }

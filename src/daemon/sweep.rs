@@ -49,7 +49,7 @@ pub(super) fn health_changes(
     (rows, events)
 }
 
-fn details(
+pub(super) fn details(
     v: &Verdict,
     engine: &Engine,
     li: usize,

@@ -23,6 +23,15 @@ super::sql::text_enum! {
     }
 }
 
+/// How long a delisting is expected to take when the catalog gives the list
+/// no typical expiry: three days, after which the reminder goes out.
+pub const DEFAULT_DELIST_WAIT: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);
+
+/// How long to wait for a requested delisting: the list's typical expiry, or [`DEFAULT_DELIST_WAIT`].
+pub fn delist_wait(expiry: Option<std::time::Duration>) -> std::time::Duration {
+    expiry.unwrap_or(DEFAULT_DELIST_WAIT)
+}
+
 /// A request to record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDelistRequest {

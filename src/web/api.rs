@@ -20,10 +20,16 @@ pub(super) async fn status(
     use axum::response::IntoResponse;
     let body = st
         .cached("status", || async {
-            let o = pages::overview_data(&st).await?;
+            let o = super::overview::overview_data(&st).await?;
+            // the sparklines are markup for the page
+            let mail: Vec<serde_json::Value> = o
+                .mail
+                .iter()
+                .map(|m| serde_json::json!({"source": m.source, "metric": m.metric, "at": m.at, "value": m.value, "unit": m.unit}))
+                .collect();
             let v = serde_json::json!({
-                "verdict": o.verdict, "targets": o.targets_total.to_string(), "lists": o.lists, "last_sweep": o.last_sweep,
-                "listings": o.listings, "mail": o.mail, "probes": o.probes, "recent_events": o.events,
+                "verdict": o.verdict, "resolver": o.resolver, "targets": o.targets_total.to_string(), "lists": o.lists,
+                "last_sweep": o.last_sweep, "listings": o.listings, "mail": mail, "probes": o.probes, "recent_events": o.events,
             });
             serde_json::to_vec(&v).map_err(WebError::from)
         })
@@ -44,7 +50,7 @@ pub(super) async fn targets(State(st): State<Arc<WebState>>, Query(q): Query<Pag
 }
 
 pub(super) async fn target(State(st): State<Arc<WebState>>, Path(t): Path<String>) -> Api {
-    let mut v = pages::target_data(&st, &t).await?;
+    let mut v = super::target::target_data(&st, &t).await?;
     if let Some(o) = v.as_object_mut() {
         o.remove("timeline");
     }
@@ -53,7 +59,7 @@ pub(super) async fn target(State(st): State<Arc<WebState>>, Path(t): Path<String
 
 pub(super) async fn lists(State(st): State<Arc<WebState>>) -> Api {
     Ok(Json(
-        serde_json::json!({ "lists": pages::overview_data(&st).await?.lists }),
+        serde_json::json!({ "lists": pages::lists_data(&st).await? }),
     ))
 }
 

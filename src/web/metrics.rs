@@ -89,7 +89,7 @@ impl Tally {
     }
 
     /// Counts the rows that finished since the last call; returns the totals.
-    fn update(&self, c: &Connection) -> store::Result<BTreeMap<Vec<String>, (u64, Vec<u64>)>> {
+    fn update(&self, c: &Connection) -> store::Result<Totals> {
         let mut s = match self.state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),

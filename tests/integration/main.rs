@@ -8,6 +8,7 @@ mod catalog;
 mod cli;
 mod config;
 mod daemon;
+mod delist;
 mod deploy;
 mod dnsbl;
 mod lab;

@@ -214,9 +214,16 @@ fn every_route_answers_with_the_right_status_and_type() {
         t.contains("Spam source 192.0.2.1 (code 4)") && t.contains("remove?ip=192.0.2.1"),
         "{t}"
     );
+    // one chart for the source's queue figures (one unit), axes and threshold labelled
     let (_, _, m) = get(&format!("{b}/mail"), None);
+    assert_eq!(m.matches("<svg").count(), 1, "{m}");
     assert!(
-        m.contains("<svg") && m.contains("mx · queue_bounces · threshold 10"),
+        m.contains("<b>mx</b> · messages")
+            && m.contains(">messages</text>")
+            && m.contains(">time (UTC)</text>")
+            && m.contains(">threshold 10</text>")
+            && m.contains("queue_bounces <b>2</b> · threshold 10")
+            && m.contains("queue_depth <b>5</b>"),
         "{m}"
     );
     let (_, _, l) = get(&format!("{b}/list/keyed-test"), None);
@@ -232,7 +239,9 @@ fn every_route_answers_with_the_right_status_and_type() {
     assert_eq!(v["targets"].as_array().unwrap().len(), 6);
     let (_, _, j) = get(&format!("{b}/api/v1/status"), None);
     let v: serde_json::Value = serde_json::from_str(&j).unwrap();
-    assert_eq!(v["verdict"]["kind"], "listed");
+    assert_eq!(v["verdict"]["kind"], "listed_no_impact");
+    assert_eq!(v["verdict"]["text"], "Listed, no impact seen: 2 listings");
+    assert_eq!(v["verdict"]["todo"][0]["href"], "/target/192.0.2.1");
     assert_eq!(v["listings"].as_array().unwrap().len(), 2);
 }
 
