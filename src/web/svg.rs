@@ -325,7 +325,7 @@ pub fn sparkline(points: &[(i64, f64)], since: i64, until: i64, threshold: Optio
 /// its start and end written on the right, a time axis (UTC) underneath and
 /// a line at `until` (now).
 pub fn timeline(periods: &[Period], since: i64, until: i64) -> String {
-    let (row, label_w, text_w, top) = (24.0, 130.0, 190.0, 8.0);
+    let (row, label_w, text_w, top) = (24.0, 130.0, 215.0, 8.0);
     let axis = 40.0;
     let h = top + row * periods.len() as f64 + axis;
     let (x0, x1) = (label_w, W - text_w);
@@ -376,7 +376,7 @@ pub fn timeline(periods: &[Period], since: i64, until: i64) -> String {
         );
         let _ = write!(
             s,
-            r##"<text class="span" x="{:.1}" y="{:.1}" fill="#444">{} → {end}</text>"##,
+            r##"<text class="span" x="{:.1}" y="{:.1}" fill="#444" font-size="12">{} → {end}</text>"##,
             x1 + 8.0,
             yy + 16.0,
             short(p.from)

@@ -13,6 +13,7 @@ mod deploy;
 mod dnsbl;
 mod lab;
 mod mail;
+mod screens;
 mod service;
 mod util;
 mod web;

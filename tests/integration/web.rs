@@ -475,8 +475,8 @@ fn a_non_loopback_bind_without_a_token_refuses_to_start() {
         .success());
 }
 
-/// A minimal W3C WebDriver client for chromedriver.
-struct Browser {
+/// A minimal W3C WebDriver client for chromedriver (and Chrome DevTools commands through it).
+pub(crate) struct Browser {
     driver: Child,
     base: String,
     session: String,
@@ -484,7 +484,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         assert!(
             Path::new("/usr/bin/chromedriver").exists(),
             "chromium-driver is not installed: run `scripts/test` (it apt-installs chromium and chromium-driver)"
@@ -547,7 +547,12 @@ impl Browser {
         })
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
         Self::call_at(
             &self.base,
             method,
@@ -556,11 +561,56 @@ impl Browser {
         )
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(serde_json::json!({ "url": url })));
     }
 
-    fn script(&self, js: &str) -> serde_json::Value {
+    /// A Chrome DevTools Protocol command (chromedriver's extension).
+    pub(crate) fn cdp(&self, cmd: &str, params: serde_json::Value) -> serde_json::Value {
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(serde_json::json!({ "cmd": cmd, "params": params })),
+        )["value"]
+            .clone()
+    }
+
+    /// Lays pages out `width` CSS pixels wide (a phone below 600: touch, meta viewport).
+    pub(crate) fn viewport(&self, width: u32, height: u32) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600 }),
+        );
+    }
+
+    /// The whole page (not only the viewport) as a PNG.
+    pub(crate) fn full_screenshot(&self, path: &Path) {
+        use base64::Engine as _;
+        let v = self.cdp(
+            "Page.captureScreenshot",
+            serde_json::json!({ "format": "png", "captureBeyondViewport": true }),
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(
+                v["data"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no screenshot: {v}")),
+            )
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// The page's text as shown.
+    pub(crate) fn text(&self) -> String {
+        self.script("return document.body.innerText")
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    pub(crate) fn script(&self, js: &str) -> serde_json::Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -569,7 +619,7 @@ impl Browser {
             .clone()
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let v = self.call(
             "POST",
             "/element",
