@@ -642,6 +642,26 @@ fn the_overview_in_every_verdict_state_at_desktop_and_phone_width() {
                         && count("td.cell-na") > 0
                 );
                 assert_eq!(count("svg.spark"), 7, "a sparkline per mail metric");
+                // every link on the page leads somewhere: spike events link to the mail page, not /target/<metric>
+                assert!(count("table.events a[href=\"/mail\"]") >= 2);
+                let links: Vec<String> = serde_json::from_value(br.script(
+                    "return [...new Set([...document.querySelectorAll('a[href^=\"/\"]')].map(a => a.getAttribute('href').split('#')[0]))]",
+                ))
+                .unwrap();
+                assert!(links.len() > 20, "{links:?}");
+                for l in links {
+                    let status = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(async {
+                            reqwest::get(format!("{}{l}", s.base))
+                                .await
+                                .unwrap()
+                                .status()
+                        });
+                    assert_eq!(status.as_u16(), 200, "{l}");
+                }
             }
         }
     }
