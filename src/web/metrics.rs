@@ -1,6 +1,9 @@
 //! Prometheus `/metrics`, through the `prometheus` crate: each family is
 //! written once with its HELP and TYPE (families grouped, as the exposition
-//! format requires), label values escaped by the encoder.
+//! format requires), label values escaped by the encoder. (Not
+//! `prometheus-client`: it writes only OpenMetrics, whose counter families drop
+//! the `_total` suffix from HELP and TYPE, which the text-format parser of
+//! Debian 12's `promtool check metrics` reports as untyped series.)
 //!
 //! Types follow what the numbers do. Counters only go up within a process:
 //! queries sent, sweeps, answers by verdict, hook runs, alert deliveries and
