@@ -51,10 +51,8 @@ pub(super) async fn targets(State(st): State<Arc<WebState>>, Query(q): Query<Pag
 
 pub(super) async fn target(State(st): State<Arc<WebState>>, Path(t): Path<String>) -> Api {
     let mut v = super::target::target_data(&st, &t).await?;
-    if let Some(o) = v.as_object_mut() {
-        o.remove("timeline");
-    }
-    Ok(Json(v))
+    v.timeline.clear();
+    Ok(Json(serde_json::to_value(&v)?))
 }
 
 pub(super) async fn lists(State(st): State<Arc<WebState>>) -> Api {

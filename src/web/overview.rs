@@ -263,11 +263,12 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             return Cell { s: "na", t: None };
         }
         let stored = by_target.get(t).and_then(|m| m.get(l.id.as_str())).copied();
-        let (s, why) = cell_state(stored, health.get(&l.id));
-        let tip = (s != "clear").then(|| match why {
-            Some(w) => format!("{t} on {}: {s} ({w})", l.id),
-            None => format!("{t} on {}: {s}", l.id),
-        });
+        let (s, _) = cell_state(stored, health.get(&l.id));
+        // a tooltip only where the state is the pair's own (an unchecked
+        // column says why in its header): 100 x 40 cells must stay small
+        let tip = stored
+            .filter(|p| *p != crate::evaluator::PairState::Clear)
+            .map(|_| format!("{t} on {}: {s}", l.id));
         Cell { s, t: tip }
     };
     let targets: Vec<(String, Option<String>)> =
@@ -315,7 +316,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
         .into_iter()
         .map(|r| ((r.target.clone(), r.list.clone()), r))
         .collect();
-    let listings: Vec<ListingView> = pairs
+    let mut listings: Vec<ListingView> = pairs
         .iter()
         .filter(|p| p.state.is_listed())
         .map(|p| {
@@ -335,6 +336,14 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             }
         })
         .collect();
+    // what hurts first, then what is overdue, then the newest
+    listings.sort_by_key(|l| {
+        (
+            l.impact != Impact::Rejecting,
+            !l.overdue,
+            std::cmp::Reverse(l.pair.since),
+        )
+    });
 
     // the verdict
     let uncovered = rt

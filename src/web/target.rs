@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use serde::Serialize;
 
 use super::view::{self, cell_state};
 use super::{WebError, WebState};
@@ -15,8 +16,55 @@ use crate::store;
 use crate::target::Target;
 use crate::time::now;
 
+/// One list's row on the target page.
+#[derive(Debug, Serialize)]
+pub(super) struct Row {
+    id: String,
+    name: String,
+    operator: String,
+    health: &'static str,
+    /// `listed`, `suspected`, `clearing`, `clear` or `unchecked`.
+    state: &'static str,
+    /// Why, when unchecked.
+    state_why: Option<String>,
+    listed: bool,
+    /// The pair's own state's details (absent for plain clear and unchecked pairs).
+    listing: Option<Listing>,
+}
+
+/// What is known of a pair that is not plainly clear.
+#[derive(Debug, Serialize)]
+pub(super) struct Listing {
+    since: i64,
+    codes: Vec<String>,
+    meanings: Vec<String>,
+    /// Remote text: escaped when shown.
+    txt: Vec<String>,
+    delist: Option<String>,
+    expiry: String,
+    impact: Option<super::Impact>,
+    request: Option<store::DelistRequest>,
+    overdue: bool,
+}
+
+/// The target page's data.
+#[derive(Debug, Serialize)]
+pub(super) struct TargetView {
+    target: String,
+    label: Option<String>,
+    summary: String,
+    listed: usize,
+    rows: Vec<Row>,
+    periods: Vec<store::ListingRow>,
+    requests: Vec<serde_json::Value>,
+    events: Vec<crate::event::Event>,
+    /// The timeline (SVG markup; the page's, not the API's).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(super) timeline: String,
+}
+
 /// The target page's data; 404 for targets not configured. The API serves it without the SVG.
-pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<serde_json::Value, WebError> {
+pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, WebError> {
     let rt = st.live.snapshot();
     let target = Target::parse(raw)
         .map_err(|_| WebError::NotFound(format!("{raw:?} is not a monitored target")))?;
@@ -55,25 +103,36 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<serde_json::
         listed += usize::from(is_listed);
         usable += usize::from(h.is_some_and(|h| h.is_healthy()));
         unchecked += usize::from(state == "unchecked");
-        // the latest request of this listing (one made during an earlier listing does not count)
-        let request = requests
-            .iter()
-            .find(|r| r.list == l.def.id)
-            .filter(|r| is_listed && r.delisted_at.is_none());
-        rows.push(serde_json::json!({
-            "id": l.def.id, "name": l.def.name, "operator": view::operator(&l.def.zone),
-            "health": h.map_or("unchecked", |h| h.name()), "health_why": h.map(|h| h.why()).unwrap_or(""),
-            "state": state, "state_why": why, "listed": is_listed,
-            "since": p.map(|p| p.since),
-            "codes": p.map(|p| p.details.codes.clone()).unwrap_or_default(),
-            "meanings": p.map(|p| p.details.meanings.clone()).unwrap_or_default(),
-            "txt": p.map(|p| p.details.txt.clone()).unwrap_or_default(),
-            "delist": l.def.delist_url(&target),
-            "expiry": view::expiry_text(&l.def),
-            "impact": if is_listed { Some(st.live.impact(&t, &l.def.id)) } else { None },
-            "request": request,
-            "overdue": request.is_some_and(|r| r.overdue(at)),
-        }));
+        // the details only where the pair has a state of its own: most rows are plain
+        let listing = p.map(|p| {
+            // the latest request of this listing (one made during an earlier listing does not count)
+            let request = requests
+                .iter()
+                .find(|r| r.list == l.def.id)
+                .filter(|r| is_listed && r.delisted_at.is_none())
+                .cloned();
+            Listing {
+                since: p.since,
+                codes: p.details.codes.iter().map(|c| c.to_string()).collect(),
+                meanings: p.details.meanings.clone(),
+                txt: p.details.txt.clone(),
+                delist: l.def.delist_url(&target),
+                expiry: view::expiry_text(&l.def),
+                impact: is_listed.then(|| st.live.impact(&t, &l.def.id)),
+                overdue: request.as_ref().is_some_and(|r| r.overdue(at)),
+                request,
+            }
+        });
+        rows.push(Row {
+            id: l.def.id.clone(),
+            name: l.def.name.clone(),
+            operator: view::operator(&l.def.zone),
+            health: h.map_or("unchecked", |h| h.name()),
+            state,
+            state_why: why,
+            listed: is_listed,
+            listing,
+        });
     }
     // listed first, then pending, then the rest (unchecked before clear)
     let rank = |s: &str| match s {
@@ -82,7 +141,7 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<serde_json::
         "unchecked" => 2,
         _ => 3,
     };
-    rows.sort_by_key(|r| rank(r["state"].as_str().unwrap_or("")));
+    rows.sort_by_key(|r| rank(r.state));
     let summary = if listed > 0 {
         format!(
             "Listed on {listed} of {} list{}",
@@ -125,10 +184,17 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<serde_json::
             v
         })
         .collect();
-    Ok(serde_json::json!({
-        "target": t, "label": conf.label, "summary": summary, "listed": listed,
-        "rows": rows, "periods": periods, "requests": requests, "events": events, "timeline": timeline,
-    }))
+    Ok(TargetView {
+        target: t,
+        label: conf.label.clone(),
+        summary,
+        listed,
+        rows,
+        periods,
+        requests,
+        events,
+        timeline,
+    })
 }
 
 pub(super) async fn target(
