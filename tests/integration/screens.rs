@@ -17,7 +17,7 @@ use rblwatch::evaluator::{ListingDetails, PairState};
 use rblwatch::event::{Event, EventKind, Subject};
 use rblwatch::health::ListHealth;
 use rblwatch::store::{self, PairUpdate, PeriodChange, SweepCommit};
-use rblwatch::web::{Impact, Live, ResolverStatus, Snapshot};
+use rblwatch::web::{Impact, Live, ResolverHealth, ResolverStatus, Snapshot};
 
 use crate::web::Browser;
 
@@ -158,6 +158,11 @@ fn details(list: &str, txt: &str) -> Arc<ListingDetails> {
 
 /// Builds the database and serves it.
 fn site(state: State) -> Site {
+    site_with(state, None)
+}
+
+/// The same, with the daemon's diagnosis of the resolver.
+fn site_with(state: State, resolver: Option<ResolverStatus>) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let lists_dir = dir.path().join("lists.d");
     std::fs::create_dir(&lists_dir).unwrap();
@@ -252,7 +257,7 @@ refresh = "0s"
                     cfg: Arc::new(cfg),
                     engine: Arc::new(engine),
                 },
-                resolver: None,
+                resolver,
                 impact,
             });
             let state = rblwatch::web::state(live, &db_path).unwrap();
@@ -665,6 +670,37 @@ fn the_overview_in_every_verdict_state_at_desktop_and_phone_width() {
             }
         }
     }
+}
+
+/// "Can't tell" also comes from the daemon's diagnosis of the resolver (issue 14 fills it in).
+#[test]
+fn an_unusable_resolver_makes_the_verdict_cant_tell() {
+    let br = Browser::start();
+    let s = site_with(
+        State::AllClear,
+        Some(ResolverStatus {
+            status: ResolverHealth::Unusable,
+            why: "every query REFUSED by 203.0.113.53 <public resolver>".into(),
+        }),
+    );
+    let text = visit(
+        &br,
+        &format!("{}/", s.base),
+        1280,
+        "overview-cannot_tell-resolver-1280.png",
+    );
+    assert_eq!(
+        br.script("return document.getElementById('verdict-text').innerText")
+            .as_str(),
+        Some("Can't tell")
+    );
+    assert!(
+        text.contains(
+            "the resolver is unusable: every query REFUSED by 203.0.113.53 <public resolver>"
+        ),
+        "{text}"
+    );
+    inert(&br, "Overview · rblwatch");
 }
 
 /// The status-page issue, points 2, 3 and 6: target, mail and lists pages at both widths.
