@@ -63,8 +63,16 @@ struct Chart {
     spikes: usize,
 }
 
+/// The events that open and close spike windows.
+pub(super) const SPIKE_KINDS: &[EventKind] = &[
+    EventKind::QueueSpike,
+    EventKind::QueueSpikeCleared,
+    EventKind::NdrSpike,
+    EventKind::NdrSpikeCleared,
+];
+
 /// Spike windows per metric key (`source.metric`): from each spike event to its clearing.
-fn windows(events: &[crate::event::Event], since: i64) -> BTreeMap<String, Vec<Window>> {
+pub(super) fn windows(events: &[crate::event::Event], since: i64) -> BTreeMap<String, Vec<Window>> {
     let mut out: BTreeMap<String, Vec<Window>> = BTreeMap::new();
     for e in events {
         let Subject::Metric { source, metric } = &e.subject else {
@@ -114,16 +122,7 @@ pub(super) async fn mail(
                 series.push(store::series(c, source, metric, since, until, 240)?);
             }
             // a spike raised before the range may still be on
-            let events = store::events_of_kinds(
-                c,
-                &[
-                    EventKind::QueueSpike,
-                    EventKind::QueueSpikeCleared,
-                    EventKind::NdrSpike,
-                    EventKind::NdrSpikeCleared,
-                ],
-                since - 30 * 86_400,
-            )?;
+            let events = store::events_of_kinds(c, SPIKE_KINDS, since - 30 * 86_400)?;
             Ok((latest, series, events))
         })
         .await?;

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::view::{self, cell_state, ListingFact, VerdictFacts, VerdictView};
 use super::{Impact, ResolverStatus, WebError, WebState};
+use crate::event::{EventKind, Subject};
 use crate::health::ListHealth;
 use crate::store;
 use crate::target::Target;
@@ -184,7 +185,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
     let rt = st.live.snapshot();
     let until = now();
     let since = until - 86_400;
-    let (last_sweep, health, pairs, latest, probes, events, requests, series) = st
+    let (last_sweep, health, pairs, latest, probes, events, requests, series, spikes) = st
         .db
         .read(move |c| {
             let latest = store::latest_samples(c)?;
@@ -201,9 +202,26 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
                 store::events(c, None, 10, 0)?,
                 store::open_delist_requests(c)?,
                 series,
+                store::events_of_kinds(c, super::mail::SPIKE_KINDS, until - 30 * 86_400)?,
             ))
         })
         .await?;
+    // spikes still on: a raise with no clearing after it
+    let open_spikes = |kind: EventKind| -> Vec<String> {
+        super::mail::windows(&spikes, until)
+            .into_iter()
+            .filter(|(key, w)| {
+                w.last().is_some_and(|w| w.to.is_none())
+                    && spikes.iter().rev().any(|e| {
+                        e.kind == kind
+                            && matches!(&e.subject, Subject::Metric { source, metric } if format!("{source}.{metric}") == *key)
+                    })
+            })
+            .map(|(key, _)| key)
+            .collect()
+    };
+    let ndr_spikes = open_spikes(EventKind::NdrSpike);
+    let queue_spikes = open_spikes(EventKind::QueueSpike);
     let lists = list_views(st, &health, &pairs);
     let usable = lists.iter().filter(|l| l.usable).count();
     let sick_lists: Vec<ListView> = lists.iter().filter(|l| !l.usable).cloned().collect();
@@ -388,6 +406,8 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
                 )
             })
             .collect(),
+        ndr_spikes,
+        queue_spikes,
         swept: last_sweep.is_some(),
         targets_total,
     };

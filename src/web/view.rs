@@ -23,7 +23,8 @@ pub enum Verdict {
     /// Monitoring is blind: resolver unusable, no usable list, no sweep yet,
     /// or targets no usable list covers.
     CannotTell,
-    /// A mail server accepts mail for unknown recipients (backscatter source).
+    /// A mail server accepts mail for unknown recipients, or bounces spike
+    /// (a backscatter source, now or waiting to be used).
     BackscatterRisk,
 }
 
@@ -79,6 +80,11 @@ pub struct VerdictFacts {
     pub resolver: Option<ResolverStatus>,
     /// Servers accepting mail for unknown recipients: (domain, server).
     pub vulnerable: Vec<(String, String)>,
+    /// Metrics (`source.metric`) with an NDR spike still on: bounces to
+    /// forged senders are going out now.
+    pub ndr_spikes: Vec<String>,
+    /// Metrics with a queue spike still on.
+    pub queue_spikes: Vec<String>,
     /// A sweep has finished.
     pub swept: bool,
     /// Targets monitored (addresses and domains).
@@ -194,10 +200,20 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
             href: target_href(&l.target),
         }
     };
+    if !f.queue_spikes.is_empty() {
+        also.push(format!("queue spike on {}", f.queue_spikes.join(", ")));
+    }
     let vulnerable_note = || {
-        f.vulnerable.first().map(|(d, s)| {
-            format!("{s} accepts mail for unknown recipients of {d} (backscatter risk)")
-        })
+        f.vulnerable
+            .first()
+            .map(|(d, s)| {
+                format!("{s} accepts mail for unknown recipients of {d} (backscatter risk)")
+            })
+            .or_else(|| {
+                f.ndr_spikes
+                    .first()
+                    .map(|m| format!("bounce (NDR) spike on {m} (backscatter risk)"))
+            })
     };
     if !rejecting.is_empty() {
         if let Some(v) = vulnerable_note() {
@@ -265,14 +281,12 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
             also,
         };
     }
-    if let Some((domain, server)) = f.vulnerable.first() {
+    if !f.vulnerable.is_empty() || !f.ndr_spikes.is_empty() {
         if let Some((why, _)) = &blind {
             also.push(format!("listings unknown: {why}"));
         }
-        return VerdictView {
-            kind: Verdict::BackscatterRisk,
-            text: "Backscatter risk".into(),
-            detail: format!(
+        let detail = match f.vulnerable.first() {
+            Some((domain, server)) => format!(
                 "{server} accepts mail for unknown recipients of {domain}{}: it will bounce it to forged senders, which gets servers blacklisted.",
                 if f.vulnerable.len() > 1 {
                     format!(" (and {} more)", plural(f.vulnerable.len() - 1, "server", "servers"))
@@ -280,10 +294,28 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
                     String::new()
                 }
             ),
-            todo: vec![Todo {
-                text: "Reject unknown recipients at RCPT time (Postfix: smtpd_reject_unlisted_recipient and a recipient map; hooks/postfix-strict-recipients)".into(),
-                href: None,
-            }],
+            None => format!(
+                "Bounces (NDRs) spike on {}: the server is bouncing mail to forged senders now, which gets servers blacklisted.",
+                f.ndr_spikes.join(", ")
+            ),
+        };
+        if !f.vulnerable.is_empty() && !f.ndr_spikes.is_empty() {
+            also.push(format!("bounce (NDR) spike on {}", f.ndr_spikes.join(", ")));
+        }
+        return VerdictView {
+            kind: Verdict::BackscatterRisk,
+            text: "Backscatter risk".into(),
+            detail,
+            todo: vec![
+                Todo {
+                    text: "Reject unknown recipients at RCPT time (Postfix: smtpd_reject_unlisted_recipient and a recipient map; hooks/postfix-strict-recipients)".into(),
+                    href: None,
+                },
+                Todo {
+                    text: "Look at the bounce figures".into(),
+                    href: Some("/mail".into()),
+                },
+            ],
             also,
         };
     }
@@ -398,6 +430,16 @@ mod tests {
         assert!(v.text.contains("1 listing is costing mail"), "{}", v.text);
         assert_eq!(v.todo[0].href.as_deref(), Some("/target/192.0.2.2"));
 
+        let mut f = facts();
+        f.ndr_spikes = vec!["mx1log.ndr_generated".into()];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::BackscatterRisk);
+        assert!(v.detail.contains("mx1log.ndr_generated"), "{}", v.detail);
+        let mut f = facts();
+        f.queue_spikes = vec!["mx.queue_depth".into()];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::AllClear);
+        assert!(v.also[0].contains("queue spike on mx.queue_depth"), "{v:?}");
         let mut f = facts();
         f.vulnerable = vec![("example.com".into(), "mx1:25".into())];
         assert_eq!(verdict(&f).kind, Verdict::BackscatterRisk);

@@ -441,7 +441,7 @@ fn populate(state: State, db: &Path, ids: &[String]) {
         )
         .unwrap();
     }
-    // mail telemetry: a day of samples every 10 minutes, a queue spike that cleared, an NDR spike still on
+    // mail telemetry: a day of samples every 10 minutes, a queue spike and an NDR spike (still on in the backscatter state)
     for i in 0..144 {
         let at = now - d + i * 600;
         let bump = if (60..75).contains(&i) { 80.0 } else { 0.0 };
@@ -481,7 +481,17 @@ fn populate(state: State, db: &Path, ids: &[String]) {
             "mxlog",
             "ndr_generated",
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain(
+        // the bounce spike is over but in the backscatter state
+        (state != State::BackscatterRisk).then_some((
+            EventKind::NdrSpikeCleared,
+            now - 60,
+            "mxlog",
+            "ndr_generated",
+        )),
+    ) {
         store::insert_event(
             &c,
             &Event::new(
@@ -587,6 +597,14 @@ fn the_overview_in_every_verdict_state_at_desktop_and_phone_width() {
                 "{class}"
             );
             assert!(!text.contains("targets clear"), "{state:?}: {text}");
+            if state == State::BackscatterRisk {
+                assert!(
+                    text.contains(
+                        "mx1.example.com:25 accepts mail for unknown recipients of example.com"
+                    ) && text.contains("bounce (NDR) spike on mxlog.ndr_generated"),
+                    "{text}"
+                );
+            }
             inert(&br, "Overview · rblwatch");
         }
         // the matrix: unchecked pairs look unlike clear ones; 40 lists fit a desktop screen
@@ -801,11 +819,7 @@ fn target_mail_and_lists_pages_at_desktop_and_phone_width() {
                 >= 6,
             "hour ticks: {labels:?}"
         );
-        assert_eq!(
-            count("rect.spike"),
-            2,
-            "one spike window that cleared, one still on"
-        );
+        assert_eq!(count("rect.spike"), 2, "two spike windows");
         assert_eq!(
             count("figure#mx-messages polyline.series"),
             4,
