@@ -67,7 +67,7 @@ pub trait Live: Send + Sync + 'static {
     /// unusable resolver makes the overview's verdict "can't tell". `None`
     /// means not diagnosed, and the verdict is made from list health alone.
     /// Called on every page build: answer from memory, never block.
-    fn resolver(&self) -> Option<ResolverStatus> {
+    fn resolver(&self) -> Option<ResolverHealth> {
         None
     }
 
@@ -110,22 +110,26 @@ pub enum Impact {
     Unknown,
 }
 
-/// How usable the resolver is (the daemon's diagnosis).
+/// The resolver's health as the daemon diagnosed it: a status, why, and
+/// what to do. (The same shape as the daemon's own diagnosis in issue 14, so
+/// that one can be handed over as is.)
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ResolverStatus {
+pub struct ResolverHealth {
     /// Its state.
-    pub status: ResolverHealth,
+    pub status: ResolverStatus,
     /// Why, in words (shown on the overview).
     pub why: String,
+    /// What to do (empty when all is well).
+    pub fix: String,
 }
 
-/// The resolver's state.
+/// How usable the resolver is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ResolverHealth {
-    /// Answers normally.
+pub enum ResolverStatus {
+    /// Answers as a resolver must.
     Ok,
-    /// Answers, with trouble (timeouts, some lists refusing it).
+    /// Usable, but some lists refuse it (a public or shared resolver).
     Degraded,
     /// No usable answers: nothing can be told about listings.
     Unusable,

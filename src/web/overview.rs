@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::view::{self, cell_state, ListingFact, VerdictFacts, VerdictView};
-use super::{Impact, ResolverStatus, WebError, WebState};
+use super::{Impact, ResolverHealth, WebError, WebState};
 use crate::event::{EventKind, Subject};
 use crate::health::ListHealth;
 use crate::store;
@@ -112,7 +112,7 @@ pub(super) struct MailNow {
 #[derive(Debug, Serialize)]
 pub(super) struct Overview {
     pub(super) verdict: VerdictView,
-    pub(super) resolver: Option<ResolverStatus>,
+    pub(super) resolver: Option<ResolverHealth>,
     pub(super) targets_total: u128,
     pub(super) lists: Vec<ListView>,
     pub(super) unhealthy: usize,
@@ -281,7 +281,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             return Cell { s: "na", t: None };
         }
         let stored = by_target.get(t).and_then(|m| m.get(l.id.as_str())).copied();
-        let (s, _) = cell_state(stored, health.get(&l.id));
+        let (s, _) = cell_state(stored, None, health.get(&l.id));
         // a tooltip only where the state is the pair's own (an unchecked
         // column says why in its header): 100 x 40 cells must stay small
         let tip = stored
@@ -406,6 +406,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
                 )
             })
             .collect(),
+        refusing: Vec::new(),
         ndr_spikes,
         queue_spikes,
         swept: last_sweep.is_some(),

@@ -98,7 +98,7 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
     {
         let h = health.get(&l.def.id);
         let p = pairs.iter().find(|p| p.list == l.def.id);
-        let (state, why) = cell_state(p.map(|p| p.state), h);
+        let (state, why) = cell_state(p.map(|p| p.state), None, h);
         let is_listed = p.is_some_and(|p| p.state.is_listed());
         listed += usize::from(is_listed);
         usable += usize::from(h.is_some_and(|h| h.is_healthy()));

@@ -20,6 +20,9 @@ pub enum Verdict {
     ListedRejecting,
     /// Listed; no rejection seen (or no delivery data to see one).
     ListedNoImpact,
+    /// Not listed on any monitored list, and yet receivers refuse mail for
+    /// reasons about us (issue 12's receivers): never "all clear".
+    RefusedNotListed,
     /// Monitoring is blind: resolver unusable, no usable list, no sweep yet,
     /// or targets no usable list covers.
     CannotTell,
@@ -77,9 +80,12 @@ pub struct VerdictFacts {
     /// Targets (as configured) that no usable list answers for.
     pub uncovered: Vec<String>,
     /// The resolver's diagnosis, when the daemon makes one.
-    pub resolver: Option<ResolverStatus>,
+    pub resolver: Option<ResolverHealth>,
     /// Servers accepting mail for unknown recipients: (domain, server).
     pub vulnerable: Vec<(String, String)>,
+    /// Receivers refusing mail for reasons about us (from issue 12's
+    /// assessment: its receivers over the threshold), by name.
+    pub refusing: Vec<String>,
     /// Metrics (`source.metric`) with an NDR spike still on: bounces to
     /// forged senders are going out now.
     pub ndr_spikes: Vec<String>,
@@ -104,12 +110,16 @@ fn blind(f: &VerdictFacts) -> Option<(String, Todo)> {
     if let Some(r) = f
         .resolver
         .as_ref()
-        .filter(|r| r.status == ResolverHealth::Unusable)
+        .filter(|r| r.status == ResolverStatus::Unusable)
     {
         return Some((
             format!("the resolver is unusable: {}", r.why),
             Todo {
-                text: "Point rblwatch at a working recursive resolver of your own ([resolver] nameservers): the lists refuse public resolvers".into(),
+                text: if r.fix.is_empty() {
+                    "Point rblwatch at a working recursive resolver of your own ([resolver] nameservers): the lists refuse public resolvers".into()
+                } else {
+                    r.fix.clone()
+                },
                 href: Some("/lists".into()),
             },
         ));
@@ -181,7 +191,7 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
     if let Some(r) = f
         .resolver
         .as_ref()
-        .filter(|r| r.status == ResolverHealth::Degraded)
+        .filter(|r| r.status == ResolverStatus::Degraded)
     {
         also.push(format!("resolver degraded: {}", r.why));
     }
@@ -252,6 +262,12 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
         };
     }
     if !f.listings.is_empty() {
+        if !f.refusing.is_empty() {
+            also.push(format!(
+                "refused by {} for other reasons",
+                f.refusing.join(", ")
+            ));
+        }
         if let Some(v) = vulnerable_note() {
             also.push(v);
         }
@@ -278,6 +294,24 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
                     href: None,
                 },
             ],
+            also,
+        };
+    }
+    if !f.refusing.is_empty() {
+        if let Some(v) = vulnerable_note() {
+            also.push(v);
+        }
+        return VerdictView {
+            kind: Verdict::RefusedNotListed,
+            text: "Refused, not listed".into(),
+            detail: format!(
+                "{} refuse mail for reasons about us, and no monitored list explains it.",
+                f.refusing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+            todo: vec![Todo {
+                text: "Read the receivers' replies: a list not monitored here, or the receiver's own reputation system".into(),
+                href: Some("/receivers".into()),
+            }],
             also,
         };
     }
@@ -349,15 +383,24 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
 /// `listed`, `suspected`, `clearing` (stored states), `clear` (nothing stored,
 /// the list answers usably), `unchecked` (nothing stored and the list's
 /// answers do not count: never "clear").
+///
+/// `unchecked` is why the pair's own last answer was unusable although the
+/// list is healthy (issue 14's unchecked pairs), if it was.
 pub fn cell_state(
     stored: Option<PairState>,
+    unchecked: Option<&str>,
     health: Option<&ListHealth>,
 ) -> (&'static str, Option<String>) {
     match (stored, health) {
         (Some(s), _) if s != PairState::Clear => (s.name(), None),
-        (_, Some(h)) if h.is_healthy() => ("clear", None),
-        (_, Some(h)) => ("unchecked", Some(format!("list {}: {}", h.name(), h.why()))),
+        (_, Some(h)) if !h.is_healthy() => {
+            ("unchecked", Some(format!("list {}: {}", h.name(), h.why())))
+        }
         (_, None) => ("unchecked", Some("list not health-checked yet".into())),
+        (_, Some(_)) => match unchecked {
+            Some(why) => ("unchecked", Some(why.to_string())),
+            None => ("clear", None),
+        },
     }
 }
 
@@ -431,6 +474,16 @@ mod tests {
         assert_eq!(v.todo[0].href.as_deref(), Some("/target/192.0.2.2"));
 
         let mut f = facts();
+        f.refusing = vec!["gmail.com".into()];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::RefusedNotListed);
+        assert!(v.detail.starts_with("gmail.com refuse"), "{}", v.detail);
+        f.listings = vec![listing("192.0.2.1", Impact::NoneSeen)];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::ListedNoImpact);
+        assert!(v.also[0].contains("refused by gmail.com"), "{v:?}");
+
+        let mut f = facts();
         f.ndr_spikes = vec!["mx1log.ndr_generated".into()];
         let v = verdict(&f);
         assert_eq!(v.kind, Verdict::BackscatterRisk);
@@ -468,13 +521,15 @@ mod tests {
         assert!(v.detail.contains("none of the 3 lists"), "{}", v.detail);
 
         let mut f = facts();
-        f.resolver = Some(ResolverStatus {
-            status: ResolverHealth::Unusable,
+        f.resolver = Some(ResolverHealth {
+            status: ResolverStatus::Unusable,
             why: "REFUSED from 8.8.8.8".into(),
+            fix: "run unbound on this host".into(),
         });
         let v = verdict(&f);
         assert_eq!(v.kind, Verdict::CannotTell);
         assert!(v.detail.contains("REFUSED from 8.8.8.8"));
+        assert_eq!(v.todo[0].text, "run unbound on this host");
 
         let mut f = facts();
         f.swept = false;
@@ -503,15 +558,27 @@ mod tests {
         let dead = ListHealth::Dead {
             why: "NXDOMAIN for 127.0.0.2".into(),
         };
-        assert_eq!(cell_state(None, Some(&dead)).0, "unchecked");
-        assert!(cell_state(None, Some(&dead)).1.unwrap().contains("dead"));
-        assert_eq!(cell_state(None, None).0, "unchecked");
-        assert_eq!(cell_state(None, Some(&ListHealth::Healthy)).0, "clear");
-        assert_eq!(cell_state(Some(PairState::Listed), Some(&dead)).0, "listed");
+        assert_eq!(cell_state(None, None, Some(&dead)).0, "unchecked");
+        assert!(cell_state(None, None, Some(&dead))
+            .1
+            .unwrap()
+            .contains("dead"));
+        assert_eq!(cell_state(None, None, None).0, "unchecked");
         assert_eq!(
-            cell_state(Some(PairState::Clear), Some(&dead)).0,
+            cell_state(None, None, Some(&ListHealth::Healthy)).0,
+            "clear"
+        );
+        assert_eq!(
+            cell_state(Some(PairState::Listed), None, Some(&dead)).0,
+            "listed"
+        );
+        assert_eq!(
+            cell_state(Some(PairState::Clear), None, Some(&dead)).0,
             "unchecked"
         );
+        // a healthy list whose answer for this pair was unusable
+        let (s, why) = cell_state(None, Some("SERVFAIL"), Some(&ListHealth::Healthy));
+        assert_eq!((s, why.as_deref()), ("unchecked", Some("SERVFAIL")));
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn catalog(dir: &Path) -> Vec<String> {
 /// The daemon as the pages see it: fixed answers.
 struct FixedLive {
     snapshot: Snapshot,
-    resolver: Option<ResolverStatus>,
+    resolver: Option<ResolverHealth>,
     impact: HashMap<(String, String), Impact>,
 }
 
@@ -94,7 +94,7 @@ impl Live for FixedLive {
     fn check_now(&self) -> bool {
         false
     }
-    fn resolver(&self) -> Option<ResolverStatus> {
+    fn resolver(&self) -> Option<ResolverHealth> {
         self.resolver.clone()
     }
     fn impact(&self, target: &str, list: &str) -> Impact {
@@ -162,7 +162,7 @@ fn site(state: State) -> Site {
 }
 
 /// The same, with the daemon's diagnosis of the resolver.
-fn site_with(state: State, resolver: Option<ResolverStatus>) -> Site {
+fn site_with(state: State, resolver: Option<ResolverHealth>) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let lists_dir = dir.path().join("lists.d");
     std::fs::create_dir(&lists_dir).unwrap();
@@ -696,9 +696,10 @@ fn an_unusable_resolver_makes_the_verdict_cant_tell() {
     let br = Browser::start();
     let s = site_with(
         State::AllClear,
-        Some(ResolverStatus {
-            status: ResolverHealth::Unusable,
+        Some(ResolverHealth {
+            status: ResolverStatus::Unusable,
             why: "every query REFUSED by 203.0.113.53 <public resolver>".into(),
+            fix: "run your own recursive resolver".into(),
         }),
     );
     let text = visit(
