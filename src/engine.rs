@@ -439,6 +439,12 @@ impl Engine {
         self.ask(li, t, Cache::Use).await
     }
 
+    /// Asks list `li` about `t` past the negative cache: a re-check someone
+    /// asked for (a delisting request) wants today's answer, not a cached one.
+    pub async fn query_fresh(&self, li: usize, t: &Target) -> Verdict {
+        self.ask(li, t, Cache::Bypass).await
+    }
+
     async fn ask(&self, li: usize, t: &Target, cache: Cache) -> Verdict {
         let list = &self.lists[li];
         let qname = query_name(t, list.query_zone.expose());

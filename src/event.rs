@@ -66,6 +66,10 @@ pub enum EventKind {
     AuditFinding,
     /// The finding is gone (the setting was fixed).
     AuditFindingCleared,
+    /// Someone asked a list to remove a listing (recorded with who, when and a note).
+    DelistRequested,
+    /// A requested delisting is still listed past the list's typical expiry.
+    DelistOverdue,
 }
 
 impl EventKind {
@@ -97,6 +101,8 @@ impl EventKind {
         EventKind::BackscatterSourceCleared,
         EventKind::AuditFinding,
         EventKind::AuditFindingCleared,
+        EventKind::DelistRequested,
+        EventKind::DelistOverdue,
     ];
 
     /// The event's name, as used in configs, hooks and the API.
@@ -128,6 +134,8 @@ impl EventKind {
             EventKind::BackscatterSourceCleared => "backscatter_source_cleared",
             EventKind::AuditFinding => "audit_finding",
             EventKind::AuditFindingCleared => "audit_finding_cleared",
+            EventKind::DelistRequested => "delist_requested",
+            EventKind::DelistOverdue => "delist_overdue",
         }
     }
 
@@ -152,7 +160,8 @@ impl EventKind {
             | EventKind::AlertFailed
             | EventKind::SourceFailed
             | EventKind::ResolverUnusable
-            | EventKind::AuditFinding => Severity::Warning,
+            | EventKind::AuditFinding
+            | EventKind::DelistOverdue => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -480,6 +489,10 @@ impl Event {
             EventKind::Listed | EventKind::Delisted => (
                 Subject::pair("192.0.2.1", "spamhaus-zen"),
                 serde_json::json!({"codes": ["127.0.0.2"], "meanings": ["SBL: Spamhaus Block List"], "txt": ["sample TXT reason"], "delist": "https://check.spamhaus.org/results/?query=192.0.2.1"}),
+            ),
+            EventKind::DelistRequested | EventKind::DelistOverdue => (
+                Subject::pair("192.0.2.1", "spamcop"),
+                serde_json::json!({"by": "postmaster", "via": "web", "note": "sample note", "requested_at": 0, "expected_by": 86_400, "expiry": "24h", "delist": "https://www.spamcop.net/bl.shtml?192.0.2.1"}),
             ),
             EventKind::ListUnhealthy | EventKind::ListRecovered => (
                 Subject::List {

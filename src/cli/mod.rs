@@ -4,6 +4,7 @@
 mod audit_cmd;
 mod check;
 mod daemon_cmd;
+mod delist_cmd;
 mod hooks_cmd;
 mod lists;
 mod probe_cmd;
@@ -50,6 +51,8 @@ pub enum Command {
     Status(daemon_cmd::StatusArgs),
     /// Listing history of a target from the database.
     History(daemon_cmd::HistoryArgs),
+    /// Record that delisting of a listing was requested (the daemon re-checks the pair now).
+    Delist(delist_cmd::DelistArgs),
     /// Remediation hooks.
     Hooks {
         /// What to do.
@@ -113,6 +116,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Daemon(a) => daemon_cmd::daemon(cfg_path.as_deref(), a).await,
         Command::Status(a) => daemon_cmd::status(cfg_path.as_deref(), a).await,
         Command::History(a) => daemon_cmd::history(cfg_path.as_deref(), a).await,
+        Command::Delist(a) => delist_cmd::run(cfg_path.as_deref(), a).await,
         Command::Probe { cmd } => probe_cmd::run(cmd).await,
         Command::Audit(a) => audit_cmd::run(cfg_path.as_deref(), a).await,
         Command::Hooks { cmd } => hooks_cmd::run(cfg_path.as_deref(), cmd).await,

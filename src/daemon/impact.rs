@@ -150,9 +150,11 @@ impl Daemon {
                     out.push(store::insert_event(&tx, e)?);
                 }
                 tx.commit()?;
-                Ok(out)
+                Ok((out, a))
             })
             .await?;
+        let (events, a) = events;
+        self.update_published(|p| p.impact = Some(Arc::new(a)));
         self.publish(events);
         Ok(())
     }

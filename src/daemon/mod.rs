@@ -14,10 +14,13 @@
 //! [`run`] returns. A store whose writer has stopped is fatal: [`run`] returns
 //! an error, so the process exits non-zero and systemd restarts it.
 
+mod delist;
 mod impact;
 mod mail;
 mod notify;
 mod sweep;
+
+pub use self::delist::{delist_requested_event, Rechecked};
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -51,6 +54,13 @@ pub enum Job {
     Probe(String),
     /// One run of the named MTA posture audit.
     Audit(String),
+    /// A re-check of one (target, list) pair now (asked for by a delisting request).
+    Recheck {
+        /// Target.
+        target: String,
+        /// List id.
+        list: String,
+    },
 }
 
 /// Where a job runs: a job is skipped while its slot is busy. Sweeps have
@@ -64,6 +74,7 @@ enum Slot {
     Source(String),
     Probe(String),
     Audit(String),
+    Recheck(String, String),
 }
 
 impl Job {
@@ -74,6 +85,7 @@ impl Job {
             Job::Source(n) => Slot::Source(n.clone()),
             Job::Probe(n) => Slot::Probe(n.clone()),
             Job::Audit(n) => Slot::Audit(n.clone()),
+            Job::Recheck { target, list } => Slot::Recheck(target.clone(), list.clone()),
         }
     }
 }
@@ -87,6 +99,7 @@ impl std::fmt::Display for Job {
             Job::Source(n) => write!(f, "source {n}"),
             Job::Probe(n) => write!(f, "probe {n}"),
             Job::Audit(n) => write!(f, "audit {n}"),
+            Job::Recheck { target, list } => write!(f, "re-check of {target} on {list}"),
         }
     }
 }
@@ -217,6 +230,16 @@ pub struct Daemon {
     events: broadcast::Sender<Event>,
     /// Mail-source reads that failed since start (logged and counted).
     pub source_failures: std::sync::atomic::AtomicU64,
+    /// What the pages read on every build without waiting for a sweep to
+    /// release [`Memory`]: the resolver's diagnosis and the last assessment.
+    published: std::sync::RwLock<Published>,
+}
+
+/// Copies of the latest diagnoses, for readers that must never block.
+#[derive(Debug, Default, Clone)]
+struct Published {
+    resolver: Option<crate::health::ResolverHealth>,
+    impact: Option<Arc<crate::impact::Assessment>>,
 }
 
 impl Daemon {
@@ -253,9 +276,16 @@ impl Daemon {
                     .into_iter()
                     .map(|u| (u.target, u.list))
                     .collect();
-                Ok(m)
+                let impact: Option<crate::impact::Assessment> =
+                    store::get_state(c, crate::impact::ASSESSMENT_STATE)?;
+                Ok((m, impact))
             })
             .await?;
+        let (mem, impact) = mem;
+        let published = Published {
+            resolver: mem.resolver.clone(),
+            impact: impact.map(Arc::new),
+        };
         tracing::info!(database = %cfg.daemon.database.display(), pairs = mem.pairs.len(), "state loaded");
         let interrupted = crate::actions::recover(&store).await?;
         let (rt, warnings) = Runtime::new(cfg, mode).await?;
@@ -276,7 +306,27 @@ impl Daemon {
             memory: Mutex::new(mem),
             events,
             source_failures: Default::default(),
+            published: std::sync::RwLock::new(published),
         }))
+    }
+
+    fn published(&self) -> Published {
+        match self.published.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn update_published(&self, f: impl FnOnce(&mut Published)) {
+        match self.published.write() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Hands the resolver's latest diagnosis to the pages.
+    fn publish_resolver(&self, r: Option<crate::health::ResolverHealth>) {
+        self.update_published(|p| p.resolver = r);
     }
 
     /// The store.
@@ -341,6 +391,7 @@ impl Daemon {
             })
             .await?;
         committed.0.apply(&mut mem);
+        self.publish_resolver(mem.resolver.clone());
         self.publish(committed.1);
         Ok(())
     }
@@ -362,7 +413,14 @@ impl Daemon {
     /// joined verdict ([`crate::impact`]) is assessed again.
     pub async fn run_job(self: Arc<Self>, job: Job) -> anyhow::Result<()> {
         match job {
-            Job::Sweep => self.clone().sweep().await?,
+            Job::Sweep => {
+                self.clone().sweep().await?;
+                self.remind_overdue().await?;
+            }
+            Job::Recheck { target, list } => {
+                self.recheck(&target, &list).await?;
+                self.remind_overdue().await?;
+            }
             Job::Health => return self.health_check().await,
             Job::Prune => return self.prune().await,
             Job::Source(n) => self.clone().read_source(&n).await?,
@@ -724,5 +782,53 @@ impl crate::web::Live for WebView {
 
     fn check_now(&self) -> bool {
         self.jobs.try_send(Job::Sweep).is_ok()
+    }
+
+    fn resolver(&self) -> Option<crate::health::ResolverHealth> {
+        self.daemon.published().resolver
+    }
+
+    fn impact(&self, target: &str, list: &str) -> crate::web::Impact {
+        use crate::config::SourceKind;
+        use crate::impact::ImpactState;
+        // without a delivery log nothing is known of receivers: not "none seen"
+        let reads_deliveries = self.daemon.runtime().cfg.sources.iter().any(|s| {
+            matches!(
+                s.kind,
+                SourceKind::PostfixLog { .. } | SourceKind::EximLog { .. }
+            )
+        });
+        if !reads_deliveries {
+            return crate::web::Impact::Unknown;
+        }
+        match self.daemon.published().impact {
+            // no assessment yet (or the listing is newer than it): nothing to tell
+            None => crate::web::Impact::Unknown,
+            Some(a) => match a.listing(target, list).map(|l| l.impact) {
+                Some(ImpactState::Rejecting) => crate::web::Impact::Rejecting,
+                Some(ImpactState::NoneSeen) => crate::web::Impact::NoneSeen,
+                None => crate::web::Impact::Unknown,
+            },
+        }
+    }
+
+    fn recheck(&self, target: &str, list: &str) -> bool {
+        self.jobs
+            .try_send(Job::Recheck {
+                target: target.to_string(),
+                list: list.to_string(),
+            })
+            .is_ok()
+    }
+
+    fn request_delist(
+        &self,
+        r: store::NewDelistRequest,
+    ) -> futures::future::BoxFuture<
+        'static,
+        Result<Option<store::DelistRequest>, crate::web::LiveError>,
+    > {
+        let daemon = self.daemon.clone();
+        Box::pin(async move { Ok(daemon.request_delist(r).await?) })
     }
 }

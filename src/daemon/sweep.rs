@@ -132,7 +132,7 @@ impl HealthChange {
     }
 }
 
-fn details(
+pub(super) fn details(
     v: &Verdict,
     engine: &Engine,
     li: usize,
@@ -453,6 +453,7 @@ impl Daemon {
             }
         }
         change.apply(&mut mem);
+        self.publish_resolver(mem.resolver.clone());
         mem.last_swept = last_swept;
         mem.baselined.extend(baselined);
         drop(mem);

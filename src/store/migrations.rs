@@ -230,6 +230,23 @@ CREATE TABLE audit_runs (
 );
 CREATE INDEX audit_runs_audit ON audit_runs (audit, at);
 "#,
+    // 9: delisting requests (who asked a list to remove a listing, when it is
+    // expected gone, whether the overdue reminder went out)
+    r#"
+CREATE TABLE delist_requests (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    list TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    requested_by TEXT NOT NULL,
+    via TEXT NOT NULL,               -- web | api | cli
+    note TEXT NOT NULL DEFAULT '',
+    listed_since INTEGER,            -- start of the listing period the request is about
+    expected_by INTEGER NOT NULL,    -- requested_at + the list's typical expiry
+    reminded_at INTEGER              -- when delist_overdue was raised
+);
+CREATE INDEX delist_requests_pair ON delist_requests (target, list, requested_at);
+"#,
 ];
 
 /// Applies every migration newer than the database.

@@ -16,6 +16,7 @@
 //! outbox states…) are enums stored as text through [`sql`]'s conversions.
 
 mod audits;
+mod delistings;
 mod events;
 mod health;
 mod hooks;
@@ -35,6 +36,7 @@ mod sweeps;
 mod tests;
 
 pub use self::audits::*;
+pub use self::delistings::*;
 pub use self::events::*;
 pub use self::health::*;
 pub use self::hooks::*;

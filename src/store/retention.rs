@@ -44,6 +44,10 @@ pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32
         "DELETE FROM audit_runs WHERE at < ?1 AND id NOT IN (SELECT MAX(id) FROM audit_runs GROUP BY audit)",
         params![old_samples],
     )?;
+    n += tx.execute(
+        "DELETE FROM delist_requests WHERE requested_at < ?1",
+        params![old],
+    )?;
     tx.commit()?;
     Ok(n)
 }

@@ -53,7 +53,11 @@ pub fn latest_samples(c: &Connection) -> Result<Vec<(String, String, i64, f64)>>
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
-/// A metric's series since `since`, averaged into `buckets` buckets (raw samples, then hourly roll-ups).
+/// A metric's series since `since`: the highest value of each of `buckets`
+/// buckets, at the time of the bucket's first sample (raw samples), then,
+/// before the raw samples (pruned), hourly roll-ups of the hours that ended
+/// before the first raw sample, each at its hour's end. A point never stands
+/// before the samples it sums up.
 pub fn series(
     c: &Connection,
     source: &str,
@@ -64,35 +68,66 @@ pub fn series(
 ) -> Result<Vec<(i64, f64)>> {
     let width = ((now - since) / buckets.max(1)).max(1);
     let mut st = c.prepare_cached(
-        "SELECT (at - ?3) / ?4 AS b, MAX(value) FROM metric_samples WHERE source = ?1 AND metric = ?2 AND at >= ?3 GROUP BY b ORDER BY b",
+        "SELECT MIN(at), MAX(value) FROM metric_samples WHERE source = ?1 AND metric = ?2 AND at >= ?3
+         GROUP BY (at - ?3) / ?4 ORDER BY 1",
     )?;
-    let rows: Vec<(i64, f64)> = st
+    let mut out: Vec<(i64, f64)> = st
         .query_map(params![source, metric, since, width], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<std::result::Result<_, _>>()?;
-    let mut out: Vec<(i64, f64)> = rows
-        .into_iter()
-        .map(|(b, v)| (since + b * width, v))
-        .collect();
-    if out.is_empty() || out[0].0 > since + width {
-        // older than the raw retention: use the hourly roll-ups
+    let first_raw = out.first().map(|p| p.0);
+    if first_raw.is_none_or(|f| f > since + width) {
         let mut st = c.prepare_cached(
-            "SELECT (hour - ?3) / ?4 AS b, MAX(max) FROM metric_hourly WHERE source = ?1 AND metric = ?2 AND hour >= ?3 GROUP BY b ORDER BY b",
+            "SELECT MAX(hour + 3599), MAX(max) FROM metric_hourly
+             WHERE source = ?1 AND metric = ?2 AND hour >= ?3 AND hour + 3600 <= ?5 AND hour + 3599 <= ?6
+             GROUP BY (hour - ?3) / ?4 ORDER BY 1",
         )?;
-        let old: Vec<(i64, f64)> = st
-            .query_map(params![source, metric, since, width], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get(1)?))
-            })?
+        let mut old: Vec<(i64, f64)> = st
+            .query_map(
+                params![
+                    source,
+                    metric,
+                    since,
+                    width,
+                    first_raw.unwrap_or(i64::MAX),
+                    now
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
             .collect::<std::result::Result<_, _>>()?;
-        let first = out.first().map_or(i64::MAX, |x| x.0);
-        let mut merged: Vec<(i64, f64)> = old
-            .into_iter()
-            .map(|(b, v)| (since + b * width, v))
-            .filter(|(t, _)| *t < first)
-            .collect();
-        merged.extend(out);
-        out = merged;
+        old.append(&mut out);
+        out = old;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrations::apply(&mut c).unwrap();
+        c
+    }
+
+    /// The status-page issue: a series plotted an hourly roll-up point before the first sample existed.
+    #[test]
+    fn no_point_before_the_first_sample() {
+        let c = db();
+        let now = 100 * 3600;
+        let first = 90 * 3600 + 2700; // 45 minutes into an hour
+        for i in 0..20 {
+            insert_sample(&c, "mx", "queue_depth", first + i * 300, 5.0).unwrap();
+        }
+        let s = series(&c, "mx", "queue_depth", now - 86_400, now, 200).unwrap();
+        assert!(!s.is_empty());
+        assert!(s.iter().all(|(t, _)| *t >= first), "{s:?}");
+        // once the raw samples are pruned, each hour is plotted at its end, never before its samples
+        c.execute("DELETE FROM metric_samples", []).unwrap();
+        let s = series(&c, "mx", "queue_depth", now - 86_400, now, 24).unwrap();
+        assert!(!s.is_empty());
+        assert!(s.iter().all(|(t, _)| *t >= first), "{s:?}");
+    }
 }

@@ -20,11 +20,28 @@ pub(super) async fn status(
     use axum::response::IntoResponse;
     let body = st
         .cached("status", || async {
-            let o = pages::overview_data(&st).await?;
-            let listings = super::impact::with_impact(&o.listings, o.impact.as_ref());
+            let o = super::overview::overview_data(&st).await?;
+            // the sparklines are markup for the page
+            let mail: Vec<serde_json::Value> = o
+                .mail
+                .iter()
+                .map(|m| serde_json::json!({"source": m.source, "metric": m.metric, "at": m.at, "value": m.value, "unit": m.unit}))
+                .collect();
+            // each listing's impact in full (state, severity, text, receivers,
+            // replies); null when unknown (no delivery log, or not assessed yet)
+            let listings: Vec<serde_json::Value> = super::impact::with_impact(&o.listings, o.impact.as_ref())
+                .into_iter()
+                .zip(&o.listings)
+                .map(|(mut v, l)| {
+                    if l.impact == super::Impact::Unknown {
+                        v["impact"] = serde_json::Value::Null;
+                    }
+                    v
+                })
+                .collect();
             let v = serde_json::json!({
-                "verdict": o.verdict, "targets": o.targets_total.to_string(), "lists": o.lists, "last_sweep": o.last_sweep,
-                "listings": listings, "mail": o.mail, "probes": o.probes, "recent_events": o.events,
+                "verdict": o.verdict, "resolver": o.resolver, "targets": o.targets_total.to_string(), "lists": o.lists,
+                "last_sweep": o.last_sweep, "listings": listings, "mail": mail, "probes": o.probes, "recent_events": o.events,
                 "impact": o.impact,
             });
             serde_json::to_vec(&v).map_err(WebError::from)
@@ -46,16 +63,14 @@ pub(super) async fn targets(State(st): State<Arc<WebState>>, Query(q): Query<Pag
 }
 
 pub(super) async fn target(State(st): State<Arc<WebState>>, Path(t): Path<String>) -> Api {
-    let mut v = pages::target_data(&st, &t).await?;
-    if let Some(o) = v.as_object_mut() {
-        o.remove("timeline");
-    }
-    Ok(Json(v))
+    let mut v = super::target::target_data(&st, &t).await?;
+    v.timeline.clear();
+    Ok(Json(serde_json::to_value(&v)?))
 }
 
 pub(super) async fn lists(State(st): State<Arc<WebState>>) -> Api {
     Ok(Json(
-        serde_json::json!({ "lists": pages::overview_data(&st).await?.lists }),
+        serde_json::json!({ "lists": pages::lists_data(&st).await? }),
     ))
 }
 

@@ -1,246 +1,761 @@
-//! Prometheus `/metrics`. One series per *listed* (target, list) pair and per
-//! target with listings, never one per clear pair: 16,384 targets x 40 lists
-//! must not become 655,360 series.
+//! Prometheus `/metrics`, through the `prometheus` crate: each family is
+//! written once with its HELP and TYPE (families grouped, as the exposition
+//! format requires), label values escaped by the encoder. (Not
+//! `prometheus-client`: it writes only OpenMetrics, whose counter families drop
+//! the `_total` suffix from HELP and TYPE, which the text-format parser of
+//! Debian 12's `promtool check metrics` reports as untyped series.)
+//!
+//! Types follow what the numbers do. Counters only go up within a process:
+//! queries sent, sweeps, answers by verdict, hook runs, alert deliveries and
+//! source failures. The tables behind the last four are pruned by retention,
+//! so their counters are not row counts: a [`Tally`] counts each finished row
+//! once as it appears (and never un-counts it). Everything that describes the
+//! present (listings, list health, the last sweep, mail figures, probe
+//! results, open delisting requests) is a gauge.
+//!
+//! One series per *listed* (target, list) pair and per target with listings,
+//! never one per clear pair: 16,384 targets x 40 lists must not become
+//! 655,360 series.
 
-use std::fmt::Write;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use rusqlite::Connection;
 
 use super::{WebError, WebState};
 use crate::store;
 
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Counts the finished rows of a table once each, from the process start on,
+/// so the counter only goes up although retention deletes old rows.
+///
+/// Rows are read above a watermark: every row at or below it has been counted
+/// or was there before the start; rows above it already counted are
+/// remembered until the watermark passes them. A row still in an open status
+/// (`running`, `pending`) holds the watermark back until it finishes.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    table: &'static str,
+    /// SQL expressions of the labels.
+    labels: &'static [&'static str],
+    /// SQL expressions summed besides the row count.
+    sums: &'static [&'static str],
+    /// Statuses of unfinished rows (the status is the last label).
+    open: &'static [&'static str],
+    state: Mutex<TallyState>,
 }
 
-pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
-    let rt = st.live.snapshot();
-    let (pairs, health, last, sweeps, mail, probes, hooks, alerts) = st
-        .db
-        .read(|c| {
-            Ok((
-                store::load_pairs(c)?,
-                store::load_health(c)?,
-                store::last_sweep(c)?,
-                store::counts(c, "sweeps", "status", "'all'")?,
-                store::latest_samples(c)?,
-                store::latest_probes(c)?,
-                store::counts(c, "hook_runs", "hook", "status")?,
-                store::counts(c, "alert_outbox", "channel", "status")?,
-            ))
-        })
-        .await?;
-    let mut s = String::with_capacity(4096 + pairs.len() * 80);
-    s.push_str("# HELP rblwatch_listed 1 for each (target, list) pair that is listed (confirmed).\n# TYPE rblwatch_listed gauge\n");
-    let mut per_target: std::collections::BTreeMap<&str, u64> = Default::default();
-    for p in pairs.iter().filter(|p| p.state.is_listed()) {
-        let _ = writeln!(
-            s,
-            "rblwatch_listed{{target=\"{}\",list=\"{}\"}} 1",
-            label(&p.target),
-            label(&p.list)
-        );
-        *per_target.entry(p.target.as_str()).or_default() += 1;
+#[derive(Debug, Default)]
+struct TallyState {
+    watermark: i64,
+    counted: BTreeSet<i64>,
+    /// Labels → (rows, sums).
+    totals: BTreeMap<Vec<String>, (u64, Vec<u64>)>,
+}
+
+impl Tally {
+    const fn new(
+        table: &'static str,
+        labels: &'static [&'static str],
+        sums: &'static [&'static str],
+        open: &'static [&'static str],
+    ) -> Self {
+        Tally {
+            table,
+            labels,
+            sums,
+            open,
+            state: Mutex::new(TallyState {
+                watermark: 0,
+                counted: BTreeSet::new(),
+                totals: BTreeMap::new(),
+            }),
+        }
     }
-    s.push_str("# HELP rblwatch_target_listings Number of lists listing the target (targets with at least one listing).\n# TYPE rblwatch_target_listings gauge\n");
-    for (t, n) in &per_target {
-        let _ = writeln!(s, "rblwatch_target_listings{{target=\"{}\"}} {n}", label(t));
+
+    /// Starts counting after the rows already in the table.
+    fn start_at_current(&self, c: &Connection) {
+        let max: i64 = c
+            .query_row(
+                &format!("SELECT COALESCE(MAX(id), 0) FROM {}", self.table),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        if let Ok(mut s) = self.state.lock() {
+            s.watermark = max;
+        }
     }
-    s.push_str(
-        "# HELP rblwatch_listings Total confirmed listings.\n# TYPE rblwatch_listings gauge\n",
-    );
-    let _ = writeln!(s, "rblwatch_listings {}", per_target.values().sum::<u64>());
-    s.push_str("# HELP rblwatch_list_healthy 1 when the list passed its RFC 5782 test points.\n# TYPE rblwatch_list_healthy gauge\n");
-    s.push_str("# HELP rblwatch_list_queries_total A queries sent to the list since start.\n# TYPE rblwatch_list_queries_total counter\n");
-    s.push_str("# HELP rblwatch_list_errors_total Answers that were list errors (error codes, REFUSED, bad answers).\n# TYPE rblwatch_list_errors_total counter\n");
-    s.push_str("# HELP rblwatch_list_unknown_total Queries without a usable answer (timeouts, SERVFAIL).\n# TYPE rblwatch_list_unknown_total counter\n");
-    for l in rt.engine.lists() {
-        let id = label(&l.def.id);
-        let h = health.get(&l.def.id);
-        let _ = writeln!(
-            s,
-            "rblwatch_list_healthy{{list=\"{id}\",health=\"{}\"}} {}",
-            h.map_or("unchecked", |h| h.name()),
-            u8::from(h.is_some_and(|h| h.is_healthy()))
-        );
-        let _ = writeln!(
-            s,
-            "rblwatch_list_queries_total{{list=\"{id}\"}} {}",
-            l.counters.queries.load(Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "rblwatch_list_errors_total{{list=\"{id}\"}} {}",
-            l.counters.errors.load(Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "rblwatch_list_unknown_total{{list=\"{id}\"}} {}",
-            l.counters.unknown.load(Relaxed)
-        );
+
+    /// Counts the rows that finished since the last call; returns the totals.
+    fn update(&self, c: &Connection) -> store::Result<Totals> {
+        let mut s = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let cols: Vec<String> = self
+            .labels
+            .iter()
+            .map(|l| format!("CAST({l} AS TEXT)"))
+            .chain(self.sums.iter().map(|v| format!("COALESCE({v}, 0)")))
+            .collect();
+        let mut st = c.prepare_cached(&format!(
+            "SELECT id, {} FROM {} WHERE id > ?1 ORDER BY id LIMIT {TALLY_PAGE}",
+            cols.join(", "),
+            self.table
+        ))?;
+        let nl = self.labels.len();
+        let ns = self.sums.len();
+        let rows = st.query_map([s.watermark], |r| {
+            let id: i64 = r.get(0)?;
+            let mut labels = Vec::with_capacity(nl);
+            for i in 0..nl {
+                labels.push(r.get::<_, Option<String>>(1 + i)?.unwrap_or_default());
+            }
+            let mut sums = Vec::with_capacity(ns);
+            for i in 0..ns {
+                sums.push(r.get::<_, i64>(1 + nl + i)?.max(0) as u64);
+            }
+            Ok((id, labels, sums))
+        })?;
+        let mut first_open: Option<i64> = None;
+        let mut last = s.watermark;
+        let mut seen = BTreeSet::new();
+        for row in rows {
+            let (id, labels, sums) = row?;
+            last = id;
+            seen.insert(id);
+            if s.counted.contains(&id) {
+                continue;
+            }
+            if labels
+                .last()
+                .is_some_and(|st| self.open.contains(&st.as_str()))
+            {
+                first_open.get_or_insert(id);
+                continue;
+            }
+            s.counted.insert(id);
+            let e = s.totals.entry(labels).or_insert_with(|| (0, vec![0; ns]));
+            e.0 += 1;
+            for (t, v) in e.1.iter_mut().zip(sums) {
+                *t += v;
+            }
+        }
+        let watermark = first_open.map_or(last, |id| id - 1);
+        s.watermark = s.watermark.max(watermark);
+        let w = s.watermark;
+        // Rows counted but gone (deleted) are forgotten: SQLite may hand their id to a new row.
+        // (When the page of rows was full, rows past it were not looked at.)
+        let complete = seen.len() < TALLY_PAGE;
+        s.counted
+            .retain(|id| *id > w && (seen.contains(id) || (!complete && *id > last)));
+        Ok(s.totals.clone())
     }
-    s.push_str(
-        "# HELP rblwatch_sweeps_total Sweeps by outcome.\n# TYPE rblwatch_sweeps_total counter\n",
-    );
-    for (status, _, n) in &sweeps {
-        let _ = writeln!(
-            s,
-            "rblwatch_sweeps_total{{status=\"{}\"}} {n}",
-            label(status)
-        );
+}
+
+/// Rows a tally reads per scrape (more are read at the next).
+const TALLY_PAGE: usize = 100_000;
+
+/// The tallies behind `/metrics`' counters of pruned tables.
+#[derive(Debug)]
+pub(crate) struct Tallies {
+    sweeps: Tally,
+    hook_runs: Tally,
+    deliveries: Tally,
+}
+
+impl Tallies {
+    /// Tallies that count from now on (rows already stored are the past of another process).
+    pub(crate) fn starting_now(db: &std::path::Path) -> Self {
+        let t = Tallies {
+            sweeps: Tally::new(
+                "sweeps",
+                &["status"],
+                &["listed", "clear", "errors", "unknown"],
+                &["running"],
+            ),
+            hook_runs: Tally::new("hook_runs", &["hook", "status"], &[], &["running"]),
+            deliveries: Tally::new("alert_outbox", &["channel", "status"], &[], &["pending"]),
+        };
+        if let Ok(c) = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            for x in [&t.sweeps, &t.hook_runs, &t.deliveries] {
+                x.start_at_current(&c);
+            }
+        }
+        t
     }
-    s.push_str("# HELP rblwatch_last_sweep_duration_seconds Duration of the last finished sweep.\n# TYPE rblwatch_last_sweep_duration_seconds gauge\n");
-    s.push_str("# HELP rblwatch_last_sweep_timestamp_seconds When the last sweep finished.\n# TYPE rblwatch_last_sweep_timestamp_seconds gauge\n");
-    if let Some(l) = &last {
-        let _ = writeln!(
-            s,
-            "rblwatch_last_sweep_duration_seconds {}",
-            l.duration_ms.unwrap_or(0) as f64 / 1000.0
-        );
-        let _ = writeln!(
-            s,
-            "rblwatch_last_sweep_timestamp_seconds {}",
-            l.finished_at.unwrap_or(l.started_at)
-        );
-    }
-    s.push_str("# HELP rblwatch_mail_metric Latest value of each mail telemetry metric.\n# TYPE rblwatch_mail_metric gauge\n");
-    for (src, metric, _, v) in &mail {
-        let _ = writeln!(
-            s,
-            "rblwatch_mail_metric{{source=\"{}\",metric=\"{}\"}} {v}",
-            label(src),
-            label(metric)
-        );
-    }
-    s.push_str("# HELP rblwatch_mail_source_failures_total Mail source reads that failed since start.\n# TYPE rblwatch_mail_source_failures_total counter\n");
-    let _ = writeln!(
-        s,
-        "rblwatch_mail_source_failures_total {}",
-        st.live.source_failures()
-    );
-    s.push_str("# HELP rblwatch_backscatter_vulnerable 1 when the last probe found the server accepting unknown recipients.\n# TYPE rblwatch_backscatter_vulnerable gauge\n");
-    for p in &probes {
-        let _ = writeln!(
-            s,
-            "rblwatch_backscatter_vulnerable{{domain=\"{}\",server=\"{}\"}} {}",
-            label(p["domain"].as_str().unwrap_or("")),
-            label(p["server"].as_str().unwrap_or("")),
-            u8::from(p["verdict"] == "accepts-unknown")
-        );
-    }
-    s.push_str("# HELP rblwatch_hook_runs_total Hook runs by hook and status.\n# TYPE rblwatch_hook_runs_total counter\n");
-    for (hook, status, n) in &hooks {
-        let _ = writeln!(
-            s,
-            "rblwatch_hook_runs_total{{hook=\"{}\",status=\"{}\"}} {n}",
-            label(hook),
-            label(status)
-        );
-    }
-    s.push_str("# HELP rblwatch_alert_deliveries_total Alert messages by channel and status.\n# TYPE rblwatch_alert_deliveries_total counter\n");
-    for (ch, status, n) in &alerts {
-        let _ = writeln!(
-            s,
-            "rblwatch_alert_deliveries_total{{channel=\"{}\",status=\"{}\"}} {n}",
-            label(ch),
-            label(status)
-        );
-    }
-    impact_metrics(&st, &mut s).await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s,
-    )
-        .into_response())
+}
+
+type Totals = BTreeMap<Vec<String>, (u64, Vec<u64>)>;
+
+/// What one scrape reads from the database.
+struct Read {
+    pairs: Vec<store::StoredPair>,
+    health: std::collections::HashMap<String, crate::health::ListHealth>,
+    last: Option<store::SweepRow>,
+    mail: Vec<(String, String, i64, f64)>,
+    probes: Vec<serde_json::Value>,
+    delist: Vec<store::DelistRequest>,
+    sweeps: Totals,
+    hooks: Totals,
+    deliveries: Totals,
+    impact: Option<crate::impact::Assessment>,
+    audits: Vec<serde_json::Value>,
+}
+
+fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, WebError> {
+    let g = GaugeVec::new(Opts::new(name, help), labels).map_err(internal)?;
+    reg.register(Box::new(g.clone())).map_err(internal)?;
+    Ok(g)
+}
+
+fn int_gauge(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, WebError> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).map_err(internal)?;
+    reg.register(Box::new(g.clone())).map_err(internal)?;
+    Ok(g)
+}
+
+fn counter(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, WebError> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).map_err(internal)?;
+    reg.register(Box::new(c.clone())).map_err(internal)?;
+    Ok(c)
+}
+
+fn internal(e: prometheus::Error) -> WebError {
+    WebError::Internal(Box::new(e))
+}
+
+// Label counts are fixed by the code, so a mismatch is a bug: reported as a 500, never a panic.
+fn set_i(v: &IntGaugeVec, labels: &[&str], x: i64) -> Result<(), WebError> {
+    v.get_metric_with_label_values(labels)
+        .map_err(internal)?
+        .set(x);
+    Ok(())
+}
+
+fn set_f(v: &GaugeVec, labels: &[&str], x: f64) -> Result<(), WebError> {
+    v.get_metric_with_label_values(labels)
+        .map_err(internal)?
+        .set(x);
+    Ok(())
+}
+
+fn add(v: &IntCounterVec, labels: &[&str], x: u64) -> Result<(), WebError> {
+    v.get_metric_with_label_values(labels)
+        .map_err(internal)?
+        .inc_by(x);
+    Ok(())
 }
 
 /// The joined verdict: one series per receiver that refused mail in the
 /// window and per listing receivers cite (bounded by what happened, not by
 /// targets x lists), and the audits' findings.
-async fn impact_metrics(st: &WebState, s: &mut String) -> Result<(), WebError> {
-    let (impact, audits) = st
-        .db
-        .read(|c| Ok((super::impact::read_assessment(c)?, store::latest_audits(c)?)))
-        .await?;
-    s.push_str("# HELP rblwatch_receiver_refused Deliveries a receiver refused for reasons about us within the impact window.
-# TYPE rblwatch_receiver_refused gauge
-");
-    s.push_str(
-        "# HELP rblwatch_receiver_rejecting 1 while the receiver refuses more than the threshold.
-# TYPE rblwatch_receiver_rejecting gauge
-",
-    );
-    s.push_str("# HELP rblwatch_listing_rejecting 1 for each listing a receiver cites in its refusals (impact: rejecting).
-# TYPE rblwatch_listing_rejecting gauge
-");
-    s.push_str(
-        "# HELP rblwatch_backscatter_source 1 for each target that is a backscatter source.
-# TYPE rblwatch_backscatter_source gauge
-",
-    );
-    if let Some(a) = &impact {
-        for r in &a.receivers {
-            for (outcome, n) in [("rejected", r.rejected), ("deferred", r.deferred)] {
-                let _ = writeln!(
-                    s,
-                    "rblwatch_receiver_refused{{receiver=\"{}\",outcome=\"{outcome}\"}} {n}",
-                    label(&r.id)
-                );
+fn impact_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
+    let refused = int_gauge(
+        reg,
+        "rblwatch_receiver_refused",
+        "Deliveries a receiver refused for reasons about us within the impact window.",
+        &["receiver", "outcome"],
+    )?;
+    let rejecting = int_gauge(
+        reg,
+        "rblwatch_receiver_rejecting",
+        "1 while the receiver refuses more than the threshold.",
+        &["receiver"],
+    )?;
+    let listing = int_gauge(
+        reg,
+        "rblwatch_listing_rejecting",
+        "1 for each listing a receiver cites in its refusals (impact: rejecting).",
+        &["target", "list"],
+    )?;
+    let backscatter = int_gauge(
+        reg,
+        "rblwatch_backscatter_source",
+        "1 for each target that is a backscatter source.",
+        &["target"],
+    )?;
+    if let Some(a) = &r.impact {
+        for rc in &a.receivers {
+            for (outcome, n) in [("rejected", rc.rejected), ("deferred", rc.deferred)] {
+                set_i(&refused, &[&rc.id, outcome], n as i64)?;
             }
-            let _ = writeln!(
-                s,
-                "rblwatch_receiver_rejecting{{receiver=\"{}\"}} {}",
-                label(&r.id),
-                u8::from(r.rejecting)
-            );
+            set_i(&rejecting, &[&rc.id], i64::from(rc.rejecting))?;
         }
         for l in a
             .listings
             .iter()
             .filter(|l| l.impact == crate::impact::ImpactState::Rejecting)
         {
-            let _ = writeln!(
-                s,
-                "rblwatch_listing_rejecting{{target=\"{}\",list=\"{}\"}} 1",
-                label(&l.target),
-                label(&l.list)
-            );
+            set_i(&listing, &[&l.target, &l.list], 1)?;
         }
         for b in &a.backscatter {
-            let _ = writeln!(
-                s,
-                "rblwatch_backscatter_source{{target=\"{}\"}} 1",
-                label(&b.target)
-            );
+            set_i(&backscatter, &[&b.target], 1)?;
         }
     }
-    s.push_str("# HELP rblwatch_audit_findings Findings of each posture audit by severity (absent when it could not run).
-# TYPE rblwatch_audit_findings gauge
-");
-    for a in &audits {
-        if a["ok"] != true {
-            continue;
-        }
+    let findings = int_gauge(
+        reg,
+        "rblwatch_audit_findings",
+        "Findings of each posture audit by severity (absent when it could not run).",
+        &["audit", "severity"],
+    )?;
+    for a in r.audits.iter().filter(|a| a["ok"] == true) {
         let name = a["name"].as_str().unwrap_or("");
         for sev in ["critical", "warning", "info"] {
             let n = a["findings"]
                 .as_array()
                 .map_or(0, |f| f.iter().filter(|f| f["severity"] == sev).count());
-            let _ = writeln!(
-                s,
-                "rblwatch_audit_findings{{audit=\"{}\",severity=\"{sev}\"}} {n}",
-                label(name)
-            );
+            set_i(&findings, &[name, sev], n as i64)?;
         }
     }
     Ok(())
+}
+
+pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
+    let rt = st.live.snapshot();
+    let tallies = st.clone();
+    let r = st
+        .db
+        .read(move |c| {
+            let t = &tallies.tallies;
+            Ok(Read {
+                pairs: store::load_pairs(c)?,
+                health: store::load_health(c)?,
+                last: store::last_sweep(c)?,
+                mail: store::latest_samples(c)?,
+                probes: store::latest_probes(c)?,
+                delist: store::open_delist_requests(c)?,
+                sweeps: t.sweeps.update(c)?,
+                hooks: t.hook_runs.update(c)?,
+                deliveries: t.deliveries.update(c)?,
+                impact: super::impact::read_assessment(c)?,
+                audits: store::latest_audits(c)?,
+            })
+        })
+        .await?;
+    let reg = Registry::new();
+    let none: &[&str] = &[];
+
+    // listings: one series per listed pair and per target with listings
+    let listed = int_gauge(
+        &reg,
+        "rblwatch_listed",
+        "1 for each (target, list) pair that is listed (confirmed, or clearing but not yet confirmed clear).",
+        &["target", "list"],
+    )?;
+    let mut per_target: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut by_state: BTreeMap<&str, i64> = BTreeMap::new();
+    for p in &r.pairs {
+        *by_state.entry(p.state.name()).or_default() += 1;
+        if p.state.is_listed() {
+            set_i(&listed, &[&p.target, &p.list], 1)?;
+            *per_target.entry(p.target.as_str()).or_default() += 1;
+        }
+    }
+    let target_listings = int_gauge(
+        &reg,
+        "rblwatch_target_listings",
+        "Number of lists listing the target (only targets with at least one listing).",
+        &["target"],
+    )?;
+    for (t, n) in &per_target {
+        set_i(&target_listings, &[t], *n)?;
+    }
+    let total = int_gauge(
+        &reg,
+        "rblwatch_listings",
+        "Listed (target, list) pairs.",
+        none,
+    )?;
+    set_i(&total, none, per_target.values().sum())?;
+    let pairs = int_gauge(
+        &reg,
+        "rblwatch_pairs",
+        "(target, list) pairs that are not plainly clear, by state.",
+        &["state"],
+    )?;
+    for s in ["suspected", "listed", "clearing"] {
+        set_i(&pairs, &[s], by_state.get(s).copied().unwrap_or(0))?;
+    }
+
+    // lists: health now; query counters since start (a reload rebuilds the engine: a counter reset)
+    let healthy = int_gauge(
+        &reg,
+        "rblwatch_list_healthy",
+        "1 when the list passed its RFC 5782 test points; the health label says how it is.",
+        &["list", "health"],
+    )?;
+    let queries = counter(
+        &reg,
+        "rblwatch_list_queries_total",
+        "A queries sent to the list since start.",
+        &["list"],
+    )?;
+    let errors = counter(
+        &reg,
+        "rblwatch_list_errors_total",
+        "Answers that were list errors (error codes, REFUSED, bad answers) since start.",
+        &["list"],
+    )?;
+    let unknown = counter(
+        &reg,
+        "rblwatch_list_unknown_total",
+        "Queries without a usable answer (timeouts, SERVFAIL) since start.",
+        &["list"],
+    )?;
+    let mut lists_by_health: BTreeMap<&str, i64> = BTreeMap::new();
+    for l in rt.engine.lists() {
+        let id = l.def.id.as_str();
+        let h = r.health.get(id);
+        let name = h.map_or("unchecked", |h| h.name());
+        *lists_by_health.entry(name).or_default() += 1;
+        set_i(
+            &healthy,
+            &[id, name],
+            i64::from(h.is_some_and(|h| h.is_healthy())),
+        )?;
+        add(&queries, &[id], l.counters.queries.load(Relaxed))?;
+        add(&errors, &[id], l.counters.errors.load(Relaxed))?;
+        add(&unknown, &[id], l.counters.unknown.load(Relaxed))?;
+    }
+    let lists = int_gauge(
+        &reg,
+        "rblwatch_lists",
+        "Lists in use, by health.",
+        &["health"],
+    )?;
+    for (h, n) in &lists_by_health {
+        set_i(&lists, &[h], *n)?;
+    }
+
+    // sweeps
+    let sweeps = counter(
+        &reg,
+        "rblwatch_sweeps_total",
+        "Sweeps finished since start, by outcome.",
+        &["status"],
+    )?;
+    let answers = counter(
+        &reg,
+        "rblwatch_sweep_answers_total",
+        "Answers of the sweeps finished since start, by verdict.",
+        &["verdict"],
+    )?;
+    const VERDICTS: [&str; 4] = ["listed", "clear", "error", "unknown"];
+    for s in ["done", "abandoned"] {
+        add(&sweeps, &[s], 0)?;
+    }
+    for v in VERDICTS {
+        add(&answers, &[v], 0)?;
+    }
+    for (labels, (n, sums)) in &r.sweeps {
+        let status = labels.first().map_or("", String::as_str);
+        add(&sweeps, &[status], *n)?;
+        if status == "done" {
+            for (v, x) in VERDICTS.iter().zip(sums) {
+                add(&answers, &[v], *x)?;
+            }
+        }
+    }
+    if let Some(l) = &r.last {
+        let d = gauge(
+            &reg,
+            "rblwatch_last_sweep_duration_seconds",
+            "Duration of the last finished sweep.",
+            none,
+        )?;
+        set_f(&d, none, l.duration_ms.unwrap_or(0) as f64 / 1000.0)?;
+        let at = int_gauge(
+            &reg,
+            "rblwatch_last_sweep_timestamp_seconds",
+            "When the last finished sweep ended (Unix time).",
+            none,
+        )?;
+        set_i(&at, none, l.finished_at.unwrap_or(l.started_at))?;
+        let lp = int_gauge(
+            &reg,
+            "rblwatch_last_sweep_answers",
+            "Answers of the last finished sweep, by verdict.",
+            &["verdict"],
+        )?;
+        let c = &l.counts;
+        for (v, n) in VERDICTS
+            .iter()
+            .zip([c.listed, c.clear, c.errors, c.unknown])
+        {
+            set_i(&lp, &[v], n)?;
+        }
+    }
+
+    // mail telemetry and the backscatter probe
+    let mail = gauge(
+        &reg,
+        "rblwatch_mail_metric",
+        "Latest value of each mail telemetry metric.",
+        &["source", "metric"],
+    )?;
+    let mail_at = int_gauge(
+        &reg,
+        "rblwatch_mail_metric_timestamp_seconds",
+        "When each mail metric was last read (Unix time).",
+        &["source", "metric"],
+    )?;
+    for (src, metric, at, v) in &r.mail {
+        set_f(&mail, &[src, metric], *v)?;
+        set_i(&mail_at, &[src, metric], *at)?;
+    }
+    let failures = counter(
+        &reg,
+        "rblwatch_mail_source_failures_total",
+        "Mail source reads that failed since start.",
+        none,
+    )?;
+    add(&failures, none, st.live.source_failures())?;
+    let vulnerable = int_gauge(
+        &reg,
+        "rblwatch_backscatter_vulnerable",
+        "1 when the last probe found the server accepting mail for unknown recipients.",
+        &["domain", "server"],
+    )?;
+    let probe_at = int_gauge(
+        &reg,
+        "rblwatch_probe_timestamp_seconds",
+        "When the server was last probed (Unix time).",
+        &["domain", "server"],
+    )?;
+    for p in &r.probes {
+        let (domain, server) = (
+            p["domain"].as_str().unwrap_or(""),
+            p["server"].as_str().unwrap_or(""),
+        );
+        let accepts = i64::from(p["verdict"] == "accepts-unknown");
+        set_i(&vulnerable, &[domain, server], accepts)?;
+        set_i(&probe_at, &[domain, server], p["at"].as_i64().unwrap_or(0))?;
+    }
+
+    // delisting requests still open (the pair still listed)
+    let requested = int_gauge(
+        &reg,
+        "rblwatch_delist_requested_timestamp_seconds",
+        "When delisting was requested for a pair that is still listed (Unix time).",
+        &["target", "list"],
+    )?;
+    let expected = int_gauge(
+        &reg,
+        "rblwatch_delist_expected_timestamp_seconds",
+        "When a requested delisting is expected done: the request plus the list's typical expiry (Unix time).",
+        &["target", "list"],
+    )?;
+    for d in &r.delist {
+        set_i(&requested, &[&d.target, &d.list], d.requested_at)?;
+        set_i(&expected, &[&d.target, &d.list], d.expected_by)?;
+    }
+
+    // actions
+    let hooks = counter(
+        &reg,
+        "rblwatch_hook_runs_total",
+        "Hook runs finished since start, by hook and status.",
+        &["hook", "status"],
+    )?;
+    for (labels, (n, _)) in &r.hooks {
+        let l: Vec<&str> = labels.iter().map(String::as_str).collect();
+        add(&hooks, &l, *n)?;
+    }
+    let deliveries = counter(
+        &reg,
+        "rblwatch_alert_deliveries_total",
+        "Alert messages sent or given up since start, by channel and status.",
+        &["channel", "status"],
+    )?;
+    for (labels, (n, _)) in &r.deliveries {
+        let l: Vec<&str> = labels.iter().map(String::as_str).collect();
+        add(&deliveries, &l, *n)?;
+    }
+
+    // the database
+    let wh = st.live.write_health();
+    let writable = int_gauge(
+        &reg,
+        "rblwatch_database_writable",
+        "1 while database writes succeed.",
+        none,
+    )?;
+    set_i(&writable, none, i64::from(!wh.dead && wh.failing.is_none()))?;
+    let commit = int_gauge(
+        &reg,
+        "rblwatch_database_last_commit_timestamp_seconds",
+        "When the daemon last committed a write (Unix time; 0 before the first).",
+        none,
+    )?;
+    set_i(&commit, none, wh.last_commit)?;
+
+    impact_metrics(&reg, &r)?;
+
+    // the resolver
+    let usable = int_gauge(
+        &reg,
+        "rblwatch_resolver_usable",
+        "1 unless the resolver was found unusable (rewritten NXDOMAIN, no answers): then nothing is checked.",
+        none,
+    )?;
+    let resolver = st.live.resolver();
+    set_i(
+        &usable,
+        none,
+        i64::from(
+            resolver
+                .as_ref()
+                .is_none_or(|h| h.status != crate::health::ResolverStatus::Unusable),
+        ),
+    )?;
+    let rstatus = int_gauge(
+        &reg,
+        "rblwatch_resolver_status",
+        "1 for the resolver's diagnosed status (ok, degraded, unusable); absent before the first health check.",
+        &["status"],
+    )?;
+    if let Some(h) = &resolver {
+        for st in [
+            crate::health::ResolverStatus::Ok,
+            crate::health::ResolverStatus::Degraded,
+            crate::health::ResolverStatus::Unusable,
+        ] {
+            set_i(&rstatus, &[st.as_str()], i64::from(h.status == st))?;
+        }
+    }
+
+    let mut body = String::with_capacity(4096 + r.pairs.len() * 80);
+    prometheus::TextEncoder::new()
+        .encode_utf8(&reg.gather(), &mut body)
+        .map_err(internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        store::migrations::apply(&mut c).unwrap();
+        c
+    }
+
+    fn run(c: &Connection, hook: &str, status: &str) -> i64 {
+        c.execute(
+            "INSERT INTO hook_runs (hook, action, started_at, duration_ms, status, argv, stdout, stderr) VALUES (?1, 'run', 0, 0, ?2, '[]', '', '')",
+            rusqlite::params![hook, status],
+        )
+        .unwrap();
+        c.last_insert_rowid()
+    }
+
+    /// The status-page issue: row counts that go down were reported as `*_total`.
+    /// A tally only goes up: pruning rows and rows finishing late never lower it.
+    #[test]
+    fn tallies_only_go_up_through_pruning_and_late_finishes() {
+        let c = db();
+        run(&c, "old", "ok");
+        let t = Tally::new("hook_runs", &["hook", "status"], &[], &["running"]);
+        t.start_at_current(&c);
+        let get = |m: &Totals, h: &str, s: &str| {
+            m.get(&vec![h.to_string(), s.to_string()])
+                .map_or(0, |x| x.0)
+        };
+        assert!(
+            t.update(&c).unwrap().is_empty(),
+            "rows before the start are not counted"
+        );
+        run(&c, "a", "ok");
+        let slow = run(&c, "a", "running");
+        run(&c, "a", "failed");
+        let m = t.update(&c).unwrap();
+        assert_eq!((get(&m, "a", "ok"), get(&m, "a", "failed")), (1, 1));
+        assert_eq!(get(&m, "a", "running"), 0, "unfinished runs wait");
+        // the slow run finishes; retention deletes everything but it
+        c.execute(
+            "UPDATE hook_runs SET status = 'timeout' WHERE id = ?1",
+            [slow],
+        )
+        .unwrap();
+        c.execute("DELETE FROM hook_runs WHERE id != ?1", [slow])
+            .unwrap();
+        let m = t.update(&c).unwrap();
+        assert_eq!(
+            (
+                get(&m, "a", "ok"),
+                get(&m, "a", "failed"),
+                get(&m, "a", "timeout")
+            ),
+            (1, 1, 1)
+        );
+        // counted once: another scrape changes nothing
+        assert_eq!(t.update(&c).unwrap(), m);
+        // the newest rows were deleted too, so SQLite reuses their ids
+        run(&c, "b", "ok");
+        assert_eq!(get(&t.update(&c).unwrap(), "b", "ok"), 1);
+    }
+
+    fn names(text: &str) -> BTreeSet<String> {
+        let re = regex::Regex::new(r"rblwatch_[a-z_]+").unwrap();
+        re.find_iter(text).map(|m| m.as_str().to_string()).collect()
+    }
+
+    /// The shipped alert rules and dashboard use only metrics this module exports.
+    #[test]
+    fn rules_and_dashboard_name_only_exported_metrics() {
+        let src = include_str!("metrics.rs");
+        let exported: BTreeSet<String> = names(&src[..src.find("#[cfg(test)]").unwrap()])
+            .into_iter()
+            .filter(|n| src.contains(&format!("\"{n}\"")))
+            .collect();
+        assert!(
+            exported.contains("rblwatch_listed") && exported.len() > 20,
+            "{exported:?}"
+        );
+        for (file, text) in [
+            (
+                "prometheus-rules.yml",
+                include_str!("../../contrib/prometheus-rules.yml"),
+            ),
+            (
+                "grafana-dashboard.json",
+                include_str!("../../contrib/grafana-dashboard.json"),
+            ),
+        ] {
+            let used = names(text);
+            assert!(!used.is_empty());
+            let unknown: Vec<_> = used.difference(&exported).collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} uses metrics /metrics does not export: {unknown:?}"
+            );
+        }
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../../contrib/grafana-dashboard.json")).unwrap();
+        assert_eq!(dash["uid"], "rblwatch");
+    }
 }

@@ -11,10 +11,15 @@
 
 mod api;
 mod auth;
+mod delist;
 mod impact;
+mod mail;
 mod metrics;
+mod overview;
 mod pages;
 pub mod svg;
+mod target;
+pub mod view;
 
 use std::sync::Arc;
 
@@ -41,7 +46,72 @@ pub trait Live: Send + Sync + 'static {
     fn source_failures(&self) -> u64;
     /// Asks for a sweep now; false when the request could not be queued.
     fn check_now(&self) -> bool;
+
+    /// Asks for an immediate re-check of one (target, list) pair: one query
+    /// through the engine, fed to the evaluator as a sweep would; false when
+    /// it could not be queued (or this server cannot re-check).
+    fn recheck(&self, _target: &str, _list: &str) -> bool {
+        false
+    }
+
+    /// Records a delisting request (with its `delist_requested` event);
+    /// `Ok(None)` when the pair is not listed. The caller asks for the re-check.
+    fn request_delist(
+        &self,
+        _r: crate::store::NewDelistRequest,
+    ) -> futures::future::BoxFuture<'static, Result<Option<crate::store::DelistRequest>, LiveError>>
+    {
+        Box::pin(async { Err(LiveError::ReadOnly) })
+    }
+
+    /// The resolver's diagnosis, once the daemon makes one (issue 14): an
+    /// unusable resolver makes the overview's verdict "can't tell". `None`
+    /// means not diagnosed, and the verdict is made from list health alone.
+    /// Called on every page build: answer from memory, never block.
+    fn resolver(&self) -> Option<ResolverHealth> {
+        None
+    }
+
+    /// Whether a listing is hurting mail, from receivers' rejections (issue
+    /// 12): decides "listed and rejecting" against "listed, no impact seen".
+    /// Called for each listed pair on every page build: answer from memory,
+    /// never block. Defaults to [`Impact::Unknown`] (no delivery data).
+    fn impact(&self, _target: &str, _list: &str) -> Impact {
+        Impact::Unknown
+    }
 }
+
+/// Why the daemon could not do what the web asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// This server only reads (no daemon behind it).
+    #[error("this server cannot record anything (no daemon behind it)")]
+    ReadOnly,
+    /// The database refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<LiveError> for WebError {
+    fn from(e: LiveError) -> Self {
+        WebError::Internal(Box::new(e))
+    }
+}
+
+/// Whether a listing hurts mail delivery (receivers' rejections joined with the listing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Impact {
+    /// Receivers reject mail and name this list (or its listing) as the reason.
+    Rejecting,
+    /// Delivery results are read and no rejection points at this listing.
+    NoneSeen,
+    /// No delivery results to tell.
+    #[default]
+    Unknown,
+}
+
+pub use crate::health::{ResolverHealth, ResolverStatus};
 
 /// The configuration and engine in force.
 #[derive(Debug, Clone)]
@@ -62,7 +132,7 @@ pub struct WebState {
     pub env: Environment<'static>,
     /// The stylesheet.
     pub css: String,
-    /// Token for the "check now" form (per process).
+    /// Token for the POST forms (per process, from a CSPRNG; compared in constant time).
     pub csrf: String,
     /// Settings.
     pub conf: WebConf,
@@ -70,6 +140,8 @@ pub struct WebState {
     pub cache: std::sync::Mutex<std::collections::HashMap<&'static str, Cached>>,
     /// One rebuild at a time: concurrent requests wait for it instead of all rebuilding.
     pub rebuild: tokio::sync::Mutex<()>,
+    /// Counters of pruned tables for `/metrics` (each finished row counted once).
+    pub(crate) tallies: metrics::Tallies,
 }
 
 /// A response body built at a store version.
@@ -169,7 +241,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 const CSS: &str = include_str!("../../web/static/style.css");
 
-fn urlencode(s: String) -> String {
+pub(crate) fn urlencode(s: String) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
@@ -186,6 +258,16 @@ pub fn environment(conf: &WebConf) -> Result<(Environment<'static>, String), Web
     let mut env = Environment::new();
     env.add_filter("ts", crate::time::fmt_time);
     env.add_filter("urlencode", urlencode);
+    env.add_filter("num", |v: f64| {
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else {
+            format!("{v:.3}").trim_end_matches('0').to_string()
+        }
+    });
+    env.add_filter("duration", |secs: i64| {
+        crate::time::fmt_duration(std::time::Duration::from_secs(secs.max(0) as u64))
+    });
     for (name, text) in TEMPLATES {
         let local = conf
             .templates_dir
@@ -219,6 +301,8 @@ pub enum WebError {
     NotFound(String),
     /// 400.
     BadRequest(String),
+    /// 409: the request does not fit the current state.
+    Conflict(String),
     /// 500 (details logged, not shown).
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -265,6 +349,7 @@ impl IntoResponse for WebError {
         let (status, msg) = match self {
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            WebError::Conflict(m) => (StatusCode::CONFLICT, m),
             WebError::Internal(e) => {
                 tracing::error!(error = %e, "web handler failed");
                 (
@@ -285,18 +370,19 @@ impl IntoResponse for WebError {
 /// The router (also used by tests).
 pub fn router(state: Arc<WebState>) -> Router {
     Router::new()
-        .route("/", get(pages::overview))
+        .route("/", get(overview::overview))
         .route("/targets", get(pages::targets))
-        .route("/target/{target}", get(pages::target))
+        .route("/target/{target}", get(target::target))
         .route("/lists", get(pages::lists))
         .route("/list/{id}", get(pages::list))
-        .route("/mail", get(pages::mail))
+        .route("/mail", get(mail::mail))
         .route("/events", get(pages::events))
         .route("/hooks", get(pages::hook_runs))
         .route("/alerts", get(pages::alerts))
         .route("/receivers", get(impact::receivers_page))
         .route("/audit", get(impact::audit_page))
         .route("/check-now", post(pages::check_now))
+        .route("/delist", post(delist::form))
         .route("/static/style.css", get(pages::css))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/targets", get(api::targets))
@@ -309,6 +395,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/v1/metrics/{source}/{metric}", get(api::series))
         .route("/api/v1/receivers", get(impact::receivers_api))
         .route("/api/v1/audit", get(impact::audit_api))
+        .route("/api/v1/delistings", get(delist::list).post(delist::create))
         .route("/metrics", get(metrics::metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -316,6 +403,10 @@ pub fn router(state: Arc<WebState>) -> Router {
         ))
         .route("/healthz", get(healthz))
         .fallback(|| async { WebError::NotFound("no such page".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check_host,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -389,7 +480,7 @@ pub fn state(
     let conf = live.snapshot().cfg.web.clone();
     let (env, css) = environment(&conf)?;
     let db = ReadPool::new(db_path);
-    let csrf = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let csrf = auth::new_form_token();
     Ok(Arc::new(WebState {
         db,
         live,
@@ -399,5 +490,6 @@ pub fn state(
         conf,
         cache: Default::default(),
         rebuild: Default::default(),
+        tallies: metrics::Tallies::starting_now(db_path),
     }))
 }

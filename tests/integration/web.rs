@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{free_tcp_port, rblwatch, stderr, wait_for, write_config, Rbldnsd};
+use crate::util::{free_tcp_port, rblwatch, stderr, stdout, wait_for, write_config, Rbldnsd};
 
 struct Daemon {
     child: Child,
@@ -214,9 +214,16 @@ fn every_route_answers_with_the_right_status_and_type() {
         t.contains("Spam source 192.0.2.1 (code 4)") && t.contains("remove?ip=192.0.2.1"),
         "{t}"
     );
+    // one chart for the source's queue figures (one unit), axes and threshold labelled
     let (_, _, m) = get(&format!("{b}/mail"), None);
+    assert_eq!(m.matches("<svg").count(), 1, "{m}");
     assert!(
-        m.contains("<svg") && m.contains("mx · queue_bounces · threshold 10"),
+        m.contains("<b>mx</b> · messages")
+            && m.contains(">messages</text>")
+            && m.contains(">time (UTC)</text>")
+            && m.contains(">threshold 10</text>")
+            && m.contains("queue_bounces <b>2</b> · threshold 10")
+            && m.contains("queue_depth <b>5</b>"),
         "{m}"
     );
     let (_, _, l) = get(&format!("{b}/list/keyed-test"), None);
@@ -232,7 +239,9 @@ fn every_route_answers_with_the_right_status_and_type() {
     assert_eq!(v["targets"].as_array().unwrap().len(), 6);
     let (_, _, j) = get(&format!("{b}/api/v1/status"), None);
     let v: serde_json::Value = serde_json::from_str(&j).unwrap();
-    assert_eq!(v["verdict"]["kind"], "listed");
+    assert_eq!(v["verdict"]["kind"], "listed_no_impact");
+    assert_eq!(v["verdict"]["text"], "Listed, no impact seen: 2 listings");
+    assert_eq!(v["verdict"]["todo"][0]["href"], "/target/192.0.2.1");
     assert_eq!(v["listings"].as_array().unwrap().len(), 2);
 }
 
@@ -272,6 +281,75 @@ fn metrics_parse_as_prometheus_text() {
         .collect();
     assert_eq!(per_target.len(), 2);
     assert!(!text.contains(SECRET));
+    // each family once, its samples together, after its HELP and TYPE (the
+    // exposition format forbids interleaving); counters are the `_total`s
+    let mut seen = std::collections::BTreeSet::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(seen.insert(name.to_string()), "{name} has two TYPE lines");
+            assert_eq!(
+                kind == "counter",
+                name.ends_with("_total"),
+                "{name} is a {kind}"
+            );
+            current = name.to_string();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert_eq!(name, current, "{name} sample outside its family");
+        }
+    }
+    for counter in [
+        "rblwatch_list_queries_total",
+        "rblwatch_sweeps_total",
+        "rblwatch_sweep_answers_total",
+        "rblwatch_mail_source_failures_total",
+    ] {
+        assert!(seen.contains(counter), "{counter} missing");
+    }
+    promtool_check_metrics(&text);
+}
+
+fn promtool(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    assert!(
+        Path::new("/usr/bin/promtool").exists(),
+        "promtool is not installed: run `scripts/test` (it apt-installs Debian's prometheus package)"
+    );
+    use std::io::Write;
+    let mut child = Command::new("/usr/bin/promtool")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// `promtool check metrics` (its linter included) finds nothing to say.
+fn promtool_check_metrics(text: &str) {
+    let o = promtool(&["check", "metrics"], Some(text));
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{text}"
+    );
+}
+
+#[test]
+fn shipped_prometheus_rules_pass_promtool() {
+    let o = promtool(&["check", "rules", "contrib/prometheus-rules.yml"], None);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let o = promtool(
+        &["test", "rules", "tests/fixtures/prometheus-rules.test.yml"],
+        None,
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
 
 #[test]
@@ -397,8 +475,8 @@ fn a_non_loopback_bind_without_a_token_refuses_to_start() {
         .success());
 }
 
-/// A minimal W3C WebDriver client for chromedriver.
-struct Browser {
+/// A minimal W3C WebDriver client for chromedriver (and Chrome DevTools commands through it).
+pub(crate) struct Browser {
     driver: Child,
     base: String,
     session: String,
@@ -406,7 +484,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         assert!(
             Path::new("/usr/bin/chromedriver").exists(),
             "chromium-driver is not installed: run `scripts/test` (it apt-installs chromium and chromium-driver)"
@@ -469,7 +547,12 @@ impl Browser {
         })
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
         Self::call_at(
             &self.base,
             method,
@@ -478,11 +561,56 @@ impl Browser {
         )
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.call("POST", "/url", Some(serde_json::json!({ "url": url })));
     }
 
-    fn script(&self, js: &str) -> serde_json::Value {
+    /// A Chrome DevTools Protocol command (chromedriver's extension).
+    pub(crate) fn cdp(&self, cmd: &str, params: serde_json::Value) -> serde_json::Value {
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(serde_json::json!({ "cmd": cmd, "params": params })),
+        )["value"]
+            .clone()
+    }
+
+    /// Lays pages out `width` CSS pixels wide (a phone below 600: touch, meta viewport).
+    pub(crate) fn viewport(&self, width: u32, height: u32) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600 }),
+        );
+    }
+
+    /// The whole page (not only the viewport) as a PNG.
+    pub(crate) fn full_screenshot(&self, path: &Path) {
+        use base64::Engine as _;
+        let v = self.cdp(
+            "Page.captureScreenshot",
+            serde_json::json!({ "format": "png", "captureBeyondViewport": true }),
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(
+                v["data"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no screenshot: {v}")),
+            )
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// The page's text as shown.
+    pub(crate) fn text(&self) -> String {
+        self.script("return document.body.innerText")
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    pub(crate) fn script(&self, js: &str) -> serde_json::Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -491,7 +619,7 @@ impl Browser {
             .clone()
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let v = self.call(
             "POST",
             "/element",
@@ -583,4 +711,44 @@ fn a_real_browser_sees_the_listing_and_no_script_runs() {
         serde_json::json!(0)
     );
     br.screenshot(&artifacts.join("target.png"));
+}
+
+/// Status-page issue, point 5: a DNS-rebinding page reaches the loopback status page
+/// under its own name; such requests are refused, reads and the POST alike.
+#[test]
+fn requests_under_a_foreign_host_name_are_refused() {
+    let d = start("");
+    let b = &d.base;
+    let port = b.rsplit(':').next().unwrap();
+    let with_host = |method: &str, path: &str, host: &str| -> (u16, String) {
+        block_on(async {
+            let c = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let r = match method {
+                "POST" => c
+                    .post(format!("{b}{path}"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("csrf=x"),
+                _ => c.get(format!("{b}{path}")),
+            };
+            let resp = r.header("host", host).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        })
+    };
+    for path in ["/", "/api/v1/status", "/metrics", "/target/192.0.2.1"] {
+        let (s, body) = with_host("GET", path, &format!("rebind.evil.example:{port}"));
+        assert_eq!(s, 421, "{path}: {body}");
+        assert!(!body.contains("192.0.2.1"), "{path} leaked data: {body}");
+    }
+    assert_eq!(
+        with_host("POST", "/check-now", &format!("rebind.evil.example:{port}")).0,
+        421
+    );
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        assert_eq!(with_host("GET", "/", &host).0, 200, "{host}");
+    }
+    // a load balancer's health check needs no particular name
+    assert_eq!(with_host("GET", "/healthz", "lb.internal").0, 200);
 }

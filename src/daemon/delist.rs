@@ -1,0 +1,276 @@
+//! The delisting workflow's jobs: recording a request, re-checking one
+//! (target, list) pair at once, and the reminder when a requested delisting is
+//! overdue.
+//!
+//! A re-check is one query through the engine, fed to the evaluator exactly
+//! as a sweep feeds it (same confirmation counts, same rules for when a state
+//! began, same events), committed for that pair alone, with no sweep row.
+
+use std::sync::Arc;
+
+use super::{Daemon, PairMem};
+use crate::evaluator::{step, Observation, PairState, Sweep, Transition};
+use crate::event::{Event, EventKind, Subject};
+use crate::store::{
+    self, DelistRequest, NewDelistRequest, PairUpdate, PeriodChange, RecheckCommit,
+};
+use crate::target::Target;
+use crate::time::{fmt_time, now};
+use crate::verdict::VerdictKind;
+
+/// What a re-check found, for the log and the tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rechecked {
+    /// The pair's state after the answer (which may be unchanged).
+    State(PairState),
+    /// The answer did not count (unknown, a list error, an unhealthy list).
+    Ignored(String),
+}
+
+impl Daemon {
+    /// Records a delisting request with its event and queues nothing: the
+    /// caller asks for the re-check. `None` when the pair is not listed.
+    pub async fn request_delist(
+        &self,
+        r: NewDelistRequest,
+    ) -> Result<Option<DelistRequest>, store::StoreError> {
+        let rt = self.runtime();
+        let def = rt
+            .engine
+            .lists()
+            .iter()
+            .find(|l| l.def.id == r.list)
+            .map(|l| l.def.clone());
+        let committed = self
+            .store
+            .call(move |c| {
+                store::commit_delist_request(c, &r, |d| delist_requested_event(d, def.as_deref()))
+            })
+            .await?;
+        Ok(committed.map(|(d, e)| {
+            self.publish(vec![e]);
+            d
+        }))
+    }
+
+    /// Asks the list about the target now and takes the answer as a sweep would.
+    pub async fn recheck(&self, target: &str, list: &str) -> anyhow::Result<Rechecked> {
+        let rt = self.runtime();
+        let engine = &rt.engine;
+        let Some(li) = engine.lists().iter().position(|l| l.def.id == list) else {
+            anyhow::bail!("re-check of {target} on {list}: the list is not in use");
+        };
+        let t =
+            Target::parse(target).map_err(|e| anyhow::anyhow!("re-check of {target:?}: {e}"))?;
+        if !engine.lists()[li].def.kind.accepts(&t) {
+            anyhow::bail!(
+                "re-check of {target} on {list}: the list does not answer for such targets"
+            );
+        }
+        let confirm = self.confirm();
+        let mut mem = self.memory.lock().await;
+        if let Some(r) = mem
+            .resolver
+            .as_ref()
+            .filter(|r| r.status == crate::health::ResolverStatus::Unusable)
+        {
+            let why = format!("the resolver is unusable: {}", r.why);
+            tracing::info!(target, list, why = %why, "re-check did not count");
+            return Ok(Rechecked::Ignored(why));
+        }
+        let health = mem.health.get(list).cloned();
+        let verdict = engine.query_fresh(li, &t).await;
+        let at = now();
+        let key = (t.to_string(), list.to_string());
+        let prev = mem.pairs.get(&key).copied().unwrap_or(PairMem {
+            state: PairState::Clear,
+            since: at,
+            digest: 0,
+        });
+        let mut obs = match &health {
+            Some(h) => Observation::from_verdict(&verdict, h),
+            None => Observation::Ignored,
+        };
+        if let (
+            Observation::Listed { .. },
+            PairState::Clear | PairState::Suspected { .. },
+            Some(c),
+        ) = (obs, prev.state, &rt.confirm)
+        {
+            if c.query(li, &t).await.kind() == VerdictKind::Listed {
+                obs = Observation::Listed { corroborated: true };
+            }
+        }
+        if obs == Observation::Ignored {
+            let why = match &health {
+                Some(h) if !h.is_healthy() => format!("list {list} is {}: {}", h.name(), h.why()),
+                None => format!("list {list} has not been health-checked yet"),
+                _ => format!("answer {}", verdict.kind().as_str()),
+            };
+            tracing::info!(target = %key.0, list, why = %why, "re-check did not count");
+            return Ok(Rechecked::Ignored(why));
+        }
+        // from here on, as the sweep does it (src/daemon/sweep.rs)
+        let (next, transition) = step(prev.state, obs, confirm, Sweep::Regular);
+        let since = match (prev.state, next) {
+            (a, b) if a == b => prev.since,
+            (PairState::Suspected { .. }, PairState::Listed | PairState::Suspected { .. }) => {
+                prev.since
+            }
+            (PairState::Clearing { .. }, PairState::Clear | PairState::Clearing { .. }) => {
+                prev.since
+            }
+            _ => at,
+        };
+        let d = Arc::new(super::sweep::details(&verdict, engine, li, &t));
+        let digest = super::sweep::digest_of(&d);
+        let refresh =
+            next == PairState::Listed && prev.state == PairState::Listed && digest != prev.digest;
+        let mut commit = RecheckCommit {
+            at,
+            ..Default::default()
+        };
+        if next != prev.state || refresh {
+            commit.pair = Some(PairUpdate {
+                target: key.0.clone(),
+                list: key.1.clone(),
+                state: next,
+                since,
+                details: d.clone(),
+            });
+        }
+        let def = &engine.lists()[li].def;
+        match transition {
+            Some(Transition::Listed) => {
+                commit.events.push(Event::new(
+                    EventKind::Listed,
+                    at,
+                    Subject::pair(&key.0, list),
+                    format!(
+                        "{} is listed on {} ({})",
+                        key.0,
+                        def.name,
+                        d.meanings.join("; ")
+                    ),
+                    serde_json::to_value(&*d).unwrap_or_default(),
+                ));
+                commit.period = Some(PeriodChange::Open {
+                    target: key.0.clone(),
+                    list: key.1.clone(),
+                    at: since,
+                    details: d,
+                    baseline: false,
+                });
+            }
+            Some(Transition::Delisted) => {
+                commit.period = Some(PeriodChange::Close {
+                    target: key.0.clone(),
+                    list: key.1.clone(),
+                    at: since,
+                });
+                commit.events.push(Event::new(
+                    EventKind::Delisted,
+                    at,
+                    Subject::pair(&key.0, list),
+                    format!("{} is no longer listed on {}", key.0, def.name),
+                    serde_json::json!({ "zone": def.zone, "list_name": def.name }),
+                ));
+            }
+            None => {}
+        }
+        let update = commit.pair.as_ref().map(|p| PairMem {
+            state: p.state,
+            since: p.since,
+            digest: super::sweep::digest_of(&p.details),
+        });
+        let committed = self
+            .store
+            .call(move |c| store::commit_recheck(c, &commit))
+            .await?;
+        match update {
+            Some(m) if m.state == PairState::Clear => {
+                mem.pairs.remove(&key);
+            }
+            Some(m) => {
+                mem.pairs.insert(key.clone(), m);
+            }
+            None => {}
+        }
+        drop(mem);
+        tracing::info!(target = %key.0, list, answer = verdict.kind().as_str(), state = next.name(), "pair re-checked");
+        self.publish(committed);
+        Ok(Rechecked::State(next))
+    }
+
+    /// Raises `delist_overdue` once for each requested delisting still listed past its expected time.
+    pub async fn remind_overdue(&self) -> anyhow::Result<()> {
+        let at = now();
+        let rt = self.runtime();
+        let names: std::collections::HashMap<String, String> = rt
+            .engine
+            .lists()
+            .iter()
+            .map(|l| (l.def.id.clone(), l.def.name.clone()))
+            .collect();
+        let committed = self
+            .store
+            .call(move |c| {
+                let due = store::due_delist_reminders(c, at)?;
+                if due.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
+                let events: Vec<Event> = due
+                    .iter()
+                    .map(|d| overdue_event(d, names.get(&d.list).map(String::as_str), at))
+                    .collect();
+                store::commit_delist_reminders(c, &ids, at, &events)
+            })
+            .await?;
+        self.publish(committed);
+        Ok(())
+    }
+}
+
+/// The `delist_requested` event of a recorded request.
+pub fn delist_requested_event(d: &DelistRequest, def: Option<&crate::catalog::ListDef>) -> Event {
+    let name = def.map_or(d.list.as_str(), |l| l.name.as_str());
+    let delist = def.and_then(|l| Target::parse(&d.target).ok().and_then(|t| l.delist_url(&t)));
+    Event::new(
+        EventKind::DelistRequested,
+        d.requested_at,
+        Subject::pair(&d.target, &d.list),
+        format!(
+            "delisting of {} from {name} requested by {} (expected by {})",
+            d.target,
+            d.requested_by,
+            fmt_time(d.expected_by)
+        ),
+        serde_json::json!({
+            "by": d.requested_by, "via": d.via, "note": d.note, "requested_at": d.requested_at,
+            "expected_by": d.expected_by, "listed_since": d.listed_since, "delist": delist,
+            "expiry": def.and_then(|l| l.expiry).map(crate::time::fmt_duration),
+            "expiry_note": def.and_then(|l| l.expiry_note.clone()), "list_name": name,
+        }),
+    )
+}
+
+fn overdue_event(d: &DelistRequest, name: Option<&str>, at: i64) -> Event {
+    let name = name.unwrap_or(d.list.as_str());
+    Event::new(
+        EventKind::DelistOverdue,
+        at,
+        Subject::pair(&d.target, &d.list),
+        format!(
+            "{} is still listed on {name}: delisting was requested {} by {} and expected by {}",
+            d.target,
+            fmt_time(d.requested_at),
+            d.requested_by,
+            fmt_time(d.expected_by)
+        ),
+        serde_json::json!({
+            "by": d.requested_by, "via": d.via, "note": d.note, "requested_at": d.requested_at,
+            "expected_by": d.expected_by, "list_name": name, "request": d.id,
+        }),
+    )
+}

@@ -1,0 +1,238 @@
+//! The target page: its listings first (TXT reasons, delisting link, the
+//! list's typical expiry, the "delisting requested" button or the request's
+//! state), then every list's state for it (a list whose answers do not count
+//! shows "unchecked", never "clear"), the listing periods on a timeline, the
+//! delisting requests with their time to delist, and its events.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::view::{self, cell_state};
+use super::{WebError, WebState};
+use crate::store;
+use crate::target::Target;
+use crate::time::now;
+
+/// One list's row on the target page.
+#[derive(Debug, Serialize)]
+pub(super) struct Row {
+    id: String,
+    name: String,
+    operator: String,
+    health: &'static str,
+    /// `listed`, `suspected`, `clearing`, `clear` or `unchecked`.
+    state: &'static str,
+    /// Why, when unchecked.
+    state_why: Option<String>,
+    listed: bool,
+    /// The pair's own state's details (absent for plain clear and unchecked pairs).
+    listing: Option<Listing>,
+    /// What receivers do about this listing (the daemon's last assessment;
+    /// absent when not assessed): state, severity, text, receivers, replies.
+    impact: Option<serde_json::Value>,
+}
+
+/// What is known of a pair that is not plainly clear.
+#[derive(Debug, Serialize)]
+pub(super) struct Listing {
+    since: i64,
+    codes: Vec<String>,
+    meanings: Vec<String>,
+    /// Remote text: escaped when shown.
+    txt: Vec<String>,
+    delist: Option<String>,
+    expiry: String,
+    impact: Option<super::Impact>,
+    request: Option<store::DelistRequest>,
+    overdue: bool,
+}
+
+/// The target page's data.
+#[derive(Debug, Serialize)]
+pub(super) struct TargetView {
+    target: String,
+    label: Option<String>,
+    summary: String,
+    listed: usize,
+    rows: Vec<Row>,
+    periods: Vec<store::ListingRow>,
+    requests: Vec<serde_json::Value>,
+    events: Vec<crate::event::Event>,
+    /// Receivers whose refusals cite a listing of this target.
+    receivers: Vec<crate::impact::ReceiverImpact>,
+    /// The timeline (SVG markup; the page's, not the API's).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(super) timeline: String,
+}
+
+/// The target page's data; 404 for targets not configured. The API serves it without the SVG.
+pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, WebError> {
+    let rt = st.live.snapshot();
+    let target = Target::parse(raw)
+        .map_err(|_| WebError::NotFound(format!("{raw:?} is not a monitored target")))?;
+    let Some(conf) = rt.cfg.targets.iter().find(|c| c.spec.contains(&target)) else {
+        return Err(WebError::NotFound(format!(
+            "{target} is not a monitored target"
+        )));
+    };
+    let t = target.to_string();
+    let t2 = t.clone();
+    let (pairs, periods, events, health, requests, (own_unchecked, assessment)) = st
+        .db
+        .read(move |c| {
+            Ok((
+                store::pairs_of(c, &t2)?,
+                store::listings(c, Some(&t2), false)?,
+                store::events(c, Some(&t2), 50, 0)?,
+                store::load_health(c)?,
+                store::delist_requests(c, Some(&t2), 100, 0)?,
+                (
+                    store::unchecked_pairs(c, Some(&t2))?,
+                    super::impact::read_assessment(c)?,
+                ),
+            ))
+        })
+        .await?;
+    let resolver_unusable = st
+        .live
+        .resolver()
+        .is_some_and(|r| r.status == crate::health::ResolverStatus::Unusable);
+    let at = now();
+    let mut rows = Vec::new();
+    let (mut listed, mut usable, mut unchecked) = (0, 0, 0);
+    for l in rt
+        .engine
+        .lists()
+        .iter()
+        .filter(|l| l.def.kind.accepts(&target))
+    {
+        let h = health.get(&l.def.id);
+        let p = pairs.iter().find(|p| p.list == l.def.id);
+        let own = if resolver_unusable {
+            Some("the resolver is unusable")
+        } else {
+            own_unchecked
+                .iter()
+                .find(|u| u.list == l.def.id)
+                .map(|u| u.why.as_str())
+        };
+        let (state, why) = cell_state(p.map(|p| p.state), own, h);
+        let is_listed = p.is_some_and(|p| p.state.is_listed());
+        listed += usize::from(is_listed);
+        usable += usize::from(h.is_some_and(|h| h.is_healthy()));
+        unchecked += usize::from(state == "unchecked");
+        // the details only where the pair has a state of its own: most rows are plain
+        let listing = p.map(|p| {
+            // the latest request of this listing (one made during an earlier listing does not count)
+            let request = requests
+                .iter()
+                .find(|r| r.list == l.def.id)
+                .filter(|r| is_listed && r.delisted_at.is_none())
+                .cloned();
+            Listing {
+                since: p.since,
+                codes: p.details.codes.iter().map(|c| c.to_string()).collect(),
+                meanings: p.details.meanings.clone(),
+                txt: p.details.txt.clone(),
+                delist: l.def.delist_url(&target),
+                expiry: view::expiry_text(&l.def),
+                impact: is_listed.then(|| st.live.impact(&t, &l.def.id)),
+                overdue: request.as_ref().is_some_and(|r| r.overdue(at)),
+                request,
+            }
+        });
+        rows.push(Row {
+            id: l.def.id.clone(),
+            name: l.def.name.clone(),
+            operator: view::operator(&l.def.zone),
+            health: h.map_or("unchecked", |h| h.name()),
+            state,
+            state_why: why,
+            listed: is_listed,
+            listing,
+            impact: assessment
+                .as_ref()
+                .and_then(|a| a.listing(&t, &l.def.id))
+                .map(super::impact::impact_json),
+        });
+    }
+    // listed first, then pending, then the rest (unchecked before clear)
+    let rank = |s: &str| match s {
+        "listed" | "clearing" => 0,
+        "suspected" => 1,
+        "unchecked" => 2,
+        _ => 3,
+    };
+    rows.sort_by_key(|r| rank(r.state));
+    let summary = if listed > 0 {
+        format!(
+            "Listed on {listed} of {} list{}",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        )
+    } else if usable == 0 {
+        "Can't tell: no list that answers for it is usable".to_string()
+    } else if unchecked > 0 {
+        format!("Not listed on any of the {usable} usable lists; {unchecked} unchecked")
+    } else {
+        format!("Not listed on any of the {usable} lists")
+    };
+    let until = at;
+    let since = periods
+        .iter()
+        .map(|p| p.started_at)
+        .min()
+        .unwrap_or(until - 86_400)
+        .min(until - 86_400);
+    let bars: Vec<super::svg::Period> = periods
+        .iter()
+        .take(40)
+        .map(|p| super::svg::Period {
+            row: p.list.clone(),
+            from: p.started_at,
+            to: p.ended_at,
+        })
+        .collect();
+    let timeline = if bars.is_empty() {
+        String::new()
+    } else {
+        super::svg::timeline(&bars, since, until)
+    };
+    let requests: Vec<serde_json::Value> = requests
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["overdue"] = r.overdue(at).into();
+            v
+        })
+        .collect();
+    let receivers = assessment
+        .iter()
+        .flat_map(|a| a.receivers.iter())
+        .filter(|r| r.lists.iter().any(|c| c.listed.contains(&t)))
+        .cloned()
+        .collect();
+    Ok(TargetView {
+        receivers,
+        target: t,
+        label: conf.label.clone(),
+        summary,
+        listed,
+        rows,
+        periods,
+        requests,
+        events,
+        timeline,
+    })
+}
+
+pub(super) async fn target(
+    State(st): State<Arc<WebState>>,
+    Path(raw): Path<String>,
+) -> Result<Response, WebError> {
+    let v = target_data(&st, &raw).await?;
+    super::pages::render(&st, "target.html", minijinja::Value::from_serialize(&v))
+}
