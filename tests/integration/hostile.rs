@@ -423,14 +423,16 @@ fn broken_resolvers_are_diagnosed_first() {
 /// The daemon names the resolver in one event (not one per list) and recovers.
 #[test]
 fn the_daemon_raises_resolver_unusable_once_and_recovers() {
+    use crate::util::{http_get, http_json};
     let rbl = Rbldnsd::start();
+    let wport = crate::util::free_tcp_port();
     let h = Hostile::start(rbl.addr().parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
         &rbl,
         &["bl-test", "dbl-test", "dyn-test"],
-        "[[targets]]\ntarget = \"192.0.2.1\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"1s\"\nhealth = \"1s\"\n",
+        &format!("[[targets]]\ntarget = \"192.0.2.1\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"1s\"\nhealth = \"1s\"\n[web]\nlisten = \"127.0.0.1:{wport}\"\n"),
     );
     // point the daemon at the hostile resolver
     let text = std::fs::read_to_string(&cfg)
@@ -474,6 +476,37 @@ fn the_daemon_raises_resolver_unusable_once_and_recovers() {
         count("SELECT COUNT(*) FROM events WHERE kind = 'delisted'"),
         0
     );
+    // the pages say so: can't tell, every pair unchecked (never clear), and /metrics
+    let v = http_json(wport, "/api/v1/status");
+    // 192.0.2.1 was listed on bl-test before: the listing stands, its present is unknown
+    assert_eq!(v["verdict"]["kind"], "listed_no_impact", "{}", v["verdict"]);
+    assert!(
+        v["verdict"]["also"][0]
+            .as_str()
+            .unwrap()
+            .contains("the resolver is unusable"),
+        "{}",
+        v["verdict"]
+    );
+    assert_eq!(v["resolver"]["status"], "unusable", "{}", v["resolver"]);
+    let tv = http_json(wport, "/api/v1/targets/192.0.2.1");
+    let rows = tv["rows"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r["state"] == "unchecked" || (r["id"] == "bl-test" && r["state"] == "listed")),
+        "{}",
+        tv["rows"]
+    );
+    assert!(rows.iter().any(|r| r["state"] == "unchecked"));
+    let (_, m) = http_get(wport, "/metrics");
+    assert!(m.contains("\nrblwatch_resolver_usable 0\n"), "{m}");
+    assert!(
+        m.contains("rblwatch_resolver_status{status=\"unusable\"} 1"),
+        "{m}"
+    );
+    let (_, page) = http_get(wport, "/");
+    assert!(page.contains("the resolver is unusable"), "{page}");
     h.set(|_, _| vec![(Duration::ZERO, None)]);
     crate::util::wait_for("resolver_recovered", t, || {
         (count("SELECT COUNT(*) FROM events WHERE kind = 'resolver_recovered'") == 1).then_some(())
@@ -487,9 +520,78 @@ fn the_daemon_raises_resolver_unusable_once_and_recovers() {
         )
         .unwrap();
     assert_eq!(status, "ok");
+    crate::util::wait_for("the pages see the resolver usable again", t, || {
+        let (_, m) = http_get(wport, "/metrics");
+        m.contains("\nrblwatch_resolver_usable 1\n").then_some(())
+    });
+    let v = http_json(wport, "/api/v1/status");
+    assert_eq!(v["resolver"]["status"], "ok", "{}", v["resolver"]);
 }
 
 #[test]
 fn resolver_status_names() {
     assert_eq!(ResolverStatus::Unusable.as_str(), "unusable");
+}
+
+/// Issue 14 on the pages (issue 10): one pair whose own answer never comes
+/// (the resolver drops that one name) while its list is healthy is
+/// `unchecked` on the target page, in the API and in the matrix, never
+/// `clear`; the other target on the same list is clear. Once the name is
+/// answered again, the pair is clear.
+#[test]
+fn a_pair_without_an_answer_is_unchecked_on_the_pages() {
+    use crate::util::{http_get, http_json};
+    let rbl = Rbldnsd::start();
+    let h = Hostile::start(rbl.addr().parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let wport = crate::util::free_tcp_port();
+    let cfg = write_config(
+        dir.path(),
+        &rbl,
+        &["dyn-test"],
+        &format!("[[targets]]\ntarget = \"192.0.2.200\"\n[[targets]]\ntarget = \"192.0.2.201\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"1s\"\nhealth = \"1s\"\n[web]\nlisten = \"127.0.0.1:{wport}\"\n"),
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&rbl.addr(), &h.addr.to_string());
+    std::fs::write(&cfg, text).unwrap();
+    // 192.0.2.200's name goes unanswered; everything else is forwarded
+    h.set(|m, _| {
+        if qname(m).to_ascii().starts_with("200.2.0.192.") {
+            vec![]
+        } else {
+            vec![(Duration::ZERO, None)]
+        }
+    });
+    let _d = crate::util::Daemon::start(&cfg);
+    let t = Duration::from_secs(20);
+    let state = |target: &str| -> Option<(String, String)> {
+        let (code, body) = http_get(wport, &format!("/api/v1/targets/{target}"));
+        let v: serde_json::Value = serde_json::from_str(&body).ok().filter(|_| code == 200)?;
+        let r = v["rows"]
+            .as_array()?
+            .iter()
+            .find(|r| r["id"] == "dyn-test")?
+            .clone();
+        Some((
+            r["state"].as_str()?.to_string(),
+            r["state_why"].as_str().unwrap_or("").to_string(),
+        ))
+    };
+    let (s, why) = crate::util::wait_for("192.0.2.200 unchecked", t, || {
+        state("192.0.2.200").filter(|(s, _)| s == "unchecked")
+    });
+    assert_eq!(s, "unchecked");
+    assert!(!why.is_empty(), "says why");
+    assert_eq!(state("192.0.2.201").unwrap().0, "clear");
+    let lists = http_json(wport, "/api/v1/lists");
+    assert_eq!(lists["lists"][0]["health"], "healthy", "{lists}");
+    let (_, page) = http_get(wport, "/");
+    assert!(page.contains("cell-unchecked"), "the matrix shows it");
+    let (_, page) = http_get(wport, "/target/192.0.2.200");
+    assert!(page.contains("unchecked") && !page.contains("Not listed on any of the 1 lists\n"));
+    h.set(|_, _| vec![(Duration::ZERO, None)]);
+    crate::util::wait_for("192.0.2.200 clear again", t, || {
+        state("192.0.2.200").filter(|(s, _)| s == "clear")
+    });
 }

@@ -7,7 +7,6 @@
 //! attack, a setting changed).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -80,26 +79,7 @@ fn wait_event_with(
 }
 
 /// A GET on the daemon's web port: (status, body).
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
-}
-
-fn get_json(port: u16, path: &str) -> serde_json::Value {
-    let (s, b) = get(port, path);
-    assert_eq!(s, 200, "{path}: {b}");
-    serde_json::from_str(&b).unwrap()
-}
+use crate::util::{http_get as get, http_json as get_json};
 
 /// An rbldnsd serving the shipped Spamhaus ZEN and Backscatterer.org zones (as
 /// their operators answer the RFC 5782 test points), initially listing nobody else.
@@ -471,7 +451,7 @@ daily_limit = 100000000
     assert_eq!(ev["queue_ids"].as_array().unwrap().len(), 1, "{ev}");
     let v = get_json(wport, "/api/v1/status");
     assert_eq!(
-        v["verdict"]["kind"], "rejecting",
+        v["verdict"]["kind"], "refused_not_listed",
         "never all clear: {}",
         v["verdict"]
     );
@@ -546,11 +526,12 @@ daily_limit = 100000000
     assert_eq!(imp("192.0.2.77")["severity"], "critical");
     assert_eq!(imp("192.0.2.78")["state"], "none_seen");
     assert_eq!(imp("192.0.2.78")["severity"], "warning");
+    assert_eq!(v["verdict"]["kind"], "listed_rejecting", "{}", v["verdict"]);
     assert!(
         v["verdict"]["text"]
             .as_str()
             .unwrap()
-            .contains("1 cited by receivers refusing mail"),
+            .contains("1 listing is costing mail"),
         "{}",
         v["verdict"]
     );
@@ -571,10 +552,10 @@ daily_limit = 100000000
     );
     let (_, m) = get(wport, "/metrics");
     assert!(
-        m.contains("rblwatch_listing_rejecting{target=\"192.0.2.77\",list=\"spamhaus-zen\"} 1")
+        m.contains("rblwatch_listing_rejecting{list=\"spamhaus-zen\",target=\"192.0.2.77\"} 1")
             && m.contains("rblwatch_receiver_rejecting{receiver=\"microsoft\"} 1")
             && m.contains(
-                "rblwatch_receiver_refused{receiver=\"microsoft\",outcome=\"rejected\"} 2"
+                "rblwatch_receiver_refused{outcome=\"rejected\",receiver=\"microsoft\"} 2"
             ),
         "{m}"
     );
@@ -678,7 +659,7 @@ daily_limit = 100000000
         &d,
     );
     let v = get_json(wport, "/api/v1/status");
-    assert_eq!(v["verdict"]["kind"], "listed");
+    assert_eq!(v["verdict"]["kind"], "listed_no_impact", "{}", v["verdict"]);
     assert!(v["listings"]
         .as_array()
         .unwrap()

@@ -827,12 +827,13 @@ url = "http://127.0.0.1:{good}/good"
 #[test]
 fn a_list_over_budget_is_swept_less_often_by_the_running_daemon() {
     let rbl = Rbldnsd::start();
+    let wport = crate::util::free_tcp_port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = crate::util::write_config(
         dir.path(),
         &rbl,
         &["dyn-test", "bl-test"],
-        "[[targets]]\ntarget = \"192.0.2.0/28\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"1s\"\nhealth = \"1h\"\n[lists.override.dyn-test]\ndaily_limit = 400000\n",
+        &format!("[[targets]]\ntarget = \"192.0.2.0/28\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"1s\"\nhealth = \"1h\"\n[lists.override.dyn-test]\ndaily_limit = 400000\n[web]\nlisten = \"127.0.0.1:{wport}\"\n"),
     );
     let d = Daemon::start(&cfg);
     let log = d.wait_log(
@@ -840,6 +841,32 @@ fn a_list_over_budget_is_swept_less_often_by_the_running_daemon() {
         Duration::from_secs(10),
     );
     assert!(log.contains("swept every 5s"), "{log}");
+    // the lists page and API say it too, and only for that list
+    wait_for("the web server", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", wport)).ok()
+    });
+    let lists = crate::util::http_json(wport, "/api/v1/lists");
+    let budget = |id: &str| {
+        lists["lists"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .map(|l| l["budget"].clone())
+            .unwrap()
+    };
+    let text = budget("dyn-test");
+    assert!(
+        text.as_str()
+            .is_some_and(|t| t.contains("swept every 5s") && t.contains("400,000 queries/day")),
+        "{lists}"
+    );
+    assert!(budget("bl-test").is_null());
+    let (_, page) = crate::util::http_get(wport, "/lists");
+    assert!(
+        page.contains("swept every 5s to stay within 400,000 queries"),
+        "{page}"
+    );
     wait_for("eight sweeps", Duration::from_secs(30), || {
         (count(
             &db(dir.path()),

@@ -553,3 +553,30 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// `GET path` on 127.0.0.1:port: (status, body). Waits up to 10 s for the
+/// listener (a daemon just started binds it after loading its state).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = wait_for("a listener on the port", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// `GET path` answered 200 with JSON.
+pub fn http_json(port: u16, path: &str) -> serde_json::Value {
+    let (s, b) = http_get(port, path);
+    assert_eq!(s, 200, "{path}: {b}");
+    serde_json::from_str(&b).unwrap()
+}
