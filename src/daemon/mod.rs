@@ -832,3 +832,26 @@ impl crate::web::Live for WebView {
         Box::pin(async move { Ok(daemon.request_delist(r).await?) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a stopped writer ends the daemon: a full disk or a failed
+    /// statement is a job's failure (recorded, retried next time), however
+    /// deep in the chain of contexts it sits.
+    #[test]
+    fn only_a_stopped_writer_is_fatal() {
+        let stopped = anyhow::Error::from(StoreError::Stopped)
+            .context("sweep")
+            .context("job sweep");
+        assert!(is_fatal(&stopped));
+        let full = anyhow::Error::from(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        )))
+        .context("sweep");
+        assert!(!is_fatal(&full));
+        assert!(!is_fatal(&anyhow::anyhow!("a source failed")));
+    }
+}

@@ -128,3 +128,78 @@ fn samples_roll_up_hourly_and_prune() {
         .unwrap();
     assert_eq!((s, h), (0, 2));
 }
+
+/// Every table that grows is pruned, and what is still in flight is not: a
+/// hook run still `running`, a message still `pending`, the latest report of
+/// each audit however old. Old refusals and probe results go with the samples.
+#[test]
+fn retention_reaches_every_growing_table_but_spares_work_in_flight() {
+    let mut c = db();
+    let day = 86_400;
+    let old = 10 * day; // older than 5 days of retention, 2 of samples
+    let now = 20 * day;
+    for (status, at) in [("ok", old), ("running", old), ("ok", now)] {
+        c.execute(
+            "INSERT INTO hook_runs (hook, action, started_at, duration_ms, status, argv, stdout, stderr) VALUES ('h', 'run', ?1, 0, ?2, '[]', '', '')",
+            rusqlite::params![at, status],
+        )
+        .unwrap();
+    }
+    for (i, (status, at)) in [("sent", old), ("pending", old), ("failed", now)]
+        .iter()
+        .enumerate()
+    {
+        c.execute(
+            "INSERT INTO alert_outbox (channel, dedup_key, created_at, event_ids, subject, body, status, next_attempt_at) VALUES ('c', ?1, ?2, '[]', 's', 'b', ?3, 0)",
+            rusqlite::params![format!("k{i}"), at, status],
+        )
+        .unwrap();
+    }
+    for at in [old, now] {
+        c.execute(
+            "INSERT INTO probe_results (at, domain, server, verdict, catch_all_suspected, why, report) VALUES (?1, 'd', 's', 'rejects-unknown', 0, '', '{}')",
+            [at],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO rejections (at, source, receiver, outcome, count, reply) VALUES (?1, 'log', 'gmail', 'rejected', 1, '550')",
+            [at],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO delist_requests (target, list, requested_at, requested_by, via, expected_by) VALUES ('192.0.2.1', 'l', ?1, 'me', 'cli', ?1)",
+            [at],
+        )
+        .unwrap();
+    }
+    // audit "a": two old reports (the newer stays); audit "b": one old report (stays)
+    for (audit, at) in [("a", old - 1), ("a", old), ("b", old)] {
+        c.execute(
+            "INSERT INTO audit_runs (at, audit, mta, ok, findings, report) VALUES (?1, ?2, 'postfix', 1, 0, '{}')",
+            rusqlite::params![at, audit],
+        )
+        .unwrap();
+    }
+    prune(&mut c, now, 5, 2).unwrap();
+    let n = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(n("SELECT COUNT(*) FROM hook_runs"), 2);
+    assert_eq!(
+        n("SELECT COUNT(*) FROM hook_runs WHERE status = 'running'"),
+        1
+    );
+    assert_eq!(n("SELECT COUNT(*) FROM alert_outbox"), 2);
+    assert_eq!(
+        n("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'"),
+        1
+    );
+    assert_eq!(n("SELECT COUNT(*) FROM probe_results"), 1);
+    assert_eq!(n("SELECT COUNT(*) FROM rejections"), 1);
+    assert_eq!(n("SELECT COUNT(*) FROM delist_requests"), 1);
+    assert_eq!(n("SELECT COUNT(*) FROM audit_runs"), 2);
+    assert_eq!(
+        n(&format!(
+            "SELECT COUNT(*) FROM audit_runs WHERE audit = 'a' AND at = {old}"
+        )),
+        1
+    );
+}
