@@ -164,6 +164,8 @@ mkdir -p /usr/local/bin && touch /usr/local/bin/rblwatch
 mount --bind {bin} /usr/local/bin/rblwatch
 mount -o remount,ro /usr/local
 mount --bind {etc} /etc/rblwatch
+# without StateDirectory= the relative database lands beside the read-only config: the check refuses, saying so
+(cd / && setpriv {priv_args} -- {exec_pre}) > {neg} 2>&1 && echo 'UNEXPECTED: the check passed' >> {neg} || true
 cd {state}
 export STATE_DIRECTORY={state} RUST_LOG=info
 setpriv {priv_args} -- {exec_pre}
@@ -175,6 +177,7 @@ exec setpriv {priv_args} -- {exec_start}
         state_src = state_src.display(),
         sock = sock_path.display(),
         pidfile = pidfile.display(),
+        neg = format!("{state}/negative-check"),
     );
     let log = work.path().join("daemon.log");
     let mut child = Command::new("unshare")
@@ -198,6 +201,12 @@ exec setpriv {priv_args} -- {exec_start}
         // ExecStartPre said OK, under the same user and read-only /etc
         let pre = std::fs::read_to_string(work.path().join("stdout")).unwrap();
         assert!(pre.contains(": OK ("), "{pre}");
+        let neg = std::fs::read_to_string(state_src.join("negative-check")).unwrap();
+        assert!(
+            neg.contains("is not writable here") && neg.contains("STATE_DIRECTORY"),
+            "{neg}"
+        );
+        assert!(!neg.contains("UNEXPECTED"), "{neg}");
         wait_notify(
             &sock,
             &mut child,
