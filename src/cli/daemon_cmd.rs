@@ -68,7 +68,7 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
     let cfg = super::load_config(cfg_path, true)?;
     // read-only: `status` beside a running daemon never takes the write lock
     let db = store::ReadPool::new(&cfg.daemon.database);
-    let (last, health, pairs, mail, probes, impact) = db
+    let (last, health, pairs, mail, probes, impact, (resolver, unchecked)) = db
         .read(|c| {
             Ok((
                 store::last_sweep(c)?,
@@ -77,6 +77,10 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
                 store::latest_samples(c)?,
                 store::latest_probes(c)?,
                 store::get_state::<crate::impact::Assessment>(c, crate::impact::ASSESSMENT_STATE)?,
+                (
+                    store::get_state::<crate::health::ResolverHealth>(c, daemon::RESOLVER_STATE)?,
+                    store::unchecked_pairs(c, None)?,
+                ),
             ))
         })
         .await?;
@@ -88,9 +92,23 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
                 serde_json::json!({ "source": source, "metric": metric, "at": at, "value": value })
             })
             .collect();
-        let v = serde_json::json!({ "last_sweep": last, "list_health": health, "pairs": pairs, "mail": mail, "probes": probes, "impact": impact });
+        let v = serde_json::json!({ "resolver": resolver, "last_sweep": last, "list_health": health, "pairs": pairs, "unchecked": unchecked, "mail": mail, "probes": probes, "impact": impact });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    // the resolver first: when it is unusable nothing below is current
+    if let Some(r) = &resolver {
+        let fix = if r.fix.is_empty() {
+            String::new()
+        } else {
+            format!("; fix: {}", r.fix)
+        };
+        println!(
+            "resolver {}: {}{}",
+            r.status.as_str(),
+            terminal_safe(&r.why, 200),
+            terminal_safe(&fix, 300)
+        );
     }
     match &last {
         Some(s) => println!(
@@ -130,6 +148,19 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
     let suspected = pairs.iter().filter(|p| !p.state.is_listed()).count();
     if suspected > 0 {
         println!("{suspected} pairs suspected (awaiting confirmation)");
+    }
+    if !unchecked.is_empty() {
+        // never clear: their last answer (a timeout, an error code) said nothing
+        println!("{} pairs unchecked:", unchecked.len());
+        for u in unchecked.iter().take(10) {
+            println!(
+                "  {:<40} {:<20} since {}  {}",
+                u.target,
+                u.list,
+                crate::time::fmt_time(u.since),
+                terminal_safe(&u.why, 120)
+            );
+        }
     }
     if !mail.is_empty() {
         println!("\nmail telemetry (latest):");

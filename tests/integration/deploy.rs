@@ -181,7 +181,16 @@ exec setpriv {priv_args} -- {exec_start}
     );
     let log = work.path().join("daemon.log");
     let mut child = Command::new("unshare")
-        .args(["--mount", "--net", "--fork", "--kill-child", "--", "bash", "-c", &script])
+        .args([
+            "--mount",
+            "--net",
+            "--fork",
+            "--kill-child",
+            "--",
+            "bash",
+            "-c",
+            &script,
+        ])
         .stdout(std::fs::File::create(work.path().join("stdout")).unwrap())
         .stderr(std::fs::File::create(&log).unwrap())
         .stdin(Stdio::null())

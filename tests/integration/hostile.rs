@@ -584,6 +584,16 @@ fn a_pair_without_an_answer_is_unchecked_on_the_pages() {
     assert_eq!(s, "unchecked");
     assert!(!why.is_empty(), "says why");
     assert_eq!(state("192.0.2.201").unwrap().0, "clear");
+    // `status` beside the daemon says so too, after the resolver's line
+    let o = rblwatch(&["status", "-C", cfg.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(out.starts_with("resolver ok: "), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("192.0.2.200") && l.contains("dyn-test")),
+        "{out}"
+    );
+    assert!(out.contains("1 pairs unchecked"), "{out}");
     let lists = http_json(wport, "/api/v1/lists");
     assert_eq!(lists["lists"][0]["health"], "healthy", "{lists}");
     let (_, page) = http_get(wport, "/");
