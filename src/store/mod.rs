@@ -126,6 +126,16 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Bytes SQLite holds in this process now (page caches of every connection,
+/// prepared statements, schema): the part of the daemon's memory that grows
+/// with the database up to the caches' limits, reported so a soak or a
+/// Prometheus graph can tell it from the daemon's own.
+pub fn sqlite_memory_used() -> i64 {
+    // SAFETY: sqlite3_memory_used takes no arguments and only reads SQLite's
+    // global allocation counter (thread-safe in the bundled, serialized build).
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
+}
+
 /// Opens a connection with the pragmas rblwatch relies on and applies migrations.
 pub fn open_connection(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {

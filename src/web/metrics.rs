@@ -604,6 +604,13 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         none,
     )?;
     set_i(&commit, none, wh.last_commit)?;
+    let sqlite = int_gauge(
+        &reg,
+        "rblwatch_sqlite_memory_bytes",
+        "Memory SQLite holds in the daemon (page caches, statements): grows with the database up to the caches' limits.",
+        none,
+    )?;
+    set_i(&sqlite, none, store::sqlite_memory_used())?;
 
     impact_metrics(&reg, &r)?;
 

@@ -308,6 +308,13 @@ fn metrics_parse_as_prometheus_text() {
     ] {
         assert!(seen.contains(counter), "{counter} missing");
     }
+    // SQLite's memory, for telling its caches from the daemon's own growth
+    let sqlite = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "rblwatch_sqlite_memory_bytes")
+        .expect("rblwatch_sqlite_memory_bytes");
+    assert!(matches!(sqlite.value, prometheus_parse::Value::Gauge(v) if v > 0.0));
     promtool_check_metrics(&text);
 }
 
