@@ -55,7 +55,9 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$WEBPORT/healthz" >/dev/null &
   done ) &
 rss() { awk '/VmRSS/ {print $2}' "/proc/$DPID/status"; }
 dbkb() { du -k "$W/soak.db" "$W/soak.db-wal" 2>/dev/null | awk '{s+=$1} END {print s}'; }
-echo "minute  rss_kb  db_kb  sweeps  samples  probes  requests_ok  requests_failed"
+# SQLite's own memory (page caches up to cache_size per connection, statements), from /metrics
+sqlite_kb() { curl -sf --max-time 5 "http://127.0.0.1:$WEBPORT/metrics" | awk '/^rblwatch_sqlite_memory_bytes / {printf "%d", $2/1024}'; }
+echo "minute  rss_kb  db_kb  sweeps  samples  probes  requests_ok  requests_failed  sqlite_kb"
 for m in $(seq 1 "$MINUTES"); do
   sleep 60
   kill -0 "$DPID" 2>/dev/null || { echo "the daemon died"; cat "$W/daemon.log"; exit 1; }
@@ -67,7 +69,7 @@ print(q("SELECT COUNT(*) FROM sweeps WHERE status='done'"), q("SELECT COUNT(*) F
 PY
 )
   read -r ok bad < "$W/poll"
-  echo "$m $(rss) $(dbkb) $counts $ok $bad" | tee -a "$W/series" | awk '{printf "%6d  %6d  %5d  %6d  %7d  %6d  %11d  %15d\n", $1,$2,$3,$4,$5,$6,$7,$8}'
+  sq=$(sqlite_kb); echo "$m $(rss) $(dbkb) $counts $ok $bad ${sq:-0}" | tee -a "$W/series" | awk '{printf "%6d  %6d  %5d  %6d  %7d  %6d  %11d  %15d  %9d\n", $1,$2,$3,$4,$5,$6,$7,$8,$9}'
 done
 kill -TERM "$DPID"; wait "$DPID" || true
 python3 - "$W/series" <<'PY'
@@ -79,5 +81,9 @@ if len(after) >= 2:
     hours = (m1 - m0) / 60
     print(f"RSS after warm-up: {r0/1024:.1f} -> {r1/1024:.1f} MB: {100*(r1-r0)/r0/hours:+.1f} % per hour (target < 5 %)")
     print(f"database: {d0/1024:.1f} -> {d1/1024:.1f} MB: {(d1-d0)/1024/hours:+.1f} MB per hour (samples and probe results, within retention)")
+    (s0, s1) = (after[0][8], after[-1][8])
+    o0, o1 = r0 - s0, r1 - s1
+    print(f"SQLite's memory (page caches, bounded by cache_size per connection): {s0/1024:.1f} -> {s1/1024:.1f} MB")
+    print(f"RSS without SQLite's memory: {o0/1024:.1f} -> {o1/1024:.1f} MB: {100*(o1-o0)/o0/hours:+.1f} % per hour")
 print(f"requests: {rows[-1][6]} ok, {rows[-1][7]} failed (target 0)")
 PY
