@@ -136,6 +136,12 @@ pub fn sqlite_memory_used() -> i64 {
     unsafe { rusqlite::ffi::sqlite3_memory_used() }
 }
 
+/// The most memory SQLite keeps for the whole process (a soft limit: past it,
+/// SQLite recycles cache pages before allocating more). Without it each of the
+/// writer's and readers' page caches fills to its own `cache_size` as the
+/// database grows, which a months-long daemon sees as slow RSS growth.
+pub const SQLITE_SOFT_HEAP_LIMIT: i64 = 16 << 20;
+
 /// Opens a connection with the pragmas rblwatch relies on and applies migrations.
 pub fn open_connection(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
@@ -150,6 +156,8 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // process-wide: set by every writer connection, the same value each time
+    conn.pragma_update(None, "soft_heap_limit", SQLITE_SOFT_HEAP_LIMIT)?;
     migrations::apply(&mut conn)
         .map_err(|e| StoreError::open(format!("cannot migrate database {}", path.display()), e))?;
     Ok(conn)

@@ -203,3 +203,15 @@ fn retention_reaches_every_growing_table_but_spares_work_in_flight() {
         1
     );
 }
+
+/// SQLite's memory has a process-wide ceiling once a store is open.
+#[test]
+fn sqlite_memory_is_capped_for_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open_connection(&dir.path().join("t.db")).unwrap();
+    let limit: i64 = c
+        .query_row("PRAGMA soft_heap_limit", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(limit, SQLITE_SOFT_HEAP_LIMIT);
+    assert!(sqlite_memory_used() > 0);
+}
