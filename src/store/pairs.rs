@@ -118,9 +118,15 @@ pub fn set_unchecked(
 
 /// Unchecked pairs (of one target, or all).
 pub fn unchecked_pairs(c: &Connection, target: Option<&str>) -> Result<Vec<UncheckedPair>> {
-    let mut st = c.prepare_cached(
-        "SELECT target, list, since, why FROM unchecked_pairs WHERE (?1 IS NULL OR target = ?1) ORDER BY target, list",
-    )?;
+    // two forms: `(?1 IS NULL OR target = ?1)` cannot use the primary key
+    let mut st = match target {
+        Some(_) => c.prepare_cached(
+            "SELECT target, list, since, why FROM unchecked_pairs WHERE target = ?1 ORDER BY list",
+        )?,
+        None => c.prepare_cached(
+            "SELECT target, list, since, why FROM unchecked_pairs WHERE ?1 IS NULL ORDER BY target, list",
+        )?,
+    };
     let rows = st.query_map(params![target], |r| {
         Ok(UncheckedPair {
             target: r.get(0)?,

@@ -136,8 +136,9 @@ pub struct WebState {
     pub csrf: String,
     /// Settings.
     pub conf: WebConf,
-    /// The overview (HTML) and status (JSON) as last built, with the store version they reflect.
-    pub cache: std::sync::Mutex<std::collections::HashMap<&'static str, Cached>>,
+    /// The overview (HTML), status (JSON) and target pages as last built, with
+    /// the store version they reflect (at most [`CACHE_MAX_ENTRIES`]).
+    pub cache: std::sync::Mutex<std::collections::HashMap<String, Cached>>,
     /// One rebuild at a time: concurrent requests wait for it instead of all rebuilding.
     pub rebuild: tokio::sync::Mutex<()>,
     /// Counters of pruned tables for `/metrics` (each finished row counted once).
@@ -156,11 +157,16 @@ pub struct Cached {
 /// writes at least every few seconds (cursors, samples), so this is a ceiling.
 const CACHE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Pages kept at most: past this, entries of older store versions are dropped
+/// (and all of them if that is not enough), so many target pages visited once
+/// cannot grow the cache.
+const CACHE_MAX_ENTRIES: usize = 256;
+
 impl WebState {
     /// A body reflecting the current store version, rebuilt only when something was written.
     pub(crate) async fn cached<F, Fut>(
         &self,
-        key: &'static str,
+        key: &str,
         build: F,
     ) -> Result<axum::body::Bytes, WebError>
     where
@@ -185,8 +191,14 @@ impl WebState {
         }
         let body = axum::body::Bytes::from(build().await?);
         if let Ok(mut m) = self.cache.lock() {
+            if m.len() >= CACHE_MAX_ENTRIES && !m.contains_key(key) {
+                m.retain(|_, c| c.version == version);
+                if m.len() >= CACHE_MAX_ENTRIES {
+                    m.clear();
+                }
+            }
             m.insert(
-                key,
+                key.to_string(),
                 Cached {
                     version,
                     at: std::time::Instant::now(),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::view::{self, cell_state};
@@ -233,6 +233,22 @@ pub(super) async fn target(
     State(st): State<Arc<WebState>>,
     Path(raw): Path<String>,
 ) -> Result<Response, WebError> {
-    let v = target_data(&st, &raw).await?;
-    super::pages::render(&st, "target.html", minijinja::Value::from_serialize(&v))
+    // built once per store version, like the overview: a page left open
+    // refreshes every minute, and a listing's page is what people reload
+    let body = st
+        .cached(&format!("target:{raw}"), || async {
+            let v = target_data(&st, &raw).await?;
+            Ok(super::pages::render_string(
+                &st,
+                "target.html",
+                minijinja::Value::from_serialize(&v),
+            )?
+            .into_bytes())
+        })
+        .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response())
 }
