@@ -607,7 +607,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     let sqlite = int_gauge(
         &reg,
         "rblwatch_sqlite_memory_bytes",
-        "Memory SQLite holds in the daemon (page caches, statements): grows with the database up to the caches' limits.",
+        "Memory SQLite holds in the daemon (page caches, statements): grows with the database up to its soft limit of 16 MiB.",
         none,
     )?;
     set_i(&sqlite, none, store::sqlite_memory_used())?;
