@@ -642,30 +642,27 @@ pub async fn run(
 
     // Ready once the lists' health is known: a unit ordered after rblwatch
     // starts against a daemon that can already tell a listing from an error.
-    // Without targets no list is asked anything (mail telemetry only).
+    // The first health check runs as a job like any other, so a resolver that
+    // takes its timeouts to answer delays READY, never the mail sources and
+    // probes, which start at once. Without targets no list is asked anything
+    // (mail telemetry only) and the daemon is ready now.
     let has_targets = !daemon.runtime().cfg.targets.is_empty();
-    if let Err(e) = async {
-        if has_targets {
-            daemon.health_check().await
-        } else {
-            Ok(())
-        }
-    }
-    .await
-    {
-        tracing::error!(error = %format!("{e:#}"), "first health check failed");
-        if is_fatal(&e) {
-            return Err(e);
-        }
-    }
     let notifier = notify::Notifier::start(stop.clone());
-    notifier.ready(&daemon.status_line().await);
+    let mut ready = !has_targets;
+    if ready {
+        notifier.ready(&daemon.status_line().await);
+    }
 
     let mut sched = JobScheduler::new().await?;
     let mut scheduled = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
     sched.start().await?;
     // First runs at start: do not wait a whole interval.
-    for job in first_runs(&daemon.runtime().cfg) {
+    let first = if has_targets {
+        vec![Job::Health]
+    } else {
+        Vec::new()
+    };
+    for job in first.into_iter().chain(first_runs(&daemon.runtime().cfg)) {
         let _ = tx.send(job).await;
     }
 
@@ -709,7 +706,11 @@ pub async fn run(
                         break;
                     }
                 }
-                if job == Job::Sweep {
+                if !ready && matches!(job, Job::Health | Job::Sweep) {
+                    // the first health check is done (a failed one is logged above)
+                    ready = true;
+                    notifier.ready(&daemon.status_line().await);
+                } else if job == Job::Sweep {
                     notifier.status(&daemon.status_line().await);
                 }
             }

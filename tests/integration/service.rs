@@ -1016,3 +1016,44 @@ fn healthz_fails_while_writes_fail_and_recovers() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// Smoke found: behind a resolver that never answers, the daemon's first
+/// health check (seconds of timeouts) ran before any job was scheduled, so a
+/// command source with `interval = "1s"` gave one point in 7 s. Sources and
+/// probes start at once; only READY waits for the first health check.
+#[test]
+fn sources_run_on_schedule_while_the_first_health_check_waits_on_timeouts() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    // a "resolver" that reads every query and answers none
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let cfg = crate::util::write_config(
+        dir.path(),
+        &rbl,
+        &["dyn-test", "bl-test", "dbl-test"],
+        "[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"30m\"\nhealth = \"30m\"\n[[sources]]\nname = \"cmd\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"date +%s\"]\ninterval = \"1s\"\n",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&rbl.addr(), &silent_addr.to_string())
+        .replace(
+            "timeout = \"400ms\"\nretries = 0",
+            "timeout = \"3s\"\nretries = 1",
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start(&cfg);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(7));
+    let n = count(
+        &db(dir.path()),
+        "SELECT COUNT(*) FROM metric_samples WHERE source = 'cmd'",
+    );
+    assert!(
+        n >= 4,
+        "{n} point(s) in {:?} of a running daemon\n{}",
+        started.elapsed(),
+        d.log()
+    );
+    drop(silent);
+}
