@@ -112,16 +112,7 @@ impl Daemon {
         }
         // from here on, as the sweep does it (src/daemon/sweep.rs)
         let (next, transition) = step(prev.state, obs, confirm, Sweep::Regular);
-        let since = match (prev.state, next) {
-            (a, b) if a == b => prev.since,
-            (PairState::Suspected { .. }, PairState::Listed | PairState::Suspected { .. }) => {
-                prev.since
-            }
-            (PairState::Clearing { .. }, PairState::Clear | PairState::Clearing { .. }) => {
-                prev.since
-            }
-            _ => at,
-        };
+        let since = super::sweep::since_of(prev, next, at);
         let d = Arc::new(super::sweep::details(&verdict, engine, li, &t));
         let digest = super::sweep::digest_of(&d);
         let refresh =

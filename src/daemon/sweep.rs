@@ -293,18 +293,7 @@ impl Daemon {
                 Sweep::Regular
             };
             let (next, transition) = step(prev.state, obs, confirm, sweep);
-            // When the current state began. A listing starts at its first listed answer
-            // (the suspected state's start) and ends at its first clear answer.
-            let since = match (prev.state, next) {
-                (a, b) if a == b => prev.since,
-                (PairState::Suspected { .. }, PairState::Listed | PairState::Suspected { .. }) => {
-                    prev.since
-                }
-                (PairState::Clearing { .. }, PairState::Clear | PairState::Clearing { .. }) => {
-                    prev.since
-                }
-                _ => started_at,
-            };
+            let since = since_of(prev, next, started_at);
             let d = Arc::new(details(&o.verdict, engine, o.list, &o.target));
             let digest = digest_of(&d);
             // A listed pair is rewritten only when its codes or TXT changed.
@@ -472,5 +461,20 @@ impl Daemon {
         );
         self.publish(committed);
         Ok(())
+    }
+}
+
+/// When a pair's state `next` began, given its previous state: a listing
+/// starts at its first listed answer (the suspected state's start) and ends
+/// at its first clear answer (the clearing state's start); any other change
+/// starts `at`. Shared by sweeps and re-checks.
+pub(super) fn since_of(prev: PairMem, next: PairState, at: i64) -> i64 {
+    match (prev.state, next) {
+        (a, b) if a == b => prev.since,
+        (PairState::Suspected { .. }, PairState::Listed | PairState::Suspected { .. }) => {
+            prev.since
+        }
+        (PairState::Clearing { .. }, PairState::Clear | PairState::Clearing { .. }) => prev.since,
+        _ => at,
     }
 }
