@@ -7,8 +7,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::{insert_event, json, PairUpdate, PeriodChange, Result};
-use crate::evaluator::PairState;
+use super::{insert_event, PairUpdate, PeriodChange, Result};
 use crate::event::Event;
 
 super::sql::text_enum! {
@@ -233,53 +232,10 @@ pub struct RecheckCommit {
 pub fn commit_recheck(c: &mut Connection, r: &RecheckCommit) -> Result<Vec<Event>> {
     let tx = c.transaction()?;
     if let Some(p) = &r.pair {
-        if p.state == PairState::Clear {
-            tx.execute(
-                "DELETE FROM pair_state WHERE target = ?1 AND list = ?2",
-                params![p.target, p.list],
-            )?;
-        } else {
-            tx.execute(
-                "INSERT INTO pair_state (target, list, state, seen, since, updated_at, codes, meanings, txt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (target, list) DO UPDATE SET state = ?3, seen = ?4, since = ?5, updated_at = ?6,
-                   codes = ?7, meanings = ?8, txt = ?9",
-                params![
-                    p.target,
-                    p.list,
-                    p.state.name(),
-                    p.state.seen(),
-                    p.since,
-                    r.at,
-                    json(&p.details.codes),
-                    json(&p.details.meanings),
-                    json(&p.details.txt)
-                ],
-            )?;
-        }
+        super::sweeps::write_pair(&tx, p, r.at)?;
     }
-    match &r.period {
-        Some(PeriodChange::Open {
-            target,
-            list,
-            at,
-            details,
-            baseline,
-        }) => {
-            tx.execute(
-                "INSERT INTO listings (target, list, started_at, codes, meanings, txt, delist, baseline)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (target, list) WHERE ended_at IS NULL DO NOTHING",
-                params![target, list, at, json(&details.codes), json(&details.meanings), json(&details.txt), details.delist, baseline],
-            )?;
-        }
-        Some(PeriodChange::Close { target, list, at }) => {
-            tx.execute(
-                "UPDATE listings SET ended_at = ?3 WHERE target = ?1 AND list = ?2 AND ended_at IS NULL",
-                params![target, list, at],
-            )?;
-        }
-        None => {}
+    if let Some(ch) = &r.period {
+        super::sweeps::write_period(&tx, ch)?;
     }
     let mut out = Vec::with_capacity(r.events.len());
     for e in &r.events {
@@ -295,7 +251,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::evaluator::ListingDetails;
+    use crate::evaluator::{ListingDetails, PairState};
     use crate::store::{begin_sweep, commit_sweep, SweepCommit};
 
     fn db() -> Connection {

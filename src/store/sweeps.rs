@@ -128,54 +128,10 @@ pub fn write_sweep(tx: &Connection, s: &SweepCommit) -> Result<Vec<Event>> {
         write_health(tx, &h.0, &h.1, s.finished_at)?;
     }
     for p in &s.pairs {
-        if p.state == PairState::Clear {
-            tx.execute(
-                "DELETE FROM pair_state WHERE target = ?1 AND list = ?2",
-                params![p.target, p.list],
-            )?;
-        } else {
-            tx.execute(
-                "INSERT INTO pair_state (target, list, state, seen, since, updated_at, codes, meanings, txt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (target, list) DO UPDATE SET state = ?3, seen = ?4, since = ?5, updated_at = ?6,
-                   codes = ?7, meanings = ?8, txt = ?9",
-                params![
-                    p.target,
-                    p.list,
-                    p.state.name(),
-                    p.state.seen(),
-                    p.since,
-                    s.finished_at,
-                    json(&p.details.codes),
-                    json(&p.details.meanings),
-                    json(&p.details.txt)
-                ],
-            )?;
-        }
+        write_pair(tx, p, s.finished_at)?;
     }
     for ch in &s.periods {
-        match ch {
-            PeriodChange::Open {
-                target,
-                list,
-                at,
-                details,
-                baseline,
-            } => {
-                tx.execute(
-                    "INSERT INTO listings (target, list, started_at, codes, meanings, txt, delist, baseline)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (target, list) WHERE ended_at IS NULL DO NOTHING",
-                    params![target, list, at, json(&details.codes), json(&details.meanings), json(&details.txt), details.delist, baseline],
-                )?;
-            }
-            PeriodChange::Close { target, list, at } => {
-                tx.execute(
-                    "UPDATE listings SET ended_at = ?3 WHERE target = ?1 AND list = ?2 AND ended_at IS NULL",
-                    params![target, list, at],
-                )?;
-            }
-        }
+        write_period(tx, ch)?;
     }
     let mut out = Vec::with_capacity(s.events.len());
     for e in &s.events {
@@ -256,4 +212,61 @@ pub fn last_sweep(c: &Connection) -> Result<Option<SweepRow>> {
             },
         )
         .optional()?)
+}
+
+/// Stores a pair's new state at `at` (a clear pair's row is deleted: clear is
+/// the absence of a row). Shared by sweeps and delisting re-checks.
+pub(super) fn write_pair(tx: &Connection, p: &PairUpdate, at: i64) -> Result<()> {
+    if p.state == PairState::Clear {
+        tx.execute(
+            "DELETE FROM pair_state WHERE target = ?1 AND list = ?2",
+            params![p.target, p.list],
+        )?;
+    } else {
+        tx.execute(
+            "INSERT INTO pair_state (target, list, state, seen, since, updated_at, codes, meanings, txt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (target, list) DO UPDATE SET state = ?3, seen = ?4, since = ?5, updated_at = ?6,
+               codes = ?7, meanings = ?8, txt = ?9",
+            params![
+                p.target,
+                p.list,
+                p.state.name(),
+                p.state.seen(),
+                p.since,
+                at,
+                json(&p.details.codes),
+                json(&p.details.meanings),
+                json(&p.details.txt)
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Opens or closes a listing period. Shared by sweeps and delisting re-checks.
+pub(super) fn write_period(tx: &Connection, ch: &PeriodChange) -> Result<()> {
+    match ch {
+        PeriodChange::Open {
+            target,
+            list,
+            at,
+            details,
+            baseline,
+        } => {
+            tx.execute(
+                "INSERT INTO listings (target, list, started_at, codes, meanings, txt, delist, baseline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (target, list) WHERE ended_at IS NULL DO NOTHING",
+                params![target, list, at, json(&details.codes), json(&details.meanings), json(&details.txt), details.delist, baseline],
+            )?;
+        }
+        PeriodChange::Close { target, list, at } => {
+            tx.execute(
+                "UPDATE listings SET ended_at = ?3 WHERE target = ?1 AND list = ?2 AND ended_at IS NULL",
+                params![target, list, at],
+            )?;
+        }
+    }
+    Ok(())
 }
