@@ -63,14 +63,16 @@ pub enum Job {
     },
 }
 
-/// Where a job runs: a job is skipped while its slot is busy. Sweeps have
-/// their own slot; health checks and retention share one (a health check is
-/// pointless while a sweep, which checks health first, runs); every source
-/// and probe has its own.
+/// Where a job runs: a job is skipped while its slot is busy. Every job kind
+/// has its own slot (a health check is also skipped while a sweep, which
+/// checks health first, runs). Retention has its own: sharing the health
+/// check's, it was skipped at start-up behind the first health check and
+/// then waited a day.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Slot {
     Sweep,
-    Housekeeping,
+    Health,
+    Prune,
     Source(String),
     Probe(String),
     Audit(String),
@@ -81,7 +83,8 @@ impl Job {
     fn slot(&self) -> Slot {
         match self {
             Job::Sweep => Slot::Sweep,
-            Job::Health | Job::Prune => Slot::Housekeeping,
+            Job::Health => Slot::Health,
+            Job::Prune => Slot::Prune,
             Job::Source(n) => Slot::Source(n.clone()),
             Job::Probe(n) => Slot::Probe(n.clone()),
             Job::Audit(n) => Slot::Audit(n.clone()),

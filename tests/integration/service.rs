@@ -1057,3 +1057,53 @@ fn sources_run_on_schedule_while_the_first_health_check_waits_on_timeouts() {
     );
     drop(silent);
 }
+
+#[test]
+fn retention_runs_at_start_up_while_the_first_health_check_waits() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let cfg = crate::util::write_config(
+        dir.path(),
+        &rbl,
+        &["dyn-test", "bl-test", "dbl-test"],
+        "[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"30m\"\nhealth = \"30m\"\n",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&rbl.addr(), &silent_addr.to_string())
+        .replace(
+            "timeout = \"400ms\"\nretries = 0",
+            "timeout = \"3s\"\nretries = 1",
+        );
+    std::fs::write(&cfg, text).unwrap();
+    // a database left by an earlier run, with a sample far past retention
+    let path = dir.path().join("rblwatch.db");
+    let c = rblwatch::store::open_connection(&path).unwrap();
+    let old = rblwatch::time::now() - 400 * 86_400;
+    c.execute(
+        "INSERT INTO metric_samples (source, metric, at, value) VALUES ('cmd', 'queue', ?1, 1)",
+        [old],
+    )
+    .unwrap();
+    drop(c);
+    let d = Daemon::start(&cfg);
+    let started = Instant::now();
+    let mut left = 1;
+    while started.elapsed() < Duration::from_secs(5) {
+        left = count(&db(dir.path()), "SELECT COUNT(*) FROM metric_samples");
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        left,
+        0,
+        "the old sample is still there {:?} after start-up\n{}",
+        started.elapsed(),
+        d.log()
+    );
+    drop(silent);
+}
