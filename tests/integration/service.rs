@@ -1021,19 +1021,17 @@ fn healthz_fails_while_writes_fail_and_recovers() {
 /// health check (seconds of timeouts) ran before any job was scheduled, so a
 /// command source with `interval = "1s"` gave one point in 7 s. Sources and
 /// probes start at once; only READY waits for the first health check.
-#[test]
-fn sources_run_on_schedule_while_the_first_health_check_waits_on_timeouts() {
-    let rbl = Rbldnsd::start();
-    let dir = tempfile::tempdir().unwrap();
-    // a "resolver" that reads every query and answers none
+/// A config for `dir` whose resolver is a socket that reads every query and
+/// answers none (3 s timeout, one retry): the first health check takes its
+/// timeouts. Keep the socket alive while the daemon runs.
+fn silent_resolver_config(
+    dir: &std::path::Path,
+    rbl: &Rbldnsd,
+    rest: &str,
+) -> (std::path::PathBuf, std::net::UdpSocket) {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap();
-    let cfg = crate::util::write_config(
-        dir.path(),
-        &rbl,
-        &["dyn-test", "bl-test", "dbl-test"],
-        "[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"30m\"\nhealth = \"30m\"\n[[sources]]\nname = \"cmd\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"date +%s\"]\ninterval = \"1s\"\n",
-    );
+    let cfg = crate::util::write_config(dir, rbl, &["dyn-test", "bl-test", "dbl-test"], rest);
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace(&rbl.addr(), &silent_addr.to_string())
@@ -1042,6 +1040,18 @@ fn sources_run_on_schedule_while_the_first_health_check_waits_on_timeouts() {
             "timeout = \"3s\"\nretries = 1",
         );
     std::fs::write(&cfg, text).unwrap();
+    (cfg, silent)
+}
+
+#[test]
+fn sources_run_on_schedule_while_the_first_health_check_waits_on_timeouts() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, silent) = silent_resolver_config(
+        dir.path(),
+        &rbl,
+        "[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"30m\"\nhealth = \"30m\"\n[[sources]]\nname = \"cmd\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"date +%s\"]\ninterval = \"1s\"\n",
+    );
     let d = Daemon::start(&cfg);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(7));
@@ -1062,22 +1072,11 @@ fn sources_run_on_schedule_while_the_first_health_check_waits_on_timeouts() {
 fn retention_runs_at_start_up_while_the_first_health_check_waits() {
     let rbl = Rbldnsd::start();
     let dir = tempfile::tempdir().unwrap();
-    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let silent_addr = silent.local_addr().unwrap();
-    let cfg = crate::util::write_config(
+    let (cfg, silent) = silent_resolver_config(
         dir.path(),
         &rbl,
-        &["dyn-test", "bl-test", "dbl-test"],
         "[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"30m\"\nhealth = \"30m\"\n",
     );
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace(&rbl.addr(), &silent_addr.to_string())
-        .replace(
-            "timeout = \"400ms\"\nretries = 0",
-            "timeout = \"3s\"\nretries = 1",
-        );
-    std::fs::write(&cfg, text).unwrap();
     // a database left by an earlier run, with a sample far past retention
     let path = dir.path().join("rblwatch.db");
     let c = rblwatch::store::open_connection(&path).unwrap();
