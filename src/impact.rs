@@ -274,8 +274,15 @@ pub struct Assessment {
     pub window_secs: i64,
     /// The receiver threshold.
     pub threshold: u64,
-    /// Every confirmed listing.
+    /// Listings that receivers cite within the window (impact `rejecting`).
+    /// Every other listing assessed had no citation: "none seen"
+    /// ([`Assessment::impact_of`]). Only these are kept, so a sender with
+    /// tens of thousands of listings stores, publishes and serves an
+    /// assessment the size of its refusals, not of its listings.
     pub listings: Vec<ListingImpact>,
+    /// Listings assessed (cited or not).
+    #[serde(default)]
+    pub listed: u64,
     /// Every receiver that refused something within the window, rejecting ones first.
     pub receivers: Vec<ReceiverImpact>,
     /// Backscatter sources.
@@ -292,11 +299,23 @@ pub struct Assessment {
 pub const MAX_QUIET_RECEIVERS: usize = 20;
 
 impl Assessment {
-    /// The impact of one listing.
+    /// The impact of a listing that receivers cite (`None`: not cited).
     pub fn listing(&self, target: &str, list: &str) -> Option<&ListingImpact> {
         self.listings
             .iter()
             .find(|l| l.target == target && l.list == list)
+    }
+
+    /// Whether receivers act on a listing that existed when this assessment
+    /// was made.
+    pub fn impact_of(&self, target: &str, list: &str) -> ImpactState {
+        self.listing(target, list)
+            .map_or(ImpactState::NoneSeen, |l| l.impact)
+    }
+
+    /// The sentence for a listing no receiver cited.
+    pub fn none_seen_text(&self, list: &str) -> String {
+        none_seen_text(list, &window_text(self.window_secs))
     }
 
     /// Receivers over the threshold.
@@ -322,6 +341,10 @@ fn safe_zone(z: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         .take(253)
         .collect()
+}
+
+fn none_seen_text(list: &str, win: &str) -> String {
+    format!("no receiver cited {list} in the last {win}")
 }
 
 fn window_text(secs: i64) -> String {
@@ -378,19 +401,28 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| id.to_string())
     };
-    // listings
+    // listings: only the cited ones are kept. Refusals about us are grouped by
+    // the list they name first, so each listing looks at its own list's refusals
+    // (listings x refusals would be quadratic on a large sender).
+    let mut citing_list: BTreeMap<&str, Vec<&Rejection>> = BTreeMap::new();
+    for (_, r) in i.rejections {
+        if let (true, Some(list)) = (about_us(r.meaning), r.list.as_deref()) {
+            citing_list.entry(list).or_default().push(r);
+        }
+    }
     let mut listings = Vec::new();
     for l in i.listings {
-        let citing: Vec<&Rejection> = i
-            .rejections
+        let Some(cands) = citing_list.get(l.list.as_str()) else {
+            continue;
+        };
+        let citing: Vec<&Rejection> = cands
             .iter()
-            .map(|(_, r)| r)
-            .filter(|r| {
-                about_us(r.meaning)
-                    && r.list.as_deref() == Some(l.list.as_str())
-                    && r.cited.as_deref().is_none_or(|c| c == l.target)
-            })
+            .copied()
+            .filter(|r| r.cited.as_deref().is_none_or(|c| c == l.target))
             .collect();
+        if citing.is_empty() {
+            continue;
+        }
         let count: u64 = citing.iter().map(|r| r.count).sum();
         let receivers: Vec<String> = citing
             .iter()
@@ -398,31 +430,19 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let (impact, severity, text) = if citing.is_empty() {
-            (
-                ImpactState::NoneSeen,
-                Severity::Warning,
-                format!("no receiver cited {} in the last {win}", l.list),
-            )
-        } else {
-            let who: Vec<String> = receivers.iter().map(|r| name_of(r)).collect();
-            (
-                ImpactState::Rejecting,
-                Severity::Critical,
-                format!(
-                    "{} {} mail citing {} ({count} in the last {win})",
-                    who.join(", "),
-                    if who.len() == 1 { "refuses" } else { "refuse" },
-                    l.list
-                ),
-            )
-        };
+        let who: Vec<String> = receivers.iter().map(|r| name_of(r)).collect();
+        let text = format!(
+            "{} {} mail citing {} ({count} in the last {win})",
+            who.join(", "),
+            if who.len() == 1 { "refuses" } else { "refuse" },
+            l.list
+        );
         listings.push(ListingImpact {
             target: l.target.clone(),
             list: l.list.clone(),
             list_name: l.list_name.clone(),
-            impact,
-            severity,
+            impact: ImpactState::Rejecting,
+            severity: Severity::Critical,
             receivers,
             count,
             text,
@@ -631,6 +651,7 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
         window_secs: i.window_secs,
         threshold: i.threshold,
         listings,
+        listed: i.listings.len() as u64,
         receivers,
         backscatter,
         receivers_omitted,
@@ -722,7 +743,9 @@ pub struct Active {
 }
 
 /// The events due from `prev` to `a`, and the new active set (pure).
-pub fn transitions(prev: &Active, a: &Assessment) -> (Active, Vec<Event>) {
+/// `listings` are the ones `a` assessed: they tell a listing no longer cited
+/// from one that ended.
+pub fn transitions(prev: &Active, a: &Assessment, listings: &[Listing]) -> (Active, Vec<Event>) {
     let at = a.at;
     let win = window_text(a.window_secs);
     let mut next = Active::default();
@@ -792,7 +815,7 @@ pub fn transitions(prev: &Active, a: &Assessment) -> (Active, Vec<Event>) {
         }
     }
     for (t, list) in prev.listings.difference(&next.listings) {
-        let l = a.listing(t, list);
+        let l = listings.iter().find(|l| &l.target == t && &l.list == list);
         let summary = match l {
             Some(_) => format!(
                 "{t} on {list}: no receiver cites the listing any more (none in the last {win})"
@@ -800,7 +823,14 @@ pub fn transitions(prev: &Active, a: &Assessment) -> (Active, Vec<Event>) {
             None => format!("{t} on {list}: the listing ended; no receiver cites it any more"),
         };
         let details = match l {
-            Some(l) => listing_details(l),
+            Some(l) => serde_json::json!({
+                "impact": {"state": ImpactState::NoneSeen, "severity": Severity::Warning, "text": none_seen_text(list, &win)},
+                "list_name": l.list_name,
+                "receivers": [],
+                "count": 0,
+                "replies": [],
+                "delist": l.delist,
+            }),
             None => {
                 serde_json::json!({ "impact": {"state": "none_seen", "text": "the listing ended"} })
             }
@@ -840,8 +870,7 @@ pub fn transitions(prev: &Active, a: &Assessment) -> (Active, Vec<Event>) {
         }
     }
     for t in prev.backscatter.difference(&next.backscatter) {
-        let still: Vec<&str> = a
-            .listings
+        let still: Vec<&str> = listings
             .iter()
             .filter(|l| &l.target == t)
             .map(|l| l.list.as_str())

@@ -78,18 +78,15 @@ impl Daemon {
             .store
             .call(move |c| {
                 let tx = c.transaction()?;
-                let listings: Vec<Listing> = store::load_pairs(&tx)?
+                let listings: Vec<Listing> = store::listed_pairs(&tx)?
                     .into_iter()
-                    .filter(|p| p.state.is_listed())
-                    .filter_map(|p| {
-                        let def = defs.get(&p.list)?;
-                        let delist = Target::parse(&p.target)
-                            .ok()
-                            .and_then(|t| def.delist_url(&t));
+                    .filter_map(|(target, list)| {
+                        let def = defs.get(&list)?;
+                        let delist = Target::parse(&target).ok().and_then(|t| def.delist_url(&t));
                         Some(Listing {
                             list_name: def.name.clone(),
-                            target: p.target,
-                            list: p.list,
+                            target,
+                            list,
                             delist,
                         })
                     })
@@ -140,7 +137,7 @@ impl Daemon {
                     remedies: &remedies,
                 });
                 let prev: Active = store::get_state(&tx, ACTIVE)?.unwrap_or_default();
-                let (next, evs) = impact::transitions(&prev, &a);
+                let (next, evs) = impact::transitions(&prev, &a, &listings);
                 if next != prev {
                     store::put_state(&tx, ACTIVE, &next, at)?;
                 }

@@ -792,7 +792,7 @@ impl crate::web::Live for WebView {
         self.daemon.published().resolver
     }
 
-    fn impact(&self, target: &str, list: &str) -> crate::web::Impact {
+    fn impact(&self, target: &str, list: &str, since: i64) -> crate::web::Impact {
         use crate::config::SourceKind;
         use crate::impact::ImpactState;
         // without a delivery log nothing is known of receivers: not "none seen"
@@ -806,12 +806,12 @@ impl crate::web::Live for WebView {
             return crate::web::Impact::Unknown;
         }
         match self.daemon.published().impact {
-            // no assessment yet (or the listing is newer than it): nothing to tell
+            // no assessment yet, or the listing is newer than it: nothing to tell
             None => crate::web::Impact::Unknown,
-            Some(a) => match a.listing(target, list).map(|l| l.impact) {
-                Some(ImpactState::Rejecting) => crate::web::Impact::Rejecting,
-                Some(ImpactState::NoneSeen) => crate::web::Impact::NoneSeen,
-                None => crate::web::Impact::Unknown,
+            Some(a) if since > a.at => crate::web::Impact::Unknown,
+            Some(a) => match a.impact_of(target, list) {
+                ImpactState::Rejecting => crate::web::Impact::Rejecting,
+                ImpactState::NoneSeen => crate::web::Impact::NoneSeen,
             },
         }
     }

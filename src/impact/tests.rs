@@ -156,14 +156,16 @@ fn a_cited_listing_is_rejecting_and_critical_an_uncited_one_none_seen() {
         l.text
     );
     // the reply named .1: the listing of .2 on the same list is not what is cited
-    let other = a.listing("192.0.2.2", "spamhaus-zen").unwrap();
     assert_eq!(
-        (other.impact, other.severity),
-        (ImpactState::NoneSeen, Severity::Warning)
-    );
-    assert_eq!(
-        a.listing("192.0.2.1", "spamcop").unwrap().impact,
+        a.impact_of("192.0.2.2", "spamhaus-zen"),
         ImpactState::NoneSeen
+    );
+    assert_eq!(a.impact_of("192.0.2.1", "spamcop"), ImpactState::NoneSeen);
+    // only the cited listing is kept; the others are counted
+    assert_eq!((a.listings.len(), a.listed), (1, 3));
+    assert_eq!(
+        a.none_seen_text("spamcop"),
+        "no receiver cited spamcop in the last 1h"
     );
     let r = &a.receivers[0];
     assert_eq!(r.verdict, ReceiverVerdict::CitesListing);
@@ -301,10 +303,11 @@ fn refusals_not_about_us_never_make_a_receiver_rejecting() {
     assert_eq!(a.receivers[0].verdict, ReceiverVerdict::NotAboutUs);
     assert_eq!(a.receivers[0].other, 150);
     assert_eq!(
-        a.listings[0].impact,
+        a.impact_of("192.0.2.1", "spamhaus-zen"),
         ImpactState::NoneSeen,
         "an open-resolver error is no citation"
     );
+    assert!(a.listings.is_empty());
 }
 
 #[test]
@@ -324,7 +327,7 @@ fn transitions_raise_once_and_clear() {
         ),
     ));
     let a = w.assess(0);
-    let (act, ev) = transitions(&Active::default(), &a);
+    let (act, ev) = transitions(&Active::default(), &a, &w.listings);
     let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
@@ -342,12 +345,12 @@ fn transitions_raise_once_and_clear() {
         "summaries hold no remote text"
     );
     // again: nothing new
-    let (act2, ev) = transitions(&act, &a);
+    let (act2, ev) = transitions(&act, &a, &w.listings);
     assert!(ev.is_empty());
     assert_eq!(act2, act);
     // the window empties: both clear
     w.rejections.clear();
-    let (act3, ev) = transitions(&act2, &w.assess(0));
+    let (act3, ev) = transitions(&act2, &w.assess(0), &w.listings);
     let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
@@ -357,6 +360,23 @@ fn transitions_raise_once_and_clear() {
         ]
     );
     assert_eq!(act3, Active::default());
+    // still listed, no longer cited: said so, with the listing's details
+    assert!(
+        ev[1]
+            .summary
+            .contains("no receiver cites the listing any more"),
+        "{}",
+        ev[1].summary
+    );
+    assert_eq!(ev[1].details["impact"]["state"], "none_seen");
+    assert_eq!(ev[1].details["delist"], "https://delist.example/192.0.2.1");
+    // the listing itself ended: said so instead
+    let (_, ended) = transitions(&act2, &w.assess(0), &[]);
+    assert!(
+        ended[1].summary.contains("the listing ended"),
+        "{}",
+        ended[1].summary
+    );
     for e in &ev {
         assert_eq!(
             e.kind.clears().map(|k| k.severity()),
@@ -402,7 +422,7 @@ fn backscatter_source_needs_a_backscatter_listing_and_evidence() {
         .last()
         .unwrap()
         .contains("https://delist.example/192.0.2.1"));
-    let (act, ev) = transitions(&Active::default(), &a);
+    let (act, ev) = transitions(&Active::default(), &a, &w.listings);
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].kind, EventKind::BackscatterSource);
     assert_eq!(ev[0].subject.target(), Some("192.0.2.1"));
@@ -412,7 +432,7 @@ fn backscatter_source_needs_a_backscatter_listing_and_evidence() {
     w.spikes = vec!["mxlog.ndr_generated".into()];
     assert_eq!(w.assess(0).backscatter.len(), 1);
     w.spikes.clear();
-    let (_, ev) = transitions(&act, &w.assess(0));
+    let (_, ev) = transitions(&act, &w.assess(0), &w.listings);
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].kind, EventKind::BackscatterSourceCleared);
 }
@@ -452,5 +472,46 @@ fn quiet_receivers_are_capped_the_ones_that_matter_kept() {
     assert_eq!(
         a.receivers[0].id, "microsoft",
         "about us first, though not over the threshold"
+    );
+}
+
+#[test]
+fn a_large_sender_s_assessment_holds_its_refusals_not_its_listings() {
+    let mut w = World::new();
+    // 40,000 listings (a /16 on several lists), one of them cited
+    w.listings = (0..40_000u32)
+        .map(|i| {
+            listing(
+                &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+                "spamhaus-zen",
+            )
+        })
+        .collect();
+    w.rejections.push((
+        990,
+        rej(
+            "microsoft",
+            Outcome::Rejected,
+            BL,
+            "microsoft-spamhaus",
+            Some("spamhaus-zen"),
+            Some("10.0.0.7"),
+            2,
+        ),
+    ));
+    let a = w.assess(0);
+    assert_eq!((a.listings.len(), a.listed), (1, 40_000));
+    assert_eq!(
+        a.impact_of("10.0.0.7", "spamhaus-zen"),
+        ImpactState::Rejecting
+    );
+    assert_eq!(
+        a.impact_of("10.0.0.8", "spamhaus-zen"),
+        ImpactState::NoneSeen
+    );
+    let size = serde_json::to_vec(&a).unwrap().len();
+    assert!(
+        size < 10_000,
+        "{size} bytes stored and published per assessment"
     );
 }

@@ -27,6 +27,17 @@ pub fn load_pairs(c: &Connection) -> Result<Vec<StoredPair>> {
     load_pairs_where(c, "", [])
 }
 
+/// (target, list) of every pair that counts as listed (listed or clearing),
+/// without their details: the impact assessment after each sweep and log
+/// read needs only the keys, and a large sender has tens of thousands.
+pub fn listed_pairs(c: &Connection) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare_cached(
+        "SELECT target, list FROM pair_state WHERE state IN ('listed', 'clearing') ORDER BY target, list",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
 /// Target specs whose baseline sweep is done.
 pub fn baselined(c: &Connection) -> Result<HashSet<String>> {
     let mut st = c.prepare("SELECT spec FROM baselines")?;

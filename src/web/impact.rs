@@ -20,7 +20,8 @@ pub(super) fn read_assessment(c: &rusqlite::Connection) -> store::Result<Option<
 }
 
 /// The impact of each listed pair, added to its JSON as `impact` (`null`
-/// when the daemon has not assessed it yet).
+/// when the daemon has not assessed it yet). A listing the assessment does
+/// not hold was not cited by any receiver: "none seen".
 pub(super) fn with_impact<T: serde::Serialize>(
     rows: &[T],
     a: Option<&Assessment>,
@@ -29,7 +30,15 @@ pub(super) fn with_impact<T: serde::Serialize>(
         .map(|r| {
             let mut v = serde_json::to_value(r).unwrap_or_default();
             let imp = match (v["target"].as_str(), v["list"].as_str(), a) {
-                (Some(t), Some(l), Some(a)) => a.listing(t, l).map(impact_json),
+                (Some(t), Some(l), Some(a)) => Some(match a.listing(t, l) {
+                    Some(li) => impact_json(li),
+                    None => serde_json::json!({
+                        "state": crate::impact::ImpactState::NoneSeen,
+                        "severity": crate::event::Severity::Warning,
+                        "text": a.none_seen_text(l),
+                        "receivers": [], "count": 0, "replies": [],
+                    }),
+                }),
                 _ => None,
             };
             if v.is_object() {
@@ -61,6 +70,7 @@ async fn receivers_data(st: &WebState, page: u32) -> Result<serde_json::Value, W
         "threshold": a.as_ref().map(|a| a.threshold),
         "receivers": a.as_ref().map(|a| a.receivers.clone()).unwrap_or_default(),
         "listings": a.as_ref().map(|a| a.listings.clone()).unwrap_or_default(),
+        "listed": a.as_ref().map(|a| a.listed),
         "backscatter": a.as_ref().map(|a| a.backscatter.clone()).unwrap_or_default(),
         "recent": recent,
         "page": page,

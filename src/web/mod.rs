@@ -75,8 +75,10 @@ pub trait Live: Send + Sync + 'static {
     /// Whether a listing is hurting mail, from receivers' rejections (issue
     /// 12): decides "listed and rejecting" against "listed, no impact seen".
     /// Called for each listed pair on every page build: answer from memory,
-    /// never block. Defaults to [`Impact::Unknown`] (no delivery data).
-    fn impact(&self, _target: &str, _list: &str) -> Impact {
+    /// never block. `since` is when the pair was listed: a listing newer than
+    /// the last assessment is not known yet. Defaults to [`Impact::Unknown`]
+    /// (no delivery data).
+    fn impact(&self, _target: &str, _list: &str, _since: i64) -> Impact {
         Impact::Unknown
     }
 }

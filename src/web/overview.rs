@@ -382,7 +382,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             let request = requests.remove(&(p.target.clone(), p.list.clone()));
             ListingView {
                 list_name: def.map_or_else(|| p.list.clone(), |d| d.def.name.clone()),
-                impact: st.live.impact(&p.target, &p.list),
+                impact: st.live.impact(&p.target, &p.list, p.since),
                 delist: def.and_then(|d| {
                     Target::parse(&p.target)
                         .ok()

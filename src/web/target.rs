@@ -139,7 +139,7 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
                 txt: p.details.txt.clone(),
                 delist: l.def.delist_url(&target),
                 expiry: view::expiry_text(&l.def),
-                impact: is_listed.then(|| st.live.impact(&t, &l.def.id)),
+                impact: is_listed.then(|| st.live.impact(&t, &l.def.id, p.since)),
                 overdue: request.as_ref().is_some_and(|r| r.overdue(at)),
                 request,
             }

@@ -97,7 +97,7 @@ impl Live for FixedLive {
     fn resolver(&self) -> Option<ResolverHealth> {
         self.resolver.clone()
     }
-    fn impact(&self, target: &str, list: &str) -> Impact {
+    fn impact(&self, target: &str, list: &str, _since: i64) -> Impact {
         self.impact
             .get(&(target.to_string(), list.to_string()))
             .copied()
