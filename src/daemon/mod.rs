@@ -17,6 +17,7 @@
 mod delist;
 mod impact;
 mod mail;
+mod memory;
 mod notify;
 mod sweep;
 
@@ -651,6 +652,7 @@ pub async fn run(
     // (mail telemetry only) and the daemon is ready now.
     let has_targets = !daemon.runtime().cfg.targets.is_empty();
     let notifier = notify::Notifier::start(stop.clone());
+    let _trim = memory::start(stop.clone());
     let mut ready = !has_targets;
     if ready {
         notifier.ready(&daemon.status_line().await);

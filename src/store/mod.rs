@@ -137,10 +137,21 @@ pub fn sqlite_memory_used() -> i64 {
 }
 
 /// The most memory SQLite keeps for the whole process (a soft limit: past it,
-/// SQLite recycles cache pages before allocating more). Without it each of the
-/// writer's and readers' page caches fills to its own `cache_size` as the
-/// database grows, which a months-long daemon sees as slow RSS growth.
-pub const SQLITE_SOFT_HEAP_LIMIT: i64 = 16 << 20;
+/// SQLite recycles cache pages before allocating more). A backstop over the
+/// per-connection caps below, which bound it first.
+pub const SQLITE_SOFT_HEAP_LIMIT: i64 = 8 << 20;
+
+/// The writer's page cache, in KiB. SQLite's default (2,000 KiB) fills only as
+/// the database grows, so a months-long daemon saw it as RSS creeping up for
+/// hours. A sweep's hot set (pair states, the newest pages of samples and
+/// sweeps) is far smaller; older pages come back from the OS page cache in
+/// microseconds when a prune or a long graph needs them.
+pub const WRITER_CACHE_KIB: i64 = 512;
+
+/// Each pooled reader's page cache, in KiB (see [`WRITER_CACHE_KIB`]): pages
+/// render from a few hundred rows, and eight readers at the default would hold
+/// 16 MB of copies of the same pages.
+pub const READER_CACHE_KIB: i64 = 256;
 
 /// Opens a connection with the pragmas rblwatch relies on and applies migrations.
 pub fn open_connection(path: &Path) -> Result<Connection> {
@@ -158,6 +169,7 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // process-wide: set by every writer connection, the same value each time
     conn.pragma_update(None, "soft_heap_limit", SQLITE_SOFT_HEAP_LIMIT)?;
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     migrations::apply(&mut conn)
         .map_err(|e| StoreError::open(format!("cannot migrate database {}", path.display()), e))?;
     Ok(conn)

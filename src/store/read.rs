@@ -45,6 +45,7 @@ impl ReadPool {
             )
         })?;
         c.busy_timeout(std::time::Duration::from_secs(5))?;
+        c.pragma_update(None, "cache_size", -super::READER_CACHE_KIB)?;
         Ok(c)
     }
 

@@ -214,4 +214,16 @@ fn sqlite_memory_is_capped_for_the_process() {
         .unwrap();
     assert_eq!(limit, SQLITE_SOFT_HEAP_LIMIT);
     assert!(sqlite_memory_used() > 0);
+    // and each connection's page cache has its own small cap (negative: KiB)
+    let cache: i64 = c.query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap();
+    assert_eq!(cache, -WRITER_CACHE_KIB);
+    drop(c);
+    let pool = ReadPool::new(&dir.path().join("t.db"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cache = rt
+        .block_on(pool.read(|c| Ok(c.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))?)))
+        .unwrap();
+    assert_eq!(cache, -READER_CACHE_KIB);
 }

@@ -607,7 +607,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     let sqlite = int_gauge(
         &reg,
         "rblwatch_sqlite_memory_bytes",
-        "Memory SQLite holds in the daemon (page caches, statements): grows with the database up to its soft limit of 16 MiB.",
+        "Memory SQLite holds in the daemon (page caches, statements): bounded by each connection's page cache (512 KiB for the writer, 256 KiB per reader) under a soft limit of 8 MiB.",
         none,
     )?;
     set_i(&sqlite, none, store::sqlite_memory_used())?;
