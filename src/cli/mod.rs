@@ -88,6 +88,10 @@ pub fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    if matches!(cli.cmd, Command::Daemon(_)) {
+        // before the runtime starts any thread (see daemon::memory)
+        crate::daemon::memory::limit_arenas();
+    }
     init_tracing(cli.verbose);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

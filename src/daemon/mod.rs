@@ -17,7 +17,7 @@
 mod delist;
 mod impact;
 mod mail;
-mod memory;
+pub mod memory;
 mod notify;
 mod sweep;
 
