@@ -302,7 +302,22 @@ async fn a_flood_of_stray_answers_during_a_sweep_changes_no_verdict() {
         .await;
     got.sort();
     assert_eq!(got.len(), 256);
-    assert_eq!(got, want);
+    let keys = |v: &[(String, VerdictKind)]| v.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&got), keys(&want));
+    // The flood may cost an answer: on a busy machine a true answer can be lost
+    // among 5,000 forged datagrams, and a lost answer is a timeout, "unknown".
+    // It must never change one: no forged NXDOMAIN makes a pair clear, no
+    // forged 127.0.0.2 makes it listed.
+    let changed: Vec<_> = got.iter().zip(&want).filter(|(g, w)| g != w).collect();
+    assert!(
+        changed.iter().all(|(g, _)| g.1 == VerdictKind::Unknown),
+        "a forged answer changed a verdict: {changed:?}"
+    );
+    assert!(
+        changed.len() <= 256 / 20,
+        "{} of 256 answers lost to the flood: {changed:?}",
+        changed.len()
+    );
     let stray = e.client().stats().stray.load(Ordering::Relaxed);
     assert!(stray > 256 * 10, "{stray} stray datagrams dropped");
     assert!(h.sent.load(Ordering::Relaxed) > 256 * 20);
