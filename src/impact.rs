@@ -318,6 +318,22 @@ impl Assessment {
         none_seen_text(list, &window_text(self.window_secs))
     }
 
+    /// The impact of a listing no receiver cited (one this assessment does not hold).
+    pub fn none_seen(&self, l: &Listing) -> ListingImpact {
+        ListingImpact {
+            target: l.target.clone(),
+            list: l.list.clone(),
+            list_name: l.list_name.clone(),
+            impact: ImpactState::NoneSeen,
+            severity: Severity::Warning,
+            receivers: Vec::new(),
+            count: 0,
+            text: self.none_seen_text(&l.list),
+            replies: Vec::new(),
+            delist: l.delist.clone(),
+        }
+    }
+
     /// Receivers over the threshold.
     pub fn rejecting(&self) -> impl Iterator<Item = &ReceiverImpact> {
         self.receivers.iter().filter(|r| r.rejecting)
@@ -823,14 +839,7 @@ pub fn transitions(prev: &Active, a: &Assessment, listings: &[Listing]) -> (Acti
             None => format!("{t} on {list}: the listing ended; no receiver cites it any more"),
         };
         let details = match l {
-            Some(l) => serde_json::json!({
-                "impact": {"state": ImpactState::NoneSeen, "severity": Severity::Warning, "text": none_seen_text(list, &win)},
-                "list_name": l.list_name,
-                "receivers": [],
-                "count": 0,
-                "replies": [],
-                "delist": l.delist,
-            }),
+            Some(l) => listing_details(&a.none_seen(l)),
             None => {
                 serde_json::json!({ "impact": {"state": "none_seen", "text": "the listing ended"} })
             }

@@ -32,12 +32,12 @@ pub(super) fn with_impact<T: serde::Serialize>(
             let imp = match (v["target"].as_str(), v["list"].as_str(), a) {
                 (Some(t), Some(l), Some(a)) => Some(match a.listing(t, l) {
                     Some(li) => impact_json(li),
-                    None => serde_json::json!({
-                        "state": crate::impact::ImpactState::NoneSeen,
-                        "severity": crate::event::Severity::Warning,
-                        "text": a.none_seen_text(l),
-                        "receivers": [], "count": 0, "replies": [],
-                    }),
+                    None => impact_json(&a.none_seen(&crate::impact::Listing {
+                        target: t.to_string(),
+                        list: l.to_string(),
+                        list_name: String::new(),
+                        delist: None,
+                    })),
                 }),
                 _ => None,
             };
