@@ -53,11 +53,13 @@ pub fn latest_samples(c: &Connection) -> Result<Vec<(String, String, i64, f64)>>
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
-/// A metric's series since `since`: the highest value of each of `buckets`
-/// buckets, at the time of the bucket's first sample (raw samples), then,
-/// before the raw samples (pruned), hourly roll-ups of the hours that ended
-/// before the first raw sample, each at its hour's end. A point never stands
-/// before the samples it sums up.
+/// A metric's series since `since`: every raw sample when there are at most
+/// `buckets` of them (a daemon started seconds ago shows each reading, not
+/// one 3-minute bucket), otherwise the highest value of each of `buckets`
+/// buckets, at the time of the bucket's first sample; then, before the raw
+/// samples (pruned), hourly roll-ups of the hours that ended before the first
+/// raw sample, each at its hour's end. A point never stands before the samples
+/// it sums up.
 pub fn series(
     c: &Connection,
     source: &str,
@@ -66,16 +68,30 @@ pub fn series(
     now: i64,
     buckets: i64,
 ) -> Result<Vec<(i64, f64)>> {
-    let width = ((now - since) / buckets.max(1)).max(1);
-    let mut st = c.prepare_cached(
-        "SELECT MIN(at), MAX(value) FROM metric_samples WHERE source = ?1 AND metric = ?2 AND at >= ?3
-         GROUP BY (at - ?3) / ?4 ORDER BY 1",
+    let buckets = buckets.max(1);
+    // rounded up, so the window makes at most `buckets` buckets
+    let width = ((now - since + buckets - 1) / buckets).max(1);
+    // at most one more than fits: enough to know whether the raw samples need bucketing
+    let mut raw = c.prepare_cached(
+        "SELECT at, value FROM metric_samples WHERE source = ?1 AND metric = ?2 AND at >= ?3
+         ORDER BY at LIMIT ?4",
     )?;
-    let mut out: Vec<(i64, f64)> = st
-        .query_map(params![source, metric, since, width], |r| {
+    let mut out: Vec<(i64, f64)> = raw
+        .query_map(params![source, metric, since, buckets + 1], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<std::result::Result<_, _>>()?;
+    if out.len() as i64 > buckets {
+        let mut st = c.prepare_cached(
+            "SELECT MIN(at), MAX(value) FROM metric_samples WHERE source = ?1 AND metric = ?2 AND at >= ?3
+             GROUP BY (at - ?3) / ?4 ORDER BY 1",
+        )?;
+        out = st
+            .query_map(params![source, metric, since, width], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+    }
     let first_raw = out.first().map(|p| p.0);
     if first_raw.is_none_or(|f| f > since + width) {
         let mut st = c.prepare_cached(
@@ -129,5 +145,36 @@ mod tests {
         let s = series(&c, "mx", "queue_depth", now - 86_400, now, 24).unwrap();
         assert!(!s.is_empty());
         assert!(s.iter().all(|(t, _)| *t >= first), "{s:?}");
+    }
+
+    /// The service-mode smoke: a 1 s source read 7 times in a fresh daemon was
+    /// one point, because a day in 500 buckets makes each 172 s wide.
+    #[test]
+    fn few_samples_are_plotted_each_and_many_are_bucketed() {
+        let c = db();
+        let now = 100 * 3600;
+        for i in 0..7 {
+            insert_sample(&c, "cmd", "value", now - 7 + i, i as f64).unwrap();
+        }
+        let s = series(&c, "cmd", "value", now - 86_400, now, 500).unwrap();
+        let want: Vec<(i64, f64)> = (0..7).map(|i| (now - 7 + i, i as f64)).collect();
+        assert_eq!(s, want);
+        // more samples than buckets: one point per bucket, the bucket's highest value
+        for i in 0..600 {
+            insert_sample(
+                &c,
+                "mx",
+                "queue_depth",
+                now - 86_400 + i * 144,
+                (i % 7) as f64,
+            )
+            .unwrap();
+        }
+        let s = series(&c, "mx", "queue_depth", now - 86_400, now, 500).unwrap();
+        assert!(s.len() <= 500 && s.len() >= 400, "{} points", s.len());
+        assert!(s.iter().any(|(_, v)| *v == 6.0));
+        let s = series(&c, "mx", "queue_depth", now - 86_400, now, 48).unwrap();
+        assert_eq!(s.len(), 48, "{s:?}");
+        assert!(s.iter().all(|(_, v)| *v == 6.0), "{s:?}");
     }
 }

@@ -1047,10 +1047,11 @@ fn silent_resolver_config(
 fn sources_run_on_schedule_while_the_first_health_check_waits_on_timeouts() {
     let rbl = Rbldnsd::start();
     let dir = tempfile::tempdir().unwrap();
+    let wport = crate::util::free_tcp_port();
     let (cfg, silent) = silent_resolver_config(
         dir.path(),
         &rbl,
-        "[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"30m\"\nhealth = \"30m\"\n[[sources]]\nname = \"cmd\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"date +%s\"]\ninterval = \"1s\"\n",
+        &format!("[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"30m\"\nhealth = \"30m\"\n[[sources]]\nname = \"cmd\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"date +%s\"]\ninterval = \"1s\"\n[web]\nlisten = \"127.0.0.1:{wport}\"\n"),
     );
     let d = Daemon::start(&cfg);
     let started = Instant::now();
@@ -1065,6 +1066,10 @@ fn sources_run_on_schedule_while_the_first_health_check_waits_on_timeouts() {
         started.elapsed(),
         d.log()
     );
+    // and the API shows each of them, not one bucket of a day cut in 500
+    let api = crate::util::http_json(wport, "/api/v1/metrics/cmd/value");
+    let points = api["points"].as_array().map_or(0, Vec::len);
+    assert!(points >= 4, "{points} point(s) in the API: {api}");
     drop(silent);
 }
 
