@@ -256,6 +256,25 @@ pub struct HealthReport {
     pub resolver: ResolverHealth,
 }
 
+impl HealthReport {
+    /// The resolver gate, the one rule for `check`, sweeps and re-checks: the
+    /// lists' health as the sweep must take it. While the resolver is unusable
+    /// no list is asked target by target (every pair stays unchecked and no
+    /// state moves), so every list reads unreachable with the resolver's reason.
+    pub fn gated(&self) -> Vec<ListHealth> {
+        match self.resolver.unusable_reason() {
+            None => self.lists.clone(),
+            Some(why) => self
+                .lists
+                .iter()
+                .map(|_| ListHealth::Unreachable {
+                    why: format!("not queried: {why}"),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One verdict of a sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {

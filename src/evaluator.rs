@@ -13,12 +13,13 @@
 //! list health, mail spikes and probe results all travel the same path
 //! (evaluator → store → hooks/alerts → web).
 
-use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::EventKind;
-use crate::health::ListHealth;
+pub use crate::event::ListingDetails;
+use crate::event::{Event, EventKind, Subject};
+use crate::health::{ListHealth, ResolverHealth, ResolverStatus};
 use crate::verdict::Verdict;
 
 /// Confirmation settings.
@@ -190,28 +191,305 @@ pub fn step(
     }
 }
 
-/// Listing details carried by `listed`/`delisted` events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct ListingDetails {
-    /// A records.
-    pub codes: Vec<Ipv4Addr>,
-    /// Meanings of the codes.
-    pub meanings: Vec<String>,
-    /// TXT reasons (untrusted).
-    pub txt: Vec<String>,
-    /// Delisting link.
-    pub delist: Option<String>,
-    /// List zone (display form).
-    pub zone: String,
-    /// List name.
-    pub list_name: String,
-}
-
 /// Health transition of a list (pure): `Some(kind)` when an event is due.
-pub fn health_transition(prev: Option<&ListHealth>, now: &ListHealth) -> Option<EventKind> {
+///
+/// `announced` says whether the list's last health event was `list_unhealthy`:
+/// a recovery is news only after a fall that was announced (a list that went
+/// bad while the resolver was unusable was never announced, so its return is
+/// not announced either).
+pub fn health_transition(
+    prev: Option<&ListHealth>,
+    now: &ListHealth,
+    announced: bool,
+) -> Option<EventKind> {
     match (prev.map(ListHealth::is_healthy), now.is_healthy()) {
         (None | Some(true), false) => Some(EventKind::ListUnhealthy),
-        (Some(false), true) => Some(EventKind::ListRecovered),
+        (_, true) if announced => Some(EventKind::ListRecovered),
+        (Some(false), false) if !announced => Some(EventKind::ListUnhealthy),
+        _ => None,
+    }
+}
+
+/// What is remembered of a non-clear pair between sweeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairMem {
+    /// Its state.
+    pub state: PairState,
+    /// When it entered the state.
+    pub since: i64,
+    /// Fingerprint of its last codes and TXT.
+    pub digest: u64,
+}
+
+impl PairMem {
+    /// A pair never seen before: clear since `at`.
+    pub fn clear(at: i64) -> Self {
+        PairMem {
+            state: PairState::Clear,
+            since: at,
+            digest: 0,
+        }
+    }
+}
+
+/// A pair's new state, to be written (`Clear` deletes the row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairUpdate {
+    /// Target.
+    pub target: String,
+    /// List id.
+    pub list: String,
+    /// New state (`Clear` deletes the row).
+    pub state: PairState,
+    /// When it entered that state.
+    pub since: i64,
+    /// Details of the latest answer (shared with the listing period).
+    pub details: Arc<ListingDetails>,
+}
+
+impl PairUpdate {
+    /// What memory keeps of the pair once the update is committed.
+    pub fn mem(&self) -> PairMem {
+        PairMem {
+            state: self.state,
+            since: self.since,
+            digest: digest_of(&self.details),
+        }
+    }
+}
+
+/// What happens to a listing period.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeriodChange {
+    /// A listing starts.
+    Open {
+        /// Target.
+        target: String,
+        /// List id.
+        list: String,
+        /// Start.
+        at: i64,
+        /// Codes, TXT…
+        details: Arc<ListingDetails>,
+        /// Part of the silent baseline.
+        baseline: bool,
+    },
+    /// A listing ends.
+    Close {
+        /// Target.
+        target: String,
+        /// List id.
+        list: String,
+        /// End.
+        at: i64,
+    },
+}
+
+/// When a pair's state `next` began, given its previous state: a listing
+/// starts at its first listed answer (the suspected state's start) and ends
+/// at its first clear answer (the clearing state's start); any other change
+/// starts `at`.
+pub fn since_of(prev: PairMem, next: PairState, at: i64) -> i64 {
+    match (prev.state, next) {
+        (a, b) if a == b => prev.since,
+        (PairState::Suspected { .. }, PairState::Listed | PairState::Suspected { .. }) => {
+            prev.since
+        }
+        (PairState::Clearing { .. }, PairState::Clear | PairState::Clearing { .. }) => prev.since,
+        _ => at,
+    }
+}
+
+/// A cheap fingerprint of a listing's codes and TXT, to skip rewriting unchanged rows.
+pub fn digest_of(d: &ListingDetails) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    d.codes.hash(&mut h);
+    d.meanings.hash(&mut h);
+    d.txt.hash(&mut h);
+    h.finish()
+}
+
+/// Everything one counted answer changes for its pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairStep {
+    /// The pair's state after the answer.
+    pub next: PairState,
+    /// The row to write, when the state (or a listing's codes or TXT) changed.
+    pub pair: Option<PairUpdate>,
+    /// A listing period opened or closed.
+    pub period: Option<PeriodChange>,
+    /// The event to raise (none for a baseline listing: the sweep summarises those).
+    pub event: Option<Event>,
+    /// A listing found by a target's first (baseline) sweep.
+    pub baseline_listing: bool,
+}
+
+/// The one per-pair rule, used by sweeps and delisting re-checks alike (pure):
+/// previous state + a counted observation → the pair's update, the listing
+/// period's change and the event. `details` describe the answer and the list
+/// as shown (its display zone and name), so every event of one listing names
+/// the list the same way.
+pub fn pair_step(
+    prev: PairMem,
+    obs: Observation,
+    confirm: Confirm,
+    sweep: Sweep,
+    at: i64,
+    target: &str,
+    list: &str,
+    details: Arc<ListingDetails>,
+) -> PairStep {
+    let (next, transition) = step(prev.state, obs, confirm, sweep);
+    let since = since_of(prev, next, at);
+    // A listed pair is rewritten only when its codes or TXT changed.
+    let refresh = next == PairState::Listed
+        && prev.state == PairState::Listed
+        && digest_of(&details) != prev.digest;
+    let pair = (next != prev.state || refresh).then(|| PairUpdate {
+        target: target.to_string(),
+        list: list.to_string(),
+        state: next,
+        since,
+        details: details.clone(),
+    });
+    let baseline = sweep == Sweep::Baseline;
+    let (period, event, baseline_listing) = match transition {
+        Some(Transition::Listed) => (
+            Some(PeriodChange::Open {
+                target: target.to_string(),
+                list: list.to_string(),
+                at: since,
+                details: details.clone(),
+                baseline,
+            }),
+            // Already listed at the first sweep: recorded and shown, summarised in one event.
+            (!baseline).then(|| Event::listed(target, list, &details, at)),
+            baseline,
+        ),
+        Some(Transition::Delisted) => (
+            Some(PeriodChange::Close {
+                target: target.to_string(),
+                list: list.to_string(),
+                at: since,
+            }),
+            Some(Event::delisted(target, list, &details, at)),
+            false,
+        ),
+        None => (None, None, false),
+    };
+    PairStep {
+        next,
+        pair,
+        period,
+        event,
+        baseline_listing,
+    }
+}
+
+/// The events the evaluator raises, built here and nowhere else.
+impl Event {
+    /// A pair became listed.
+    pub fn listed(target: &str, list: &str, d: &ListingDetails, at: i64) -> Event {
+        Event::new(
+            EventKind::Listed,
+            at,
+            Subject::pair(target, list),
+            format!(
+                "{target} is listed on {} ({})",
+                d.list_name,
+                d.meanings.join("; ")
+            ),
+            serde_json::to_value(d).unwrap_or_default(),
+        )
+    }
+
+    /// A pair stopped being listed. Carries the list as shown, like `listed`.
+    pub fn delisted(target: &str, list: &str, d: &ListingDetails, at: i64) -> Event {
+        Event::new(
+            EventKind::Delisted,
+            at,
+            Subject::pair(target, list),
+            format!("{target} is no longer listed on {}", d.list_name),
+            serde_json::json!({ "zone": d.zone, "list_name": d.list_name, "delist": d.delist }),
+        )
+    }
+
+    /// A list went bad (`list_unhealthy`) or came back (`list_recovered`).
+    pub fn list_health(
+        kind: EventKind,
+        list: &str,
+        zone: &str,
+        name: &str,
+        health: &ListHealth,
+        at: i64,
+    ) -> Event {
+        let summary = match kind {
+            EventKind::ListUnhealthy => {
+                format!("list {list} is {}: {}", health.name(), health.why())
+            }
+            _ => format!("list {list} is healthy again"),
+        };
+        Event::new(
+            kind,
+            at,
+            Subject::List { id: list.into() },
+            summary,
+            serde_json::json!({ "health": health, "zone": zone, "list_name": name }),
+        )
+    }
+
+    /// The resolver became unusable (`resolver_unusable`) or usable again.
+    pub fn resolver(kind: EventKind, servers: &str, r: &ResolverHealth, at: i64) -> Event {
+        let summary = match kind {
+            EventKind::ResolverUnusable => format!(
+                "the resolver {servers} is unusable: {}; nothing is checked until it is fixed ({})",
+                r.why, r.fix
+            ),
+            _ => format!("the resolver {servers} is usable again: {}", r.why),
+        };
+        Event::new(
+            kind,
+            at,
+            Subject::Resolver {
+                servers: servers.to_string(),
+            },
+            summary,
+            serde_json::to_value(r).unwrap_or_default(),
+        )
+    }
+
+    /// A first sweep's silent baseline, summarised once.
+    pub fn baseline(
+        targets: Vec<String>,
+        count: u64,
+        listings: Vec<serde_json::Value>,
+        at: i64,
+    ) -> Event {
+        let mut e = Event::new(
+            EventKind::Baseline,
+            at,
+            Subject::None,
+            format!(
+                "first sweep of {} target(s): {count} listing(s) already present",
+                targets.len()
+            ),
+            serde_json::json!({ "targets": targets, "already_listed": count, "listings": listings }),
+        );
+        e.baseline = true;
+        e
+    }
+}
+
+/// The resolver transition (pure): `Some(kind)` when an event is due.
+pub fn resolver_transition(
+    prev: Option<&ResolverHealth>,
+    now: &ResolverHealth,
+) -> Option<EventKind> {
+    let was = prev.is_some_and(|r| r.status == ResolverStatus::Unusable);
+    match (was, now.status == ResolverStatus::Unusable) {
+        (false, true) => Some(EventKind::ResolverUnusable),
+        (true, false) => Some(EventKind::ResolverRecovered),
         _ => None,
     }
 }
@@ -343,22 +621,132 @@ mod tests {
     }
 
     #[test]
+    fn one_listing_names_its_list_the_same_way_when_it_starts_and_ends() {
+        // a DQS list is shown with `<key>` in its zone: listed and delisted
+        // events both carry the shown zone, never the key nor the catalog zone
+        let d = Arc::new(ListingDetails {
+            codes: vec![std::net::Ipv4Addr::new(127, 0, 0, 2)],
+            meanings: vec!["SBL".into()],
+            txt: vec![],
+            delist: Some("https://example.org/delist".into()),
+            zone: "<key>.zen.dq.spamhaus.net".into(),
+            list_name: "Spamhaus ZEN".into(),
+        });
+        let c = Confirm {
+            listed: 1,
+            clear: 1,
+        };
+        let on = pair_step(
+            PairMem::clear(10),
+            L,
+            c,
+            Sweep::Regular,
+            10,
+            "192.0.2.1",
+            "zen",
+            d.clone(),
+        );
+        let listed = on
+            .event
+            .clone()
+            .unwrap_or_else(|| Event::sample(EventKind::Baseline));
+        assert_eq!(listed.kind, EventKind::Listed);
+        let mem = on
+            .pair
+            .as_ref()
+            .map(PairUpdate::mem)
+            .unwrap_or(PairMem::clear(0));
+        assert_eq!(mem.state, PairState::Listed);
+        assert!(matches!(
+            on.period,
+            Some(PeriodChange::Open {
+                at: 10,
+                baseline: false,
+                ..
+            })
+        ));
+        let off = pair_step(mem, C, c, Sweep::Regular, 20, "192.0.2.1", "zen", d);
+        let delisted = off
+            .event
+            .unwrap_or_else(|| Event::sample(EventKind::Baseline));
+        assert_eq!(delisted.kind, EventKind::Delisted);
+        assert_eq!(listed.details["zone"], delisted.details["zone"]);
+        assert_eq!(delisted.details["zone"], "<key>.zen.dq.spamhaus.net");
+        assert_eq!(listed.details["list_name"], delisted.details["list_name"]);
+        assert!(matches!(
+            off.period,
+            Some(PeriodChange::Close { at: 20, .. })
+        ));
+        assert_eq!(off.pair.map(|p| p.state), Some(PairState::Clear));
+    }
+
+    #[test]
+    fn a_baseline_listing_opens_a_silent_period_and_no_event() {
+        let d = Arc::new(ListingDetails::default());
+        let s = pair_step(
+            PairMem::clear(5),
+            L,
+            Confirm::default(),
+            Sweep::Baseline,
+            5,
+            "t",
+            "l",
+            d,
+        );
+        assert!(s.baseline_listing);
+        assert!(s.event.is_none());
+        assert!(matches!(
+            s.period,
+            Some(PeriodChange::Open { baseline: true, .. })
+        ));
+    }
+
+    #[test]
+    fn an_unchanged_listing_is_not_rewritten_but_new_txt_is() {
+        let d = Arc::new(ListingDetails {
+            txt: vec!["a".into()],
+            ..Default::default()
+        });
+        let prev = PairMem {
+            state: PairState::Listed,
+            since: 1,
+            digest: digest_of(&d),
+        };
+        let same = pair_step(prev, L, Confirm::default(), Sweep::Regular, 9, "t", "l", d);
+        assert!(same.pair.is_none() && same.event.is_none() && same.period.is_none());
+        let d2 = Arc::new(ListingDetails {
+            txt: vec!["b".into()],
+            ..Default::default()
+        });
+        let changed = pair_step(prev, L, Confirm::default(), Sweep::Regular, 9, "t", "l", d2);
+        assert_eq!(changed.pair.map(|p| p.since), Some(1));
+    }
+
+    #[test]
     fn health_events() {
         let bad = ListHealth::Dead { why: "x".into() };
-        assert_eq!(health_transition(None, &ListHealth::Healthy), None);
+        let ok = ListHealth::Healthy;
+        assert_eq!(health_transition(None, &ok, false), None);
         assert_eq!(
-            health_transition(None, &bad),
+            health_transition(None, &bad, false),
             Some(EventKind::ListUnhealthy)
         );
         assert_eq!(
-            health_transition(Some(&ListHealth::Healthy), &bad),
+            health_transition(Some(&ok), &bad, false),
             Some(EventKind::ListUnhealthy)
         );
-        assert_eq!(health_transition(Some(&bad), &bad), None);
+        assert_eq!(health_transition(Some(&bad), &bad, true), None);
         assert_eq!(
-            health_transition(Some(&bad), &ListHealth::Healthy),
+            health_transition(Some(&bad), &ok, true),
             Some(EventKind::ListRecovered)
         );
+        // a fall never announced (the resolver was unusable) is announced late,
+        // and its return is not news
+        assert_eq!(
+            health_transition(Some(&bad), &bad, false),
+            Some(EventKind::ListUnhealthy)
+        );
+        assert_eq!(health_transition(Some(&bad), &ok, false), None);
         assert_eq!(EventKind::parse("ndr_spike"), Some(EventKind::NdrSpike));
     }
 }

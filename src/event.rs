@@ -481,6 +481,23 @@ impl From<EventJson> for Event {
     }
 }
 
+/// Listing details carried by `listed`/`delisted` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ListingDetails {
+    /// A records.
+    pub codes: Vec<std::net::Ipv4Addr>,
+    /// Meanings of the codes.
+    pub meanings: Vec<String>,
+    /// TXT reasons (untrusted).
+    pub txt: Vec<String>,
+    /// Delisting link.
+    pub delist: Option<String>,
+    /// List zone as shown (the display form: a key is `<key>`, never the key itself).
+    pub zone: String,
+    /// List name.
+    pub list_name: String,
+}
+
 impl Event {
     /// A sample event of `kind`, as the daemon would produce it (for `hooks test`
     /// and for checking alert templates against every kind).

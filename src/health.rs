@@ -162,6 +162,13 @@ pub struct ResolverHealth {
 }
 
 impl ResolverHealth {
+    /// Why nothing can be checked through this resolver, or `None` when it is
+    /// usable. The one wording of the resolver gate.
+    pub fn unusable_reason(&self) -> Option<String> {
+        (self.status == ResolverStatus::Unusable)
+            .then(|| format!("the resolver is unusable ({})", self.why))
+    }
+
     fn new(status: ResolverStatus, why: String, fix: &str) -> Self {
         ResolverHealth {
             status,

@@ -169,19 +169,8 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
 
     let report = engine.check().await;
     let resolver = report.resolver.clone();
-    let usable = resolver.status != ResolverStatus::Unusable;
     // An unusable resolver checks nothing: no target is asked, all stay unchecked.
-    let health: Vec<ListHealth> = if usable {
-        report.lists.clone()
-    } else {
-        report
-            .lists
-            .iter()
-            .map(|_| ListHealth::Unreachable {
-                why: "not queried: the resolver is unusable".into(),
-            })
-            .collect()
-    };
+    let health = report.gated();
     let targets: u128 = specs.iter().map(|s| s.len()).sum();
     let show = a.show.unwrap_or(if targets <= 16 {
         Show::All

@@ -6,17 +6,12 @@
 //! as a sweep feeds it (same confirmation counts, same rules for when a state
 //! began, same events), committed for that pair alone, with no sweep row.
 
-use std::sync::Arc;
-
-use super::{Daemon, PairMem};
-use crate::evaluator::{step, Observation, PairState, Sweep, Transition};
+use super::Daemon;
+use crate::evaluator::{Observation, PairMem, PairState, Sweep};
 use crate::event::{Event, EventKind, Subject};
-use crate::store::{
-    self, DelistRequest, NewDelistRequest, PairUpdate, PeriodChange, RecheckCommit,
-};
+use crate::store::{self, DelistRequest, NewDelistRequest, RecheckCommit};
 use crate::target::Target;
 use crate::time::{fmt_time, now};
-use crate::verdict::VerdictKind;
 
 /// What a re-check found, for the log and the tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,12 +64,7 @@ impl Daemon {
         }
         let confirm = self.confirm();
         let mut mem = self.memory.lock().await;
-        if let Some(r) = mem
-            .resolver
-            .as_ref()
-            .filter(|r| r.status == crate::health::ResolverStatus::Unusable)
-        {
-            let why = format!("the resolver is unusable: {}", r.why);
+        if let Some(why) = mem.resolver.as_ref().and_then(|r| r.unusable_reason()) {
             tracing::info!(target, list, why = %why, "re-check did not count");
             return Ok(Rechecked::Ignored(why));
         }
@@ -82,25 +72,11 @@ impl Daemon {
         let verdict = engine.query_fresh(li, &t).await;
         let at = now();
         let key = (t.to_string(), list.to_string());
-        let prev = mem.pairs.get(&key).copied().unwrap_or(PairMem {
-            state: PairState::Clear,
-            since: at,
-            digest: 0,
-        });
-        let mut obs = match &health {
-            Some(h) => Observation::from_verdict(&verdict, h),
+        let prev = mem.pairs.get(&key).copied().unwrap_or(PairMem::clear(at));
+        let obs = match &health {
+            Some(h) => super::sweep::observe(&rt, li, &t, &verdict, h, prev.state).await,
             None => Observation::Ignored,
         };
-        if let (
-            Observation::Listed { .. },
-            PairState::Clear | PairState::Suspected { .. },
-            Some(c),
-        ) = (obs, prev.state, &rt.confirm)
-        {
-            if c.query(li, &t).await.kind() == VerdictKind::Listed {
-                obs = Observation::Listed { corroborated: true };
-            }
-        }
         if obs == Observation::Ignored {
             let why = match &health {
                 Some(h) if !h.is_healthy() => format!("list {list} is {}: {}", h.name(), h.why()),
@@ -110,82 +86,31 @@ impl Daemon {
             tracing::info!(target = %key.0, list, why = %why, "re-check did not count");
             return Ok(Rechecked::Ignored(why));
         }
-        // from here on, as the sweep does it (src/daemon/sweep.rs)
-        let (next, transition) = step(prev.state, obs, confirm, Sweep::Regular);
-        let since = super::sweep::since_of(prev, next, at);
-        let d = Arc::new(super::sweep::details(&verdict, engine, li, &t));
-        let digest = super::sweep::digest_of(&d);
-        let refresh =
-            next == PairState::Listed && prev.state == PairState::Listed && digest != prev.digest;
-        let mut commit = RecheckCommit {
+        let st = super::sweep::step_pair(
+            engine,
+            li,
+            &t,
+            &verdict,
+            prev,
+            obs,
+            confirm,
+            Sweep::Regular,
             at,
-            ..Default::default()
+        );
+        let next = st.next;
+        let commit = RecheckCommit {
+            at,
+            pair: st.pair,
+            period: st.period,
+            events: st.event.into_iter().collect(),
         };
-        if next != prev.state || refresh {
-            commit.pair = Some(PairUpdate {
-                target: key.0.clone(),
-                list: key.1.clone(),
-                state: next,
-                since,
-                details: d.clone(),
-            });
-        }
-        let def = &engine.lists()[li].def;
-        match transition {
-            Some(Transition::Listed) => {
-                commit.events.push(Event::new(
-                    EventKind::Listed,
-                    at,
-                    Subject::pair(&key.0, list),
-                    format!(
-                        "{} is listed on {} ({})",
-                        key.0,
-                        def.name,
-                        d.meanings.join("; ")
-                    ),
-                    serde_json::to_value(&*d).unwrap_or_default(),
-                ));
-                commit.period = Some(PeriodChange::Open {
-                    target: key.0.clone(),
-                    list: key.1.clone(),
-                    at: since,
-                    details: d,
-                    baseline: false,
-                });
-            }
-            Some(Transition::Delisted) => {
-                commit.period = Some(PeriodChange::Close {
-                    target: key.0.clone(),
-                    list: key.1.clone(),
-                    at: since,
-                });
-                commit.events.push(Event::new(
-                    EventKind::Delisted,
-                    at,
-                    Subject::pair(&key.0, list),
-                    format!("{} is no longer listed on {}", key.0, def.name),
-                    serde_json::json!({ "zone": def.zone, "list_name": def.name }),
-                ));
-            }
-            None => {}
-        }
-        let update = commit.pair.as_ref().map(|p| PairMem {
-            state: p.state,
-            since: p.since,
-            digest: super::sweep::digest_of(&p.details),
-        });
+        let update = commit.pair.clone();
         let committed = self
             .store
             .call(move |c| store::commit_recheck(c, &commit))
             .await?;
-        match update {
-            Some(m) if m.state == PairState::Clear => {
-                mem.pairs.remove(&key);
-            }
-            Some(m) => {
-                mem.pairs.insert(key.clone(), m);
-            }
-            None => {}
+        if let Some(p) = &update {
+            mem.apply_pair(p);
         }
         drop(mem);
         tracing::info!(target = %key.0, list, answer = verdict.kind().as_str(), state = next.name(), "pair re-checked");

@@ -189,16 +189,7 @@ impl Runtime {
     }
 }
 
-/// What the daemon remembers of a non-clear pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PairMem {
-    /// Its state.
-    pub state: PairState,
-    /// When it entered the state.
-    pub since: i64,
-    /// Fingerprint of its last codes and TXT.
-    pub digest: u64,
-}
+pub use crate::evaluator::PairMem;
 
 /// In-memory state, loaded from the store at start, changed only after a commit.
 #[derive(Debug, Default)]
@@ -215,12 +206,29 @@ pub struct Memory {
     pub unchecked: HashSet<(String, String)>,
     /// When each list was last swept (unix seconds): lists on a stretched interval wait their turn.
     pub last_swept: HashMap<String, i64>,
+    /// Lists whose `list_unhealthy` was announced and not yet followed by `list_recovered`.
+    pub announced_unhealthy: HashSet<String>,
+}
+
+impl Memory {
+    /// A committed pair update: clear pairs are forgotten, the others kept.
+    pub fn apply_pair(&mut self, p: &crate::evaluator::PairUpdate) {
+        let key = (p.target.clone(), p.list.clone());
+        if p.state == PairState::Clear {
+            self.pairs.remove(&key);
+        } else {
+            self.pairs.insert(key, p.mem());
+        }
+    }
 }
 
 /// Where each list's count of today's queries is kept: `{list: [day, count]}`.
 pub const BUDGET_STATE: &str = "budget:counts";
 /// Where each list's last sweep time is kept.
 pub const SWEPT_STATE: &str = "budget:swept";
+
+/// Where the lists whose fall was announced are kept.
+pub const ANNOUNCED_STATE: &str = "health:announced";
 
 /// Where the resolver's last health is kept (JSON in the `state` table).
 pub const RESOLVER_STATE: &str = "resolver:health";
@@ -262,7 +270,7 @@ impl Daemon {
                 }
                 let mut m = Memory::default();
                 for p in store::load_pairs(c)? {
-                    let digest = sweep::digest_of(&p.details);
+                    let digest = crate::evaluator::digest_of(&p.details);
                     m.pairs.insert(
                         (p.target, p.list),
                         PairMem {
@@ -273,6 +281,16 @@ impl Daemon {
                     );
                 }
                 m.health = store::load_health(c)?;
+                // Before this was kept, every stored unhealthy list had been announced.
+                m.announced_unhealthy = match store::get_state(c, ANNOUNCED_STATE)? {
+                    Some(set) => set,
+                    None => m
+                        .health
+                        .iter()
+                        .filter(|(_, h)| !h.is_healthy())
+                        .map(|(l, _)| l.clone())
+                        .collect(),
+                };
                 m.baselined = store::baselined(c)?;
                 m.resolver = store::get_state(c, RESOLVER_STATE)?;
                 m.last_swept = store::get_state(c, SWEPT_STATE)?.unwrap_or_default();

@@ -7,15 +7,16 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::{Daemon, Memory, PairMem};
+use super::{Daemon, Memory, Runtime};
 use crate::engine::{Engine, HealthReport};
 use crate::evaluator::{
-    health_transition, step, ListingDetails, Observation, PairState, Sweep, Transition,
+    health_transition, pair_step, resolver_transition, ListingDetails, Observation, PairMem,
+    PairState, PairStep, Sweep,
 };
-use crate::event::{Event, EventKind, Subject};
-use crate::health::{ListHealth, ResolverHealth, ResolverStatus};
-use crate::store::{self, PairUpdate, PeriodChange, SweepCommit, SweepCounts};
-use crate::target::TargetSpec;
+use crate::event::{Event, EventKind};
+use crate::health::{ListHealth, ResolverHealth};
+use crate::store::{self, SweepCommit, SweepCounts};
+use crate::target::{Target, TargetSpec};
 use crate::time::now;
 use crate::verdict::{Verdict, VerdictKind};
 
@@ -27,6 +28,8 @@ pub(super) struct HealthChange {
     rows: Vec<(String, ListHealth)>,
     resolver: ResolverHealth,
     events: Vec<Event>,
+    /// The lists whose fall has been announced once these events are committed.
+    announced: std::collections::HashSet<String>,
 }
 
 impl HealthChange {
@@ -37,32 +40,24 @@ impl HealthChange {
     pub(super) fn of(engine: &Engine, report: &HealthReport, mem: &Memory, at: i64) -> Self {
         let mut rows = Vec::new();
         let mut events = Vec::new();
-        let unusable = report.resolver.status == ResolverStatus::Unusable;
+        let unusable = report.resolver.unusable_reason().is_some();
         for (l, h) in engine.lists().iter().zip(&report.lists) {
             let id = &l.def.id;
-            if let Some(kind) = health_transition(mem.health.get(id), h) {
+            let announced = mem.announced_unhealthy.contains(id);
+            if let Some(kind) = health_transition(mem.health.get(id), h, announced) {
                 if !(unusable && kind == EventKind::ListUnhealthy) {
-                    let summary = match kind {
-                        EventKind::ListUnhealthy => {
-                            format!("list {id} is {}: {}", h.name(), h.why())
-                        }
-                        _ => format!("list {id} is healthy again"),
-                    };
-                    events.push(Event::new(
+                    events.push(Event::list_health(
                         kind,
+                        id,
+                        &l.display_zone(),
+                        &l.def.name,
+                        h,
                         at,
-                        Subject::List { id: id.clone() },
-                        summary,
-                        serde_json::json!({ "health": h, "zone": l.display_zone(), "list_name": l.def.name }),
                     ));
                 }
             }
             rows.push((id.clone(), h.clone()));
         }
-        let was_unusable = mem
-            .resolver
-            .as_ref()
-            .is_some_and(|r| r.status == ResolverStatus::Unusable);
         let servers = engine
             .client()
             .servers()
@@ -71,39 +66,25 @@ impl HealthChange {
             .collect::<Vec<_>>()
             .join(" ");
         let r = &report.resolver;
-        let kind = match (was_unusable, unusable) {
-            (false, true) => Some(EventKind::ResolverUnusable),
-            (true, false) => Some(EventKind::ResolverRecovered),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            let summary = match kind {
-                EventKind::ResolverUnusable => format!(
-                    "the resolver {servers} is unusable: {}; nothing is checked until it is fixed ({})",
-                    r.why, r.fix
-                ),
-                _ => format!("the resolver {servers} is usable again: {}", r.why),
-            };
-            events.push(Event::new(
-                kind,
-                at,
-                Subject::Resolver {
-                    servers: servers.clone(),
-                },
-                summary,
-                serde_json::to_value(r).unwrap_or_default(),
-            ));
+        if let Some(kind) = resolver_transition(mem.resolver.as_ref(), r) {
+            events.push(Event::resolver(kind, &servers, r, at));
+        }
+        let mut announced = mem.announced_unhealthy.clone();
+        for e in &events {
+            if let crate::event::Subject::List { id } = &e.subject {
+                match e.kind {
+                    EventKind::ListUnhealthy => announced.insert(id.clone()),
+                    EventKind::ListRecovered => announced.remove(id),
+                    _ => false,
+                };
+            }
         }
         HealthChange {
             rows,
             resolver: r.clone(),
             events,
+            announced,
         }
-    }
-
-    /// Whether the resolver can be believed.
-    pub(super) fn resolver_usable(&self) -> bool {
-        self.resolver.status != ResolverStatus::Unusable
     }
 
     /// Writes the rows, the resolver's state and the events; returns the stored events.
@@ -116,6 +97,7 @@ impl HealthChange {
             store::write_health(c, l, h, at)?;
         }
         store::put_state(c, super::RESOLVER_STATE, &self.resolver, at)?;
+        store::put_state(c, super::ANNOUNCED_STATE, &self.announced, at)?;
         let mut out = Vec::new();
         for e in &self.events {
             out.push(store::insert_event(c, e)?);
@@ -125,6 +107,7 @@ impl HealthChange {
 
     /// Memory after the commit.
     pub(super) fn apply(&self, mem: &mut Memory) {
+        mem.announced_unhealthy = self.announced.clone();
         for (l, h) in &self.rows {
             mem.health.insert(l.clone(), h.clone());
         }
@@ -132,12 +115,8 @@ impl HealthChange {
     }
 }
 
-pub(super) fn details(
-    v: &Verdict,
-    engine: &Engine,
-    li: usize,
-    target: &crate::target::Target,
-) -> ListingDetails {
+/// The answer and the list as shown, for the pair's row, period and events.
+pub(super) fn details(v: &Verdict, engine: &Engine, li: usize, target: &Target) -> ListingDetails {
     let l = &engine.lists()[li];
     let (codes, meanings, txt) = match v {
         Verdict::Listed {
@@ -157,14 +136,43 @@ pub(super) fn details(
     }
 }
 
-/// A cheap fingerprint of a listing's codes and TXT, to skip rewriting unchanged rows.
-pub(super) fn digest_of(d: &ListingDetails) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    d.codes.hash(&mut h);
-    d.meanings.hash(&mut h);
-    d.txt.hash(&mut h);
-    h.finish()
+/// What an answer counts as for the state machine: the list's health decides
+/// whether it counts at all, and a listing not yet confirmed is confirmed at
+/// once when the `confirm_with` resolver agrees. Shared by sweeps and re-checks.
+pub(super) async fn observe(
+    rt: &Runtime,
+    li: usize,
+    target: &Target,
+    verdict: &Verdict,
+    health: &ListHealth,
+    prev: PairState,
+) -> Observation {
+    let obs = Observation::from_verdict(verdict, health);
+    if let (Observation::Listed { .. }, PairState::Clear | PairState::Suspected { .. }, Some(c)) =
+        (obs, prev, &rt.confirm)
+    {
+        if c.query(li, target).await.kind() == VerdictKind::Listed {
+            return Observation::Listed { corroborated: true };
+        }
+    }
+    obs
+}
+
+/// One counted answer through the per-pair rule ([`pair_step`]).
+pub(super) fn step_pair(
+    engine: &Engine,
+    li: usize,
+    target: &Target,
+    verdict: &Verdict,
+    prev: PairMem,
+    obs: Observation,
+    confirm: crate::evaluator::Confirm,
+    sweep: Sweep,
+    at: i64,
+) -> PairStep {
+    let d = Arc::new(details(verdict, engine, li, target));
+    let list = &engine.lists()[li].def.id;
+    pair_step(prev, obs, confirm, sweep, at, &target.to_string(), list, d)
 }
 
 impl Daemon {
@@ -186,20 +194,7 @@ impl Daemon {
         let change = HealthChange::of(engine, &report, &mem, started_at);
         // An unusable resolver checks nothing: no target is asked (every pair stays
         // unchecked, no state moves) until it answers as a resolver must.
-        let health: Vec<ListHealth> = if change.resolver_usable() {
-            report.lists.clone()
-        } else {
-            report
-                .lists
-                .iter()
-                .map(|_| ListHealth::Unreachable {
-                    why: format!(
-                        "not queried: the resolver is unusable ({})",
-                        report.resolver.why
-                    ),
-                })
-                .collect()
-        };
+        let health = report.gated();
         let mut events = Vec::new();
 
         let specs: Vec<TargetSpec> = cfg.targets.iter().map(|t| t.spec.clone()).collect();
@@ -255,11 +250,11 @@ impl Daemon {
             }
             let list = &engine.lists()[o.list].def.id;
             let key = (o.target.to_string(), list.clone());
-            let prev = mem.pairs.get(&key).copied().unwrap_or(PairMem {
-                state: PairState::Clear,
-                since: started_at,
-                digest: 0,
-            });
+            let prev = mem
+                .pairs
+                .get(&key)
+                .copied()
+                .unwrap_or(PairMem::clear(started_at));
             // A healthy list's unusable answer (timeout, error code) leaves the pair
             // unchecked: recorded (only when that changes), never counted as clear.
             if health[o.list].is_healthy() {
@@ -273,17 +268,15 @@ impl Daemon {
                     unchecked.push((key.0.clone(), key.1.clone(), None));
                 }
             }
-            let mut obs = Observation::from_verdict(&o.verdict, &health[o.list]);
-            if let (
-                Observation::Listed { .. },
-                PairState::Clear | PairState::Suspected { .. },
-                Some(c),
-            ) = (obs, prev.state, &rt.confirm)
-            {
-                if c.query(o.list, &o.target).await.kind() == VerdictKind::Listed {
-                    obs = Observation::Listed { corroborated: true };
-                }
-            }
+            let obs = observe(
+                &rt,
+                o.list,
+                &o.target,
+                &o.verdict,
+                &health[o.list],
+                prev.state,
+            )
+            .await;
             if obs == Observation::Ignored {
                 continue;
             }
@@ -292,88 +285,29 @@ impl Daemon {
             } else {
                 Sweep::Regular
             };
-            let (next, transition) = step(prev.state, obs, confirm, sweep);
-            let since = since_of(prev, next, started_at);
-            let d = Arc::new(details(&o.verdict, engine, o.list, &o.target));
-            let digest = digest_of(&d);
-            // A listed pair is rewritten only when its codes or TXT changed.
-            let refresh = next == PairState::Listed
-                && prev.state == PairState::Listed
-                && digest != prev.digest;
-            if next != prev.state || refresh {
-                pairs.push(PairUpdate {
-                    target: key.0.clone(),
-                    list: list.clone(),
-                    state: next,
-                    since,
-                    details: d.clone(),
-                });
-            }
-            let l = &engine.lists()[o.list].def;
-            match transition {
-                Some(Transition::Listed) => {
-                    let baseline = sweep == Sweep::Baseline;
-                    if baseline {
-                        // Already listed at the first sweep: recorded and shown, summarised in one event.
-                        if baseline_found.len() < 100 {
-                            baseline_found.push(serde_json::json!({"target": key.0, "list": list, "meanings": d.meanings}));
-                        }
-                        baseline_count += 1;
-                    } else {
-                        let summary = format!(
-                            "{} is listed on {} ({})",
-                            key.0,
-                            l.name,
-                            d.meanings.join("; ")
-                        );
-                        events.push(Event::new(
-                            EventKind::Listed,
-                            started_at,
-                            Subject::pair(&key.0, list),
-                            summary,
-                            serde_json::to_value(&*d).unwrap_or_default(),
-                        ));
-                    }
-                    periods.push(PeriodChange::Open {
-                        target: key.0.clone(),
-                        list: list.clone(),
-                        at: since,
-                        details: d,
-                        baseline,
-                    });
+            let st = step_pair(
+                engine, o.list, &o.target, &o.verdict, prev, obs, confirm, sweep, started_at,
+            );
+            if st.baseline_listing {
+                if baseline_found.len() < 100 {
+                    let meanings = st.pair.as_ref().map(|p| p.details.meanings.clone());
+                    baseline_found.push(serde_json::json!({"target": key.0, "list": list, "meanings": meanings.unwrap_or_default()}));
                 }
-                Some(Transition::Delisted) => {
-                    periods.push(PeriodChange::Close {
-                        target: key.0.clone(),
-                        list: list.clone(),
-                        at: since,
-                    });
-                    events.push(Event::new(
-                        EventKind::Delisted,
-                        started_at,
-                        Subject::pair(&key.0, list),
-                        format!("{} is no longer listed on {}", key.0, l.name),
-                        serde_json::json!({ "zone": l.zone, "list_name": l.name }),
-                    ));
-                }
-                None => {}
+                baseline_count += 1;
             }
+            pairs.extend(st.pair);
+            periods.extend(st.period);
+            events.extend(st.event);
         }
         drop(outcomes);
         if !new_specs.is_empty() {
             let names: Vec<String> = new_specs.iter().map(|s| s.to_string()).collect();
-            let mut e = Event::new(
-                EventKind::Baseline,
+            events.push(Event::baseline(
+                names,
+                baseline_count,
+                baseline_found,
                 started_at,
-                Subject::None,
-                format!(
-                    "first sweep of {} target(s): {baseline_count} listing(s) already present",
-                    names.len()
-                ),
-                serde_json::json!({ "targets": names, "already_listed": baseline_count, "listings": baseline_found }),
-            );
-            e.baseline = true;
-            events.push(e);
+            ));
         }
 
         let finished_at = now();
@@ -388,21 +322,7 @@ impl Daemon {
             events,
             baselined: new_specs.iter().map(|s| s.to_string()).collect(),
         };
-        let updates: Vec<(String, String, PairMem)> = commit
-            .pairs
-            .iter()
-            .map(|p| {
-                (
-                    p.target.clone(),
-                    p.list.clone(),
-                    PairMem {
-                        state: p.state,
-                        since: p.since,
-                        digest: digest_of(&p.details),
-                    },
-                )
-            })
-            .collect();
+        let updates = commit.pairs.clone();
         let baselined = commit.baselined.clone();
         let n_events = commit.events.len();
         let unchecked_rows = unchecked.clone();
@@ -434,12 +354,8 @@ impl Daemon {
             };
         }
 
-        for (t, l, m) in updates {
-            if m.state == PairState::Clear {
-                mem.pairs.remove(&(t, l));
-            } else {
-                mem.pairs.insert((t, l), m);
-            }
+        for p in &updates {
+            mem.apply_pair(p);
         }
         change.apply(&mut mem);
         self.publish_resolver(mem.resolver.clone());
@@ -461,20 +377,5 @@ impl Daemon {
         );
         self.publish(committed);
         Ok(())
-    }
-}
-
-/// When a pair's state `next` began, given its previous state: a listing
-/// starts at its first listed answer (the suspected state's start) and ends
-/// at its first clear answer (the clearing state's start); any other change
-/// starts `at`. Shared by sweeps and re-checks.
-pub(super) fn since_of(prev: PairMem, next: PairState, at: i64) -> i64 {
-    match (prev.state, next) {
-        (a, b) if a == b => prev.since,
-        (PairState::Suspected { .. }, PairState::Listed | PairState::Suspected { .. }) => {
-            prev.since
-        }
-        (PairState::Clearing { .. }, PairState::Clear | PairState::Clearing { .. }) => prev.since,
-        _ => at,
     }
 }

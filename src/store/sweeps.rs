@@ -5,53 +5,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::*;
 use super::{json, Result};
-use crate::evaluator::{ListingDetails, PairState};
+use crate::evaluator::PairState;
+pub use crate::evaluator::{PairUpdate, PeriodChange};
 use crate::event::Event;
 use crate::health::ListHealth;
 use serde::Serialize;
-use std::sync::Arc;
-
-/// One change of a pair's state within a sweep.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PairUpdate {
-    /// Target.
-    pub target: String,
-    /// List id.
-    pub list: String,
-    /// New state (`Clear` deletes the row).
-    pub state: PairState,
-    /// When it entered that state.
-    pub since: i64,
-    /// Details of the latest answer (shared with the listing period).
-    pub details: Arc<ListingDetails>,
-}
-
-/// What happens to listing periods in a sweep.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PeriodChange {
-    /// A listing starts.
-    Open {
-        /// Target.
-        target: String,
-        /// List id.
-        list: String,
-        /// Start.
-        at: i64,
-        /// Codes, TXT…
-        details: Arc<ListingDetails>,
-        /// Part of the silent baseline.
-        baseline: bool,
-    },
-    /// A listing ends.
-    Close {
-        /// Target.
-        target: String,
-        /// List id.
-        list: String,
-        /// End.
-        at: i64,
-    },
-}
 
 /// Counts of a sweep.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
