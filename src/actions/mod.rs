@@ -529,38 +529,39 @@ fn hook_failed_event(run: &HookRun, e: &Event) -> Event {
     )
 }
 
-/// Runs the actions as separate tasks until `stop`: hooks, grouping, and one
-/// delivery task per channel. Each wakes on a committed event and every
-/// second (grouping windows and retries are time-based); a task whose pass is
-/// still running is not started again. `conf` follows reloads.
-pub async fn run(
+/// The hooks worker: runs the hooks of committed events until `stop`.
+/// Supervised by the daemon, which restarts it if it dies: it keeps no state
+/// but the store's cursors, so a restart loses and repeats nothing.
+pub async fn run_hooks(
     actions: Actions,
     conf: watch::Receiver<Arc<ActionsConf>>,
     events: broadcast::Sender<Event>,
     stop: CancellationToken,
 ) {
-    let hooks = {
-        let (a, conf, mut rx, stop) = (
-            actions.clone(),
-            conf.clone(),
-            events.subscribe(),
-            stop.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                if wait(&mut rx, &stop).await {
-                    return;
-                }
-                let c = conf.borrow().clone();
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    r = a.hooks_pass(&c) => if let Err(e) = r {
-                        tracing::error!(error = %e, "hooks pass failed; retried in a second");
-                    }
-                }
+    let mut rx = events.subscribe();
+    loop {
+        if wait(&mut rx, &stop).await {
+            return;
+        }
+        fault_point("hooks-worker-panic");
+        let c = conf.borrow().clone();
+        tokio::select! {
+            () = stop.cancelled() => return,
+            r = actions.hooks_pass(&c) => if let Err(e) = r {
+                tracing::error!(error = %e, "hooks pass failed; retried in a second");
             }
-        })
-    };
+        }
+    }
+}
+
+/// The alerts worker: groups committed events into messages and delivers
+/// them, one task per channel (a channel that hangs delays no other).
+pub async fn run_alerts(
+    actions: Actions,
+    conf: watch::Receiver<Arc<ActionsConf>>,
+    events: broadcast::Sender<Event>,
+    stop: CancellationToken,
+) {
     let mut rx = events.subscribe();
     let mut deliveries: HashMap<String, JoinHandle<()>> = HashMap::new();
     loop {
@@ -592,7 +593,29 @@ pub async fn run(
     for (_, h) in deliveries {
         h.abort();
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), hooks).await;
+}
+
+/// A fault injected by tests through `RBLWATCH_FAULT` (a comma-separated list
+/// of names): the named point panics once per process. It proves that the
+/// daemon notices a dead worker and that a restarted one loses nothing.
+fn fault_point(name: &str) {
+    static FIRED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Ok(set) = std::env::var("RBLWATCH_FAULT") else {
+        return;
+    };
+    if !set.split(',').any(|f| f.trim() == name) {
+        return;
+    }
+    let mut fired = match FIRED.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    if fired.iter().any(|f| f == name) {
+        return;
+    }
+    fired.push(name.to_string());
+    drop(fired);
+    panic!("fault injected at {name} (RBLWATCH_FAULT)");
 }
 
 /// Waits for an event or a second; true when stopping.

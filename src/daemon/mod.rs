@@ -19,6 +19,7 @@ mod impact;
 mod mail;
 pub mod memory;
 mod notify;
+pub mod supervise;
 mod sweep;
 
 pub use self::delist::{delist_requested_event, Rechecked};
@@ -78,6 +79,21 @@ enum Slot {
     Probe(String),
     Audit(String),
     Recheck(String, String),
+}
+
+impl Slot {
+    /// The name in logs and the shutdown report.
+    fn name(&self) -> String {
+        match self {
+            Slot::Sweep => "sweep".into(),
+            Slot::Health => "health".into(),
+            Slot::Prune => "prune".into(),
+            Slot::Source(n) => format!("source {n}"),
+            Slot::Probe(n) => format!("probe {n}"),
+            Slot::Audit(n) => format!("audit {n}"),
+            Slot::Recheck(t, l) => format!("re-check of {t} on {l}"),
+        }
+    }
 }
 
 impl Job {
@@ -240,6 +256,8 @@ pub struct Daemon {
     runtime: RwLock<Arc<Runtime>>,
     memory: Mutex<Memory>,
     events: broadcast::Sender<Event>,
+    /// The supervised tasks' health (down now, deaths since start).
+    pub tasks: Arc<supervise::TaskHealth>,
     /// Mail-source reads that failed since start (logged and counted).
     pub source_failures: std::sync::atomic::AtomicU64,
     /// What the pages read on every build without waiting for a sweep to
@@ -328,6 +346,7 @@ impl Daemon {
             memory: Mutex::new(mem),
             events,
             source_failures: Default::default(),
+            tasks: Default::default(),
             published: std::sync::RwLock::new(published),
         }))
     }
@@ -604,175 +623,317 @@ fn is_fatal(e: &anyhow::Error) -> bool {
 pub async fn run(
     cfg: Config,
     mode: Mode,
-    mut reload: mpsc::Receiver<()>,
+    reload: mpsc::Receiver<()>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let path = cfg.path.clone();
     let daemon = Daemon::open(cfg, mode).await?;
     let actions = crate::actions::Actions::new(daemon.store.clone());
     if mode == Mode::Once {
-        let work = async {
-            let rt = daemon.runtime();
-            for job in first_runs(&rt.cfg) {
-                daemon.clone().run_job(job).await?;
-            }
-            // hooks, then alerts (hook failures included), delivered now
-            actions.once(&rt.cfg.actions).await?;
-            anyhow::Ok(())
+        return run_once(&daemon, &actions, shutdown).await;
+    }
+    let mut service = Service::start(daemon, actions, path, mode).await?;
+    let outcome = service.serve(reload, shutdown).await;
+    service.stop().await;
+    outcome
+}
+
+/// `--once`: every job once, then hooks and alerts, then exit.
+async fn run_once(
+    daemon: &Arc<Daemon>,
+    actions: &crate::actions::Actions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let work = async {
+        let rt = daemon.runtime();
+        for job in first_runs(&rt.cfg) {
+            daemon.clone().run_job(job).await?;
+        }
+        // hooks, then alerts (hook failures included), delivered now
+        actions.once(&rt.cfg.actions).await?;
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        r = work => r,
+        () = shutdown => {
+            tracing::info!("stopping: sweep abandoned");
+            Ok(())
+        }
+    }
+}
+
+/// How long a stopping daemon waits for its jobs and tasks, all together
+/// (systemd's stop timeout is far longer; the README promises < 5 s).
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
+
+/// The daemon in service mode: its scheduler, running jobs and supervised tasks.
+struct Service {
+    daemon: Arc<Daemon>,
+    path: std::path::PathBuf,
+    mode: Mode,
+    stop: tokio_util::sync::CancellationToken,
+    conf_tx: watch::Sender<Arc<crate::config::ActionsConf>>,
+    jobs_tx: mpsc::Sender<Job>,
+    jobs_rx: mpsc::Receiver<Job>,
+    done_tx: mpsc::Sender<(Job, anyhow::Result<()>)>,
+    done_rx: mpsc::Receiver<(Job, anyhow::Result<()>)>,
+    running: HashMap<Slot, JoinHandle<()>>,
+    sup: supervise::Supervisor,
+    sched: JobScheduler,
+    scheduled: Vec<uuid::Uuid>,
+    notifier: notify::Notifier,
+    ready: bool,
+}
+
+impl Service {
+    /// Starts the supervised tasks, the web server and the scheduler, and
+    /// queues the first runs.
+    async fn start(
+        daemon: Arc<Daemon>,
+        actions: crate::actions::Actions,
+        path: std::path::PathBuf,
+        mode: Mode,
+    ) -> anyhow::Result<Self> {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (conf_tx, conf_rx) = watch::channel(Arc::new(daemon.runtime().cfg.actions.clone()));
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(64);
+        let mut sup = supervise::Supervisor::new(daemon.tasks.clone());
+        for (name, hooks) in [
+            (supervise::TaskName::Hooks, true),
+            (supervise::TaskName::Alerts, false),
+        ] {
+            let (a, c, e, s) = (
+                actions.clone(),
+                conf_rx.clone(),
+                daemon.events.clone(),
+                stop.clone(),
+            );
+            sup.spawn(name, move || {
+                let (a, c, e, s) = (a.clone(), c.clone(), e.clone(), s.clone());
+                async move {
+                    if hooks {
+                        crate::actions::run_hooks(a, c, e, s).await
+                    } else {
+                        crate::actions::run_alerts(a, c, e, s).await
+                    }
+                }
+            });
+        }
+        start_web(&daemon, &jobs_tx, &stop, &mut sup).await?;
+
+        // Ready once the lists' health is known: a unit ordered after rblwatch
+        // starts against a daemon that can already tell a listing from an error.
+        // The first health check runs as a job like any other, so a resolver that
+        // takes its timeouts to answer delays READY, never the mail sources and
+        // probes, which start at once. Without targets no list is asked anything
+        // (mail telemetry only) and the daemon is ready now.
+        let has_targets = !daemon.runtime().cfg.targets.is_empty();
+        let notifier = notify::Notifier::start(stop.clone());
+        memory::start(stop.clone());
+        let ready = !has_targets;
+        if ready {
+            notifier.ready(&daemon.status_line().await);
+        }
+        let sched = JobScheduler::new().await?;
+        let scheduled = schedule_jobs(&sched, &daemon.runtime().cfg, &jobs_tx).await?;
+        sched.start().await?;
+        // First runs at start: do not wait a whole interval.
+        let first = if has_targets {
+            vec![Job::Health]
+        } else {
+            Vec::new()
         };
-        tokio::select! {
-            r = work => return r,
-            () = shutdown => {
-                tracing::info!("stopping: sweep abandoned");
-                return Ok(());
+        for job in first.into_iter().chain(first_runs(&daemon.runtime().cfg)) {
+            let _ = jobs_tx.send(job).await;
+        }
+        let (done_tx, done_rx) = mpsc::channel(64);
+        Ok(Service {
+            daemon,
+            path,
+            mode,
+            stop,
+            conf_tx,
+            jobs_tx,
+            jobs_rx,
+            done_tx,
+            done_rx,
+            running: HashMap::new(),
+            sup,
+            sched,
+            scheduled,
+            notifier,
+            ready,
+        })
+    }
+
+    /// Runs until `shutdown`, or until a fatal job error (returned).
+    async fn serve(
+        &mut self,
+        mut reload: mpsc::Receiver<()>,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                Some(()) = reload.recv() => self.reload().await?,
+                Some((job, r)) = self.done_rx.recv() => {
+                    if let Err(e) = r {
+                        tracing::error!(job = %job, error = %format!("{e:#}"), "job failed");
+                        if is_fatal(&e) {
+                            return Err(e.context("the database cannot be written any more; exiting so the service manager restarts rblwatch"));
+                        }
+                    }
+                    if !self.ready && matches!(job, Job::Health | Job::Sweep) {
+                        // the first health check is done (a failed one is logged above)
+                        self.ready = true;
+                        self.notifier.ready(&self.daemon.status_line().await);
+                    } else if job == Job::Sweep {
+                        self.notifier.status(&self.daemon.status_line().await);
+                    }
+                }
+                Some(job) = self.jobs_rx.recv() => self.start_job(job),
+                () = self.sup.next() => {}
             }
         }
     }
 
-    let stop = tokio_util::sync::CancellationToken::new();
-    let (conf_tx, conf_rx) = watch::channel(Arc::new(daemon.runtime().cfg.actions.clone()));
-    let worker = tokio::spawn(crate::actions::run(
-        actions,
-        conf_rx,
-        daemon.events.clone(),
-        stop.clone(),
-    ));
-    let (tx, mut jobs_rx) = mpsc::channel::<Job>(64);
+    /// SIGHUP: validates and applies the new configuration, or keeps the old.
+    async fn reload(&mut self) -> anyhow::Result<()> {
+        self.notifier.reloading();
+        let old_web = self.daemon.runtime().cfg.web.clone();
+        match self.daemon.reload(&self.path, self.mode).await {
+            Ok(()) => {
+                for id in self.scheduled.drain(..) {
+                    let _ = self.sched.remove(&id).await;
+                }
+                let rt = self.daemon.runtime();
+                self.scheduled = schedule_jobs(&self.sched, &rt.cfg, &self.jobs_tx).await?;
+                let _ = self.conf_tx.send(Arc::new(rt.cfg.actions.clone()));
+                let new_web = &rt.cfg.web;
+                let mut restart = Vec::new();
+                if new_web.listen != old_web.listen {
+                    restart.push("web.listen");
+                }
+                if new_web.enabled != old_web.enabled {
+                    restart.push("web.enabled");
+                }
+                if new_web.templates_dir != old_web.templates_dir {
+                    restart.push("web.templates_dir");
+                }
+                if !restart.is_empty() {
+                    tracing::warn!(settings = %restart.join(", "), "these settings changed and take effect only after a restart (systemctl restart rblwatch); the rest of the configuration is applied");
+                }
+                tracing::info!(config = %self.path.display(), jobs = self.scheduled.len(), "configuration reloaded");
+            }
+            Err(e) => {
+                tracing::error!(config = %self.path.display(), error = %format!("{e:#}"), "new configuration rejected; the running one stays")
+            }
+        }
+        self.notifier.ready(&self.daemon.status_line().await);
+        Ok(())
+    }
+
+    /// Starts a job unless its slot is busy (a job still running when its next
+    /// tick comes is skipped, never stacked). A job that panics is reported
+    /// as a failed job by name and counted, like one that returns an error.
+    fn start_job(&mut self, job: Job) {
+        let busy = |slot: &Slot| self.running.get(slot).is_some_and(|h| !h.is_finished());
+        if busy(&job.slot()) || (job == Job::Health && busy(&Slot::Sweep)) {
+            match job {
+                Job::Sweep => {
+                    tracing::warn!("a sweep is still running; this scheduled sweep is skipped")
+                }
+                _ => tracing::info!(job = %job, "still running; this run is skipped"),
+            }
+            return;
+        }
+        let (d, done, tasks) = (
+            self.daemon.clone(),
+            self.done_tx.clone(),
+            self.daemon.tasks.clone(),
+        );
+        self.running.insert(
+            job.slot(),
+            tokio::spawn(async move {
+                let r = match supervise::catch(d.run_job(job.clone())).await {
+                    Ok(r) => r,
+                    Err(why) => {
+                        tasks.died(&format!("job {}", job.slot().name()), None, &why);
+                        Err(anyhow::anyhow!("{why}"))
+                    }
+                };
+                let _ = done.send((job, r)).await;
+            }),
+        );
+    }
+
+    /// Stops everything within one deadline and names what missed it.
+    async fn stop(mut self) {
+        tracing::info!("stopping");
+        self.notifier.stopping();
+        let deadline = std::time::Instant::now() + SHUTDOWN_DEADLINE;
+        self.stop.cancel();
+        let jobs: Vec<(String, JoinHandle<()>)> = self
+            .running
+            .drain()
+            .filter(|(_, h)| !h.is_finished())
+            .map(|(slot, h)| (format!("job {}", slot.name()), h))
+            .collect();
+        // A running job (a sweep) is abandoned at once: its row says so.
+        for (name, h) in &jobs {
+            tracing::info!(job = %name, "abandoning a running job");
+            h.abort();
+        }
+        self.sup.shutdown(deadline, jobs).await;
+        let _ = self.sched.shutdown().await;
+    }
+}
+
+/// Binds the web server (when enabled) and runs it as a supervised task; a
+/// restart serves the same socket.
+async fn start_web(
+    daemon: &Arc<Daemon>,
+    jobs: &mpsc::Sender<Job>,
+    stop: &tokio_util::sync::CancellationToken,
+    sup: &mut supervise::Supervisor,
+) -> anyhow::Result<()> {
     let web_conf = daemon.runtime().cfg.web.clone();
-    let web = if web_conf.enabled {
-        let addr = web_conf.listen;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("web.listen: cannot bind {addr}: {e}"))?;
-        tracing::info!(address = %addr, "status page listening");
-        let live = Arc::new(WebView {
-            daemon: daemon.clone(),
-            jobs: tx.clone(),
-        });
-        let state = crate::web::state(live, daemon.store().path())?;
-        let stop_web = stop.clone();
-        Some(tokio::spawn(async move {
+    if !web_conf.enabled {
+        return Ok(());
+    }
+    let addr = web_conf.listen;
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| anyhow::anyhow!("web.listen: cannot bind {addr}: {e}"))?;
+    tracing::info!(address = %addr, "status page listening");
+    let live = Arc::new(WebView {
+        daemon: daemon.clone(),
+        jobs: jobs.clone(),
+    });
+    let state = crate::web::state(live, daemon.store().path())?;
+    let stop = stop.clone();
+    sup.spawn(supervise::TaskName::Web, move || {
+        let (state, stop) = (state.clone(), stop.clone());
+        let listener = listener
+            .try_clone()
+            .and_then(tokio::net::TcpListener::from_std);
+        async move {
+            let listener = match listener {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "web server: cannot reuse its socket");
+                    return;
+                }
+            };
             if let Err(e) =
-                crate::web::serve(listener, state, async move { stop_web.cancelled().await }).await
+                crate::web::serve(listener, state, async move { stop.cancelled().await }).await
             {
                 tracing::error!(error = %e, "web server failed");
             }
-        }))
-    } else {
-        None
-    };
-
-    // Ready once the lists' health is known: a unit ordered after rblwatch
-    // starts against a daemon that can already tell a listing from an error.
-    // The first health check runs as a job like any other, so a resolver that
-    // takes its timeouts to answer delays READY, never the mail sources and
-    // probes, which start at once. Without targets no list is asked anything
-    // (mail telemetry only) and the daemon is ready now.
-    let has_targets = !daemon.runtime().cfg.targets.is_empty();
-    let notifier = notify::Notifier::start(stop.clone());
-    let _trim = memory::start(stop.clone());
-    let mut ready = !has_targets;
-    if ready {
-        notifier.ready(&daemon.status_line().await);
-    }
-
-    let mut sched = JobScheduler::new().await?;
-    let mut scheduled = schedule_jobs(&sched, &daemon.runtime().cfg, &tx).await?;
-    sched.start().await?;
-    // First runs at start: do not wait a whole interval.
-    let first = if has_targets {
-        vec![Job::Health]
-    } else {
-        Vec::new()
-    };
-    for job in first.into_iter().chain(first_runs(&daemon.runtime().cfg)) {
-        let _ = tx.send(job).await;
-    }
-
-    let (done_tx, mut done_rx) = mpsc::channel::<(Job, anyhow::Result<()>)>(64);
-    let mut running: HashMap<Slot, JoinHandle<()>> = HashMap::new();
-    let mut fatal: Option<anyhow::Error> = None;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(()) = reload.recv() => {
-                notifier.reloading();
-                let old_web = daemon.runtime().cfg.web.clone();
-                match daemon.reload(&path, mode).await {
-                    Ok(()) => {
-                        for id in scheduled.drain(..) {
-                            let _ = sched.remove(&id).await;
-                        }
-                        let rt = daemon.runtime();
-                        scheduled = schedule_jobs(&sched, &rt.cfg, &tx).await?;
-                        let _ = conf_tx.send(Arc::new(rt.cfg.actions.clone()));
-                        let new_web = &rt.cfg.web;
-                        let mut restart = Vec::new();
-                        if new_web.listen != old_web.listen { restart.push("web.listen"); }
-                        if new_web.enabled != old_web.enabled { restart.push("web.enabled"); }
-                        if new_web.templates_dir != old_web.templates_dir { restart.push("web.templates_dir"); }
-                        if !restart.is_empty() {
-                            tracing::warn!(settings = %restart.join(", "), "these settings changed and take effect only after a restart (systemctl restart rblwatch); the rest of the configuration is applied");
-                        }
-                        tracing::info!(config = %path.display(), jobs = scheduled.len(), "configuration reloaded");
-                    }
-                    Err(e) => tracing::error!(config = %path.display(), error = %format!("{e:#}"), "new configuration rejected; the running one stays"),
-                }
-                notifier.ready(&daemon.status_line().await);
-            }
-            Some((job, r)) = done_rx.recv() => {
-                if let Err(e) = r {
-                    tracing::error!(job = %job, error = %format!("{e:#}"), "job failed");
-                    if is_fatal(&e) {
-                        fatal = Some(e);
-                        break;
-                    }
-                }
-                if !ready && matches!(job, Job::Health | Job::Sweep) {
-                    // the first health check is done (a failed one is logged above)
-                    ready = true;
-                    notifier.ready(&daemon.status_line().await);
-                } else if job == Job::Sweep {
-                    notifier.status(&daemon.status_line().await);
-                }
-            }
-            Some(job) = jobs_rx.recv() => {
-                let busy = |slot: &Slot| running.get(slot).is_some_and(|h| !h.is_finished());
-                if busy(&job.slot()) || (job == Job::Health && busy(&Slot::Sweep)) {
-                    match job {
-                        Job::Sweep => tracing::warn!("a sweep is still running; this scheduled sweep is skipped"),
-                        _ => tracing::info!(job = %job, "still running; this run is skipped"),
-                    }
-                    continue;
-                }
-                let (d, done) = (daemon.clone(), done_tx.clone());
-                running.insert(job.slot(), tokio::spawn(async move {
-                    let r = d.run_job(job.clone()).await;
-                    let _ = done.send((job, r)).await;
-                }));
-            }
         }
-    }
-    tracing::info!("stopping");
-    notifier.stopping();
-    for h in running.into_values() {
-        if !h.is_finished() {
-            tracing::info!("abandoning a running job");
-            h.abort();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
-    }
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), worker).await;
-    if let Some(w) = web {
-        let _ = tokio::time::timeout(Duration::from_secs(2), w).await;
-    }
-    let _ = sched.shutdown().await;
-    match fatal {
-        Some(e) => Err(e.context("the database cannot be written any more; exiting so the service manager restarts rblwatch")),
-        None => Ok(()),
-    }
+    });
+    Ok(())
 }
 
 /// What the web sees of the daemon.
@@ -806,6 +967,14 @@ impl crate::web::Live for WebView {
 
     fn check_now(&self) -> bool {
         self.jobs.try_send(Job::Sweep).is_ok()
+    }
+
+    fn tasks_down(&self) -> Vec<(String, String)> {
+        self.daemon.tasks.down()
+    }
+
+    fn task_failures(&self) -> Vec<(String, u64)> {
+        self.daemon.tasks.failures()
     }
 
     fn resolver(&self) -> Option<crate::health::ResolverHealth> {

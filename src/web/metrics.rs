@@ -526,6 +526,23 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         none,
     )?;
     add(&failures, none, st.live.source_failures())?;
+    // the daemon's supervised tasks and jobs
+    let deaths = counter(
+        &reg,
+        "rblwatch_task_failures_total",
+        "Supervised tasks (hooks, alerts, web) and jobs that died (panicked or stopped) since start.",
+        &["task"],
+    )?;
+    for (task, n) in st.live.task_failures() {
+        add(&deaths, &[&task], n)?;
+    }
+    let down = int_gauge(
+        &reg,
+        "rblwatch_tasks_down",
+        "Supervised tasks down now (waiting for their restart); /healthz fails meanwhile.",
+        none,
+    )?;
+    set_i(&down, none, st.live.tasks_down().len() as i64)?;
     let vulnerable = int_gauge(
         &reg,
         "rblwatch_backscatter_vulnerable",

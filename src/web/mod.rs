@@ -47,6 +47,16 @@ pub trait Live: Send + Sync + 'static {
     /// Asks for a sweep now; false when the request could not be queued.
     fn check_now(&self) -> bool;
 
+    /// The daemon's supervised tasks that are down now, with why: `/healthz` fails while any is.
+    fn tasks_down(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Deaths of supervised tasks and jobs since start, by name (for `/metrics`).
+    fn task_failures(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+
     /// Asks for an immediate re-check of one (target, list) pair: one query
     /// through the engine, fed to the evaluator as a sweep would; false when
     /// it could not be queued (or this server cannot re-check).
@@ -452,7 +462,14 @@ async fn healthz(axum::extract::State(st): axum::extract::State<Arc<WebState>>) 
         0 => "no commit yet".to_string(),
         t => format!("last commit {} s ago", (crate::time::now() - t).max(0)),
     };
-    let (status, body) = if h.dead {
+    let down = st.live.tasks_down();
+    let (status, body) = if !down.is_empty() {
+        let names: Vec<String> = down.iter().map(|(n, w)| format!("{n} ({w})")).collect();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failing: task down: {} ({age})\n", names.join(", ")),
+        )
+    } else if h.dead {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("failing: the database writer has stopped ({age})\n"),

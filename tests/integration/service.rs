@@ -1111,3 +1111,71 @@ fn retention_runs_at_start_up_while_the_first_health_check_waits() {
     );
     drop(silent);
 }
+
+/// Issue 19: the hooks worker is supervised. Made to panic (a test-only fault
+/// point, `RBLWATCH_FAULT`), it turns `/healthz` red within seconds, is
+/// counted on `/metrics` and restarted, and the event it was woken for is
+/// still acted on once, by the restarted worker: nothing is lost.
+#[test]
+fn a_hooks_worker_that_panics_turns_healthz_red_and_restarts_losing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let rec = crate::util::fixtures().join("hooks/record.sh");
+    let port = crate::util::free_tcp_port();
+    let text = format!(
+        r#"[daemon]
+database = "rblwatch.db"
+
+[web]
+listen = "127.0.0.1:{port}"
+
+[[sources]]
+name = "broken"
+kind = "command"
+command = ["false"]
+interval = "1h"
+
+[[hooks]]
+name = "rec"
+on = ["source_failed"]
+command = [{rec:?}, "failed"]
+cooldown = "0s"
+env = {{ OUT = {out:?} }}
+"#,
+        rec = rec.display().to_string(),
+        out = out.display().to_string()
+    );
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start_with_env(&cfg, &[("RBLWATCH_FAULT", "hooks-worker-panic")]);
+    let t = Duration::from_secs(20);
+    let red = wait_for("/healthz to fail while the hooks worker is down", t, || {
+        let (code, body) = crate::util::http_get(port, "/healthz");
+        (code == 503).then_some(body)
+    });
+    assert!(red.contains("hooks") && red.contains("panicked"), "{red}");
+    d.wait_log("a supervised task died", t);
+    let (_, metrics) = crate::util::http_get(port, "/metrics");
+    assert!(
+        metrics.contains("rblwatch_task_failures_total{task=\"hooks\"} 1"),
+        "{metrics}"
+    );
+    // restarted after its backoff: healthy again, and the event is acted on once
+    wait_for("/healthz ok again", t, || {
+        (crate::util::http_get(port, "/healthz").0 == 200).then_some(())
+    });
+    wait_for("the hook run by the restarted worker", t, || {
+        std::fs::read_to_string(out.join("failed.stdin")).ok()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let c = rusqlite::Connection::open(dir.path().join("rblwatch.db")).unwrap();
+    let runs: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM hook_runs WHERE hook = 'rec'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(runs, 1, "{}", d.log());
+}

@@ -494,11 +494,17 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cfg: &std::path::Path) -> Self {
+        Self::start_with_env(cfg, &[])
+    }
+
+    /// Like `start`, with extra environment variables (e.g. `RBLWATCH_FAULT`).
+    pub fn start_with_env(cfg: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let log = cfg.with_extension(format!("log{}", fastrand::u32(..)));
         let f = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_rblwatch"))
             .args(["daemon", "-C", cfg.to_str().unwrap()])
             .env("RUST_LOG", "rblwatch=debug,info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(f)
             .spawn()
