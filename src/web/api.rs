@@ -7,7 +7,8 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 
-use super::pages::{self, Page};
+use super::pages;
+use super::render::{self, Page};
 use super::{WebError, WebState};
 use crate::store;
 use crate::time::now;
@@ -80,7 +81,7 @@ pub(super) async fn list(State(st): State<Arc<WebState>>, Path(id): Path<String>
 
 pub(super) async fn events(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
     let page = q.number();
-    let (events, has_next) = pages::paginate(&st, page, |c, limit, offset| {
+    let (events, has_next) = render::paginate(&st, page, |c, limit, offset| {
         store::events(c, None, limit, offset)
     })
     .await?;
@@ -91,7 +92,7 @@ pub(super) async fn events(State(st): State<Arc<WebState>>, Query(q): Query<Page
 
 pub(super) async fn hook_runs(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
     let page = q.number();
-    let (runs, has_next) = pages::paginate(&st, page, |c, limit, offset| {
+    let (runs, has_next) = render::paginate(&st, page, |c, limit, offset| {
         store::hook_runs(c, None, limit, offset)
     })
     .await?;
@@ -102,7 +103,7 @@ pub(super) async fn hook_runs(State(st): State<Arc<WebState>>, Query(q): Query<P
 
 pub(super) async fn alerts(State(st): State<Arc<WebState>>, Query(q): Query<Page>) -> Api {
     let page = q.number();
-    let (alerts, has_next) = pages::paginate(&st, page, |c, limit, offset| {
+    let (alerts, has_next) = render::paginate(&st, page, |c, limit, offset| {
         store::alerts(c, limit, offset)
     })
     .await?;
@@ -117,7 +118,7 @@ pub(super) async fn series(
     Path((source, metric)): Path<(String, String)>,
     Query(q): Query<Page>,
 ) -> Api {
-    let (range, secs) = pages::range_secs(q.range.as_deref())?;
+    let (range, secs) = render::range_secs(q.range.as_deref())?;
     let until = now();
     let (s2, m2) = (source.clone(), metric.clone());
     let points = st

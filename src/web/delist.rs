@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::pages::Page;
+use super::render::Page;
 use super::{WebError, WebState};
 use crate::store::{self, DelistVia, NewDelistRequest};
 use crate::target::Target;
@@ -191,7 +191,7 @@ pub(super) async fn list(
         ),
         None => None,
     };
-    let (requests, has_next) = super::pages::paginate(&st, page, move |c, limit, offset| {
+    let (requests, has_next) = super::render::paginate(&st, page, move |c, limit, offset| {
         store::delist_requests(c, target.as_deref(), limit, offset)
     })
     .await?;

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Json;
 
-use super::pages::{self, Page};
+use super::render::{self, Page};
 use super::{WebError, WebState};
 use crate::impact::{Assessment, ASSESSMENT_STATE};
 use crate::store;
@@ -59,7 +59,7 @@ pub(super) fn impact_json(l: &crate::impact::ListingImpact) -> serde_json::Value
 
 async fn receivers_data(st: &WebState, page: u32) -> Result<serde_json::Value, WebError> {
     let a = st.db.read(read_assessment).await?;
-    let (recent, has_next) = pages::paginate(st, page, |c, limit, offset| {
+    let (recent, has_next) = render::paginate(st, page, |c, limit, offset| {
         store::recent_rejections(c, None, limit, offset)
     })
     .await?;
@@ -89,7 +89,7 @@ pub(super) async fn receivers_page(
     Query(q): Query<Page>,
 ) -> Result<Response, WebError> {
     let v = receivers_data(&st, q.number()).await?;
-    pages::render(&st, "receivers.html", minijinja::Value::from_serialize(&v))
+    render::render(&st, "receivers.html", minijinja::Value::from_serialize(&v))
 }
 
 /// `GET /api/v1/receivers`.
@@ -103,7 +103,7 @@ pub(super) async fn receivers_api(
 /// `GET /audit`.
 pub(super) async fn audit_page(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
     let v = audit_data(&st).await?;
-    pages::render(&st, "audit.html", minijinja::Value::from_serialize(&v))
+    render::render(&st, "audit.html", minijinja::Value::from_serialize(&v))
 }
 
 /// `GET /api/v1/audit`.

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::pages::{range_secs, render, Page};
+use super::render::{range_secs, render, Page};
 use super::svg::{self, Series, Window};
 use super::{WebError, WebState};
 use crate::config::SourceKind;

@@ -17,6 +17,7 @@ mod mail;
 mod metrics;
 mod overview;
 mod pages;
+mod render;
 pub mod svg;
 mod target;
 pub mod view;

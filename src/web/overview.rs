@@ -516,7 +516,7 @@ pub(super) async fn overview(State(st): State<Arc<WebState>>) -> Result<Response
     let body = st
         .cached("overview", || async {
             let o = overview_data(&st).await?;
-            Ok(super::pages::render_string(
+            Ok(super::render::render_string(
                 &st,
                 "overview.html",
                 minijinja::Value::from_serialize(&o),

@@ -238,7 +238,7 @@ pub(super) async fn target(
     let body = st
         .cached(&format!("target:{raw}"), || async {
             let v = target_data(&st, &raw).await?;
-            Ok(super::pages::render_string(
+            Ok(super::render::render_string(
                 &st,
                 "target.html",
                 minijinja::Value::from_serialize(&v),

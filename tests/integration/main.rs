@@ -15,6 +15,7 @@ mod dnsbl;
 mod hostile;
 mod impact;
 mod lab;
+mod layers;
 mod mail;
 mod screens;
 mod service;
