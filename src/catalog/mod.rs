@@ -271,14 +271,48 @@ pub struct ReturnCode {
     pub meaning: String,
 }
 
-/// RFC 5782 test points of a list.
+/// RFC 5782 test points of a list: every positive must be listed, no negative may be.
+///
+/// An `ip` list has points of both families (the RFC 5782 IPv6 ones,
+/// `::ffff:7f00:2` / `::ffff:7f00:1`, unless the catalog names others): the
+/// IPv4 ones decide its health, the IPv6 ones whether it may be asked about
+/// IPv6 targets in that cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestPoints {
     /// Must be listed (127.0.0.2, `::ffff:7f00:2` or `test` by default).
-    pub listed: Target,
+    pub listed: Vec<Target>,
     /// Must not be listed (127.0.0.1, `::ffff:7f00:1` or `invalid` by default).
-    pub not_listed: Target,
+    pub not_listed: Vec<Target>,
+    /// Where the points come from (the operator's page, or RFC 5782 where it documents none).
+    pub source: Option<String>,
 }
+
+impl TestPoints {
+    /// The (positive, negative) points of one family: IPv6 when `v6`, else
+    /// everything else (IPv4 addresses, domain names).
+    pub fn of_family(&self, v6: bool) -> (Vec<&Target>, Vec<&Target>) {
+        let is = |t: &&Target| matches!(t, Target::Ip(IpAddr::V6(_))) == v6;
+        (
+            self.listed.iter().filter(is).collect(),
+            self.not_listed.iter().filter(is).collect(),
+        )
+    }
+}
+
+/// What a code the catalog does not document means on a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Undocumented {
+    /// A listing (allowed on an allow list), as RFC 5782 reads any 127/8 answer (the default).
+    #[default]
+    Listed,
+    /// Not a listing: the operator says only its documented codes count, and
+    /// another answer may be an error (read as `blocked`).
+    Error,
+}
+
+/// The meaning given to an undocumented code on a strict list (`undocumented_codes = "error"`).
+pub const UNDOCUMENTED_ERROR: &str = "not a code this list documents";
 
 /// How the list may be used.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -295,6 +329,8 @@ pub struct UsagePolicy {
     pub daily_limit: Option<u64>,
     /// The list refuses queries relayed through public resolvers (8.8.8.8…).
     pub blocks_public_resolvers: bool,
+    /// The operator's page where a key holder sees which zones the key covers.
+    pub key_portal: Option<String>,
     /// Free-form usage notes (terms, registration).
     pub notes: Option<String>,
 }
@@ -323,6 +359,8 @@ pub struct ListDef {
     pub class: ListClass,
     /// Return-code table, in file order (first match wins).
     pub returns: Vec<ReturnCode>,
+    /// What a code the table does not document means.
+    pub undocumented: Undocumented,
     /// RFC 5782 test points.
     pub test_points: TestPoints,
     /// Delisting page; `{target}` is replaced by the queried target.
@@ -361,16 +399,29 @@ impl ListDef {
         self.returns.iter().find(|r| r.code.matches(a))
     }
 
-    /// Meaning of an answer code: the first matching row, or the default for the list's class.
+    /// Meaning of an answer code: the first matching row, or for a code the
+    /// table does not document, the list's rule for those (`undocumented_codes`:
+    /// an error, or the default for the list's class).
     pub fn lookup_code(&self, a: Ipv4Addr) -> (CodeVerdict, Option<&str>) {
         if let Some(r) = self.lookup_row(a) {
             return (r.verdict, Some(r.meaning.as_str()));
         }
-        let default = match self.class {
-            ListClass::Block => CodeVerdict::Listed,
-            ListClass::Allow => CodeVerdict::Allowed,
+        let default = match (self.undocumented, self.class) {
+            (Undocumented::Error, _) => CodeVerdict::Error,
+            (Undocumented::Listed, ListClass::Block) => CodeVerdict::Listed,
+            (Undocumented::Listed, ListClass::Allow) => CodeVerdict::Allowed,
         };
         (default, None)
+    }
+
+    /// The codes among `codes` that the table does not document (inside
+    /// 127.0.0.0/8: an answer outside it is an error of its own).
+    pub fn undocumented_codes(&self, codes: &[Ipv4Addr]) -> Vec<Ipv4Addr> {
+        codes
+            .iter()
+            .copied()
+            .filter(|c| c.octets()[0] == 127 && self.lookup_row(*c).is_none())
+            .collect()
     }
 
     /// The delisting link for a target, if the list has one.
@@ -540,15 +591,43 @@ impl ListDef {
         let tp = r.test_points.unwrap_or_default();
         let (def_pos, def_neg) = match r.kind {
             ListKind::Ipv4 | ListKind::Ip => ("127.0.0.2", "127.0.0.1"),
-            ListKind::Ipv6 => ("::ffff:7f00:2", "::ffff:7f00:1"),
+            ListKind::Ipv6 => (RFC_V6_LISTED, RFC_V6_NOT_LISTED),
             ListKind::Domain => ("test", "invalid"),
         };
-        let test_points = TestPoints {
-            listed: test_point(r.kind, tp.listed.as_deref().unwrap_or(def_pos))
-                .map_err(|e| ctx(format!("test_points.listed: {e}")))?,
-            not_listed: test_point(r.kind, tp.not_listed.as_deref().unwrap_or(def_neg))
-                .map_err(|e| ctx(format!("test_points.not_listed: {e}")))?,
+        let points = |given: Option<raw::OneOrMany>, default: &str, v6: &str, key: &str| {
+            let given = given.map_or_else(|| vec![default.to_string()], raw::OneOrMany::into_vec);
+            if given.is_empty() {
+                return Err(ctx(format!(
+                    "test_points.{key}: at least one point is needed"
+                )));
+            }
+            let mut out = Vec::new();
+            for g in &given {
+                out.push(
+                    test_point(r.kind, g).map_err(|e| ctx(format!("test_points.{key}: {e}")))?,
+                );
+            }
+            // An `ip` list's IPv6 claim is tested live: RFC 5782's IPv6 points unless named.
+            if r.kind == ListKind::Ip && !out.iter().any(|t| matches!(t, Target::Ip(IpAddr::V6(_))))
+            {
+                out.push(Target::Ip(
+                    v6.parse().map_err(|_| ctx("bad IPv6 default".into()))?,
+                ));
+            }
+            Ok(out)
         };
+        let test_points = TestPoints {
+            listed: points(tp.listed, def_pos, RFC_V6_LISTED, "listed")?,
+            not_listed: points(tp.not_listed, def_neg, RFC_V6_NOT_LISTED, "not_listed")?,
+            source: tp.source,
+        };
+        if let Some(u) = &test_points.source {
+            if !is_url(u) {
+                return Err(ctx(format!(
+                    "test_points.source: {u:?} is not an http(s) URL"
+                )));
+            }
+        }
         let p = r.policy.unwrap_or_default();
         if let Some(t) = &p.key_template {
             if !t.contains("{key}") {
@@ -559,6 +638,13 @@ impl ListDef {
                     "policy.key_template needs policy.key (the name of the key in the config)"
                         .into(),
                 ));
+            }
+        }
+        if let Some(u) = &p.key_portal {
+            if !is_url(u) {
+                return Err(ctx(format!(
+                    "policy.key_portal: {u:?} is not an http(s) URL"
+                )));
             }
         }
         if let Some(q) = p.max_qps {
@@ -602,6 +688,7 @@ impl ListDef {
             kind: r.kind,
             class,
             returns,
+            undocumented: r.undocumented_codes.unwrap_or_default(),
             test_points,
             delist: r.delist,
             website: r.website,
@@ -612,6 +699,7 @@ impl ListDef {
                 max_qps: p.max_qps,
                 daily_limit: p.daily_limit,
                 blocks_public_resolvers: p.blocks_public_resolvers.unwrap_or(false),
+                key_portal: p.key_portal,
                 notes: p.notes,
             },
             enabled_by_default,
@@ -638,6 +726,11 @@ fn is_iso_date(s: &str) -> bool {
     s.len() == 10 && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
 }
 
+/// RFC 5782 §5: an IPv6 list MUST list this address…
+pub const RFC_V6_LISTED: &str = "::ffff:7f00:2";
+/// …and MUST NOT list this one.
+pub const RFC_V6_NOT_LISTED: &str = "::ffff:7f00:1";
+
 /// Test points are written raw: `::ffff:7f00:2` must stay IPv6 for an IPv6-only list.
 fn test_point(kind: ListKind, s: &str) -> Result<Target, String> {
     match kind {
@@ -652,11 +745,21 @@ fn test_point(kind: ListKind, s: &str) -> Result<Target, String> {
             }
             Ok(Target::Domain(s))
         }
-        _ => s
-            .trim()
-            .parse::<IpAddr>()
-            .map(Target::Ip)
-            .map_err(|_| format!("{s:?} is not an IP address")),
+        _ => {
+            let ip = s
+                .trim()
+                .parse::<IpAddr>()
+                .map_err(|_| format!("{s:?} is not an IP address"))?;
+            match (kind, ip) {
+                (ListKind::Ipv4, IpAddr::V6(_)) => {
+                    Err(format!("{s:?} is IPv6 but the list is `kind = \"ipv4\"`"))
+                }
+                (ListKind::Ipv6, IpAddr::V4(_)) => {
+                    Err(format!("{s:?} is IPv4 but the list is `kind = \"ipv6\"`"))
+                }
+                _ => Ok(Target::Ip(ip)),
+            }
+        }
     }
 }
 
@@ -698,9 +801,59 @@ returns = [
         );
         assert_eq!(
             l.test_points.listed,
-            Target::Ip("127.0.0.2".parse().unwrap())
+            vec![Target::Ip("127.0.0.2".parse().unwrap())]
         );
         assert!(l.enabled_by_default);
+    }
+
+    #[test]
+    fn test_points_strict_codes_and_key_portal() {
+        let text = ZEN.replace(
+            "kind = \"ipv4\"",
+            "kind = \"ip\"\nundocumented_codes = \"error\"\ntest_points = { listed = [\"127.0.0.2\", \"127.0.0.4\"], not_listed = \"127.0.0.1\", source = \"https://example.net/tp\" }\npolicy = { key = \"k\", key_template = \"{key}.zen.test\", key_portal = \"https://portal.example.net/\" }",
+        );
+        let l = parse_file("zen.toml", &text).unwrap().remove(0);
+        assert_eq!(l.undocumented, Undocumented::Error);
+        assert_eq!(
+            l.lookup_code("127.0.0.77".parse().unwrap()),
+            (CodeVerdict::Error, None)
+        );
+        // an `ip` list gets the RFC 5782 IPv6 points beside its own IPv4 ones
+        let names = |v: &[Target]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&l.test_points.listed),
+            ["127.0.0.2", "127.0.0.4", "::ffff:127.0.0.2"]
+        );
+        assert_eq!(
+            names(&l.test_points.not_listed),
+            ["127.0.0.1", "::ffff:127.0.0.1"]
+        );
+        let (p6, n6) = l.test_points.of_family(true);
+        assert_eq!((p6.len(), n6.len()), (1, 1));
+        assert_eq!(
+            l.test_points.source.as_deref(),
+            Some("https://example.net/tp")
+        );
+        assert_eq!(
+            l.policy.key_portal.as_deref(),
+            Some("https://portal.example.net/")
+        );
+        // an IPv4-only list gets none, and refuses an IPv6 point
+        let l = parse_file("zen.toml", ZEN).unwrap().remove(0);
+        assert_eq!(l.undocumented, Undocumented::Listed);
+        assert!(l.test_points.of_family(true).0.is_empty());
+        let bad = ZEN.replace(
+            "kind = \"ipv4\"",
+            "kind = \"ipv4\"\ntest_points = { listed = \"::ffff:7f00:2\" }",
+        );
+        let e = parse_file("zen.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("is IPv6"), "{e}");
+        let bad = ZEN.replace(
+            "kind = \"ipv4\"",
+            "kind = \"ipv4\"\ntest_points = { listed = [] }",
+        );
+        let e = parse_file("zen.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("at least one"), "{e}");
     }
 
     #[test]
@@ -837,8 +990,8 @@ returns = [
         assert_eq!(code("suomispam", "127.0.0.99"), CodeVerdict::Listed);
         assert_eq!(code("blocklist-de", "127.0.0.15"), CodeVerdict::Listed);
         let sem = c.get("sem-uribl").unwrap();
-        assert_eq!(sem.test_points.listed.to_string(), "_dnsbl_.test");
-        assert_eq!(sem.test_points.not_listed.to_string(), "_dnsblneg_.test");
+        assert_eq!(sem.test_points.listed[0].to_string(), "_dnsbl_.test");
+        assert_eq!(sem.test_points.not_listed[0].to_string(), "_dnsblneg_.test");
         // neutral reputation is not a listing
         for a in ["127.0.0.13", "127.0.0.14", "127.0.0.15", "127.0.0.16"] {
             assert_eq!(code("mailspike-rep", a), CodeVerdict::Ignore, "{a}");
@@ -904,7 +1057,7 @@ returns = [
             CodeVerdict::Error
         );
         assert_eq!(
-            c.get("suomispam").unwrap().test_points.listed.to_string(),
+            c.get("suomispam").unwrap().test_points.listed[0].to_string(),
             "127.0.0.2"
         );
     }

@@ -20,6 +20,7 @@ mod mail;
 pub mod memory;
 mod notify;
 mod sweep;
+mod unknown_codes;
 
 pub use self::delist::{delist_requested_event, Rechecked};
 
