@@ -852,6 +852,18 @@ pub fn active_lists(
             ));
             continue;
         }
+        // A list of the user's own on a zone under a dead one (SORBS' sub-zones).
+        if let Some(dead) = catalog.retired_zone(&def.zone) {
+            let r = dead
+                .retired
+                .as_ref()
+                .map_or(("", ""), |r| (r.since.as_str(), r.reason.as_str()));
+            warnings.push(format!(
+                "list {:?} queries {}, under the retired zone {} ({:?}, retired since {}: {}); it is not queried",
+                def.id, def.zone, dead.zone, dead.id, r.0, r.1
+            ));
+            continue;
+        }
         let key = def.policy.key.as_ref().and_then(|k| cfg.keys.get(k));
         if def.policy.requires_key && key.is_none() {
             warnings.push(format!(

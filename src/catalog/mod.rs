@@ -194,6 +194,8 @@ pub enum CodeMatch {
     Range(Ipv4Addr, Ipv4Addr),
     /// Any address inside 127.0.0.0/8 whose last octet has any of these bits (SURBL/URIBL multi).
     Bits(u8),
+    /// Any address inside 127.0.0.0/8 whose last octet is this value (`last:255`: DNSWL's 127.0.x.255).
+    Last(u8),
 }
 
 impl CodeMatch {
@@ -208,6 +210,13 @@ impl CodeMatch {
                 return Err("bit mask 0 matches nothing".into());
             }
             return Ok(CodeMatch::Bits(v));
+        }
+        if let Some(b) = s.strip_prefix("last:") {
+            let v: u8 = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad last octet {b:?}"))?;
+            return Ok(CodeMatch::Last(v));
         }
         if let Some((a, b)) = s.split_once('-') {
             let a = parse_code(a)?;
@@ -232,6 +241,7 @@ impl CodeMatch {
             CodeMatch::Exact(x) => a == x,
             CodeMatch::Range(lo, hi) => a >= lo && a <= hi,
             CodeMatch::Bits(m) => a.octets()[0] == 127 && a.octets()[3] & m != 0,
+            CodeMatch::Last(v) => a.octets()[0] == 127 && a.octets()[3] == v,
         }
     }
 }
@@ -248,6 +258,7 @@ impl fmt::Display for CodeMatch {
             CodeMatch::Exact(a) => write!(f, "{a}"),
             CodeMatch::Range(a, b) => write!(f, "{a}-{b}"),
             CodeMatch::Bits(m) => write!(f, "bit:{m}"),
+            CodeMatch::Last(v) => write!(f, "last:{v}"),
         }
     }
 }
@@ -512,6 +523,15 @@ impl Catalog {
     /// Whether the catalog is empty.
     pub fn is_empty(&self) -> bool {
         self.lists.is_empty()
+    }
+
+    /// The retired list whose zone is `zone` or a parent of it: a dead list's
+    /// sub-zones (`http.dnsbl.sorbs.net`) are as dead as the list.
+    pub fn retired_zone(&self, zone: &str) -> Option<&ListDef> {
+        let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+        self.lists.values().find(|l| {
+            l.retired.is_some() && (zone == l.zone || zone.ends_with(&format!(".{}", l.zone)))
+        })
     }
 
     /// Inserts or replaces one definition (used by tests and the config's inline lists).
@@ -857,6 +877,50 @@ returns = [
     }
 
     #[test]
+    fn retired_zones_cover_their_sub_zones_and_no_live_list() {
+        let c = Catalog::shipped().unwrap();
+        for z in [
+            "http.dnsbl.sorbs.net",
+            "socks.dnsbl.sorbs.net",
+            "misc.dnsbl.sorbs.net",
+            "zombie.dnsbl.sorbs.net",
+            "web.dnsbl.sorbs.net",
+            "dnsbl.sorbs.net.",
+        ] {
+            let r = c
+                .retired_zone(z)
+                .unwrap_or_else(|| panic!("{z} not retired"));
+            assert!(r.retired.is_some(), "{z}");
+        }
+        assert!(c.retired_zone("zen.spamhaus.org").is_none());
+        for l in c.iter().filter(|l| l.retired.is_none()) {
+            assert!(
+                c.retired_zone(&l.zone).is_none(),
+                "{} lies under a retired zone",
+                l.id
+            );
+        }
+        for id in [
+            "sorbs-http",
+            "sorbs-socks",
+            "sorbs-misc",
+            "sorbs-zombie",
+            "sorbs-web",
+        ] {
+            assert!(c.get(id).is_some_and(|l| l.retired.is_some()), "{id}");
+        }
+    }
+
+    #[test]
+    fn last_octet_codes() {
+        let m = CodeMatch::parse("last:255").unwrap();
+        assert!(m.matches("127.0.5.255".parse().unwrap()));
+        assert!(!m.matches("127.0.5.254".parse().unwrap()));
+        assert!(!m.matches("10.0.5.255".parse().unwrap()));
+        assert_eq!(m.to_string(), "last:255");
+    }
+
+    #[test]
     fn bitmask_codes() {
         let m = CodeMatch::parse("bit:8").unwrap();
         assert!(m.matches("127.0.0.8".parse().unwrap()));
@@ -967,6 +1031,9 @@ returns = [
             if l.retired.is_none() && !l.verified.as_deref().is_some_and(is_iso_date) {
                 missing.push(format!("{}: no valid `verified` date", l.id));
             }
+            if l.retired.is_none() && l.test_points.source.is_none() {
+                missing.push(format!("{}: test points without a source", l.id));
+            }
             for r in &l.returns {
                 if (r.verdict == CodeVerdict::Error) != r.cause.is_some() {
                     missing.push(format!("{}: row {} has a wrong cause", l.id, r.code));
@@ -1039,6 +1106,96 @@ returns = [
         assert_eq!(
             c.get("spamcop").unwrap().expiry,
             Some(Duration::from_secs(24 * 3600))
+        );
+    }
+
+    #[test]
+    fn shipped_catalog_has_the_2026_12_06_audit() {
+        let c = Catalog::shipped().unwrap();
+        let get = |id: &str| c.get(id).unwrap_or_else(|| panic!("{id} missing"));
+        // Spamhaus: only documented codes count, on ZEN and on every sibling zone
+        for id in [
+            "spamhaus-zen",
+            "spamhaus-sbl",
+            "spamhaus-xbl",
+            "spamhaus-pbl",
+            "spamhaus-dbl",
+            "spamhaus-zrd",
+            "spamhaus-authbl",
+        ] {
+            let l = get(id);
+            assert_eq!(l.undocumented, Undocumented::Error, "{id}");
+            assert_eq!(
+                l.lookup_code("127.0.0.77".parse().unwrap()).0,
+                CodeVerdict::Error,
+                "{id}"
+            );
+            assert!(l.policy.key_portal.is_some(), "{id}");
+        }
+        // a code documented only for a sibling zone is not a listing on SBL
+        assert_eq!(
+            get("spamhaus-sbl")
+                .lookup_code("127.0.0.4".parse().unwrap())
+                .0,
+            CodeVerdict::Error
+        );
+        assert_eq!(
+            get("spamhaus-dbl").test_points.listed[0].to_string(),
+            "dbltest.com"
+        );
+        // DNSWL: 127.0.x.255 is never a vouch
+        for a in ["127.0.0.255", "127.0.5.255", "127.0.10.255"] {
+            assert_eq!(
+                get("dnswl").lookup_code(a.parse().unwrap()).0,
+                CodeVerdict::Error,
+                "{a}"
+            );
+        }
+        assert_eq!(
+            get("dnswl").lookup_code("127.0.5.2".parse().unwrap()).0,
+            CodeVerdict::Allowed
+        );
+        // the backscatter list's meaning and expiry
+        let b = get("backscatterer");
+        assert!(b.returns[0].meaning.contains("sender callouts"));
+        assert_eq!(b.expiry, Some(Duration::from_secs(28 * 86400)));
+        // IPv6 claims on second sources only are downgraded
+        for id in [
+            "spamhaus-xbl",
+            "spamcop",
+            "dnswl",
+            "virusfree-bip",
+            "hostkarma",
+        ] {
+            assert_eq!(get(id).kind, ListKind::Ipv4, "{id}");
+        }
+        // no operator page: not enabled by default
+        for id in ["hetzner", "kempt", "kundenserver-relays"] {
+            assert!(!get(id).enabled_by_default, "{id}");
+        }
+        // Abusix' separate zones, incl. its domain list, with the operator's test points
+        for id in [
+            "abusix-black",
+            "abusix-exploit",
+            "abusix-dynamic",
+            "abusix-dblack",
+        ] {
+            let l = get(id);
+            assert!(
+                l.policy.requires_key && l.policy.key_portal.is_some(),
+                "{id}"
+            );
+        }
+        assert_eq!(get("abusix-dblack").kind, ListKind::Domain);
+        assert_eq!(get("abusix-combined").test_points.listed.len(), 9);
+        // URI lists' own test names
+        assert_eq!(
+            get("uribl-multi").test_points.listed[0].to_string(),
+            "test.uribl.com"
+        );
+        assert_eq!(
+            get("surbl-multi").test_points.listed[0].to_string(),
+            "surbl-org-permanent-test-point.com"
         );
     }
 
