@@ -9,6 +9,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use rblwatch::catalog::{
     parse_file, Catalog, CodeMatch, CodeVerdict, ErrorCause, ListDef, ListKind, ReturnCode,
     Undocumented,
@@ -16,7 +18,7 @@ use rblwatch::catalog::{
 use rblwatch::dns::{ClientConfig, DnsClient};
 use rblwatch::engine::{ActiveList, Engine, EngineOpts};
 use rblwatch::health::ListHealth;
-use rblwatch::target::{Target, TargetSpec};
+use rblwatch::target::{RangePolicy, Target, TargetSpec};
 use rblwatch::verdict::{Verdict, VerdictKind};
 
 use crate::util::Rbldnsd;
@@ -394,5 +396,183 @@ async fn every_shipped_list_is_healthy_and_every_error_code_reads_blocked() {
         started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// One list of a test's own, read by the catalog parser.
+fn own_list(text: &str) -> ListDef {
+    parse_file("own.toml", text).unwrap().remove(0)
+}
+
+#[tokio::test]
+async fn an_ipv6_claim_without_ipv6_data_never_reads_clear() {
+    // The zone holds names, not addresses: 2.0.0.127 and 192.0.2.9 are listed, but no IPv6 name is,
+    // as on a list that holds no IPv6 data while its catalog entry says `kind = "ip"`.
+    let mut z = Zones {
+        files: vec![],
+        args: vec![],
+        n: 0,
+    };
+    let f = z.file(format!(
+        "{HEAD}2.0.0.127 :127.0.0.2:test point\n9.2.0.192 :127.0.0.2:spam\n"
+    ));
+    z.args.push(format!("v6less.test:dnset:{f}"));
+    let rbl = Rbldnsd::start_with(&z.files, &z.args);
+    let def = own_list(
+        "[[list]]\nid = \"v6less\"\nzone = \"v6less.test\"\nkind = \"ip\"\nreturns = [{ code = \"127.0.0.2\", meaning = \"spam\" }]\n",
+    );
+    let e = engine(&rbl, vec![ActiveList::new(Arc::new(def), None, None)]).await;
+    let report = e.check().await;
+    assert!(report.lists[0].is_healthy(), "{:?}", report.lists[0]);
+    let why = report.ipv6_down[0]
+        .as_deref()
+        .expect("the IPv6 claim must fail");
+    assert!(why.contains("IPv6") && why.contains("IPv4 only"), "{why}");
+    let specs: Vec<TargetSpec> = ["192.0.2.9", "2001:db8::9"]
+        .iter()
+        .map(|t| TargetSpec::parse(t, RangePolicy::Normal).unwrap())
+        .collect();
+    let outcomes: Vec<_> = e.sweep(&specs, &report.lists).collect().await;
+    let verdict = |t: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.target.to_string() == t)
+            .map(|o| o.verdict.clone())
+            .unwrap_or_else(|| panic!("no outcome for {t}"))
+    };
+    assert_eq!(verdict("192.0.2.9").kind(), VerdictKind::Listed);
+    match verdict("2001:db8::9") {
+        Verdict::Unknown { why } => assert!(why.contains("IPv6"), "{why}"),
+        other => panic!("an IPv6 target on an IPv4-only list read {other:?}"),
+    }
+
+    // `lists --health` says so too.
+    let dir = tempfile::tempdir().unwrap();
+    let lists = dir.path().join("lists");
+    std::fs::create_dir(&lists).unwrap();
+    std::fs::write(
+        lists.join("own.toml"),
+        "[[list]]\nid = \"v6less\"\nzone = \"v6less.test\"\nkind = \"ip\"\nreturns = [{ code = \"127.0.0.2\", meaning = \"spam\" }]\nsources = [\"https://example.net/\"]\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[resolver]\nnameservers = [\"{}\"]\ntimeout = \"800ms\"\n[lists]\ndirs = [{:?}]\nuse = [\"v6less\"]\n",
+            rbl.addr(),
+            lists.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = crate::util::rblwatch(&["lists", "--health", "-C", cfg.to_str().unwrap()]);
+    let out = crate::util::stdout(&o);
+    assert!(
+        out.contains("v6less") && out.contains("IPv6 targets unchecked"),
+        "{out}\n{}",
+        crate::util::stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn an_undocumented_code_on_a_strict_list_is_never_a_listing() {
+    let cat = Catalog::shipped().unwrap();
+    let zen = cat.get("spamhaus-zen").unwrap().clone();
+    assert_eq!(zen.undocumented, Undocumented::Error);
+    let mut strict = zen.clone();
+    strict.zone = "strict.test".into();
+    let mut lax = zen;
+    lax.id = "lax".into();
+    lax.zone = "lax.test".into();
+    lax.undocumented = Undocumented::Listed;
+    let mut z = Zones {
+        files: vec![],
+        args: vec![],
+        n: 0,
+    };
+    for zone in ["strict.test", "lax.test"] {
+        let f = z.file(format!(
+            "{HEAD}127.0.0.2 :127.0.0.2:test point\n192.0.2.77 :127.0.0.77:odd\n192.0.2.78 :127.0.0.4:xbl\n"
+        ));
+        z.args.push(format!("{zone}:ip4trie:{f}"));
+    }
+    let rbl = Rbldnsd::start_with(&z.files, &z.args);
+    let e = engine(
+        &rbl,
+        vec![
+            ActiveList::new(Arc::new(strict), None, None),
+            ActiveList::new(Arc::new(lax), None, None),
+        ],
+    )
+    .await;
+    let report = e.check().await;
+    assert!(report.lists.iter().all(|h| h.is_healthy()), "{report:?}");
+    let t = Target::parse("192.0.2.77").unwrap();
+    let v = e.query(0, &t).await;
+    assert_eq!(v.kind(), VerdictKind::ListError, "{v:?}");
+    assert_eq!(
+        v.meaning(),
+        "127.0.0.77: blocked: not a code this list documents"
+    );
+    let v = e.query(1, &t).await;
+    assert_eq!(v.kind(), VerdictKind::Listed, "{v:?}");
+    assert_eq!(v.meaning(), "listed (undocumented code 127.0.0.77)");
+    // a documented code is still a listing on the strict list
+    let v = e.query(0, &Target::parse("192.0.2.78").unwrap()).await;
+    assert_eq!(v.kind(), VerdictKind::Listed, "{v:?}");
+}
+
+#[tokio::test]
+async fn a_key_not_entitled_to_one_zone_is_named() {
+    // The key answers on ZEN's DQS zone; the DBL's DQS zone is not served, so the server
+    // REFUSES it, as Spamhaus does for a zone the key does not cover.
+    let cat = Catalog::shipped().unwrap();
+    let zen = cat.get("spamhaus-zen").unwrap().clone();
+    let dbl = cat.get("spamhaus-dbl").unwrap().clone();
+    let mut z = Zones {
+        files: vec![],
+        args: vec![],
+        n: 0,
+    };
+    let zone = zen
+        .policy
+        .key_template
+        .as_deref()
+        .unwrap()
+        .replace("{key}", TEST_KEY);
+    z.serve_points(&zen, &zone, &positive_answers(&zen));
+    let rbl = Rbldnsd::start_with(&z.files, &z.args);
+    let e = engine(
+        &rbl,
+        vec![
+            ActiveList::new(Arc::new(zen), Some(TEST_KEY), None),
+            ActiveList::new(Arc::new(dbl.clone()), Some(TEST_KEY), None),
+        ],
+    )
+    .await;
+    let report = e.check().await;
+    assert!(report.lists[0].is_healthy(), "{:?}", report.lists[0]);
+    let h = &report.lists[1];
+    assert_eq!(h.name(), "blocked", "{h:?}");
+    assert!(
+        h.why().contains("the key may not cover this zone")
+            && h.why().contains("spamhaus-zen")
+            && h.why().contains("https://portal.spamhaus.com/")
+            && h.why().contains(": invalid key: "),
+        "{h:?}"
+    );
+    assert!(!h.why().contains(TEST_KEY), "the key leaked: {h:?}");
+    // With no other zone of the key answering, nothing says the key is the cause.
+    let e = engine(
+        &rbl,
+        vec![ActiveList::new(Arc::new(dbl), Some(TEST_KEY), None)],
+    )
+    .await;
+    let report = e.check().await;
+    assert_eq!(report.lists[0].name(), "blocked");
+    assert!(
+        !report.lists[0].why().contains("may not cover"),
+        "{:?}",
+        report.lists[0]
     );
 }
