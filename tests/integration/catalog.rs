@@ -576,3 +576,56 @@ async fn a_key_not_entitled_to_one_zone_is_named() {
         report.lists[0]
     );
 }
+
+#[test]
+fn an_undocumented_code_raises_list_unknown_code_once() {
+    let mut z = Zones {
+        files: vec![],
+        args: vec![],
+        n: 0,
+    };
+    let f = z.file(format!(
+        "{HEAD}127.0.0.2 :127.0.0.2:test point\n192.0.2.77 :127.0.0.77:odd\n"
+    ));
+    z.args.push(format!("odd.test:ip4trie:{f}"));
+    let rbl = Rbldnsd::start_with(&z.files, &z.args);
+    let dir = tempfile::tempdir().unwrap();
+    let lists = dir.path().join("lists");
+    std::fs::create_dir(&lists).unwrap();
+    std::fs::write(
+        lists.join("own.toml"),
+        "[[list]]\nid = \"odd\"\nzone = \"odd.test\"\nkind = \"ipv4\"\nreturns = [{ code = \"127.0.0.2\", meaning = \"spam\" }]\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[resolver]\nnameservers = [\"{}\"]\ntimeout = \"800ms\"\n[lists]\ndirs = [{:?}]\nuse = [\"odd\"]\n[[targets]]\ntarget = \"192.0.2.77\"\n[daemon]\ndatabase = \"rblwatch.db\"\n[web]\nlisten = \"127.0.0.1:{}\"\n",
+            rbl.addr(),
+            lists.display().to_string(),
+            crate::util::free_tcp_port()
+        ),
+    )
+    .unwrap();
+    crate::util::once(&cfg);
+    crate::util::once(&cfg);
+    let c = rusqlite::Connection::open(dir.path().join("rblwatch.db")).unwrap();
+    let rows: Vec<(String, String)> = c
+        .prepare("SELECT summary, severity FROM events WHERE kind = 'list_unknown_code'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows.len(),
+        1,
+        "one event per list and code, over two sweeps: {rows:?}"
+    );
+    assert!(
+        rows[0].0.contains("odd") && rows[0].0.contains("127.0.0.77"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[0].1, "warning");
+}
