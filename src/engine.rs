@@ -993,6 +993,92 @@ mod tests {
         assert!(warnings[0].contains("abusix"), "{warnings:?}");
     }
 
+    fn keyed(c: &Catalog, id: &str) -> ActiveList {
+        ActiveList::new(Arc::new(c.get(id).unwrap().clone()), Some("k3y"), None)
+    }
+
+    #[test]
+    fn refused_on_a_keyed_list_asked_directly_is_an_invalid_key() {
+        let c = Catalog::shipped().unwrap();
+        let refused = Ok(crate::dns::Response {
+            rcode: crate::dns::Rcode::Refused,
+            a: vec![],
+            txt: vec![],
+            truncated: false,
+            ttl: None,
+            neg_ttl: None,
+        });
+        let v = keyed_refusal(&keyed(&c, "spamhaus-dbl").direct(), &refused).unwrap();
+        let h = crate::health::assess(&v, &v);
+        assert_eq!(h.name(), "blocked");
+        assert!(
+            h.why()
+                .contains(crate::catalog::ErrorCause::InvalidKey.advice()),
+            "{h:?}"
+        );
+        // through a resolver, REFUSED is the resolver's word; without a key, no key is blamed
+        assert!(keyed_refusal(&keyed(&c, "spamhaus-dbl"), &refused).is_none());
+        let keyless = ActiveList::new(Arc::new(c.get("spamhaus-dbl").unwrap().clone()), None, None);
+        assert!(keyed_refusal(&keyless.direct(), &refused).is_none());
+    }
+
+    #[test]
+    fn servfail_on_one_zone_of_a_working_key_names_the_key() {
+        let c = Catalog::shipped().unwrap();
+        let lists = vec![keyed(&c, "spamhaus-zen"), keyed(&c, "spamhaus-dbl")];
+        let servfail = ListHealth::Unreachable {
+            why: "positive test point dbltest.com: SERVFAIL from the resolver".into(),
+        };
+        let mut results = vec![
+            (ListHealth::Healthy, (), (), ()),
+            (servfail.clone(), (), (), ()),
+        ];
+        diagnose_keys(&lists, &mut results);
+        assert_eq!(results[0].0, ListHealth::Healthy);
+        let h = &results[1].0;
+        assert_eq!(h.name(), "blocked");
+        assert!(
+            h.why().contains("the key may not cover this zone")
+                && h.why().contains("SERVFAIL")
+                && h.why().contains("https://portal.spamhaus.com/")
+                && !h.why().contains("k3y"),
+            "{h:?}"
+        );
+        // a timeout is the network's, not the key's
+        let timeout = ListHealth::Unreachable {
+            why: "positive test point: timeout".into(),
+        };
+        let mut results = vec![
+            (ListHealth::Healthy, (), (), ()),
+            (timeout.clone(), (), (), ()),
+        ];
+        diagnose_keys(&lists, &mut results);
+        assert_eq!(results[1].0, timeout);
+    }
+
+    #[test]
+    fn a_list_under_a_retired_zone_warns_and_is_not_queried() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("own.toml"),
+            "[[list]]\nid = \"my-sorbs-http\"\nzone = \"http.dnsbl.sorbs.net\"\nkind = \"ipv4\"\n",
+        )
+        .unwrap();
+        let c = parse(&format!(
+            "[lists]\ndirs = [{:?}]\nuse = [\"my-sorbs-http\", \"spamhaus-zen\"]\n",
+            dir.path().display().to_string()
+        ));
+        let cat = c.catalog().unwrap();
+        let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
+        assert_eq!(lists.len(), 1);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("my-sorbs-http") && w.contains("retired")),
+            "{warnings:?}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn rate_limiter_spaces_queries_exactly() {
         let l = RateLimiter::new(10.0);
