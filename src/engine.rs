@@ -810,7 +810,10 @@ impl Engine {
                     .filter(|s| s.targets().next().is_some_and(|t| l.def.kind.accepts(&t)))
                     .map(|s| u64::try_from(s.len()).unwrap_or(u64::MAX))
                     .sum();
-                crate::budget::plan(&l.def.id, l.daily_limit, pairs, sweep, health)
+                // every test point and the canary, each health check
+                let tp = &l.def.test_points;
+                let hq = (tp.listed.len() + tp.not_listed.len() + 1) as u64;
+                crate::budget::plan_with(&l.def.id, l.daily_limit, pairs, sweep, health, hq)
             })
             .collect()
     }
