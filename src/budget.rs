@@ -53,8 +53,14 @@ fn per_day(every: Duration) -> f64 {
 
 /// Queries a day for `pairs` targets swept every `sweep`, with health checks every `health`.
 pub fn daily_queries(pairs: u64, sweep: Duration, health: Duration) -> u64 {
-    let sweeps = per_day(sweep) * (pairs + HEALTH_QUERIES) as f64;
-    let checks = per_day(health) * HEALTH_QUERIES as f64;
+    daily_queries_with(pairs, sweep, health, HEALTH_QUERIES)
+}
+
+/// [`daily_queries`] for a list whose health check asks `hq` questions (its
+/// test points, several on some lists and IPv6 ones on `ip` lists, and the canary).
+pub fn daily_queries_with(pairs: u64, sweep: Duration, health: Duration, hq: u64) -> u64 {
+    let sweeps = per_day(sweep) * (pairs + hq) as f64;
+    let checks = per_day(health) * hq as f64;
     (sweeps + checks).ceil() as u64
 }
 
@@ -66,7 +72,19 @@ pub fn plan(
     sweep: Duration,
     health: Duration,
 ) -> BudgetPlan {
-    let at = |every: u32| daily_queries(pairs, sweep * every, health);
+    plan_with(list, limit, pairs, sweep, health, HEALTH_QUERIES)
+}
+
+/// [`plan`] for a list whose health check asks `hq` questions.
+pub fn plan_with(
+    list: &str,
+    limit: Option<u64>,
+    pairs: u64,
+    sweep: Duration,
+    health: Duration,
+    hq: u64,
+) -> BudgetPlan {
+    let at = |every: u32| daily_queries_with(pairs, sweep * every, health, hq);
     let max_every = (86_400 / sweep.as_secs().max(1)).max(1) as u32;
     let mut every = 1;
     let mut over_anyway = false;
@@ -153,6 +171,11 @@ mod tests {
     fn a_slash_20_every_30_minutes_overruns_a_free_list_and_is_stretched() {
         let half_hour = Duration::from_secs(1800);
         // issue 9: 4,096 targets every 30 min = 196,608 a day (plus health checks)
+        // a list with more test points (IPv6 ones, several positives) spends more on health
+        assert!(
+            daily_queries_with(10, half_hour, half_hour, 10)
+                > daily_queries(10, half_hour, half_hour)
+        );
         assert!(daily_queries(4096, half_hour, half_hour) > 196_608);
         let p = plan("sem-bl", Some(100_000), 4096, half_hour, half_hour);
         assert!(p.every >= 2, "{p:?}");

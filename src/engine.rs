@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::dns::qname::query_name;
 use crate::dns::{DnsClient, QType};
 use crate::health::{
-    assess, assess_resolver, ListCheck, ListHealth, ResolverHealth, ResolverStatus,
+    assess_points, assess_resolver, ListCheck, ListHealth, ResolverHealth, ResolverStatus,
 };
 use crate::secret::Secret;
 use crate::target::{Target, TargetSpec};
@@ -80,6 +80,9 @@ pub struct ActiveList {
     /// Negative answers not to ask again before they expire: query-name hash →
     /// expiry (seconds since the engine started).
     negative: Mutex<std::collections::HashMap<u64, u32>>,
+    /// Set by a health check whose IPv6 test points failed: why the list is
+    /// IPv4-only until the next check (its IPv6 pairs are not asked).
+    ipv6_down: Mutex<Option<String>>,
 }
 
 impl ListCounters {
@@ -182,6 +185,7 @@ impl ActiveList {
             direct: None,
             daily_limit: def.policy.daily_limit,
             negative: Mutex::new(std::collections::HashMap::new()),
+            ipv6_down: Mutex::new(None),
             def,
         }
     }
@@ -212,6 +216,11 @@ impl ActiveList {
             .unwrap_or_default();
         let error = d.last_error.lock().ok().and_then(|g| g.clone());
         Some(DirectStatus { servers, error })
+    }
+
+    /// Why the list is IPv4-only this cycle (its IPv6 test points failed the last health check).
+    pub fn ipv6_down(&self) -> Option<String> {
+        self.ipv6_down.lock().ok().and_then(|g| g.clone())
     }
 
     /// The zone as it may be shown (the key replaced by `<key>`).
@@ -254,6 +263,12 @@ pub struct HealthReport {
     pub lists: Vec<ListHealth>,
     /// Health of the resolver, judged from all lists at once.
     pub resolver: ResolverHealth,
+    /// Per list (same order): why a list claiming IPv6 is IPv4-only this
+    /// cycle (its IPv6 test points failed), or `None`.
+    pub ipv6_down: Vec<Option<String>>,
+    /// Per list (same order): codes the catalog does not document that its
+    /// test points answered.
+    pub undocumented: Vec<Vec<std::net::Ipv4Addr>>,
 }
 
 impl HealthReport {
@@ -502,7 +517,7 @@ impl Engine {
             let _permit = self.sem.acquire().await;
             client.query(&qname, QType::A).await
         };
-        let mut v = classify(&list.def, &a);
+        let mut v = keyed_refusal(list, &a).unwrap_or_else(|| classify(&list.def, &a));
         if let (Verdict::Clear, Cache::Use, Some(ttl)) = (&v, cache, Self::neg_ttl(&a)) {
             // not asked again before the negative answer expires
             if self
@@ -544,6 +559,13 @@ impl Engine {
         v
     }
 
+    /// Asks list `li` about each of `points` (health-check questions, past the cache).
+    async fn ask_points(&self, li: usize, points: &[&Target]) -> Vec<(String, Verdict)> {
+        let asked = points.iter().map(|t| self.ask(li, t, Cache::Bypass));
+        let verdicts = futures::future::join_all(asked).await;
+        points.iter().map(|t| t.to_string()).zip(verdicts).collect()
+    }
+
     /// Health of every list, in list order (all lists checked concurrently).
     pub async fn check_health(&self) -> Vec<ListHealth> {
         self.check().await.lists
@@ -566,23 +588,64 @@ impl Engine {
                 rand::random::<u64>(),
                 self.lists[li].query_zone.expose()
             );
-            let (pos, neg, can) = futures::join!(
-                self.ask(li, &tp.listed, Cache::Bypass),
-                self.ask(li, &tp.not_listed, Cache::Bypass),
+            // The IPv6 points (of an `ip` list) only decide whether IPv6 targets are asked.
+            let v6_family = self.lists[li].def.kind == crate::catalog::ListKind::Ipv6;
+            let (pos, neg) = tp.of_family(v6_family);
+            let (pos6, neg6) = if v6_family {
+                (vec![], vec![])
+            } else {
+                tp.of_family(true)
+            };
+            let (pos, neg, pos6, neg6, can) = futures::join!(
+                self.ask_points(li, &pos),
+                self.ask_points(li, &neg),
+                self.ask_points(li, &pos6),
+                self.ask_points(li, &neg6),
                 self.query_name(li, &canary)
             );
-            let h = assess(&pos, &neg);
-            if !h.is_healthy() {
-                tracing::warn!(list = %self.lists[li].def.id, health = h.name(), why = h.why(), "list is not healthy");
-            }
-            (h, can)
+            let h = assess_points(&refs(&pos), &refs(&neg));
+            let v6 = if pos6.is_empty() && neg6.is_empty() {
+                None
+            } else {
+                let h6 = assess_points(&refs(&pos6), &refs(&neg6));
+                (!h6.is_healthy()).then(|| {
+                    format!(
+                        "the list claims IPv6 but its IPv6 test points fail ({}: {}); IPv4 only this cycle",
+                        h6.name(),
+                        h6.why()
+                    )
+                })
+            };
+            let def = &self.lists[li].def;
+            let mut undocumented: Vec<std::net::Ipv4Addr> = pos
+                .iter()
+                .chain(&neg)
+                .chain(&pos6)
+                .chain(&neg6)
+                .flat_map(|(_, v)| def.undocumented_codes(v.codes()))
+                .collect();
+            undocumented.sort();
+            undocumented.dedup();
+            (h, can, v6, undocumented)
         });
-        let results = futures::future::join_all(checks).await;
+        let mut results = futures::future::join_all(checks).await;
+        diagnose_keys(&self.lists, &mut results);
+        for ((h, _, v6, _), l) in results.iter().zip(&self.lists) {
+            if !h.is_healthy() {
+                tracing::warn!(list = %l.def.id, health = h.name(), why = h.why(), "list is not healthy");
+            }
+            if let Some(why) = v6 {
+                tracing::warn!(list = %l.def.id, why = %why, "IPv6 targets are not checked on this list this cycle");
+            }
+            if let Ok(mut g) = l.ipv6_down.lock() {
+                *g = v6.clone();
+            }
+        }
         let resolver = assess_resolver(
             &results
                 .iter()
                 .zip(&self.lists)
-                .map(|((h, c), l)| ListCheck {
+                .map(|((h, c, _, _), l)| ListCheck {
                     id: &l.def.id,
                     health: h,
                     canary: c,
@@ -592,9 +655,19 @@ impl Engine {
         if resolver.status != ResolverStatus::Ok {
             tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
         }
+        let mut lists = Vec::new();
+        let mut ipv6_down = Vec::new();
+        let mut undocumented = Vec::new();
+        for (h, _, v6, u) in results {
+            lists.push(h);
+            ipv6_down.push(v6);
+            undocumented.push(u);
+        }
         HealthReport {
-            lists: results.into_iter().map(|(h, _)| h).collect(),
+            lists,
             resolver,
+            ipv6_down,
+            undocumented,
         }
     }
 
@@ -633,9 +706,19 @@ impl Engine {
                 .iter()
                 .flat_map(|s| s.targets())
                 .filter(move |t| kind.accepts(t));
+            // A list whose IPv6 test points failed is IPv4-only this cycle:
+            // its IPv6 pairs are unchecked, never clear.
+            let v6_skip = self.lists[li]
+                .ipv6_down()
+                .map(|why| format!("not queried: {why}"));
             stream::iter(pairs)
                 .map(move |t| {
-                    let skip = skip.clone();
+                    let skip = match (&t, &v6_skip) {
+                        (Target::Ip(std::net::IpAddr::V6(_)), Some(why)) if skip.is_none() => {
+                            Some(why.clone())
+                        }
+                        _ => skip.clone(),
+                    };
                     async move {
                         let verdict = match skip {
                             Some(why) => Verdict::Unknown { why },
@@ -655,6 +738,81 @@ impl Engine {
     }
 }
 
+/// `(name, verdict)` pairs as borrowed for [`assess_points`].
+fn refs(v: &[(String, Verdict)]) -> Vec<(&str, &Verdict)> {
+    v.iter().map(|(t, v)| (t.as_str(), v)).collect()
+}
+
+/// A keyed list asked at its own servers that answers REFUSED: the
+/// operator refuses the key (unknown, expired, or not entitled to this zone).
+/// Through a resolver, REFUSED is the resolver's own word and stays as it is.
+fn keyed_refusal(
+    list: &ActiveList,
+    a: &Result<crate::dns::Response, crate::dns::QueryError>,
+) -> Option<Verdict> {
+    let refused = matches!(a, Ok(r) if r.rcode == crate::dns::Rcode::Refused);
+    (refused && list.uses_key && list.direct.is_some()).then(|| Verdict::ListError {
+        why: format!(
+            "REFUSED by the list's own servers: {}: the operator refuses queries with this key (unknown, expired, or not entitled to this zone)",
+            crate::catalog::ErrorCause::InvalidKey
+        ),
+        codes: vec![],
+    })
+}
+
+/// A keyed list that fails (SERVFAIL through a resolver, REFUSED) while other
+/// zones asked with the same key answer: the key works, so it may not cover
+/// this zone. Said so, with the operator's portal, instead of network advice.
+fn diagnose_keys<C, V, U>(lists: &[ActiveList], results: &mut [(ListHealth, C, V, U)]) {
+    let failed = |h: &ListHealth| match h {
+        ListHealth::Unreachable { why } => why.contains("SERVFAIL"),
+        ListHealth::Blocked { why } => {
+            why.contains("REFUSED")
+                || crate::catalog::ErrorCause::find_in(why)
+                    == Some(crate::catalog::ErrorCause::InvalidKey)
+        }
+        _ => false,
+    };
+    fn key_of(l: &ActiveList) -> Option<&str> {
+        l.uses_key.then_some(l.def.policy.key.as_deref()).flatten()
+    }
+    let verdicts: Vec<(Option<&str>, bool, bool)> = lists
+        .iter()
+        .zip(results.iter())
+        .map(|(l, (h, ..))| (key_of(l), h.is_healthy(), failed(h)))
+        .collect();
+    for (i, (l, r)) in lists.iter().zip(results.iter_mut()).enumerate() {
+        let (Some(key), _, true) = verdicts[i] else {
+            continue;
+        };
+        let answering: Vec<&str> = lists
+            .iter()
+            .zip(&verdicts)
+            .enumerate()
+            .filter(|(j, (_, (k, healthy, _)))| *j != i && *k == Some(key) && *healthy)
+            .map(|(_, (o, _))| o.def.id.as_str())
+            .collect();
+        if answering.is_empty() {
+            continue;
+        }
+        let portal = l
+            .def
+            .policy
+            .key_portal
+            .as_deref()
+            .or(l.def.website.as_deref())
+            .unwrap_or("the operator's portal");
+        r.0 = ListHealth::Blocked {
+            why: format!(
+                "this zone only: {}: the key may not cover this zone: it fails ({}) while {} answer(s) with the same key {key:?}; check which zones the key is entitled to at {portal}",
+                crate::catalog::ErrorCause::InvalidKey,
+                r.0.why(),
+                answering.join(", ")
+            ),
+        };
+    }
+}
+
 impl Engine {
     /// Each list's budget plan for these targets and schedule intervals.
     pub fn plans(
@@ -671,7 +829,10 @@ impl Engine {
                     .filter(|s| s.targets().next().is_some_and(|t| l.def.kind.accepts(&t)))
                     .map(|s| u64::try_from(s.len()).unwrap_or(u64::MAX))
                     .sum();
-                crate::budget::plan(&l.def.id, l.daily_limit, pairs, sweep, health)
+                // every test point and the canary, each health check
+                let tp = &l.def.test_points;
+                let hq = (tp.listed.len() + tp.not_listed.len() + 1) as u64;
+                crate::budget::plan_with(&l.def.id, l.daily_limit, pairs, sweep, health, hq)
             })
             .collect()
     }
@@ -710,6 +871,18 @@ pub fn active_lists(
             warnings.push(format!(
                 "list {:?} is retired since {} and is not queried: {}",
                 def.id, r.since, r.reason
+            ));
+            continue;
+        }
+        // A list of the user's own on a zone under a dead one (SORBS' sub-zones).
+        if let Some(dead) = catalog.retired_zone(&def.zone) {
+            let r = dead
+                .retired
+                .as_ref()
+                .map_or(("", ""), |r| (r.since.as_str(), r.reason.as_str()));
+            warnings.push(format!(
+                "list {:?} queries {}, under the retired zone {} ({:?}, retired since {}: {}); it is not queried",
+                def.id, def.zone, dead.zone, dead.id, r.0, r.1
             ));
             continue;
         }
@@ -840,6 +1013,92 @@ mod tests {
         let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
         assert!(lists.is_empty());
         assert!(warnings[0].contains("abusix"), "{warnings:?}");
+    }
+
+    fn keyed(c: &Catalog, id: &str) -> ActiveList {
+        ActiveList::new(Arc::new(c.get(id).unwrap().clone()), Some("k3y"), None)
+    }
+
+    #[test]
+    fn refused_on_a_keyed_list_asked_directly_is_an_invalid_key() {
+        let c = Catalog::shipped().unwrap();
+        let refused = Ok(crate::dns::Response {
+            rcode: crate::dns::Rcode::Refused,
+            a: vec![],
+            txt: vec![],
+            truncated: false,
+            ttl: None,
+            neg_ttl: None,
+        });
+        let v = keyed_refusal(&keyed(&c, "spamhaus-dbl").direct(), &refused).unwrap();
+        let h = crate::health::assess(&v, &v);
+        assert_eq!(h.name(), "blocked");
+        assert!(
+            h.why()
+                .contains(crate::catalog::ErrorCause::InvalidKey.advice()),
+            "{h:?}"
+        );
+        // through a resolver, REFUSED is the resolver's word; without a key, no key is blamed
+        assert!(keyed_refusal(&keyed(&c, "spamhaus-dbl"), &refused).is_none());
+        let keyless = ActiveList::new(Arc::new(c.get("spamhaus-dbl").unwrap().clone()), None, None);
+        assert!(keyed_refusal(&keyless.direct(), &refused).is_none());
+    }
+
+    #[test]
+    fn servfail_on_one_zone_of_a_working_key_names_the_key() {
+        let c = Catalog::shipped().unwrap();
+        let lists = vec![keyed(&c, "spamhaus-zen"), keyed(&c, "spamhaus-dbl")];
+        let servfail = ListHealth::Unreachable {
+            why: "positive test point dbltest.com: SERVFAIL from the resolver".into(),
+        };
+        let mut results = vec![
+            (ListHealth::Healthy, (), (), ()),
+            (servfail.clone(), (), (), ()),
+        ];
+        diagnose_keys(&lists, &mut results);
+        assert_eq!(results[0].0, ListHealth::Healthy);
+        let h = &results[1].0;
+        assert_eq!(h.name(), "blocked");
+        assert!(
+            h.why().contains("the key may not cover this zone")
+                && h.why().contains("SERVFAIL")
+                && h.why().contains("https://portal.spamhaus.com/")
+                && !h.why().contains("k3y"),
+            "{h:?}"
+        );
+        // a timeout is the network's, not the key's
+        let timeout = ListHealth::Unreachable {
+            why: "positive test point: timeout".into(),
+        };
+        let mut results = vec![
+            (ListHealth::Healthy, (), (), ()),
+            (timeout.clone(), (), (), ()),
+        ];
+        diagnose_keys(&lists, &mut results);
+        assert_eq!(results[1].0, timeout);
+    }
+
+    #[test]
+    fn a_list_under_a_retired_zone_warns_and_is_not_queried() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("own.toml"),
+            "[[list]]\nid = \"my-sorbs-http\"\nzone = \"http.dnsbl.sorbs.net\"\nkind = \"ipv4\"\n",
+        )
+        .unwrap();
+        let c = parse(&format!(
+            "[lists]\ndirs = [{:?}]\nuse = [\"my-sorbs-http\", \"spamhaus-zen\"]\n",
+            dir.path().display().to_string()
+        ));
+        let cat = c.catalog().unwrap();
+        let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
+        assert_eq!(lists.len(), 1);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("my-sorbs-http") && w.contains("retired")),
+            "{warnings:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -70,6 +70,8 @@ pub enum EventKind {
     DelistRequested,
     /// A requested delisting is still listed past the list's typical expiry.
     DelistOverdue,
+    /// A list answered a code its catalog entry does not document (once per list and code).
+    ListUnknownCode,
 }
 
 impl EventKind {
@@ -103,6 +105,7 @@ impl EventKind {
         EventKind::AuditFindingCleared,
         EventKind::DelistRequested,
         EventKind::DelistOverdue,
+        EventKind::ListUnknownCode,
     ];
 
     /// The event's name, as used in configs, hooks and the API.
@@ -136,6 +139,7 @@ impl EventKind {
             EventKind::AuditFindingCleared => "audit_finding_cleared",
             EventKind::DelistRequested => "delist_requested",
             EventKind::DelistOverdue => "delist_overdue",
+            EventKind::ListUnknownCode => "list_unknown_code",
         }
     }
 
@@ -161,7 +165,8 @@ impl EventKind {
             | EventKind::SourceFailed
             | EventKind::ResolverUnusable
             | EventKind::AuditFinding
-            | EventKind::DelistOverdue => Severity::Warning,
+            | EventKind::DelistOverdue
+            | EventKind::ListUnknownCode => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -516,6 +521,12 @@ impl Event {
                     id: "spamhaus-zen".into(),
                 },
                 serde_json::json!({"health": {"health": "blocked", "why": "sample"}}),
+            ),
+            EventKind::ListUnknownCode => (
+                Subject::List {
+                    id: "spamhaus-zen".into(),
+                },
+                serde_json::json!({"code": "127.0.0.77", "list_name": "Spamhaus ZEN", "strict": true}),
             ),
             EventKind::NdrSpike
             | EventKind::NdrSpikeCleared

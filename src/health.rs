@@ -77,52 +77,83 @@ many lists: run a local recursive resolver (unbound) or configure the list's key
 
 /// Derives a list's health from its two test-point verdicts.
 pub fn assess(positive: &Verdict, negative: &Verdict) -> ListHealth {
+    assess_points(&[("", positive)], &[("", negative)])
+}
+
+/// Derives a list's health from the verdicts of all its test points, each
+/// with the point's name: every positive must be listed, no negative may be.
+pub fn assess_points(positives: &[(&str, &Verdict)], negatives: &[(&str, &Verdict)]) -> ListHealth {
+    let name = |which: &str, point: &str| {
+        if point.is_empty() {
+            format!("{which} test point")
+        } else {
+            format!("{which} test point {point}")
+        }
+    };
     // 1. Error codes or REFUSED anywhere: the list is talking to us, but will not serve us.
-    for (which, v) in [("negative", negative), ("positive", positive)] {
+    let tagged = negatives
+        .iter()
+        .map(|(p, v)| ("negative", *p, *v))
+        .chain(positives.iter().map(|(p, v)| ("positive", *p, *v)));
+    for (which, point, v) in tagged {
         if let Verdict::ListError { why, codes } = v {
             if codes.iter().any(|c| c.octets()[0] != 127) {
                 // An answer outside 127/8 on the negative point means a wildcard: treated below.
                 if which == "negative" {
                     return ListHealth::ListsEverything {
-                        why: format!("negative test point answered: {why}"),
+                        why: format!("{} answered: {why}", name(which, point)),
                     };
                 }
                 return ListHealth::Dead {
-                    why: format!("positive test point answered: {why}"),
+                    why: format!("{} answered: {why}", name(which, point)),
                 };
             }
             // A documented error code names its cause: give that cause's advice.
             let advice =
                 crate::catalog::ErrorCause::find_in(why).map_or(BLOCKED_ADVICE, |c| c.advice());
             return ListHealth::Blocked {
-                why: format!("{which} test point: {why}; {advice}"),
+                why: format!("{}: {why}; {advice}", name(which, point)),
             };
         }
     }
-    // 2. The negative point is listed: nothing from this list can be believed.
-    if let Verdict::Listed { codes, .. } | Verdict::Allowed { codes, .. } = negative {
-        let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
-        return ListHealth::ListsEverything {
-            why: format!(
-                "the must-not-be-listed test point is listed ({})",
-                codes.join(", ")
-            ),
-        };
+    // 2. A negative point is listed: nothing from this list can be believed.
+    for (point, v) in negatives {
+        if let Verdict::Listed { codes, .. } | Verdict::Allowed { codes, .. } = v {
+            let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+            let what = if point.is_empty() {
+                "the must-not-be-listed test point".to_string()
+            } else {
+                format!("the must-not-be-listed test point {point}")
+            };
+            return ListHealth::ListsEverything {
+                why: format!("{what} is listed ({})", codes.join(", ")),
+            };
+        }
     }
     // 3. No answer.
-    for (which, v) in [("positive", positive), ("negative", negative)] {
+    let tagged = positives
+        .iter()
+        .map(|(p, v)| ("positive", *p, *v))
+        .chain(negatives.iter().map(|(p, v)| ("negative", *p, *v)));
+    for (which, point, v) in tagged {
         if let Verdict::Unknown { why } = v {
             return ListHealth::Unreachable {
-                why: format!("{which} test point: {why}"),
+                why: format!("{}: {why}", name(which, point)),
             };
         }
     }
-    // 4. The positive point is not listed.
-    if matches!(positive, Verdict::Clear) {
-        return ListHealth::Dead {
-            why: "the must-be-listed test point is not listed (empty, retired or wrong zone)"
-                .into(),
-        };
+    // 4. A positive point is not listed.
+    for (point, v) in positives {
+        if matches!(v, Verdict::Clear) {
+            let what = if point.is_empty() {
+                "the must-be-listed test point".to_string()
+            } else {
+                format!("the must-be-listed test point {point}")
+            };
+            return ListHealth::Dead {
+                why: format!("{what} is not listed (empty, retired or wrong zone)"),
+            };
+        }
     }
     ListHealth::Healthy
 }
@@ -414,5 +445,23 @@ mod tests {
             codes: vec![],
         };
         assert_eq!(assess(&refused, &refused).name(), "blocked");
+    }
+
+    #[test]
+    fn every_positive_must_be_listed_and_no_negative() {
+        let l = listed("127.0.0.2");
+        let c = Verdict::Clear;
+        assert_eq!(
+            assess_points(&[("a", &l), ("b", &l)], &[("x", &c), ("y", &c)]),
+            ListHealth::Healthy
+        );
+        // one positive of two not listed: dead, naming the point
+        let h = assess_points(&[("a", &l), ("b", &c)], &[("x", &c)]);
+        assert_eq!(h.name(), "dead");
+        assert!(h.why().contains("test point b"), "{h:?}");
+        // one negative of two listed: lists everything, naming the point
+        let h = assess_points(&[("a", &l)], &[("x", &c), ("y", &l)]);
+        assert_eq!(h.name(), "lists-everything");
+        assert!(h.why().contains("test point y"), "{h:?}");
     }
 }

@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use crate::catalog::{CodeVerdict, ListDef};
+use crate::catalog::{CodeVerdict, ErrorCause, ListDef, UNDOCUMENTED_ERROR};
 use crate::dns::{QueryError, Rcode, Response};
 
 /// The verdict of one list about one target.
@@ -100,6 +100,16 @@ impl Verdict {
         matches!(self, Verdict::Listed { .. })
     }
 
+    /// The A records of the answer (empty for clear and unknown verdicts).
+    pub fn codes(&self) -> &[Ipv4Addr] {
+        match self {
+            Verdict::Listed { codes, .. }
+            | Verdict::Allowed { codes, .. }
+            | Verdict::ListError { codes, .. } => codes,
+            Verdict::Clear | Verdict::Unknown { .. } => &[],
+        }
+    }
+
     /// One line for tables and logs (TXT not included).
     pub fn meaning(&self) -> String {
         match self {
@@ -172,8 +182,20 @@ pub fn classify(list: &ListDef, answer: &Result<Response, QueryError>) -> Verdic
     let mut errors = Vec::new();
     for &c in &codes {
         let (v, meaning) = list.lookup_code(c);
-        let cause = list.lookup_row(c).and_then(|r| r.cause);
-        let text = meaning.map(str::to_string);
+        let row = list.lookup_row(c);
+        // A code the catalog does not document is shown with its raw value, so
+        // the entry gets fixed instead of the postmaster misled.
+        let (cause, text) = match row {
+            Some(r) => (r.cause, meaning.map(str::to_string)),
+            None => match v {
+                CodeVerdict::Error => (
+                    Some(ErrorCause::Blocked),
+                    Some(UNDOCUMENTED_ERROR.to_string()),
+                ),
+                CodeVerdict::Allowed => (None, Some(format!("allowed (undocumented code {c})"))),
+                _ => (None, Some(format!("listed (undocumented code {c})"))),
+            },
+        };
         match v {
             CodeVerdict::Listed => {
                 listed.push(text.unwrap_or_else(|| format!("listed (code {c})")))
@@ -311,12 +333,44 @@ returns = [
         );
         // an unknown code inside 127/8 is a listing (RFC 5782), with the code shown
         let v = classify(&list(""), &ok(Rcode::NoError, &["127.0.0.4"]));
-        assert_eq!(v.meaning(), "listed (code 127.0.0.4)");
+        assert_eq!(v.meaning(), "listed (undocumented code 127.0.0.4)");
         // informational codes alone are not a listing
         assert_eq!(
             classify(&list(""), &ok(Rcode::NoError, &["127.0.0.17"])),
             Verdict::Clear
         );
+    }
+
+    #[test]
+    fn undocumented_codes_on_a_strict_list_are_never_listings() {
+        let l = list("undocumented_codes = \"error\"");
+        let v = classify(&l, &ok(Rcode::NoError, &["127.0.0.77"]));
+        assert_eq!(v.kind(), VerdictKind::ListError, "{v:?}");
+        assert_eq!(
+            v.meaning(),
+            "127.0.0.77: blocked: not a code this list documents"
+        );
+        assert_eq!(ErrorCause::find_in(&v.meaning()), Some(ErrorCause::Blocked));
+        // beside a documented listing code it still wins: the answer cannot be believed
+        let v = classify(&l, &ok(Rcode::NoError, &["127.0.0.2", "127.0.0.77"]));
+        assert_eq!(v.kind(), VerdictKind::ListError, "{v:?}");
+        // documented codes are read as before
+        let v = classify(&l, &ok(Rcode::NoError, &["127.0.0.2"]));
+        assert_eq!(v.kind(), VerdictKind::Listed);
+        assert!(l.undocumented_codes(v.codes()).is_empty());
+        assert_eq!(
+            l.undocumented_codes(&["127.0.0.77".parse().unwrap(), "127.0.0.2".parse().unwrap()]),
+            vec!["127.0.0.77".parse::<Ipv4Addr>().unwrap()]
+        );
+        // the default rule: a listing, with the raw code shown
+        let v = classify(&list(""), &ok(Rcode::NoError, &["127.0.0.77"]));
+        assert_eq!(v.kind(), VerdictKind::Listed);
+        assert_eq!(v.meaning(), "listed (undocumented code 127.0.0.77)");
+        let v = classify(
+            &list("class = \"allow\""),
+            &ok(Rcode::NoError, &["127.0.9.1"]),
+        );
+        assert_eq!(v.meaning(), "allowed (undocumented code 127.0.9.1)");
     }
 
     #[test]

@@ -194,6 +194,8 @@ pub enum CodeMatch {
     Range(Ipv4Addr, Ipv4Addr),
     /// Any address inside 127.0.0.0/8 whose last octet has any of these bits (SURBL/URIBL multi).
     Bits(u8),
+    /// Any address inside 127.0.0.0/8 whose last octet is this value (`last:255`: DNSWL's 127.0.x.255).
+    Last(u8),
 }
 
 impl CodeMatch {
@@ -208,6 +210,13 @@ impl CodeMatch {
                 return Err("bit mask 0 matches nothing".into());
             }
             return Ok(CodeMatch::Bits(v));
+        }
+        if let Some(b) = s.strip_prefix("last:") {
+            let v: u8 = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad last octet {b:?}"))?;
+            return Ok(CodeMatch::Last(v));
         }
         if let Some((a, b)) = s.split_once('-') {
             let a = parse_code(a)?;
@@ -232,6 +241,7 @@ impl CodeMatch {
             CodeMatch::Exact(x) => a == x,
             CodeMatch::Range(lo, hi) => a >= lo && a <= hi,
             CodeMatch::Bits(m) => a.octets()[0] == 127 && a.octets()[3] & m != 0,
+            CodeMatch::Last(v) => a.octets()[0] == 127 && a.octets()[3] == v,
         }
     }
 }
@@ -248,6 +258,7 @@ impl fmt::Display for CodeMatch {
             CodeMatch::Exact(a) => write!(f, "{a}"),
             CodeMatch::Range(a, b) => write!(f, "{a}-{b}"),
             CodeMatch::Bits(m) => write!(f, "bit:{m}"),
+            CodeMatch::Last(v) => write!(f, "last:{v}"),
         }
     }
 }
@@ -271,14 +282,48 @@ pub struct ReturnCode {
     pub meaning: String,
 }
 
-/// RFC 5782 test points of a list.
+/// RFC 5782 test points of a list: every positive must be listed, no negative may be.
+///
+/// An `ip` list has points of both families (the RFC 5782 IPv6 ones,
+/// `::ffff:7f00:2` / `::ffff:7f00:1`, unless the catalog names others): the
+/// IPv4 ones decide its health, the IPv6 ones whether it may be asked about
+/// IPv6 targets in that cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestPoints {
     /// Must be listed (127.0.0.2, `::ffff:7f00:2` or `test` by default).
-    pub listed: Target,
+    pub listed: Vec<Target>,
     /// Must not be listed (127.0.0.1, `::ffff:7f00:1` or `invalid` by default).
-    pub not_listed: Target,
+    pub not_listed: Vec<Target>,
+    /// Where the points come from (the operator's page, or RFC 5782 where it documents none).
+    pub source: Option<String>,
 }
+
+impl TestPoints {
+    /// The (positive, negative) points of one family: IPv6 when `v6`, else
+    /// everything else (IPv4 addresses, domain names).
+    pub fn of_family(&self, v6: bool) -> (Vec<&Target>, Vec<&Target>) {
+        let is = |t: &&Target| matches!(t, Target::Ip(IpAddr::V6(_))) == v6;
+        (
+            self.listed.iter().filter(is).collect(),
+            self.not_listed.iter().filter(is).collect(),
+        )
+    }
+}
+
+/// What a code the catalog does not document means on a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Undocumented {
+    /// A listing (allowed on an allow list), as RFC 5782 reads any 127/8 answer (the default).
+    #[default]
+    Listed,
+    /// Not a listing: the operator says only its documented codes count, and
+    /// another answer may be an error (read as `blocked`).
+    Error,
+}
+
+/// The meaning given to an undocumented code on a strict list (`undocumented_codes = "error"`).
+pub const UNDOCUMENTED_ERROR: &str = "not a code this list documents";
 
 /// How the list may be used.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -295,6 +340,8 @@ pub struct UsagePolicy {
     pub daily_limit: Option<u64>,
     /// The list refuses queries relayed through public resolvers (8.8.8.8…).
     pub blocks_public_resolvers: bool,
+    /// The operator's page where a key holder sees which zones the key covers.
+    pub key_portal: Option<String>,
     /// Free-form usage notes (terms, registration).
     pub notes: Option<String>,
 }
@@ -323,6 +370,8 @@ pub struct ListDef {
     pub class: ListClass,
     /// Return-code table, in file order (first match wins).
     pub returns: Vec<ReturnCode>,
+    /// What a code the table does not document means.
+    pub undocumented: Undocumented,
     /// RFC 5782 test points.
     pub test_points: TestPoints,
     /// Delisting page; `{target}` is replaced by the queried target.
@@ -361,16 +410,29 @@ impl ListDef {
         self.returns.iter().find(|r| r.code.matches(a))
     }
 
-    /// Meaning of an answer code: the first matching row, or the default for the list's class.
+    /// Meaning of an answer code: the first matching row, or for a code the
+    /// table does not document, the list's rule for those (`undocumented_codes`:
+    /// an error, or the default for the list's class).
     pub fn lookup_code(&self, a: Ipv4Addr) -> (CodeVerdict, Option<&str>) {
         if let Some(r) = self.lookup_row(a) {
             return (r.verdict, Some(r.meaning.as_str()));
         }
-        let default = match self.class {
-            ListClass::Block => CodeVerdict::Listed,
-            ListClass::Allow => CodeVerdict::Allowed,
+        let default = match (self.undocumented, self.class) {
+            (Undocumented::Error, _) => CodeVerdict::Error,
+            (Undocumented::Listed, ListClass::Block) => CodeVerdict::Listed,
+            (Undocumented::Listed, ListClass::Allow) => CodeVerdict::Allowed,
         };
         (default, None)
+    }
+
+    /// The codes among `codes` that the table does not document (inside
+    /// 127.0.0.0/8: an answer outside it is an error of its own).
+    pub fn undocumented_codes(&self, codes: &[Ipv4Addr]) -> Vec<Ipv4Addr> {
+        codes
+            .iter()
+            .copied()
+            .filter(|c| c.octets()[0] == 127 && self.lookup_row(*c).is_none())
+            .collect()
     }
 
     /// The delisting link for a target, if the list has one.
@@ -463,6 +525,15 @@ impl Catalog {
         self.lists.is_empty()
     }
 
+    /// The retired list whose zone is `zone` or a parent of it: a dead list's
+    /// sub-zones (`http.dnsbl.sorbs.net`) are as dead as the list.
+    pub fn retired_zone(&self, zone: &str) -> Option<&ListDef> {
+        let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+        self.lists.values().find(|l| {
+            l.retired.is_some() && (zone == l.zone || zone.ends_with(&format!(".{}", l.zone)))
+        })
+    }
+
     /// Inserts or replaces one definition (used by tests and the config's inline lists).
     pub fn insert(&mut self, def: ListDef) {
         self.lists.insert(def.id.clone(), def);
@@ -540,15 +611,43 @@ impl ListDef {
         let tp = r.test_points.unwrap_or_default();
         let (def_pos, def_neg) = match r.kind {
             ListKind::Ipv4 | ListKind::Ip => ("127.0.0.2", "127.0.0.1"),
-            ListKind::Ipv6 => ("::ffff:7f00:2", "::ffff:7f00:1"),
+            ListKind::Ipv6 => (RFC_V6_LISTED, RFC_V6_NOT_LISTED),
             ListKind::Domain => ("test", "invalid"),
         };
-        let test_points = TestPoints {
-            listed: test_point(r.kind, tp.listed.as_deref().unwrap_or(def_pos))
-                .map_err(|e| ctx(format!("test_points.listed: {e}")))?,
-            not_listed: test_point(r.kind, tp.not_listed.as_deref().unwrap_or(def_neg))
-                .map_err(|e| ctx(format!("test_points.not_listed: {e}")))?,
+        let points = |given: Option<raw::OneOrMany>, default: &str, v6: &str, key: &str| {
+            let given = given.map_or_else(|| vec![default.to_string()], raw::OneOrMany::into_vec);
+            if given.is_empty() {
+                return Err(ctx(format!(
+                    "test_points.{key}: at least one point is needed"
+                )));
+            }
+            let mut out = Vec::new();
+            for g in &given {
+                out.push(
+                    test_point(r.kind, g).map_err(|e| ctx(format!("test_points.{key}: {e}")))?,
+                );
+            }
+            // An `ip` list's IPv6 claim is tested live: RFC 5782's IPv6 points unless named.
+            if r.kind == ListKind::Ip && !out.iter().any(|t| matches!(t, Target::Ip(IpAddr::V6(_))))
+            {
+                out.push(Target::Ip(
+                    v6.parse().map_err(|_| ctx("bad IPv6 default".into()))?,
+                ));
+            }
+            Ok(out)
         };
+        let test_points = TestPoints {
+            listed: points(tp.listed, def_pos, RFC_V6_LISTED, "listed")?,
+            not_listed: points(tp.not_listed, def_neg, RFC_V6_NOT_LISTED, "not_listed")?,
+            source: tp.source,
+        };
+        if let Some(u) = &test_points.source {
+            if !is_url(u) {
+                return Err(ctx(format!(
+                    "test_points.source: {u:?} is not an http(s) URL"
+                )));
+            }
+        }
         let p = r.policy.unwrap_or_default();
         if let Some(t) = &p.key_template {
             if !t.contains("{key}") {
@@ -559,6 +658,13 @@ impl ListDef {
                     "policy.key_template needs policy.key (the name of the key in the config)"
                         .into(),
                 ));
+            }
+        }
+        if let Some(u) = &p.key_portal {
+            if !is_url(u) {
+                return Err(ctx(format!(
+                    "policy.key_portal: {u:?} is not an http(s) URL"
+                )));
             }
         }
         if let Some(q) = p.max_qps {
@@ -602,6 +708,7 @@ impl ListDef {
             kind: r.kind,
             class,
             returns,
+            undocumented: r.undocumented_codes.unwrap_or_default(),
             test_points,
             delist: r.delist,
             website: r.website,
@@ -612,6 +719,7 @@ impl ListDef {
                 max_qps: p.max_qps,
                 daily_limit: p.daily_limit,
                 blocks_public_resolvers: p.blocks_public_resolvers.unwrap_or(false),
+                key_portal: p.key_portal,
                 notes: p.notes,
             },
             enabled_by_default,
@@ -638,6 +746,11 @@ fn is_iso_date(s: &str) -> bool {
     s.len() == 10 && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
 }
 
+/// RFC 5782 §5: an IPv6 list MUST list this address…
+pub const RFC_V6_LISTED: &str = "::ffff:7f00:2";
+/// …and MUST NOT list this one.
+pub const RFC_V6_NOT_LISTED: &str = "::ffff:7f00:1";
+
 /// Test points are written raw: `::ffff:7f00:2` must stay IPv6 for an IPv6-only list.
 fn test_point(kind: ListKind, s: &str) -> Result<Target, String> {
     match kind {
@@ -652,11 +765,21 @@ fn test_point(kind: ListKind, s: &str) -> Result<Target, String> {
             }
             Ok(Target::Domain(s))
         }
-        _ => s
-            .trim()
-            .parse::<IpAddr>()
-            .map(Target::Ip)
-            .map_err(|_| format!("{s:?} is not an IP address")),
+        _ => {
+            let ip = s
+                .trim()
+                .parse::<IpAddr>()
+                .map_err(|_| format!("{s:?} is not an IP address"))?;
+            match (kind, ip) {
+                (ListKind::Ipv4, IpAddr::V6(_)) => {
+                    Err(format!("{s:?} is IPv6 but the list is `kind = \"ipv4\"`"))
+                }
+                (ListKind::Ipv6, IpAddr::V4(_)) => {
+                    Err(format!("{s:?} is IPv4 but the list is `kind = \"ipv6\"`"))
+                }
+                _ => Ok(Target::Ip(ip)),
+            }
+        }
     }
 }
 
@@ -698,9 +821,103 @@ returns = [
         );
         assert_eq!(
             l.test_points.listed,
-            Target::Ip("127.0.0.2".parse().unwrap())
+            vec![Target::Ip("127.0.0.2".parse().unwrap())]
         );
         assert!(l.enabled_by_default);
+    }
+
+    #[test]
+    fn test_points_strict_codes_and_key_portal() {
+        let text = ZEN.replace(
+            "kind = \"ipv4\"",
+            "kind = \"ip\"\nundocumented_codes = \"error\"\ntest_points = { listed = [\"127.0.0.2\", \"127.0.0.4\"], not_listed = \"127.0.0.1\", source = \"https://example.net/tp\" }\npolicy = { key = \"k\", key_template = \"{key}.zen.test\", key_portal = \"https://portal.example.net/\" }",
+        );
+        let l = parse_file("zen.toml", &text).unwrap().remove(0);
+        assert_eq!(l.undocumented, Undocumented::Error);
+        assert_eq!(
+            l.lookup_code("127.0.0.77".parse().unwrap()),
+            (CodeVerdict::Error, None)
+        );
+        // an `ip` list gets the RFC 5782 IPv6 points beside its own IPv4 ones
+        let names = |v: &[Target]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&l.test_points.listed),
+            ["127.0.0.2", "127.0.0.4", "::ffff:127.0.0.2"]
+        );
+        assert_eq!(
+            names(&l.test_points.not_listed),
+            ["127.0.0.1", "::ffff:127.0.0.1"]
+        );
+        let (p6, n6) = l.test_points.of_family(true);
+        assert_eq!((p6.len(), n6.len()), (1, 1));
+        assert_eq!(
+            l.test_points.source.as_deref(),
+            Some("https://example.net/tp")
+        );
+        assert_eq!(
+            l.policy.key_portal.as_deref(),
+            Some("https://portal.example.net/")
+        );
+        // an IPv4-only list gets none, and refuses an IPv6 point
+        let l = parse_file("zen.toml", ZEN).unwrap().remove(0);
+        assert_eq!(l.undocumented, Undocumented::Listed);
+        assert!(l.test_points.of_family(true).0.is_empty());
+        let bad = ZEN.replace(
+            "kind = \"ipv4\"",
+            "kind = \"ipv4\"\ntest_points = { listed = \"::ffff:7f00:2\" }",
+        );
+        let e = parse_file("zen.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("is IPv6"), "{e}");
+        let bad = ZEN.replace(
+            "kind = \"ipv4\"",
+            "kind = \"ipv4\"\ntest_points = { listed = [] }",
+        );
+        let e = parse_file("zen.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("at least one"), "{e}");
+    }
+
+    #[test]
+    fn retired_zones_cover_their_sub_zones_and_no_live_list() {
+        let c = Catalog::shipped().unwrap();
+        for z in [
+            "http.dnsbl.sorbs.net",
+            "socks.dnsbl.sorbs.net",
+            "misc.dnsbl.sorbs.net",
+            "zombie.dnsbl.sorbs.net",
+            "web.dnsbl.sorbs.net",
+            "dnsbl.sorbs.net.",
+        ] {
+            let r = c
+                .retired_zone(z)
+                .unwrap_or_else(|| panic!("{z} not retired"));
+            assert!(r.retired.is_some(), "{z}");
+        }
+        assert!(c.retired_zone("zen.spamhaus.org").is_none());
+        for l in c.iter().filter(|l| l.retired.is_none()) {
+            assert!(
+                c.retired_zone(&l.zone).is_none(),
+                "{} lies under a retired zone",
+                l.id
+            );
+        }
+        for id in [
+            "sorbs-http",
+            "sorbs-socks",
+            "sorbs-misc",
+            "sorbs-zombie",
+            "sorbs-web",
+        ] {
+            assert!(c.get(id).is_some_and(|l| l.retired.is_some()), "{id}");
+        }
+    }
+
+    #[test]
+    fn last_octet_codes() {
+        let m = CodeMatch::parse("last:255").unwrap();
+        assert!(m.matches("127.0.5.255".parse().unwrap()));
+        assert!(!m.matches("127.0.5.254".parse().unwrap()));
+        assert!(!m.matches("10.0.5.255".parse().unwrap()));
+        assert_eq!(m.to_string(), "last:255");
     }
 
     #[test]
@@ -814,6 +1031,9 @@ returns = [
             if l.retired.is_none() && !l.verified.as_deref().is_some_and(is_iso_date) {
                 missing.push(format!("{}: no valid `verified` date", l.id));
             }
+            if l.retired.is_none() && l.test_points.source.is_none() {
+                missing.push(format!("{}: test points without a source", l.id));
+            }
             for r in &l.returns {
                 if (r.verdict == CodeVerdict::Error) != r.cause.is_some() {
                     missing.push(format!("{}: row {} has a wrong cause", l.id, r.code));
@@ -837,8 +1057,8 @@ returns = [
         assert_eq!(code("suomispam", "127.0.0.99"), CodeVerdict::Listed);
         assert_eq!(code("blocklist-de", "127.0.0.15"), CodeVerdict::Listed);
         let sem = c.get("sem-uribl").unwrap();
-        assert_eq!(sem.test_points.listed.to_string(), "_dnsbl_.test");
-        assert_eq!(sem.test_points.not_listed.to_string(), "_dnsblneg_.test");
+        assert_eq!(sem.test_points.listed[0].to_string(), "_dnsbl_.test");
+        assert_eq!(sem.test_points.not_listed[0].to_string(), "_dnsblneg_.test");
         // neutral reputation is not a listing
         for a in ["127.0.0.13", "127.0.0.14", "127.0.0.15", "127.0.0.16"] {
             assert_eq!(code("mailspike-rep", a), CodeVerdict::Ignore, "{a}");
@@ -890,6 +1110,96 @@ returns = [
     }
 
     #[test]
+    fn shipped_catalog_has_the_2026_12_06_audit() {
+        let c = Catalog::shipped().unwrap();
+        let get = |id: &str| c.get(id).unwrap_or_else(|| panic!("{id} missing"));
+        // Spamhaus: only documented codes count, on ZEN and on every sibling zone
+        for id in [
+            "spamhaus-zen",
+            "spamhaus-sbl",
+            "spamhaus-xbl",
+            "spamhaus-pbl",
+            "spamhaus-dbl",
+            "spamhaus-zrd",
+            "spamhaus-authbl",
+        ] {
+            let l = get(id);
+            assert_eq!(l.undocumented, Undocumented::Error, "{id}");
+            assert_eq!(
+                l.lookup_code("127.0.0.77".parse().unwrap()).0,
+                CodeVerdict::Error,
+                "{id}"
+            );
+            assert!(l.policy.key_portal.is_some(), "{id}");
+        }
+        // a code documented only for a sibling zone is not a listing on SBL
+        assert_eq!(
+            get("spamhaus-sbl")
+                .lookup_code("127.0.0.4".parse().unwrap())
+                .0,
+            CodeVerdict::Error
+        );
+        assert_eq!(
+            get("spamhaus-dbl").test_points.listed[0].to_string(),
+            "dbltest.com"
+        );
+        // DNSWL: 127.0.x.255 is never a vouch
+        for a in ["127.0.0.255", "127.0.5.255", "127.0.10.255"] {
+            assert_eq!(
+                get("dnswl").lookup_code(a.parse().unwrap()).0,
+                CodeVerdict::Error,
+                "{a}"
+            );
+        }
+        assert_eq!(
+            get("dnswl").lookup_code("127.0.5.2".parse().unwrap()).0,
+            CodeVerdict::Allowed
+        );
+        // the backscatter list's meaning and expiry
+        let b = get("backscatterer");
+        assert!(b.returns[0].meaning.contains("sender callouts"));
+        assert_eq!(b.expiry, Some(Duration::from_secs(28 * 86400)));
+        // IPv6 claims on second sources only are downgraded
+        for id in [
+            "spamhaus-xbl",
+            "spamcop",
+            "dnswl",
+            "virusfree-bip",
+            "hostkarma",
+        ] {
+            assert_eq!(get(id).kind, ListKind::Ipv4, "{id}");
+        }
+        // no operator page: not enabled by default
+        for id in ["hetzner", "kempt", "kundenserver-relays"] {
+            assert!(!get(id).enabled_by_default, "{id}");
+        }
+        // Abusix' separate zones, incl. its domain list, with the operator's test points
+        for id in [
+            "abusix-black",
+            "abusix-exploit",
+            "abusix-dynamic",
+            "abusix-dblack",
+        ] {
+            let l = get(id);
+            assert!(
+                l.policy.requires_key && l.policy.key_portal.is_some(),
+                "{id}"
+            );
+        }
+        assert_eq!(get("abusix-dblack").kind, ListKind::Domain);
+        assert_eq!(get("abusix-combined").test_points.listed.len(), 9);
+        // URI lists' own test names
+        assert_eq!(
+            get("uribl-multi").test_points.listed[0].to_string(),
+            "test.uribl.com"
+        );
+        assert_eq!(
+            get("surbl-multi").test_points.listed[0].to_string(),
+            "surbl-org-permanent-test-point.com"
+        );
+    }
+
+    #[test]
     fn shipped_catalog_is_valid_and_large_enough() {
         let c = Catalog::shipped().unwrap();
         let live = c.iter().filter(|l| l.retired.is_none()).count();
@@ -904,7 +1214,7 @@ returns = [
             CodeVerdict::Error
         );
         assert_eq!(
-            c.get("suomispam").unwrap().test_points.listed.to_string(),
+            c.get("suomispam").unwrap().test_points.listed[0].to_string(),
             "127.0.0.2"
         );
     }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{CodeVerdict, ErrorCause, ListClass, ListKind};
+use super::{CodeVerdict, ErrorCause, ListClass, ListKind, Undocumented};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,7 @@ pub(super) struct RawList {
     pub(super) verified: Option<String>,
     pub(super) expiry: Option<String>,
     pub(super) expiry_note: Option<String>,
+    pub(super) undocumented_codes: Option<Undocumented>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,8 +47,26 @@ pub(super) struct RawCode {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTestPoints {
-    pub(super) listed: Option<String>,
-    pub(super) not_listed: Option<String>,
+    pub(super) listed: Option<OneOrMany>,
+    pub(super) not_listed: Option<OneOrMany>,
+    pub(super) source: Option<String>,
+}
+
+/// A test point or several: `listed = "127.0.0.2"` or `listed = ["127.0.0.2", "127.0.0.3"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(super) fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -59,6 +78,7 @@ pub(super) struct RawPolicy {
     pub(super) max_qps: Option<f64>,
     pub(super) daily_limit: Option<u64>,
     pub(super) blocks_public_resolvers: Option<bool>,
+    pub(super) key_portal: Option<String>,
     pub(super) notes: Option<String>,
 }
 

@@ -104,8 +104,10 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result
             .iter()
             .zip(health)
             .zip(&plans)
-            .map(|((l, h), p)| {
+            .zip(&report.ipv6_down)
+            .map(|(((l, h), p), v6)| {
                 serde_json::json!({"id": l.def.id, "zone": l.display_zone(), "health": h,
+                    "ipv6_unchecked": v6,
                     "budget": p, "budget_note": p.describe(), "direct": l.direct_status()})
             })
             .collect();
@@ -116,7 +118,11 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result
         println!("{}", super::check::resolver_line(&report.resolver));
         println!();
         println!("{:<24} {:<34} {:<17} DETAILS", "ID", "ZONE", "HEALTH");
-        for (l, h) in engine.lists().iter().zip(health) {
+        for ((l, h), v6) in engine.lists().iter().zip(health).zip(&report.ipv6_down) {
+            let v6 = match v6 {
+                Some(why) => format!(" (IPv6 targets unchecked: {why})"),
+                None => String::new(),
+            };
             let via = match l.direct_status() {
                 Some(d) if !d.servers.is_empty() => {
                     format!(" (asked directly at {})", d.servers.join(" "))
@@ -125,11 +131,12 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result
                 None => String::new(),
             };
             println!(
-                "{:<24} {:<34} {:<17} {}{via}",
+                "{:<24} {:<34} {:<17} {}{}{via}",
                 l.def.id,
                 l.display_zone(),
                 h.name(),
-                terminal_safe(h.why(), 200)
+                terminal_safe(h.why(), 200),
+                terminal_safe(&v6, 300)
             );
         }
         for p in &plans {

@@ -21,6 +21,7 @@ pub mod memory;
 mod notify;
 pub mod supervise;
 mod sweep;
+mod unknown_codes;
 
 pub use self::delist::{delist_requested_event, Rechecked};
 

@@ -192,6 +192,8 @@ impl Daemon {
 
         let report = engine.check().await;
         let change = HealthChange::of(engine, &report, &mem, started_at);
+        let mut unknown = super::unknown_codes::UnknownCodes::default();
+        unknown.note_report(engine, &report);
         // An unusable resolver checks nothing: no target is asked (every pair stays
         // unchecked, no state moves) until it answers as a resolver must.
         let health = report.gated();
@@ -241,6 +243,7 @@ impl Daemon {
         let mut outcomes = engine.sweep_lists(&specs, &health, Some(&due));
         while let Some(o) = outcomes.next().await {
             counts.pairs += 1;
+            unknown.note(engine, o.list, &o.verdict);
             match o.verdict.kind() {
                 VerdictKind::Listed if health[o.list].is_healthy() => counts.listed += 1,
                 VerdictKind::Clear => counts.clear += 1,
@@ -338,6 +341,7 @@ impl Daemon {
                 let tx = c.transaction()?;
                 let mut out = change.write(&tx, started_at)?;
                 out.extend(store::write_sweep(&tx, &commit)?);
+                out.extend(unknown.announce(&tx, started_at)?);
                 for (t, l, why) in &unchecked_rows {
                     store::set_unchecked(&tx, t, l, why.as_deref(), started_at)?;
                 }
