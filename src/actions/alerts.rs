@@ -85,8 +85,9 @@ pub fn md_escape(s: &str) -> String {
         }
         let Some(c) = rest.chars().next() else { break };
         let ordered = line_start && c.is_ascii_digit() && {
-            let digits = rest.trim_start_matches(|d: char| d.is_ascii_digit());
-            digits.starts_with('.') || digits.starts_with(')')
+            let after = rest.trim_start_matches(|d: char| d.is_ascii_digit());
+            let mut it = after.chars();
+            matches!(it.next(), Some('.' | ')')) && it.next().is_none_or(char::is_whitespace)
         };
         if ordered {
             // "1. " or "1) " at a line start would become a list: escape its dot
@@ -223,9 +224,9 @@ fn slack_color(s: Severity) -> &'static str {
 /// An Adaptive Card text colour for a severity.
 fn card_color(s: Severity) -> &'static str {
     match s {
-        Severity::Critical => "Attention",
-        Severity::Warning => "Warning",
-        Severity::Info => "Good",
+        Severity::Critical => "attention",
+        Severity::Warning => "warning",
+        Severity::Info => "good",
     }
 }
 
@@ -584,14 +585,14 @@ pub fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(t) = err.downcast_ref::<rustls::Error>() {
             return Some(t.to_string());
         }
-        if let Some(t) = err
+        // io::Error::source skips the error it wraps (hyper wraps rustls's twice)
+        cur = match err
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return Some(t.to_string());
-        }
-        cur = err.source();
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }
@@ -908,6 +909,7 @@ mod tests {
             md_escape("see http://x.test/*b*"),
             r"see http://x.test/\*b\*"
         );
+        assert_eq!(md_escape("192.0.2.1 is listed"), "192.0.2.1 is listed");
         assert_eq!(
             html_escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
@@ -934,7 +936,7 @@ mod tests {
             s.contains(r"\\[click\\]\\(http://evil.test/\\)") && !s.contains("[click](http"),
             "{s}"
         );
-        assert!(s.contains(r"\\*bold\\*") && s.contains("Attention"), "{s}");
+        assert!(s.contains(r"\\*bold\\*") && s.contains("attention"), "{s}");
         let old = json(ChannelKind::Teams, TeamsFormat::MessageCard, &[hostile()]);
         assert_eq!(old["@type"], "MessageCard");
         let t = old["text"].as_str().unwrap();
