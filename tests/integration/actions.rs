@@ -832,8 +832,23 @@ fn alerts_land_in_every_format_and_tls_errors_are_named() {
     let plain = plain_http_listener();
     let p = hooks.port;
     let r = rx.port;
+    // renders a small body for the sample events `config check` uses, 100 MB for this real target
+    let huge = dir.path().join("huge.j2");
+    std::fs::write(
+        &huge,
+        "{\"x\": \"{% if events[0].target == \"192.0.2.77\" %}{% for i in range(100000) %}{{ \"x\" * 1000 }}{% endfor %}{% endif %}\"}\n",
+    )
+    .unwrap();
+    let huge = huge.display().to_string();
     let alerts = format!(
         r#"
+[[alerts]]
+name = "huge"
+kind = "webhook"
+url = "http://127.0.0.1:{p}/huge"
+template = {huge:?}
+on = ["listed"]
+
 [[alerts]]
 name = "teams"
 kind = "teams"
@@ -900,7 +915,10 @@ on = ["listed"]
         let o = rblwatch(&["check", "-C", cfg.to_str().unwrap(), "--json", "192.0.2.77"]);
         stdout(&o).contains("\"listed\"").then_some(())
     });
+    let t0 = Instant::now();
     once(&cfg);
+    // the 100 MB render stopped at the cap: quick, so the other channels were not held up
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     let body = |path: &str| -> String {
         let reqs = hooks.requests.lock().unwrap().clone();
         let r = reqs
@@ -994,6 +1012,25 @@ on = ["listed"]
 
     // TLS at a plain-text port: named as a TLS failure, not "cannot connect"
     let c = Connection::open(dir.path().join("rblwatch.db")).unwrap();
+    // the body over the cap: a failed delivery with the reason, nothing of it stored or sent
+    let (status, why, len): (String, String, i64) = c
+        .query_row(
+            "SELECT status, last_error, length(body) FROM alert_outbox WHERE channel = 'huge'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), len), ("failed", 0), "{why}");
+    assert!(
+        why.contains("huge.j2") && why.contains("cap of 256 KiB"),
+        "{why}"
+    );
+    assert!(!hooks
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.starts_with("POST /huge ")));
     for ch in ["https-at-plain", "smtps-at-plain"] {
         let why: String = c
             .query_row(
