@@ -374,30 +374,31 @@ impl Actions {
             let mut failed = Vec::new();
             for ch in &conf.channels {
                 let mine: Vec<Event> = events.iter().filter(|e| ch.wants(e)).cloned().collect();
-                let (Some(a), Some(b)) = (mine.first(), mine.last()) else {
-                    continue;
-                };
-                let ids: Vec<i64> = mine.iter().map(|e| e.id).collect();
-                let dedup = format!("{}:{}-{}", ch.name, a.id, b.id);
-                match alerts::render(ch, &mine, &conf.settings.status_url, &conf.host, &dedup) {
-                    Ok(m) => queued.push((ch.name.clone(), dedup, ids, m)),
-                    Err(err) => {
-                        tracing::error!(channel = %ch.name, error = %err, "alert not rendered; recorded as a failed delivery");
-                        // Alert the other channels, unless this was itself about a
-                        // channel failing (no cascade of failures about failures).
-                        let about_failures = mine.iter().all(|e| e.kind == EventKind::AlertFailed);
-                        let event = (!about_failures).then(|| {
-                            Event::new(
-                                EventKind::AlertFailed,
-                                at,
-                                Subject::Channel {
-                                    name: ch.name.clone(),
-                                },
-                                format!("alert channel {} could not render a message: {err}", ch.name),
-                                serde_json::json!({ "channel": ch.name, "why": err.to_string(), "events": ids }),
-                            )
-                        });
-                        failed.push((ch.name.clone(), dedup, ids, err.to_string(), event));
+                // one message, or several when one would be over the channel's size cap
+                for (dedup, ids, r) in
+                    alerts::render_parts(ch, &mine, &conf.settings.status_url, &conf.host)
+                {
+                    match r {
+                        Ok(m) => queued.push((ch.name.clone(), dedup, ids, m)),
+                        Err(err) => {
+                            tracing::error!(channel = %ch.name, error = %err, "alert not rendered; recorded as a failed delivery");
+                            // Alert the other channels, unless this was itself about a
+                            // channel failing (no cascade of failures about failures).
+                            let about_failures =
+                                mine.iter().all(|e| e.kind == EventKind::AlertFailed);
+                            let event = (!about_failures).then(|| {
+                                Event::new(
+                                    EventKind::AlertFailed,
+                                    at,
+                                    Subject::Channel {
+                                        name: ch.name.clone(),
+                                    },
+                                    format!("alert channel {} could not render a message: {err}", ch.name),
+                                    serde_json::json!({ "channel": ch.name, "why": err.to_string(), "events": ids }),
+                                )
+                            });
+                            failed.push((ch.name.clone(), dedup, ids, err.to_string(), event));
+                        }
                     }
                 }
             }

@@ -73,10 +73,23 @@ pub enum ChannelKind {
     Webhook,
     /// Slack incoming webhook.
     Slack,
-    /// Microsoft Teams incoming webhook (MessageCard).
+    /// Microsoft Teams: a Workflows webhook (Adaptive Card) or, with
+    /// `format = "messagecard"`, an old Office 365 connector.
     Teams,
     /// Email over SMTP.
     Email,
+}
+
+/// The body a Teams channel sends (`format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+pub enum TeamsFormat {
+    /// An Adaptive Card in a message envelope: what Teams Workflows webhooks take (the default).
+    #[default]
+    #[serde(rename = "adaptivecard", alias = "adaptive_card")]
+    AdaptiveCard,
+    /// The legacy MessageCard, for old Office 365 connectors (which Workflows replace).
+    #[serde(rename = "messagecard", alias = "message_card")]
+    MessageCard,
 }
 
 /// How email reaches the SMTP server.
@@ -133,6 +146,8 @@ pub struct ChannelConf {
     pub email: Option<EmailConf>,
     /// A template overriding the built-in body.
     pub template: Option<UserTemplate>,
+    /// The built-in body of a Teams channel (ignored by other kinds).
+    pub format: TeamsFormat,
     /// Events sent (empty: all).
     pub on: Vec<EventKind>,
     /// Minimum severity. Defaults to info (all, so recoveries are announced).
@@ -370,12 +385,19 @@ pub(super) fn validate(raw: &RawConfig, cx: &Ctx<'_>) -> Result<ActionsConf, Con
             }
             None
         };
+        if let (Some(f), false) = (&a.format, a.kind == ChannelKind::Teams) {
+            return Err(cx.err(
+                f.span(),
+                format!("{key}.format: only a teams channel has a format"),
+            ));
+        }
         channels.push(ChannelConf {
             name,
             kind: a.kind,
             url,
             email,
             template,
+            format: a.format.as_ref().map(|f| *f.get_ref()).unwrap_or_default(),
             on: kinds(&a.on, &format!("{key}.on"))?,
             min_severity: a.min_severity.unwrap_or(Severity::Info),
         });

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 pub use self::actions::{
     ActionsConf, AlertSettings, ChannelConf, ChannelKind, EmailConf, HookConf, HookMode, SmtpTls,
+    TeamsFormat,
 };
 pub use self::daemon::DaemonConf;
 pub use self::impact::{AuditConf, AuditMta, ImpactConf};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::actions::{ChannelKind, SmtpTls};
+use super::actions::{ChannelKind, SmtpTls, TeamsFormat};
 use super::impact::AuditMta;
 use super::mail::{SpikeKind, StartTls};
 use crate::event::Severity;
@@ -117,6 +117,7 @@ pub(super) struct RawAlert {
     pub(super) kind: ChannelKind,
     pub(super) url: Text,
     pub(super) template: Text,
+    pub(super) format: Option<Spanned<TeamsFormat>>,
     #[serde(default)]
     pub(super) on: Vec<Spanned<String>>,
     pub(super) min_severity: Option<Severity>,

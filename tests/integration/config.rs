@@ -94,3 +94,39 @@ fn config_check_refuses_broken_templates_and_insane_values() {
         assert!(!e.contains("panicked"), "{e}");
     }
 }
+
+/// Issue 21 point 6: `config check` refuses a template naming an unknown
+/// variable (file and line), and one whose body would be over the channel's
+/// cap, quickly and without building the body (it used to render 100 MB).
+#[test]
+fn config_check_refuses_unknown_template_variables_and_oversized_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("t.j2");
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        format!("[[alerts]]\nname = \"m\"\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\ntemplate = {:?}\n", tpl.display().to_string()),
+    )
+    .unwrap();
+    std::fs::write(&tpl, "Alert: {{ subject }}\n{{ no_such_variable }}\n").unwrap();
+    let o = rblwatch(&["config", "check", "-C", p.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{}{e}", stdout(&o));
+    assert!(e.contains("t.j2:2") && e.contains("undefined"), "{e}");
+
+    std::fs::write(
+        &tpl,
+        "{% for i in range(100000) %}{{ \"x\" * 1000 }}{% endfor %}\n",
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let o = rblwatch(&["config", "check", "-C", p.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{}{e}", stdout(&o));
+    assert!(e.contains("t.j2") && e.contains("cap of 1024 KiB"), "{e}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t0.elapsed()
+    );
+}
