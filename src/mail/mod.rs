@@ -299,6 +299,50 @@ mod tests {
         );
     }
 
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    /// Issue 21: a command source whose grandchildren keep its stdout open.
+    /// Its value is kept at every read, and after 100 reads no descriptor of
+    /// ours and none of the grandchildren is left (other tests of this binary
+    /// run beside this one, hence the small slack on descriptors).
+    #[tokio::test]
+    async fn a_grandchild_holding_stdout_keeps_the_value_and_leaves_nothing_behind() {
+        let argv: Vec<String> = [
+            "sh",
+            "-c",
+            "echo 42; sleep 2718 & setsid sleep 2719 & exit 0",
+        ]
+        .map(String::from)
+        .to_vec();
+        let fds = open_fds();
+        let started = std::time::Instant::now();
+        for i in 0..100 {
+            let out = run_command(&argv, &[], Duration::from_secs(10)).await;
+            let samples = command::parse(&out.unwrap_or_else(|e| panic!("read {i}: {e}")))
+                .unwrap_or_else(|e| panic!("read {i}: {e}"));
+            assert_eq!(samples, vec![Sample::new("value", 42.0)], "read {i}");
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(60), "100 reads took {took:?}");
+        let left = |n: &str| crate::process::tests::live_with_cmdline(&["sleep", n]);
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            left("2718") + left("2719") == 0
+        });
+        assert!(
+            gone,
+            "{} grandchildren outlive their reads",
+            left("2718") + left("2719")
+        );
+        let after = open_fds();
+        assert!(
+            after <= fds + 10,
+            "descriptors: {fds} before, {after} after"
+        );
+    }
+
     #[test]
     fn json_pointers() {
         let v: BTreeMap<String, String> = [("q".to_string(), "/queue/total".to_string())]
