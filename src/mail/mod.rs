@@ -79,6 +79,9 @@ pub enum SourceError {
     /// I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A log that cannot be followed.
+    #[error(transparent)]
+    Log(#[from] postfix_log::LogError),
 }
 
 /// Most a command source may print (a `postqueue -j` of about 100,000 queued

@@ -1111,3 +1111,88 @@ fn retention_runs_at_start_up_while_the_first_health_check_waits() {
     );
     drop(silent);
 }
+
+/// Issue 21: a `postfix_log` path replaced by a FIFO stopped that source for
+/// good (the open blocked), silently, and lost the lines of the regular file
+/// that came back. Now the FIFO is a `source_failed` naming it, counted in
+/// `/metrics`, and the regular file that comes back is read whole by the same
+/// daemon (`source_recovered`, every NDR line counted).
+#[test]
+fn a_log_path_that_turns_into_a_fifo_fails_loudly_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("maillog");
+    std::fs::write(&log, "Nov 23 03:08:49 mx postfix/qmgr[1]: history\n").unwrap();
+    let port = crate::util::free_tcp_port();
+    let text = format!(
+        r#"[daemon]
+database = "rblwatch.db"
+
+[web]
+listen = "127.0.0.1:{port}"
+
+[[sources]]
+name = "mxlog"
+kind = "postfix_log"
+path = {log:?}
+interval = "1s"
+"#,
+        log = log.display().to_string(),
+    );
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    let samples = || {
+        count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'mxlog' AND metric = 'ndr_generated'",
+        )
+    };
+    wait_for("the log to be read", t, || (samples() >= 2).then_some(()));
+
+    std::fs::remove_file(&log).unwrap();
+    let st = Command::new("mkfifo").arg(&log).status().unwrap();
+    assert!(st.success());
+    wait_event(dir.path(), "source_failed", t, &d);
+    let why: String = db(dir.path())
+        .query_row(
+            "SELECT json_extract(details, '$.why') FROM events WHERE kind = 'source_failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(why.contains("is a FIFO, not a regular file"), "{why}");
+    let (_, metrics) = crate::util::http_get(port, "/metrics");
+    let failures: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rblwatch_mail_source_failures_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(failures >= 1.0, "{metrics}");
+
+    // a regular file again, with three NDRs in it (written aside, renamed in)
+    std::fs::remove_file(&log).unwrap();
+    let ndr = |i: u32| {
+        format!("Nov 23 03:09:0{i} mx postfix/bounce[25]: B16039{i}CAB5: sender non-delivery notification: B68F4{i}9CAB9\n")
+    };
+    let aside = dir.path().join("maillog.new");
+    std::fs::write(&aside, format!("{}{}{}", ndr(1), ndr(2), ndr(3))).unwrap();
+    std::fs::rename(&aside, &log).unwrap();
+    wait_event(dir.path(), "source_recovered", t, &d);
+    let c = db(dir.path());
+    let ndrs: f64 = c
+        .query_row(
+            "SELECT SUM(value) FROM metric_samples WHERE source = 'mxlog' AND metric = 'ndr_generated'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ndrs, 3.0, "every NDR line of the file that came back");
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM events WHERE kind = 'source_failed'"
+        ),
+        1
+    );
+}
