@@ -139,6 +139,15 @@ fn kill_group(pgid: Option<u32>) {
     }
 }
 
+/// Kills the process group when dropped.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
+}
+
 /// The inode of a pipe end we hold.
 fn pipe_inode(fd: Option<std::os::fd::RawFd>) -> Option<u64> {
     use std::os::fd::BorrowedFd;
@@ -274,6 +283,8 @@ pub async fn run(
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
     let pgid = child.id();
+    // A run abandoned half-way (the daemon stopping) takes its group with it.
+    let mut group = GroupGuard(pgid);
     let mut input = child.stdin.take();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -358,6 +369,7 @@ pub async fn run(
             t
         }
     };
+    group.0 = None; // killed above already
     Ok(Finished {
         ending,
         stdout: out.buf,

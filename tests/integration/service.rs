@@ -1196,3 +1196,120 @@ interval = "1s"
         1
     );
 }
+
+/// Issue 21: hooks ran one at a time across all hooks, so a 20 s hook delayed
+/// a different hook by 17 s. On one daemon, a 20 s hook and a 1 s hook follow
+/// the same events (a source failing and recovering every 3 s): the 1 s hook
+/// runs within 2 s of each event, each hook in event order, and the slow one
+/// still runs on its own queue.
+#[test]
+fn a_slow_hook_delays_only_its_own_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = dir.path().join("value");
+    std::fs::write(&value, "1\n").unwrap();
+    let stamp = |name: &str, then: &str| {
+        let script = dir.path().join(format!("{name}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$RBLWATCH_EVENT_ID $(date +%s.%N)\" >> {}\n{then}\n",
+                dir.path().join(format!("{name}.log")).display()
+            ),
+        )
+        .unwrap();
+        crate::util::chmod(&script, 0o755);
+        script.display().to_string()
+    };
+    let text = format!(
+        r#"[daemon]
+database = "rblwatch.db"
+
+[web]
+enabled = false
+
+[[sources]]
+name = "flip"
+kind = "command"
+command = ["cat", {value:?}]
+interval = "1s"
+
+[[hooks]]
+name = "slow"
+on = ["source_failed", "source_recovered"]
+command = [{slow:?}]
+cooldown = "0s"
+max_per_hour = 100
+timeout = "60s"
+
+[[hooks]]
+name = "fast"
+on = ["source_failed", "source_recovered"]
+command = [{fast:?}]
+cooldown = "0s"
+max_per_hour = 100
+"#,
+        value = value.display().to_string(),
+        slow = stamp("slow", "sleep 20"),
+        fast = stamp("fast", "sleep 1"),
+    );
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    wait_for("the source to be read", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'flip'",
+        ) >= 1)
+            .then_some(())
+    });
+    // four events, 3 s apart: failed, recovered, failed, recovered
+    for v in ["not a number\n", "1\n", "not a number\n", "1\n"] {
+        std::fs::write(&value, v).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let runs = |name: &str| -> Vec<(i64, f64)> {
+        std::fs::read_to_string(dir.path().join(format!("{name}.log")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (id, at) = l.split_once(' ')?;
+                Some((id.parse().ok()?, at.parse().ok()?))
+            })
+            .collect()
+    };
+    let fast = wait_for("the fast hook on four events", t, || {
+        let r = runs("fast");
+        (r.len() >= 4).then_some(r)
+    });
+    let c = db(dir.path());
+    let mut ids = Vec::new();
+    for (id, stamp) in &fast {
+        let at: i64 = c
+            .query_row("SELECT at FROM events WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap();
+        let delay = stamp - at as f64;
+        eprintln!("fast hook on event {id}: {delay:.2} s after it");
+        assert!(delay < 2.0 + 1.0, "event {id}: {delay:.2} s\n{}", d.log()); // + 1 s: `at` is whole seconds
+        ids.push(*id);
+    }
+    assert_eq!(fast.len(), 4, "{fast:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in event order: {ids:?}"
+    );
+    // the slow hook went on with its own queue, in order
+    let slow = runs("slow");
+    assert_eq!(slow.first().map(|r| r.0), ids.first().copied(), "{slow:?}");
+    assert!(
+        slow.len() < 4,
+        "the slow hook still works through its queue"
+    );
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM hook_runs WHERE hook = 'slow' AND status = 'running'"
+        ),
+        1
+    );
+}
