@@ -464,9 +464,16 @@ pub(crate) mod tests {
     /// printed is kept, the run ends at once, and neither straggler survives.
     #[tokio::test]
     async fn stragglers_holding_stdout_lose_nothing_and_do_not_survive() {
+        // marked with our pid: strays of another test run are not ours
+        let (a, b) = (
+            format!("3141.{}", std::process::id()),
+            format!("3142.{}", std::process::id()),
+        );
         let started = Instant::now();
         let f = run(
-            &sh("echo 42; sleep 3141 & setsid sleep 3142 & echo bye >&2"),
+            &sh(&format!(
+                "echo 42; sleep {a} & setsid sleep {b} & echo bye >&2"
+            )),
             &base_env(&[]),
             None,
             Duration::from_secs(30),
@@ -490,7 +497,7 @@ pub(crate) mod tests {
         );
         let gone = (0..50).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
-            live_with_cmdline(&["sleep", "3141"]) + live_with_cmdline(&["sleep", "3142"]) == 0
+            live_with_cmdline(&["sleep", &a]) + live_with_cmdline(&["sleep", &b]) == 0
         });
         assert!(gone, "a straggler survived the run");
     }

@@ -312,13 +312,16 @@ mod tests {
     /// run beside this one, hence the small slack on descriptors).
     #[tokio::test]
     async fn a_grandchild_holding_stdout_keeps_the_value_and_leaves_nothing_behind() {
-        let argv: Vec<String> = [
-            "sh",
-            "-c",
-            "echo 42; sleep 2718 & setsid sleep 2719 & exit 0",
-        ]
-        .map(String::from)
-        .to_vec();
+        // marked with our pid: strays of another test run are not ours
+        let (a, b) = (
+            format!("2718.{}", std::process::id()),
+            format!("2719.{}", std::process::id()),
+        );
+        let argv: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo 42; sleep {a} & setsid sleep {b} & exit 0"),
+        ];
         let fds = open_fds();
         let started = std::time::Instant::now();
         for i in 0..100 {
@@ -332,12 +335,12 @@ mod tests {
         let left = |n: &str| crate::process::tests::live_with_cmdline(&["sleep", n]);
         let gone = (0..100).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
-            left("2718") + left("2719") == 0
+            left(&a) + left(&b) == 0
         });
         assert!(
             gone,
             "{} grandchildren outlive their reads",
-            left("2718") + left("2719")
+            left(&a) + left(&b)
         );
         let after = open_fds();
         assert!(
