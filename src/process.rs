@@ -85,6 +85,15 @@ struct Sink {
 }
 
 impl Sink {
+    fn new(limit: Limit) -> Self {
+        Sink {
+            buf: Vec::new(),
+            limit,
+            dropped: 0,
+            over: false,
+        }
+    }
+
     fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
         match self.limit {
@@ -102,14 +111,11 @@ impl Sink {
     }
 }
 
-async fn drain(r: Option<impl AsyncRead + Unpin>, limit: Limit) -> Sink {
-    let mut s = Sink {
-        buf: Vec::new(),
-        limit,
-        dropped: 0,
-        over: false,
-    };
-    if let Some(mut r) = r {
+/// Reads `r` into `s` until end of file, an error, or the limit. The sink is
+/// the caller's: when this future is dropped (the program is over but a
+/// straggler keeps the pipe open), what was read so far is kept.
+async fn drain(r: Option<&mut (impl AsyncRead + Unpin)>, s: &mut Sink) -> bool {
+    if let Some(r) = r {
         let mut chunk = vec![0u8; 64 * 1024];
         while let Ok(n) = r.read(&mut chunk).await {
             if n == 0 || s.over {
@@ -118,19 +124,133 @@ async fn drain(r: Option<impl AsyncRead + Unpin>, limit: Limit) -> Sink {
             s.push(&chunk[..n]);
         }
     }
-    s
+    s.over
 }
 
 fn kill_group(pgid: Option<u32>) {
     if let Some(pid) = pgid.and_then(|p| i32::try_from(p).ok()) {
-        // SAFETY: killpg only sends a signal to the process group we created for the child.
+        // SAFETY: killpg only sends a signal to the process group we created
+        // for the child. After the leader is reaped its id stays reserved as
+        // long as any member of the group lives, so this never reaches a
+        // stranger's group while there is anything of ours left to kill.
         unsafe {
             libc::killpg(pid, libc::SIGKILL);
         }
     }
 }
 
+/// Kills the process group when dropped.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
+}
+
+/// The inode of a pipe end we hold.
+fn pipe_inode(fd: Option<std::os::fd::RawFd>) -> Option<u64> {
+    use std::os::fd::BorrowedFd;
+    use std::os::unix::fs::MetadataExt;
+    let fd = fd?;
+    // SAFETY: `fd` is one of our open pipe ends, alive for this call; the
+    // borrowed handle is only used to fstat it and is not closed.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    let f = std::fs::File::from(b.try_clone_to_owned().ok()?);
+    f.metadata().ok().map(|m| m.ino())
+}
+
+/// Kills every process (but us and our own just-forked children) that holds
+/// one of the pipes `inodes`: a program's descendant that left its process
+/// group (`setsid`) but kept its stdout. Blocking (reads /proc). Returns how
+/// many were killed.
+fn kill_pipe_holders(inodes: &[u64]) -> usize {
+    let me = std::process::id();
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("pipe:[{i}]")).collect();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Our own children between fork and exec briefly hold every pipe we
+        // have (close-on-exec); they belong to other runs: leave them.
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok())
+            });
+        if ppid == Some(me) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .ok()
+                .and_then(|l| l.to_str().map(|s| wanted.iter().any(|w| w == s)))
+                .unwrap_or(false)
+        });
+        if holds {
+            if let Ok(p) = i32::try_from(pid) {
+                // SAFETY: SIGKILL to a process that holds our program's pipe.
+                if unsafe { libc::kill(p, libc::SIGKILL) } == 0 {
+                    killed += 1;
+                }
+            }
+        }
+    }
+    killed
+}
+
+/// Reads what is left in both pipes for at most `limit`; true when both are closed.
+async fn finish<A, B>(
+    mut a: std::pin::Pin<&mut A>,
+    mut b: std::pin::Pin<&mut B>,
+    limit: Duration,
+) -> bool
+where
+    A: futures::future::FusedFuture<Output = bool>,
+    B: futures::future::FusedFuture<Output = bool>,
+{
+    let _ = tokio::time::timeout(limit, async {
+        if !a.is_terminated() {
+            a.as_mut().await;
+        }
+        if !b.is_terminated() {
+            b.as_mut().await;
+        }
+    })
+    .await;
+    a.is_terminated() && b.is_terminated()
+}
+
+/// How long the output may still flow once the program itself has exited:
+/// what it printed is already in the pipe; more would come only from
+/// stragglers it left behind.
+const AFTER_EXIT: Duration = Duration::from_millis(100);
+
+/// How long to wait for the pipes to close once every holder was killed.
+const AFTER_KILL: Duration = Duration::from_secs(1);
+
 /// Runs `argv` with exactly `env`, `stdin` (if any) and the limits.
+///
+/// The run is over when the program exits (its output is what it printed by
+/// then), at the timeout, or past the output limit. Then its whole process
+/// group is killed, and any other process still holding its stdout or stderr
+/// (a descendant that left the group): nothing it started outlives the run,
+/// and no descriptor of ours stays open behind it.
 ///
 /// Errors only when the program cannot be started.
 pub async fn run(
@@ -140,6 +260,10 @@ pub async fn run(
     timeout: Duration,
     limit: Limit,
 ) -> std::io::Result<Finished> {
+    use futures::future::FusedFuture;
+    use futures::FutureExt;
+    use std::os::fd::AsRawFd;
+
     let started = Instant::now();
     let (prog, args) = argv
         .split_first()
@@ -159,88 +283,104 @@ pub async fn run(
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
     let pgid = child.id();
-    if let (Some(mut w), Some(data)) = (child.stdin.take(), stdin) {
-        tokio::spawn(async move {
-            let _ = w.write_all(&data).await;
-            let _ = w.shutdown().await;
-        });
-    }
-    let mut out = tokio::spawn(drain(child.stdout.take(), limit));
-    let errs = tokio::spawn(drain(child.stderr.take(), Limit::Tail(64 * 1024)));
-    // The end: exit, the timeout, or stdout over its limit (the drain stops early).
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
-    let mut sink = None;
-    let ending: Ending = loop {
-        tokio::select! {
-            s = child.wait() => {
-                let s = s?;
-                break Ending::Exited { success: s.success(), code: s.code() };
+    // A run abandoned half-way (the daemon stopping) takes its group with it.
+    let mut group = GroupGuard(pgid);
+    let mut input = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let inodes: Vec<u64> = [
+        pipe_inode(stdout.as_ref().map(|p| p.as_raw_fd())),
+        pipe_inode(stderr.as_ref().map(|p| p.as_raw_fd())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut out = Sink::new(limit);
+    let mut err = Sink::new(Limit::Tail(64 * 1024));
+    let ending = {
+        // Fed, not spawned: a program that never reads its stdin does not
+        // keep a task and a descriptor of ours alive after the run.
+        let feed = async {
+            if let (Some(w), Some(data)) = (input.as_mut(), stdin) {
+                let _ = w.write_all(&data).await;
+                let _ = w.shutdown().await;
             }
-            () = &mut deadline => {
-                kill_group(pgid);
-                let _ = child.wait().await;
-                break Ending::TimedOut;
-            }
-            r = &mut out, if sink.is_none() => {
-                let s = r.unwrap_or(Sink { buf: Vec::new(), limit, dropped: 0, over: false });
-                if s.over {
+            input = None;
+        }
+        .fuse();
+        let d_out = drain(stdout.as_mut(), &mut out).fuse();
+        let d_err = drain(stderr.as_mut(), &mut err).fuse();
+        let deadline = tokio::time::sleep(timeout).fuse();
+        tokio::pin!(feed, d_out, d_err, deadline);
+        // The end: exit, the timeout, or stdout over its limit (the drain stops early).
+        let ending = loop {
+            tokio::select! {
+                s = child.wait() => {
+                    let s = s?;
+                    break Ending::Exited { success: s.success(), code: s.code() };
+                }
+                () = &mut deadline => {
                     kill_group(pgid);
                     let _ = child.wait().await;
-                    sink = Some(s);
-                    break Ending::TooMuchOutput;
+                    break Ending::TimedOut;
                 }
-                sink = Some(s); // stdout closed: keep waiting for the exit
+                over = &mut d_out, if !d_out.is_terminated() => if over {
+                    kill_group(pgid);
+                    let _ = child.wait().await;
+                    break Ending::TooMuchOutput;
+                },
+                _ = &mut d_err, if !d_err.is_terminated() => {}
+                () = &mut feed, if !feed.is_terminated() => {}
             }
+        };
+        // What is still in the pipes (the program's last words), briefly; then
+        // its process group, and whatever else holds its pipes, is killed.
+        let mut closed = finish(d_out.as_mut(), d_err.as_mut(), AFTER_EXIT).await;
+        kill_group(pgid);
+        if !closed {
+            let inodes = inodes.clone();
+            let n = tokio::task::spawn_blocking(move || kill_pipe_holders(&inodes))
+                .await
+                .unwrap_or(0);
+            if n > 0 {
+                tracing::debug!(program = %prog, processes = n, "killed what the program left holding its output");
+            }
+            closed = finish(d_out.as_mut(), d_err.as_mut(), AFTER_KILL).await;
         }
+        if !closed {
+            tracing::debug!(program = %prog, "its output is still held open by a process that cannot be killed; not read further");
+        }
+        ending
     };
-    // Children that outlive the program could hold the pipes open: do not wait long.
-    let grace = Duration::from_secs(2);
-    let stdout = match sink {
-        Some(s) => s,
-        None => tokio::time::timeout(grace, out)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(Sink {
-                buf: Vec::new(),
-                limit,
-                dropped: 0,
-                over: false,
-            }),
-    };
-    // Cut off: the drain stopped reading, and the program may have died of
-    // SIGPIPE before the select above saw the drain end.
-    let ending = if stdout.over {
+    drop((input, stdout, stderr)); // every descriptor of the run closed here
+                                   // Cut off: the drain stopped reading, and the program may have died of
+                                   // SIGPIPE before the select above saw the drain end.
+    let ending = if out.over {
         kill_group(pgid);
         Ending::TooMuchOutput
     } else {
         ending
     };
-    let stderr = tokio::time::timeout(grace, errs)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map(|s| {
-            let t = String::from_utf8_lossy(&s.buf).into_owned();
-            if s.dropped > 0 {
-                format!("[... {} earlier bytes dropped]\n{t}", s.dropped)
-            } else {
-                t
-            }
-        })
-        .unwrap_or_default();
+    let stderr = {
+        let t = String::from_utf8_lossy(&err.buf).into_owned();
+        if err.dropped > 0 {
+            format!("[... {} earlier bytes dropped]\n{t}", err.dropped)
+        } else {
+            t
+        }
+    };
+    group.0 = None; // killed above already
     Ok(Finished {
         ending,
-        stdout: stdout.buf,
-        stdout_dropped: stdout.dropped,
+        stdout: out.buf,
+        stdout_dropped: out.dropped,
         stderr,
         duration: started.elapsed(),
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn sh(script: &str) -> Vec<String> {
@@ -298,6 +438,68 @@ mod tests {
                 .unwrap_or_default()
                 .contains(") Z ");
         assert!(!alive, "the grandchild survived");
+    }
+
+    /// Live (not zombie) processes whose command line is exactly `argv`.
+    pub(crate) fn live_with_cmdline(argv: &[&str]) -> usize {
+        let want: Vec<u8> = argv
+            .iter()
+            .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+            .collect();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let p = e.path();
+                std::fs::read(p.join("cmdline")).is_ok_and(|c| c == want)
+                    && !std::fs::read_to_string(p.join("stat"))
+                        .unwrap_or_default()
+                        .contains(") Z ")
+            })
+            .count()
+    }
+
+    /// Issue 21: a program that exits leaving a child (in its group) and a
+    /// grandchild in a session of its own, both holding its stdout. What it
+    /// printed is kept, the run ends at once, and neither straggler survives.
+    #[tokio::test]
+    async fn stragglers_holding_stdout_lose_nothing_and_do_not_survive() {
+        // marked with our pid: strays of another test run are not ours
+        let (a, b) = (
+            format!("3141.{}", std::process::id()),
+            format!("3142.{}", std::process::id()),
+        );
+        let started = Instant::now();
+        let f = run(
+            &sh(&format!(
+                "echo 42; sleep {a} & setsid sleep {b} & echo bye >&2"
+            )),
+            &base_env(&[]),
+            None,
+            Duration::from_secs(30),
+            Limit::Fail(1024),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            f.ending,
+            Ending::Exited {
+                success: true,
+                code: Some(0)
+            }
+        );
+        assert_eq!(String::from_utf8_lossy(&f.stdout), "42\n");
+        assert_eq!(f.stderr, "bye\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            live_with_cmdline(&["sleep", &a]) + live_with_cmdline(&["sleep", &b]) == 0
+        });
+        assert!(gone, "a straggler survived the run");
     }
 
     #[tokio::test]

@@ -6,9 +6,14 @@
 //! a slow one never delays another (a webhook that hangs for 30 s does not
 //! hold up a hook):
 //! 1. **hooks**: the hooks each new event triggers (and reverts when a
-//!    condition clears). Before a hook runs, its run is recorded as `running`
-//!    in the same transaction that moves the cursor past the event; after a
-//!    crash such a run is marked `interrupted` and alerted, never run twice.
+//!    condition clears). Each hook follows the events with its own cursor
+//!    (`hooks:cursor:<name>`) in its own task, so a slow hook delays only its
+//!    own queue; a hook's runs stay in event order, and at most
+//!    [`MAX_CONCURRENT_HOOKS`] runs of different hooks happen at once. Before a
+//!    hook runs, its run is recorded as `running` in the same transaction that
+//!    moves its cursor past the event; after a crash such a run is marked
+//!    `interrupted` and alerted, never run twice. `hooks:cursor` is where every
+//!    hook has got to (a hook added later starts there).
 //! 2. **grouping**: new events within `group_window` become one message per
 //!    channel, written to the durable outbox with a dedup key. A message that
 //!    cannot be rendered is recorded as a failed delivery and alerted through
@@ -56,6 +61,14 @@ pub enum Flush {
 }
 
 const HOOKS_CURSOR: &str = "hooks:cursor";
+
+/// Runs of different hooks at once, at most (each hook runs one at a time).
+pub const MAX_CONCURRENT_HOOKS: usize = 8;
+
+/// The state key of a hook's own cursor.
+fn hook_cursor_key(hook: &str) -> String {
+    format!("{HOOKS_CURSOR}:{hook}")
+}
 const ALERTS_CURSOR: &str = "alerts:cursor";
 
 /// At start: sets both cursors to the newest event if they are not set
@@ -167,187 +180,271 @@ impl Actions {
         Ok(())
     }
 
-    /// Runs the hooks of every event after the hooks cursor.
+    /// Runs the hooks of every event after their cursors: each hook's queue
+    /// on its own, at most [`MAX_CONCURRENT_HOOKS`] runs at once.
     pub async fn hooks_pass(&self, conf: &ActionsConf) -> Result<(), ActionsError> {
+        let sem = tokio::sync::Semaphore::new(MAX_CONCURRENT_HOOKS);
+        let passes = (0..conf.hooks.len()).map(|i| self.hook_pass(conf, i, &sem));
+        for r in futures::future::join_all(passes).await {
+            r?;
+        }
+        self.advance_hooks_cursor(conf).await
+    }
+
+    /// Moves `hooks:cursor` to where every configured hook has got to (the
+    /// newest event when there are none), never back.
+    pub async fn advance_hooks_cursor(&self, conf: &ActionsConf) -> Result<(), ActionsError> {
+        let keys: Vec<String> = conf
+            .hooks
+            .iter()
+            .map(|h| hook_cursor_key(&h.name))
+            .collect();
+        self.store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let cur: i64 = store::get_state(&tx, HOOKS_CURSOR)?.unwrap_or(0);
+                let mut at = if keys.is_empty() {
+                    tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?
+                } else {
+                    i64::MAX
+                };
+                for k in &keys {
+                    // a hook without a cursor yet starts at `hooks:cursor`
+                    at = at.min(store::get_state(&tx, k)?.unwrap_or(cur));
+                }
+                if at > cur {
+                    store::put_state(&tx, HOOKS_CURSOR, &at, now())?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Runs hook `i` for every event after its cursor, in order; each run
+    /// that executes waits for a permit of `sem`.
+    pub async fn hook_pass(
+        &self,
+        conf: &ActionsConf,
+        i: usize,
+        sem: &tokio::sync::Semaphore,
+    ) -> Result<(), ActionsError> {
+        let key = hook_cursor_key(&conf.hooks[i].name);
+        let k2 = key.clone();
+        let mut cursor: i64 = self
+            .store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let at = match store::get_state::<i64>(&tx, &k2)? {
+                    Some(at) => at,
+                    None => {
+                        // a new hook (or the first start after an upgrade) takes over
+                        // from the cursor all hooks shared
+                        let at = match store::get_state::<i64>(&tx, HOOKS_CURSOR)? {
+                            Some(at) => at,
+                            None => {
+                                tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| {
+                                    r.get(0)
+                                })?
+                            }
+                        };
+                        store::put_state(&tx, &k2, &at, now())?;
+                        at
+                    }
+                };
+                tx.commit()?;
+                Ok(at)
+            })
+            .await?;
         loop {
-            let cursor: i64 = self
-                .store
-                .call(|c| Ok(store::get_state(c, HOOKS_CURSOR)?.unwrap_or(0)))
-                .await?;
             let events = self
                 .store
                 .call(move |c| store::events_after(c, cursor, 50))
                 .await?;
-            if events.is_empty() {
+            let Some(last) = events.last().map(|e| e.id) else {
                 return Ok(());
+            };
+            let mut moved = cursor;
+            for e in &events {
+                if self.hook_for(conf, i, e, sem).await? {
+                    moved = e.id;
+                }
             }
-            for e in events {
-                self.hooks_for(conf, &e).await?;
+            if moved != last {
+                // the events at the end of the batch were not this hook's
+                let k = key.clone();
+                self.store
+                    .call(move |c| store::put_state(c, &k, &last, now()))
+                    .await?;
             }
+            cursor = last;
         }
     }
 
-    async fn plan(&self, conf: &ActionsConf, e: &Event) -> Result<Vec<Plan>, ActionsError> {
-        let mut plans = Vec::new();
+    /// What hook `i` does about `e`, if anything.
+    async fn plan(
+        &self,
+        conf: &ActionsConf,
+        i: usize,
+        e: &Event,
+    ) -> Result<Option<Plan>, ActionsError> {
         if e.baseline || e.kind == EventKind::HookFailed {
-            return Ok(plans);
+            return Ok(None);
         }
         let at = now();
-        for (i, h) in conf.hooks.iter().enumerate() {
-            if !h.matches_filters(e) {
-                continue;
+        let h = &conf.hooks[i];
+        if !h.matches_filters(e) {
+            return Ok(None);
+        }
+        let cond = condition_key(e);
+        let key = format!("hook:{}", h.name);
+        let name = h.name.clone();
+        let (active, (runs, last)): (BTreeSet<String>, (i64, Option<i64>)) = self
+            .store
+            .call(move |c| {
+                Ok((
+                    store::get_state(c, &key)?.unwrap_or_default(),
+                    store::hook_runs_since(c, &name, at - 3600)?,
+                ))
+            })
+            .await?;
+        if h.on.contains(&e.kind) && e.severity >= h.min_severity {
+            if at - e.at > h.max_event_age.as_secs() as i64 {
+                tracing::warn!(hook = %h.name, event = e.id, "event too old to act on; hook not run");
+                return Ok(None);
             }
-            let cond = condition_key(e);
-            let key = format!("hook:{}", h.name);
-            let name = h.name.clone();
-            let (active, (runs, last)): (BTreeSet<String>, (i64, Option<i64>)) = self
-                .store
-                .call(move |c| {
-                    Ok((
-                        store::get_state(c, &key)?.unwrap_or_default(),
-                        store::hook_runs_since(c, &name, at - 3600)?,
-                    ))
-                })
-                .await?;
-            if h.on.contains(&e.kind) && e.severity >= h.min_severity {
-                if at - e.at > h.max_event_age.as_secs() as i64 {
-                    tracing::warn!(hook = %h.name, event = e.id, "event too old to act on; hook not run");
-                    continue;
-                }
-                plans.push(Plan {
+            return Ok(Some(Plan {
+                hook: i,
+                action: HookAction::Run,
+                argv: h.command.clone(),
+                gate: gate(h, at, runs, last),
+                cond,
+            }));
+        }
+        if let (Some(raise), Some(revert)) = (e.kind.clears(), &h.revert) {
+            if h.on.contains(&raise) && active.contains(&cond) {
+                let gate = if active.len() == 1 {
+                    match h.mode {
+                        HookMode::Live => Gate::Run,
+                        HookMode::DryRun => Gate::DryRun,
+                    }
+                } else {
+                    // another condition still needs the remediation: only forget this one
+                    Gate::Kept
+                };
+                return Ok(Some(Plan {
                     hook: i,
-                    action: HookAction::Run,
-                    argv: h.command.clone(),
-                    gate: gate(h, at, runs, last),
+                    action: HookAction::Revert,
+                    argv: revert.clone(),
+                    gate,
                     cond,
-                });
-            } else if let (Some(raise), Some(revert)) = (e.kind.clears(), &h.revert) {
-                if h.on.contains(&raise) && active.contains(&cond) {
-                    let gate = if active.len() == 1 {
-                        match h.mode {
-                            HookMode::Live => Gate::Run,
-                            HookMode::DryRun => Gate::DryRun,
-                        }
-                    } else {
-                        // another condition still needs the remediation: only forget this one
-                        Gate::Kept
-                    };
-                    plans.push(Plan {
-                        hook: i,
-                        action: HookAction::Revert,
-                        argv: revert.clone(),
-                        gate,
-                        cond,
-                    });
-                }
+                }));
             }
         }
-        Ok(plans)
+        Ok(None)
     }
 
-    async fn hooks_for(&self, conf: &ActionsConf, e: &Event) -> Result<(), ActionsError> {
-        let plans = self.plan(conf, e).await?;
+    /// Hook `i` on `e`: true when something was recorded (and the hook's
+    /// cursor moved past `e` with it).
+    async fn hook_for(
+        &self,
+        conf: &ActionsConf,
+        i: usize,
+        e: &Event,
+        sem: &tokio::sync::Semaphore,
+    ) -> Result<bool, ActionsError> {
+        let Some(p) = self.plan(conf, i, e).await? else {
+            return Ok(false);
+        };
+        let h = &conf.hooks[p.hook];
+        // A run waits for its turn before it is recorded: `running` means running.
+        let _permit = match p.gate {
+            Gate::Run => sem.acquire().await.ok(),
+            _ => None,
+        };
         let started = now();
-        // 1. The intent: every run recorded (`running` for those that execute), the
-        //    decisions taken for the rest, and the cursor moved past the event, in
-        //    one transaction. A crash after it never runs these hooks again.
-        let runs: Vec<HookRun> = plans
-            .iter()
-            .map(|p| HookRun {
-                id: 0,
-                hook: conf.hooks[p.hook].name.clone(),
-                action: p.action,
-                event_id: Some(e.id),
-                event_kind: Some(e.kind),
-                started_at: started,
-                duration_ms: 0,
-                status: match p.gate {
-                    Gate::Run => HookStatus::Running,
-                    Gate::DryRun => HookStatus::DryRun,
-                    Gate::Kept => HookStatus::Kept,
-                    Gate::Cooldown => HookStatus::SkippedCooldown,
-                    Gate::Cap => HookStatus::SkippedCap,
-                },
-                exit_code: None,
-                argv: p.argv.clone(),
-                stdout: String::new(),
-                stderr: String::new(),
-                condition: Some(p.cond.clone()),
-            })
-            .collect();
-        let id = e.id;
-        let ids: Vec<i64> = self
+        // 1. The intent: the run recorded (`running` if it executes, else the
+        //    decision taken) and the hook's cursor moved past the event, in one
+        //    transaction. A crash after it never runs this hook on it again.
+        let run = HookRun {
+            id: 0,
+            hook: h.name.clone(),
+            action: p.action,
+            event_id: Some(e.id),
+            event_kind: Some(e.kind),
+            started_at: started,
+            duration_ms: 0,
+            status: match p.gate {
+                Gate::Run => HookStatus::Running,
+                Gate::DryRun => HookStatus::DryRun,
+                Gate::Kept => HookStatus::Kept,
+                Gate::Cooldown => HookStatus::SkippedCooldown,
+                Gate::Cap => HookStatus::SkippedCap,
+            },
+            exit_code: None,
+            argv: p.argv.clone(),
+            stdout: String::new(),
+            stderr: String::new(),
+            condition: Some(p.cond.clone()),
+        };
+        let (id, key) = (e.id, hook_cursor_key(&h.name));
+        let run_id: i64 = self
             .store
             .call(move |c| {
                 let tx = c.transaction()?;
-                let mut ids = Vec::new();
-                for r in &runs {
-                    ids.push(store::insert_hook_run(&tx, r)?);
-                    if r.status != HookStatus::Running {
-                        if let Some(cond) = &r.condition {
-                            update_active(&tx, &r.hook, r.action, r.status, cond)?;
-                        }
+                let run_id = store::insert_hook_run(&tx, &run)?;
+                if run.status != HookStatus::Running {
+                    if let Some(cond) = &run.condition {
+                        update_active(&tx, &run.hook, run.action, run.status, cond)?;
                     }
                 }
-                store::put_state(&tx, HOOKS_CURSOR, &id, now())?;
+                store::put_state(&tx, &key, &id, now())?;
                 tx.commit()?;
-                Ok(ids)
+                Ok(run_id)
             })
             .await?;
-        for (p, _) in plans.iter().zip(&ids).filter(|(p, _)| p.gate != Gate::Run) {
-            let h = &conf.hooks[p.hook];
+        if p.gate != Gate::Run {
             tracing::info!(hook = %h.name, action = %p.action, event = e.kind.as_str(), gate = ?p.gate, "hook not run");
+            return Ok(true);
         }
-        // 2. The runs, concurrently; each result (and what it means) committed as it ends.
+        // 2. The run; its result (and what it means) committed as it ends.
         let json = serde_json::to_string(e)?;
-        let work = plans
-            .into_iter()
-            .zip(ids)
-            .filter(|(p, _)| p.gate == Gate::Run)
-            .map(|(p, id)| {
-                let h = &conf.hooks[p.hook];
-                let json = json.clone();
-                async move {
-                    let env = hooks::event_env(e, p.action.as_str(), &h.env);
-                    let x = hooks::execute(&p.argv, &json, &env, h.timeout).await;
-                    tracing::info!(hook = %h.name, action = %p.action, event = e.kind.as_str(), status = %x.status, "hook");
-                    let run = HookRun {
-                        id,
-                        hook: h.name.clone(),
-                        action: p.action,
-                        event_id: Some(e.id),
-                        event_kind: Some(e.kind),
-                        started_at: started,
-                        duration_ms: x.duration.as_millis() as i64,
-                        status: x.status,
-                        exit_code: x.exit_code,
-                        argv: p.argv.clone(),
-                        stdout: x.stdout,
-                        stderr: x.stderr,
-                        condition: Some(p.cond.clone()),
-                    };
-                    let failed = x.status.failed().then(|| hook_failed_event(&run, e));
-                    let tracks = h.revert.is_some();
-                    self.store
-                        .call(move |c| {
-                            let tx = c.transaction()?;
-                            store::finish_hook_run(&tx, &run)?;
-                            if tracks {
-                                update_active(&tx, &run.hook, run.action, run.status, &p.cond)?;
-                            }
-                            if let Some(f) = &failed {
-                                store::insert_event(&tx, f)?;
-                            }
-                            tx.commit()?;
-                            Ok(())
-                        })
-                        .await
+        let env = hooks::event_env(e, p.action.as_str(), &h.env);
+        let x = hooks::execute(&p.argv, &json, &env, h.timeout).await;
+        tracing::info!(hook = %h.name, action = %p.action, event = e.kind.as_str(), status = %x.status, "hook");
+        let run = HookRun {
+            id: run_id,
+            hook: h.name.clone(),
+            action: p.action,
+            event_id: Some(e.id),
+            event_kind: Some(e.kind),
+            started_at: started,
+            duration_ms: x.duration.as_millis() as i64,
+            status: x.status,
+            exit_code: x.exit_code,
+            argv: p.argv.clone(),
+            stdout: x.stdout,
+            stderr: x.stderr,
+            condition: Some(p.cond.clone()),
+        };
+        let failed = x.status.failed().then(|| hook_failed_event(&run, e));
+        let tracks = h.revert.is_some();
+        self.store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                store::finish_hook_run(&tx, &run)?;
+                if tracks {
+                    update_active(&tx, &run.hook, run.action, run.status, &p.cond)?;
                 }
-            });
-        for r in futures::future::join_all(work).await {
-            r?;
-        }
-        Ok(())
+                if let Some(f) = &failed {
+                    store::insert_event(&tx, f)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(true)
     }
 
     /// Groups new events into one outbox message per channel.
@@ -539,18 +636,54 @@ pub async fn run_hooks(
     events: broadcast::Sender<Event>,
     stop: CancellationToken,
 ) {
+    // one task per hook, so a slow hook delays only its own queue; they are
+    // aborted with this worker (a dead worker's passes must not run on beside
+    // the restarted one's)
+    let sem = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HOOKS));
+    let mut passes = Passes::default();
     let mut rx = events.subscribe();
     loop {
         if wait(&mut rx, &stop).await {
-            return;
+            break;
         }
         fault_point("hooks-worker-panic");
         let c = conf.borrow().clone();
-        tokio::select! {
-            () = stop.cancelled() => return,
-            r = actions.hooks_pass(&c) => if let Err(e) = r {
-                tracing::error!(error = %e, "hooks pass failed; retried in a second");
+        for (i, h) in c.hooks.iter().enumerate() {
+            if passes.0.get(&h.name).is_some_and(|t| !t.is_finished()) {
+                continue; // still working through its queue: not stacked
             }
+            let (a, c, sem, stop) = (actions.clone(), c.clone(), sem.clone(), stop.clone());
+            let name = h.name.clone();
+            passes.0.insert(
+                h.name.clone(),
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        r = a.hook_pass(&c, i, &sem) => if let Err(e) = r {
+                            tracing::error!(hook = %name, error = %e, "hooks pass failed; retried in a second");
+                        }
+                    }
+                }),
+            );
+        }
+        passes.0.retain(|_, t| !t.is_finished());
+        if let Err(e) = actions.advance_hooks_cursor(&c).await {
+            tracing::error!(error = %e, "hooks cursor not moved; retried in a second");
+        }
+    }
+    for (_, t) in std::mem::take(&mut passes.0) {
+        let _ = t.await;
+    }
+}
+
+/// The hooks' pass tasks, aborted when dropped.
+#[derive(Default)]
+struct Passes(HashMap<String, JoinHandle<()>>);
+
+impl Drop for Passes {
+    fn drop(&mut self) {
+        for t in self.0.values() {
+            t.abort();
         }
     }
 }

@@ -26,6 +26,8 @@ impl Daemon {
         let at = now();
         let name = src.name.clone();
         let mut rejections = Vec::new();
+        // a log path that stopped being a log: where to start when one is back
+        let mut lost_position = None;
         let (samples, position) = match &src.kind {
             SourceKind::PostfixLog { path } | SourceKind::EximLog { path } => {
                 let mta = match src.kind {
@@ -40,17 +42,24 @@ impl Daemon {
                 let rt2 = rt.clone();
                 // reading and classifying a busy log's chunk is CPU work: off the async workers
                 let read = tokio::task::spawn_blocking(move || {
-                    postfix_log::read_new(&path, pos).map(|(text, newpos)| {
-                        let counts = match mta {
-                            Mta::Postfix => postfix_log::count(&text),
-                            Mta::Exim => exim_log::count(&text),
-                        };
-                        let targets: Vec<_> =
-                            rt2.cfg.targets.iter().map(|t| t.spec.clone()).collect();
-                        let tally =
-                            rejections::tally(&text, mta, &rt2.replies, &rt2.catalog, &targets);
-                        (counts, tally, newpos)
+                    let targets: Vec<_> = rt2.cfg.targets.iter().map(|t| t.spec.clone()).collect();
+                    let mut counts = postfix_log::LogCounts::default();
+                    let mut tally = rejections::Tally::default();
+                    // piece by piece, so a read holds one piece in memory
+                    postfix_log::read_with(&path, pos, postfix_log::MAX_READ, |text| {
+                        counts.add(&match mta {
+                            Mta::Postfix => postfix_log::count(text),
+                            Mta::Exim => exim_log::count(text),
+                        });
+                        tally.merge(rejections::tally(
+                            text,
+                            mta,
+                            &rt2.replies,
+                            &rt2.catalog,
+                            &targets,
+                        ));
                     })
+                    .map(|newpos| (counts, tally, newpos))
                 })
                 .await?;
                 match read {
@@ -60,7 +69,10 @@ impl Daemon {
                         rejections = tally.groups;
                         (Ok(s), Some((key, newpos)))
                     }
-                    Err(e) => (Err(mail::SourceError::Io(e)), None),
+                    Err(e) => {
+                        lost_position = e.position_after().map(|p| (key, p));
+                        (Err(mail::SourceError::Log(e)), None)
+                    }
                 }
             }
             _ => (mail::read(&src, at).await, None),
@@ -77,6 +89,9 @@ impl Daemon {
                     .call(move |c| {
                         let tx = c.transaction()?;
                         let ev = source_health(&tx, &name, Some(&why), at)?;
+                        if let Some((key, pos)) = &lost_position {
+                            store::put_state(&tx, key, pos, at)?;
+                        }
                         tx.commit()?;
                         Ok(ev)
                     })

@@ -79,6 +79,9 @@ pub enum SourceError {
     /// I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A log that cannot be followed.
+    #[error(transparent)]
+    Log(#[from] postfix_log::LogError),
 }
 
 /// Most a command source may print (a `postqueue -j` of about 100,000 queued
@@ -296,6 +299,53 @@ mod tests {
             run_command(&["/nonexistent/x".into()], &[], Duration::from_secs(1))
                 .await
                 .is_err()
+        );
+    }
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    /// Issue 21: a command source whose grandchildren keep its stdout open.
+    /// Its value is kept at every read, and after 100 reads no descriptor of
+    /// ours and none of the grandchildren is left (other tests of this binary
+    /// run beside this one, hence the small slack on descriptors).
+    #[tokio::test]
+    async fn a_grandchild_holding_stdout_keeps_the_value_and_leaves_nothing_behind() {
+        // marked with our pid: strays of another test run are not ours
+        let (a, b) = (
+            format!("2718.{}", std::process::id()),
+            format!("2719.{}", std::process::id()),
+        );
+        let argv: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo 42; sleep {a} & setsid sleep {b} & exit 0"),
+        ];
+        let fds = open_fds();
+        let started = std::time::Instant::now();
+        for i in 0..100 {
+            let out = run_command(&argv, &[], Duration::from_secs(10)).await;
+            let samples = command::parse(&out.unwrap_or_else(|e| panic!("read {i}: {e}")))
+                .unwrap_or_else(|e| panic!("read {i}: {e}"));
+            assert_eq!(samples, vec![Sample::new("value", 42.0)], "read {i}");
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(60), "100 reads took {took:?}");
+        let left = |n: &str| crate::process::tests::live_with_cmdline(&["sleep", n]);
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            left(&a) + left(&b) == 0
+        });
+        assert!(
+            gone,
+            "{} grandchildren outlive their reads",
+            left(&a) + left(&b)
+        );
+        let after = open_fds();
+        assert!(
+            after <= fds + 10,
+            "descriptors: {fds} before, {after} after"
         );
     }
 

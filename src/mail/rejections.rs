@@ -124,6 +124,42 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Adds the tally of the next chunk of the same read: groups with the
+    /// same receiver, outcome, meaning, rule, list and cited target are one.
+    pub fn merge(&mut self, o: Tally) {
+        self.delivered_remote += o.delivered_remote;
+        for g in o.groups {
+            let same = self.groups.iter_mut().find(|m| {
+                (
+                    &m.receiver,
+                    m.outcome,
+                    m.meaning,
+                    &m.rule,
+                    &m.list,
+                    &m.cited,
+                ) == (
+                    &g.receiver,
+                    g.outcome,
+                    g.meaning,
+                    &g.rule,
+                    &g.list,
+                    &g.cited,
+                )
+            });
+            match same {
+                Some(m) => {
+                    m.count += g.count;
+                    for q in g.queue_ids {
+                        if m.queue_ids.len() < MAX_QUEUE_IDS && !m.queue_ids.contains(&q) {
+                            m.queue_ids.push(q);
+                        }
+                    }
+                }
+                None => self.groups.push(g),
+            }
+        }
+    }
+
     /// Deliveries refused with `outcome` and a meaning.
     pub fn count(&self, outcome: Outcome, meaning: Option<ReplyMeaning>) -> u64 {
         self.groups
@@ -348,6 +384,19 @@ Nov 23 10:00:04 mx1 postfix/smtp[2104]: 7ZK3p34LgK: to=<dave@example.org>, relay
 Nov 23 10:00:05 mx1 postfix/smtp[2105]: 8ZK3p34LgK: to=<erin@example.org>, relay=mx.example.org[203.0.113.9]:25, delay=0.3, delays=0.1/0/0.1/0.1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as ABC)
 Nov 23 10:00:06 mx1 postfix/local[23921]: B160399CAB5: to=<nouser@example.test>, relay=local, delay=0.02, delays=0.01/0.01/0/0.01, dsn=5.1.1, status=bounced (unknown user: \"nouser\")
 ";
+
+    /// A read comes in pieces: their tallies merged are the tally of the whole.
+    #[test]
+    fn pieces_merge_into_the_tally_of_the_whole() {
+        let (r, l) = cats();
+        let targets = [spec("192.0.2.10")];
+        let whole = tally(POSTFIX, Mta::Postfix, &r, &l, &targets);
+        let mut merged = Tally::default();
+        for line in POSTFIX.lines() {
+            merged.merge(tally(line, Mta::Postfix, &r, &l, &targets));
+        }
+        assert_eq!(merged, whole);
+    }
 
     #[test]
     fn real_postfix_lines_are_grouped_classified_and_counted() {

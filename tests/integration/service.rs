@@ -1179,3 +1179,205 @@ env = {{ OUT = {out:?} }}
         .unwrap();
     assert_eq!(runs, 1, "{}", d.log());
 }
+
+/// Issue 21: a `postfix_log` path replaced by a FIFO stopped that source for
+/// good (the open blocked), silently, and lost the lines of the regular file
+/// that came back. Now the FIFO is a `source_failed` naming it, counted in
+/// `/metrics`, and the regular file that comes back is read whole by the same
+/// daemon (`source_recovered`, every NDR line counted).
+#[test]
+fn a_log_path_that_turns_into_a_fifo_fails_loudly_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("maillog");
+    std::fs::write(&log, "Nov 23 03:08:49 mx postfix/qmgr[1]: history\n").unwrap();
+    let port = crate::util::free_tcp_port();
+    let text = format!(
+        r#"[daemon]
+database = "rblwatch.db"
+
+[web]
+listen = "127.0.0.1:{port}"
+
+[[sources]]
+name = "mxlog"
+kind = "postfix_log"
+path = {log:?}
+interval = "1s"
+"#,
+        log = log.display().to_string(),
+    );
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    let samples = || {
+        count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'mxlog' AND metric = 'ndr_generated'",
+        )
+    };
+    wait_for("the log to be read", t, || (samples() >= 2).then_some(()));
+
+    std::fs::remove_file(&log).unwrap();
+    let st = Command::new("mkfifo").arg(&log).status().unwrap();
+    assert!(st.success());
+    wait_event(dir.path(), "source_failed", t, &d);
+    let why: String = db(dir.path())
+        .query_row(
+            "SELECT json_extract(details, '$.why') FROM events WHERE kind = 'source_failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(why.contains("is a FIFO, not a regular file"), "{why}");
+    let (_, metrics) = crate::util::http_get(port, "/metrics");
+    let failures: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rblwatch_mail_source_failures_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(failures >= 1.0, "{metrics}");
+
+    // a regular file again, with three NDRs in it (written aside, renamed in)
+    std::fs::remove_file(&log).unwrap();
+    let ndr = |i: u32| {
+        format!("Nov 23 03:09:0{i} mx postfix/bounce[25]: B16039{i}CAB5: sender non-delivery notification: B68F4{i}9CAB9\n")
+    };
+    let aside = dir.path().join("maillog.new");
+    std::fs::write(&aside, format!("{}{}{}", ndr(1), ndr(2), ndr(3))).unwrap();
+    std::fs::rename(&aside, &log).unwrap();
+    wait_event(dir.path(), "source_recovered", t, &d);
+    let c = db(dir.path());
+    let ndrs: f64 = c
+        .query_row(
+            "SELECT SUM(value) FROM metric_samples WHERE source = 'mxlog' AND metric = 'ndr_generated'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ndrs, 3.0, "every NDR line of the file that came back");
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM events WHERE kind = 'source_failed'"
+        ),
+        1
+    );
+}
+
+/// Issue 21: hooks ran one at a time across all hooks, so a 20 s hook delayed
+/// a different hook by 17 s. On one daemon, a 20 s hook and a 1 s hook follow
+/// the same events (a source failing and recovering every 3 s): the 1 s hook
+/// runs within 2 s of each event, each hook in event order, and the slow one
+/// still runs on its own queue.
+#[test]
+fn a_slow_hook_delays_only_its_own_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = dir.path().join("value");
+    std::fs::write(&value, "1\n").unwrap();
+    let stamp = |name: &str, then: &str| {
+        let script = dir.path().join(format!("{name}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$RBLWATCH_EVENT_ID $(date +%s.%N)\" >> {}\n{then}\n",
+                dir.path().join(format!("{name}.log")).display()
+            ),
+        )
+        .unwrap();
+        crate::util::chmod(&script, 0o755);
+        script.display().to_string()
+    };
+    let text = format!(
+        r#"[daemon]
+database = "rblwatch.db"
+
+[web]
+enabled = false
+
+[[sources]]
+name = "flip"
+kind = "command"
+command = ["cat", {value:?}]
+interval = "1s"
+
+[[hooks]]
+name = "slow"
+on = ["source_failed", "source_recovered"]
+command = [{slow:?}]
+cooldown = "0s"
+max_per_hour = 100
+timeout = "60s"
+
+[[hooks]]
+name = "fast"
+on = ["source_failed", "source_recovered"]
+command = [{fast:?}]
+cooldown = "0s"
+max_per_hour = 100
+"#,
+        value = value.display().to_string(),
+        slow = stamp("slow", "sleep 20"),
+        fast = stamp("fast", "sleep 1"),
+    );
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start(&cfg);
+    let t = Duration::from_secs(30);
+    wait_for("the source to be read", t, || {
+        (count(
+            &db(dir.path()),
+            "SELECT COUNT(*) FROM metric_samples WHERE source = 'flip'",
+        ) >= 1)
+            .then_some(())
+    });
+    // four events, 3 s apart: failed, recovered, failed, recovered
+    for v in ["not a number\n", "1\n", "not a number\n", "1\n"] {
+        std::fs::write(&value, v).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let runs = |name: &str| -> Vec<(i64, f64)> {
+        std::fs::read_to_string(dir.path().join(format!("{name}.log")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (id, at) = l.split_once(' ')?;
+                Some((id.parse().ok()?, at.parse().ok()?))
+            })
+            .collect()
+    };
+    let fast = wait_for("the fast hook on four events", t, || {
+        let r = runs("fast");
+        (r.len() >= 4).then_some(r)
+    });
+    let c = db(dir.path());
+    let mut ids = Vec::new();
+    for (id, stamp) in &fast {
+        let at: i64 = c
+            .query_row("SELECT at FROM events WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap();
+        let delay = stamp - at as f64;
+        eprintln!("fast hook on event {id}: {delay:.2} s after it");
+        assert!(delay < 2.0 + 1.0, "event {id}: {delay:.2} s\n{}", d.log()); // + 1 s: `at` is whole seconds
+        ids.push(*id);
+    }
+    assert_eq!(fast.len(), 4, "{fast:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in event order: {ids:?}"
+    );
+    // the slow hook went on with its own queue, in order
+    let slow = runs("slow");
+    assert_eq!(slow.first().map(|r| r.0), ids.first().copied(), "{slow:?}");
+    assert!(
+        slow.len() < 4,
+        "the slow hook still works through its queue"
+    );
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM hook_runs WHERE hook = 'slow' AND status = 'running'"
+        ),
+        1
+    );
+}
