@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::dns::qname::query_name;
 use crate::dns::{DnsClient, QType};
 use crate::health::{
-    assess, assess_resolver, ListCheck, ListHealth, ResolverHealth, ResolverStatus,
+    assess, assess_resolver_at, ListCheck, ListHealth, ResolverHealth, ResolverStatus,
 };
 use crate::secret::Secret;
 use crate::target::{Target, TargetSpec};
@@ -559,7 +559,13 @@ impl Engine {
             (h, can)
         });
         let results = futures::future::join_all(checks).await;
-        let resolver = assess_resolver(
+        // the shared resolver's addresses, for its messages (direct lists ask their own servers)
+        let servers = if self.lists.iter().any(|l| l.direct.is_none()) {
+            self.client.servers()
+        } else {
+            Vec::new()
+        };
+        let resolver = assess_resolver_at(
             &results
                 .iter()
                 .zip(&self.lists)
@@ -569,6 +575,7 @@ impl Engine {
                     canary: c,
                 })
                 .collect::<Vec<_>>(),
+            &servers,
         );
         if resolver.status != ResolverStatus::Ok {
             tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
@@ -672,11 +679,13 @@ pub fn active_lists(
         Some(ids) => {
             let mut v = Vec::new();
             for id in &ids {
-                v.push(
-                    catalog
-                        .get(id)
-                        .ok_or_else(|| EngineError::UnknownList(id.clone()))?,
-                );
+                let def = catalog
+                    .find(id)
+                    .ok_or_else(|| EngineError::UnknownList(id.clone()))?;
+                // an id and its zone name the same list once
+                if !v.iter().any(|d: &&ListDef| d.id == def.id) {
+                    v.push(def);
+                }
             }
             v
         }
@@ -733,7 +742,7 @@ pub enum EngineError {
     #[error("list catalog: {0}")]
     Catalog(String),
     /// A list id that the catalog does not have.
-    #[error("unknown list id {0:?} (see `rblwatch lists`)")]
+    #[error("unknown list id or zone {0:?} (see `rblwatch lists --all`)")]
     UnknownList(String),
     /// No name server to ask.
     #[error("{0}")]
