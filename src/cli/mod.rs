@@ -8,6 +8,7 @@ mod delist_cmd;
 mod hooks_cmd;
 mod lists;
 mod probe_cmd;
+mod range;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -78,7 +79,10 @@ pub enum ConfigCmd {
 
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return check::args_refused(e),
+    };
     if !matches!(cli.cmd, Command::Daemon(_)) {
         // `rblwatch lists --all | head`: a closed pipe ends a one-shot command
         // quietly, like any Unix tool, instead of a panic in println!. The daemon
@@ -92,7 +96,9 @@ pub fn main() -> ExitCode {
         // before the runtime starts any thread (see daemon::memory)
         crate::daemon::memory::limit_arenas();
     }
-    init_tracing(cli.verbose);
+    if !matches!(&cli.cmd, Command::Check(a) if check::quiet(a, cli.verbose)) {
+        init_tracing(cli.verbose);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

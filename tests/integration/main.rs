@@ -16,6 +16,7 @@ mod hostile;
 mod impact;
 mod lab;
 mod mail;
+mod plugin;
 mod screens;
 mod service;
 mod util;
