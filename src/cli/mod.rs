@@ -7,6 +7,7 @@ mod daemon_cmd;
 mod delist_cmd;
 mod hooks_cmd;
 mod lists;
+mod man_cmd;
 mod probe_cmd;
 mod range;
 pub mod text;
@@ -62,6 +63,8 @@ pub enum Command {
     },
     /// Audit the MTA's settings (read-only): what causes backscatter and listings.
     Audit(audit_cmd::AuditArgs),
+    /// Write the manual pages (rblwatch.8 and one per subcommand).
+    Man(man_cmd::ManArgs),
     /// Probe a mail server now.
     Probe {
         /// Which probe.
@@ -128,6 +131,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::History(a) => daemon_cmd::history(cfg_path.as_deref(), a).await,
         Command::Delist(a) => delist_cmd::run(cfg_path.as_deref(), a).await,
         Command::Probe { cmd } => probe_cmd::run(cmd).await,
+        Command::Man(a) => man_cmd::run(a),
         Command::Audit(a) => audit_cmd::run(cfg_path.as_deref(), a).await,
         Command::Hooks { cmd } => hooks_cmd::run(cfg_path.as_deref(), cmd).await,
     };
