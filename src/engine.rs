@@ -693,7 +693,13 @@ pub fn active_lists(
     };
     let mut out = Vec::new();
     for def in chosen {
-        if cfg.lists.exclude.contains(&def.id) {
+        // excluded by id or by zone
+        if cfg
+            .lists
+            .exclude
+            .iter()
+            .any(|e| catalog.find(e).is_some_and(|x| x.id == def.id))
+        {
             continue;
         }
         if let Some(r) = &def.retired {
@@ -808,6 +814,37 @@ mod tests {
         let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
         assert_eq!(lists.len(), 1);
         assert!(warnings.iter().any(|w| w.contains("retired")));
+    }
+
+    #[test]
+    fn lists_are_chosen_and_excluded_by_id_or_zone() {
+        let c = parse(
+            "[lists]\nuse = [\"zen.spamhaus.org\", \"spamcop\", \"bl.spamcop.net.\", \"psbl.surriel.com\"]\nexclude = [\"PSBL.surriel.com\"]\n",
+        );
+        let cat = c.catalog().unwrap();
+        let (lists, _) = active_lists(&c, &cat, None).unwrap();
+        let ids: Vec<&str> = lists.iter().map(|l| l.def.id.as_str()).collect();
+        assert_eq!(ids, ["spamhaus-zen", "spamcop"]);
+        let only = ["bl.spamcop.net".to_string()];
+        let (lists, _) = active_lists(&c, &cat, Some(&only)).unwrap();
+        assert_eq!(lists[0].def.id, "spamcop");
+        let bad = ["no.such.zone".to_string()];
+        let e = active_lists(&c, &cat, Some(&bad))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("unknown list id or zone \"no.such.zone\""),
+            "{e}"
+        );
+        let e = Config::from_toml(
+            std::path::Path::new("t.toml"),
+            "[lists]\nuse = [\"no.such.zone\"]\n",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("unknown list id or zone"), "{e}");
     }
 
     #[test]

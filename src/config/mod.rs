@@ -342,11 +342,14 @@ impl Config {
             .chain(raw.lists.exclude.iter());
         for s in named {
             let id = s.get_ref().trim();
-            match catalog.get(id) {
+            // ids or zones (dnsbl_exporter's rbls.ini and check_rbl name lists by zone)
+            match catalog.find(id) {
                 None => {
                     return Err(cx.err(
                         s.span(),
-                        format!("lists: unknown list id {id:?} (see `rblwatch lists`)"),
+                        format!(
+                            "lists: unknown list id or zone {id:?} (see `rblwatch lists --all`)"
+                        ),
                     ))
                 }
                 Some(l) => {
