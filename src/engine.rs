@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::dns::qname::query_name;
 use crate::dns::{DnsClient, QType};
 use crate::health::{
-    assess_points, assess_resolver, ListCheck, ListHealth, ResolverHealth, ResolverStatus,
+    assess_points, assess_resolver_at, ListCheck, ListHealth, ResolverHealth, ResolverStatus,
 };
 use crate::secret::Secret;
 use crate::target::{Target, TargetSpec};
@@ -641,7 +641,13 @@ impl Engine {
                 *g = v6.clone();
             }
         }
-        let resolver = assess_resolver(
+        // the shared resolver's addresses, for its messages (direct lists ask their own servers)
+        let servers = if self.lists.iter().any(|l| l.direct.is_none()) {
+            self.client.servers()
+        } else {
+            Vec::new()
+        };
+        let resolver = assess_resolver_at(
             &results
                 .iter()
                 .zip(&self.lists)
@@ -651,6 +657,7 @@ impl Engine {
                     canary: c,
                 })
                 .collect::<Vec<_>>(),
+            &servers,
         );
         if resolver.status != ResolverStatus::Ok {
             tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
@@ -852,11 +859,13 @@ pub fn active_lists(
         Some(ids) => {
             let mut v = Vec::new();
             for id in &ids {
-                v.push(
-                    catalog
-                        .get(id)
-                        .ok_or_else(|| EngineError::UnknownList(id.clone()))?,
-                );
+                let def = catalog
+                    .find(id)
+                    .ok_or_else(|| EngineError::UnknownList(id.clone()))?;
+                // an id and its zone name the same list once
+                if !v.iter().any(|d: &&ListDef| d.id == def.id) {
+                    v.push(def);
+                }
             }
             v
         }
@@ -864,7 +873,13 @@ pub fn active_lists(
     };
     let mut out = Vec::new();
     for def in chosen {
-        if cfg.lists.exclude.contains(&def.id) {
+        // excluded by id or by zone
+        if cfg
+            .lists
+            .exclude
+            .iter()
+            .any(|e| catalog.find(e).is_some_and(|x| x.id == def.id))
+        {
             continue;
         }
         if let Some(r) = &def.retired {
@@ -925,7 +940,7 @@ pub enum EngineError {
     #[error("list catalog: {0}")]
     Catalog(String),
     /// A list id that the catalog does not have.
-    #[error("unknown list id {0:?} (see `rblwatch lists`)")]
+    #[error("unknown list id or zone {0:?} (see `rblwatch lists --all`)")]
     UnknownList(String),
     /// No name server to ask.
     #[error("{0}")]
@@ -991,6 +1006,37 @@ mod tests {
         let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
         assert_eq!(lists.len(), 1);
         assert!(warnings.iter().any(|w| w.contains("retired")));
+    }
+
+    #[test]
+    fn lists_are_chosen_and_excluded_by_id_or_zone() {
+        let c = parse(
+            "[lists]\nuse = [\"zen.spamhaus.org\", \"spamcop\", \"bl.spamcop.net.\", \"psbl.surriel.com\"]\nexclude = [\"PSBL.surriel.com\"]\n",
+        );
+        let cat = c.catalog().unwrap();
+        let (lists, _) = active_lists(&c, &cat, None).unwrap();
+        let ids: Vec<&str> = lists.iter().map(|l| l.def.id.as_str()).collect();
+        assert_eq!(ids, ["spamhaus-zen", "spamcop"]);
+        let only = ["bl.spamcop.net".to_string()];
+        let (lists, _) = active_lists(&c, &cat, Some(&only)).unwrap();
+        assert_eq!(lists[0].def.id, "spamcop");
+        let bad = ["no.such.zone".to_string()];
+        let e = active_lists(&c, &cat, Some(&bad))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("unknown list id or zone \"no.such.zone\""),
+            "{e}"
+        );
+        let e = Config::from_toml(
+            std::path::Path::new("t.toml"),
+            "[lists]\nuse = [\"no.such.zone\"]\n",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("unknown list id or zone"), "{e}");
     }
 
     #[test]

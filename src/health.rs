@@ -10,6 +10,8 @@
 //! the resolver, and saying "35 lists are dead" would send the postmaster to
 //! the wrong place.
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
 
 use crate::verdict::Verdict;
@@ -233,6 +235,12 @@ pub struct ListCheck<'a> {
 /// lists refusing it as a public resolver make it degraded (unusable when
 /// all do). Otherwise list problems are the lists' own.
 pub fn assess_resolver(checks: &[ListCheck<'_>]) -> ResolverHealth {
+    assess_resolver_at(checks, &[])
+}
+
+/// [`assess_resolver`] for a resolver at known addresses: its messages name
+/// them and their ports (a resolver on port 25099 is not "port 53").
+pub fn assess_resolver_at(checks: &[ListCheck<'_>], servers: &[SocketAddr]) -> ResolverHealth {
     use ResolverStatus::*;
     let n = checks.len();
     if n == 0 {
@@ -267,10 +275,38 @@ pub fn assess_resolver(checks: &[ListCheck<'_>]) -> ResolverHealth {
         .count();
     if unreachable == n {
         let why = checks.first().map_or("", |c| c.health.why());
+        if servers.is_empty() {
+            return ResolverHealth::new(
+                Unusable,
+                format!("the resolver does not answer (all {n} lists: {why})"),
+                "check [resolver] nameservers (or /etc/resolv.conf) and that UDP and TCP port 53 to it are open",
+            );
+        }
+        let at = servers
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut ports: Vec<u16> = servers.iter().map(|s| s.port()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let ports = ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (resolver, port) = if servers.len() == 1 {
+            ("the resolver", "port")
+        } else {
+            ("none of the resolvers", "ports")
+        };
+        let verb = if servers.len() == 1 { "does" } else { "do" };
         return ResolverHealth::new(
             Unusable,
-            format!("the resolver does not answer (all {n} lists: {why})"),
-            "check [resolver] nameservers (or /etc/resolv.conf) and that UDP and TCP port 53 to it are open",
+            format!("{resolver} at {at} {verb} not answer (all {n} lists: {why})"),
+            &format!(
+                "check that a resolver runs at {at} ([resolver] nameservers, --resolver or /etc/resolv.conf) and that UDP and TCP {port} {ports} to it are open"
+            ),
         );
     }
     let public: Vec<&str> = checks
@@ -391,6 +427,21 @@ mod tests {
         ]);
         assert_eq!(r.status, ResolverStatus::Unusable);
         assert!(r.why.contains("does not answer"), "{r:?}");
+        // ... at a known address: the message names it and its real port
+        let at: SocketAddr = "127.0.0.1:25099".parse().unwrap();
+        let r = assess_resolver_at(
+            &[
+                check("a", &unreach, &timeout),
+                check("b", &unreach, &timeout),
+            ],
+            &[at],
+        );
+        assert_eq!(r.status, ResolverStatus::Unusable);
+        assert!(r.why.contains("127.0.0.1:25099 does not answer"), "{r:?}");
+        assert!(
+            r.fix.contains("port 25099") && !r.fix.contains("53"),
+            "{r:?}"
+        );
         // a public resolver: degraded while other lists work, with the fix
         let r = assess_resolver(&[check("zen", &public, &clear), check("b", &ok, &clear)]);
         assert_eq!(r.status, ResolverStatus::Degraded);

@@ -510,6 +510,23 @@ impl Catalog {
         self.lists.get(id)
     }
 
+    /// A list by id, or else by its zone (`zen.spamhaus.org`, any case, a
+    /// trailing dot allowed): check_rbl's users name lists by zone. A retired
+    /// list found by zone is returned too (the caller says why it is skipped);
+    /// an active one is preferred when several share a zone.
+    pub fn find(&self, id_or_zone: &str) -> Option<&ListDef> {
+        if let Some(l) = self.get(id_or_zone) {
+            return Some(l);
+        }
+        let zone = id_or_zone.trim_end_matches('.');
+        let mut found: Vec<&ListDef> = self
+            .iter()
+            .filter(|l| l.zone.eq_ignore_ascii_case(zone))
+            .collect();
+        found.sort_by_key(|l| l.retired.is_some());
+        found.first().copied()
+    }
+
     /// All lists, ordered by id.
     pub fn iter(&self) -> impl Iterator<Item = &ListDef> {
         self.lists.values()
@@ -799,6 +816,21 @@ returns = [
   { code = "127.255.255.0/24", verdict = "error", cause = "blocked", meaning = "blocked" },
 ]
 "#;
+
+    #[test]
+    fn finds_a_list_by_id_or_by_zone() {
+        let c = Catalog::shipped().unwrap();
+        let zen = c.find("spamhaus-zen").unwrap();
+        assert_eq!(zen.zone, "zen.spamhaus.org");
+        for z in ["zen.spamhaus.org", "ZEN.Spamhaus.org.", "zen.spamhaus.org."] {
+            assert_eq!(
+                c.find(z).map(|l| l.id.as_str()),
+                Some("spamhaus-zen"),
+                "{z}"
+            );
+        }
+        assert!(c.find("nosuch.example").is_none());
+    }
 
     #[test]
     fn parses_and_looks_up_codes() {

@@ -1,4 +1,10 @@
-//! `rblwatch check`: one-off checks with a table, JSON or a Nagios line.
+//! `rblwatch check`: one-off checks with a table, JSON or Nagios/Icinga plugin output.
+//!
+//! `--nagios` follows the Monitoring Plugins development guidelines: one status
+//! line with perfdata, then long output (one line per listing); `-w`/`-c` are
+//! plugin threshold ranges ([`Range`]); every failure, argument errors included,
+//! is UNKNOWN (3) with a status line on stdout, and nothing goes to stderr
+//! unless `-v` (Icinga 2 shows stderr as the service's output).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,6 +13,7 @@ use clap::Args;
 use futures::StreamExt;
 use serde::Serialize;
 
+use super::range::Range;
 use super::text::terminal_safe;
 use crate::config::{parse_duration, parse_server};
 use crate::engine::{self, Engine};
@@ -17,9 +24,14 @@ use crate::verdict::{Verdict, VerdictKind};
 /// Arguments of `rblwatch check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// IPs, CIDR ranges or domains. Without any, the config's targets.
+    /// IPs, CIDR ranges or domains (a domain is checked as a domain, on domain lists).
+    /// Without any (and without -H), the config's targets.
     pub targets: Vec<String>,
-    /// Only these lists (comma-separated ids).
+    /// A mail server to check by its addresses, as check_rbl's -H (repeatable): a host name is
+    /// resolved by the system resolver (getaddrinfo) and each A and AAAA address is checked.
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only these lists (comma-separated ids or zones, e.g. spamhaus-zen or zen.spamhaus.org).
     #[arg(long, value_delimiter = ',')]
     pub lists: Option<Vec<String>>,
     /// Name server(s) to use, ip[:port] (repeatable). Defaults to the config's, then the system's.
@@ -37,15 +49,28 @@ pub struct CheckArgs {
     /// Print JSON instead of a table.
     #[arg(long, conflicts_with = "nagios")]
     pub json: bool,
-    /// Print one Nagios/Icinga status line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    /// Nagios/Icinga plugin output: a status line with perfdata, then one line per listing;
+    /// exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Nothing on stderr unless -v.
     #[arg(long)]
     pub nagios: bool,
-    /// With --nagios: WARNING at this many listings.
-    #[arg(short = 'w', long = "warning", default_value_t = 1)]
-    pub warning: usize,
-    /// With --nagios: CRITICAL at this many listings.
-    #[arg(short = 'c', long = "critical", default_value_t = 1)]
-    pub critical: usize,
+    /// With --nagios: WARNING when the number of listings is outside this range (plugin range
+    /// syntax: 10, 10:, ~:10, 10:20, @10:20). The default 0 warns at one listing or more.
+    #[arg(
+        short = 'w',
+        long = "warning",
+        default_value = "0",
+        value_name = "RANGE"
+    )]
+    pub warning: Range,
+    /// With --nagios: CRITICAL when the number of listings is outside this range (as -w).
+    /// The default 0 makes any listing critical.
+    #[arg(
+        short = 'c',
+        long = "critical",
+        default_value = "0",
+        value_name = "RANGE"
+    )]
+    pub critical: Range,
     /// Which rows the table shows. Defaults to all rows for up to 16 targets, else problems only.
     #[arg(long, value_enum)]
     pub show: Option<Show>,
@@ -101,15 +126,117 @@ struct ListOut<'a> {
     health: &'a ListHealth,
 }
 
-/// Runs the command.
+/// `RBL UNKNOWN - …` on stdout and exit 3: how a plugin reports that it could not check.
+fn nagios_unknown(msg: &str) -> ExitCode {
+    println!("RBL UNKNOWN - {}", plugin_safe(msg, 1000));
+    ExitCode::from(3)
+}
+
+/// Untrusted text (TXT records, error messages) made safe for plugin output:
+/// no control characters (so no extra lines) and no `|`, which would start perfdata.
+fn plugin_safe(s: &str, max: usize) -> String {
+    terminal_safe(s, max).replace('|', "/")
+}
+
+/// True when `rblwatch check --nagios` runs without -v: then nothing may go to
+/// stderr (Icinga 2 shows it as the check's output), so no log is set up at all.
+pub(super) fn quiet(a: &CheckArgs, verbose: u8) -> bool {
+    a.nagios && verbose == 0
+}
+
+/// A command line clap refused. With `check --nagios` it is UNKNOWN (3) with a
+/// status line on stdout, as the plugin guidelines want (clap's own exit is 2, CRITICAL);
+/// otherwise clap reports it as usual.
+pub(super) fn args_refused(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let args: Vec<String> = std::env::args().collect();
+    let is_check = args.iter().skip(1).any(|a| a == "check");
+    let nagios = args.iter().any(|a| a == "--nagios");
+    if !is_check
+        || !nagios
+        || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+    {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    nagios_unknown(&format!("invalid arguments: {first}"))
+}
+
+/// Runs the command. With --nagios every error is UNKNOWN with a status line.
 pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result<ExitCode> {
-    let nagios_unknown = |msg: String| {
-        println!("RBL UNKNOWN - {msg}");
-        Ok(ExitCode::from(3))
-    };
+    let nagios = a.nagios;
+    match run_inner(cfg_path, a).await {
+        Err(e) if nagios => Ok(nagios_unknown(&format!("{e:#}"))),
+        r => r,
+    }
+}
+
+/// Resolves `-H` values: an IP stays itself, a host name becomes its A and
+/// AAAA addresses (check_rbl checks a host's addresses, not its name).
+async fn resolve_hosts(
+    hosts: &[String],
+    policy: RangePolicy,
+) -> (Vec<TargetSpec>, Vec<String>, Vec<String>) {
+    let (mut specs, mut notes, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+    // an empty -H is no host: Icinga passes "" for a host without an address
+    for h in hosts.iter().map(|h| h.trim()).filter(|h| !h.is_empty()) {
+        if h.parse::<std::net::IpAddr>().is_ok() {
+            match TargetSpec::parse(h, policy) {
+                Ok(s) => specs.push(s),
+                Err(e) => bad.push(e.to_string()),
+            }
+            continue;
+        }
+        let lookup = tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            tokio::net::lookup_host((h, 0)),
+        )
+        .await;
+        let mut addrs: Vec<std::net::IpAddr> = match lookup {
+            Ok(Ok(it)) => it.map(|sa| sa.ip()).collect(),
+            Ok(Err(e)) => {
+                bad.push(format!("cannot resolve host {h:?}: {e}"));
+                continue;
+            }
+            Err(_) => {
+                bad.push(format!("cannot resolve host {h:?}: no answer within 15 s"));
+                continue;
+            }
+        };
+        addrs.sort_unstable();
+        addrs.dedup();
+        if addrs.is_empty() {
+            bad.push(format!("host {h:?} has no A or AAAA address"));
+            continue;
+        }
+        notes.push(format!(
+            "host {h} resolves to {}",
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        for a in addrs {
+            match TargetSpec::parse(&a.to_string(), policy) {
+                Ok(s) => specs.push(s),
+                Err(e) => bad.push(e.to_string()),
+            }
+        }
+    }
+    (specs, notes, bad)
+}
+
+async fn run_inner(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result<ExitCode> {
+    let unknown = |msg: String| Ok(nagios_unknown(&msg));
     let mut cfg = match super::load_config(cfg_path, false) {
         Ok(c) => c,
-        Err(e) if a.nagios => return nagios_unknown(format!("{e:#}")),
+        Err(e) if a.nagios => return unknown(format!("{e:#}")),
         Err(e) => return Err(e),
     };
     let policy = if a.allow_large {
@@ -125,9 +252,12 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
             Err(e) => bad.push(e.to_string()),
         }
     }
+    let (host_specs, host_notes, host_bad) = resolve_hosts(&a.hosts, policy).await;
+    specs.extend(host_specs);
+    bad.extend(host_bad);
     if !bad.is_empty() {
         if a.nagios {
-            return nagios_unknown(bad.join("; "));
+            return unknown(bad.join("; "));
         }
         for b in &bad {
             eprintln!("rblwatch: {b}");
@@ -138,7 +268,11 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
         specs = cfg.targets.iter().map(|t| t.spec.clone()).collect();
     }
     if specs.is_empty() {
-        eprintln!("rblwatch: nothing to check: give targets on the command line or in the config");
+        let msg = "nothing to check: give targets (or -H) on the command line or in the config";
+        if a.nagios {
+            return unknown(msg.into());
+        }
+        eprintln!("rblwatch: {msg}");
         return Ok(ExitCode::from(2));
     }
     let mut servers = Vec::new();
@@ -154,15 +288,20 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
     let (engine, warnings) =
         match engine::from_config(&cfg, a.lists.as_deref(), Some(servers)).await {
             Ok(x) => x,
-            Err(e) if a.nagios => return nagios_unknown(format!("{e:#}")),
+            Err(e) if a.nagios => return unknown(format!("{e:#}")),
             Err(e) => return Err(e.into()),
         };
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    // --nagios shows them in its long output (nothing goes to stderr there)
+    let notes: Vec<String> = host_notes
+        .into_iter()
+        .chain(warnings.iter().map(|w| format!("warning: {w}")))
+        .collect();
     if engine.lists().is_empty() {
         if a.nagios {
-            return nagios_unknown("no list to query".into());
+            return unknown("no list to query".into());
         }
         anyhow::bail!("no list to query (all excluded, retired or missing keys)");
     }
@@ -246,6 +385,7 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result
             &health,
             &resolver,
             &unchecked_targets,
+            &notes,
         ));
     }
     // Exit status: 0 only when nothing is listed and everything was checked.
@@ -379,6 +519,12 @@ fn print_table(rows: &[Row], engine: &Engine, health: &[ListHealth], sum: &Summa
     );
 }
 
+/// How many listings the status line names before "and N more" (the rest are in the long output).
+const STATUS_LINE_LISTINGS: usize = 3;
+/// How many long-output lines of listings at most (Nagios keeps 8 KB of output by default).
+const LONG_OUTPUT_LISTINGS: usize = 50;
+
+#[allow(clippy::too_many_arguments)]
 fn nagios(
     a: &CheckArgs,
     sum: &Summary,
@@ -387,19 +533,22 @@ fn nagios(
     health: &[ListHealth],
     resolver: &ResolverHealth,
     unchecked_targets: &[String],
+    notes: &[String],
 ) -> ExitCode {
-    let listed: Vec<String> = rows
+    let counted: Vec<&Row> = rows.iter().filter(|r| r.counted).collect();
+    let mut named: Vec<String> = counted
         .iter()
-        .filter(|r| r.counted)
+        .take(STATUS_LINE_LISTINGS)
         .map(|r| format!("{} on {}", r.target, r.list))
         .collect();
-    // Plugin range syntax: "-w 1" means "warn at 1 or more", i.e. outside 0..0 = range "0".
-    let range = |t: usize| t.saturating_sub(1).to_string();
+    if counted.len() > STATUS_LINE_LISTINGS {
+        named.push(format!("and {} more", counted.len() - STATUS_LINE_LISTINGS));
+    }
     let perf = format!(
         "listings={};{};{};0; unchecked_pairs={} unchecked_targets={} lists_healthy={} lists_unhealthy={} errors={} unknown={}",
         sum.listed,
-        range(a.warning),
-        range(a.critical),
+        a.warning,
+        a.critical,
         sum.pairs_unchecked,
         sum.targets_unchecked,
         sum.lists_healthy,
@@ -407,31 +556,42 @@ fn nagios(
         sum.errors,
         sum.unknown
     );
-    let unhealthy: Vec<String> = engine
+    let unhealthy: Vec<(&str, &ListHealth)> = engine
         .lists()
         .iter()
         .zip(health)
         .filter(|(_, h)| !h.is_healthy())
-        .map(|(l, h)| format!("{} {}", l.def.id, h.name()))
+        .map(|(l, h)| (l.def.id.as_str(), h))
         .collect();
     let degraded = if unhealthy.is_empty() {
         String::new()
     } else {
-        format!("; lists not healthy: {}", unhealthy.join(", "))
+        format!(
+            "; lists not healthy: {}",
+            unhealthy
+                .iter()
+                .map(|(id, h)| format!("{id} {}", h.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
-    let listings = usize::try_from(sum.listed).unwrap_or(usize::MAX);
-    let (word, code, detail) = if listings >= a.critical {
-        (
-            "CRITICAL",
-            2,
-            format!("{} listings: {}{degraded}", sum.listed, listed.join(", ")),
-        )
-    } else if listings >= a.warning {
-        (
-            "WARNING",
-            1,
-            format!("{} listings: {}{degraded}", sum.listed, listed.join(", ")),
-        )
+    let listings = format!(
+        "{} listing{}{}{}{degraded}",
+        sum.listed,
+        if sum.listed == 1 { "" } else { "s" },
+        if named.is_empty() { "" } else { ": " },
+        named.join(", ")
+    );
+    // Thresholds judge the count; a count of 0 from a check that checked nothing proves nothing.
+    let n = sum.listed as f64;
+    let believable = sum.listed > 0
+        || (resolver.status != ResolverStatus::Unusable
+            && sum.targets_checked > 0
+            && sum.targets_unchecked == 0);
+    let (word, code, detail) = if believable && a.critical.alerts(n) {
+        ("CRITICAL", 2, listings)
+    } else if believable && a.warning.alerts(n) {
+        ("WARNING", 1, listings)
     } else if resolver.status == ResolverStatus::Unusable {
         (
             "UNKNOWN",
@@ -482,6 +642,61 @@ fn nagios(
             ),
         )
     };
-    println!("RBL {word} - {} | {perf}", terminal_safe(&detail, 1000));
+    println!("RBL {word} - {} | {perf}", plugin_safe(&detail, 300));
+    for line in long_output(rows, engine, &unhealthy, resolver, notes) {
+        println!("{}", plugin_safe(&line, 1000));
+    }
     ExitCode::from(code)
+}
+
+/// The plugin's long output: one line per listing (meaning, TXT, delisting
+/// link), then what else a postmaster needs to read the status line.
+fn long_output(
+    rows: &[Row],
+    engine: &Engine,
+    unhealthy: &[(&str, &ListHealth)],
+    resolver: &ResolverHealth,
+    notes: &[String],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in rows.iter().take(LONG_OUTPUT_LISTINGS) {
+        let zone = engine
+            .lists()
+            .iter()
+            .find(|l| l.def.id == r.list)
+            .map(|l| l.display_zone())
+            .unwrap_or_default();
+        let mut line = format!(
+            "{} listed on {} ({zone}): {}",
+            r.target,
+            r.list,
+            r.verdict.meaning()
+        );
+        if let Verdict::Listed { txt, .. } = &r.verdict {
+            if !txt.is_empty() {
+                line.push_str(&format!("; TXT: {}", txt.join(" / ")));
+            }
+        }
+        if let Some(d) = &r.delist {
+            line.push_str(&format!("; delist: {d}"));
+        }
+        if !r.counted {
+            line.push_str("; not counted: the list is not healthy");
+        }
+        out.push(line);
+    }
+    if rows.len() > LONG_OUTPUT_LISTINGS {
+        out.push(format!(
+            "... and {} more listings (rblwatch check without --nagios shows all)",
+            rows.len() - LONG_OUTPUT_LISTINGS
+        ));
+    }
+    for (id, h) in unhealthy {
+        out.push(format!("list {id} {}: {}", h.name(), h.why()));
+    }
+    if resolver.status != ResolverStatus::Ok {
+        out.push(resolver_line(resolver));
+    }
+    out.extend(notes.iter().cloned());
+    out
 }

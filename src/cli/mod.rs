@@ -7,7 +7,9 @@ mod daemon_cmd;
 mod delist_cmd;
 mod hooks_cmd;
 mod lists;
+mod man_cmd;
 mod probe_cmd;
+mod range;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +63,8 @@ pub enum Command {
     },
     /// Audit the MTA's settings (read-only): what causes backscatter and listings.
     Audit(audit_cmd::AuditArgs),
+    /// Write the manual pages (rblwatch.8 and one per subcommand).
+    Man(man_cmd::ManArgs),
     /// Probe a mail server now.
     Probe {
         /// Which probe.
@@ -78,7 +82,10 @@ pub enum ConfigCmd {
 
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return check::args_refused(e),
+    };
     if !matches!(cli.cmd, Command::Daemon(_)) {
         // `rblwatch lists --all | head`: a closed pipe ends a one-shot command
         // quietly, like any Unix tool, instead of a panic in println!. The daemon
@@ -92,7 +99,9 @@ pub fn main() -> ExitCode {
         // before the runtime starts any thread (see daemon::memory)
         crate::daemon::memory::limit_arenas();
     }
-    init_tracing(cli.verbose);
+    if !matches!(&cli.cmd, Command::Check(a) if check::quiet(a, cli.verbose)) {
+        init_tracing(cli.verbose);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -122,6 +131,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::History(a) => daemon_cmd::history(cfg_path.as_deref(), a).await,
         Command::Delist(a) => delist_cmd::run(cfg_path.as_deref(), a).await,
         Command::Probe { cmd } => probe_cmd::run(cmd).await,
+        Command::Man(a) => man_cmd::run(a),
         Command::Audit(a) => audit_cmd::run(cfg_path.as_deref(), a).await,
         Command::Hooks { cmd } => hooks_cmd::run(cfg_path.as_deref(), cmd).await,
     };

@@ -343,11 +343,14 @@ impl Config {
             .chain(raw.lists.exclude.iter());
         for s in named {
             let id = s.get_ref().trim();
-            match catalog.get(id) {
+            // ids or zones (dnsbl_exporter's rbls.ini and check_rbl name lists by zone)
+            match catalog.find(id) {
                 None => {
                     return Err(cx.err(
                         s.span(),
-                        format!("lists: unknown list id {id:?} (see `rblwatch lists`)"),
+                        format!(
+                            "lists: unknown list id or zone {id:?} (see `rblwatch lists --all`)"
+                        ),
                     ))
                 }
                 Some(l) => {
@@ -426,12 +429,24 @@ impl Config {
 }
 
 /// The system's host name (for EHLO and alerts), or `localhost`.
+///
+/// From gethostname(2), not /proc/sys/kernel/hostname: the systemd unit's
+/// `ProcSubset=pid` hides /proc/sys, and EHLO would have said `localhost`.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`, which outlives the call.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = if rc == 0 {
+        String::from_utf8_lossy(&buf[..len]).trim().to_string()
+    } else {
+        String::new()
+    };
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
 }
 
 /// Names the key (and table) a TOML error is about, when the parser's message

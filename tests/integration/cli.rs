@@ -98,34 +98,34 @@ fn nagios_exit_codes() {
         "{}",
         stdout(&o)
     );
-    // 1 listing with -w 1 -c 2: WARNING
+    // 1 listing with -w 0 -c 1 (plugin ranges: warn above 0, critical above 1): WARNING
     let o = rblwatch(&[
         "check",
         "-C",
         c,
         "--nagios",
         "-w",
-        "1",
+        "0",
         "-c",
-        "2",
+        "1",
         "192.0.2.1",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
-        stdout(&o).starts_with("RBL WARNING - 1 listings: 192.0.2.1 on bl-test"),
+        stdout(&o).starts_with("RBL WARNING - 1 listing: 192.0.2.1 on bl-test"),
         "{}",
         stdout(&o)
     );
-    // 2 listings with -c 2: CRITICAL
+    // 2 listings with -c 1: CRITICAL
     let o = rblwatch(&[
         "check",
         "-C",
         c,
         "--nagios",
         "-w",
-        "1",
+        "0",
         "-c",
-        "2",
+        "1",
         "192.0.2.1",
         "198.51.100.9",
     ]);
