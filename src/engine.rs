@@ -254,6 +254,10 @@ pub struct HealthReport {
     pub lists: Vec<ListHealth>,
     /// Health of the resolver, judged from all lists at once.
     pub resolver: ResolverHealth,
+    /// Why this check says nothing about the lists or the resolver: some of
+    /// its queries could not be sent for a shortage here (no file descriptor
+    /// left). The daemon records nothing from such a check.
+    pub local_failure: Option<String>,
 }
 
 /// One verdict of a sweep.
@@ -537,6 +541,7 @@ impl Engine {
     /// rewriting from a listing). It also replaces the client's sockets first:
     /// every sweep (which starts with a health check) uses fresh source ports.
     pub async fn check(&self) -> HealthReport {
+        let short_before = self.descriptor_shortages();
         self.client.rotate().await;
         self.refresh_direct().await;
         self.purge_negative();
@@ -559,7 +564,13 @@ impl Engine {
             (h, can)
         });
         let results = futures::future::join_all(checks).await;
-        let resolver = assess_resolver(
+        let short = self.descriptor_shortages().saturating_sub(short_before);
+        let local_failure = (short > 0).then(|| {
+            format!(
+                "out of file descriptors: {short} DNS socket(s) or query(ies) of the health check could not be opened (EMFILE/ENFILE); raise the limit (LimitNOFILE= in the unit, ulimit -n)"
+            )
+        });
+        let mut resolver = assess_resolver(
             &results
                 .iter()
                 .zip(&self.lists)
@@ -570,13 +581,42 @@ impl Engine {
                 })
                 .collect::<Vec<_>>(),
         );
-        if resolver.status != ResolverStatus::Ok {
+        if let Some(why) = &local_failure {
+            // answers that were never asked say nothing about the resolver
+            tracing::error!("{why}; the resolver and the lists are not judged from this check");
+            resolver = ResolverHealth {
+                status: ResolverStatus::Degraded,
+                why: format!("not judged: {why}"),
+                fix:
+                    "raise the file descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)"
+                        .into(),
+            };
+        } else if resolver.status != ResolverStatus::Ok {
             tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
         }
         HealthReport {
             lists: results.into_iter().map(|(h, _)| h).collect(),
             resolver,
+            local_failure,
         }
+    }
+
+    /// Queries and socket renewals that found no file descriptor, over the
+    /// client and every direct list's own.
+    fn descriptor_shortages(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let direct: u64 = self
+            .lists
+            .iter()
+            .filter_map(|l| l.direct.as_ref())
+            .filter_map(|d| {
+                d.current.read().ok().and_then(|g| {
+                    g.as_ref()
+                        .map(|c| c.client.stats().no_descriptors.load(Relaxed))
+                })
+            })
+            .sum();
+        self.client.stats().no_descriptors.load(Relaxed) + direct
     }
 
     /// Streams an outcome for every (target, list) pair the list kind accepts.

@@ -381,6 +381,9 @@ impl Daemon {
         let rt = self.runtime();
         let mut mem = self.memory.lock().await;
         let report = rt.engine.check().await;
+        if let Some(why) = report.local_failure {
+            anyhow::bail!("health check not recorded: {why}");
+        }
         let at = now();
         let change = sweep::HealthChange::of(&rt.engine, &report, &mem, at);
         let counts = counts_of(&rt.engine);
@@ -788,6 +791,10 @@ impl crate::web::Live for WebView {
 
     fn check_now(&self) -> bool {
         self.jobs.try_send(Job::Sweep).is_ok()
+    }
+
+    fn release_memory(&self) {
+        memory::release();
     }
 
     fn resolver(&self) -> Option<crate::health::ResolverHealth> {

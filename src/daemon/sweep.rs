@@ -183,6 +183,10 @@ impl Daemon {
             .await?;
 
         let report = engine.check().await;
+        if let Some(why) = report.local_failure {
+            // nothing was really asked: no list, resolver or pair may move on it (issue 21)
+            anyhow::bail!("sweep not recorded: {why}");
+        }
         let change = HealthChange::of(engine, &report, &mem, started_at);
         // An unusable resolver checks nothing: no target is asked (every pair stays
         // unchecked, no state moves) until it answers as a resolver must.

@@ -11,6 +11,7 @@
 
 mod api;
 mod auth;
+pub mod conns;
 mod delist;
 mod impact;
 mod mail;
@@ -81,6 +82,11 @@ pub trait Live: Send + Sync + 'static {
     fn impact(&self, _target: &str, _list: &str, _since: i64) -> Impact {
         Impact::Unknown
     }
+
+    /// Hands free memory back to the kernel: called (on a blocking thread)
+    /// when a surge of connections is over, so a flood does not leave the
+    /// daemon's RSS at its peak. Defaults to nothing.
+    fn release_memory(&self) {}
 }
 
 /// Why the daemon could not do what the web asked.
@@ -473,16 +479,15 @@ async fn healthz(axum::extract::State(st): axum::extract::State<Arc<WebState>>) 
         .into_response()
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, with the bounds of [`conns`] (timeouts,
+/// a cap on connections).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<WebState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), WebSetupError> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(WebSetupError::Serve)?;
+    let live = state.live.clone();
+    conns::serve(listener, router(state), live, shutdown).await;
     Ok(())
 }
 
