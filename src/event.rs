@@ -70,6 +70,9 @@ pub enum EventKind {
     DelistRequested,
     /// A requested delisting is still listed past the list's typical expiry.
     DelistOverdue,
+    /// The database file was deleted or replaced under the running daemon:
+    /// what it records from then on is not in the file.
+    DatabaseLost,
 }
 
 impl EventKind {
@@ -103,6 +106,7 @@ impl EventKind {
         EventKind::AuditFindingCleared,
         EventKind::DelistRequested,
         EventKind::DelistOverdue,
+        EventKind::DatabaseLost,
     ];
 
     /// The event's name, as used in configs, hooks and the API.
@@ -136,6 +140,7 @@ impl EventKind {
             EventKind::AuditFindingCleared => "audit_finding_cleared",
             EventKind::DelistRequested => "delist_requested",
             EventKind::DelistOverdue => "delist_overdue",
+            EventKind::DatabaseLost => "database_lost",
         }
     }
 
@@ -153,7 +158,8 @@ impl EventKind {
             | EventKind::RndrVulnerable
             | EventKind::ReceiverRejecting
             | EventKind::ListingRejecting
-            | EventKind::BackscatterSource => Severity::Critical,
+            | EventKind::BackscatterSource
+            | EventKind::DatabaseLost => Severity::Critical,
             EventKind::ListUnhealthy
             | EventKind::QueueSpike
             | EventKind::HookFailed
@@ -581,6 +587,10 @@ impl Event {
                 }),
             ),
             EventKind::Baseline => (Subject::None, serde_json::json!({})),
+            EventKind::DatabaseLost => (
+                Subject::None,
+                serde_json::json!({"path": "/var/lib/rblwatch/rblwatch.db", "why": "deleted", "rescued": "/var/lib/rblwatch/rblwatch.db.rescued-0"}),
+            ),
         };
         Event::new(
             kind,

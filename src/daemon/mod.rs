@@ -577,6 +577,16 @@ async fn schedule_jobs(
     Ok(ids)
 }
 
+/// Closes a sweep cut short by the stop as `abandoned` now, rather than
+/// leaving it `running` until the next start (issue 21).
+async fn abandon_interrupted(store: &Store) {
+    match store.call(|c| store::abandon_stale_sweeps(c)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sweeps = n, "interrupted sweep marked abandoned"),
+        Err(e) => tracing::warn!(error = %e, "cannot mark the interrupted sweep abandoned"),
+    }
+}
+
 /// Whether a job's error means the daemon cannot go on (the store's writer has stopped).
 fn is_fatal(e: &anyhow::Error) -> bool {
     e.chain()
@@ -609,6 +619,7 @@ pub async fn run(
             r = work => return r,
             () = shutdown => {
                 tracing::info!("stopping: sweep abandoned");
+                abandon_interrupted(&daemon.store).await;
                 return Ok(());
             }
         }
@@ -748,6 +759,7 @@ pub async fn run(
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
     }
+    abandon_interrupted(&daemon.store).await;
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), worker).await;
     if let Some(w) = web {

@@ -450,15 +450,21 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
 }
 
 /// `ok` while database writes succeed (with the age of the last commit);
-/// 503 when they fail or the writer has stopped, so a monitor notices a full
-/// disk instead of trusting a daemon that records nothing.
+/// 503 when they fail, the writer has stopped or the database file was
+/// deleted or replaced under it, so a monitor notices a full disk or a lost
+/// history instead of trusting a daemon that records nothing.
 async fn healthz(axum::extract::State(st): axum::extract::State<Arc<WebState>>) -> Response {
     let h = st.live.write_health();
     let age = match h.last_commit {
         0 => "no commit yet".to_string(),
         t => format!("last commit {} s ago", (crate::time::now() - t).max(0)),
     };
-    let (status, body) = if h.dead {
+    let (status, body) = if let Some(why) = &h.lost {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failing: {why} ({age})\n"),
+        )
+    } else if h.dead {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("failing: the database writer has stopped ({age})\n"),

@@ -214,3 +214,226 @@ fn slow_clients_under_1024_descriptors_leave_healthz_and_verdicts_alone() {
         probes.len()
     );
 }
+
+/// A daemon with one webhook channel (no grouping) and a sweep every 2 s, its database in `dir`.
+fn lost_config(dir: &std::path::Path, rbl: &Rbldnsd, hook: u16, web: u16) -> std::path::PathBuf {
+    write_config(
+        dir,
+        rbl,
+        &["dyn-test"],
+        &format!(
+            "[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"2s\"\nhealth = \"1h\"\n[alerting]\ngroup_window = \"0s\"\n[[alerts]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/w\"\n[web]\nlisten = \"127.0.0.1:{web}\"\n"
+        ),
+    )
+}
+
+fn sweeps_done(path: &std::path::Path) -> i64 {
+    Connection::open(path).map_or(0, |c| {
+        count(&c, "SELECT COUNT(*) FROM sweeps WHERE status = 'done'")
+    })
+}
+
+/// Issue 21, point 5: the database file deleted under the running daemon
+/// went unnoticed (`/healthz` 200, no log line) and a restart began a second
+/// history. Now the writer notices within seconds: `/healthz` turns 503 with
+/// the reason, a `database_lost` alert goes out through the channels, the log
+/// says so, the history so far is saved beside the path, and nothing
+/// recreates the file while the daemon runs. A file replaced by another one
+/// is caught the same way.
+#[test]
+fn a_database_deleted_or_replaced_under_the_daemon_is_noticed_alerted_and_never_recreated() {
+    let rbl = Rbldnsd::start();
+    for replace in [false, true] {
+        let hook = crate::util::HttpFixture::serve(vec![("/w", "text/plain", "ok".into())]);
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_tcp_port();
+        let cfg = lost_config(dir.path(), &rbl, hook.port, port);
+        let d = Daemon::start(&cfg);
+        let t = Duration::from_secs(30);
+        let path = dir.path().join("rblwatch.db");
+        wait_for("a sweep done", t, || {
+            (sweeps_done(&path) >= 1).then_some(())
+        });
+        wait_for("/healthz ok", t, || {
+            get(port, "/healthz", Duration::from_secs(3)).filter(|(c, _)| *c == 200)
+        });
+        let why = if replace {
+            // another (valid, empty) database moved over it, as a careless restore would
+            let other = dir.path().join("other.db");
+            Connection::open(&other)
+                .unwrap()
+                .execute_batch("CREATE TABLE x (y)")
+                .unwrap();
+            std::fs::rename(&other, &path).unwrap();
+            "replaced"
+        } else {
+            std::fs::remove_file(&path).unwrap();
+            "deleted"
+        };
+        let (_, body) = wait_for("/healthz 503", Duration::from_secs(10), || {
+            get(port, "/healthz", Duration::from_secs(3)).filter(|(c, _)| *c == 503)
+        });
+        assert!(body.contains(why) && body.contains("rblwatch.db"), "{body}");
+        wait_for("the database_lost alert", t, || {
+            hook.bodies()
+                .iter()
+                .any(|b| b.contains("database_lost"))
+                .then_some(())
+        });
+        let log = d.log();
+        assert!(
+            log.lines().any(|l| l.contains("ERROR")
+                && l.contains(&format!("rblwatch.db was {why}"))
+                && l.contains("while the daemon ran")),
+            "{log}"
+        );
+        // sweeps go on (into the file it still holds); nothing recreates the path
+        std::thread::sleep(Duration::from_secs(5));
+        if !replace {
+            assert!(!path.exists(), "the database was recreated\n{}", d.log());
+        }
+        let (code, _) = get(port, "/healthz", Duration::from_secs(3)).unwrap();
+        assert_eq!(code, 503, "/healthz stays red");
+        // the history so far is saved beside it
+        let rescued: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("rblwatch.db.rescued-")
+            })
+            .collect();
+        assert_eq!(rescued.len(), 1, "{rescued:?}\n{}", d.log());
+        assert!(sweeps_done(&rescued[0].path()) >= 1);
+    }
+}
+
+/// Issue 21, point 5: `config check` refused a read-only database directory,
+/// but the daemon ran there when the database and its `-wal` existed (a
+/// previous daemon killed). The daemon now applies the same check at start.
+#[test]
+fn the_daemon_refuses_a_read_only_database_directory_even_with_a_wal() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    crate::util::chmod(dir.path(), 0o755);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &rbl,
+        &["dyn-test"],
+        &format!(
+            "[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = {:?}\nsweep = \"2s\"\nhealth = \"1h\"\n",
+            data.join("rblwatch.db").display().to_string()
+        ),
+    );
+    let mut d = Daemon::start(&cfg);
+    wait_for("a sweep done", Duration::from_secs(30), || {
+        (sweeps_done(&data.join("rblwatch.db")) >= 1).then_some(())
+    });
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    assert!(
+        data.join("rblwatch.db-wal").exists(),
+        "a -wal stays after kill -9"
+    );
+    // the same directory, read-only (a private mount namespace: root writes through a chmod)
+    let log = dir.path().join("ro.log");
+    let script = format!(
+        "mount --make-rprivate / && mount --bind {d} {d} && mount -o remount,ro,bind {d} && {bin} config check -C {cfg}; echo config check: $?; exec {bin} daemon -C {cfg}",
+        d = data.display(),
+        bin = env!("CARGO_BIN_EXE_rblwatch"),
+        cfg = cfg.display()
+    );
+    let mut child = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--fork",
+            "--kill-child",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(dir.path().join("ro.out")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    let out = std::fs::read_to_string(dir.path().join("ro.out")).unwrap_or_default();
+    assert!(
+        !out.contains("config check: 0"),
+        "config check refuses it too: {out}\n{err}"
+    );
+    let status = status
+        .unwrap_or_else(|| panic!("the daemon ran on in a read-only directory for 15 s\n{err}"));
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.matches("is not writable here").count() >= 2,
+        "config check and the daemon say the same\n{err}"
+    );
+}
+
+/// Issue 21, point 5: after SIGTERM the interrupted sweep stayed `running`
+/// until the next start. The daemon now closes it as `abandoned` as it stops.
+#[test]
+fn sigterm_closes_the_running_sweep_as_abandoned() {
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    // a resolver that reads every query and answers none: the sweep's health check takes seconds
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &rbl,
+        &["dyn-test", "bl-test", "dbl-test"],
+        "[[targets]]\ntarget = \"192.0.2.0/30\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"30m\"\nhealth = \"30m\"\n",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&rbl.addr(), &silent.local_addr().unwrap().to_string())
+        .replace(
+            "timeout = \"400ms\"\nretries = 0",
+            "timeout = \"3s\"\nretries = 1",
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let mut d = Daemon::start(&cfg);
+    let path = dir.path().join("rblwatch.db");
+    wait_for("a running sweep", Duration::from_secs(20), || {
+        Connection::open(&path)
+            .ok()
+            .filter(|c| count(c, "SELECT COUNT(*) FROM sweeps WHERE status = 'running'") == 1)
+            .map(|_| ())
+    });
+    d.signal("TERM");
+    let (code, took) = d.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", d.log());
+    let c = db(dir.path());
+    let statuses: Vec<String> = {
+        let mut st = c.prepare("SELECT status FROM sweeps ORDER BY id").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert_eq!(
+        statuses,
+        vec!["abandoned".to_string()],
+        "stopped in {took:?}\n{}",
+        d.log()
+    );
+    drop(silent);
+}
