@@ -269,6 +269,10 @@ pub struct HealthReport {
     /// Per list (same order): codes the catalog does not document that its
     /// test points answered.
     pub undocumented: Vec<Vec<std::net::Ipv4Addr>>,
+    /// Why this check says nothing about the lists or the resolver: some of
+    /// its queries could not be sent for a shortage here (no file descriptor
+    /// left). The daemon records nothing from such a check.
+    pub local_failure: Option<String>,
 }
 
 impl HealthReport {
@@ -578,6 +582,7 @@ impl Engine {
     /// rewriting from a listing). It also replaces the client's sockets first:
     /// every sweep (which starts with a health check) uses fresh source ports.
     pub async fn check(&self) -> HealthReport {
+        let short_before = self.descriptor_shortages();
         self.client.rotate().await;
         self.refresh_direct().await;
         self.purge_negative();
@@ -629,6 +634,12 @@ impl Engine {
             (h, can, v6, undocumented)
         });
         let mut results = futures::future::join_all(checks).await;
+        let short = self.descriptor_shortages().saturating_sub(short_before);
+        let local_failure = (short > 0).then(|| {
+            format!(
+                "out of file descriptors: {short} DNS socket(s) or query(ies) of the health check could not be opened (EMFILE/ENFILE); raise the limit (LimitNOFILE= in the unit, ulimit -n)"
+            )
+        });
         diagnose_keys(&self.lists, &mut results);
         for ((h, _, v6, _), l) in results.iter().zip(&self.lists) {
             if !h.is_healthy() {
@@ -647,7 +658,7 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let resolver = assess_resolver_at(
+        let mut resolver = assess_resolver_at(
             &results
                 .iter()
                 .zip(&self.lists)
@@ -659,7 +670,17 @@ impl Engine {
                 .collect::<Vec<_>>(),
             &servers,
         );
-        if resolver.status != ResolverStatus::Ok {
+        if let Some(why) = &local_failure {
+            // answers that were never asked say nothing about the resolver
+            tracing::error!("{why}; the resolver and the lists are not judged from this check");
+            resolver = ResolverHealth {
+                status: ResolverStatus::Degraded,
+                why: format!("not judged: {why}"),
+                fix:
+                    "raise the file descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)"
+                        .into(),
+            };
+        } else if resolver.status != ResolverStatus::Ok {
             tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
         }
         let mut lists = Vec::new();
@@ -675,7 +696,26 @@ impl Engine {
             resolver,
             ipv6_down,
             undocumented,
+            local_failure,
         }
+    }
+
+    /// Queries and socket renewals that found no file descriptor, over the
+    /// client and every direct list's own.
+    fn descriptor_shortages(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let direct: u64 = self
+            .lists
+            .iter()
+            .filter_map(|l| l.direct.as_ref())
+            .filter_map(|d| {
+                d.current.read().ok().and_then(|g| {
+                    g.as_ref()
+                        .map(|c| c.client.stats().no_descriptors.load(Relaxed))
+                })
+            })
+            .sum();
+        self.client.stats().no_descriptors.load(Relaxed) + direct
     }
 
     /// Streams an outcome for every (target, list) pair the list kind accepts.

@@ -72,6 +72,9 @@ pub enum EventKind {
     DelistOverdue,
     /// A list answered a code its catalog entry does not document (once per list and code).
     ListUnknownCode,
+    /// The database file was deleted or replaced under the running daemon:
+    /// what it records from then on is not in the file.
+    DatabaseLost,
 }
 
 impl EventKind {
@@ -106,6 +109,7 @@ impl EventKind {
         EventKind::DelistRequested,
         EventKind::DelistOverdue,
         EventKind::ListUnknownCode,
+        EventKind::DatabaseLost,
     ];
 
     /// The event's name, as used in configs, hooks and the API.
@@ -140,6 +144,7 @@ impl EventKind {
             EventKind::DelistRequested => "delist_requested",
             EventKind::DelistOverdue => "delist_overdue",
             EventKind::ListUnknownCode => "list_unknown_code",
+            EventKind::DatabaseLost => "database_lost",
         }
     }
 
@@ -157,7 +162,8 @@ impl EventKind {
             | EventKind::RndrVulnerable
             | EventKind::ReceiverRejecting
             | EventKind::ListingRejecting
-            | EventKind::BackscatterSource => Severity::Critical,
+            | EventKind::BackscatterSource
+            | EventKind::DatabaseLost => Severity::Critical,
             EventKind::ListUnhealthy
             | EventKind::QueueSpike
             | EventKind::HookFailed
@@ -609,6 +615,10 @@ impl Event {
                 }),
             ),
             EventKind::Baseline => (Subject::None, serde_json::json!({})),
+            EventKind::DatabaseLost => (
+                Subject::None,
+                serde_json::json!({"path": "/var/lib/rblwatch/rblwatch.db", "why": "deleted", "rescued": "/var/lib/rblwatch/rblwatch.db.rescued-0"}),
+            ),
         };
         Event::new(
             kind,

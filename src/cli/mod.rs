@@ -183,27 +183,10 @@ pub(crate) fn load_config(path: Option<&Path>, required: bool) -> anyhow::Result
 }
 
 /// The database's directory must exist (or be creatable) and be writable by
-/// this user: a read-only /etc is found here, not by the daemon at start.
+/// this user: a read-only /etc is found here, not by the daemon at start
+/// (which applies the same test, [`crate::store::check_writable`]).
 fn check_database_dir(db: &Path) -> anyhow::Result<()> {
-    let dir = match db.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let existing = dir
-        .ancestors()
-        .find(|d| d.exists())
-        .unwrap_or(Path::new("/"));
-    let probe = existing.join(format!(".rblwatch-write-test-{}", std::process::id()));
-    match std::fs::write(&probe, b"") {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => anyhow::bail!(
-            "daemon.database: {} is not writable here ({e}): set daemon.database to a writable place, e.g. /var/lib/rblwatch/rblwatch.db (under systemd, a relative path is relative to $STATE_DIRECTORY)",
-            existing.display()
-        ),
-    }
+    Ok(crate::store::check_writable(db)?)
 }
 
 fn config_check(path: Option<&Path>) -> anyhow::Result<ExitCode> {

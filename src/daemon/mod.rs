@@ -419,6 +419,9 @@ impl Daemon {
         let rt = self.runtime();
         let mut mem = self.memory.lock().await;
         let report = rt.engine.check().await;
+        if let Some(why) = report.local_failure {
+            anyhow::bail!("health check not recorded: {why}");
+        }
         let at = now();
         let change = sweep::HealthChange::of(&rt.engine, &report, &mem, at);
         let counts = counts_of(&rt.engine);
@@ -612,6 +615,16 @@ async fn schedule_jobs(
     Ok(ids)
 }
 
+/// Closes a sweep cut short by the stop as `abandoned` now, rather than
+/// leaving it `running` until the next start (issue 21).
+async fn abandon_interrupted(store: &Store) {
+    match store.call(|c| store::abandon_stale_sweeps(c)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sweeps = n, "interrupted sweep marked abandoned"),
+        Err(e) => tracing::warn!(error = %e, "cannot mark the interrupted sweep abandoned"),
+    }
+}
+
 /// Whether a job's error means the daemon cannot go on (the store's writer has stopped).
 fn is_fatal(e: &anyhow::Error) -> bool {
     e.chain()
@@ -658,6 +671,7 @@ async fn run_once(
         r = work => r,
         () = shutdown => {
             tracing::info!("stopping: sweep abandoned");
+            abandon_interrupted(&daemon.store).await;
             Ok(())
         }
     }
@@ -887,6 +901,8 @@ impl Service {
             h.abort();
         }
         self.sup.shutdown(deadline, jobs).await;
+        // the aborted sweep's row says `abandoned` now, not at the next start
+        abandon_interrupted(&self.daemon.store).await;
         let _ = self.sched.shutdown().await;
     }
 }
@@ -976,6 +992,10 @@ impl crate::web::Live for WebView {
 
     fn task_failures(&self) -> Vec<(String, u64)> {
         self.daemon.tasks.failures()
+    }
+
+    fn release_memory(&self) {
+        memory::release();
     }
 
     fn resolver(&self) -> Option<crate::health::ResolverHealth> {

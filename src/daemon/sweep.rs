@@ -191,6 +191,10 @@ impl Daemon {
             .await?;
 
         let report = engine.check().await;
+        if let Some(why) = report.local_failure {
+            // nothing was really asked: no list, resolver or pair may move on it (issue 21)
+            anyhow::bail!("sweep not recorded: {why}");
+        }
         let change = HealthChange::of(engine, &report, &mem, started_at);
         let mut unknown = super::unknown_codes::UnknownCodes::default();
         unknown.note_report(engine, &report);

@@ -12,9 +12,16 @@
 //!   (the verdict is `unknown`), never "no records".
 //!
 //! Each socket has one receiver task that routes answers by message id.
-//! Retries rotate through the configured name servers. Sockets are opened
-//! lazily: a server that cannot be reached (no route) fails its queries with
-//! a network error instead of failing the daemon at start.
+//! Retries rotate through the configured name servers. A server that cannot
+//! be reached (no route) fails its queries with a network error instead of
+//! failing the daemon at start.
+//!
+//! Sockets are opened when the client is built (at the daemon's start, before
+//! the web listens), so a flood of web clients cannot take the descriptors
+//! they need. A rotation that finds no descriptor left keeps the sockets it
+//! has (issue 21), and a query that cannot get one fails as
+//! [`QueryError::NoDescriptors`], counted in [`ClientStats::no_descriptors`]:
+//! a local shortage, never mistaken for a resolver that does not answer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -73,6 +80,8 @@ pub struct ClientStats {
     pub stray: AtomicU64,
     /// Truncated answers retried over TCP.
     pub tcp_fallbacks: AtomicU64,
+    /// Queries and socket rotations that found no file descriptor left.
+    pub no_descriptors: AtomicU64,
 }
 
 /// A query waiting for its answer.
@@ -99,7 +108,7 @@ impl Drop for Channel {
 }
 
 /// One generation of sockets to a server, or why there is none.
-type SocketSet = Arc<Result<Vec<Channel>, String>>;
+type SocketSet = Arc<Result<Vec<Channel>, QueryError>>;
 
 struct Server {
     addr: SocketAddr,
@@ -147,10 +156,21 @@ async fn open_sockets(addr: SocketAddr, n: usize, stats: &Arc<ClientStats>) -> S
         };
         let sock = match UdpSocket::bind(bind).await {
             Ok(s) => s,
-            Err(e) => return Arc::new(Err(format!("cannot open a UDP socket: {e}"))),
+            Err(e) if super::out_of_descriptors(&e) => {
+                return Arc::new(Err(QueryError::NoDescriptors(format!(
+                    "cannot open a UDP socket: {e}"
+                ))))
+            }
+            Err(e) => {
+                return Arc::new(Err(QueryError::Network(format!(
+                    "cannot open a UDP socket: {e}"
+                ))))
+            }
         };
         if let Err(e) = sock.connect(addr).await {
-            return Arc::new(Err(format!("cannot reach {addr}: {e}")));
+            return Arc::new(Err(QueryError::Network(format!(
+                "cannot reach {addr}: {e}"
+            ))));
         }
         let shared = Arc::new(Shared {
             sock,
@@ -206,10 +226,23 @@ impl DnsClient {
     }
 
     /// Replaces every socket (new source ports). Queries in flight finish on
-    /// the old ones; a server that was unreachable is tried again.
+    /// the old ones; a server that was unreachable is tried again. Without a
+    /// descriptor for the new ones the current sockets stay (same ports for
+    /// one more round, rather than no DNS at all).
     pub async fn rotate(&self) {
         for s in self.servers.iter() {
             let set = open_sockets(s.addr, self.per_server, &self.stats).await;
+            if let Err(e @ QueryError::NoDescriptors(_)) = set.as_ref() {
+                self.stats.no_descriptors.fetch_add(1, Ordering::Relaxed);
+                let have = match s.sockets.read() {
+                    Ok(g) => g.is_ok(),
+                    Err(p) => p.into_inner().is_ok(),
+                };
+                if have {
+                    tracing::warn!(server = %s.addr, error = %e, "cannot renew the DNS sockets; the current ones stay");
+                    continue;
+                }
+            }
             match s.sockets.write() {
                 Ok(mut g) => *g = set,
                 Err(p) => *p.into_inner() = set,
@@ -237,6 +270,8 @@ impl DnsClient {
                     return self.tcp_fallback(server.addr, &buf).await;
                 }
                 Ok(r) => return Ok(r),
+                // no descriptor is our shortage, not the server's fault
+                Err(e @ QueryError::NoDescriptors(_)) => last = e,
                 Err(e) => {
                     let until =
                         self.started.elapsed().as_millis() as u64 + DOWN_FOR.as_millis() as u64;
@@ -253,10 +288,15 @@ impl DnsClient {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         };
-        let channels = set
-            .as_ref()
-            .as_ref()
-            .map_err(|e| QueryError::Network(e.clone()))?;
+        let channels = match set.as_ref() {
+            Ok(c) => c,
+            Err(e) => {
+                if matches!(e, QueryError::NoDescriptors(_)) {
+                    self.stats.no_descriptors.fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(e.clone());
+            }
+        };
         let n = server.next.fetch_add(1, Ordering::Relaxed) % channels.len();
         let ch = &channels[n].shared;
         let (tx, rx) = oneshot::channel();
@@ -304,7 +344,14 @@ impl DnsClient {
         q[..2].copy_from_slice(&id.to_be_bytes());
         let fut = async {
             let mut s = TcpStream::connect(addr).await.map_err(|e| {
-                QueryError::Truncated(format!("no TCP to {addr} for the truncated answer: {e}"))
+                if super::out_of_descriptors(&e) {
+                    self.stats.no_descriptors.fetch_add(1, Ordering::Relaxed);
+                    QueryError::NoDescriptors(format!(
+                        "no TCP socket for the truncated answer from {addr}: {e}"
+                    ))
+                } else {
+                    QueryError::Truncated(format!("no TCP to {addr} for the truncated answer: {e}"))
+                }
             })?;
             let io = |e: std::io::Error| QueryError::Truncated(format!("TCP to {addr}: {e}"));
             let len = u16::try_from(q.len()).map_err(|_| QueryError::BadName("too long".into()))?;

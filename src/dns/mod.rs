@@ -101,6 +101,15 @@ pub enum QueryError {
     /// The answer was truncated and the full one could not be fetched over TCP.
     #[error("truncated answer: {0}")]
     Truncated(String),
+    /// This process (EMFILE) or the system (ENFILE) has no file descriptor
+    /// left for a socket: a local shortage that says nothing about the resolver.
+    #[error("out of file descriptors: {0}")]
+    NoDescriptors(String),
+}
+
+/// Whether an I/O error means the process (EMFILE) or the system (ENFILE) is out of file descriptors.
+pub fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// The record types rblwatch asks for.

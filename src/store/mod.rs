@@ -184,6 +184,8 @@ struct WriterHealth {
     last_error: std::sync::Mutex<Option<(i64, String)>>,
     /// The writer thread has ended (a job panicked): no write can succeed.
     dead: std::sync::atomic::AtomicBool,
+    /// The database file was deleted or replaced under the writer (why).
+    lost: std::sync::Mutex<Option<String>>,
 }
 
 /// What `/healthz` reports about the database.
@@ -195,12 +197,20 @@ pub struct WriteHealth {
     pub failing: Option<(i64, String)>,
     /// The writer thread has ended.
     pub dead: bool,
+    /// The database file was deleted or replaced while the daemon ran (why,
+    /// and where the history was saved): nothing it writes reaches the file.
+    pub lost: Option<String>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and starts its thread.
+    /// Opens (creating if needed) the database and starts its thread. The
+    /// directory must be writable (as `config check` requires): SQLite opens
+    /// an existing database and its `-wal` in a read-only directory, then
+    /// fails at the first checkpoint or restart.
     pub fn open(path: &Path) -> Result<Self> {
+        check_writable(path)?;
         let mut conn = open_connection(path)?;
+        let watch = FileWatch::new(path);
         let (tx, rx) = mpsc::channel::<Job>();
         let version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let health = std::sync::Arc::new(WriterHealth::default());
@@ -210,7 +220,16 @@ impl Store {
             .name("rblwatch-store".into())
             .spawn(move || {
                 use std::sync::atomic::Ordering;
-                while let Ok(job) = rx.recv() {
+                let mut watch = watch;
+                loop {
+                    let job = match rx.recv_timeout(FILE_CHECK_EVERY) {
+                        Ok(job) => job,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            watch.check(&mut conn, &h2, &v2);
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    };
                     let before = conn.total_changes();
                     // A panicking job leaves the connection in an unknown state: stop
                     // here, so every later call fails with `Stopped` and the daemon
@@ -224,6 +243,7 @@ impl Store {
                     // only writes change what readers see
                     if conn.total_changes() != before {
                         v2.fetch_add(1, Ordering::Release);
+                        watch.check(&mut conn, &h2, &v2);
                     }
                 }
                 // Every handle is gone: checkpoint so the WAL does not linger.
@@ -264,6 +284,7 @@ impl Store {
             last_commit,
             failing,
             dead: self.health.dead.load(Ordering::Acquire),
+            lost: self.health.lost.lock().ok().and_then(|g| g.clone()),
         }
     }
 
@@ -294,6 +315,119 @@ impl Store {
             .map_err(|_| StoreError::Stopped)?;
         rx.await.map_err(|_| StoreError::Stopped)?
     }
+}
+
+/// How often an idle writer looks at its file (a commit looks at once).
+const FILE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The database's directory must exist (or be creatable) and be writable by
+/// this user. `config check` and the writer apply this same test.
+pub fn check_writable(db: &Path) -> Result<()> {
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let existing = dir
+        .ancestors()
+        .find(|d| d.exists())
+        .unwrap_or(Path::new("/"));
+    let probe = existing.join(format!(".rblwatch-write-test-{}", std::process::id()));
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(StoreError::open(
+            format!(
+                "daemon.database: {} is not writable here: set daemon.database to a writable place, e.g. /var/lib/rblwatch/rblwatch.db (under systemd, a relative path is relative to $STATE_DIRECTORY)",
+                existing.display()
+            ),
+            e,
+        )),
+    }
+}
+
+/// The database file's identity (device, inode), to notice it deleted or
+/// replaced under the open connection. SQLite keeps writing to the inode it
+/// opened: a deleted file keeps growing out of sight until the daemon exits,
+/// and a restart then starts an empty history (issue 21).
+struct FileWatch {
+    path: PathBuf,
+    id: Option<(u64, u64)>,
+    lost: bool,
+}
+
+impl FileWatch {
+    fn new(path: &Path) -> Self {
+        FileWatch {
+            path: path.to_path_buf(),
+            id: file_id(path),
+            lost: false,
+        }
+    }
+
+    /// Once, when the file is gone or another one: logs it, saves the history
+    /// the connection still holds beside it, records a `database_lost` event
+    /// (the actions read it from this connection and alert) and turns
+    /// `/healthz` red for good.
+    fn check(
+        &mut self,
+        conn: &mut Connection,
+        health: &WriterHealth,
+        version: &std::sync::atomic::AtomicU64,
+    ) {
+        if self.lost || self.id.is_none() {
+            return;
+        }
+        let why = match file_id(&self.path) {
+            Some(id) if Some(id) == self.id => return,
+            Some(_) => "replaced by another file",
+            None => "deleted",
+        };
+        self.lost = true;
+        let at = crate::time::now();
+        let rescued = PathBuf::from(format!("{}.rescued-{at}", self.path.display()));
+        let saved = conn
+            .execute("VACUUM INTO ?1", [rescued.to_string_lossy()])
+            .map(|_| rescued.clone());
+        let text = match &saved {
+            Ok(p) => format!(
+                "the database file {} was {why} while the daemon ran: nothing recorded from now on reaches it, and a restart would begin a new history; the history so far is saved in {} (stop the daemon and move it back to keep it)",
+                self.path.display(),
+                p.display()
+            ),
+            Err(e) => format!(
+                "the database file {} was {why} while the daemon ran: nothing recorded from now on reaches it, and a restart would begin a new history; saving the history beside it failed ({e})",
+                self.path.display()
+            ),
+        };
+        tracing::error!("{text}");
+        if let Ok(mut g) = health.lost.lock() {
+            *g = Some(text.clone());
+        }
+        let e = crate::event::Event::new(
+            crate::event::EventKind::DatabaseLost,
+            at,
+            crate::event::Subject::None,
+            text,
+            serde_json::json!({
+                "path": self.path.display().to_string(),
+                "why": why,
+                "rescued": saved.ok().map(|p| p.display().to_string()),
+            }),
+        );
+        match insert_event(conn, &e) {
+            Ok(_) => {
+                version.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
+            Err(err) => tracing::error!(error = %err, "cannot record the database_lost event"),
+        }
+    }
+}
+
+fn file_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 mod api;
 mod auth;
+pub mod conns;
 mod delist;
 mod impact;
 mod mail;
@@ -92,6 +93,11 @@ pub trait Live: Send + Sync + 'static {
     fn impact(&self, _target: &str, _list: &str, _since: i64) -> Impact {
         Impact::Unknown
     }
+
+    /// Hands free memory back to the kernel: called (on a blocking thread)
+    /// when a surge of connections is over, so a flood does not leave the
+    /// daemon's RSS at its peak. Defaults to nothing.
+    fn release_memory(&self) {}
 }
 
 /// Why the daemon could not do what the web asked.
@@ -455,8 +461,9 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
 }
 
 /// `ok` while database writes succeed (with the age of the last commit);
-/// 503 when they fail or the writer has stopped, so a monitor notices a full
-/// disk instead of trusting a daemon that records nothing.
+/// 503 when they fail, the writer has stopped or the database file was
+/// deleted or replaced under it, so a monitor notices a full disk or a lost
+/// history instead of trusting a daemon that records nothing.
 async fn healthz(axum::extract::State(st): axum::extract::State<Arc<WebState>>) -> Response {
     let h = st.live.write_health();
     let age = match h.last_commit {
@@ -469,6 +476,11 @@ async fn healthz(axum::extract::State(st): axum::extract::State<Arc<WebState>>) 
         (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("failing: task down: {} ({age})\n", names.join(", ")),
+        )
+    } else if let Some(why) = &h.lost {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failing: {why} ({age})\n"),
         )
     } else if h.dead {
         (
@@ -491,16 +503,15 @@ async fn healthz(axum::extract::State(st): axum::extract::State<Arc<WebState>>) 
         .into_response()
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, with the bounds of [`conns`] (timeouts,
+/// a cap on connections).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<WebState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), WebSetupError> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(WebSetupError::Serve)?;
+    let live = state.live.clone();
+    conns::serve(listener, router(state), live, shutdown).await;
     Ok(())
 }
 

@@ -86,6 +86,7 @@ impl Live for FixedLive {
             last_commit: rblwatch::time::now(),
             failing: None,
             dead: false,
+            lost: None,
         }
     }
     fn source_failures(&self) -> u64 {

@@ -494,21 +494,46 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cfg: &std::path::Path) -> Self {
-        Self::start_with_env(cfg, &[])
+        Self::start_with(cfg, &[], None)
     }
 
     /// Like `start`, with extra environment variables (e.g. `RBLWATCH_FAULT`).
     pub fn start_with_env(cfg: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with(cfg, env, None)
+    }
+
+    /// Like [`Daemon::start`], under a limit of `nofile` file descriptors
+    /// (soft and hard, as systemd's `LimitNOFILE=` or an old unit's 1,024).
+    pub fn start_with_limit(cfg: &std::path::Path, nofile: Option<u64>) -> Self {
+        Self::start_with(cfg, &[], nofile)
+    }
+
+    fn start_with(cfg: &std::path::Path, env: &[(&str, &str)], nofile: Option<u64>) -> Self {
+        use std::os::unix::process::CommandExt;
         let log = cfg.with_extension(format!("log{}", fastrand::u32(..)));
         let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rblwatch"))
-            .args(["daemon", "-C", cfg.to_str().unwrap()])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rblwatch"));
+        cmd.args(["daemon", "-C", cfg.to_str().unwrap()])
             .env("RUST_LOG", "rblwatch=debug,info")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(f)
-            .spawn()
-            .unwrap();
+            .stderr(f);
+        if let Some(n) = nofile {
+            // SAFETY: setrlimit is async-signal-safe; the closure allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().unwrap();
         Daemon { child, log }
     }
 
