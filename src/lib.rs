@@ -78,6 +78,8 @@ pub mod impact;
 // Store, actions, web.
 /// SQLite history (WAL, migrations) on its own thread; a read-only pool for the web.
 pub mod store;
+/// The current state read once ([`status::StatusSnapshot`]) and the one headline verdict made from it.
+pub mod status;
 /// Hooks and alerts driven by committed events.
 pub mod actions;
 /// Status page, JSON API and Prometheus metrics (axum, minijinja).

@@ -20,7 +20,7 @@ use tokio::io::{
 use tokio::net::TcpStream;
 
 /// The verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RndrVerdict {
     /// 5xx for the unknown recipient: not a backscatter source at RCPT time.
@@ -54,7 +54,7 @@ impl RndrVerdict {
 }
 
 /// An SMTP reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Reply {
     /// The three-digit code.
     pub code: u16,
@@ -63,7 +63,7 @@ pub struct Reply {
 }
 
 /// What the probe found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ProbeReport {
     /// The verdict.
     pub verdict: RndrVerdict,

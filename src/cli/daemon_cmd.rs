@@ -68,22 +68,32 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
     let cfg = super::load_config(cfg_path, true)?;
     // read-only: `status` beside a running daemon never takes the write lock
     let db = store::ReadPool::new(&cfg.daemon.database);
-    let (last, health, pairs, mail, probes, impact, (resolver, unchecked)) = db
+    let (snap, mail) = db
         .read(|c| {
             Ok((
-                store::last_sweep(c)?,
-                store::load_health(c)?,
-                store::load_pairs(c)?,
+                crate::status::StatusSnapshot::load(c, crate::time::now())?,
                 store::latest_samples(c)?,
-                store::latest_probes(c)?,
-                store::get_state::<crate::impact::Assessment>(c, crate::impact::ASSESSMENT_STATE)?,
-                (
-                    store::get_state::<crate::health::ResolverHealth>(c, daemon::RESOLVER_STATE)?,
-                    store::unchecked_pairs(c, None)?,
-                ),
             ))
         })
         .await?;
+    // the headline, by the same rule as the status page and /metrics (with
+    // what the daemon stored of the resolver and the receivers' impact)
+    let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
+    let (lists, _) = crate::engine::active_lists(&cfg, &catalog, None)?;
+    let facts = crate::status::facts(&snap, &cfg, &lists, snap.resolver.as_ref(), |p| {
+        snap.impact_of(&cfg, &p.target, &p.list, p.since)
+    });
+    let verdict = crate::status::verdict(&facts);
+    let crate::status::StatusSnapshot {
+        last_sweep: last,
+        health,
+        pairs,
+        probes,
+        unchecked,
+        resolver,
+        assessment: impact,
+        ..
+    } = snap;
     if a.json {
         // the same figures the API's /api/v1/status carries
         let mail: Vec<serde_json::Value> = mail
@@ -92,9 +102,13 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
                 serde_json::json!({ "source": source, "metric": metric, "at": at, "value": value })
             })
             .collect();
-        let v = serde_json::json!({ "resolver": resolver, "last_sweep": last, "list_health": health, "pairs": pairs, "unchecked": unchecked, "mail": mail, "probes": probes, "impact": impact });
+        let v = serde_json::json!({ "verdict": verdict, "resolver": resolver, "last_sweep": last, "list_health": health, "pairs": pairs, "unchecked": unchecked, "mail": mail, "probes": probes, "impact": impact });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}: {}", verdict.text, terminal_safe(&verdict.detail, 300));
+    for t in &verdict.todo {
+        println!("  to do: {}", terminal_safe(&t.text, 300));
     }
     // the resolver first: when it is unusable nothing below is current
     if let Some(r) = &resolver {
@@ -205,10 +219,10 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
     for p in &probes {
         println!(
             "\nprobe {} at {}: {} ({})",
-            p["domain"].as_str().unwrap_or(""),
-            p["server"].as_str().unwrap_or(""),
-            p["verdict"].as_str().unwrap_or(""),
-            terminal_safe(p["why"].as_str().unwrap_or(""), 160)
+            p.report.domain,
+            p.report.server,
+            p.report.verdict.as_str(),
+            terminal_safe(&p.report.why, 160)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -248,7 +248,7 @@ pub const SWEPT_STATE: &str = "budget:swept";
 pub const ANNOUNCED_STATE: &str = "health:announced";
 
 /// Where the resolver's last health is kept (JSON in the `state` table).
-pub const RESOLVER_STATE: &str = "resolver:health";
+pub use crate::status::RESOLVER_STATE;
 
 /// The running daemon.
 #[derive(Debug)]

@@ -13,8 +13,19 @@ pub fn insert_probe(c: &Connection, at: i64, r: &crate::smtp_probe::ProbeReport)
     Ok(())
 }
 
-/// The latest probe result per (domain, server).
-pub fn latest_probes(c: &Connection) -> Result<Vec<serde_json::Value>> {
+/// A probe's stored report and when it ran.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredProbe {
+    /// When it ran (unix seconds).
+    pub at: i64,
+    /// What it found.
+    #[serde(flatten)]
+    pub report: crate::smtp_probe::ProbeReport,
+}
+
+/// The latest probe of each (domain, server). A row that does not parse is
+/// an error, never an empty report that reads as "nothing found".
+pub fn latest_probes(c: &Connection) -> Result<Vec<StoredProbe>> {
     let mut st = c.prepare_cached(
         "SELECT p.at, p.report FROM probe_results p
          JOIN (SELECT MAX(id) AS id FROM probe_results GROUP BY domain, server) m ON p.id = m.id ORDER BY p.domain",
@@ -23,9 +34,10 @@ pub fn latest_probes(c: &Connection) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     for r in rows {
         let (at, rep) = r?;
-        let mut v: serde_json::Value = serde_json::from_str(&rep).unwrap_or_default();
-        v["at"] = at.into();
-        out.push(v);
+        out.push(StoredProbe {
+            at,
+            report: serde_json::from_str(&rep)?,
+        });
     }
     Ok(out)
 }

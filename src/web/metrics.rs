@@ -195,11 +195,9 @@ type Totals = BTreeMap<Vec<String>, (u64, Vec<u64>)>;
 
 /// What one scrape reads from the database.
 struct Read {
-    pairs: Vec<store::StoredPair>,
-    health: std::collections::HashMap<String, crate::health::ListHealth>,
-    last: Option<store::SweepRow>,
+    /// The state the headline verdict is made from (the same snapshot the overview reads).
+    snap: crate::status::StatusSnapshot,
     mail: Vec<(String, String, i64, f64)>,
-    probes: Vec<serde_json::Value>,
     delist: Vec<store::DelistRequest>,
     sweeps: Totals,
     hooks: Totals,
@@ -334,11 +332,8 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         .read(move |c| {
             let t = &tallies.tallies;
             Ok(Read {
-                pairs: store::load_pairs(c)?,
-                health: store::load_health(c)?,
-                last: store::last_sweep(c)?,
+                snap: crate::status::StatusSnapshot::load(c, crate::time::now())?,
                 mail: store::latest_samples(c)?,
-                probes: store::latest_probes(c)?,
                 delist: store::open_delist_requests(c)?,
                 sweeps: t.sweeps.update(c)?,
                 hooks: t.hook_runs.update(c)?,
@@ -360,7 +355,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     )?;
     let mut per_target: BTreeMap<&str, i64> = BTreeMap::new();
     let mut by_state: BTreeMap<&str, i64> = BTreeMap::new();
-    for p in &r.pairs {
+    for p in &r.snap.pairs {
         *by_state.entry(p.state.name()).or_default() += 1;
         if p.state.is_listed() {
             set_i(&listed, &[&p.target, &p.list], 1)?;
@@ -421,7 +416,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     let mut lists_by_health: BTreeMap<&str, i64> = BTreeMap::new();
     for l in rt.engine.lists() {
         let id = l.def.id.as_str();
-        let h = r.health.get(id);
+        let h = r.snap.health.get(id);
         let name = h.map_or("unchecked", |h| h.name());
         *lists_by_health.entry(name).or_default() += 1;
         set_i(
@@ -472,7 +467,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
             }
         }
     }
-    if let Some(l) = &r.last {
+    if let Some(l) = &r.snap.last_sweep {
         let d = gauge(
             &reg,
             "rblwatch_last_sweep_duration_seconds",
@@ -555,14 +550,29 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         "When the server was last probed (Unix time).",
         &["domain", "server"],
     )?;
-    for p in &r.probes {
-        let (domain, server) = (
-            p["domain"].as_str().unwrap_or(""),
-            p["server"].as_str().unwrap_or(""),
-        );
-        let accepts = i64::from(p["verdict"] == "accepts-unknown");
-        set_i(&vulnerable, &[domain, server], accepts)?;
-        set_i(&probe_at, &[domain, server], p["at"].as_i64().unwrap_or(0))?;
+    for p in &r.snap.probes {
+        let labels = [p.report.domain.as_str(), p.report.server.as_str()];
+        let accepts = p.report.verdict == crate::smtp_probe::RndrVerdict::AcceptsUnknown;
+        set_i(&vulnerable, &labels, i64::from(accepts))?;
+        set_i(&probe_at, &labels, p.at)?;
+    }
+    // the headline verdict as a state set: the same answer as the overview's
+    let facts = crate::status::facts(
+        &r.snap,
+        &rt.cfg,
+        rt.engine.lists(),
+        st.live.resolver().as_ref(),
+        |p| st.live.impact(&p.target, &p.list, p.since),
+    );
+    let headline = crate::status::verdict(&facts).kind;
+    let verdict = int_gauge(
+        &reg,
+        "rblwatch_verdict",
+        "1 for the headline verdict in force (the status page's and rblwatch status's), 0 for the others.",
+        &["kind"],
+    )?;
+    for k in crate::status::Verdict::ALL {
+        set_i(&verdict, &[k.as_str()], i64::from(k == headline))?;
     }
 
     // delisting requests still open (the pair still listed)
@@ -664,7 +674,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         }
     }
 
-    let mut body = String::with_capacity(4096 + r.pairs.len() * 80);
+    let mut body = String::with_capacity(4096 + r.snap.pairs.len() * 80);
     prometheus::TextEncoder::new()
         .encode_utf8(&reg.gather(), &mut body)
         .map_err(internal)?;

@@ -117,18 +117,7 @@ impl From<LiveError> for WebError {
     }
 }
 
-/// Whether a listing hurts mail delivery (receivers' rejections joined with the listing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Impact {
-    /// Receivers reject mail and name this list (or its listing) as the reason.
-    Rejecting,
-    /// Delivery results are read and no rejection points at this listing.
-    NoneSeen,
-    /// No delivery results to tell.
-    #[default]
-    Unknown,
-}
+pub use crate::status::Impact;
 
 pub use crate::health::{ResolverHealth, ResolverStatus};
 

@@ -11,10 +11,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::view::{self, cell_state, ListingFact, VerdictFacts, VerdictView};
+use super::view::{self, cell_state, VerdictView};
 use super::{Impact, ResolverHealth, WebError, WebState};
-use crate::event::{EventKind, Subject};
 use crate::health::ListHealth;
+use crate::status::StatusSnapshot;
 use crate::store;
 use crate::target::Target;
 use crate::time::now;
@@ -124,7 +124,7 @@ pub(super) struct Overview {
     pub(super) matrix: Matrix,
     pub(super) listings: Vec<ListingView>,
     pub(super) mail: Vec<MailNow>,
-    pub(super) probes: Vec<serde_json::Value>,
+    pub(super) probes: Vec<store::StoredProbe>,
     pub(super) events: Vec<crate::event::Event>,
     /// The daemon's last joined verdict (listings x receivers' refusals), if any.
     pub(super) impact: Option<crate::impact::Assessment>,
@@ -199,7 +199,8 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
     let rt = st.live.snapshot();
     let until = now();
     let since = until - 86_400;
-    let (last_sweep, health, pairs, latest, probes, events, requests, series, spikes, more) = st
+    // the state read once, in one transaction: the same snapshot the CLI and /metrics judge
+    let (snap, latest, events, requests, series) = st
         .db
         .read(move |c| {
             let latest = store::latest_samples(c)?;
@@ -208,44 +209,27 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
                 series.push(store::series(c, source, metric, since, until, 48)?);
             }
             Ok((
-                store::last_sweep(c)?,
-                store::load_health(c)?,
-                store::load_pairs(c)?,
+                StatusSnapshot::load(c, until)?,
                 latest,
-                store::latest_probes(c)?,
                 store::events(c, None, 10, 0)?,
                 store::open_delist_requests(c)?,
                 series,
-                store::events_of_kinds(c, super::mail::SPIKE_KINDS, until - 30 * 86_400)?,
-                (
-                    store::unchecked_pairs(c, None)?,
-                    super::impact::read_assessment(c)?,
-                ),
             ))
         })
         .await?;
-    // spikes still on: a raise with no clearing after it
-    let open_spikes = |kind: EventKind| -> Vec<String> {
-        super::mail::windows(&spikes, until)
-            .into_iter()
-            .filter(|(key, w)| {
-                w.last().is_some_and(|w| w.to.is_none())
-                    && spikes.iter().rev().any(|e| {
-                        e.kind == kind
-                            && matches!(&e.subject, Subject::Metric { source, metric } if format!("{source}.{metric}") == *key)
-                    })
-            })
-            .map(|(key, _)| key)
-            .collect()
-    };
-    let (unchecked, impact) = more;
+    let (last_sweep, health, pairs, probes) = (
+        snap.last_sweep.clone(),
+        snap.health.clone(),
+        snap.pairs.clone(),
+        snap.probes.clone(),
+    );
+    let impact = snap.assessment.clone();
     // pairs whose own last answer was unusable although their list is healthy
-    let unchecked: HashMap<(String, String), String> = unchecked
-        .into_iter()
-        .map(|u| ((u.target, u.list), u.why))
+    let unchecked: HashMap<(String, String), String> = snap
+        .unchecked
+        .iter()
+        .map(|u| ((u.target.clone(), u.list.clone()), u.why.clone()))
         .collect();
-    let ndr_spikes = open_spikes(EventKind::NdrSpike);
-    let queue_spikes = open_spikes(EventKind::QueueSpike);
     let lists = list_views(st, &health, &pairs);
     let usable = lists.iter().filter(|l| l.usable).count();
     let sick_lists: Vec<ListView> = lists.iter().filter(|l| !l.usable).cloned().collect();
@@ -403,58 +387,10 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
         )
     });
 
-    // the verdict
-    let uncovered = rt
-        .cfg
-        .targets
-        .iter()
-        .filter(|c| {
-            c.spec.targets().next().is_some_and(|t| {
-                !rt.engine.lists().iter().any(|l| {
-                    l.def.kind.accepts(&t)
-                        && health.get(&l.def.id).is_some_and(ListHealth::is_healthy)
-                })
-            })
-        })
-        .map(|c| c.spec.to_string())
-        .collect();
-    let facts = VerdictFacts {
-        listings: listings
-            .iter()
-            .map(|l| ListingFact {
-                target: l.pair.target.clone(),
-                list: l.pair.list.clone(),
-                impact: l.impact,
-            })
-            .collect(),
-        lists_total: lists.len(),
-        lists_usable: usable,
-        unusable: sick_lists
-            .iter()
-            .map(|l| (l.id.clone(), l.health.clone(), l.why.clone()))
-            .collect(),
-        uncovered,
-        resolver: resolver.clone(),
-        vulnerable: probes
-            .iter()
-            .filter(|p| p["verdict"] == "accepts-unknown")
-            .map(|p| {
-                (
-                    p["domain"].as_str().unwrap_or("").to_string(),
-                    p["server"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect(),
-        refusing: impact
-            .iter()
-            .flat_map(|a| a.rejecting())
-            .map(|r| r.name.clone())
-            .collect(),
-        ndr_spikes,
-        queue_spikes,
-        swept: last_sweep.is_some(),
-        targets_total,
-    };
+    // the verdict: the one rule, with the daemon's live resolver and impact
+    let facts = crate::status::facts(&snap, &rt.cfg, rt.engine.lists(), resolver.as_ref(), |p| {
+        st.live.impact(&p.target, &p.list, p.since)
+    });
     let verdict = view::verdict(&facts);
 
     // mail telemetry now, with sparklines

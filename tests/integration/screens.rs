@@ -224,6 +224,8 @@ refresh = "0s"
     let cfg = rblwatch::config::Config::load(&cfg_path).unwrap();
     let db_path = cfg.daemon.database.clone();
     populate(state, &db_path, &ids);
+    // what the daemon keeps of its live diagnosis, for readers without it (rblwatch status)
+    persist_live(state, &db_path, resolver.as_ref());
 
     let mut impact = HashMap::new();
     if state == State::ListedRejecting {
@@ -277,6 +279,101 @@ refresh = "0s"
         stop: Some(stop),
         thread: Some(thread),
         _dir: dir,
+    }
+}
+
+/// Stores the daemon's diagnosis of the resolver and the receivers' impact as
+/// the daemon would (the `state` table), matching what [`FixedLive`] answers.
+fn persist_live(state: State, db: &Path, resolver: Option<&ResolverHealth>) {
+    use rblwatch::impact::{Assessment, ImpactState, ListingImpact};
+    let c = store::open_connection(db).unwrap();
+    let now = rblwatch::time::now();
+    if let Some(r) = resolver {
+        store::put_state(&c, rblwatch::status::RESOLVER_STATE, r, now).unwrap();
+    }
+    let cited = |impact| ListingImpact {
+        target: "192.0.2.1".into(),
+        list: "spamhaus-zen".into(),
+        list_name: "SPAMHAUS list 0".into(),
+        impact,
+        severity: rblwatch::event::Severity::Critical,
+        receivers: vec!["microsoft".into()],
+        count: 3,
+        text: "Microsoft refuses mail citing spamhaus-zen".into(),
+        replies: vec![],
+        delist: None,
+    };
+    let listings = match state {
+        State::ListedRejecting => vec![cited(ImpactState::Rejecting)],
+        State::ListedNoImpact => vec![],
+        _ => return,
+    };
+    let a = Assessment {
+        at: now,
+        window_secs: 3600,
+        threshold: 1,
+        listings,
+        listed: 1,
+        receivers: vec![],
+        backscatter: vec![],
+        receivers_omitted: 0,
+    };
+    store::put_state(&c, rblwatch::impact::ASSESSMENT_STATE, &a, now).unwrap();
+}
+
+/// Issue 19: the overview, `/api/v1/status`, `/metrics` (`rblwatch_verdict`)
+/// and `rblwatch status --json` are views of one status model and give the
+/// same headline verdict for the same database, in every verdict state.
+#[test]
+fn the_page_the_api_metrics_and_the_cli_give_one_verdict_in_every_state() {
+    let unusable = ResolverHealth {
+        status: ResolverStatus::Unusable,
+        why: "every query REFUSED by 203.0.113.53".into(),
+        fix: "run your own recursive resolver".into(),
+    };
+    let cases = [
+        (State::AllClear, None),
+        (State::ListedRejecting, None),
+        (State::ListedNoImpact, None),
+        (State::CannotTell, None),
+        (State::BackscatterRisk, None),
+        (State::AllClear, Some(unusable)),
+    ];
+    for (state, resolver) in cases {
+        let expected = if resolver.is_some() {
+            "cannot_tell"
+        } else {
+            state.name()
+        };
+        let s = site_with(state, resolver);
+        let port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
+        let api = crate::util::http_json(port, "/api/v1/status");
+        assert_eq!(api["verdict"]["kind"], expected, "API in {state:?}");
+        let (_, page) = crate::util::http_get(port, "/");
+        let text = api["verdict"]["text"]
+            .as_str()
+            .unwrap()
+            .replace('\'', "&#x27;");
+        assert!(page.contains(&text), "page in {state:?}: no {text:?}");
+        let (_, metrics) = crate::util::http_get(port, "/metrics");
+        let on: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("rblwatch_verdict{") && l.ends_with(" 1"))
+            .collect();
+        assert_eq!(
+            on,
+            vec![format!("rblwatch_verdict{{kind=\"{expected}\"}} 1").as_str()],
+            "/metrics in {state:?}"
+        );
+        let cfg = s._dir.path().join("rblwatch.toml");
+        let o = crate::util::rblwatch(&["status", "--json", "-C", cfg.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", crate::util::stderr(&o));
+        let cli: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            cli["verdict"]["kind"], expected,
+            "rblwatch status in {state:?}"
+        );
+        assert_eq!(cli["verdict"]["text"], api["verdict"]["text"], "{state:?}");
     }
 }
 
