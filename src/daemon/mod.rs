@@ -173,16 +173,17 @@ impl Runtime {
                 tracing::warn!(list = %p.list, daily_queries = p.daily_queries, "{d}");
             }
         }
-        let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
-        let replies = cfg.reply_catalog(&catalog).map_err(anyhow::Error::msg)?;
+        // parsed once, when the config was loaded, and shared from there
+        let catalog = cfg.catalog().clone();
+        let replies = cfg.replies().clone();
         Ok((
             Runtime {
                 cfg: Arc::new(cfg),
                 engine: Arc::new(engine),
                 confirm,
                 plans,
-                catalog: Arc::new(catalog),
-                replies: Arc::new(replies),
+                catalog,
+                replies,
             },
             warnings,
         ))
