@@ -324,7 +324,11 @@ fn channel(
         Some(email(key, a, cx))
     } else {
         if a.url.is_none() {
-            cx.report(a.name.span(), format!("{key}: kind {:?} needs url", a.kind));
+            cx.missing(
+                &format!("{key}.url"),
+                a.name.span(),
+                format!("{key}: kind {:?} needs url", a.kind),
+            );
         }
         None
     };
@@ -367,15 +371,21 @@ fn template(key: &str, t: &Spanned<String>, cx: &Ctx<'_>) -> Option<UserTemplate
 
 /// The settings of a `kind = "email"` channel.
 fn email(key: &str, a: &RawAlert, cx: &Ctx<'_>) -> Option<EmailConf> {
-    let need = |what: &str| cx.report(a.name.span(), format!("{key}: kind email needs {what}"));
+    let need = |field: &str, what: &str| {
+        cx.missing(
+            &format!("{key}.{field}"),
+            a.name.span(),
+            format!("{key}: kind email needs {what}"),
+        )
+    };
     if a.smtp_host.is_none() {
-        need("smtp_host");
+        need("smtp_host", "smtp_host");
     }
     if a.from.is_none() {
-        need("from");
+        need("from", "from");
     }
     if a.to.is_empty() {
-        need("to = [...]");
+        need("to", "to = [...]");
     }
     let mut addresses_ok = true;
     for (s, what) in a

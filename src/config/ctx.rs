@@ -9,6 +9,7 @@
 //! stand-in value is never used.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -82,6 +83,7 @@ pub(crate) struct Ctx<'a> {
     base: PathBuf,
     errors: RefCell<Vec<ConfigError>>,
     warnings: RefCell<Vec<String>>,
+    unread: BTreeSet<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -93,6 +95,20 @@ impl<'a> Ctx<'a> {
             base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             errors: RefCell::default(),
             warnings: RefCell::default(),
+            unread: BTreeSet::new(),
+        }
+    }
+
+    /// Notes the keys whose values could not be read (already reported).
+    pub(crate) fn set_unread(&mut self, keys: BTreeSet<String>) {
+        self.unread = keys;
+    }
+
+    /// Records that `key` (`alerts[0].smtp_host`) is needed but absent,
+    /// unless it is there with a value that could not be read (reported).
+    pub(crate) fn missing(&self, key: &str, span: Range<usize>, msg: String) {
+        if !self.unread.contains(key) {
+            self.report(span, msg);
         }
     }
 

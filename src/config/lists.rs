@@ -47,7 +47,7 @@ pub(super) fn validate(l: &RawLists, cx: &Ctx<'_>) -> ListsConf {
             // `[]` would quietly check nothing at all
             cx.report(
                 v.span(),
-                "lists.use: the list is empty: name the lists to use, or omit the key for every list enabled by default".into(),
+                "lists.use: the list is empty: name the lists to use, or omit the key for every list enabled by default (without [[targets]] no list is queried)".into(),
             );
         }
         v.get_ref()

@@ -321,8 +321,9 @@ fn source(
 
 /// What a source reads, by kind (`None` when wrong: reported).
 fn source_kind(key: &str, name: &str, s: &RawSource, cx: &Ctx<'_>) -> Option<SourceKind> {
-    let needs = |what: &str| {
-        cx.report(
+    let needs = |field: &str, what: &str| {
+        cx.missing(
+            &format!("{key}.{field}"),
             s.name.span(),
             format!("{key}: kind {} needs {what}", kind_name(s.kind)),
         )
@@ -336,7 +337,7 @@ fn source_kind(key: &str, name: &str, s: &RawSource, cx: &Ctx<'_>) -> Option<Sou
         },
         K::Command => {
             if s.command.is_none() {
-                needs("`command`");
+                needs("command", "`command`");
                 return None;
             }
             SourceKind::Command {
@@ -345,7 +346,7 @@ fn source_kind(key: &str, name: &str, s: &RawSource, cx: &Ctx<'_>) -> Option<Sou
         }
         K::PostfixLog | K::EximLog => {
             let Some(p) = &s.path else {
-                needs("`path`");
+                needs("path", "`path`");
                 return None;
             };
             let path = cx.path(p.get_ref());
@@ -357,7 +358,7 @@ fn source_kind(key: &str, name: &str, s: &RawSource, cx: &Ctx<'_>) -> Option<Sou
         }
         K::HttpJson => {
             if s.values.is_empty() {
-                needs("`values` (name = JSON pointer)");
+                needs("values", "`values` (name = JSON pointer)");
             }
             for (n, p) in &s.values {
                 if !valid_name(n) || !(p.is_empty() || p.starts_with('/')) {
@@ -375,7 +376,7 @@ fn source_kind(key: &str, name: &str, s: &RawSource, cx: &Ctx<'_>) -> Option<Sou
         }
         K::Prometheus => {
             if s.metrics.is_empty() {
-                needs("`metrics` (name = selector)");
+                needs("metrics", "`metrics` (name = selector)");
             }
             let mut metrics = BTreeMap::new();
             for (n, sel) in &s.metrics {
@@ -455,7 +456,8 @@ fn source_argv(
 /// The URL of an `http_json` or `prometheus` source (secret).
 fn source_url(key: &str, s: &RawSource, cx: &Ctx<'_>) -> Option<Secret> {
     let Some(u) = &s.url else {
-        cx.report(
+        cx.missing(
+            &format!("{key}.url"),
             s.name.span(),
             format!("{key}: kind {} needs `url`", kind_name(s.kind)),
         );

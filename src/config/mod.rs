@@ -113,12 +113,13 @@ impl Config {
     /// Validates TOML text as if read from `path`: every problem in it is
     /// returned at once, in the file's order.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
-        let cx = Ctx::new(path, text);
+        let mut cx = Ctx::new(path, text);
         let raw = match raw::parse(text) {
             Ok((raw, errs)) => {
                 for e in errs {
                     report_raw(&cx, e);
                 }
+                cx.set_unread(raw.unread.clone());
                 raw
             }
             Err(e) => {

@@ -9,7 +9,7 @@
 //! file imports no validating module (the enums it shares with them are in
 //! [`super::kinds`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use serde::de::DeserializeOwned;
@@ -56,27 +56,32 @@ pub(super) fn parse(text: &str) -> Result<(RawConfig, Vec<RawError>), RawError> 
     let root = DeTable::parse(text)?.into_inner();
     let mut raw = RawConfig::default();
     let mut errs = Vec::new();
-    let e = &mut errs;
+    let mut unread = BTreeSet::new();
+    let e = &mut Problems {
+        errs: &mut errs,
+        unread: &mut unread,
+    };
     for (key, value) in root {
-        match key.get_ref().as_ref() {
-            "resolver" => one(value, &mut raw.resolver, e),
-            "lists" => one(value, &mut raw.lists, e),
-            "keys" => one(value, &mut raw.keys, e),
-            "targets" => many(value, &mut raw.targets, e),
-            "daemon" => one(value, &mut raw.daemon, e),
+        let k: &str = key.get_ref();
+        match k {
+            "resolver" => one(value, k, &mut raw.resolver, e),
+            "lists" => one(value, k, &mut raw.lists, e),
+            "keys" => one(value, k, &mut raw.keys, e),
+            "targets" => many(value, k, &mut raw.targets, e),
+            "daemon" => one(value, k, &mut raw.daemon, e),
             "sources" => {
                 raw.unread_source_names = names_of_unread(&value, &mut raw.sources, e);
             }
-            "probes" => many(value, &mut raw.probes, e),
-            "spikes" => many(value, &mut raw.spikes, e),
-            "hooks" => many(value, &mut raw.hooks, e),
-            "alerts" => many(value, &mut raw.alerts, e),
-            "alerting" => one(value, &mut raw.alerting, e),
-            "web" => one(value, &mut raw.web, e),
-            "impact" => one(value, &mut raw.impact, e),
-            "replies" => one(value, &mut raw.replies, e),
-            "audits" => many(value, &mut raw.audits, e),
-            other => e.push(RawError {
+            "probes" => many(value, k, &mut raw.probes, e),
+            "spikes" => many(value, k, &mut raw.spikes, e),
+            "hooks" => many(value, k, &mut raw.hooks, e),
+            "alerts" => many(value, k, &mut raw.alerts, e),
+            "alerting" => one(value, k, &mut raw.alerting, e),
+            "web" => one(value, k, &mut raw.web, e),
+            "impact" => one(value, k, &mut raw.impact, e),
+            "replies" => one(value, k, &mut raw.replies, e),
+            "audits" => many(value, k, &mut raw.audits, e),
+            other => e.errs.push(RawError {
                 span: Some(key.span()),
                 msg: format!(
                     "unknown field `{other}`, expected one of {}",
@@ -89,37 +94,80 @@ pub(super) fn parse(text: &str) -> Result<(RawConfig, Vec<RawError>), RawError> 
             }),
         }
     }
+    raw.unread = unread;
     Ok((raw, errs))
 }
 
-/// Reads one value into `slot` (left at its default on error).
-fn one<T: DeserializeOwned>(v: Spanned<DeValue<'_>>, slot: &mut T, errs: &mut Vec<RawError>) {
-    match T::deserialize(ValueDeserializer::from(v)) {
-        Ok(x) => *slot = x,
-        Err(e) => errs.push(e.into()),
+/// Where [`read`] puts what it could not read.
+struct Problems<'a> {
+    errs: &'a mut Vec<RawError>,
+    unread: &'a mut BTreeSet<String>,
+}
+
+/// Reads one value into `slot` (left at its default when it cannot be read).
+fn one<T: DeserializeOwned>(v: Spanned<DeValue<'_>>, at: &str, slot: &mut T, p: &mut Problems) {
+    if let Some(x) = read(v, at, p) {
+        *slot = x;
     }
+}
+
+/// Reads one table (or value). serde stops at the first bad key of a table;
+/// to report the others too, the key it stopped at is reported, taken out,
+/// and the table read again (a few times at most). The result of a table
+/// that had a bad key is only used to find more problems: the config is
+/// refused anyway. Each key taken out goes into `p.unread` as `at.key`, so a
+/// validator does not also call it missing.
+fn read<T: DeserializeOwned>(mut v: Spanned<DeValue<'_>>, at: &str, p: &mut Problems) -> Option<T> {
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..32 {
+        let e = match T::deserialize(ValueDeserializer::from(v.clone())) {
+            Ok(x) => return Some(x),
+            Err(e) => e,
+        };
+        // a required key taken out is missing now: that is not news
+        if removed
+            .iter()
+            .any(|k| e.message().contains(&format!("missing field `{k}`")))
+        {
+            return None;
+        }
+        let span = e.span();
+        p.errs.push(e.into());
+        let (Some(span), DeValue::Table(t)) = (span, v.get_mut()) else {
+            return None;
+        };
+        let within = |r: std::ops::Range<usize>| r.start <= span.start && span.end <= r.end;
+        let key = t
+            .iter()
+            .find(|(k, val)| within(k.span()) || within(val.span()))
+            .map(|(k, _)| k.get_ref().to_string())?;
+        t.remove(key.as_str());
+        p.unread.insert(format!("{at}.{key}"));
+        removed.push(key);
+    }
+    None
 }
 
 /// Reads a `[[…]]` array entry by entry.
 fn many<T: DeserializeOwned>(
     v: Spanned<DeValue<'_>>,
+    at: &str,
     slot: &mut Entries<T>,
-    errs: &mut Vec<RawError>,
+    p: &mut Problems,
 ) {
     let span = v.span();
     match v.into_inner() {
         DeValue::Array(items) => {
             for (i, item) in items.into_iter().enumerate() {
-                match T::deserialize(ValueDeserializer::from(item)) {
-                    Ok(x) => slot.push((i, x)),
-                    Err(e) => errs.push(e.into()),
+                if let Some(x) = read(item, &format!("{at}[{i}]"), p) {
+                    slot.push((i, x));
                 }
             }
         }
         other => {
             // not an array: serde says what was expected
             let mut whole: Vec<T> = Vec::new();
-            one(Spanned::new(span, other), &mut whole, errs);
+            one(Spanned::new(span, other), at, &mut whole, p);
         }
     }
 }
@@ -130,18 +178,18 @@ fn many<T: DeserializeOwned>(
 fn names_of_unread(
     v: &Spanned<DeValue<'_>>,
     slot: &mut Entries<RawSource>,
-    errs: &mut Vec<RawError>,
+    p: &mut Problems,
 ) -> Vec<String> {
     let before = slot.len();
-    many(v.clone(), slot, errs);
-    let read: Vec<usize> = slot[before..].iter().map(|(i, _)| *i).collect();
+    many(v.clone(), "sources", slot, p);
+    let got: Vec<usize> = slot[before..].iter().map(|(i, _)| *i).collect();
     let DeValue::Array(items) = v.get_ref() else {
         return Vec::new();
     };
     items
         .iter()
         .enumerate()
-        .filter(|(i, _)| !read.contains(i))
+        .filter(|(i, _)| !got.contains(i))
         .filter_map(|(_, item)| {
             item.get_ref()
                 .get("name")?
@@ -163,6 +211,9 @@ pub(super) struct RawConfig {
     pub(super) sources: Entries<RawSource>,
     /// Names of `[[sources]]` entries that could not be read (already reported).
     pub(super) unread_source_names: Vec<String>,
+    /// Keys left out because their value could not be read (already
+    /// reported), as `alerts[0].smtp_host`: not to be called missing too.
+    pub(super) unread: BTreeSet<String>,
     pub(super) probes: Entries<RawProbe>,
     pub(super) spikes: Entries<RawSpike>,
     pub(super) hooks: Entries<RawHook>,

@@ -350,6 +350,11 @@ fn every_error_of_a_file_is_reported_at_once_in_file_order() {
         shown.lines().all(|l| l.starts_with("test.toml:")),
         "{shown}"
     );
+    // within one table, a bad type does not hide the next problem
+    let e = parse("[[alerts]]\nname = \"m\"\nkind = \"email\"\nsmtp_host = 5\nfrom = \"bad\"\nto = [\"b@example.com\"]\npassword = 42\nbogus = 1\n")
+        .unwrap_err();
+    let lines: Vec<Option<usize>> = e.all().iter().map(|e| e.line).collect();
+    assert_eq!(lines, [Some(4), Some(5), Some(7), Some(8)], "{e}");
     // an entry that cannot be read does not shift the index of the next
     let e = parse("[[sources]]\nname = \"a\"\nkind = \"nope\"\n\n[[sources]]\nname = \"b\"\nkind = \"command\"\n")
         .unwrap_err()
