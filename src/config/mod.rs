@@ -5,12 +5,19 @@
 //! `env:`/`file:` secrets and checks that named files exist) and is what the
 //! tests feed strings to. Every error names the file, the line and the key,
 //! and every number has a range, so a typo is refused at `config check`
-//! rather than discovered by a daemon that hangs or panics.
+//! rather than discovered by a daemon that hangs or panics. Validation does
+//! not stop at the first error: every problem is collected ([`ConfigErrors`],
+//! in the file's order), and no error quotes a value that may be a secret.
 //!
 //! Config holds plain settings types and imports no stage: each stage builds
 //! its own runtime from these settings (`engine::active_lists(&Config, …)`).
+//! The catalogs (`lists.d`, `replies.d`) are parsed once, at load, and shared
+//! by everything built from the config ([`Config::catalog`], [`Config::replies`]).
 //! One file per area: [`resolver`], [`lists`], [`daemon`], [`mail`]
-//! (sources, probes, spikes), [`actions`] (hooks, alerts), [`web`].
+//! (sources, probes, spikes), [`actions`] (hooks, alerts), [`web`], [`impact`];
+//! beside them `raw` (the serde mirror), `ctx` (the errors and the collecting
+//! context), `kinds` (the enums both share) and `catalogs`. Imports among these
+//! files run one way: `raw` and `kinds` need no validating file.
 
 pub mod actions;
 mod catalogs;
