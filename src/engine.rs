@@ -999,8 +999,7 @@ pub async fn from_config(
     only: Option<&[String]>,
     servers: Option<Vec<std::net::SocketAddr>>,
 ) -> Result<(Engine, Vec<String>), EngineError> {
-    let catalog = cfg.catalog().map_err(EngineError::Catalog)?;
-    let (lists, warnings) = active_lists(cfg, &catalog, only)?;
+    let (lists, warnings) = active_lists(cfg, cfg.catalog(), only)?;
     let servers = match servers {
         Some(s) if !s.is_empty() => s,
         _ => cfg.nameservers().map_err(EngineError::Resolver)?,
@@ -1042,8 +1041,7 @@ mod tests {
             "{:?}",
             c.warnings
         );
-        let cat = c.catalog().unwrap();
-        let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
+        let (lists, warnings) = active_lists(&c, c.catalog(), None).unwrap();
         assert_eq!(lists.len(), 1);
         assert!(warnings.iter().any(|w| w.contains("retired")));
     }
@@ -1053,7 +1051,7 @@ mod tests {
         let c = parse(
             "[lists]\nuse = [\"zen.spamhaus.org\", \"spamcop\", \"bl.spamcop.net.\", \"psbl.surriel.com\"]\nexclude = [\"PSBL.surriel.com\"]\n",
         );
-        let cat = c.catalog().unwrap();
+        let cat = c.catalog().clone();
         let (lists, _) = active_lists(&c, &cat, None).unwrap();
         let ids: Vec<&str> = lists.iter().map(|l| l.def.id.as_str()).collect();
         assert_eq!(ids, ["spamhaus-zen", "spamcop"]);
@@ -1083,8 +1081,7 @@ mod tests {
     fn keys_switch_to_the_key_template_and_never_print() {
         let c =
             parse("[keys]\nspamhaus-dqs = \"sekritkey123\"\n[lists]\nuse = [\"spamhaus-zen\"]\n");
-        let cat = c.catalog().unwrap();
-        let (lists, _) = active_lists(&c, &cat, None).unwrap();
+        let (lists, _) = active_lists(&c, c.catalog(), None).unwrap();
         assert!(lists[0].uses_key);
         assert_eq!(lists[0].display_zone(), "<key>.zen.dq.spamhaus.net");
         // the query zone holds the key, but no Debug output (config, list, engine parts) does
@@ -1095,8 +1092,7 @@ mod tests {
     #[test]
     fn lists_needing_a_key_are_left_out_with_a_warning() {
         let c = parse("[lists]\nuse = [\"abusix-combined\"]\n");
-        let cat = c.catalog().unwrap();
-        let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
+        let (lists, warnings) = active_lists(&c, c.catalog(), None).unwrap();
         assert!(lists.is_empty());
         assert!(warnings[0].contains("abusix"), "{warnings:?}");
     }
@@ -1176,7 +1172,7 @@ mod tests {
             "[lists]\ndirs = [{:?}]\nuse = [\"my-sorbs-http\", \"spamhaus-zen\"]\n",
             dir.path().display().to_string()
         ));
-        let cat = c.catalog().unwrap();
+        let cat = c.catalog().clone();
         let (lists, warnings) = active_lists(&c, &cat, None).unwrap();
         assert_eq!(lists.len(), 1);
         assert!(

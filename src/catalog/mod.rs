@@ -453,6 +453,13 @@ pub struct CatalogError {
     pub msg: String,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread parsed the shipped catalog: a test counts
+    /// the parses of one start-up (the catalog is parsed once per config).
+    pub static SHIPPED_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The set of known lists, by id.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -462,6 +469,8 @@ pub struct Catalog {
 impl Catalog {
     /// The lists shipped with rblwatch (embedded at build time).
     pub fn shipped() -> Result<Self, CatalogError> {
+        #[cfg(test)]
+        SHIPPED_PARSES.with(|n| n.set(n.get() + 1));
         let mut c = Catalog::default();
         for (name, text) in shipped::FILES {
             for def in parse_file(name, text)? {

@@ -78,8 +78,7 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
         .await?;
     // the headline, by the same rule as the status page and /metrics (with
     // what the daemon stored of the resolver and the receivers' impact)
-    let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
-    let (lists, _) = crate::engine::active_lists(&cfg, &catalog, None)?;
+    let (lists, _) = crate::engine::active_lists(&cfg, cfg.catalog(), None)?;
     let facts = crate::status::facts(&snap, &cfg, &lists, snap.resolver.as_ref(), |p| {
         snap.impact_of(&cfg, &p.target, &p.list, p.since)
     });

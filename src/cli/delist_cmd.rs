@@ -148,8 +148,7 @@ async fn directly(
     if !cfg.targets.iter().any(|c| c.spec.contains(target)) {
         return Ok(Err(format!("{target} is not a monitored target")));
     }
-    let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
-    let (lists, _) = crate::engine::active_lists(cfg, &catalog, None)?;
+    let (lists, _) = crate::engine::active_lists(cfg, cfg.catalog(), None)?;
     let Some(l) = lists.iter().find(|l| l.def.id == a.list) else {
         return Ok(Err(format!("no list {:?} in use", a.list)));
     };

@@ -32,7 +32,7 @@ pub struct ListsArgs {
 /// Runs the command.
 pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(cfg_path, false)?;
-    let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
+    let catalog = cfg.catalog();
     if !a.health {
         let chosen: Vec<_> = match &a.lists {
             Some(ids) => ids.iter().filter_map(|i| catalog.get(i)).collect(),

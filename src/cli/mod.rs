@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors};
 
 /// Keeps outbound mail servers off DNS blacklists.
 #[derive(Debug, Parser)]
@@ -182,19 +182,42 @@ pub(crate) fn load_config(path: Option<&Path>, required: bool) -> anyhow::Result
     Ok(cfg)
 }
 
-/// The database's directory must exist (or be creatable) and be writable by
-/// this user: a read-only /etc is found here, not by the daemon at start
-/// (which applies the same test, [`crate::store::check_writable`]).
-fn check_database_dir(db: &Path) -> anyhow::Result<()> {
-    Ok(crate::store::check_writable(db)?)
-}
-
+/// `rblwatch config check`: every problem of the file at once, one per
+/// line as `file:line: message` (like a compiler), then a count; exit 1 when
+/// there is any. The file's own errors come first; when it loads, what can
+/// only be checked on a loaded config (templates rendered, the database
+/// directory writable) is checked as a whole too.
 fn config_check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(path, true)?;
-    let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
-    let (lists, warnings) = crate::engine::active_lists(&cfg, &catalog, None)?;
-    crate::daemon::check_templates(&cfg)?;
-    check_database_dir(&cfg.daemon.database)?;
+    let cfg = match load_config(path, true) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            return match e.downcast::<ConfigErrors>() {
+                Ok(errors) => Ok(report_problems(
+                    &errors.first().file,
+                    errors.all().iter().map(ToString::to_string).collect(),
+                )),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let file = cfg.path.display().to_string();
+    let mut problems = Vec::new();
+    let (lists, warnings) =
+        crate::engine::active_lists(&cfg, cfg.catalog(), None).unwrap_or_else(|e| {
+            problems.push(format!("{file}: {e}"));
+            Default::default()
+        });
+    for ch in &cfg.actions.channels {
+        if let Err(e) = crate::actions::alerts::check_template(ch) {
+            problems.push(format!("{e:#}"));
+        }
+    }
+    if let Err(e) = cfg.daemon.check_writable(&cfg.path) {
+        problems.push(e.to_string());
+    }
+    if !problems.is_empty() {
+        return Ok(report_problems(&file, problems));
+    }
     for w in &warnings {
         println!("warning: {w}");
     }
@@ -208,4 +231,17 @@ fn config_check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         cfg.daemon.database.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each problem on its own line, then how many, to stderr; exit 1.
+fn report_problems(file: &str, problems: Vec<String>) -> ExitCode {
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    let n = problems.len();
+    eprintln!(
+        "rblwatch: {file}: {n} problem{} found",
+        if n == 1 { "" } else { "s" }
+    );
+    ExitCode::from(1)
 }

@@ -1,14 +1,17 @@
 //! `[[hooks]]`, `[[alerts]]` and `[alerting]`: what runs and who is told
 //! when an event is committed. Plain settings; the `actions` stage runs them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
+use toml::Spanned;
 
-use super::raw::RawConfig;
-use super::{hostname, ConfigError, Ctx};
+pub use super::ctx::program_exists;
+use super::ctx::{hostname, valid_name, Ctx};
+pub use super::kinds::{ChannelKind, SmtpTls, TeamsFormat};
+use super::raw::{RawAlert, RawAlerting, RawConfig, RawHook};
 use crate::event::{Event, EventKind, Severity};
 use crate::secret::Secret;
 
@@ -63,46 +66,6 @@ impl HookConf {
         within(&self.targets, e.subject.filter_target())
             && within(&self.lists, e.subject.filter_scope())
     }
-}
-
-/// A channel's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    /// Generic JSON POST.
-    Webhook,
-    /// Slack incoming webhook.
-    Slack,
-    /// Microsoft Teams: a Workflows webhook (Adaptive Card) or, with
-    /// `format = "messagecard"`, an old Office 365 connector.
-    Teams,
-    /// Email over SMTP.
-    Email,
-}
-
-/// The body a Teams channel sends (`format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
-pub enum TeamsFormat {
-    /// An Adaptive Card in a message envelope: what Teams Workflows webhooks take (the default).
-    #[default]
-    #[serde(rename = "adaptivecard", alias = "adaptive_card")]
-    AdaptiveCard,
-    /// The legacy MessageCard, for old Office 365 connectors (which Workflows replace).
-    #[serde(rename = "messagecard", alias = "message_card")]
-    MessageCard,
-}
-
-/// How email reaches the SMTP server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SmtpTls {
-    /// STARTTLS, required (the default).
-    #[default]
-    Starttls,
-    /// Implicit TLS (port 465).
-    Tls,
-    /// Plain SMTP: only for a local relay on loopback.
-    None,
 }
 
 /// Email settings.
@@ -204,212 +167,285 @@ pub struct ActionsConf {
     pub host: String,
 }
 
-/// Whether `prog` can be run: an existing executable file for a path, or a
-/// name found on `PATH`.
-pub fn program_exists(prog: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let runnable = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if prog.contains('/') {
-        return runnable(Path::new(prog));
+/// Validates `[[hooks]]`, `[[alerts]]` and `[alerting]`.
+pub(super) fn validate(raw: &RawConfig, cx: &Ctx<'_>) -> ActionsConf {
+    let mut names = HashSet::new();
+    let hooks = raw
+        .hooks
+        .iter()
+        .filter_map(|(i, h)| hook(&format!("hooks[{i}]"), h, &mut names, cx))
+        .collect();
+    let mut names = HashSet::new();
+    let channels = raw
+        .alerts
+        .iter()
+        .filter_map(|(i, a)| channel(&format!("alerts[{i}]"), a, &mut names, cx))
+        .collect();
+    ActionsConf {
+        hooks,
+        channels,
+        settings: alert_settings(&raw.alerting, cx),
+        host: hostname(),
     }
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| runnable(&d.join(prog))))
 }
 
-pub(super) fn validate(raw: &RawConfig, cx: &Ctx<'_>) -> Result<ActionsConf, ConfigError> {
-    let kinds = |v: &[toml::Spanned<String>], key: &str| -> Result<Vec<EventKind>, ConfigError> {
-        v.iter()
-            .map(|s| {
-                EventKind::parse(s.get_ref().trim()).ok_or_else(|| {
-                    let all: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-                    cx.err(
-                        s.span(),
-                        format!(
-                            "{key}: unknown event {:?} ({})",
-                            s.get_ref(),
-                            all.join(", ")
-                        ),
-                    )
-                })
-            })
-            .collect()
-    };
-    // A relative program path with a '/' (hooks/postfix-…) is relative to the config file;
-    // the program must exist now, not fail at 3 a.m. when the hook first fires.
-    let prog = |argv: &toml::Spanned<Vec<String>>, key: &str| -> Result<Vec<String>, ConfigError> {
-        let mut v = argv.get_ref().clone();
-        let Some(p) = v.first_mut().filter(|p| !p.is_empty()) else {
-            return Err(cx.err(
-                argv.span(),
-                format!("{key}: must name a program (argv list, no shell)"),
-            ));
-        };
-        if p.contains('/') && Path::new(p.as_str()).is_relative() {
-            *p = cx.path(p).display().to_string();
-        }
-        if !program_exists(p) {
-            return Err(cx.err(
-                argv.span(),
-                format!("{key}: program {p:?} does not exist or is not executable"),
-            ));
-        }
-        Ok(v)
-    };
-    let mut hooks = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    for (i, h) in raw.hooks.iter().enumerate() {
-        let key = format!("hooks[{i}]");
-        let name = h.name.get_ref().trim().to_string();
-        if !super::valid_name(&name) || !names.insert(name.clone()) {
-            return Err(cx.err(
-                h.name.span(),
-                format!("{key}.name: {name:?} is empty, used twice, or not letters, digits, '-' and '_'"),
-            ));
-        }
-        let on = kinds(&h.on, &format!("{key}.on"))?;
-        if on.is_empty() {
-            return Err(cx.err(h.name.span(), format!("{key}.on: name at least one event")));
-        }
-        let revert = match &h.revert {
-            Some(r) if !r.get_ref().is_empty() => Some(prog(r, &format!("{key}.revert"))?),
-            _ => None,
-        };
-        hooks.push(HookConf {
-            name,
-            on,
-            targets: h.targets.clone(),
-            lists: h.lists.clone(),
-            min_severity: h.min_severity.unwrap_or(Severity::Info),
-            command: prog(&h.command, &format!("{key}.command"))?,
-            revert,
-            timeout: cx.duration(
-                &h.timeout,
-                &format!("{key}.timeout"),
-                Duration::from_secs(60),
-                Duration::from_millis(100),
-                Duration::from_secs(3600),
-            )?,
-            cooldown: cx.duration_or_zero(
-                &h.cooldown,
-                &format!("{key}.cooldown"),
-                Duration::from_secs(900),
-                Duration::from_secs(7 * 86_400),
-            )?,
-            max_per_hour: cx.int(&h.max_per_hour, &format!("{key}.max_per_hour"), 4, 1, 3600)?
-                as u32,
-            mode: if h.dry_run.unwrap_or(false) {
-                HookMode::DryRun
-            } else {
-                HookMode::Live
-            },
-            env: h.env.clone(),
-            max_event_age: cx.duration(
-                &h.max_event_age,
-                &format!("{key}.max_event_age"),
-                Duration::from_secs(3600),
-                Duration::from_secs(1),
-                Duration::from_secs(30 * 86_400),
-            )?,
-        });
+/// Event kinds by name (an unknown one is reported and left out).
+fn event_kinds(v: &[Spanned<String>], key: &str, cx: &Ctx<'_>) -> Vec<EventKind> {
+    v.iter()
+        .filter_map(|s| {
+            let k = EventKind::parse(s.get_ref().trim());
+            if k.is_none() {
+                let all: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                cx.report(
+                    s.span(),
+                    format!(
+                        "{key}: unknown event {:?} ({})",
+                        s.get_ref(),
+                        all.join(", ")
+                    ),
+                );
+            }
+            k
+        })
+        .collect()
+}
+
+/// A name of a hook or channel: valid and not used before (reported when not).
+fn unique_name(
+    name: &Spanned<String>,
+    key: &str,
+    names: &mut HashSet<String>,
+    cx: &Ctx<'_>,
+) -> String {
+    let n = name.get_ref().trim().to_string();
+    if !valid_name(&n) || !names.insert(n.clone()) {
+        cx.report(
+            name.span(),
+            format!("{key}.name: {n:?} is empty, used twice, or not letters, digits, '-' and '_'"),
+        );
     }
-    let mut channels = Vec::new();
-    let mut cnames = std::collections::HashSet::new();
-    for (i, a) in raw.alerts.iter().enumerate() {
-        let key = format!("alerts[{i}]");
-        let name = a.name.get_ref().trim().to_string();
-        if !super::valid_name(&name) || !cnames.insert(name.clone()) {
-            return Err(cx.err(
-                a.name.span(),
-                format!("{key}.name: {name:?} is empty, used twice, or not letters, digits, '-' and '_'"),
-            ));
-        }
-        let url = match &a.url {
-            Some(u) => {
-                let s = cx.secret(u, &format!("{key}.url"))?;
-                if !(s.expose().starts_with("http://") || s.expose().starts_with("https://")) {
-                    return Err(cx.err(
-                        u.span(),
-                        format!("{key}.url: must start with http:// or https://"),
-                    ));
-                }
-                Some(s)
-            }
+    n
+}
+
+/// A hook's argv. A relative program path with a '/' (hooks/postfix-…) is
+/// relative to the config file; the program must exist now, not fail at
+/// 3 a.m. when the hook first fires.
+fn hook_program(argv: &Spanned<Vec<String>>, key: &str, cx: &Ctx<'_>) -> Option<Vec<String>> {
+    let mut v = argv.get_ref().clone();
+    let Some(p) = v.first_mut().filter(|p| !p.is_empty()) else {
+        cx.report(
+            argv.span(),
+            format!("{key}: must name a program (argv list, no shell)"),
+        );
+        return None;
+    };
+    if p.contains('/') && Path::new(p.as_str()).is_relative() {
+        *p = cx.path(p).display().to_string();
+    }
+    if !program_exists(p) {
+        cx.report(
+            argv.span(),
+            format!("{key}: program {p:?} does not exist or is not executable"),
+        );
+        return None;
+    }
+    Some(v)
+}
+
+/// One `[[hooks]]` entry (`None` when wrong: reported).
+fn hook(key: &str, h: &RawHook, names: &mut HashSet<String>, cx: &Ctx<'_>) -> Option<HookConf> {
+    let name = unique_name(&h.name, key, names, cx);
+    let on = event_kinds(&h.on, &format!("{key}.on"), cx);
+    if h.on.is_empty() {
+        cx.report(h.name.span(), format!("{key}.on: name at least one event"));
+    }
+    let revert = match &h.revert {
+        Some(r) if !r.get_ref().is_empty() => Some(hook_program(r, &format!("{key}.revert"), cx)),
+        _ => None,
+    };
+    let command = hook_program(&h.command, &format!("{key}.command"), cx);
+    let timeout = cx.duration(
+        &h.timeout,
+        &format!("{key}.timeout"),
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+    );
+    let cooldown = cx.duration_or_zero(
+        &h.cooldown,
+        &format!("{key}.cooldown"),
+        Duration::from_secs(900),
+        Duration::from_secs(7 * 86_400),
+    );
+    let max_per_hour = cx.int(&h.max_per_hour, &format!("{key}.max_per_hour"), 4, 1, 3600) as u32;
+    let max_event_age = cx.duration(
+        &h.max_event_age,
+        &format!("{key}.max_event_age"),
+        Duration::from_secs(3600),
+        Duration::from_secs(1),
+        Duration::from_secs(30 * 86_400),
+    );
+    Some(HookConf {
+        name,
+        on,
+        targets: h.targets.clone(),
+        lists: h.lists.clone(),
+        min_severity: h.min_severity.unwrap_or(Severity::Info),
+        command: command?,
+        revert: match revert {
+            Some(r) => Some(r?),
             None => None,
-        };
-        let template = match &a.template {
-            Some(t) => {
-                let path = cx.path(t.get_ref());
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    cx.err(
-                        t.span(),
-                        format!("{key}.template: cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                Some(UserTemplate { path, text })
-            }
-            None => None,
-        };
-        let email = if a.kind == ChannelKind::Email {
-            let need = |v: Option<String>, what: &str| {
-                v.ok_or_else(|| cx.err(a.name.span(), format!("{key}: kind email needs {what}")))
-            };
-            let host = need(a.smtp_host.clone(), "smtp_host")?;
-            let from = need(a.from.clone(), "from")?;
-            if a.to.is_empty() {
-                return Err(cx.err(a.name.span(), format!("{key}: kind email needs to = [...]")));
-            }
-            let tls = a.tls.unwrap_or_default();
-            let password = match &a.password {
-                Some(p) => Some(cx.secret(p, &format!("{key}.password"))?),
-                None => None,
-            };
-            Some(EmailConf {
-                port: a.smtp_port.unwrap_or(match tls {
-                    SmtpTls::Starttls => 587,
-                    SmtpTls::Tls => 465,
-                    SmtpTls::None => 25,
-                }),
-                host,
-                tls,
-                username: a.username.clone(),
-                password,
-                from,
-                to: a.to.clone(),
-            })
+        },
+        timeout,
+        cooldown,
+        max_per_hour,
+        mode: if h.dry_run.unwrap_or(false) {
+            HookMode::DryRun
         } else {
-            if url.is_none() {
-                return Err(cx.err(a.name.span(), format!("{key}: kind {:?} needs url", a.kind)));
-            }
-            None
-        };
-        if let (Some(f), false) = (&a.format, a.kind == ChannelKind::Teams) {
-            return Err(cx.err(
-                f.span(),
-                format!("{key}.format: only a teams channel has a format"),
-            ));
+            HookMode::Live
+        },
+        env: h.env.clone(),
+        max_event_age,
+    })
+}
+
+/// One `[[alerts]]` entry (`None` when wrong: reported).
+fn channel(
+    key: &str,
+    a: &RawAlert,
+    names: &mut HashSet<String>,
+    cx: &Ctx<'_>,
+) -> Option<ChannelConf> {
+    let name = unique_name(&a.name, key, names, cx);
+    let url = a
+        .url
+        .as_ref()
+        .map(|u| cx.http_url(u, &format!("{key}.url")));
+    let template = a.template.as_ref().map(|t| template(key, t, cx));
+    let email = if a.kind == ChannelKind::Email {
+        Some(email(key, a, cx))
+    } else {
+        if a.url.is_none() {
+            cx.missing(
+                &format!("{key}.url"),
+                a.name.span(),
+                format!("{key}: kind {:?} needs url", a.kind),
+            );
         }
-        channels.push(ChannelConf {
-            name,
-            kind: a.kind,
-            url,
-            email,
-            template,
-            format: a.format.as_ref().map(|f| *f.get_ref()).unwrap_or_default(),
-            on: kinds(&a.on, &format!("{key}.on"))?,
-            min_severity: a.min_severity.unwrap_or(Severity::Info),
-        });
+        None
+    };
+    let on = event_kinds(&a.on, &format!("{key}.on"), cx);
+    if let (Some(f), false) = (&a.format, a.kind == ChannelKind::Teams) {
+        cx.report(
+            f.span(),
+            format!("{key}.format: only a teams channel has a format"),
+        );
     }
-    let al = &raw.alerting;
-    let settings = AlertSettings {
+    Some(ChannelConf {
+        name,
+        kind: a.kind,
+        format: a.format.as_ref().map(|f| *f.get_ref()).unwrap_or_default(),
+        // each `?`: a bad url, email setting or template was reported
+        url: match url {
+            Some(u) => Some(u?),
+            None => None,
+        },
+        email: match email {
+            Some(e) => Some(e?),
+            None => None,
+        },
+        template: match template {
+            Some(t) => Some(t?),
+            None => None,
+        },
+        on,
+        min_severity: a.min_severity.unwrap_or(Severity::Info),
+    })
+}
+
+/// A channel's `template` file, read now.
+fn template(key: &str, t: &Spanned<String>, cx: &Ctx<'_>) -> Option<UserTemplate> {
+    let path = cx.path(t.get_ref());
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(UserTemplate { path, text }),
+        Err(e) => {
+            cx.report(
+                t.span(),
+                format!("{key}.template: cannot read {}: {e}", path.display()),
+            );
+            None
+        }
+    }
+}
+
+/// The settings of a `kind = "email"` channel.
+fn email(key: &str, a: &RawAlert, cx: &Ctx<'_>) -> Option<EmailConf> {
+    let need = |field: &str, what: &str| {
+        cx.missing(
+            &format!("{key}.{field}"),
+            a.name.span(),
+            format!("{key}: kind email needs {what}"),
+        )
+    };
+    if a.smtp_host.is_none() {
+        need("smtp_host", "smtp_host");
+    }
+    if a.from.is_none() {
+        need("from", "from");
+    }
+    if a.to.is_empty() {
+        need("to", "to = [...]");
+    }
+    let mut addresses_ok = true;
+    for (s, what) in a
+        .from
+        .iter()
+        .map(|f| (f, "from"))
+        .chain(a.to.iter().map(|t| (t, "to")))
+    {
+        if s.get_ref().parse::<lettre::message::Mailbox>().is_err() {
+            cx.report(
+                s.span(),
+                format!(
+                    "{key}.{what}: {:?} is not an e-mail address (name@example.com, or \"Name <name@example.com>\")",
+                    s.get_ref()
+                ),
+            );
+            addresses_ok = false;
+        }
+    }
+    let tls = a.tls.unwrap_or_default();
+    let password = match &a.password {
+        Some(p) => Some(cx.secret(p, &format!("{key}.password"))?),
+        None => None,
+    };
+    if !addresses_ok {
+        return None;
+    }
+    Some(EmailConf {
+        port: a.smtp_port.unwrap_or(match tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        }),
+        host: a.smtp_host.clone()?,
+        tls,
+        username: a.username.clone(),
+        password,
+        from: a.from.as_ref()?.get_ref().clone(),
+        to: a.to.iter().map(|t| t.get_ref().clone()).collect(),
+    })
+}
+
+/// `[alerting]`.
+fn alert_settings(al: &RawAlerting, cx: &Ctx<'_>) -> AlertSettings {
+    AlertSettings {
         group_window: cx.duration_or_zero(
             &al.group_window,
             "alerting.group_window",
             Duration::from_secs(30),
             Duration::from_secs(3600),
-        )?,
+        ),
         status_url: al.status_url.clone().unwrap_or_default(),
         give_up_after: cx.duration(
             &al.give_up_after,
@@ -417,19 +453,13 @@ pub(super) fn validate(raw: &RawConfig, cx: &Ctx<'_>) -> Result<ActionsConf, Con
             Duration::from_secs(86_400),
             Duration::from_secs(60),
             Duration::from_secs(30 * 86_400),
-        )?,
+        ),
         timeout: cx.duration(
             &al.timeout,
             "alerting.timeout",
             Duration::from_secs(10),
             Duration::from_millis(100),
             Duration::from_secs(300),
-        )?,
-    };
-    Ok(ActionsConf {
-        hooks,
-        channels,
-        settings,
-        host: hostname(),
-    })
+        ),
+    }
 }

@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
+use super::ctx::{program_exists, valid_name, Ctx};
+pub use super::kinds::AuditMta;
 use super::raw::RawConfig;
-use super::{valid_name, ConfigError, Ctx, Schedule};
+use super::schedule::Schedule;
 
 /// The lists whose listing means "this server sends backscatter", by default.
 pub const DEFAULT_BACKSCATTER_LISTS: &[&str] = &["backscatterer", "sem-backscatter"];
@@ -48,34 +48,6 @@ impl Default for ImpactConf {
     }
 }
 
-/// Which MTA an audit reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditMta {
-    /// Postfix, through `postconf`.
-    Postfix,
-    /// Exim, through `exim -bP`.
-    Exim,
-}
-
-impl AuditMta {
-    /// The name as written in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditMta::Postfix => "postfix",
-            AuditMta::Exim => "exim",
-        }
-    }
-
-    /// The command run when the config names none.
-    pub fn default_command(self) -> Vec<String> {
-        match self {
-            AuditMta::Postfix => vec!["postconf".into()],
-            AuditMta::Exim => vec!["exim".into()],
-        }
-    }
-}
-
 /// A configured posture audit (`[[audits]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditConf {
@@ -95,11 +67,13 @@ pub struct AuditConf {
 }
 
 /// Validates `[impact]`, `[replies]` and `[[audits]]`.
-pub(super) fn validate(
-    raw: &RawConfig,
-    cx: &Ctx<'_>,
-    warnings: &mut Vec<String>,
-) -> Result<(ImpactConf, Vec<AuditConf>), ConfigError> {
+pub(super) fn validate(raw: &RawConfig, cx: &Ctx<'_>) -> (ImpactConf, Vec<AuditConf>) {
+    (impact(raw, cx), audits(raw, cx))
+}
+
+/// `[impact]` and `[replies]` (the ids in `backscatter_lists` are checked
+/// against the catalog by `catalogs`).
+fn impact(raw: &RawConfig, cx: &Ctx<'_>) -> ImpactConf {
     let d = ImpactConf::default();
     let i = &raw.impact;
     let window = cx.duration(
@@ -108,8 +82,8 @@ pub(super) fn validate(
         d.window,
         Duration::from_secs(1),
         Duration::from_secs(30 * 86_400),
-    )?;
-    let threshold = cx.int(&i.threshold, "impact.threshold", 5, 0, 1_000_000)? as u64;
+    );
+    let threshold = cx.int(&i.threshold, "impact.threshold", 5, 0, 1_000_000) as u64;
     let backscatter_lists = match &i.backscatter_lists {
         Some(v) => v.iter().map(|s| s.get_ref().trim().to_string()).collect(),
         None => d.backscatter_lists,
@@ -117,83 +91,87 @@ pub(super) fn validate(
     let mut reply_dirs = Vec::new();
     for dir in &raw.replies.dirs {
         let p = cx.path(dir.get_ref());
-        if !p.is_dir() {
-            return Err(cx.err(
+        if p.is_dir() {
+            reply_dirs.push(p);
+        } else {
+            cx.report(
                 dir.span(),
                 format!("replies.dirs: {} is not a directory", p.display()),
-            ));
+            );
         }
-        reply_dirs.push(p);
     }
+    ImpactConf {
+        window,
+        threshold,
+        backscatter_lists,
+        reply_dirs,
+    }
+}
+
+/// `[[audits]]`.
+fn audits(raw: &RawConfig, cx: &Ctx<'_>) -> Vec<AuditConf> {
     let mut audits: Vec<AuditConf> = Vec::new();
-    for (n, a) in raw.audits.iter().enumerate() {
+    for (n, a) in &raw.audits {
         let key = format!("audits[{n}]");
+        let mta = *a.mta.get_ref();
         let name = match &a.name {
             Some(s) if valid_name(s.get_ref().trim()) => s.get_ref().trim().to_string(),
             Some(s) => {
-                return Err(cx.err(
+                cx.report(
                     s.span(),
                     format!(
                         "{key}.name: {:?} must be letters, digits, '-' or '_'",
                         s.get_ref()
                     ),
-                ))
+                );
+                continue;
             }
-            None => a.mta.as_str().to_string(),
+            None => mta.as_str().to_string(),
         };
         if audits.iter().any(|x| x.name == name) {
-            let span = a.name.as_ref().map(|s| s.span()).unwrap_or(0..0);
-            return Err(cx.err(
+            // without a name the entry is placed by its `mta`
+            let span = a.name.as_ref().map_or(a.mta.span(), |s| s.span());
+            cx.report(
                 span,
                 format!("{key}: audit {name:?} is configured twice (give it a different `name`)"),
-            ));
+            );
         }
         let command = match &a.command {
-            Some(c) => {
-                let v = c.get_ref().clone();
-                if v.first().is_none_or(|p| p.is_empty()) {
-                    return Err(cx.err(
-                        c.span(),
-                        format!("{key}.command: must name a program (argv list, no shell)"),
-                    ));
-                }
-                v
+            Some(c) if c.get_ref().first().is_none_or(|p| p.is_empty()) => {
+                cx.report(
+                    c.span(),
+                    format!("{key}.command: must name a program (argv list, no shell)"),
+                );
+                continue;
             }
-            None => a.mta.default_command(),
+            Some(c) => c.get_ref().clone(),
+            None => mta.default_command(),
         };
         if let Some(prog) = command.first() {
-            if !super::actions::program_exists(prog) {
-                warnings.push(format!(
+            if !program_exists(prog) {
+                cx.warn(format!(
                     "{key}.command: program {prog:?} is not found here; audit {name:?} will fail until it is"
                 ));
             }
         }
         audits.push(AuditConf {
             name,
-            mta: a.mta,
+            mta,
             command,
             interval: cx.schedule(
                 &a.interval,
                 &format!("{key}.interval"),
                 Duration::from_secs(6 * 3600),
                 Duration::from_secs(1),
-            )?,
+            ),
             timeout: cx.duration(
                 &a.timeout,
                 &format!("{key}.timeout"),
                 Duration::from_secs(20),
                 Duration::from_millis(100),
                 Duration::from_secs(600),
-            )?,
+            ),
         });
     }
-    Ok((
-        ImpactConf {
-            window,
-            threshold,
-            backscatter_lists,
-            reply_dirs,
-        },
-        audits,
-    ))
+    audits
 }

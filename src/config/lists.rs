@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::ctx::Ctx;
 use super::raw::RawLists;
-use super::{ConfigError, Ctx};
 
 /// Which lists to use.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,51 +29,64 @@ pub struct ListOverride {
     pub daily_limit: Option<u64>,
 }
 
-pub(super) fn validate(l: &RawLists, cx: &Ctx<'_>) -> Result<ListsConf, ConfigError> {
+pub(super) fn validate(l: &RawLists, cx: &Ctx<'_>) -> ListsConf {
     let mut dirs = Vec::new();
     for d in &l.dirs {
         let p = cx.path(d.get_ref());
-        if !p.is_dir() {
-            return Err(cx.err(
+        if p.is_dir() {
+            dirs.push(p);
+        } else {
+            cx.report(
                 d.span(),
                 format!("lists.dirs: {} is not a directory", p.display()),
-            ));
+            );
         }
-        dirs.push(p);
     }
-    Ok(ListsConf {
-        use_: l
-            .use_
-            .as_ref()
-            .map(|v| v.iter().map(|s| s.get_ref().trim().to_string()).collect()),
+    let use_ = l.use_.as_ref().map(|v| {
+        if v.get_ref().is_empty() {
+            // `[]` would quietly check nothing at all
+            cx.report(
+                v.span(),
+                "lists.use: the list is empty: name the lists to use, or omit the key for every list enabled by default (without [[targets]] no list is queried)".into(),
+            );
+        }
+        v.get_ref()
+            .iter()
+            .map(|s| s.get_ref().trim().to_string())
+            .collect()
+    });
+    let overrides = l
+        .override_
+        .iter()
+        .map(|(id, o)| {
+            let id = id.get_ref();
+            let daily_limit = o.daily_limit.as_ref().map(|_| {
+                cx.int(
+                    &o.daily_limit,
+                    &format!("lists.override.{id}.daily_limit"),
+                    0,
+                    1,
+                    1_000_000_000_000,
+                ) as u64
+            });
+            (
+                id.clone(),
+                ListOverride {
+                    direct: o.direct,
+                    daily_limit,
+                },
+            )
+        })
+        .collect();
+    ListsConf {
+        use_,
         exclude: l
             .exclude
             .iter()
             .map(|s| s.get_ref().trim().to_string())
             .collect(),
         dirs,
-        max_qps: cx.float(&l.max_qps, "lists.max_qps", 0.001, 100_000.0)?,
-        overrides: l
-            .override_
-            .iter()
-            .map(|(id, o)| {
-                Ok((
-                    id.clone(),
-                    ListOverride {
-                        direct: o.direct,
-                        daily_limit: match &o.daily_limit {
-                            Some(_) => Some(cx.int(
-                                &o.daily_limit,
-                                &format!("lists.override.{id}.daily_limit"),
-                                0,
-                                1,
-                                1_000_000_000_000,
-                            )? as u64),
-                            None => None,
-                        },
-                    },
-                ))
-            })
-            .collect::<Result<_, ConfigError>>()?,
-    })
+        max_qps: cx.float(&l.max_qps, "lists.max_qps", 0.001, 100_000.0),
+        overrides,
+    }
 }

@@ -2,15 +2,14 @@
 //! and the backscatter probe. Plain settings; the `mail`, `smtp_probe` and
 //! `spike` stages act on them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::raw::{RawConfig, RawSourceKind as K};
-use super::{hostname, valid_name, ConfigError, Ctx, Schedule};
-use crate::event::EventKind;
+use super::ctx::{hostname, program_exists, valid_name, Ctx};
+pub use super::kinds::{SpikeKind, StartTls};
+use super::raw::{RawConfig, RawSource, RawSourceKind as K};
+use super::schedule::Schedule;
 use crate::secret::Secret;
 
 /// What a source reads.
@@ -91,19 +90,6 @@ pub struct SourceConf {
     pub env: Vec<(String, String)>,
 }
 
-/// Whether the probe upgrades to TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StartTls {
-    /// Use STARTTLS when the server offers it (the default). The certificate is
-    /// not verified: the probe only needs the RCPT answer, and many MX hosts
-    /// use self-signed certificates. A failed handshake makes the result inconclusive.
-    #[default]
-    Opportunistic,
-    /// Stay in plain text.
-    Off,
-}
-
 /// What to probe and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeOpts {
@@ -159,26 +145,6 @@ pub fn smtp_server(s: &str) -> Result<String, String> {
         Some(_) => Err(bad()),
         None if !s.is_empty() && !s.contains(char::is_whitespace) => Ok(format!("{s}:25")),
         None => Err(bad()),
-    }
-}
-
-/// Which events a spike rule raises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SpikeKind {
-    /// `queue_spike` / `queue_spike_cleared`.
-    QueueSpike,
-    /// `ndr_spike` / `ndr_spike_cleared`.
-    NdrSpike,
-}
-
-impl SpikeKind {
-    /// The raise and clear events.
-    pub fn events(self) -> (EventKind, EventKind) {
-        match self {
-            SpikeKind::QueueSpike => (EventKind::QueueSpike, EventKind::QueueSpikeCleared),
-            SpikeKind::NdrSpike => (EventKind::NdrSpike, EventKind::NdrSpikeCleared),
-        }
     }
 }
 
@@ -297,194 +263,260 @@ pub fn parse_series(s: &str) -> Result<(String, BTreeMap<String, String>), Strin
 }
 
 /// Validates `[[sources]]`, `[[probes]]` and `[[spikes]]`.
-#[allow(clippy::type_complexity)]
 pub(super) fn validate(
     raw: &RawConfig,
     cx: &Ctx<'_>,
-    warnings: &mut Vec<String>,
-) -> Result<(Vec<SourceConf>, Vec<ProbeConf>, Vec<SpikeRule>), ConfigError> {
-    let second = Duration::from_secs(1);
-    let mut sources = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    for (i, s) in raw.sources.iter().enumerate() {
-        let key = format!("sources[{i}]");
-        let name = s.name.get_ref().trim().to_string();
-        if !valid_name(&name) {
-            return Err(cx.err(
-                s.name.span(),
-                format!("{key}.name: {name:?} must be letters, digits, '-' or '_'"),
-            ));
-        }
-        if !names.insert(name.clone()) {
-            return Err(cx.err(s.name.span(), format!("{key}.name: {name:?} is used twice")));
-        }
-        let need_url = |k: &str| -> Result<Secret, ConfigError> {
-            let u = s
-                .url
-                .as_ref()
-                .ok_or_else(|| cx.err(s.name.span(), format!("{key}: kind {k} needs `url`")))?;
-            let secret = cx.secret(u, &format!("{key}.url"))?;
-            if !(secret.expose().starts_with("http://") || secret.expose().starts_with("https://"))
-            {
-                return Err(cx.err(
-                    u.span(),
-                    format!("{key}.url: must start with http:// or https://"),
-                ));
-            }
-            Ok(secret)
-        };
-        let header = match &s.header {
-            Some(h) => {
-                let (k, v) = h.get_ref().split_once(':').ok_or_else(|| {
-                    cx.err(h.span(), format!("{key}.header: expected \"Name: value\""))
-                })?;
-                // "Bearer env:TOKEN": the scheme word stays, the reference after it is resolved
-                let v = v.trim();
-                let resolve = |r: &str| {
-                    Secret::resolve(r).map_err(|m| cx.err(h.span(), format!("{key}.header: {m}")))
-                };
-                let v = match v.rsplit_once(' ') {
-                    Some((scheme, r)) if r.starts_with("env:") || r.starts_with("file:") => {
-                        Secret::new(format!("{scheme} {}", resolve(r)?.expose()))
-                    }
-                    _ => resolve(v)?,
-                };
-                Some((k.trim().to_string(), v))
-            }
-            None => None,
-        };
-        let mut argv = |default: &[&str]| -> Result<Vec<String>, ConfigError> {
-            let (v, span) = match &s.command {
-                Some(c) => (c.get_ref().clone(), c.span()),
-                None => (
-                    default.iter().map(|x| x.to_string()).collect(),
-                    s.name.span(),
-                ),
-            };
-            let Some(prog) = v.first().filter(|p| !p.is_empty()) else {
-                return Err(cx.err(
-                    span,
-                    format!("{key}.command: must name a program (argv list, no shell)"),
-                ));
-            };
-            if !super::actions::program_exists(prog) {
-                // The MTA may live on another machine (`ssh mx1 …`) or be installed
-                // later: a warning, not an error; each failing read is counted.
-                warnings.push(format!(
-                    "{key}.command: program {prog:?} is not found here; reads of source {name:?} will fail until it is"
-                ));
-            }
-            Ok(v)
-        };
-        let kind = match s.kind {
-            K::Postfix => SourceKind::Postfix {
-                command: argv(&["postqueue", "-j"])?,
-            },
-            K::Exim => SourceKind::Exim {
-                command: argv(&["exim", "-bp"])?,
-            },
-            K::Command => {
-                if s.command.is_none() {
-                    return Err(cx.err(
-                        s.name.span(),
-                        format!("{key}: kind command needs `command`"),
-                    ));
-                }
-                SourceKind::Command {
-                    command: argv(&[])?,
-                }
-            }
-            K::PostfixLog | K::EximLog => {
-                let kname = if s.kind == K::PostfixLog {
-                    "postfix_log"
-                } else {
-                    "exim_log"
-                };
-                let path = cx.path(
-                    s.path
-                        .as_ref()
-                        .ok_or_else(|| {
-                            cx.err(s.name.span(), format!("{key}: kind {kname} needs `path`"))
-                        })?
-                        .get_ref(),
-                );
-                if s.kind == K::PostfixLog {
-                    SourceKind::PostfixLog { path }
-                } else {
-                    SourceKind::EximLog { path }
-                }
-            }
-            K::HttpJson => {
-                if s.values.is_empty() {
-                    return Err(cx.err(
-                        s.name.span(),
-                        format!("{key}: kind http_json needs `values` (name = JSON pointer)"),
-                    ));
-                }
-                for (n, p) in &s.values {
-                    if !valid_name(n) || !(p.is_empty() || p.starts_with('/')) {
-                        return Err(cx.err(
-                            s.name.span(),
-                            format!("{key}.values.{n}: bad name or JSON pointer {p:?}"),
-                        ));
-                    }
-                }
-                SourceKind::HttpJson {
-                    url: need_url("http_json")?,
-                    header,
-                    values: s.values.clone(),
-                }
-            }
-            K::Prometheus => {
-                if s.metrics.is_empty() {
-                    return Err(cx.err(
-                        s.name.span(),
-                        format!("{key}: kind prometheus needs `metrics` (name = selector)"),
-                    ));
-                }
-                let mut metrics = BTreeMap::new();
-                for (n, sel) in &s.metrics {
-                    if !valid_name(n) {
-                        return Err(cx.err(sel.span(), format!("{key}.metrics.{n}: bad name")));
-                    }
-                    let parsed = Selector::parse(sel.get_ref())
-                        .map_err(|m| cx.err(sel.span(), format!("{key}.metrics.{n}: {m}")))?;
-                    metrics.insert(n.clone(), parsed);
-                }
-                SourceKind::Prometheus {
-                    url: need_url("prometheus")?,
-                    header,
-                    metrics,
-                }
-            }
-        };
-        sources.push(SourceConf {
-            name,
-            kind,
-            interval: cx.schedule(
-                &s.interval,
-                &format!("{key}.interval"),
-                Duration::from_secs(60),
-                second,
-            )?,
-            timeout: cx.duration(
-                &s.timeout,
-                &format!("{key}.timeout"),
-                Duration::from_secs(10),
-                Duration::from_millis(100),
-                Duration::from_secs(600),
-            )?,
-            env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        });
+) -> (Vec<SourceConf>, Vec<ProbeConf>, Vec<SpikeRule>) {
+    let mut names = HashSet::new();
+    let sources = raw
+        .sources
+        .iter()
+        .filter_map(|(i, s)| source(*i, s, &mut names, cx))
+        .collect();
+    // a source that could not be read was reported: a spike on it is not news
+    names.extend(raw.unread_source_names.iter().cloned());
+    (sources, probes(raw, cx), spikes(raw, &names, cx))
+}
+
+/// One `[[sources]]` entry (`None` when it is wrong: reported). Its name
+/// goes into `names` even then, so spikes on it are not reported as well.
+fn source(
+    i: usize,
+    s: &RawSource,
+    names: &mut HashSet<String>,
+    cx: &Ctx<'_>,
+) -> Option<SourceConf> {
+    let key = format!("sources[{i}]");
+    let name = s.name.get_ref().trim().to_string();
+    if !valid_name(&name) {
+        cx.report(
+            s.name.span(),
+            format!("{key}.name: {name:?} must be letters, digits, '-' or '_'"),
+        );
+    } else if !names.insert(name.clone()) {
+        cx.report(s.name.span(), format!("{key}.name: {name:?} is used twice"));
     }
+    let kind = source_kind(&key, &name, s, cx);
+    let interval = cx.schedule(
+        &s.interval,
+        &format!("{key}.interval"),
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    let timeout = cx.duration(
+        &s.timeout,
+        &format!("{key}.timeout"),
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        Duration::from_secs(600),
+    );
+    Some(SourceConf {
+        name,
+        kind: kind?,
+        interval,
+        timeout,
+        env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    })
+}
+
+/// What a source reads, by kind (`None` when wrong: reported).
+fn source_kind(key: &str, name: &str, s: &RawSource, cx: &Ctx<'_>) -> Option<SourceKind> {
+    let needs = |field: &str, what: &str| {
+        cx.missing(
+            &format!("{key}.{field}"),
+            s.name.span(),
+            format!("{key}: kind {} needs {what}", kind_name(s.kind)),
+        )
+    };
+    Some(match s.kind {
+        K::Postfix => SourceKind::Postfix {
+            command: source_argv(key, name, s, &["postqueue", "-j"], cx)?,
+        },
+        K::Exim => SourceKind::Exim {
+            command: source_argv(key, name, s, &["exim", "-bp"], cx)?,
+        },
+        K::Command => {
+            if s.command.is_none() {
+                needs("command", "`command`");
+                return None;
+            }
+            SourceKind::Command {
+                command: source_argv(key, name, s, &[], cx)?,
+            }
+        }
+        K::PostfixLog | K::EximLog => {
+            let Some(p) = &s.path else {
+                needs("path", "`path`");
+                return None;
+            };
+            let path = cx.path(p.get_ref());
+            if s.kind == K::PostfixLog {
+                SourceKind::PostfixLog { path }
+            } else {
+                SourceKind::EximLog { path }
+            }
+        }
+        K::HttpJson => {
+            if s.values.is_empty() {
+                needs("values", "`values` (name = JSON pointer)");
+            }
+            for (n, p) in &s.values {
+                if !valid_name(n) || !(p.is_empty() || p.starts_with('/')) {
+                    cx.report(
+                        s.name.span(),
+                        format!("{key}.values.{n}: bad name or JSON pointer {p:?}"),
+                    );
+                }
+            }
+            SourceKind::HttpJson {
+                url: source_url(key, s, cx)?,
+                header: source_header(key, s, cx),
+                values: s.values.clone(),
+            }
+        }
+        K::Prometheus => {
+            if s.metrics.is_empty() {
+                needs("metrics", "`metrics` (name = selector)");
+            }
+            let mut metrics = BTreeMap::new();
+            for (n, sel) in &s.metrics {
+                if !valid_name(n) {
+                    cx.report(sel.span(), format!("{key}.metrics.{n}: bad name"));
+                }
+                match Selector::parse(sel.get_ref()) {
+                    Ok(parsed) => {
+                        metrics.insert(n.clone(), parsed);
+                    }
+                    Err(m) => cx.report(sel.span(), format!("{key}.metrics.{n}: {m}")),
+                }
+            }
+            SourceKind::Prometheus {
+                url: source_url(key, s, cx)?,
+                header: source_header(key, s, cx),
+                metrics,
+            }
+        }
+    })
+}
+
+/// The kind's name as written in the config.
+fn kind_name(k: K) -> &'static str {
+    match k {
+        K::Postfix => "postfix",
+        K::PostfixLog => "postfix_log",
+        K::Exim => "exim",
+        K::EximLog => "exim_log",
+        K::Command => "command",
+        K::HttpJson => "http_json",
+        K::Prometheus => "prometheus",
+    }
+}
+
+/// A source's argv: its `command`, else the kind's `default`. A program the
+/// file names must exist here (absolute, or on PATH), like a hook's: a typo
+/// is found now, not as a read failing every minute. The default `postqueue`
+/// or `exim` may be installed later (or the MTA be reached through another
+/// default): a warning.
+fn source_argv(
+    key: &str,
+    name: &str,
+    s: &RawSource,
+    default: &[&str],
+    cx: &Ctx<'_>,
+) -> Option<Vec<String>> {
+    let (v, span) = match &s.command {
+        Some(c) => (c.get_ref().clone(), c.span()),
+        None => (
+            default.iter().map(|x| x.to_string()).collect(),
+            s.name.span(),
+        ),
+    };
+    let Some(prog) = v.first().filter(|p| !p.is_empty()) else {
+        cx.report(
+            span,
+            format!("{key}.command: must name a program (argv list, no shell)"),
+        );
+        return None;
+    };
+    if !program_exists(prog) {
+        if s.command.is_some() {
+            cx.report(
+                span,
+                format!("{key}.command: program {prog:?} does not exist or is not executable (give an absolute path, or a name on PATH)"),
+            );
+            return None;
+        }
+        cx.warn(format!(
+            "{key}.command: program {prog:?} is not found here; reads of source {name:?} will fail until it is"
+        ));
+    }
+    Some(v)
+}
+
+/// The URL of an `http_json` or `prometheus` source (secret).
+fn source_url(key: &str, s: &RawSource, cx: &Ctx<'_>) -> Option<Secret> {
+    let Some(u) = &s.url else {
+        cx.missing(
+            &format!("{key}.url"),
+            s.name.span(),
+            format!("{key}: kind {} needs `url`", kind_name(s.kind)),
+        );
+        return None;
+    };
+    cx.http_url(u, &format!("{key}.url"))
+}
+
+/// A source's `header = "Name: value"` (the value secret). In
+/// "Bearer env:TOKEN" the scheme word stays and the reference after it is resolved.
+fn source_header(key: &str, s: &RawSource, cx: &Ctx<'_>) -> Option<(String, Secret)> {
+    let h = s.header.as_ref()?;
+    let Some((k, v)) = h.get_ref().split_once(':') else {
+        cx.report(h.span(), format!("{key}.header: expected \"Name: value\""));
+        return None;
+    };
+    let resolve = |r: &str| {
+        Secret::resolve(r)
+            .map_err(|m| cx.report(h.span(), format!("{key}.header: {m}")))
+            .ok()
+    };
+    let v = v.trim();
+    let v = match v.rsplit_once(' ') {
+        Some((scheme, r)) if r.starts_with("env:") || r.starts_with("file:") => {
+            Secret::new(format!("{scheme} {}", resolve(r)?.expose()))
+        }
+        _ => resolve(v)?,
+    };
+    Some((k.trim().to_string(), v))
+}
+
+/// `[[probes]]`.
+fn probes(raw: &RawConfig, cx: &Ctx<'_>) -> Vec<ProbeConf> {
     let host = hostname();
-    let mut probes = Vec::new();
-    for (i, p) in raw.probes.iter().enumerate() {
+    let mut probes: Vec<ProbeConf> = Vec::new();
+    for (i, p) in &raw.probes {
         let key = format!("probes[{i}]");
         let domain = crate::target::parse_domain(p.domain.get_ref())
-            .map_err(|e| cx.err(p.domain.span(), format!("{key}.domain: {e}")))?;
+            .map_err(|e| cx.report(p.domain.span(), format!("{key}.domain: {e}")))
+            .ok();
         let server = smtp_server(p.server.get_ref())
-            .map_err(|m| cx.err(p.server.span(), format!("{key}.server: {m}")))?;
+            .map_err(|m| cx.report(p.server.span(), format!("{key}.server: {m}")))
+            .ok();
+        let timeout = cx.duration(
+            &p.timeout,
+            &format!("{key}.timeout"),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        );
+        let interval = cx.schedule(
+            &p.interval,
+            &format!("{key}.interval"),
+            Duration::from_secs(3600),
+            Duration::from_secs(1),
+        );
+        let (Some(domain), Some(server)) = (domain, server) else {
+            continue;
+        };
         let opts = ProbeOpts {
             server,
             mail_from: p
@@ -494,69 +526,65 @@ pub(super) fn validate(
             domain,
             helo: p.helo.clone().unwrap_or_else(|| host.clone()),
             control: p.control.clone().unwrap_or_else(|| "postmaster".into()),
-            timeout: cx.duration(
-                &p.timeout,
-                &format!("{key}.timeout"),
-                Duration::from_secs(10),
-                Duration::from_millis(100),
-                Duration::from_secs(300),
-            )?,
+            timeout,
             starttls: p.starttls.unwrap_or_default(),
         };
-        let pname = match &p.name {
+        let name = match &p.name {
             Some(n) if valid_name(n.get_ref()) => n.get_ref().clone(),
             Some(n) => {
-                return Err(cx.err(
+                cx.report(
                     n.span(),
                     format!(
                         "{key}.name: {:?} must be letters, digits, '-' or '_'",
                         n.get_ref()
                     ),
-                ))
+                );
+                continue;
             }
             None => format!("{}@{}", opts.domain, opts.server),
         };
-        if probes.iter().any(|q: &ProbeConf| q.name == pname) {
-            return Err(cx.err(
+        if probes.iter().any(|q| q.name == name) {
+            cx.report(
                 p.domain.span(),
-                format!("{key}: probe {pname:?} is configured twice (give it a different `name`)"),
-            ));
+                format!("{key}: probe {name:?} is configured twice (give it a different `name`)"),
+            );
+            continue;
         }
         probes.push(ProbeConf {
-            name: pname,
+            name,
             opts,
-            interval: cx.schedule(
-                &p.interval,
-                &format!("{key}.interval"),
-                Duration::from_secs(3600),
-                second,
-            )?,
+            interval,
         });
     }
+    probes
+}
+
+/// `[[spikes]]`: each on a metric of a source in `sources`.
+fn spikes(raw: &RawConfig, sources: &HashSet<String>, cx: &Ctx<'_>) -> Vec<SpikeRule> {
     let mut spikes = Vec::new();
-    for (i, s) in raw.spikes.iter().enumerate() {
+    for (i, s) in &raw.spikes {
         let key = format!("spikes[{i}]");
         let metric = s.metric.get_ref().trim().to_string();
         let known = metric
             .split_once('.')
-            .is_some_and(|(src, m)| names.contains(src) && !m.is_empty());
+            .is_some_and(|(src, m)| sources.contains(src) && !m.is_empty());
         if !known {
-            return Err(cx.err(s.metric.span(), format!("{key}.metric: {metric:?} must be <source name>.<metric>, with a source from [[sources]]")));
+            cx.report(s.metric.span(), format!("{key}.metric: {metric:?} must be <source name>.<metric>, with a source from [[sources]]"));
         }
         let big = 1e15;
-        let above = cx.float(&s.above, &format!("{key}.above"), 0.0, big)?;
-        let rate = cx.float(&s.rate, &format!("{key}.rate"), 0.0, big)?;
+        let above = cx.float(&s.above, &format!("{key}.above"), 0.0, big);
+        let rate = cx.float(&s.rate, &format!("{key}.rate"), 0.0, big);
         let baseline_factor = cx.float(
             &s.baseline_factor,
             &format!("{key}.baseline_factor"),
             1.0,
             1e6,
-        )?;
-        if above.is_none() && rate.is_none() && baseline_factor.is_none() {
-            return Err(cx.err(
+        );
+        if s.above.is_none() && s.rate.is_none() && s.baseline_factor.is_none() {
+            cx.report(
                 s.metric.span(),
                 format!("{key}: give at least one of above, rate, baseline_factor"),
-            ));
+            );
         }
         spikes.push(SpikeRule {
             metric,
@@ -565,15 +593,15 @@ pub(super) fn validate(
             rate,
             baseline_factor,
             floor: cx
-                .float(&s.floor, &format!("{key}.floor"), 0.0, big)?
+                .float(&s.floor, &format!("{key}.floor"), 0.0, big)
                 .unwrap_or(10.0),
-            clear_after: cx.int(&s.clear_after, &format!("{key}.clear_after"), 2, 1, 1000)? as u32,
+            clear_after: cx.int(&s.clear_after, &format!("{key}.clear_after"), 2, 1, 1000) as u32,
             clear_ratio: cx
-                .float(&s.clear_ratio, &format!("{key}.clear_ratio"), 0.0, 1.0)?
+                .float(&s.clear_ratio, &format!("{key}.clear_ratio"), 0.0, 1.0)
                 .unwrap_or(0.8),
         });
     }
-    Ok((sources, probes, spikes))
+    spikes
 }
 
 #[cfg(test)]

@@ -5,16 +5,26 @@
 //! `env:`/`file:` secrets and checks that named files exist) and is what the
 //! tests feed strings to. Every error names the file, the line and the key,
 //! and every number has a range, so a typo is refused at `config check`
-//! rather than discovered by a daemon that hangs or panics.
+//! rather than discovered by a daemon that hangs or panics. Validation does
+//! not stop at the first error: every problem is collected ([`ConfigErrors`],
+//! in the file's order), and no error quotes a value that may be a secret.
 //!
 //! Config holds plain settings types and imports no stage: each stage builds
 //! its own runtime from these settings (`engine::active_lists(&Config, …)`).
+//! The catalogs (`lists.d`, `replies.d`) are parsed once, at load, and shared
+//! by everything built from the config ([`Config::catalog`], [`Config::replies`]).
 //! One file per area: [`resolver`], [`lists`], [`daemon`], [`mail`]
-//! (sources, probes, spikes), [`actions`] (hooks, alerts), [`web`].
+//! (sources, probes, spikes), [`actions`] (hooks, alerts), [`web`], [`impact`];
+//! beside them `raw` (the serde mirror), `ctx` (the errors and the collecting
+//! context), `kinds` (the enums both share) and `catalogs`. Imports among these
+//! files run one way: `raw` and `kinds` need no validating file.
 
 pub mod actions;
+mod catalogs;
+mod ctx;
 pub mod daemon;
 pub mod impact;
+mod kinds;
 pub mod lists;
 pub mod mail;
 mod raw;
@@ -25,13 +35,14 @@ pub mod web;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
 pub use self::actions::{
     ActionsConf, AlertSettings, ChannelConf, ChannelKind, EmailConf, HookConf, HookMode, SmtpTls,
     TeamsFormat,
 };
-pub use self::daemon::DaemonConf;
+pub use self::ctx::{hostname, valid_name, ConfigError, ConfigErrors};
+pub use self::daemon::{probe_writable, DaemonConf};
 pub use self::impact::{AuditConf, AuditMta, ImpactConf};
 pub use self::lists::ListsConf;
 pub use self::mail::{
@@ -42,21 +53,11 @@ pub use self::schedule::Schedule;
 pub use self::web::{WebAccess, WebConf};
 pub use crate::time::parse_duration;
 
+use self::ctx::Ctx;
 use crate::catalog::Catalog;
+use crate::replies::ReplyCatalog;
 use crate::secret::Secret;
 use crate::target::{RangePolicy, TargetSpec};
-
-/// A configuration error: file, line (when known) and message naming the key.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{file}{}: {msg}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct ConfigError {
-    /// The file.
-    pub file: String,
-    /// 1-based line, when the error can be placed.
-    pub line: Option<usize>,
-    /// What is wrong, with the key named.
-    pub msg: String,
-}
 
 /// One monitored target.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,177 +99,17 @@ pub struct Config {
     pub audits: Vec<AuditConf>,
     /// Warnings found while validating (retired lists named, …).
     pub warnings: Vec<String>,
-}
-
-/// What the validators of each area share: the file, its text (for line
-/// numbers), the directory relative paths start from, and range-checked
-/// readers for optional values.
-pub(crate) struct Ctx<'a> {
-    file: String,
-    text: &'a str,
-    base: PathBuf,
-}
-
-impl Ctx<'_> {
-    /// An error at `span`.
-    pub(crate) fn err(&self, span: Range<usize>, msg: String) -> ConfigError {
-        ConfigError {
-            file: self.file.clone(),
-            line: Some(line_of(self.text, span.start)),
-            msg,
-        }
-    }
-
-    /// An error that cannot be placed on a line.
-    pub(crate) fn err_here(&self, msg: String) -> ConfigError {
-        ConfigError {
-            file: self.file.clone(),
-            line: None,
-            msg,
-        }
-    }
-
-    /// A path relative to the config file's directory.
-    pub(crate) fn path(&self, p: &str) -> PathBuf {
-        if Path::new(p).is_absolute() {
-            PathBuf::from(p)
-        } else {
-            self.base.join(p)
-        }
-    }
-
-    /// An optional duration in `[min, max]`, `default` when absent.
-    pub(crate) fn duration(
-        &self,
-        v: &raw::Text,
-        key: &str,
-        default: Duration,
-        min: Duration,
-        max: Duration,
-    ) -> Result<Duration, ConfigError> {
-        let Some(s) = v else { return Ok(default) };
-        let d =
-            parse_duration(s.get_ref()).map_err(|m| self.err(s.span(), format!("{key}: {m}")))?;
-        if d < min || d > max {
-            return Err(self.err(
-                s.span(),
-                format!(
-                    "{key}: {:?} is out of range ({} to {})",
-                    s.get_ref(),
-                    crate::time::fmt_duration(min),
-                    crate::time::fmt_duration(max)
-                ),
-            ));
-        }
-        Ok(d)
-    }
-
-    /// Like [`Ctx::duration`], but `"0"`/`"0s"` (or `"off"`) give zero.
-    pub(crate) fn duration_or_zero(
-        &self,
-        v: &raw::Text,
-        key: &str,
-        default: Duration,
-        max: Duration,
-    ) -> Result<Duration, ConfigError> {
-        match v {
-            Some(s) if matches!(s.get_ref().trim(), "0" | "0s" | "off") => Ok(Duration::ZERO),
-            _ => self.duration(v, key, default, Duration::from_millis(1), max),
-        }
-    }
-
-    /// An optional integer in `[min, max]`, `default` when absent.
-    pub(crate) fn int(
-        &self,
-        v: &raw::Int,
-        key: &str,
-        default: i64,
-        min: i64,
-        max: i64,
-    ) -> Result<i64, ConfigError> {
-        let Some(n) = v else { return Ok(default) };
-        let x = *n.get_ref();
-        if x < min || x > max {
-            return Err(self.err(
-                n.span(),
-                format!("{key}: {x} is out of range ({min} to {max})"),
-            ));
-        }
-        Ok(x)
-    }
-
-    /// An optional finite number in `[min, max]`.
-    pub(crate) fn float(
-        &self,
-        v: &raw::Float,
-        key: &str,
-        min: f64,
-        max: f64,
-    ) -> Result<Option<f64>, ConfigError> {
-        let Some(n) = v else { return Ok(None) };
-        let x = *n.get_ref();
-        if !x.is_finite() || x < min || x > max {
-            return Err(self.err(
-                n.span(),
-                format!("{key}: {x} is out of range ({min} to {max})"),
-            ));
-        }
-        Ok(Some(x))
-    }
-
-    /// A schedule (duration of at least `min`, or a cron expression), `default` when absent.
-    pub(crate) fn schedule(
-        &self,
-        v: &raw::Text,
-        key: &str,
-        default: Duration,
-        min: Duration,
-    ) -> Result<Schedule, ConfigError> {
-        let Some(s) = v else {
-            return Ok(Schedule::Every(default));
-        };
-        let sched =
-            Schedule::parse(s.get_ref()).map_err(|m| self.err(s.span(), format!("{key}: {m}")))?;
-        if let Schedule::Every(d) = sched {
-            if d < min {
-                return Err(self.err(
-                    s.span(),
-                    format!(
-                        "{key}: {:?} is too short (at least {})",
-                        s.get_ref(),
-                        crate::time::fmt_duration(min)
-                    ),
-                ));
-            }
-        }
-        Ok(sched)
-    }
-
-    /// A secret value (`env:NAME`, `file:/path` or literal).
-    pub(crate) fn secret(
-        &self,
-        s: &toml::Spanned<String>,
-        key: &str,
-    ) -> Result<Secret, ConfigError> {
-        Secret::resolve(s.get_ref()).map_err(|m| self.err(s.span(), format!("{key}: {m}")))
-    }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(1, |s| s.bytes().filter(|&b| b == b'\n').count() + 1)
-}
-
-/// Letters, digits, `-` and `_`: names of sources, hooks, channels and metrics.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    /// The list catalog (shipped plus `[lists] dirs`), parsed once at load
+    /// and shared by every user of this config.
+    catalog: Arc<Catalog>,
+    /// The receiver-reply catalog (shipped plus `[replies] dirs`), checked
+    /// against `catalog`; parsed once at load like it.
+    replies: Arc<ReplyCatalog>,
 }
 
 impl Config {
     /// Reads and validates a file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.display().to_string(),
             line: None,
@@ -277,47 +118,45 @@ impl Config {
         Self::from_toml(path, &text)
     }
 
-    /// Validates TOML text as if read from `path`.
-    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: e.span().map(|s| line_of(text, s.start)),
-            msg: e.message().trim().to_string() + &describe_path(text, e.span()),
-        })?;
-        let cx = Ctx {
-            file,
-            text,
-            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    /// Validates TOML text as if read from `path`: every problem in it is
+    /// returned at once, in the file's order.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigErrors> {
+        let mut cx = Ctx::new(path, text);
+        let raw = match raw::parse(text) {
+            Ok((raw, errs)) => {
+                for e in errs {
+                    report_raw(&cx, e);
+                }
+                cx.set_unread(raw.unread.clone());
+                raw
+            }
+            Err(e) => {
+                // a syntax error: nothing after it can be read
+                report_raw(&cx, e);
+                return Err(cx.finish().1.unwrap_or_else(|| unexplained(path)));
+            }
         };
-
-        let resolver = resolver::validate(&raw.resolver, &cx)?;
-        let mut keys = BTreeMap::new();
-        for (k, v) in &raw.keys {
-            keys.insert(k.clone(), cx.secret(v, &format!("keys.{k}"))?);
+        let resolver = resolver::validate(&raw.resolver, &cx);
+        let keys = raw
+            .keys
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), cx.secret(v, &format!("keys.{k}"))?)))
+            .collect();
+        let lists = lists::validate(&raw.lists, &cx);
+        let targets = targets(&raw, &cx);
+        let daemon = daemon::validate(&raw.daemon, &cx);
+        let (sources, probes, spikes) = mail::validate(&raw, &cx);
+        let actions = actions::validate(&raw, &cx);
+        let web = web::validate(&raw.web, &cx);
+        let (impact, audits) = impact::validate(&raw, &cx);
+        let catalogs = catalogs::load(&raw, &cx);
+        let (warnings, errors) = cx.finish();
+        if let Some(errors) = errors {
+            return Err(errors);
         }
-        let lists = lists::validate(&raw.lists, &cx)?;
-        let mut targets = Vec::new();
-        for (i, t) in raw.targets.iter().enumerate() {
-            let policy = if t.allow_large {
-                RangePolicy::AllowLarge
-            } else {
-                RangePolicy::Normal
-            };
-            let spec = TargetSpec::parse(t.target.get_ref(), policy)
-                .map_err(|e| cx.err(t.target.span(), format!("targets[{i}].target: {e}")))?;
-            targets.push(TargetConf {
-                spec,
-                label: t.label.clone(),
-            });
-        }
-        let daemon = daemon::validate(&raw.daemon, &cx)?;
-        let mut warnings = Vec::new();
-        let (sources, probes, spikes) = mail::validate(&raw, &cx, &mut warnings)?;
-        let actions = actions::validate(&raw, &cx)?;
-        let web = web::validate(&raw.web, &cx)?;
-        let (impact, audits) = impact::validate(&raw, &cx, &mut warnings)?;
-        let mut cfg = Config {
+        // a catalog that did not load was reported above: not reached
+        let (catalog, replies) = catalogs.ok_or_else(|| unexplained(path))?;
+        Ok(Config {
             path: path.to_path_buf(),
             resolver,
             lists,
@@ -332,84 +171,20 @@ impl Config {
             impact,
             audits,
             warnings,
-        };
-        // Check list ids against the catalog now, so `config check` catches typos.
-        let catalog = cfg.catalog().map_err(|e| cx.err_here(e))?;
-        let named = raw
-            .lists
-            .use_
-            .iter()
-            .flatten()
-            .chain(raw.lists.exclude.iter());
-        for s in named {
-            let id = s.get_ref().trim();
-            // ids or zones (dnsbl_exporter's rbls.ini and check_rbl name lists by zone)
-            match catalog.find(id) {
-                None => {
-                    return Err(cx.err(
-                        s.span(),
-                        format!(
-                            "lists: unknown list id or zone {id:?} (see `rblwatch lists --all`)"
-                        ),
-                    ))
-                }
-                Some(l) => {
-                    if let Some(r) = &l.retired {
-                        cfg.warnings.push(format!(
-                            "list {id:?} is retired since {} and is not queried: {}",
-                            r.since, r.reason
-                        ));
-                    }
-                }
-            }
-        }
-        for id in cfg.lists.overrides.keys() {
-            if catalog.get(id).is_none() {
-                let at = text.find(&format!("override.{id}")).unwrap_or(0);
-                return Err(cx.err(
-                    at..at,
-                    format!("lists.override.{id}: unknown list id {id:?} (see `rblwatch lists`)"),
-                ));
-            }
-        }
-        for (n, id) in cfg.impact.backscatter_lists.iter().enumerate() {
-            if catalog.get(id).is_none() {
-                let span = raw
-                    .impact
-                    .backscatter_lists
-                    .as_ref()
-                    .and_then(|v| v.get(n))
-                    .map(|s| s.span())
-                    .unwrap_or(0..0);
-                return Err(cx.err(
-                    span,
-                    format!("impact.backscatter_lists: unknown list id {id:?} (see `rblwatch lists --all`)"),
-                ));
-            }
-        }
-        // The reply rules (shipped and [replies] dirs) must load and name known lists.
-        cfg.reply_catalog(&catalog).map_err(|e| cx.err_here(e))?;
-        Ok(cfg)
+            catalog: Arc::new(catalog),
+            replies: Arc::new(replies),
+        })
     }
 
-    /// The shipped receiver-reply catalog plus `[replies] dirs`, checked against `lists`.
-    pub fn reply_catalog(&self, lists: &Catalog) -> Result<crate::replies::ReplyCatalog, String> {
-        let mut r = crate::replies::ReplyCatalog::shipped().map_err(|e| e.to_string())?;
-        for d in &self.impact.reply_dirs {
-            r.extend_from_dir(d)
-                .map_err(|e| format!("replies.dirs: {e}"))?;
-        }
-        r.check_lists(lists).map_err(|e| format!("replies: {e}"))?;
-        Ok(r)
+    /// The list catalog: the shipped one plus `[lists] dirs`, read once at load.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
-    /// The shipped catalog plus the configured directories.
-    pub fn catalog(&self) -> Result<Catalog, String> {
-        let mut c = Catalog::shipped().map_err(|e| e.to_string())?;
-        for d in &self.lists.dirs {
-            c.extend_from_dir(d).map_err(|e| e.to_string())?;
-        }
-        Ok(c)
+    /// The receiver-reply catalog: the shipped one plus `[replies] dirs`,
+    /// checked against [`Config::catalog`], read once at load.
+    pub fn replies(&self) -> &Arc<ReplyCatalog> {
+        &self.replies
     }
 
     /// The name servers to use: configured ones, or the system's.
@@ -423,29 +198,68 @@ impl Config {
     /// A config with defaults only (for `rblwatch check` without `--config`).
     /// The empty file is valid by construction (tested); an error here means the
     /// shipped catalog is broken, and is reported like any config error.
-    pub fn default_for_cli() -> Result<Self, ConfigError> {
+    pub fn default_for_cli() -> Result<Self, ConfigErrors> {
         Self::from_toml(Path::new("<defaults>"), "")
     }
 }
 
-/// The system's host name (for EHLO and alerts), or `localhost`.
-///
-/// From gethostname(2), not /proc/sys/kernel/hostname: the systemd unit's
-/// `ProcSubset=pid` hides /proc/sys, and EHLO would have said `localhost`.
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the pointer and length describe `buf`, which outlives the call.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = if rc == 0 {
-        String::from_utf8_lossy(&buf[..len]).trim().to_string()
-    } else {
-        String::new()
+/// `[[targets]]`.
+fn targets(raw: &raw::RawConfig, cx: &Ctx<'_>) -> Vec<TargetConf> {
+    let mut out = Vec::new();
+    for (i, t) in &raw.targets {
+        let policy = if t.allow_large {
+            RangePolicy::AllowLarge
+        } else {
+            RangePolicy::Normal
+        };
+        match TargetSpec::parse(t.target.get_ref(), policy) {
+            Ok(spec) => out.push(TargetConf {
+                spec,
+                label: t.label.clone(),
+            }),
+            Err(e) => cx.report(t.target.span(), format!("targets[{i}].target: {e}")),
+        }
+    }
+    out
+}
+
+/// The error of a validation that failed without recording a reason: a bug,
+/// but reported like any config error rather than a panic.
+fn unexplained(path: &Path) -> ConfigErrors {
+    ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        msg: "the configuration could not be validated (internal error: no reason recorded)".into(),
+    }
+    .into()
+}
+
+/// Records a TOML reading error, with the key it is about. A value is never
+/// quoted: serde's "invalid type: integer `123456`" would print a numeric
+/// password or token into a log, so the value is cut out of every message.
+fn report_raw(cx: &Ctx<'_>, e: raw::RawError) {
+    let msg = redact_values(&e.msg) + &describe_path(cx.text(), e.span.clone());
+    cx.report_at(e.span.map(|s| cx.line(s.start)), msg);
+}
+
+/// Cuts the quoted value out of serde's "invalid type/value/length" messages
+/// (``invalid type: integer `5`, expected a string`` → `invalid type:
+/// integer, expected a string`). Other messages (an unknown key or variant)
+/// quote a key or variant name, never a value, and stay as they are.
+fn redact_values(msg: &str) -> String {
+    let Some((prefix, body)) = ["invalid type: ", "invalid value: ", "invalid length "]
+        .iter()
+        .find_map(|p| msg.strip_prefix(p).map(|r| (*p, r)))
+    else {
+        return msg.to_string();
     };
-    if name.is_empty() {
-        "localhost".into()
-    } else {
-        name
+    let Some((value, expected)) = body.rsplit_once(", expected ") else {
+        return format!("{prefix}(value not shown)");
+    };
+    // the kind word before the quoted value ("integer", "string", "floating point")
+    match value.split('`').next().unwrap_or("").trim() {
+        "" => format!("{prefix}(value not shown), expected {expected}"),
+        kind => format!("{prefix}{kind}, expected {expected}"),
     }
 }
 
@@ -459,10 +273,16 @@ fn describe_path(text: &str, span: Option<Range<usize>>) -> String {
     let before = text.get(..span.start).unwrap_or("");
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let on_line = text.get(line_start..span.start).unwrap_or("");
+    let after = text.get(span.end..).unwrap_or("").trim_start();
     let key = match on_line.split_once('=') {
         // the span is a value: name the key on its left
         Some((k, _)) if !k.trim().is_empty() => k.trim().to_string(),
-        _ => text.get(span.clone()).unwrap_or("").trim().to_string(),
+        // the span is a key (an unknown one): name it; anything else may be
+        // a value, and a value is never quoted (it may be a secret)
+        _ if after.starts_with('=') || after.starts_with('.') => {
+            text.get(span.clone()).unwrap_or("").trim().to_string()
+        }
+        _ => String::new(),
     };
     let table = before.lines().rev().find_map(|l| {
         let l = l.trim();

@@ -3,13 +3,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::ctx::Ctx;
 use super::raw::RawResolver;
-use super::{ConfigError, Ctx};
 
 /// Where queries go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolverConf {
-    /// Name servers; empty means "the system's" (`/etc/resolv.conf`).
+    /// Name servers; empty means "the system's" (`/etc/resolv.conf`): the key
+    /// left out, since `nameservers = []` is refused.
     pub nameservers: Vec<SocketAddr>,
     /// A second, independent resolver that confirms new listings at once. Defaults to none.
     pub confirm_with: Vec<SocketAddr>,
@@ -87,50 +88,64 @@ pub fn system_nameservers() -> Result<Vec<SocketAddr>, String> {
     Ok(out)
 }
 
-pub(super) fn validate(r: &RawResolver, cx: &Ctx<'_>) -> Result<ResolverConf, ConfigError> {
-    let servers = |v: &Option<Vec<toml::Spanned<String>>>,
-                   key: &str|
-     -> Result<Vec<SocketAddr>, ConfigError> {
-        let mut out = Vec::new();
-        for s in v.iter().flatten() {
-            out.push(
+pub(super) fn validate(r: &RawResolver, cx: &Ctx<'_>) -> ResolverConf {
+    let servers = |v: &[toml::Spanned<String>], key: &str| -> Vec<SocketAddr> {
+        v.iter()
+            .filter_map(|s| {
                 parse_server(s.get_ref())
-                    .map_err(|m| cx.err(s.span(), format!("resolver.{key}: {m}")))?,
-            );
-        }
-        Ok(out)
+                    .map_err(|m| cx.report(s.span(), format!("resolver.{key}: {m}")))
+                    .ok()
+            })
+            .collect()
     };
-    Ok(ResolverConf {
-        nameservers: servers(&r.nameservers, "nameservers")?,
-        confirm_with: servers(&r.confirm_with, "confirm_with")?,
+    let nameservers = match &r.nameservers {
+        Some(v) if v.get_ref().is_empty() => {
+            // `[]` reads as "none" but would quietly mean "the system's"
+            cx.report(
+                v.span(),
+                "resolver.nameservers: the list is empty: omit the key for the system resolver (/etc/resolv.conf)".into(),
+            );
+            Vec::new()
+        }
+        Some(v) => servers(v.get_ref(), "nameservers"),
+        None => Vec::new(),
+    };
+    let mode = match &r.mode {
+        None => ResolverMode::Recursive,
+        Some(m) => match m.get_ref().trim() {
+            "recursive" => ResolverMode::Recursive,
+            "direct" => ResolverMode::Direct,
+            other => {
+                cx.report(
+                    m.span(),
+                    format!("resolver.mode: {other:?} is not \"recursive\" or \"direct\""),
+                );
+                ResolverMode::Recursive
+            }
+        },
+    };
+    ResolverConf {
+        nameservers,
+        confirm_with: servers(
+            r.confirm_with.as_deref().unwrap_or_default(),
+            "confirm_with",
+        ),
         timeout: cx.duration(
             &r.timeout,
             "resolver.timeout",
             Duration::from_secs(2),
             Duration::from_millis(50),
             Duration::from_secs(60),
-        )?,
-        retries: cx.int(&r.retries, "resolver.retries", 1, 0, 10)? as u32,
-        concurrency: cx.int(&r.concurrency, "resolver.concurrency", 64, 1, 4096)? as usize,
-        mode: match &r.mode {
-            None => ResolverMode::Recursive,
-            Some(m) => match m.get_ref().trim() {
-                "recursive" => ResolverMode::Recursive,
-                "direct" => ResolverMode::Direct,
-                other => {
-                    return Err(cx.err(
-                        m.span(),
-                        format!("resolver.mode: {other:?} is not \"recursive\" or \"direct\""),
-                    ))
-                }
-            },
-        },
+        ),
+        retries: cx.int(&r.retries, "resolver.retries", 1, 0, 10) as u32,
+        concurrency: cx.int(&r.concurrency, "resolver.concurrency", 64, 1, 4096) as usize,
+        mode,
         root_hints: match &r.root_hints {
-            Some(_) => servers(&r.root_hints, "root_hints")?,
+            Some(v) => servers(v, "root_hints"),
             None => ROOT_SERVERS
                 .iter()
                 .filter_map(|s| parse_server(s).ok())
                 .collect(),
         },
-    })
+    }
 }

@@ -25,12 +25,18 @@ impl Schedule {
             } else {
                 t.to_string()
             };
-            croner::parser::CronParser::builder()
+            let cron = croner::parser::CronParser::builder()
                 .seconds(croner::parser::Seconds::Required)
                 .dom_and_dow(true)
                 .build()
                 .parse(&six)
                 .map_err(|e| format!("bad cron expression {t:?}: {e}"))?;
+            // "0 0 30 2 *" parses but never comes: a job that would never run
+            if cron.find_next_occurrence(&chrono_now(), false).is_err() {
+                return Err(format!(
+                    "cron expression {t:?} never fires (no such date): the job would never run"
+                ));
+            }
             return Ok(Schedule::Cron(six));
         }
         parse_duration(t)
@@ -96,5 +102,10 @@ mod tests {
         );
         assert!(Schedule::parse("61 * * * *").unwrap_err().contains("cron"));
         assert!(Schedule::parse("soon").is_err());
+        // parses, but there is no 30 February: refused rather than never run
+        let e = Schedule::parse("0 0 30 2 *").unwrap_err();
+        assert!(e.contains("never fires"), "{e}");
+        // once every four years is rare, not never
+        assert!(Schedule::parse("0 0 29 2 *").is_ok());
     }
 }

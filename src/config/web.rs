@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ctx::Ctx;
 use super::raw::RawWeb;
-use super::{ConfigError, Ctx};
 use crate::secret::Secret;
 
 /// Who may reach the web interface.
@@ -47,34 +47,40 @@ impl Default for WebConf {
     }
 }
 
-pub(super) fn validate(w: &RawWeb, cx: &Ctx<'_>) -> Result<WebConf, ConfigError> {
+pub(super) fn validate(w: &RawWeb, cx: &Ctx<'_>) -> WebConf {
     let d = WebConf::default();
     let listen = match &w.listen {
-        Some(l) => l.get_ref().trim().parse::<SocketAddr>().map_err(|_| {
-            cx.err(
-                l.span(),
-                format!("web.listen: {:?} is not ip:port", l.get_ref()),
-            )
-        })?,
+        Some(l) => l
+            .get_ref()
+            .trim()
+            .parse::<SocketAddr>()
+            .unwrap_or_else(|_| {
+                cx.report(
+                    l.span(),
+                    format!("web.listen: {:?} is not ip:port", l.get_ref()),
+                );
+                d.listen
+            }),
         None => d.listen,
     };
-    let token = match &w.token {
-        Some(t) => {
-            let s = cx.secret(t, "web.token")?;
-            if s.expose().len() < 16 {
-                return Err(cx.err(t.span(), "web.token: use at least 16 characters".into()));
-            }
-            Some(s)
+    let token = w.token.as_ref().and_then(|t| {
+        let s = cx.secret(t, "web.token")?;
+        if s.expose().len() < 16 {
+            cx.report(t.span(), "web.token: use at least 16 characters".into());
         }
-        None => None,
-    };
+        Some(s)
+    });
     let access = match (token, w.insecure.unwrap_or(false)) {
         (Some(t), _) => WebAccess::Token(t),
         (None, true) => WebAccess::Open,
         (None, false) if listen.ip().is_loopback() => WebAccess::Open,
         (None, false) => {
-            let span = w.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
-            return Err(cx.err(span, format!("web.listen: {listen} is not a loopback address: set web.token (bearer or basic auth) or, knowingly, web.insecure = true")));
+            // a bad token was reported already; only its absence is news
+            if w.token.is_none() {
+                let line = w.listen.as_ref().map(|l| cx.line(l.span().start));
+                cx.report_at(line, format!("web.listen: {listen} is not a loopback address: set web.token (bearer or basic auth) or, knowingly, web.insecure = true"));
+            }
+            WebAccess::Open
         }
     };
     let refresh = match cx.duration_or_zero(
@@ -82,29 +88,28 @@ pub(super) fn validate(w: &RawWeb, cx: &Ctx<'_>) -> Result<WebConf, ConfigError>
         "web.refresh",
         Duration::from_secs(60),
         Duration::from_secs(86_400),
-    )? {
+    ) {
         z if z.is_zero() => None,
         r => Some(r),
     };
-    let templates_dir = match &w.templates_dir {
-        Some(t) => {
-            let p = cx.path(t.get_ref());
-            if !p.is_dir() {
-                return Err(cx.err(
-                    t.span(),
-                    format!("web.templates_dir: {} is not a directory", p.display()),
-                ));
-            }
+    let templates_dir = w.templates_dir.as_ref().and_then(|t| {
+        let p = cx.path(t.get_ref());
+        if p.is_dir() {
             Some(p)
+        } else {
+            cx.report(
+                t.span(),
+                format!("web.templates_dir: {} is not a directory", p.display()),
+            );
+            None
         }
-        None => None,
-    };
-    Ok(WebConf {
+    });
+    WebConf {
         enabled: w.enabled.unwrap_or(true),
         listen,
         access,
         refresh,
         templates_dir,
-        page_size: cx.int(&w.page_size, "web.page_size", 50, 10, 1000)? as u32,
-    })
+        page_size: cx.int(&w.page_size, "web.page_size", 50, 10, 1000) as u32,
+    }
 }

@@ -190,16 +190,17 @@ impl Runtime {
                 tracing::warn!(list = %p.list, daily_queries = p.daily_queries, "{d}");
             }
         }
-        let catalog = cfg.catalog().map_err(anyhow::Error::msg)?;
-        let replies = cfg.reply_catalog(&catalog).map_err(anyhow::Error::msg)?;
+        // parsed once, when the config was loaded, and shared from there
+        let catalog = cfg.catalog().clone();
+        let replies = cfg.replies().clone();
         Ok((
             Runtime {
                 cfg: Arc::new(cfg),
                 engine: Arc::new(engine),
                 confirm,
                 plans,
-                catalog: Arc::new(catalog),
-                replies: Arc::new(replies),
+                catalog,
+                replies,
             },
             warnings,
         ))
@@ -1050,6 +1051,28 @@ impl crate::web::Live for WebView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19: the catalogs are parsed once per configuration and shared: at
+    /// load, not again by each engine and the daemon's runtime (three or four
+    /// parses at start-up before).
+    #[tokio::test(flavor = "current_thread")]
+    async fn catalogs_are_parsed_once_per_config_and_shared() {
+        let count = || {
+            (
+                crate::catalog::SHIPPED_PARSES.with(std::cell::Cell::get),
+                crate::replies::SHIPPED_PARSES.with(std::cell::Cell::get),
+            )
+        };
+        let before = count();
+        let cfg = Config::from_toml(std::path::Path::new("test.toml"), "[resolver]\nnameservers = [\"127.0.0.1:9\"]\nconfirm_with = [\"127.0.0.1:9\"]\n\n[[targets]]\ntarget = \"127.0.0.2\"\n").unwrap();
+        let (rt, _) = crate::daemon::Runtime::new(cfg, crate::daemon::Mode::Once)
+            .await
+            .unwrap();
+        let after = count();
+        assert_eq!((after.0 - before.0, after.1 - before.1), (1, 1));
+        assert!(Arc::ptr_eq(&rt.catalog, rt.cfg.catalog()));
+        assert!(Arc::ptr_eq(&rt.replies, rt.cfg.replies()));
+    }
 
     /// Only a stopped writer ends the daemon: a full disk or a failed
     /// statement is a job's failure (recorded, retried next time), however

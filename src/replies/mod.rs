@@ -246,6 +246,13 @@ pub struct Classification {
     pub source: String,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread parsed the shipped rules (see the same
+    /// counter in `catalog`).
+    pub static SHIPPED_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The set of receivers and reply rules, in matching order.
 #[derive(Debug, Clone)]
 pub struct ReplyCatalog {
@@ -271,6 +278,8 @@ const SET_SIZE_LIMIT: usize = 64 << 20;
 impl ReplyCatalog {
     /// The receivers and rules shipped with rblwatch (embedded at build time).
     pub fn shipped() -> Result<Self, ReplyError> {
+        #[cfg(test)]
+        SHIPPED_PARSES.with(|n| n.set(n.get() + 1));
         Self::from_files(shipped::FILES)
     }
 

@@ -323,28 +323,15 @@ const FILE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// The database's directory must exist (or be creatable) and be writable by
 /// this user. `config check` and the writer apply this same test.
 pub fn check_writable(db: &Path) -> Result<()> {
-    let dir = match db.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let existing = dir
-        .ancestors()
-        .find(|d| d.exists())
-        .unwrap_or(Path::new("/"));
-    let probe = existing.join(format!(".rblwatch-write-test-{}", std::process::id()));
-    match std::fs::write(&probe, b"") {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(StoreError::open(
+    crate::config::probe_writable(db).map_err(|(existing, e)| {
+        StoreError::open(
             format!(
                 "daemon.database: {} is not writable here: set daemon.database to a writable place, e.g. /var/lib/rblwatch/rblwatch.db (under systemd, a relative path is relative to $STATE_DIRECTORY)",
                 existing.display()
             ),
             e,
-        )),
-    }
+        )
+    })
 }
 
 /// The database file's identity (device, inode), to notice it deleted or

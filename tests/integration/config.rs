@@ -130,3 +130,63 @@ fn config_check_refuses_unknown_template_variables_and_oversized_bodies() {
         t0.elapsed()
     );
 }
+
+/// Issue 19: `config check` lists every problem of the file at once, one per
+/// line as `file:line: message` in the file's order, then how many (it used
+/// to stop at the first).
+#[test]
+fn config_check_lists_every_problem_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "[resolver]\nretries = 99\nnameservers = []\n\n[lists]\nuse = []\n\n[daemon]\nsweep = \"0 0 30 2 *\"\n\n[[sources]]\nname = \"q\"\nkind = \"command\"\ncommand = [\"/nonexistent/queue-size\"]\n\n[[alerts]]\nname = \"mail\"\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\nfrom = \"not an address\"\nto = [\"ops@example.com\"]\npassword = 424242424242\n",
+    )
+    .unwrap();
+    let o = rblwatch(&["config", "check", "-C", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let e = stderr(&o);
+    let lines: Vec<&str> = e.lines().collect();
+    let want = [
+        (2, "resolver.retries"),
+        (3, "resolver.nameservers"),
+        (6, "lists.use"),
+        (9, "daemon.sweep"),
+        (14, "sources[0].command"),
+        (20, "alerts[0].from"),
+        (22, "password"),
+    ];
+    assert_eq!(lines.len(), want.len() + 1, "{e}");
+    for (l, (line, key)) in lines.iter().zip(want) {
+        assert!(
+            l.contains(&format!("c.toml:{line}:")) && l.contains(key),
+            "{line} {key}: {e}"
+        );
+    }
+    assert!(lines[want.len()].contains("7 problems"), "{e}");
+    assert!(e.contains("omit the key for the system resolver"), "{e}");
+    // the numeric password is not in the output
+    assert!(!e.contains("424242"), "{e}");
+}
+
+/// Issue 21: the database check of `config check` names the file and the
+/// line of `daemon.database` (it named neither).
+#[test]
+fn config_check_places_an_unwritable_database_on_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "[resolver]\ntimeout = \"1s\"\n\n[daemon]\ndatabase = \"/proc/rblwatch/rblwatch.db\"\n",
+    )
+    .unwrap();
+    let o = rblwatch(&["config", "check", "-C", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(
+        e.lines()
+            .next()
+            .is_some_and(|l| l.contains("c.toml:5: daemon.database") && l.contains("not writable")),
+        "{e}"
+    );
+}

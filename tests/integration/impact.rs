@@ -941,10 +941,7 @@ fn exim_log_and_audit_against_one_long_lived_daemon() {
         r#"[daemon]
 database = "rblwatch.db"
 
-# no lists and a resolver on loopback: nothing is asked of the outside world
-[lists]
-use = []
-
+# no targets and a resolver on loopback: nothing is asked of the outside world
 [resolver]
 nameservers = ["127.0.0.1:9"]
 
