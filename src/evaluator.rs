@@ -325,6 +325,18 @@ pub struct PairStep {
     pub baseline_listing: bool,
 }
 
+/// How an answer is taken: the confirmation counts, whether it is a
+/// target's baseline sweep, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepRules {
+    /// Confirmation counts.
+    pub confirm: Confirm,
+    /// Baseline or regular sweep.
+    pub sweep: Sweep,
+    /// When the answer came (unix seconds).
+    pub at: i64,
+}
+
 /// The one per-pair rule, used by sweeps and delisting re-checks alike (pure):
 /// previous state + a counted observation → the pair's update, the listing
 /// period's change and the event. `details` describe the answer and the list
@@ -333,13 +345,12 @@ pub struct PairStep {
 pub fn pair_step(
     prev: PairMem,
     obs: Observation,
-    confirm: Confirm,
-    sweep: Sweep,
-    at: i64,
+    rules: StepRules,
     target: &str,
     list: &str,
     details: Arc<ListingDetails>,
 ) -> PairStep {
+    let StepRules { confirm, sweep, at } = rules;
     let (next, transition) = step(prev.state, obs, confirm, sweep);
     let since = since_of(prev, next, at);
     // A listed pair is rewritten only when its codes or TXT changed.
@@ -639,9 +650,11 @@ mod tests {
         let on = pair_step(
             PairMem::clear(10),
             L,
-            c,
-            Sweep::Regular,
-            10,
+            StepRules {
+                confirm: c,
+                sweep: Sweep::Regular,
+                at: 10,
+            },
             "192.0.2.1",
             "zen",
             d.clone(),
@@ -665,7 +678,18 @@ mod tests {
                 ..
             })
         ));
-        let off = pair_step(mem, C, c, Sweep::Regular, 20, "192.0.2.1", "zen", d);
+        let off = pair_step(
+            mem,
+            C,
+            StepRules {
+                confirm: c,
+                sweep: Sweep::Regular,
+                at: 20,
+            },
+            "192.0.2.1",
+            "zen",
+            d,
+        );
         let delisted = off
             .event
             .unwrap_or_else(|| Event::sample(EventKind::Baseline));
@@ -686,9 +710,11 @@ mod tests {
         let s = pair_step(
             PairMem::clear(5),
             L,
-            Confirm::default(),
-            Sweep::Baseline,
-            5,
+            StepRules {
+                confirm: Confirm::default(),
+                sweep: Sweep::Baseline,
+                at: 5,
+            },
             "t",
             "l",
             d,
@@ -712,13 +738,35 @@ mod tests {
             since: 1,
             digest: digest_of(&d),
         };
-        let same = pair_step(prev, L, Confirm::default(), Sweep::Regular, 9, "t", "l", d);
+        let same = pair_step(
+            prev,
+            L,
+            StepRules {
+                confirm: Confirm::default(),
+                sweep: Sweep::Regular,
+                at: 9,
+            },
+            "t",
+            "l",
+            d,
+        );
         assert!(same.pair.is_none() && same.event.is_none() && same.period.is_none());
         let d2 = Arc::new(ListingDetails {
             txt: vec!["b".into()],
             ..Default::default()
         });
-        let changed = pair_step(prev, L, Confirm::default(), Sweep::Regular, 9, "t", "l", d2);
+        let changed = pair_step(
+            prev,
+            L,
+            StepRules {
+                confirm: Confirm::default(),
+                sweep: Sweep::Regular,
+                at: 9,
+            },
+            "t",
+            "l",
+            d2,
+        );
         assert_eq!(changed.pair.map(|p| p.since), Some(1));
     }
 

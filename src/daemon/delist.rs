@@ -93,9 +93,11 @@ impl Daemon {
             &verdict,
             prev,
             obs,
-            confirm,
-            Sweep::Regular,
-            at,
+            crate::evaluator::StepRules {
+                confirm,
+                sweep: Sweep::Regular,
+                at,
+            },
         );
         let next = st.next;
         let commit = RecheckCommit {

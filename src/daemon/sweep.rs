@@ -11,7 +11,7 @@ use super::{Daemon, Memory, Runtime};
 use crate::engine::{Engine, HealthReport};
 use crate::evaluator::{
     health_transition, pair_step, resolver_transition, ListingDetails, Observation, PairMem,
-    PairState, PairStep, Sweep,
+    PairState, PairStep, StepRules, Sweep,
 };
 use crate::event::{Event, EventKind};
 use crate::health::{ListHealth, ResolverHealth};
@@ -166,22 +166,148 @@ pub(super) fn step_pair(
     verdict: &Verdict,
     prev: PairMem,
     obs: Observation,
-    confirm: crate::evaluator::Confirm,
-    sweep: Sweep,
-    at: i64,
+    rules: StepRules,
 ) -> PairStep {
     let d = Arc::new(details(verdict, engine, li, target));
     let list = &engine.lists()[li].def.id;
-    pair_step(prev, obs, confirm, sweep, at, &target.to_string(), list, d)
+    pair_step(prev, obs, rules, &target.to_string(), list, d)
+}
+
+/// What one sweep found so far: the counts, the pairs' updates, periods and
+/// events, the baseline's summary and the pairs whose answer was unusable.
+#[derive(Default)]
+struct Found {
+    counts: SweepCounts,
+    pairs: Vec<crate::evaluator::PairUpdate>,
+    periods: Vec<crate::evaluator::PeriodChange>,
+    events: Vec<Event>,
+    baseline_found: Vec<serde_json::Value>,
+    baseline_count: u64,
+    /// (target, list, why): why set when the pair became unchecked, none when it no longer is.
+    unchecked: Vec<(String, String, Option<String>)>,
+}
+
+/// The fixed inputs of one sweep, for each outcome.
+struct SweepCtx<'a> {
+    rt: &'a Runtime,
+    health: &'a [ListHealth],
+    new_specs: &'a [&'a TargetSpec],
+    confirm: crate::evaluator::Confirm,
+    at: i64,
+}
+
+impl Found {
+    /// One outcome: counted, its unchecked state noted, and (when it counts)
+    /// taken through the per-pair rule.
+    async fn take(&mut self, o: &crate::engine::Outcome, cx: &SweepCtx<'_>, mem: &Memory) {
+        let engine = &cx.rt.engine;
+        let healthy = cx.health[o.list].is_healthy();
+        self.counts.pairs += 1;
+        match o.verdict.kind() {
+            VerdictKind::Listed if healthy => self.counts.listed += 1,
+            VerdictKind::Clear => self.counts.clear += 1,
+            VerdictKind::ListError => self.counts.errors += 1,
+            VerdictKind::Unknown => self.counts.unknown += 1,
+            _ => {}
+        }
+        let list = &engine.lists()[o.list].def.id;
+        let key = (o.target.to_string(), list.clone());
+        let prev = mem
+            .pairs
+            .get(&key)
+            .copied()
+            .unwrap_or(PairMem::clear(cx.at));
+        // A healthy list's unusable answer (timeout, error code) leaves the pair
+        // unchecked: recorded (only when that changes), never counted as clear.
+        if healthy {
+            let unusable = matches!(
+                o.verdict.kind(),
+                VerdictKind::Unknown | VerdictKind::ListError
+            );
+            if unusable && !mem.unchecked.contains(&key) {
+                self.unchecked
+                    .push((key.0.clone(), key.1.clone(), Some(o.verdict.meaning())));
+            } else if !unusable && mem.unchecked.contains(&key) {
+                self.unchecked.push((key.0.clone(), key.1.clone(), None));
+            }
+        }
+        let obs = observe(
+            cx.rt,
+            o.list,
+            &o.target,
+            &o.verdict,
+            &cx.health[o.list],
+            prev.state,
+        )
+        .await;
+        if obs == Observation::Ignored {
+            return;
+        }
+        let sweep = if cx.new_specs.iter().any(|s| s.contains(&o.target)) {
+            Sweep::Baseline
+        } else {
+            Sweep::Regular
+        };
+        let rules = StepRules {
+            confirm: cx.confirm,
+            sweep,
+            at: cx.at,
+        };
+        let st = step_pair(engine, o.list, &o.target, &o.verdict, prev, obs, rules);
+        if st.baseline_listing {
+            if self.baseline_found.len() < 100 {
+                let meanings = st.pair.as_ref().map(|p| p.details.meanings.clone());
+                self.baseline_found.push(serde_json::json!({"target": key.0, "list": list, "meanings": meanings.unwrap_or_default()}));
+            }
+            self.baseline_count += 1;
+        }
+        self.pairs.extend(st.pair);
+        self.periods.extend(st.period);
+        self.events.extend(st.event);
+    }
+}
+
+/// Which lists are due this sweep: a list on a stretched interval (its query
+/// budget) is swept only when its turn comes.
+fn due_lists(rt: &Runtime, mem: &Memory, at: i64) -> Vec<bool> {
+    let base = rt.cfg.daemon.sweep.nominal_interval().as_secs() as i64;
+    let due: Vec<bool> = rt
+        .engine
+        .lists()
+        .iter()
+        .zip(&rt.plans)
+        .map(|(l, p)| {
+            p.every <= 1
+                || mem
+                    .last_swept
+                    .get(&l.def.id)
+                    .is_none_or(|t| at - t >= p.interval.as_secs() as i64 - base / 2)
+        })
+        .collect();
+    for ((l, p), d) in rt.engine.lists().iter().zip(&rt.plans).zip(&due) {
+        if !d {
+            tracing::debug!(list = %l.def.id, every = p.every, "not due this sweep (budget)");
+        }
+    }
+    due
+}
+
+/// What a sweep commits besides its pairs: the health change, the unknown
+/// codes to announce, the lists swept now and the targets baselined now.
+struct SweepRest {
+    change: HealthChange,
+    unknown: super::unknown_codes::UnknownCodes,
+    swept_now: Vec<String>,
+    baselined: Vec<String>,
 }
 
 impl Daemon {
-    /// Runs one sweep and commits it.
+    /// Runs one sweep and commits it: the health check (and the resolver
+    /// gate), every due (target, list) outcome through the per-pair rule,
+    /// then one transaction; memory changes only after it.
     pub async fn sweep(self: Arc<Self>) -> anyhow::Result<()> {
         let rt = self.runtime();
-        let cfg = &rt.cfg;
         let engine = &rt.engine;
-        let confirm = self.confirm();
         let mut mem = self.memory.lock().await;
         let started = Instant::now();
         let started_at = now();
@@ -201,144 +327,89 @@ impl Daemon {
         // An unusable resolver checks nothing: no target is asked (every pair stays
         // unchecked, no state moves) until it answers as a resolver must.
         let health = report.gated();
-        let mut events = Vec::new();
-
-        let specs: Vec<TargetSpec> = cfg.targets.iter().map(|t| t.spec.clone()).collect();
+        let specs: Vec<TargetSpec> = rt.cfg.targets.iter().map(|t| t.spec.clone()).collect();
         let new_specs: Vec<&TargetSpec> = specs
             .iter()
             .filter(|s| !mem.baselined.contains(&s.to_string()))
             .collect();
-        let mut counts = SweepCounts {
-            targets: specs.iter().map(|s| s.len() as i64).sum(),
-            ..Default::default()
+        let mut found = Found::default();
+        found.counts.targets = specs.iter().map(|s| s.len() as i64).sum();
+        found.counts.lists_unhealthy =
+            report.lists.iter().filter(|h| !h.is_healthy()).count() as i64;
+        let due = due_lists(&rt, &mem, started_at);
+        let cx = SweepCtx {
+            rt: &rt,
+            health: &health,
+            new_specs: &new_specs,
+            confirm: self.confirm(),
+            at: started_at,
         };
-        counts.lists_unhealthy = report.lists.iter().filter(|h| !h.is_healthy()).count() as i64;
-        let mut pairs = Vec::new();
-        let mut periods = Vec::new();
-        let mut baseline_found = Vec::new();
-        let mut baseline_count = 0u64;
-        let mut unchecked: Vec<(String, String, Option<String>)> = Vec::new();
-        // Lists on a stretched interval (budget) are swept only when their turn comes.
-        let base = cfg.daemon.sweep.nominal_interval().as_secs() as i64;
-        let due: Vec<bool> = engine
-            .lists()
-            .iter()
-            .zip(&rt.plans)
-            .map(|(l, p)| {
-                p.every <= 1
-                    || mem
-                        .last_swept
-                        .get(&l.def.id)
-                        .is_none_or(|t| started_at - t >= p.interval.as_secs() as i64 - base / 2)
-            })
-            .collect();
-        for ((l, p), d) in engine.lists().iter().zip(&rt.plans).zip(&due) {
-            if !d {
-                tracing::debug!(list = %l.def.id, every = p.every, "not due this sweep (budget)");
-            }
-        }
-        let swept_now: Vec<String> = engine
-            .lists()
-            .iter()
-            .zip(&due)
-            .filter(|(_, d)| **d)
-            .map(|(l, _)| l.def.id.clone())
-            .collect();
         let mut outcomes = engine.sweep_lists(&specs, &health, Some(&due));
         while let Some(o) = outcomes.next().await {
-            counts.pairs += 1;
             unknown.note(engine, o.list, &o.verdict);
-            match o.verdict.kind() {
-                VerdictKind::Listed if health[o.list].is_healthy() => counts.listed += 1,
-                VerdictKind::Clear => counts.clear += 1,
-                VerdictKind::ListError => counts.errors += 1,
-                VerdictKind::Unknown => counts.unknown += 1,
-                _ => {}
-            }
-            let list = &engine.lists()[o.list].def.id;
-            let key = (o.target.to_string(), list.clone());
-            let prev = mem
-                .pairs
-                .get(&key)
-                .copied()
-                .unwrap_or(PairMem::clear(started_at));
-            // A healthy list's unusable answer (timeout, error code) leaves the pair
-            // unchecked: recorded (only when that changes), never counted as clear.
-            if health[o.list].is_healthy() {
-                let unusable = matches!(
-                    o.verdict.kind(),
-                    VerdictKind::Unknown | VerdictKind::ListError
-                );
-                if unusable && !mem.unchecked.contains(&key) {
-                    unchecked.push((key.0.clone(), key.1.clone(), Some(o.verdict.meaning())));
-                } else if !unusable && mem.unchecked.contains(&key) {
-                    unchecked.push((key.0.clone(), key.1.clone(), None));
-                }
-            }
-            let obs = observe(
-                &rt,
-                o.list,
-                &o.target,
-                &o.verdict,
-                &health[o.list],
-                prev.state,
-            )
-            .await;
-            if obs == Observation::Ignored {
-                continue;
-            }
-            let sweep = if new_specs.iter().any(|s| s.contains(&o.target)) {
-                Sweep::Baseline
-            } else {
-                Sweep::Regular
-            };
-            let st = step_pair(
-                engine, o.list, &o.target, &o.verdict, prev, obs, confirm, sweep, started_at,
-            );
-            if st.baseline_listing {
-                if baseline_found.len() < 100 {
-                    let meanings = st.pair.as_ref().map(|p| p.details.meanings.clone());
-                    baseline_found.push(serde_json::json!({"target": key.0, "list": list, "meanings": meanings.unwrap_or_default()}));
-                }
-                baseline_count += 1;
-            }
-            pairs.extend(st.pair);
-            periods.extend(st.period);
-            events.extend(st.event);
+            found.take(&o, &cx, &mem).await;
         }
         drop(outcomes);
         if !new_specs.is_empty() {
             let names: Vec<String> = new_specs.iter().map(|s| s.to_string()).collect();
-            events.push(Event::baseline(
+            let listings = std::mem::take(&mut found.baseline_found);
+            found.events.push(Event::baseline(
                 names,
-                baseline_count,
-                baseline_found,
+                found.baseline_count,
+                listings,
                 started_at,
             ));
         }
+        let rest = SweepRest {
+            change,
+            unknown,
+            swept_now: engine
+                .lists()
+                .iter()
+                .zip(&due)
+                .filter(|(_, d)| **d)
+                .map(|(l, _)| l.def.id.clone())
+                .collect(),
+            baselined: new_specs.iter().map(|s| s.to_string()).collect(),
+        };
+        self.commit_sweep(&rt, &mut mem, (sweep_id, started, started_at), found, rest)
+            .await
+    }
 
-        let finished_at = now();
+    /// Writes what a sweep found in one transaction, then applies it to
+    /// memory and publishes the events.
+    async fn commit_sweep(
+        &self,
+        rt: &Runtime,
+        mem: &mut Memory,
+        (sweep_id, started, started_at): (i64, Instant, i64),
+        found: Found,
+        rest: SweepRest,
+    ) -> anyhow::Result<()> {
+        let counts = found.counts;
         let commit = SweepCommit {
             sweep_id,
-            finished_at,
+            finished_at: now(),
             duration_ms: started.elapsed().as_millis() as i64,
             counts,
-            pairs,
-            periods,
+            pairs: found.pairs,
+            periods: found.periods,
             health: vec![],
-            events,
-            baselined: new_specs.iter().map(|s| s.to_string()).collect(),
+            events: found.events,
+            baselined: rest.baselined,
         };
         let updates = commit.pairs.clone();
         let baselined = commit.baselined.clone();
         let n_events = commit.events.len();
+        let unchecked = found.unchecked;
         let unchecked_rows = unchecked.clone();
         let mut last_swept = mem.last_swept.clone();
-        for l in &swept_now {
+        for l in &rest.swept_now {
             last_swept.insert(l.clone(), started_at);
         }
-        let budget_counts = super::counts_of(engine);
+        let budget_counts = super::counts_of(&rt.engine);
         let swept_state = last_swept.clone();
+        let (change, unknown) = (rest.change, rest.unknown);
         let (change, committed) = self
             .store
             .call(move |c| {
@@ -361,15 +432,13 @@ impl Daemon {
                 None => mem.unchecked.remove(&(t, l)),
             };
         }
-
         for p in &updates {
             mem.apply_pair(p);
         }
-        change.apply(&mut mem);
+        change.apply(mem);
         self.publish_resolver(mem.resolver.clone());
         mem.last_swept = last_swept;
         mem.baselined.extend(baselined);
-        drop(mem);
         tracing::info!(
             sweep = sweep_id,
             targets = counts.targets,
