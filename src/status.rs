@@ -149,7 +149,29 @@ pub fn facts(
         })
         .map(|c| c.spec.to_string())
         .collect();
+    // a target is unanswered when every usable list that covers it left its pair unchecked
+    let mut open: std::collections::BTreeMap<&str, usize> = Default::default();
+    for u in &s.unchecked {
+        if healthy(&u.list) {
+            *open.entry(u.target.as_str()).or_default() += 1;
+        }
+    }
+    let unanswered = open
+        .iter()
+        .filter(|(t, n)| {
+            crate::target::Target::parse(t).is_ok_and(|tt| {
+                **n >= lists
+                    .iter()
+                    .filter(|l| l.def.kind.accepts(&tt) && healthy(&l.def.id))
+                    .count()
+            })
+        })
+        .map(|(t, _)| t.to_string())
+        .collect();
+    let unchecked_pairs = open.values().sum();
     VerdictFacts {
+        unanswered,
+        unchecked_pairs,
         listings: s
             .pairs
             .iter()
@@ -300,6 +322,12 @@ pub struct VerdictFacts {
     pub unusable: Vec<(String, String, String)>,
     /// Targets (as configured) that no usable list answers for.
     pub uncovered: Vec<String>,
+    /// Addresses or domains whose every pair on a usable list had no usable
+    /// answer at the last sweep (a timeout, an error code): nothing checked
+    /// them, so they are not clear.
+    pub unanswered: Vec<String>,
+    /// Pairs without a usable answer at the last sweep, on a usable list.
+    pub unchecked_pairs: usize,
     /// The resolver's diagnosis, when the daemon makes one.
     pub resolver: Option<ResolverHealth>,
     /// Servers accepting mail for unknown recipients: (domain, server).
@@ -375,6 +403,18 @@ fn blind(f: &VerdictFacts) -> Option<(String, Todo)> {
             },
         ));
     }
+    if !f.unanswered.is_empty() {
+        return Some((
+            format!(
+                "no list gave a usable answer for {} at the last sweep",
+                f.unanswered.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Todo {
+                text: "See why on the target's page (a timeout or an error code), and check the resolver and the lists".into(),
+                href: f.unanswered.first().and_then(|t| target_href(t)),
+            },
+        ));
+    }
     if !f.uncovered.is_empty() {
         return Some((
             format!(
@@ -415,6 +455,13 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
         .filter(|r| r.status == ResolverStatus::Degraded)
     {
         also.push(format!("resolver degraded: {}", r.why));
+    }
+    if f.unchecked_pairs > 0 {
+        // never clear: their last answer (a timeout, an error code) said nothing
+        also.push(format!(
+            "{} without a usable answer at the last sweep (unchecked, not clear)",
+            plural(f.unchecked_pairs, "pair", "pairs")
+        ));
     }
     let rejecting: Vec<&ListingFact> = f
         .listings
@@ -683,6 +730,24 @@ mod tests {
     }
 
     /// The status-page issue: a page where no list is healthy said "targets clear".
+    /// A target whose every usable list left its pair unchecked (a
+    /// timeout, an error code) was checked by nothing: never "all clear".
+    #[test]
+    fn a_target_no_list_answered_is_not_all_clear() {
+        let mut f = facts();
+        f.unanswered = vec!["192.0.2.200".into()];
+        f.unchecked_pairs = 1;
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::CannotTell, "{v:?}");
+        assert!(v.detail.contains("192.0.2.200"), "{v:?}");
+        // a pair unchecked while other lists answered: noted, the verdict stands
+        let mut f = facts();
+        f.unchecked_pairs = 2;
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::AllClear, "{v:?}");
+        assert!(v.also.iter().any(|a| a.contains("2 pairs")), "{v:?}");
+    }
+
     #[test]
     fn nothing_is_clear_when_nothing_can_be_seen() {
         let mut f = facts();

@@ -613,12 +613,20 @@ fn a_pair_without_an_answer_is_unchecked_on_the_pages() {
     crate::util::wait_for("192.0.2.201 clear", t, || {
         state("192.0.2.201").filter(|(s, _)| s == "clear")
     });
-    // `status` beside the daemon says so too, after the resolver's line
+    // `status` beside the daemon says so too: the verdict first (nothing
+    // checked 192.0.2.200, so not "all clear"), then the resolver's line
     let out = crate::util::wait_for("status: 1 pair unchecked", t, || {
         let out = stdout(&rblwatch(&["status", "-C", cfg.to_str().unwrap()]));
         out.contains("1 pairs unchecked").then_some(out)
     });
-    assert!(out.starts_with("resolver ok: "), "{out}");
+    assert!(out.starts_with("Can't tell: "), "{out}");
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|l| l.contains("192.0.2.200")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("resolver ok: ")), "{out}");
     assert!(
         out.lines()
             .any(|l| l.contains("192.0.2.200") && l.contains("dyn-test")),

@@ -608,10 +608,13 @@ daily_limit = 100000000
             .into_iter()
             .find(|b| b.contains("listing_rejecting") || b.contains("impact rejecting"))
     });
-    let text = serde_json::from_str::<serde_json::Value>(&body).unwrap()["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // Block Kit: the headline in `text`, each event in a section of the attachment
+    let v = serde_json::from_str::<serde_json::Value>(&body).unwrap();
+    let mut text = v["text"].as_str().unwrap().to_string();
+    for b in v["attachments"][0]["blocks"].as_array().unwrap() {
+        text.push('\n');
+        text.push_str(b["text"]["text"].as_str().unwrap_or(""));
+    }
     assert!(
         text.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !text.contains("<script>"),
         "{text}"
