@@ -36,9 +36,23 @@ const ZONES: &[&str] = &[
     "dyn.test:ip4set:dyn.test.ip4set",
 ];
 
+/// A port for a server a test starts (rbldnsd, a daemon's web), chosen below
+/// the kernel's ephemeral range (32768-60999): a port taken from that range
+/// and released can be handed to any process's next outgoing socket (the
+/// tests' own DNS clients open dozens) before the server binds it, and the
+/// server's queries then land on a stranger's socket and time out.
+fn server_port(bindable: impl Fn(u16) -> bool) -> u16 {
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_000);
+        if bindable(port) {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
+}
+
 pub fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
-    s.local_addr().expect("local addr").port()
+    server_port(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok())
 }
 
 impl Rbldnsd {
@@ -248,11 +262,7 @@ pub struct Postfix {
 }
 
 pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    server_port(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
 }
 
 impl Postfix {
