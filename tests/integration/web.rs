@@ -266,7 +266,7 @@ fn metrics_parse_as_prometheus_text() {
         .any(|s| s.labels.get("target") == Some("192.0.2.1")
             && s.labels.get("list") == Some("bl-test")));
     for m in [
-        "rblwatch_list_healthy",
+        "rblwatch_list_health",
         "rblwatch_list_queries_total",
         "rblwatch_last_sweep_duration_seconds",
         "rblwatch_sweeps_total",
@@ -315,7 +315,135 @@ fn metrics_parse_as_prometheus_text() {
         .find(|s| s.metric == "rblwatch_sqlite_memory_bytes")
         .expect("rblwatch_sqlite_memory_bytes");
     assert!(matches!(sqlite.value, prometheus_parse::Value::Gauge(v) if v > 0.0));
+    // issue 22: list health is a state set, every state present for every list
+    // (a list changing failure mode keeps its series), exactly one of them 1
+    for list in ["bl-test", "dyn-test", "keyed-test"] {
+        let states: Vec<_> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == "rblwatch_list_health" && s.labels.get("list") == Some(list))
+            .collect();
+        assert_eq!(states.len(), 6, "{list}: {states:?}");
+        let on: Vec<_> = states
+            .iter()
+            .filter(|s| matches!(s.value, prometheus_parse::Value::Gauge(v) if v == 1.0))
+            .collect();
+        assert_eq!(on.len(), 1, "{list}: {states:?}");
+    }
+    assert!(!text.contains("rblwatch_list_healthy"), "{text}");
+    // one family per meaning with its unit; the build, the status page and the process
+    for line in [
+        "rblwatch_mail_queue_messages{source=\"mx\"} 5",
+        "rblwatch_mail_queue_bounce_messages{source=\"mx\"} 2",
+        "rblwatch_mail_source_failures_total{source=\"mx\"} 0",
+        "rblwatch_info{status_url=\"\"} 1",
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_start_time_seconds gauge",
+    ] {
+        assert!(text.contains(line), "{line} missing: {text}");
+    }
+    assert!(
+        text.contains(&format!(
+            "rblwatch_build_info{{arch=\"{}\",os=\"linux\",version=\"{}\"}} 1",
+            std::env::consts::ARCH,
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("rblwatch_mail_metric"), "{text}");
     promtool_check_metrics(&text);
+}
+
+/// Issue 22: a log source's counts per read were gauges that started again
+/// at every read (7 refusals read in two reads gave `sum_over_time` = 14 at
+/// two scrapes a read). They are counters now, one family per meaning, that
+/// add every read's counts: 3 then 4 refusals (and reads that found none in
+/// between) make 7, however often it is scraped.
+#[test]
+fn log_counts_add_up_into_counters_across_reads() {
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("maillog");
+    std::fs::write(&log, "").unwrap();
+    let d = start(&format!(
+        "\n[[sources]]\nname = \"mxlog\"\nkind = \"postfix_log\"\npath = {:?}\ninterval = \"1s\"\n",
+        log.display().to_string()
+    ));
+    let db = d._dir.path().join("rblwatch.db");
+    let reads = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM metric_samples WHERE source = 'mxlog' AND metric = 'ndr_generated'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap_or(0)
+    };
+    let refusal = |i: u32| {
+        format!("Nov 23 10:00:0{i} mx1 postfix/smtp[2101]: 4ZK3p34Lg{i}: to=<alice{i}@outlook.com>, relay=outlook-com.olc.protection.outlook.com[203.0.113.1]:25, delay=1.2, delays=0.1/0/0.6/0.5, dsn=5.7.1, status=bounced (host outlook-com.olc.protection.outlook.com[203.0.113.1] said: 550 5.7.1 Unfortunately, messages from [192.0.2.10] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). (in reply to MAIL FROM command))\n")
+    };
+    let ndr = "Nov 23 10:00:09 mx postfix/bounce[25]: B16039CAB5: sender non-delivery notification: B68F49CAB9\n";
+    let append = |text: String| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    let t = Duration::from_secs(30);
+    wait_for("the log's first read", t, || (reads() >= 1).then_some(()));
+    let scrape = || get(&format!("{}/metrics", d.base), None).2;
+    let total = |text: &str, family: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains("source=\"mxlog\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    // the log source's counters are there at 0 before anything is counted
+    let m = scrape();
+    assert!(
+        m.contains("# TYPE rblwatch_mail_refusals_total counter")
+            && m.contains("rblwatch_mail_refusals_total{outcome=\"rejected\",reason=\"blocklist\",source=\"mxlog\"} 0")
+            && m.contains("rblwatch_mail_ndr_total{source=\"mxlog\"} 0"),
+        "{m}"
+    );
+    append((1..=3).map(refusal).collect::<String>() + ndr);
+    wait_for("3 refusals counted", t, || {
+        (total(&scrape(), "rblwatch_mail_refusals_total") == 3.0).then_some(())
+    });
+    // reads that find nothing new leave the counters as they are
+    let n = reads();
+    wait_for("two more reads", t, || (reads() >= n + 2).then_some(()));
+    append((4..=7).map(refusal).collect::<String>() + ndr);
+    let m = wait_for("7 refusals counted", t, || {
+        let m = scrape();
+        (total(&m, "rblwatch_mail_refusals_total") == 7.0).then_some(m)
+    });
+    let n = reads();
+    wait_for("two more reads", t, || (reads() >= n + 2).then_some(()));
+    let m2 = scrape();
+    for (family, want) in [
+        ("rblwatch_mail_refusals_total", 7.0),
+        ("rblwatch_mail_bounced_recipients_total", 7.0),
+        ("rblwatch_mail_ndr_total", 2.0),
+    ] {
+        assert_eq!(total(&m2, family), want, "{family}: {m2}");
+    }
+    assert!(
+        m.contains("rblwatch_mail_refusals_total{outcome=\"rejected\",reason=\"reputation\",source=\"mxlog\"} 7"),
+        "{m}"
+    );
+    // one family per meaning: no mixed family, no timestamp per value, one last read per source
+    assert!(!m2.contains("rblwatch_mail_metric"), "{m2}");
+    assert!(
+        m2.contains("rblwatch_mail_last_read_timestamp_seconds{source=\"mxlog\"} "),
+        "{m2}"
+    );
+    assert!(
+        m2.contains("rblwatch_mail_source_failures_total{source=\"mxlog\"} 0"),
+        "{m2}"
+    );
+    promtool_check_metrics(&m2);
 }
 
 fn promtool(args: &[&str], stdin: Option<&str>) -> std::process::Output {
