@@ -965,6 +965,60 @@ mod tests {
         assert_eq!(get(&t.update(&c).unwrap(), "b", "ok"), 1);
     }
 
+    /// Issue 22: one family per meaning, the unit in its name; a log's
+    /// figures are counts (counters), a queue's the present (gauges).
+    #[test]
+    fn mail_figures_map_to_one_family_per_meaning() {
+        use MailFamily::{Counter, Gauge};
+        assert_eq!(
+            mail_family("queue_depth", false),
+            Some(Gauge("rblwatch_mail_queue_messages", None))
+        );
+        assert_eq!(
+            mail_family("queue_hold", false),
+            Some(Gauge(
+                "rblwatch_mail_postfix_queue_messages",
+                Some(("queue", "hold".into()))
+            ))
+        );
+        assert_eq!(
+            mail_family("value", false),
+            Some(Gauge(
+                "rblwatch_mail_source_value",
+                Some(("metric", "value".into()))
+            ))
+        );
+        assert_eq!(
+            mail_family("ndr_generated", true),
+            Some(Counter("rblwatch_mail_ndr_total", vec![]))
+        );
+        assert_eq!(
+            mail_family("deferred", true),
+            Some(Counter("rblwatch_mail_deferred_deliveries_total", vec![]))
+        );
+        assert_eq!(
+            mail_family("deferred_rate_limit", true),
+            Some(Counter(
+                "rblwatch_mail_refusals_total",
+                vec![
+                    ("outcome", "deferred".into()),
+                    ("reason", "rate_limit".into())
+                ]
+            ))
+        );
+        assert_eq!(mail_family("rejected_nonsense", true), None);
+        // every figure a log read stores has its counter
+        let mut counts = crate::mail::postfix_log::LogCounts::default().samples();
+        counts.extend(crate::mail::rejections::Tally::default().samples());
+        for s in counts {
+            assert!(
+                matches!(mail_family(&s.metric, true), Some(Counter(..))),
+                "{}",
+                s.metric
+            );
+        }
+    }
+
     fn names(text: &str) -> BTreeSet<String> {
         let re = regex::Regex::new(r"rblwatch_[a-z_]+").unwrap();
         re.find_iter(text).map(|m| m.as_str().to_string()).collect()
@@ -1003,5 +1057,69 @@ mod tests {
         let dash: serde_json::Value =
             serde_json::from_str(include_str!("../../contrib/grafana-dashboard.json")).unwrap();
         assert_eq!(dash["uid"], "rblwatch");
+        // issue 22: and the other way round, every family has a panel (the
+        // process collector's included; tests/integration/web.rs checks the
+        // families of a real scrape and runs every panel's query)
+        let mut queries = String::new();
+        for p in dash["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                queries.push_str(t["expr"].as_str().unwrap());
+                queries.push('\n');
+            }
+        }
+        let shown = names(&queries);
+        let missing: Vec<_> = exported.difference(&shown).collect();
+        assert!(missing.is_empty(), "no dashboard panel shows {missing:?}");
+        for f in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_threads",
+            "process_start_time_seconds",
+        ] {
+            assert!(queries.contains(f), "no dashboard panel shows {f}");
+        }
+    }
+
+    /// Issue 22: every alert rule has a `promtool test rules` case (5 of 14 had
+    /// one), and every alert links to the status page.
+    #[test]
+    fn every_alert_rule_has_a_test_case_and_a_status_page_link() {
+        let rules = include_str!("../../contrib/prometheus-rules.yml");
+        let cases = include_str!("../../tests/fixtures/prometheus-rules.test.yml");
+        let alert = regex::Regex::new(r"(?m)^\s*- alert: (\w+)$").unwrap();
+        let alerts: Vec<&str> = alert
+            .captures_iter(rules)
+            .filter_map(|c| c.get(1))
+            .map(|m| m.as_str())
+            .collect();
+        assert!(alerts.len() >= 18, "{alerts:?}");
+        for a in &alerts {
+            assert!(
+                cases.contains(&format!("alertname: {a}\n")),
+                "{a} has no promtool test case"
+            );
+            let firing =
+                regex::Regex::new(&format!(r"alertname: {a}\s+exp_alerts:\s+- exp_labels:"))
+                    .unwrap();
+            assert!(firing.is_match(cases), "{a} has no firing case");
+        }
+        for name in [
+            "RblwatchListingRejecting",
+            "RblwatchBackscatterSource",
+            "RblwatchAuditFindings",
+        ] {
+            assert!(alerts.contains(&name), "{name} missing");
+        }
+        // each rule's block has the link annotation and joins the status page address
+        for block in rules.split("- alert: ").skip(1) {
+            assert!(
+                block.contains("status_page: \"{{ $labels.status_url }}/"),
+                "{block}"
+            );
+            assert!(block.contains("group_left(status_url)"), "{block}");
+        }
     }
 }

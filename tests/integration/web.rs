@@ -446,6 +446,102 @@ fn log_counts_add_up_into_counters_across_reads() {
     promtool_check_metrics(&m2);
 }
 
+/// Issue 22: the dashboard had no panel for the resolver, receivers, impact,
+/// backscatter, audits, list and pair counts. Every family a real daemon
+/// exports appears in some panel's query, and every panel's query is valid
+/// PromQL that evaluates without error against that recorded scrape: the
+/// queries become recording rules and the scrape their input series, for
+/// `promtool test rules` (which fails on a rule's parse or evaluation error).
+#[test]
+fn dashboard_covers_every_family_and_its_queries_run_on_a_real_scrape() {
+    let d = start("");
+    let (_, _, text) = get(&format!("{}/metrics", d.base), None);
+    let dash: serde_json::Value =
+        serde_json::from_str(include_str!("../../contrib/grafana-dashboard.json")).unwrap();
+    let mut exprs = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            exprs.push((
+                p["title"].as_str().unwrap().to_string(),
+                t["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    assert!(exprs.len() > 40, "{exprs:?}");
+    let families: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, k)| (n.to_string(), k.to_string()))
+        .collect();
+    assert!(families.len() > 30, "{text}");
+    for (family, _) in &families {
+        let word = regex::Regex::new(&format!(r"\b{family}\b")).unwrap();
+        assert!(
+            exprs.iter().any(|(_, e)| word.is_match(e)),
+            "no dashboard panel shows {family}"
+        );
+    }
+    // the scrape as input series (counters rising, so rates are not all 0)
+    let counters: std::collections::BTreeSet<&str> = families
+        .iter()
+        .filter(|(_, k)| k == "counter")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let mut series = String::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name_labels, value) = line.rsplit_once(' ').unwrap();
+        let v: f64 = value.parse().unwrap();
+        let (name, labels) = match name_labels.split_once('{') {
+            Some((n, rest)) => (
+                n,
+                format!("{{job=\"rblwatch\",instance=\"mon:8025\",{rest}"),
+            ),
+            None => (
+                name_labels,
+                "{job=\"rblwatch\",instance=\"mon:8025\"}".to_string(),
+            ),
+        };
+        let values = if counters.contains(name) {
+            format!("{v}+1x30")
+        } else {
+            format!("{v}x30")
+        };
+        series.push_str(&format!(
+            "      - series: {}\n        values: {}\n",
+            q(&format!("{name}{labels}")),
+            q(&values)
+        ));
+    }
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (title, e)) in exprs.iter().enumerate() {
+        let e = e
+            .replace("$__rate_interval", "5m")
+            .replace("$instance", ".*");
+        rules.push_str(&format!(
+            "      # {title}\n      - record: dashboard_query_{i}\n        expr: {}\n",
+            q(&e)
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules_path = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&rules_path, &rules).unwrap();
+    let o = promtool(&["check", "rules", rules_path.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}{}\n{rules}", stdout(&o), stderr(&o));
+    let test = format!(
+        "rule_files: [{}]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{series}    promql_expr_test:\n      - expr: vector(1)\n        eval_time: 20m\n        exp_samples:\n          - labels: '{{}}'\n            value: 1\n",
+        q(rules_path.to_str().unwrap())
+    );
+    let test_path = dir.path().join("dashboard.test.yml");
+    std::fs::write(&test_path, &test).unwrap();
+    let o = promtool(&["test", "rules", test_path.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}{}\n{rules}", stdout(&o), stderr(&o));
+}
+
 fn promtool(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     assert!(
         Path::new("/usr/bin/promtool").exists(),
