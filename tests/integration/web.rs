@@ -366,7 +366,7 @@ fn log_counts_add_up_into_counters_across_reads() {
     let log = logdir.path().join("maillog");
     std::fs::write(&log, "").unwrap();
     let d = start(&format!(
-        "\n[[sources]]\nname = \"mxlog\"\nkind = \"postfix_log\"\npath = {:?}\ninterval = \"1s\"\n",
+        "\n[alerting]\nstatus_url = \"https://mon.example.test/\"\n\n[[sources]]\nname = \"mxlog\"\nkind = \"postfix_log\"\npath = {:?}\ninterval = \"1s\"\n",
         log.display().to_string()
     ));
     let db = d._dir.path().join("rblwatch.db");
@@ -441,6 +441,11 @@ fn log_counts_add_up_into_counters_across_reads() {
     );
     assert!(
         m2.contains("rblwatch_mail_source_failures_total{source=\"mxlog\"} 0"),
+        "{m2}"
+    );
+    // the status page's address, for the alert rules' links (without its trailing slash)
+    assert!(
+        m2.contains("rblwatch_info{status_url=\"https://mon.example.test\"} 1"),
         "{m2}"
     );
     promtool_check_metrics(&m2);
