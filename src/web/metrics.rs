@@ -6,12 +6,16 @@
 //! Debian 12's `promtool check metrics` reports as untyped series.)
 //!
 //! Types follow what the numbers do. Counters only go up within a process:
-//! queries sent, sweeps, answers by verdict, hook runs, alert deliveries and
-//! source failures. The tables behind the last four are pruned by retention,
-//! so their counters are not row counts: a [`Tally`] counts each finished row
-//! once as it appears (and never un-counts it). Everything that describes the
-//! present (listings, list health, the last sweep, mail figures, probe
-//! results, open delisting requests) is a gauge.
+//! queries sent, sweeps, answers by verdict, hook runs, alert deliveries,
+//! source failures and the mail logs' counts (NDRs, refusals by reason, …).
+//! The tables behind them are pruned by retention, so their counters are not
+//! row counts: a [`Tally`] counts each finished row once as it appears (and
+//! never un-counts it); a log source's counts per read are summed that way
+//! from its stored samples. Everything that describes the present (listings,
+//! list health, the last sweep, queues, probe results, open delisting
+//! requests) is a gauge, and a state is a state set: every state a series,
+//! 1 for the current one, so a change of state never starts a new series.
+//! One family per meaning, its unit in its name (issue 22).
 //!
 //! One series per *listed* (target, list) pair and per target with listings,
 //! never one per clear pair: 16,384 targets x 40 lists must not become
