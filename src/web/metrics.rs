@@ -147,7 +147,7 @@ impl Tally {
             let e = s.totals.entry(labels).or_insert_with(|| (0, vec![0; ns]));
             e.0 += 1;
             for (t, v) in e.1.iter_mut().zip(sums) {
-                *t += v;
+                *t = t.saturating_add(v); // a source may report huge figures
             }
         }
         let watermark = first_open.map_or(last, |id| id - 1);
