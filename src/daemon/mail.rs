@@ -80,8 +80,10 @@ impl Daemon {
         let samples = match samples {
             Ok(s) => s,
             Err(e) => {
-                self.source_failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match self.source_failures.lock() {
+                    Ok(mut m) => *m.entry(name.clone()).or_default() += 1,
+                    Err(p) => *p.into_inner().entry(name.clone()).or_default() += 1,
+                }
                 tracing::warn!(source = %name, error = %e, "mail source failed");
                 let why = e.to_string();
                 let events = self

@@ -260,8 +260,8 @@ pub struct Daemon {
     events: broadcast::Sender<Event>,
     /// The supervised tasks' health (down now, deaths since start).
     pub tasks: Arc<supervise::TaskHealth>,
-    /// Mail-source reads that failed since start (logged and counted).
-    pub source_failures: std::sync::atomic::AtomicU64,
+    /// Mail-source reads that failed since start, by source (logged and counted).
+    pub source_failures: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// What the pages read on every build without waiting for a sweep to
     /// release [`Memory`]: the resolver's diagnosis and the last assessment.
     published: std::sync::RwLock<Published>,
@@ -977,10 +977,12 @@ impl crate::web::Live for WebView {
         self.daemon.store.write_health()
     }
 
-    fn source_failures(&self) -> u64 {
-        self.daemon
-            .source_failures
-            .load(std::sync::atomic::Ordering::Relaxed)
+    fn source_failures(&self) -> Vec<(String, u64)> {
+        let m = match self.daemon.source_failures.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     fn check_now(&self) -> bool {

@@ -6,12 +6,16 @@
 //! Debian 12's `promtool check metrics` reports as untyped series.)
 //!
 //! Types follow what the numbers do. Counters only go up within a process:
-//! queries sent, sweeps, answers by verdict, hook runs, alert deliveries and
-//! source failures. The tables behind the last four are pruned by retention,
-//! so their counters are not row counts: a [`Tally`] counts each finished row
-//! once as it appears (and never un-counts it). Everything that describes the
-//! present (listings, list health, the last sweep, mail figures, probe
-//! results, open delisting requests) is a gauge.
+//! queries sent, sweeps, answers by verdict, hook runs, alert deliveries,
+//! source failures and the mail logs' counts (NDRs, refusals by reason, …).
+//! The tables behind them are pruned by retention, so their counters are not
+//! row counts: a [`Tally`] counts each finished row once as it appears (and
+//! never un-counts it); a log source's counts per read are summed that way
+//! from its stored samples. Everything that describes the present (listings,
+//! list health, the last sweep, queues, probe results, open delisting
+//! requests) is a gauge, and a state is a state set: every state a series,
+//! 1 for the current one, so a change of state never starts a new series.
+//! One family per meaning, its unit in its name (issue 22).
 //!
 //! One series per *listed* (target, list) pair and per target with listings,
 //! never one per clear pair: 16,384 targets x 40 lists must not become
@@ -143,7 +147,7 @@ impl Tally {
             let e = s.totals.entry(labels).or_insert_with(|| (0, vec![0; ns]));
             e.0 += 1;
             for (t, v) in e.1.iter_mut().zip(sums) {
-                *t += v;
+                *t = t.saturating_add(v); // a source may report huge figures
             }
         }
         let watermark = first_open.map_or(last, |id| id - 1);
@@ -167,6 +171,8 @@ pub(crate) struct Tallies {
     sweeps: Tally,
     hook_runs: Tally,
     deliveries: Tally,
+    /// The mail figures of every read: log sources' counts per read add up to counters.
+    samples: Tally,
 }
 
 impl Tallies {
@@ -181,9 +187,16 @@ impl Tallies {
             ),
             hook_runs: Tally::new("hook_runs", &["hook", "status"], &[], &["running"]),
             deliveries: Tally::new("alert_outbox", &["channel", "status"], &[], &["pending"]),
+            // counts are whole numbers (stored as REAL)
+            samples: Tally::new(
+                "metric_samples",
+                &["source", "metric"],
+                &["CAST(ROUND(value) AS INTEGER)"],
+                &[],
+            ),
         };
         if let Ok(c) = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
-            for x in [&t.sweeps, &t.hook_runs, &t.deliveries] {
+            for x in [&t.sweeps, &t.hook_runs, &t.deliveries, &t.samples] {
                 x.start_at_current(&c);
             }
         }
@@ -202,6 +215,7 @@ struct Read {
     sweeps: Totals,
     hooks: Totals,
     deliveries: Totals,
+    mail_counts: Totals,
     impact: Option<crate::impact::Assessment>,
     audits: Vec<serde_json::Value>,
 }
@@ -324,6 +338,230 @@ fn impact_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
     Ok(())
 }
 
+/// Where a stored mail figure goes: one family per meaning, its unit in the
+/// name, the figure's name split into labels where it carries one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MailFamily {
+    /// The latest value (queue state): family and extra (label, value).
+    Gauge(&'static str, Option<(&'static str, String)>),
+    /// A log source's count per read, added up since start: family and extra labels.
+    Counter(&'static str, Vec<(&'static str, String)>),
+}
+
+/// The gauge families of the queue figures, with their HELP.
+const MAIL_GAUGES: [(&str, &str); 6] = [
+    ("rblwatch_mail_queue_messages", "Messages in the mail queue at the source's last read."),
+    ("rblwatch_mail_queue_bounce_messages", "Bounces (sender MAILER-DAEMON or <>) in the mail queue at the source's last read."),
+    ("rblwatch_mail_queue_frozen_messages", "Frozen messages in Exim's queue at the source's last read."),
+    ("rblwatch_mail_postfix_queue_messages", "Messages in each Postfix queue (active, deferred, hold, incoming, maildrop) at the source's last read."),
+    ("rblwatch_mail_queue_oldest_age_seconds", "Age of the oldest queued message at the source's last read."),
+    ("rblwatch_mail_source_value", "Latest value of a figure a command, http_json or prometheus source reports under its own name (its unit is the source's)."),
+];
+
+/// The counter families of the log sources' counts, with their HELP and labels past `source`.
+const MAIL_COUNTERS: [(&str, &str, &[&str]); 6] = [
+    ("rblwatch_mail_ndr_total", "Non-delivery notifications (bounces) the mail server generated, counted in its log since start.", &[]),
+    ("rblwatch_mail_rcpt_rejected_unknown_total", "RCPT TO refused for unknown recipients, counted in the log since start.", &[]),
+    ("rblwatch_mail_deferred_deliveries_total", "Delivery attempts deferred (status=deferred), counted in the log since start.", &[]),
+    ("rblwatch_mail_bounced_recipients_total", "Recipients bounced (status=bounced), counted in the log since start.", &[]),
+    ("rblwatch_mail_remote_deliveries_total", "Deliveries to remote servers that succeeded, counted in the log since start.", &[]),
+    ("rblwatch_mail_refusals_total", "Deliveries remote servers refused, by outcome (rejected, deferred) and the reply's meaning (blocklist, reputation, …, other), counted in the log since start.", &["outcome", "reason"]),
+];
+
+/// The reasons of `rblwatch_mail_refusals_total`: every reply meaning and `other`.
+fn refusal_reasons() -> impl Iterator<Item = &'static str> {
+    use crate::mail::rejections::meaning_metric;
+    crate::replies::ReplyMeaning::ALL
+        .iter()
+        .map(|m| meaning_metric(Some(*m)))
+        .chain([meaning_metric(None)])
+}
+
+/// The family of a stored figure (pure): `log` says whether its source is a
+/// log, whose figures are counts per read. Log figures of no known meaning
+/// are not exported (there are none today).
+fn mail_family(metric: &str, log: bool) -> Option<MailFamily> {
+    use MailFamily::{Counter, Gauge};
+    if log {
+        let simple = match metric {
+            "ndr_generated" => Some("rblwatch_mail_ndr_total"),
+            "rcpt_rejected_unknown" => Some("rblwatch_mail_rcpt_rejected_unknown_total"),
+            "deferred" => Some("rblwatch_mail_deferred_deliveries_total"),
+            "bounced_recipients" => Some("rblwatch_mail_bounced_recipients_total"),
+            "delivered_remote" => Some("rblwatch_mail_remote_deliveries_total"),
+            _ => None,
+        };
+        if let Some(f) = simple {
+            return Some(Counter(f, vec![]));
+        }
+        let (outcome, reason) = metric
+            .strip_prefix("rejected_")
+            .map(|r| ("rejected", r))
+            .or_else(|| metric.strip_prefix("deferred_").map(|r| ("deferred", r)))?;
+        let reason = refusal_reasons().find(|r| *r == reason)?;
+        return Some(Counter(
+            "rblwatch_mail_refusals_total",
+            vec![("outcome", outcome.into()), ("reason", reason.into())],
+        ));
+    }
+    Some(match metric {
+        "queue_depth" => Gauge("rblwatch_mail_queue_messages", None),
+        "queue_bounces" => Gauge("rblwatch_mail_queue_bounce_messages", None),
+        "queue_frozen" => Gauge("rblwatch_mail_queue_frozen_messages", None),
+        "queue_oldest_age_seconds" => Gauge("rblwatch_mail_queue_oldest_age_seconds", None),
+        "queue_active" | "queue_deferred" | "queue_hold" | "queue_incoming" | "queue_maildrop" => {
+            Gauge(
+                "rblwatch_mail_postfix_queue_messages",
+                Some(("queue", metric.trim_start_matches("queue_").into())),
+            )
+        }
+        _ => Gauge(
+            "rblwatch_mail_source_value",
+            Some(("metric", metric.into())),
+        ),
+    })
+}
+
+/// Mail telemetry: queue figures as gauges, log counts as counters since
+/// start, when each source was last read, and its failed reads.
+fn mail_metrics(
+    reg: &Registry,
+    r: &Read,
+    sources: &[crate::config::SourceConf],
+    failed: &[(String, u64)],
+) -> Result<(), WebError> {
+    use crate::config::SourceKind;
+    let is_log = |name: &str| {
+        sources.iter().any(|s| {
+            s.name == name
+                && matches!(
+                    s.kind,
+                    SourceKind::PostfixLog { .. } | SourceKind::EximLog { .. }
+                )
+        })
+    };
+    let mut gauges = BTreeMap::new();
+    for (name, help) in MAIL_GAUGES {
+        let extra = match name {
+            "rblwatch_mail_postfix_queue_messages" => &["source", "queue"][..],
+            "rblwatch_mail_source_value" => &["source", "metric"][..],
+            _ => &["source"][..],
+        };
+        gauges.insert(name, gauge(reg, name, help, extra)?);
+    }
+    let mut counters = BTreeMap::new();
+    for (name, help, extra) in MAIL_COUNTERS {
+        let labels: Vec<&str> = ["source"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        counters.insert(name, counter(reg, name, help, &labels)?);
+    }
+    // a log source's counters start at 0, so the first counts are an increase
+    for s in sources.iter().filter(|s| is_log(&s.name)) {
+        for (name, _, extra) in MAIL_COUNTERS {
+            let Some(c) = counters.get(name) else {
+                continue;
+            };
+            if extra.is_empty() {
+                add(c, &[&s.name], 0)?;
+            } else {
+                for outcome in ["rejected", "deferred"] {
+                    for reason in refusal_reasons() {
+                        add(c, &[&s.name, outcome, reason], 0)?;
+                    }
+                }
+            }
+        }
+    }
+    let last_read = int_gauge(
+        reg,
+        "rblwatch_mail_last_read_timestamp_seconds",
+        "When the source was last read successfully (Unix time).",
+        &["source"],
+    )?;
+    let mut last: BTreeMap<&str, i64> = BTreeMap::new();
+    for (src, metric, at, v) in &r.mail {
+        let e = last.entry(src.as_str()).or_insert(*at);
+        *e = (*e).max(*at);
+        // a log's latest figure is one read's count: its counter says more
+        if let Some(MailFamily::Gauge(f, extra)) = mail_family(metric, is_log(src)) {
+            if let Some(g) = gauges.get(f) {
+                match &extra {
+                    Some((_, v2)) => set_f(g, &[src, v2], *v)?,
+                    None => set_f(g, &[src], *v)?,
+                }
+            }
+        }
+    }
+    for (src, at) in &last {
+        set_i(&last_read, &[src], *at)?;
+    }
+    for (labels, (_, sums)) in &r.mail_counts {
+        let (Some(src), Some(metric), Some(n)) = (labels.first(), labels.get(1), sums.first())
+        else {
+            continue;
+        };
+        if !is_log(src) {
+            continue;
+        }
+        if let Some(MailFamily::Counter(f, extra)) = mail_family(metric, true) {
+            if let Some(c) = counters.get(f) {
+                let l: Vec<&str> = std::iter::once(src.as_str())
+                    .chain(extra.iter().map(|(_, v)| v.as_str()))
+                    .collect();
+                add(c, &l, *n)?;
+            }
+        }
+    }
+    let failures = counter(
+        reg,
+        "rblwatch_mail_source_failures_total",
+        "Reads of the mail source that failed since start.",
+        &["source"],
+    )?;
+    for s in sources {
+        add(&failures, &[&s.name], 0)?;
+    }
+    for (src, n) in failed {
+        add(&failures, &[src], *n)?;
+    }
+    Ok(())
+}
+
+/// `rblwatch_build_info`, `rblwatch_info` (what alert rules join for the
+/// status page's address) and the `process_*` collector.
+fn build_info(reg: &Registry, status_url: &str) -> Result<(), WebError> {
+    let b = int_gauge(
+        reg,
+        "rblwatch_build_info",
+        "1, labelled with the running build's version and platform.",
+        &["version", "arch", "os"],
+    )?;
+    set_i(
+        &b,
+        &[
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH,
+            std::env::consts::OS,
+        ],
+        1,
+    )?;
+    let i = int_gauge(
+        reg,
+        "rblwatch_info",
+        "1, labelled with the status page's address ([alerting] status_url; empty when unset) for alert rules to link to.",
+        &["status_url"],
+    )?;
+    set_i(&i, &[status_url.trim_end_matches('/')], 1)?;
+    // CPU, memory, open files and start time of the daemon (Linux /proc)
+    reg.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))
+    .map_err(internal)?;
+    Ok(())
+}
+
 pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
     let rt = st.live.snapshot();
     let tallies = st.clone();
@@ -338,6 +576,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
                 sweeps: t.sweeps.update(c)?,
                 hooks: t.hook_runs.update(c)?,
                 deliveries: t.deliveries.update(c)?,
+                mail_counts: t.samples.update(c)?,
                 impact: super::impact::read_assessment(c)?,
                 audits: store::latest_audits(c)?,
             })
@@ -389,11 +628,11 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     }
 
     // lists: health now; query counters since start (a reload rebuilds the engine: a counter reset)
-    let healthy = int_gauge(
+    let health = int_gauge(
         &reg,
-        "rblwatch_list_healthy",
-        "1 when the list passed its RFC 5782 test points; the health label says how it is.",
-        &["list", "health"],
+        "rblwatch_list_health",
+        "1 for the list's health state (healthy: it passed its RFC 5782 test points), 0 for every other state.",
+        &["list", "state"],
     )?;
     let queries = counter(
         &reg,
@@ -414,16 +653,23 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         &["list"],
     )?;
     let mut lists_by_health: BTreeMap<&str, i64> = BTreeMap::new();
+    const LIST_HEALTH_STATES: [&str; 6] = [
+        "healthy",
+        "dead",
+        "lists-everything",
+        "blocked",
+        "unreachable",
+        "unchecked",
+    ];
     for l in rt.engine.lists() {
         let id = l.def.id.as_str();
         let h = r.snap.health.get(id);
         let name = h.map_or("unchecked", |h| h.name());
         *lists_by_health.entry(name).or_default() += 1;
-        set_i(
-            &healthy,
-            &[id, name],
-            i64::from(h.is_some_and(|h| h.is_healthy())),
-        )?;
+        // every state always present: a list changing failure mode changes values, not series
+        for state in LIST_HEALTH_STATES {
+            set_i(&health, &[id, state], i64::from(state == name))?;
+        }
         add(&queries, &[id], l.counters.queries.load(Relaxed))?;
         add(&errors, &[id], l.counters.errors.load(Relaxed))?;
         add(&unknown, &[id], l.counters.unknown.load(Relaxed))?;
@@ -434,8 +680,8 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         "Lists in use, by health.",
         &["health"],
     )?;
-    for (h, n) in &lists_by_health {
-        set_i(&lists, &[h], *n)?;
+    for h in LIST_HEALTH_STATES {
+        set_i(&lists, &[h], lists_by_health.get(h).copied().unwrap_or(0))?;
     }
 
     // sweeps
@@ -498,29 +744,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     }
 
     // mail telemetry and the backscatter probe
-    let mail = gauge(
-        &reg,
-        "rblwatch_mail_metric",
-        "Latest value of each mail telemetry metric.",
-        &["source", "metric"],
-    )?;
-    let mail_at = int_gauge(
-        &reg,
-        "rblwatch_mail_metric_timestamp_seconds",
-        "When each mail metric was last read (Unix time).",
-        &["source", "metric"],
-    )?;
-    for (src, metric, at, v) in &r.mail {
-        set_f(&mail, &[src, metric], *v)?;
-        set_i(&mail_at, &[src, metric], *at)?;
-    }
-    let failures = counter(
-        &reg,
-        "rblwatch_mail_source_failures_total",
-        "Mail source reads that failed since start.",
-        none,
-    )?;
-    add(&failures, none, st.live.source_failures())?;
+    mail_metrics(&reg, &r, &rt.cfg.sources, &st.live.source_failures())?;
     // the daemon's supervised tasks and jobs
     let deaths = counter(
         &reg,
@@ -674,6 +898,8 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         }
     }
 
+    build_info(&reg, &rt.cfg.actions.settings.status_url)?;
+
     let mut body = String::with_capacity(4096 + r.snap.pairs.len() * 80);
     prometheus::TextEncoder::new()
         .encode_utf8(&reg.gather(), &mut body)
@@ -753,6 +979,60 @@ mod tests {
         assert_eq!(get(&t.update(&c).unwrap(), "b", "ok"), 1);
     }
 
+    /// Issue 22: one family per meaning, the unit in its name; a log's
+    /// figures are counts (counters), a queue's the present (gauges).
+    #[test]
+    fn mail_figures_map_to_one_family_per_meaning() {
+        use MailFamily::{Counter, Gauge};
+        assert_eq!(
+            mail_family("queue_depth", false),
+            Some(Gauge("rblwatch_mail_queue_messages", None))
+        );
+        assert_eq!(
+            mail_family("queue_hold", false),
+            Some(Gauge(
+                "rblwatch_mail_postfix_queue_messages",
+                Some(("queue", "hold".into()))
+            ))
+        );
+        assert_eq!(
+            mail_family("value", false),
+            Some(Gauge(
+                "rblwatch_mail_source_value",
+                Some(("metric", "value".into()))
+            ))
+        );
+        assert_eq!(
+            mail_family("ndr_generated", true),
+            Some(Counter("rblwatch_mail_ndr_total", vec![]))
+        );
+        assert_eq!(
+            mail_family("deferred", true),
+            Some(Counter("rblwatch_mail_deferred_deliveries_total", vec![]))
+        );
+        assert_eq!(
+            mail_family("deferred_rate_limit", true),
+            Some(Counter(
+                "rblwatch_mail_refusals_total",
+                vec![
+                    ("outcome", "deferred".into()),
+                    ("reason", "rate_limit".into())
+                ]
+            ))
+        );
+        assert_eq!(mail_family("rejected_nonsense", true), None);
+        // every figure a log read stores has its counter
+        let mut counts = crate::mail::postfix_log::LogCounts::default().samples();
+        counts.extend(crate::mail::rejections::Tally::default().samples());
+        for s in counts {
+            assert!(
+                matches!(mail_family(&s.metric, true), Some(Counter(..))),
+                "{}",
+                s.metric
+            );
+        }
+    }
+
     fn names(text: &str) -> BTreeSet<String> {
         let re = regex::Regex::new(r"rblwatch_[a-z_]+").unwrap();
         re.find_iter(text).map(|m| m.as_str().to_string()).collect()
@@ -791,5 +1071,69 @@ mod tests {
         let dash: serde_json::Value =
             serde_json::from_str(include_str!("../../contrib/grafana-dashboard.json")).unwrap();
         assert_eq!(dash["uid"], "rblwatch");
+        // issue 22: and the other way round, every family has a panel (the
+        // process collector's included; tests/integration/web.rs checks the
+        // families of a real scrape and runs every panel's query)
+        let mut queries = String::new();
+        for p in dash["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                queries.push_str(t["expr"].as_str().unwrap());
+                queries.push('\n');
+            }
+        }
+        let shown = names(&queries);
+        let missing: Vec<_> = exported.difference(&shown).collect();
+        assert!(missing.is_empty(), "no dashboard panel shows {missing:?}");
+        for f in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_threads",
+            "process_start_time_seconds",
+        ] {
+            assert!(queries.contains(f), "no dashboard panel shows {f}");
+        }
+    }
+
+    /// Issue 22: every alert rule has a `promtool test rules` case (5 of 14 had
+    /// one), and every alert links to the status page.
+    #[test]
+    fn every_alert_rule_has_a_test_case_and_a_status_page_link() {
+        let rules = include_str!("../../contrib/prometheus-rules.yml");
+        let cases = include_str!("../../tests/fixtures/prometheus-rules.test.yml");
+        let alert = regex::Regex::new(r"(?m)^\s*- alert: (\w+)$").unwrap();
+        let alerts: Vec<&str> = alert
+            .captures_iter(rules)
+            .filter_map(|c| c.get(1))
+            .map(|m| m.as_str())
+            .collect();
+        assert!(alerts.len() >= 18, "{alerts:?}");
+        for a in &alerts {
+            assert!(
+                cases.contains(&format!("alertname: {a}\n")),
+                "{a} has no promtool test case"
+            );
+            let firing =
+                regex::Regex::new(&format!(r"alertname: {a}\s+exp_alerts:\s+- exp_labels:"))
+                    .unwrap();
+            assert!(firing.is_match(cases), "{a} has no firing case");
+        }
+        for name in [
+            "RblwatchListingRejecting",
+            "RblwatchBackscatterSource",
+            "RblwatchAuditFindings",
+        ] {
+            assert!(alerts.contains(&name), "{name} missing");
+        }
+        // each rule's block has the link annotation and joins the status page address
+        for block in rules.split("- alert: ").skip(1) {
+            assert!(
+                block.contains("status_page: \"{{ $labels.status_url }}/"),
+                "{block}"
+            );
+            assert!(block.contains("group_left(status_url)"), "{block}");
+        }
     }
 }

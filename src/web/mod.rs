@@ -44,8 +44,8 @@ pub trait Live: Send + Sync + 'static {
     fn store_version(&self) -> u64;
     /// How database writes are going (for `/healthz`).
     fn write_health(&self) -> crate::store::WriteHealth;
-    /// Mail-source reads that failed since start.
-    fn source_failures(&self) -> u64;
+    /// Mail-source reads that failed since start, by source (sources that never failed may be absent).
+    fn source_failures(&self) -> Vec<(String, u64)>;
     /// Asks for a sweep now; false when the request could not be queued.
     fn check_now(&self) -> bool;
 

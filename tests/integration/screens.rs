@@ -89,8 +89,8 @@ impl Live for FixedLive {
             lost: None,
         }
     }
-    fn source_failures(&self) -> u64 {
-        0
+    fn source_failures(&self) -> Vec<(String, u64)> {
+        Vec::new()
     }
     fn check_now(&self) -> bool {
         false

@@ -1233,7 +1233,7 @@ interval = "1s"
     let (_, metrics) = crate::util::http_get(port, "/metrics");
     let failures: f64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("rblwatch_mail_source_failures_total "))
+        .find_map(|l| l.strip_prefix("rblwatch_mail_source_failures_total{source=\"mxlog\"} "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0);
     assert!(failures >= 1.0, "{metrics}");

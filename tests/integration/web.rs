@@ -266,7 +266,7 @@ fn metrics_parse_as_prometheus_text() {
         .any(|s| s.labels.get("target") == Some("192.0.2.1")
             && s.labels.get("list") == Some("bl-test")));
     for m in [
-        "rblwatch_list_healthy",
+        "rblwatch_list_health",
         "rblwatch_list_queries_total",
         "rblwatch_last_sweep_duration_seconds",
         "rblwatch_sweeps_total",
@@ -315,7 +315,236 @@ fn metrics_parse_as_prometheus_text() {
         .find(|s| s.metric == "rblwatch_sqlite_memory_bytes")
         .expect("rblwatch_sqlite_memory_bytes");
     assert!(matches!(sqlite.value, prometheus_parse::Value::Gauge(v) if v > 0.0));
+    // issue 22: list health is a state set, every state present for every list
+    // (a list changing failure mode keeps its series), exactly one of them 1
+    for list in ["bl-test", "dyn-test", "keyed-test"] {
+        let states: Vec<_> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == "rblwatch_list_health" && s.labels.get("list") == Some(list))
+            .collect();
+        assert_eq!(states.len(), 6, "{list}: {states:?}");
+        let on: Vec<_> = states
+            .iter()
+            .filter(|s| matches!(s.value, prometheus_parse::Value::Gauge(v) if v == 1.0))
+            .collect();
+        assert_eq!(on.len(), 1, "{list}: {states:?}");
+    }
+    assert!(!text.contains("rblwatch_list_healthy"), "{text}");
+    // one family per meaning with its unit; the build, the status page and the process
+    for line in [
+        "rblwatch_mail_queue_messages{source=\"mx\"} 5",
+        "rblwatch_mail_queue_bounce_messages{source=\"mx\"} 2",
+        "rblwatch_mail_source_failures_total{source=\"mx\"} 0",
+        "rblwatch_info{status_url=\"\"} 1",
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_start_time_seconds gauge",
+    ] {
+        assert!(text.contains(line), "{line} missing: {text}");
+    }
+    assert!(
+        text.contains(&format!(
+            "rblwatch_build_info{{arch=\"{}\",os=\"linux\",version=\"{}\"}} 1",
+            std::env::consts::ARCH,
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("rblwatch_mail_metric"), "{text}");
     promtool_check_metrics(&text);
+}
+
+/// Issue 22: a log source's counts per read were gauges that started again
+/// at every read (7 refusals read in two reads gave `sum_over_time` = 14 at
+/// two scrapes a read). They are counters now, one family per meaning, that
+/// add every read's counts: 3 then 4 refusals (and reads that found none in
+/// between) make 7, however often it is scraped.
+#[test]
+fn log_counts_add_up_into_counters_across_reads() {
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("maillog");
+    std::fs::write(&log, "").unwrap();
+    let d = start(&format!(
+        "\n[alerting]\nstatus_url = \"https://mon.example.test/\"\n\n[[sources]]\nname = \"mxlog\"\nkind = \"postfix_log\"\npath = {:?}\ninterval = \"1s\"\n",
+        log.display().to_string()
+    ));
+    let db = d._dir.path().join("rblwatch.db");
+    let reads = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM metric_samples WHERE source = 'mxlog' AND metric = 'ndr_generated'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap_or(0)
+    };
+    let refusal = |i: u32| {
+        format!("Nov 23 10:00:0{i} mx1 postfix/smtp[2101]: 4ZK3p34Lg{i}: to=<alice{i}@outlook.com>, relay=outlook-com.olc.protection.outlook.com[203.0.113.1]:25, delay=1.2, delays=0.1/0/0.6/0.5, dsn=5.7.1, status=bounced (host outlook-com.olc.protection.outlook.com[203.0.113.1] said: 550 5.7.1 Unfortunately, messages from [192.0.2.10] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150). (in reply to MAIL FROM command))\n")
+    };
+    let ndr = "Nov 23 10:00:09 mx postfix/bounce[25]: B16039CAB5: sender non-delivery notification: B68F49CAB9\n";
+    let append = |text: String| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    let t = Duration::from_secs(30);
+    wait_for("the log's first read", t, || (reads() >= 1).then_some(()));
+    let scrape = || get(&format!("{}/metrics", d.base), None).2;
+    let total = |text: &str, family: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains("source=\"mxlog\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    // the log source's counters are there at 0 before anything is counted
+    let m = scrape();
+    assert!(
+        m.contains("# TYPE rblwatch_mail_refusals_total counter")
+            && m.contains("rblwatch_mail_refusals_total{outcome=\"rejected\",reason=\"blocklist\",source=\"mxlog\"} 0")
+            && m.contains("rblwatch_mail_ndr_total{source=\"mxlog\"} 0"),
+        "{m}"
+    );
+    append((1..=3).map(refusal).collect::<String>() + ndr);
+    wait_for("3 refusals counted", t, || {
+        (total(&scrape(), "rblwatch_mail_refusals_total") == 3.0).then_some(())
+    });
+    // reads that find nothing new leave the counters as they are
+    let n = reads();
+    wait_for("two more reads", t, || (reads() >= n + 2).then_some(()));
+    append((4..=7).map(refusal).collect::<String>() + ndr);
+    let m = wait_for("7 refusals counted", t, || {
+        let m = scrape();
+        (total(&m, "rblwatch_mail_refusals_total") == 7.0).then_some(m)
+    });
+    let n = reads();
+    wait_for("two more reads", t, || (reads() >= n + 2).then_some(()));
+    let m2 = scrape();
+    for (family, want) in [
+        ("rblwatch_mail_refusals_total", 7.0),
+        ("rblwatch_mail_bounced_recipients_total", 7.0),
+        ("rblwatch_mail_ndr_total", 2.0),
+    ] {
+        assert_eq!(total(&m2, family), want, "{family}: {m2}");
+    }
+    assert!(
+        m.contains("rblwatch_mail_refusals_total{outcome=\"rejected\",reason=\"reputation\",source=\"mxlog\"} 7"),
+        "{m}"
+    );
+    // one family per meaning: no mixed family, no timestamp per value, one last read per source
+    assert!(!m2.contains("rblwatch_mail_metric"), "{m2}");
+    assert!(
+        m2.contains("rblwatch_mail_last_read_timestamp_seconds{source=\"mxlog\"} "),
+        "{m2}"
+    );
+    assert!(
+        m2.contains("rblwatch_mail_source_failures_total{source=\"mxlog\"} 0"),
+        "{m2}"
+    );
+    // the status page's address, for the alert rules' links (without its trailing slash)
+    assert!(
+        m2.contains("rblwatch_info{status_url=\"https://mon.example.test\"} 1"),
+        "{m2}"
+    );
+    promtool_check_metrics(&m2);
+}
+
+/// Issue 22: the dashboard had no panel for the resolver, receivers, impact,
+/// backscatter, audits, list and pair counts. Every family a real daemon
+/// exports appears in some panel's query, and every panel's query is valid
+/// PromQL that evaluates without error against that recorded scrape: the
+/// queries become recording rules and the scrape their input series, for
+/// `promtool test rules` (which fails on a rule's parse or evaluation error).
+#[test]
+fn dashboard_covers_every_family_and_its_queries_run_on_a_real_scrape() {
+    let d = start("");
+    let (_, _, text) = get(&format!("{}/metrics", d.base), None);
+    let dash: serde_json::Value =
+        serde_json::from_str(include_str!("../../contrib/grafana-dashboard.json")).unwrap();
+    let mut exprs = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            exprs.push((
+                p["title"].as_str().unwrap().to_string(),
+                t["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    assert!(exprs.len() > 40, "{exprs:?}");
+    let families: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, k)| (n.to_string(), k.to_string()))
+        .collect();
+    assert!(families.len() > 30, "{text}");
+    for (family, _) in &families {
+        let word = regex::Regex::new(&format!(r"\b{family}\b")).unwrap();
+        assert!(
+            exprs.iter().any(|(_, e)| word.is_match(e)),
+            "no dashboard panel shows {family}"
+        );
+    }
+    // the scrape as input series (counters rising, so rates are not all 0)
+    let counters: std::collections::BTreeSet<&str> = families
+        .iter()
+        .filter(|(_, k)| k == "counter")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let mut series = String::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name_labels, value) = line.rsplit_once(' ').unwrap();
+        let v: f64 = value.parse().unwrap();
+        let (name, labels) = match name_labels.split_once('{') {
+            Some((n, rest)) => (
+                n,
+                format!("{{job=\"rblwatch\",instance=\"mon:8025\",{rest}"),
+            ),
+            None => (
+                name_labels,
+                "{job=\"rblwatch\",instance=\"mon:8025\"}".to_string(),
+            ),
+        };
+        let values = if counters.contains(name) {
+            format!("{v}+1x30")
+        } else {
+            format!("{v}x30")
+        };
+        series.push_str(&format!(
+            "      - series: {}\n        values: {}\n",
+            q(&format!("{name}{labels}")),
+            q(&values)
+        ));
+    }
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (title, e)) in exprs.iter().enumerate() {
+        let e = e
+            .replace("$__rate_interval", "5m")
+            .replace("$instance", ".*");
+        rules.push_str(&format!(
+            "      # {title}\n      - record: dashboard_query_{i}\n        expr: {}\n",
+            q(&e)
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules_path = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&rules_path, &rules).unwrap();
+    let o = promtool(&["check", "rules", rules_path.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}{}\n{rules}", stdout(&o), stderr(&o));
+    let test = format!(
+        "rule_files: [{}]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{series}    promql_expr_test:\n      - expr: vector(1)\n        eval_time: 20m\n        exp_samples:\n          - labels: '{{}}'\n            value: 1\n",
+        q(rules_path.to_str().unwrap())
+    );
+    let test_path = dir.path().join("dashboard.test.yml");
+    std::fs::write(&test_path, &test).unwrap();
+    let o = promtool(&["test", "rules", test_path.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}{}\n{rules}", stdout(&o), stderr(&o));
 }
 
 fn promtool(args: &[&str], stdin: Option<&str>) -> std::process::Output {
