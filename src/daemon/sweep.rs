@@ -318,7 +318,11 @@ impl Daemon {
 
         let report = engine.check().await;
         if let Some(why) = report.local_failure {
-            // nothing was really asked: no list, resolver or pair may move on it (issue 21)
+            // nothing was really asked: no list, resolver or pair may move on
+            // it (issue 21); the sweep's row says it was abandoned, not running
+            self.store
+                .call(move |c| store::abandon_stale_sweeps(c).map(|_| ()))
+                .await?;
             anyhow::bail!("sweep not recorded: {why}");
         }
         let change = HealthChange::of(engine, &report, &mem, started_at);

@@ -209,7 +209,9 @@ impl Store {
     /// fails at the first checkpoint or restart.
     pub fn open(path: &Path) -> Result<Self> {
         check_writable(path)?;
+        check_history(path)?;
         let mut conn = open_connection(path)?;
+        mark_history(path);
         let watch = FileWatch::new(path);
         let (tx, rx) = mpsc::channel::<Job>();
         let version = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -332,6 +334,47 @@ pub fn check_writable(db: &Path) -> Result<()> {
             e,
         )
     })
+}
+
+/// The file beside the database that says a history was kept there
+/// (`rblwatch.db.history`, written when the database is first opened).
+pub fn history_marker(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".history");
+    db.with_file_name(name)
+}
+
+/// A database that is gone while its marker says a history was kept there
+/// was deleted (or its disk not mounted): starting an empty one would
+/// silently begin a second history and announce every listing anew as a
+/// baseline. The daemon refuses and says how to go on.
+fn check_history(db: &Path) -> Result<()> {
+    let marker = history_marker(db);
+    if db.exists() || !marker.exists() {
+        return Ok(());
+    }
+    let since = std::fs::read_to_string(&marker).unwrap_or_default();
+    Err(StoreError::open(
+        format!(
+            "the database {} is gone, but a history was kept there (started {}): restore it (e.g. a rescued copy {}.rescued-* beside it, or a backup), or remove {} to start a new, empty history",
+            db.display(),
+            since.trim(),
+            db.display(),
+            marker.display()
+        ),
+        std::io::Error::new(std::io::ErrorKind::NotFound, "database file missing"),
+    ))
+}
+
+/// Writes the marker once (best effort: without it only this guard is lost).
+fn mark_history(db: &Path) {
+    let marker = history_marker(db);
+    if !marker.exists() {
+        let _ = std::fs::write(
+            &marker,
+            format!("{}\n", crate::time::fmt_time(crate::time::now())),
+        );
+    }
 }
 
 /// The database file's identity (device, inode), to notice it deleted or

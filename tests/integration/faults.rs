@@ -306,6 +306,27 @@ fn a_database_deleted_or_replaced_under_the_daemon_is_noticed_alerted_and_never_
             .collect();
         assert_eq!(rescued.len(), 1, "{rescued:?}\n{}", d.log());
         assert!(sweeps_done(&rescued[0].path()) >= 1);
+        if !replace {
+            // a restart never silently begins a second history: it refuses,
+            // naming the rescued copy and the marker, until one is chosen
+            drop(d);
+            let mut again = Daemon::start(&cfg);
+            let (code, _) = again.wait_exit(Duration::from_secs(20));
+            assert_ne!(code, Some(0));
+            let log = again.log();
+            assert!(
+                log.contains("is gone, but a history was kept there")
+                    && log.contains("rblwatch.db.history"),
+                "{log}"
+            );
+            assert!(!path.exists(), "no new history was started\n{log}");
+            // restoring the rescued copy brings the daemon (and its history) back
+            std::fs::rename(rescued[0].path(), &path).unwrap();
+            let _back = Daemon::start(&cfg);
+            wait_for("the restored history goes on", t, || {
+                (sweeps_done(&path) >= 2).then_some(())
+            });
+        }
     }
 }
 
