@@ -294,6 +294,19 @@ impl HealthReport {
     }
 }
 
+crate::spelling::closed_set! {
+    /// Where a sweep stands (the daemon records it: begun at once, so an
+    /// interrupted sweep is visible as such).
+    pub enum SweepStatus {
+        /// Started, not committed yet.
+        Running = "running",
+        /// Committed.
+        Done = "done",
+        /// Interrupted (a stop, a crash, a failed commit).
+        Abandoned = "abandoned",
+    }
+}
+
 /// One verdict of a sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -801,7 +814,7 @@ fn keyed_refusal(
     (refused && list.uses_key && list.direct.is_some()).then(|| Verdict::ListError {
         why: format!(
             "REFUSED by the list's own servers: {}: the operator refuses queries with this key (unknown, expired, or not entitled to this zone)",
-            crate::catalog::ErrorCause::InvalidKey
+            crate::catalog::ErrorCause::InvalidKey.label()
         ),
         codes: vec![],
     })
@@ -852,7 +865,7 @@ fn diagnose_keys<C, V, U>(lists: &[ActiveList], results: &mut [(ListHealth, C, V
         r.0 = ListHealth::Blocked {
             why: format!(
                 "this zone only: {}: the key may not cover this zone: it fails ({}) while {} answer(s) with the same key {key:?}; check which zones the key is entitled to at {portal}",
-                crate::catalog::ErrorCause::InvalidKey,
+                crate::catalog::ErrorCause::InvalidKey.label(),
                 r.0.why(),
                 answering.join(", ")
             ),

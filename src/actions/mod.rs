@@ -37,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 use self::hooks::{condition_key, gate, Gate};
 use crate::config::{ActionsConf, AlertSettings, ChannelConf, HookMode};
 use crate::event::{Event, EventKind, Subject};
-use crate::store::{self, HookAction, HookRun, HookStatus, Store, StoreError};
+use crate::runs::{HookAction, HookStatus};
+use crate::store::{self, HookRun, Store, StoreError};
 use crate::time::now;
 
 /// Why a pass of an actions task stopped (it is retried on the next tick).

@@ -12,8 +12,11 @@
 //! transaction ([`commit_sweep`]), so a killed daemon leaves either the whole
 //! sweep or none of it.
 //!
-//! One file per area of the schema; closed sets (event kinds, hook statuses,
-//! outbox states…) are enums stored as text through [`sql`]'s conversions.
+//! One file per area of the schema. Closed sets (event kinds, hook statuses,
+//! outbox states…) are declared by the modules that own them, with their
+//! spellings ([`crate::spelling::closed_set!`]), and stored as that text; SQL
+//! binds them rather than spelling them again. The `state` table's keys are
+//! one enum, [`StateKey`].
 
 mod audits;
 mod delistings;
@@ -29,7 +32,6 @@ mod read;
 mod rejections;
 mod retention;
 mod samples;
-mod sql;
 mod state;
 mod sweeps;
 #[cfg(test)]
