@@ -32,10 +32,6 @@ use crate::event::{Event, EventKind, Severity, Subject};
 use crate::mail::rejections::{Outcome, Rejection};
 use crate::replies::ReplyMeaning;
 
-/// The state key under which the daemon keeps the last [`Assessment`] (read
-/// by the web and `rblwatch status`).
-pub const ASSESSMENT_STATE: &str = "impact:assessment";
-
 /// A confirmed listing (listed or clearing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {

@@ -62,9 +62,6 @@ pub const SPIKE_KINDS: &[EventKind] = &[
     EventKind::NdrSpikeCleared,
 ];
 
-/// Where the daemon keeps the resolver's last health (JSON in the `state` table).
-pub const RESOLVER_STATE: &str = "resolver:health";
-
 impl StatusSnapshot {
     /// Reads the current state (call it inside one read transaction).
     pub fn load(c: &rusqlite::Connection, at: i64) -> store::Result<Self> {
@@ -75,8 +72,8 @@ impl StatusSnapshot {
             probes: store::latest_probes(c)?,
             unchecked: store::unchecked_pairs(c, None)?,
             spikes: store::events_of_kinds(c, SPIKE_KINDS, at - 30 * 86_400)?,
-            resolver: store::get_state(c, RESOLVER_STATE)?,
-            assessment: store::get_state(c, crate::impact::ASSESSMENT_STATE)?,
+            resolver: store::get_state(c, &store::StateKey::ResolverHealth)?,
+            assessment: store::get_state(c, &store::StateKey::ImpactAssessment)?,
             at,
         })
     }
