@@ -461,20 +461,33 @@ impl Engine {
         futures::future::join_all(work).await;
     }
 
-    /// Asks list `li` for the A records of an arbitrary name under its zone (the canary).
-    async fn query_name(&self, li: usize, qname: &str) -> Verdict {
-        let list = &self.lists[li];
+    /// Lets one query to `list` go: waits for its rate limiter and spends one
+    /// of its daily budget. The client to ask, or the verdict saying why not.
+    async fn admit(&self, list: &ActiveList) -> Result<DnsClient, Verdict> {
         if let Some(l) = &list.limiter {
             l.acquire().await;
         }
         let Some(client) = self.client_for(list) else {
-            return self.unroutable(list);
+            return Err(self.unroutable(list));
         };
         if !list.counters.spend(list.daily_limit) {
-            return Verdict::Unknown {
-                why: "not queried: the list's daily budget is used up".into(),
-            };
+            return Err(Verdict::Unknown {
+                why: format!(
+                    "not queried: the list's daily budget of {} queries is used up",
+                    list.daily_limit.unwrap_or(0)
+                ),
+            });
         }
+        Ok(client)
+    }
+
+    /// Asks list `li` for the A records of an arbitrary name under its zone (the canary).
+    async fn query_name(&self, li: usize, qname: &str) -> Verdict {
+        let list = &self.lists[li];
+        let client = match self.admit(list).await {
+            Ok(c) => c,
+            Err(v) => return v,
+        };
         let a = {
             let _permit = self.sem.acquire().await;
             client.query(qname, QType::A).await
@@ -516,20 +529,10 @@ impl Engine {
         {
             return Verdict::Clear;
         }
-        if let Some(l) = &list.limiter {
-            l.acquire().await;
-        }
-        let Some(client) = self.client_for(list) else {
-            return self.unroutable(list);
+        let client = match self.admit(list).await {
+            Ok(c) => c,
+            Err(v) => return v,
         };
-        if !list.counters.spend(list.daily_limit) {
-            return Verdict::Unknown {
-                why: format!(
-                    "not queried: the list's daily budget of {} queries is used up",
-                    list.daily_limit.unwrap_or(0)
-                ),
-            };
-        }
         let a = {
             let _permit = self.sem.acquire().await;
             client.query(&qname, QType::A).await
@@ -874,6 +877,17 @@ fn diagnose_keys<C, V, U>(lists: &[ActiveList], results: &mut [(ListHealth, C, V
 }
 
 impl Engine {
+    /// Each list's budget plan for the configured targets and schedule (what
+    /// `rblwatch lists`, the daemon's start-up warnings and the overview show).
+    pub fn plans_for(&self, cfg: &Config) -> Vec<crate::budget::BudgetPlan> {
+        let specs: Vec<TargetSpec> = cfg.targets.iter().map(|t| t.spec.clone()).collect();
+        self.plans(
+            &specs,
+            cfg.daemon.sweep.nominal_interval(),
+            cfg.daemon.health.nominal_interval(),
+        )
+    }
+
     /// Each list's budget plan for these targets and schedule intervals.
     pub fn plans(
         &self,

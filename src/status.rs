@@ -192,7 +192,9 @@ pub fn facts(
     }
 }
 
-fn urlencode(s: &str) -> String {
+/// Percent-encodes `s` for a URL path segment or query value (RFC 3986's
+/// unreserved characters and `:` kept). Also the web templates' filter.
+pub fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {

@@ -178,13 +178,7 @@ impl Runtime {
                     .0,
             )
         };
-        let specs: Vec<crate::target::TargetSpec> =
-            cfg.targets.iter().map(|t| t.spec.clone()).collect();
-        let plans = engine.plans(
-            &specs,
-            cfg.daemon.sweep.nominal_interval(),
-            cfg.daemon.health.nominal_interval(),
-        );
+        let plans = engine.plans_for(&cfg);
         for p in &plans {
             if let Some(d) = p.describe() {
                 tracing::warn!(list = %p.list, daily_queries = p.daily_queries, "{d}");

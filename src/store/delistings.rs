@@ -256,11 +256,7 @@ mod tests {
     use crate::evaluator::{ListingDetails, PairState};
     use crate::store::{begin_sweep, commit_sweep, SweepCommit};
 
-    fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrations::apply(&mut c).unwrap();
-        c
-    }
+    use crate::store::memory_db as db;
 
     fn list_pair(c: &mut Connection, at: i64) {
         let d = Arc::new(ListingDetails::default());

@@ -60,6 +60,14 @@ use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+/// A migrated in-memory database, for the store's tests.
+#[cfg(test)]
+pub(crate) fn memory_db() -> Connection {
+    let mut c = Connection::open_in_memory().expect("in-memory database");
+    migrations::apply(&mut c).expect("migrations apply");
+    c
+}
+
 /// Why a database operation failed. Callers branch on [`StoreError::Stopped`]
 /// (the writer thread is gone: the daemon must exit so systemd restarts it)
 /// and on [`StoreError::is_full`]; the rest is reported.

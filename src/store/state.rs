@@ -193,8 +193,7 @@ mod tests {
 
     #[test]
     fn audit_states_are_found_by_their_key_and_nothing_else() {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrations::apply(&mut c).unwrap();
+        let c = crate::store::memory_db();
         put_state(&c, &StateKey::Audit("a_1".into()), &1, 0).unwrap();
         put_state(&c, &StateKey::HookConditions("audit".into()), &2, 0).unwrap();
         assert_eq!(

@@ -9,11 +9,7 @@ use crate::evaluator::{ListingDetails, PairState};
 use crate::event::{Event, EventKind};
 use crate::health::ListHealth;
 
-fn db() -> Connection {
-    let mut c = Connection::open_in_memory().unwrap();
-    crate::store::migrations::apply(&mut c).unwrap();
-    c
-}
+use super::memory_db as db;
 
 #[test]
 fn sweep_commit_round_trip() {
