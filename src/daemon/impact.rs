@@ -17,8 +17,6 @@ use crate::store::{self, StateKey};
 use crate::target::Target;
 use crate::time::now;
 
-/// State key of the conditions raised.
-
 impl Daemon {
     /// Assesses the joined verdict now, commits its events and the assessment.
     pub async fn assess(&self) -> anyhow::Result<()> {
