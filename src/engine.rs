@@ -294,6 +294,19 @@ impl HealthReport {
     }
 }
 
+crate::spelling::closed_set! {
+    /// Where a sweep stands (the daemon records it: begun at once, so an
+    /// interrupted sweep is visible as such).
+    pub enum SweepStatus {
+        /// Started, not committed yet.
+        Running = "running",
+        /// Committed.
+        Done = "done",
+        /// Interrupted (a stop, a crash, a failed commit).
+        Abandoned = "abandoned",
+    }
+}
+
 /// One verdict of a sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -448,20 +461,33 @@ impl Engine {
         futures::future::join_all(work).await;
     }
 
-    /// Asks list `li` for the A records of an arbitrary name under its zone (the canary).
-    async fn query_name(&self, li: usize, qname: &str) -> Verdict {
-        let list = &self.lists[li];
+    /// Lets one query to `list` go: waits for its rate limiter and spends one
+    /// of its daily budget. The client to ask, or the verdict saying why not.
+    async fn admit(&self, list: &ActiveList) -> Result<DnsClient, Verdict> {
         if let Some(l) = &list.limiter {
             l.acquire().await;
         }
         let Some(client) = self.client_for(list) else {
-            return self.unroutable(list);
+            return Err(self.unroutable(list));
         };
         if !list.counters.spend(list.daily_limit) {
-            return Verdict::Unknown {
-                why: "not queried: the list's daily budget is used up".into(),
-            };
+            return Err(Verdict::Unknown {
+                why: format!(
+                    "not queried: the list's daily budget of {} queries is used up",
+                    list.daily_limit.unwrap_or(0)
+                ),
+            });
         }
+        Ok(client)
+    }
+
+    /// Asks list `li` for the A records of an arbitrary name under its zone (the canary).
+    async fn query_name(&self, li: usize, qname: &str) -> Verdict {
+        let list = &self.lists[li];
+        let client = match self.admit(list).await {
+            Ok(c) => c,
+            Err(v) => return v,
+        };
         let a = {
             let _permit = self.sem.acquire().await;
             client.query(qname, QType::A).await
@@ -503,20 +529,10 @@ impl Engine {
         {
             return Verdict::Clear;
         }
-        if let Some(l) = &list.limiter {
-            l.acquire().await;
-        }
-        let Some(client) = self.client_for(list) else {
-            return self.unroutable(list);
+        let client = match self.admit(list).await {
+            Ok(c) => c,
+            Err(v) => return v,
         };
-        if !list.counters.spend(list.daily_limit) {
-            return Verdict::Unknown {
-                why: format!(
-                    "not queried: the list's daily budget of {} queries is used up",
-                    list.daily_limit.unwrap_or(0)
-                ),
-            };
-        }
         let a = {
             let _permit = self.sem.acquire().await;
             client.query(&qname, QType::A).await
@@ -801,7 +817,7 @@ fn keyed_refusal(
     (refused && list.uses_key && list.direct.is_some()).then(|| Verdict::ListError {
         why: format!(
             "REFUSED by the list's own servers: {}: the operator refuses queries with this key (unknown, expired, or not entitled to this zone)",
-            crate::catalog::ErrorCause::InvalidKey
+            crate::catalog::ErrorCause::InvalidKey.label()
         ),
         codes: vec![],
     })
@@ -852,7 +868,7 @@ fn diagnose_keys<C, V, U>(lists: &[ActiveList], results: &mut [(ListHealth, C, V
         r.0 = ListHealth::Blocked {
             why: format!(
                 "this zone only: {}: the key may not cover this zone: it fails ({}) while {} answer(s) with the same key {key:?}; check which zones the key is entitled to at {portal}",
-                crate::catalog::ErrorCause::InvalidKey,
+                crate::catalog::ErrorCause::InvalidKey.label(),
                 r.0.why(),
                 answering.join(", ")
             ),
@@ -861,6 +877,17 @@ fn diagnose_keys<C, V, U>(lists: &[ActiveList], results: &mut [(ListHealth, C, V
 }
 
 impl Engine {
+    /// Each list's budget plan for the configured targets and schedule (what
+    /// `rblwatch lists`, the daemon's start-up warnings and the overview show).
+    pub fn plans_for(&self, cfg: &Config) -> Vec<crate::budget::BudgetPlan> {
+        let specs: Vec<TargetSpec> = cfg.targets.iter().map(|t| t.spec.clone()).collect();
+        self.plans(
+            &specs,
+            cfg.daemon.sweep.nominal_interval(),
+            cfg.daemon.health.nominal_interval(),
+        )
+    }
+
     /// Each list's budget plan for these targets and schedule intervals.
     pub fn plans(
         &self,

@@ -8,151 +8,77 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Kinds of events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// A (target, list) listing was confirmed.
-    Listed,
-    /// A listing ended.
-    Delisted,
-    /// A list stopped being healthy.
-    ListUnhealthy,
-    /// A list is healthy again.
-    ListRecovered,
-    /// Queue depth spike.
-    QueueSpike,
-    /// Queue depth back to normal.
-    QueueSpikeCleared,
-    /// NDR (bounce) volume spike.
-    NdrSpike,
-    /// NDR volume back to normal.
-    NdrSpikeCleared,
-    /// The SMTP probe found a server accepting mail for unknown recipients.
-    RndrVulnerable,
-    /// The server rejects unknown recipients again.
-    RndrVulnerableCleared,
-    /// A target's first sweep: one summary of what was already listed (silent).
-    Baseline,
-    /// A remediation hook failed or timed out.
-    HookFailed,
-    /// An alert channel failed: a message could not be rendered or delivered.
-    AlertFailed,
-    /// The channel delivers again.
-    AlertRecovered,
-    /// A mail telemetry source failed to read.
-    SourceFailed,
-    /// The source reads again.
-    SourceRecovered,
-    /// The resolver's answers cannot be believed (or there are none): nothing is checked.
-    ResolverUnusable,
-    /// The resolver is usable again.
-    ResolverRecovered,
-    /// A receiver (Outlook, Gmail…) rejects or defers our mail, for reasons
-    /// about us, more than the threshold within the impact window.
-    ReceiverRejecting,
-    /// The receiver has stopped rejecting (none within the window).
-    ReceiverRejectingCleared,
-    /// A listing that receivers cite in their rejections (`impact: rejecting`).
-    ListingRejecting,
-    /// No receiver cites the listing any more (or it ended).
-    ListingRejectingCleared,
-    /// Listed on a backscatter list while the server produces backscatter
-    /// (an NDR spike or a probe accepting unknown recipients).
-    BackscatterSource,
-    /// No sign of backscatter any more (the listing may remain until it expires).
-    BackscatterSourceCleared,
-    /// The MTA posture audit found a setting that causes backscatter or listings.
-    AuditFinding,
-    /// The finding is gone (the setting was fixed).
-    AuditFindingCleared,
-    /// Someone asked a list to remove a listing (recorded with who, when and a note).
-    DelistRequested,
-    /// A requested delisting is still listed past the list's typical expiry.
-    DelistOverdue,
-    /// A list answered a code its catalog entry does not document (once per list and code).
-    ListUnknownCode,
-    /// The database file was deleted or replaced under the running daemon:
-    /// what it records from then on is not in the file.
-    DatabaseLost,
+crate::spelling::closed_set! {
+    /// Kinds of events.
+    #[derive(PartialOrd, Ord)]
+    pub enum EventKind {
+        /// A (target, list) listing was confirmed.
+        Listed = "listed",
+        /// A listing ended.
+        Delisted = "delisted",
+        /// A list stopped being healthy.
+        ListUnhealthy = "list_unhealthy",
+        /// A list is healthy again.
+        ListRecovered = "list_recovered",
+        /// Queue depth spike.
+        QueueSpike = "queue_spike",
+        /// Queue depth back to normal.
+        QueueSpikeCleared = "queue_spike_cleared",
+        /// NDR (bounce) volume spike.
+        NdrSpike = "ndr_spike",
+        /// NDR volume back to normal.
+        NdrSpikeCleared = "ndr_spike_cleared",
+        /// The SMTP probe found a server accepting mail for unknown recipients.
+        RndrVulnerable = "rndr_vulnerable",
+        /// The server rejects unknown recipients again.
+        RndrVulnerableCleared = "rndr_vulnerable_cleared",
+        /// A target's first sweep: one summary of what was already listed (silent).
+        Baseline = "baseline",
+        /// A remediation hook failed or timed out.
+        HookFailed = "hook_failed",
+        /// An alert channel failed: a message could not be rendered or delivered.
+        AlertFailed = "alert_failed",
+        /// The channel delivers again.
+        AlertRecovered = "alert_recovered",
+        /// A mail telemetry source failed to read.
+        SourceFailed = "source_failed",
+        /// The source reads again.
+        SourceRecovered = "source_recovered",
+        /// The resolver's answers cannot be believed (or there are none): nothing is checked.
+        ResolverUnusable = "resolver_unusable",
+        /// The resolver is usable again.
+        ResolverRecovered = "resolver_recovered",
+        /// A receiver (Outlook, Gmail…) rejects or defers our mail, for reasons
+        /// about us, more than the threshold within the impact window.
+        ReceiverRejecting = "receiver_rejecting",
+        /// The receiver has stopped rejecting (none within the window).
+        ReceiverRejectingCleared = "receiver_rejecting_cleared",
+        /// A listing that receivers cite in their rejections (`impact: rejecting`).
+        ListingRejecting = "listing_rejecting",
+        /// No receiver cites the listing any more (or it ended).
+        ListingRejectingCleared = "listing_rejecting_cleared",
+        /// Listed on a backscatter list while the server produces backscatter
+        /// (an NDR spike or a probe accepting unknown recipients).
+        BackscatterSource = "backscatter_source",
+        /// No sign of backscatter any more (the listing may remain until it expires).
+        BackscatterSourceCleared = "backscatter_source_cleared",
+        /// The MTA posture audit found a setting that causes backscatter or listings.
+        AuditFinding = "audit_finding",
+        /// The finding is gone (the setting was fixed).
+        AuditFindingCleared = "audit_finding_cleared",
+        /// Someone asked a list to remove a listing (recorded with who, when and a note).
+        DelistRequested = "delist_requested",
+        /// A requested delisting is still listed past the list's typical expiry.
+        DelistOverdue = "delist_overdue",
+        /// A list answered a code its catalog entry does not document (once per list and code).
+        ListUnknownCode = "list_unknown_code",
+        /// The database file was deleted or replaced under the running daemon:
+        /// what it records from then on is not in the file.
+        DatabaseLost = "database_lost",
+    }
 }
 
 impl EventKind {
-    /// Every kind, in a stable order (for `config check`'s sample events and help texts).
-    pub const ALL: &'static [EventKind] = &[
-        EventKind::Listed,
-        EventKind::Delisted,
-        EventKind::ListUnhealthy,
-        EventKind::ListRecovered,
-        EventKind::QueueSpike,
-        EventKind::QueueSpikeCleared,
-        EventKind::NdrSpike,
-        EventKind::NdrSpikeCleared,
-        EventKind::RndrVulnerable,
-        EventKind::RndrVulnerableCleared,
-        EventKind::Baseline,
-        EventKind::HookFailed,
-        EventKind::AlertFailed,
-        EventKind::AlertRecovered,
-        EventKind::SourceFailed,
-        EventKind::SourceRecovered,
-        EventKind::ResolverUnusable,
-        EventKind::ResolverRecovered,
-        EventKind::ReceiverRejecting,
-        EventKind::ReceiverRejectingCleared,
-        EventKind::ListingRejecting,
-        EventKind::ListingRejectingCleared,
-        EventKind::BackscatterSource,
-        EventKind::BackscatterSourceCleared,
-        EventKind::AuditFinding,
-        EventKind::AuditFindingCleared,
-        EventKind::DelistRequested,
-        EventKind::DelistOverdue,
-        EventKind::ListUnknownCode,
-        EventKind::DatabaseLost,
-    ];
-
-    /// The event's name, as used in configs, hooks and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Listed => "listed",
-            EventKind::Delisted => "delisted",
-            EventKind::ListUnhealthy => "list_unhealthy",
-            EventKind::ListRecovered => "list_recovered",
-            EventKind::QueueSpike => "queue_spike",
-            EventKind::QueueSpikeCleared => "queue_spike_cleared",
-            EventKind::NdrSpike => "ndr_spike",
-            EventKind::NdrSpikeCleared => "ndr_spike_cleared",
-            EventKind::RndrVulnerable => "rndr_vulnerable",
-            EventKind::RndrVulnerableCleared => "rndr_vulnerable_cleared",
-            EventKind::Baseline => "baseline",
-            EventKind::HookFailed => "hook_failed",
-            EventKind::AlertFailed => "alert_failed",
-            EventKind::AlertRecovered => "alert_recovered",
-            EventKind::SourceFailed => "source_failed",
-            EventKind::SourceRecovered => "source_recovered",
-            EventKind::ResolverUnusable => "resolver_unusable",
-            EventKind::ResolverRecovered => "resolver_recovered",
-            EventKind::ReceiverRejecting => "receiver_rejecting",
-            EventKind::ReceiverRejectingCleared => "receiver_rejecting_cleared",
-            EventKind::ListingRejecting => "listing_rejecting",
-            EventKind::ListingRejectingCleared => "listing_rejecting_cleared",
-            EventKind::BackscatterSource => "backscatter_source",
-            EventKind::BackscatterSourceCleared => "backscatter_source_cleared",
-            EventKind::AuditFinding => "audit_finding",
-            EventKind::AuditFindingCleared => "audit_finding_cleared",
-            EventKind::DelistRequested => "delist_requested",
-            EventKind::DelistOverdue => "delist_overdue",
-            EventKind::ListUnknownCode => "list_unknown_code",
-            EventKind::DatabaseLost => "database_lost",
-        }
-    }
-
-    /// Parses a name.
-    pub fn parse(s: &str) -> Option<Self> {
-        EventKind::ALL.iter().copied().find(|k| k.as_str() == s)
-    }
-
     /// How bad it is. An audit finding carries its own severity (the event's
     /// `severity` field); this is its default.
     pub fn severity(self) -> Severity {
@@ -197,39 +123,16 @@ impl EventKind {
     }
 }
 
-impl std::fmt::Display for EventKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Event severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Recoveries and other good news.
-    Info,
-    /// Degraded monitoring, early signs.
-    Warning,
-    /// A listing, an attack, a vulnerability.
-    Critical,
-}
-
-impl Severity {
-    /// The name used in configs, hooks and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// Parses a name.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Severity::Info, Severity::Warning, Severity::Critical]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+crate::spelling::closed_set! {
+    /// Event severity.
+    #[derive(PartialOrd, Ord)]
+    pub enum Severity {
+        /// Recoveries and other good news.
+        Info = "info",
+        /// Degraded monitoring, early signs.
+        Warning = "warning",
+        /// A listing, an attack, a vulnerability.
+        Critical = "critical",
     }
 }
 
@@ -657,7 +560,7 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for k in EventKind::ALL {
-            assert_eq!(EventKind::parse(k.as_str()), Some(*k));
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
             let json = serde_json::to_value(k).unwrap();
             assert_eq!(json.as_str(), Some(k.as_str()));
         }

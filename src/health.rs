@@ -160,26 +160,15 @@ pub fn assess_points(positives: &[(&str, &Verdict)], negatives: &[(&str, &Verdic
     ListHealth::Healthy
 }
 
-/// How usable the resolver is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResolverStatus {
-    /// Answers as a resolver must.
-    Ok,
-    /// Usable, but some lists refuse it (a public or shared resolver).
-    Degraded,
-    /// Its answers cannot be believed (or there are none): nothing is checked.
-    Unusable,
-}
-
-impl ResolverStatus {
-    /// `ok`, `degraded`, `unusable`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResolverStatus::Ok => "ok",
-            ResolverStatus::Degraded => "degraded",
-            ResolverStatus::Unusable => "unusable",
-        }
+crate::spelling::closed_set! {
+    /// How usable the resolver is.
+    pub enum ResolverStatus {
+        /// Answers as a resolver must.
+        Ok = "ok",
+        /// Usable, but some lists refuse it (a public or shared resolver).
+        Degraded = "degraded",
+        /// Its answers cannot be believed (or there are none): nothing is checked.
+        Unusable = "unusable",
     }
 }
 

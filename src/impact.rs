@@ -32,10 +32,6 @@ use crate::event::{Event, EventKind, Severity, Subject};
 use crate::mail::rejections::{Outcome, Rejection};
 use crate::replies::ReplyMeaning;
 
-/// The state key under which the daemon keeps the last [`Assessment`] (read
-/// by the web and `rblwatch status`).
-pub const ASSESSMENT_STATE: &str = "impact:assessment";
-
 /// A confirmed listing (listed or clearing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
@@ -169,32 +165,19 @@ pub struct ListingImpact {
     pub delist: Option<String>,
 }
 
-/// What a receiver's refusals rest on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReceiverVerdict {
-    /// It cites a monitored list that lists one of our targets.
-    CitesListing,
-    /// It cites a monitored list on which the monitor sees no listing.
-    CitesClearList,
-    /// It cites a list we do not monitor (or a zone the catalog does not know).
-    CitesUnmonitoredList,
-    /// Its own data: reputation, rate limits, authentication, content, policy.
-    OwnData,
-    /// Only refusals not about us (unknown recipients, the receiver's own errors, unclassified).
-    NotAboutUs,
-}
-
-impl ReceiverVerdict {
-    /// The name used in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReceiverVerdict::CitesListing => "cites-listing",
-            ReceiverVerdict::CitesClearList => "cites-clear-list",
-            ReceiverVerdict::CitesUnmonitoredList => "cites-unmonitored-list",
-            ReceiverVerdict::OwnData => "own-data",
-            ReceiverVerdict::NotAboutUs => "not-about-us",
-        }
+crate::spelling::closed_set! {
+    /// What a receiver's refusals rest on.
+    pub enum ReceiverVerdict {
+        /// It cites a monitored list that lists one of our targets.
+        CitesListing = "cites-listing",
+        /// It cites a monitored list on which the monitor sees no listing.
+        CitesClearList = "cites-clear-list",
+        /// It cites a list we do not monitor (or a zone the catalog does not know).
+        CitesUnmonitoredList = "cites-unmonitored-list",
+        /// Its own data: reputation, rate limits, authentication, content, policy.
+        OwnData = "own-data",
+        /// Only refusals not about us (unknown recipients, the receiver's own errors, unclassified).
+        NotAboutUs = "not-about-us",
     }
 }
 

@@ -10,7 +10,7 @@
 //! command, fails the build when a module imports a later one).
 //!
 //! ```text
-//!  foundation (any stage may use): time, secret, process, target, catalog, replies, event
+//!  foundation (any stage may use): spelling, time, secret, process, target, catalog, replies, event
 //!
 //!  config ──► probes ─────────────────────► evaluator ──► store ──► actions ──► web
 //!  (toml,     dns, verdict, health, engine   spike,        (SQLite,  (hooks,     (status page,
@@ -31,6 +31,8 @@
 //! daemon implements, so no stage reaches back into the daemon.
 
 // Foundation: vocabulary every stage shares.
+/// Closed sets spelled as fixed strings ([`spelling::closed_set!`]): one table per set gives every spelling.
+pub mod spelling;
 /// Time: the clock, display and duration parsing.
 pub mod time;
 /// Values that never print (keys, passwords, tokens).
@@ -76,6 +78,8 @@ pub mod evaluator;
 pub mod impact;
 
 // Store, actions, web.
+/// The actions' closed sets (why a hook ran, how it ended, where an alert stands), declared before the store that records them.
+pub mod runs;
 /// SQLite history (WAL, migrations) on its own thread; a read-only pool for the web.
 pub mod store;
 /// The current state read once ([`status::StatusSnapshot`]) and the one headline verdict made from it.

@@ -19,37 +19,15 @@ use tokio::io::{
 };
 use tokio::net::TcpStream;
 
-/// The verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RndrVerdict {
-    /// 5xx for the unknown recipient: not a backscatter source at RCPT time.
-    RejectsUnknown,
-    /// 2xx for the unknown recipient: the server accepts and will bounce later.
-    AcceptsUnknown,
-    /// 4xx, errors, timeouts: no conclusion.
-    Inconclusive,
-}
-
-impl RndrVerdict {
-    /// Name used in output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RndrVerdict::RejectsUnknown => "rejects-unknown",
-            RndrVerdict::AcceptsUnknown => "accepts-unknown",
-            RndrVerdict::Inconclusive => "inconclusive",
-        }
-    }
-
-    /// Parses a name.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            RndrVerdict::RejectsUnknown,
-            RndrVerdict::AcceptsUnknown,
-            RndrVerdict::Inconclusive,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+crate::spelling::closed_set! {
+    /// The verdict.
+    pub enum RndrVerdict {
+        /// 5xx for the unknown recipient: not a backscatter source at RCPT time.
+        RejectsUnknown = "rejects-unknown",
+        /// 2xx for the unknown recipient: the server accepts and will bounce later.
+        AcceptsUnknown = "accepts-unknown",
+        /// 4xx, errors, timeouts: no conclusion.
+        Inconclusive = "inconclusive",
     }
 }
 

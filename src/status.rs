@@ -62,9 +62,6 @@ pub const SPIKE_KINDS: &[EventKind] = &[
     EventKind::NdrSpikeCleared,
 ];
 
-/// Where the daemon keeps the resolver's last health (JSON in the `state` table).
-pub const RESOLVER_STATE: &str = "resolver:health";
-
 impl StatusSnapshot {
     /// Reads the current state (call it inside one read transaction).
     pub fn load(c: &rusqlite::Connection, at: i64) -> store::Result<Self> {
@@ -75,8 +72,8 @@ impl StatusSnapshot {
             probes: store::latest_probes(c)?,
             unchecked: store::unchecked_pairs(c, None)?,
             spikes: store::events_of_kinds(c, SPIKE_KINDS, at - 30 * 86_400)?,
-            resolver: store::get_state(c, RESOLVER_STATE)?,
-            assessment: store::get_state(c, crate::impact::ASSESSMENT_STATE)?,
+            resolver: store::get_state(c, &store::StateKey::ResolverHealth)?,
+            assessment: store::get_state(c, &store::StateKey::ImpactAssessment)?,
             at,
         })
     }
@@ -217,7 +214,9 @@ pub fn facts(
     }
 }
 
-fn urlencode(s: &str) -> String {
+/// Percent-encodes `s` for a URL path segment or query value (RFC 3986's
+/// unreserved characters and `:` kept). Also the web templates' filter.
+pub fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
@@ -229,48 +228,24 @@ fn urlencode(s: &str) -> String {
     out
 }
 
-/// The one answer the overview gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Nothing listed on any usable list, every target covered, nothing vulnerable.
-    AllClear,
-    /// Listed, and receivers reject mail over it.
-    ListedRejecting,
-    /// Listed; no rejection seen (or no delivery data to see one).
-    ListedNoImpact,
-    /// Not listed on any monitored list, and yet receivers refuse mail for
-    /// reasons about us (issue 12's receivers): never "all clear".
-    RefusedNotListed,
-    /// Monitoring is blind: resolver unusable, no usable list, no sweep yet,
-    /// or targets no usable list covers.
-    CannotTell,
-    /// A mail server accepts mail for unknown recipients, or bounces spike
-    /// (a backscatter source, now or waiting to be used).
-    BackscatterRisk,
-}
-
-impl Verdict {
-    /// Every verdict, in the order of the enum.
-    pub const ALL: [Verdict; 6] = [
-        Verdict::AllClear,
-        Verdict::ListedRejecting,
-        Verdict::ListedNoImpact,
-        Verdict::RefusedNotListed,
-        Verdict::CannotTell,
-        Verdict::BackscatterRisk,
-    ];
-
-    /// Its spelling in the API and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::AllClear => "all_clear",
-            Verdict::ListedRejecting => "listed_rejecting",
-            Verdict::ListedNoImpact => "listed_no_impact",
-            Verdict::RefusedNotListed => "refused_not_listed",
-            Verdict::CannotTell => "cannot_tell",
-            Verdict::BackscatterRisk => "backscatter_risk",
-        }
+crate::spelling::closed_set! {
+    /// The one answer the overview gives.
+    pub enum Verdict {
+        /// Nothing listed on any usable list, every target covered, nothing vulnerable.
+        AllClear = "all_clear",
+        /// Listed, and receivers reject mail over it.
+        ListedRejecting = "listed_rejecting",
+        /// Listed; no rejection seen (or no delivery data to see one).
+        ListedNoImpact = "listed_no_impact",
+        /// Not listed on any monitored list, and yet receivers refuse mail for
+        /// reasons about us (issue 12's receivers): never "all clear".
+        RefusedNotListed = "refused_not_listed",
+        /// Monitoring is blind: resolver unusable, no usable list, no sweep yet,
+        /// or targets no usable list covers.
+        CannotTell = "cannot_tell",
+        /// A mail server accepts mail for unknown recipients, or bounces spike
+        /// (a backscatter source, now or waiting to be used).
+        BackscatterRisk = "backscatter_risk",
     }
 }
 

@@ -52,34 +52,20 @@ pub enum Verdict {
     },
 }
 
-/// Short names of the verdict kinds, as used in tables, the database and metrics.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum VerdictKind {
-    /// See [`Verdict::Listed`].
-    Listed,
-    /// See [`Verdict::Clear`].
-    Clear,
-    /// See [`Verdict::Allowed`].
-    Allowed,
-    /// See [`Verdict::ListError`].
-    ListError,
-    /// See [`Verdict::Unknown`].
-    Unknown,
-}
-
-impl VerdictKind {
-    /// The name used in output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerdictKind::Listed => "listed",
-            VerdictKind::Clear => "clear",
-            VerdictKind::Allowed => "allowed",
-            VerdictKind::ListError => "error",
-            VerdictKind::Unknown => "unknown",
-        }
+crate::spelling::closed_set! {
+    /// Short names of the verdict kinds, as used in tables, the database and metrics.
+    #[derive(PartialOrd, Ord)]
+    pub enum VerdictKind {
+        /// See [`Verdict::Listed`].
+        Listed = "listed",
+        /// See [`Verdict::Clear`].
+        Clear = "clear",
+        /// See [`Verdict::Allowed`].
+        Allowed = "allowed",
+        /// See [`Verdict::ListError`].
+        ListError = "error",
+        /// See [`Verdict::Unknown`].
+        Unknown = "unknown",
     }
 }
 
@@ -206,7 +192,7 @@ pub fn classify(list: &ListDef, answer: &Result<Response, QueryError>) -> Verdic
             CodeVerdict::Error => {
                 let text = text.unwrap_or_else(|| "error code".into());
                 errors.push(match cause {
-                    Some(cause) => format!("{c}: {cause}: {text}"),
+                    Some(cause) => format!("{c}: {}: {text}", cause.label()),
                     None => format!("{c}: {text}"),
                 })
             }

@@ -46,17 +46,28 @@ const FUEL: u64 = 1_000_000;
 /// `*`, `_`, `~` and `` ` `` (Slack has no escape character; a marker inside a
 /// word does not format), so a TXT record's `*…*` does not render bold.
 pub fn mrkdwn_escape(s: &str) -> String {
+    escape_with(s, |c| match c {
+        '*' => Some("\u{200B}*"),
+        '_' => Some("\u{200B}_"),
+        '~' => Some("\u{200B}~"),
+        '`' => Some("\u{200B}`"),
+        _ => None,
+    })
+}
+
+/// `s` with `&`, `<` and `>` as entities (both Slack and HTML read them so)
+/// and every other character `more` names replaced by what it gives.
+fn escape_with(s: &str, more: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '*' | '_' | '~' | '`' => {
-                out.push('\u{200B}');
-                out.push(c);
-            }
-            c => out.push(c),
+            c => match more(c) {
+                Some(e) => out.push_str(e),
+                None => out.push(c),
+            },
         }
     }
     out
@@ -131,18 +142,11 @@ fn url_len(s: &str) -> usize {
 
 /// Escapes `s` for HTML text and attribute values.
 pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    escape_with(s, |c| match c {
+        '"' => Some("&quot;"),
+        '\'' => Some("&#39;"),
+        _ => None,
+    })
 }
 
 /// At most `max` characters of `s`, cut with "…" when longer, never inside an

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::config::{HookConf, HookMode};
 use crate::event::{Event, Subject};
-use crate::store::HookStatus;
+use crate::runs::HookStatus;
 
 /// Bytes of stdout/stderr kept per run.
 pub const OUTPUT_TAIL: usize = 64 * 1024;

@@ -37,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 use self::hooks::{condition_key, gate, Gate};
 use crate::config::{ActionsConf, AlertSettings, ChannelConf, HookMode};
 use crate::event::{Event, EventKind, Subject};
-use crate::store::{self, HookAction, HookRun, HookStatus, Store, StoreError};
+use crate::runs::{HookAction, HookStatus};
+use crate::store::{self, HookRun, StateKey, Store, StoreError};
 use crate::time::now;
 
 /// Why a pass of an actions task stopped (it is retried on the next tick).
@@ -60,16 +61,8 @@ pub enum Flush {
     All,
 }
 
-const HOOKS_CURSOR: &str = "hooks:cursor";
-
 /// Runs of different hooks at once, at most (each hook runs one at a time).
 pub const MAX_CONCURRENT_HOOKS: usize = 8;
-
-/// The state key of a hook's own cursor.
-fn hook_cursor_key(hook: &str) -> String {
-    format!("{HOOKS_CURSOR}:{hook}")
-}
-const ALERTS_CURSOR: &str = "alerts:cursor";
 
 /// At start: sets both cursors to the newest event if they are not set
 /// (history from before actions existed is never replayed), and records hook
@@ -81,9 +74,9 @@ pub async fn recover(store: &Store) -> Result<Vec<Event>, StoreError> {
             let tx = c.transaction()?;
             let max: i64 =
                 tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
-            for k in [HOOKS_CURSOR, ALERTS_CURSOR] {
-                if store::get_state::<i64>(&tx, k)?.is_none() {
-                    store::put_state(&tx, k, &max, now())?;
+            for k in [StateKey::HooksCursor, StateKey::AlertsCursor] {
+                if store::get_state::<i64>(&tx, &k)?.is_none() {
+                    store::put_state(&tx, &k, &max, now())?;
                 }
             }
             let mut events = Vec::new();
@@ -121,7 +114,7 @@ fn update_active(
     status: HookStatus,
     cond: &str,
 ) -> Result<(), StoreError> {
-    let key = format!("hook:{hook}");
+    let key = StateKey::HookConditions(hook.to_string());
     let mut active: BTreeSet<String> = store::get_state(c, &key)?.unwrap_or_default();
     match (action, status) {
         (HookAction::Run, HookStatus::Ok | HookStatus::DryRun) => {
@@ -194,15 +187,15 @@ impl Actions {
     /// Moves `hooks:cursor` to where every configured hook has got to (the
     /// newest event when there are none), never back.
     pub async fn advance_hooks_cursor(&self, conf: &ActionsConf) -> Result<(), ActionsError> {
-        let keys: Vec<String> = conf
+        let keys: Vec<StateKey> = conf
             .hooks
             .iter()
-            .map(|h| hook_cursor_key(&h.name))
+            .map(|h| StateKey::HookCursor(h.name.clone()))
             .collect();
         self.store
             .call(move |c| {
                 let tx = c.transaction()?;
-                let cur: i64 = store::get_state(&tx, HOOKS_CURSOR)?.unwrap_or(0);
+                let cur: i64 = store::get_state(&tx, &StateKey::HooksCursor)?.unwrap_or(0);
                 let mut at = if keys.is_empty() {
                     tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?
                 } else {
@@ -213,7 +206,7 @@ impl Actions {
                     at = at.min(store::get_state(&tx, k)?.unwrap_or(cur));
                 }
                 if at > cur {
-                    store::put_state(&tx, HOOKS_CURSOR, &at, now())?;
+                    store::put_state(&tx, &StateKey::HooksCursor, &at, now())?;
                 }
                 tx.commit()?;
                 Ok(())
@@ -230,7 +223,7 @@ impl Actions {
         i: usize,
         sem: &tokio::sync::Semaphore,
     ) -> Result<(), ActionsError> {
-        let key = hook_cursor_key(&conf.hooks[i].name);
+        let key = StateKey::HookCursor(conf.hooks[i].name.clone());
         let k2 = key.clone();
         let mut cursor: i64 = self
             .store
@@ -241,7 +234,7 @@ impl Actions {
                     None => {
                         // a new hook (or the first start after an upgrade) takes over
                         // from the cursor all hooks shared
-                        let at = match store::get_state::<i64>(&tx, HOOKS_CURSOR)? {
+                        let at = match store::get_state::<i64>(&tx, &StateKey::HooksCursor)? {
                             Some(at) => at,
                             None => {
                                 tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| {
@@ -298,7 +291,7 @@ impl Actions {
             return Ok(None);
         }
         let cond = condition_key(e);
-        let key = format!("hook:{}", h.name);
+        let key = StateKey::HookConditions(h.name.clone());
         let name = h.name.clone();
         let (active, (runs, last)): (BTreeSet<String>, (i64, Option<i64>)) = self
             .store
@@ -388,7 +381,7 @@ impl Actions {
             stderr: String::new(),
             condition: Some(p.cond.clone()),
         };
-        let (id, key) = (e.id, hook_cursor_key(&h.name));
+        let (id, key) = (e.id, StateKey::HookCursor(h.name.clone()));
         let run_id: i64 = self
             .store
             .call(move |c| {
@@ -453,7 +446,7 @@ impl Actions {
             let at = now();
             let cursor: i64 = self
                 .store
-                .call(|c| Ok(store::get_state(c, ALERTS_CURSOR)?.unwrap_or(0)))
+                .call(|c| Ok(store::get_state(c, &StateKey::AlertsCursor)?.unwrap_or(0)))
                 .await?;
             let events = self
                 .store
@@ -512,7 +505,7 @@ impl Actions {
                             store::insert_event(&tx, e)?;
                         }
                     }
-                    store::put_state(&tx, ALERTS_CURSOR, &last, at)?;
+                    store::put_state(&tx, &StateKey::AlertsCursor, &last, at)?;
                     tx.commit()?;
                     Ok(())
                 })
@@ -565,7 +558,7 @@ impl Actions {
                 .call(move |c| {
                     let tx = c.transaction()?;
                     // A channel that starts failing (or recovers) is news for the others.
-                    let key = format!("alert:{name}:failing");
+                    let key = StateKey::AlertFailing(name.to_string());
                     let failing: bool = store::get_state(&tx, &key)?.unwrap_or(false);
                     let change = match (&result, failing) {
                         (Err(why), false) => Some((

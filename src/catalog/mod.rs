@@ -73,39 +73,29 @@ pub enum CodeVerdict {
     Ignore,
 }
 
-/// Why a list refuses to answer: carried by every `verdict = "error"` row, so a
-/// refusal is reported with its cause and what to do about it, never as a listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ErrorCause {
-    /// The query came through a public or shared resolver the list will not serve (`public-resolver`).
-    PublicResolver,
-    /// The querier went over the list's free query limit (`over-quota`).
-    OverQuota,
-    /// The key in the query zone is unknown, expired or mistyped (`invalid-key`).
-    InvalidKey,
-    /// The zone name queried is not one the operator serves (`zone-typo`).
-    ZoneTypo,
-    /// The list does not answer this kind of query, e.g. an IP on a domain-only list (`wrong-query`).
-    WrongQuery,
-    /// The querying resolver's IP must be registered with the operator first (`unregistered`).
-    Unregistered,
-    /// A refusal the operator does not explain further (`blocked`).
-    Blocked,
+crate::spelling::closed_set! {
+    /// Why a list refuses to answer: carried by every `verdict = "error"` row, so a
+    /// refusal is reported with its cause and what to do about it, never as a listing.
+    /// Spelled in kebab-case in the catalog; [`ErrorCause::label`] is its words in verdicts.
+    pub enum ErrorCause {
+        /// The query came through a public or shared resolver the list will not serve (`public-resolver`).
+        PublicResolver = "public-resolver",
+        /// The querier went over the list's free query limit (`over-quota`).
+        OverQuota = "over-quota",
+        /// The key in the query zone is unknown, expired or mistyped (`invalid-key`).
+        InvalidKey = "invalid-key",
+        /// The zone name queried is not one the operator serves (`zone-typo`).
+        ZoneTypo = "zone-typo",
+        /// The list does not answer this kind of query, e.g. an IP on a domain-only list (`wrong-query`).
+        WrongQuery = "wrong-query",
+        /// The querying resolver's IP must be registered with the operator first (`unregistered`).
+        Unregistered = "unregistered",
+        /// A refusal the operator does not explain further (`blocked`).
+        Blocked = "blocked",
+    }
 }
 
 impl ErrorCause {
-    /// Every cause, in declaration order.
-    pub const ALL: [ErrorCause; 7] = [
-        ErrorCause::PublicResolver,
-        ErrorCause::OverQuota,
-        ErrorCause::InvalidKey,
-        ErrorCause::ZoneTypo,
-        ErrorCause::WrongQuery,
-        ErrorCause::Unregistered,
-        ErrorCause::Blocked,
-    ];
-
     /// Short name as written in verdicts ("public resolver", "over quota"…).
     pub fn label(&self) -> &'static str {
         match self {
@@ -176,12 +166,6 @@ impl ErrorCause {
         ErrorCause::ALL
             .into_iter()
             .find(|c| text.contains(&format!(": {}: ", c.label())))
-    }
-}
-
-impl fmt::Display for ErrorCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
     }
 }
 
@@ -1028,7 +1012,7 @@ returns = [
             assert_eq!(l.returns[2].cause, Some(*c));
             assert!(!c.describe().is_empty() && !c.advice().is_empty());
             assert_eq!(
-                ErrorCause::find_in(&format!("127.255.255.1: {c}: x")),
+                ErrorCause::find_in(&format!("127.255.255.1: {}: x", c.label())),
                 Some(*c)
             );
         }

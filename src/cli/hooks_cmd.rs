@@ -97,14 +97,14 @@ pub(super) async fn run(cfg_path: Option<&Path>, cmd: HooksCmd) -> anyhow::Resul
             let run = HookRun {
                 id: 0,
                 hook: h.name.clone(),
-                action: crate::store::HookAction::Test,
+                action: crate::runs::HookAction::Test,
                 event_id: None,
                 event_kind: Some(kind),
                 started_at: started,
                 duration_ms: exec.as_ref().map_or(0, |x| x.duration.as_millis() as i64),
                 status: exec
                     .as_ref()
-                    .map_or(crate::store::HookStatus::DryRun, |x| x.status),
+                    .map_or(crate::runs::HookStatus::DryRun, |x| x.status),
                 exit_code: exec.as_ref().and_then(|x| x.exit_code),
                 argv: argv.clone(),
                 stdout: exec.as_ref().map(|x| x.stdout.clone()).unwrap_or_default(),
@@ -139,7 +139,7 @@ pub(super) async fn run(cfg_path: Option<&Path>, cmd: HooksCmd) -> anyhow::Resul
                 st.call(move |c| store::insert_hook_run(c, &run)).await?;
             }
             Ok(match exec.map(|x| x.status) {
-                None | Some(crate::store::HookStatus::Ok) => ExitCode::SUCCESS,
+                None | Some(crate::runs::HookStatus::Ok) => ExitCode::SUCCESS,
                 _ => ExitCode::from(1),
             })
         }

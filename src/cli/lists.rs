@@ -91,13 +91,7 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result
     }
     let report = engine.check().await;
     let health = &report.lists;
-    let specs: Vec<crate::target::TargetSpec> =
-        cfg.targets.iter().map(|t| t.spec.clone()).collect();
-    let plans = engine.plans(
-        &specs,
-        cfg.daemon.sweep.nominal_interval(),
-        cfg.daemon.health.nominal_interval(),
-    );
+    let plans = engine.plans_for(&cfg);
     if a.json {
         let v: Vec<_> = engine
             .lists()

@@ -81,25 +81,17 @@ impl SpikeKind {
     }
 }
 
-/// Which MTA an audit reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditMta {
-    /// Postfix, through `postconf`.
-    Postfix,
-    /// Exim, through `exim -bP`.
-    Exim,
+crate::spelling::closed_set! {
+    /// Which MTA an audit reads.
+    pub enum AuditMta {
+        /// Postfix, through `postconf`.
+        Postfix = "postfix",
+        /// Exim, through `exim -bP`.
+        Exim = "exim",
+    }
 }
 
 impl AuditMta {
-    /// The name as written in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditMta::Postfix => "postfix",
-            AuditMta::Exim => "exim",
-        }
-    }
-
     /// The command run when the config names none.
     pub fn default_command(self) -> Vec<String> {
         match self {

@@ -13,13 +13,9 @@ use crate::config::SpikeKind;
 use crate::event::{Event, EventKind, Subject};
 use crate::impact::{self, Active, AuditNote, Inputs, Listing, ReceiverInfo, Remedy};
 use crate::spike::SpikeState;
-use crate::store;
+use crate::store::{self, StateKey};
 use crate::target::Target;
 use crate::time::now;
-
-/// State key of the conditions raised.
-const ACTIVE: &str = "impact:active";
-use crate::impact::ASSESSMENT_STATE as ASSESSMENT;
 
 impl Daemon {
     /// Assesses the joined verdict now, commits its events and the assessment.
@@ -98,7 +94,10 @@ impl Daemon {
                         .collect();
                 let mut ndr_spikes = Vec::new();
                 for rule in cfg.spikes.iter().filter(|r| r.kind == SpikeKind::NdrSpike) {
-                    let key = format!("spike:{}:{:?}", rule.metric, rule.kind);
+                    let key = StateKey::Spike {
+                        metric: rule.metric.clone(),
+                        kind: rule.kind,
+                    };
                     let st: Option<SpikeState> = store::get_state(&tx, &key)?;
                     if st.is_some_and(|s| s.active) {
                         ndr_spikes.push(rule.metric.clone());
@@ -106,7 +105,10 @@ impl Daemon {
                 }
                 let mut vulnerable = Vec::new();
                 for p in &cfg.probes {
-                    let key = format!("probe:{}:{}", p.opts.domain, p.opts.server);
+                    let key = StateKey::Probe {
+                        domain: p.opts.domain.clone(),
+                        server: p.opts.server.clone(),
+                    };
                     if store::get_state::<bool>(&tx, &key)?.unwrap_or(false) {
                         vulnerable.push((p.opts.server.clone(), p.opts.domain.clone()));
                     }
@@ -136,12 +138,13 @@ impl Daemon {
                     findings: &findings,
                     remedies: &remedies,
                 });
-                let prev: Active = store::get_state(&tx, ACTIVE)?.unwrap_or_default();
+                let prev: Active =
+                    store::get_state(&tx, &StateKey::ImpactActive)?.unwrap_or_default();
                 let (next, evs) = impact::transitions(&prev, &a, &listings);
                 if next != prev {
-                    store::put_state(&tx, ACTIVE, &next, at)?;
+                    store::put_state(&tx, &StateKey::ImpactActive, &next, at)?;
                 }
-                store::put_state(&tx, ASSESSMENT, &a, at)?;
+                store::put_state(&tx, &StateKey::ImpactAssessment, &a, at)?;
                 let mut out = Vec::new();
                 for e in &evs {
                     out.push(store::insert_event(&tx, e)?);
@@ -192,7 +195,7 @@ impl Daemon {
                 )?;
                 let mut out = Vec::new();
                 if report.ok {
-                    let key = format!("audit:{}", report.name);
+                    let key = StateKey::Audit(report.name.clone());
                     let prev: BTreeMap<String, Finding> =
                         store::get_state(&tx, &key)?.unwrap_or_default();
                     let now_f: BTreeMap<String, Finding> = report
@@ -219,8 +222,7 @@ impl Daemon {
 /// The findings each audit has raised (kept in its state), by audit name.
 fn active_findings(c: &rusqlite::Connection) -> Result<Vec<(String, Finding)>, store::StoreError> {
     let mut out = Vec::new();
-    for (key, value) in store::states_with_prefix(c, "audit:")? {
-        let name = key.trim_start_matches("audit:").to_string();
+    for (name, value) in store::audit_states(c)? {
         let map: BTreeMap<String, Finding> = serde_json::from_str(&value).unwrap_or_default();
         out.extend(map.into_values().map(|f| (name.clone(), f)));
     }

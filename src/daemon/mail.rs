@@ -11,7 +11,7 @@ use crate::mail::rejections::{self, Mta};
 use crate::mail::{self, exim_log, postfix_log};
 use crate::smtp_probe::{self, RndrVerdict};
 use crate::spike::{self, SpikeState};
-use crate::store;
+use crate::store::{self, StateKey};
 use crate::time::now;
 
 impl Daemon {
@@ -34,7 +34,7 @@ impl Daemon {
                     SourceKind::EximLog { .. } => Mta::Exim,
                     _ => Mta::Postfix,
                 };
-                let key = format!("logpos:{name}");
+                let key = StateKey::LogPosition(name.clone());
                 let k2 = key.clone();
                 let pos: Option<postfix_log::LogPosition> =
                     self.store.call(move |c| store::get_state(c, &k2)).await?;
@@ -120,7 +120,10 @@ impl Daemon {
                     let Some(sample) = samples.iter().find(|s| s.metric == metric) else { continue };
                     let mut history: Vec<f64> = store::samples_since(&tx, &n2, metric, at - 86_400)?.into_iter().map(|(_, v)| v).collect();
                     let median = spike::median(&mut history);
-                    let key = format!("spike:{}:{:?}", rule.metric, rule.kind);
+                    let key = StateKey::Spike {
+                        metric: rule.metric.clone(),
+                        kind: rule.kind,
+                    };
                     let prev: SpikeState = store::get_state(&tx, &key)?.unwrap_or_default();
                     let (next, ev) = spike::evaluate(rule, prev, sample.value, median, at);
                     store::put_state(&tx, &key, &next, at)?;
@@ -167,7 +170,10 @@ impl Daemon {
             .call(move |c| {
                 let tx = c.transaction()?;
                 store::insert_probe(&tx, at, &report)?;
-                let key = format!("probe:{}:{}", report.domain, report.server);
+                let key = StateKey::Probe {
+                    domain: report.domain.clone(),
+                    server: report.server.clone(),
+                };
                 let was_vulnerable: bool = store::get_state(&tx, &key)?.unwrap_or(false);
                 let kind = match (report.verdict, was_vulnerable) {
                     (RndrVerdict::AcceptsUnknown, false) => Some(EventKind::RndrVulnerable),
@@ -216,7 +222,7 @@ fn source_health(
     why: Option<&str>,
     at: i64,
 ) -> Result<Vec<Event>, store::StoreError> {
-    let key = format!("source:{name}:failing");
+    let key = StateKey::SourceFailing(name.to_string());
     let failing: bool = store::get_state(c, &key)?.unwrap_or(false);
     let (kind, summary) = match (why, failing) {
         (Some(why), false) => (

@@ -39,7 +39,7 @@ use crate::engine::{self, Engine};
 use crate::evaluator::{Confirm, PairState};
 use crate::event::Event;
 use crate::health::{ListHealth, ResolverHealth};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, StateKey, Store, StoreError};
 use crate::time::now;
 
 /// A job: what the scheduler asks the main loop to run.
@@ -178,13 +178,7 @@ impl Runtime {
                     .0,
             )
         };
-        let specs: Vec<crate::target::TargetSpec> =
-            cfg.targets.iter().map(|t| t.spec.clone()).collect();
-        let plans = engine.plans(
-            &specs,
-            cfg.daemon.sweep.nominal_interval(),
-            cfg.daemon.health.nominal_interval(),
-        );
+        let plans = engine.plans_for(&cfg);
         for p in &plans {
             if let Some(d) = p.describe() {
                 tracing::warn!(list = %p.list, daily_queries = p.daily_queries, "{d}");
@@ -240,17 +234,6 @@ impl Memory {
     }
 }
 
-/// Where each list's count of today's queries is kept: `{list: [day, count]}`.
-pub const BUDGET_STATE: &str = "budget:counts";
-/// Where each list's last sweep time is kept.
-pub const SWEPT_STATE: &str = "budget:swept";
-
-/// Where the lists whose fall was announced are kept.
-pub const ANNOUNCED_STATE: &str = "health:announced";
-
-/// Where the resolver's last health is kept (JSON in the `state` table).
-pub use crate::status::RESOLVER_STATE;
-
 /// The running daemon.
 #[derive(Debug)]
 pub struct Daemon {
@@ -302,7 +285,7 @@ impl Daemon {
                 }
                 m.health = store::load_health(c)?;
                 // Before this was kept, every stored unhealthy list had been announced.
-                m.announced_unhealthy = match store::get_state(c, ANNOUNCED_STATE)? {
+                m.announced_unhealthy = match store::get_state(c, &StateKey::HealthAnnounced)? {
                     Some(set) => set,
                     None => m
                         .health
@@ -312,14 +295,14 @@ impl Daemon {
                         .collect(),
                 };
                 m.baselined = store::baselined(c)?;
-                m.resolver = store::get_state(c, RESOLVER_STATE)?;
-                m.last_swept = store::get_state(c, SWEPT_STATE)?.unwrap_or_default();
+                m.resolver = store::get_state(c, &StateKey::ResolverHealth)?;
+                m.last_swept = store::get_state(c, &StateKey::BudgetSwept)?.unwrap_or_default();
                 m.unchecked = store::unchecked_pairs(c, None)?
                     .into_iter()
                     .map(|u| (u.target, u.list))
                     .collect();
                 let impact: Option<crate::impact::Assessment> =
-                    store::get_state(c, crate::impact::ASSESSMENT_STATE)?;
+                    store::get_state(c, &StateKey::ImpactAssessment)?;
                 Ok((m, impact))
             })
             .await?;
@@ -332,7 +315,7 @@ impl Daemon {
         let interrupted = crate::actions::recover(&store).await?;
         let (rt, warnings) = Runtime::new(cfg, mode).await?;
         let counts: HashMap<String, (u64, u64)> = store
-            .call(|c| Ok(store::get_state(c, BUDGET_STATE)?.unwrap_or_default()))
+            .call(|c| Ok(store::get_state(c, &StateKey::BudgetCounts)?.unwrap_or_default()))
             .await?;
         restore_counts(&rt.engine, &counts);
         for w in warnings {
@@ -431,7 +414,7 @@ impl Daemon {
             .call(move |c| {
                 let tx = c.transaction()?;
                 let out = change.write(&tx, at)?;
-                store::put_state(&tx, BUDGET_STATE, &counts, at)?;
+                store::put_state(&tx, &StateKey::BudgetCounts, &counts, at)?;
                 tx.commit()?;
                 Ok((change, out))
             })

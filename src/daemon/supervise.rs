@@ -18,31 +18,16 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// The supervised tasks, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TaskName {
-    /// Runs the hooks of committed events.
-    Hooks,
-    /// Groups events into alerts and delivers them.
-    Alerts,
-    /// The status page, API and `/metrics`.
-    Web,
-}
-
-impl TaskName {
-    /// The name in logs, `/healthz` and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskName::Hooks => "hooks",
-            TaskName::Alerts => "alerts",
-            TaskName::Web => "web",
-        }
-    }
-}
-
-impl std::fmt::Display for TaskName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+crate::spelling::closed_set! {
+    /// The supervised tasks, by name.
+    #[derive(PartialOrd, Ord)]
+    pub enum TaskName {
+        /// Runs the hooks of committed events.
+        Hooks = "hooks",
+        /// Groups events into alerts and delivers them.
+        Alerts = "alerts",
+        /// The status page, API and `/metrics`.
+        Web = "web",
     }
 }
 

@@ -15,7 +15,7 @@ use crate::evaluator::{
 };
 use crate::event::{Event, EventKind};
 use crate::health::{ListHealth, ResolverHealth};
-use crate::store::{self, SweepCommit, SweepCounts};
+use crate::store::{self, StateKey, SweepCommit, SweepCounts};
 use crate::target::{Target, TargetSpec};
 use crate::time::now;
 use crate::verdict::{Verdict, VerdictKind};
@@ -96,8 +96,8 @@ impl HealthChange {
         for (l, h) in &self.rows {
             store::write_health(c, l, h, at)?;
         }
-        store::put_state(c, super::RESOLVER_STATE, &self.resolver, at)?;
-        store::put_state(c, super::ANNOUNCED_STATE, &self.announced, at)?;
+        store::put_state(c, &StateKey::ResolverHealth, &self.resolver, at)?;
+        store::put_state(c, &StateKey::HealthAnnounced, &self.announced, at)?;
         let mut out = Vec::new();
         for e in &self.events {
             out.push(store::insert_event(c, e)?);
@@ -424,8 +424,8 @@ impl Daemon {
                 for (t, l, why) in &unchecked_rows {
                     store::set_unchecked(&tx, t, l, why.as_deref(), started_at)?;
                 }
-                store::put_state(&tx, super::SWEPT_STATE, &swept_state, started_at)?;
-                store::put_state(&tx, super::BUDGET_STATE, &budget_counts, started_at)?;
+                store::put_state(&tx, &StateKey::BudgetSwept, &swept_state, started_at)?;
+                store::put_state(&tx, &StateKey::BudgetCounts, &budget_counts, started_at)?;
                 tx.commit()?;
                 Ok((change, out))
             })

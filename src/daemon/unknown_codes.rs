@@ -10,11 +10,8 @@ use std::net::Ipv4Addr;
 use crate::catalog::Undocumented;
 use crate::engine::{Engine, HealthReport};
 use crate::event::{Event, EventKind, Subject};
-use crate::store::{self, StoreError};
+use crate::store::{self, StateKey, StoreError};
 use crate::verdict::Verdict;
-
-/// State key prefix: `unknown_code:<list>:<code>` holds when it was first announced.
-pub(super) const STATE_PREFIX: &str = "unknown_code:";
 
 /// Undocumented codes seen in one sweep: (list id, code) with what they were read as.
 #[derive(Debug, Default, Clone)]
@@ -58,7 +55,10 @@ impl UnknownCodes {
     ) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();
         for (list, code, name, strict) in &self.seen {
-            let key = format!("{STATE_PREFIX}{list}:{code}");
+            let key = StateKey::UnknownCode {
+                list: list.clone(),
+                code: *code,
+            };
             if store::get_state::<i64>(c, &key)?.is_some() {
                 continue;
             }

@@ -31,32 +31,14 @@ pub enum Mta {
     Exim,
 }
 
-/// What the receiver did with the delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Refused for good (5xx, or given up after retries).
-    Rejected,
-    /// Refused for now (4xx); the MTA retries.
-    Deferred,
-}
-
-impl Outcome {
-    /// `rejected` / `deferred`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Rejected => "rejected",
-            Outcome::Deferred => "deferred",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "rejected" => Some(Outcome::Rejected),
-            "deferred" => Some(Outcome::Deferred),
-            _ => None,
-        }
+crate::spelling::closed_set! {
+    /// What the receiver did with the delivery.
+    #[derive(PartialOrd, Ord)]
+    pub enum Outcome {
+        /// Refused for good (5xx, or given up after retries).
+        Rejected = "rejected",
+        /// Refused for now (4xx); the MTA retries.
+        Deferred = "deferred",
     }
 }
 

@@ -30,65 +30,38 @@ use std::fmt;
 use std::path::Path;
 
 use regex::{Regex, RegexSet, RegexSetBuilder};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::catalog::{Catalog, ListDef, ListKind};
 
-/// What a receiver's reply says about our mail, a closed set so that counts
-/// and alerts can be keyed on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReplyMeaning {
-    /// Our IP is on a DNS blocklist (a third-party list, often one of our catalog).
-    IpBlocklist,
-    /// The receiver's own reputation data on our IP (Microsoft S3150, Yahoo TSS…).
-    IpReputation,
-    /// Reputation of a domain in our mail (sender, DKIM or URL domain).
-    DomainReputation,
-    /// Too many connections, messages or recipients: the receiver throttles us.
-    RateLimit,
-    /// SPF, DKIM, DMARC or reverse DNS (PTR) failures.
-    Authentication,
-    /// The message itself was judged spam, phishing or malware.
-    Content,
-    /// Another receiver policy (local rules, allow lists, blocked senders).
-    Policy,
-    /// About the recipient, not about us: unknown user, mailbox full or disabled.
-    Recipient,
-    /// The receiver's own setup is broken (e.g. it queries Spamhaus through an
-    /// open resolver and rejects everyone): not about us either.
-    ReceiverError,
+crate::spelling::closed_set! {
+    /// What a receiver's reply says about our mail, a closed set so that counts
+    /// and alerts can be keyed on it.
+    #[derive(PartialOrd, Ord)]
+    pub enum ReplyMeaning {
+        /// Our IP is on a DNS blocklist (a third-party list, often one of our catalog).
+        IpBlocklist = "ip-blocklist",
+        /// The receiver's own reputation data on our IP (Microsoft S3150, Yahoo TSS…).
+        IpReputation = "ip-reputation",
+        /// Reputation of a domain in our mail (sender, DKIM or URL domain).
+        DomainReputation = "domain-reputation",
+        /// Too many connections, messages or recipients: the receiver throttles us.
+        RateLimit = "rate-limit",
+        /// SPF, DKIM, DMARC or reverse DNS (PTR) failures.
+        Authentication = "authentication",
+        /// The message itself was judged spam, phishing or malware.
+        Content = "content",
+        /// Another receiver policy (local rules, allow lists, blocked senders).
+        Policy = "policy",
+        /// About the recipient, not about us: unknown user, mailbox full or disabled.
+        Recipient = "recipient",
+        /// The receiver's own setup is broken (e.g. it queries Spamhaus through an
+        /// open resolver and rejects everyone): not about us either.
+        ReceiverError = "receiver-error",
+    }
 }
 
 impl ReplyMeaning {
-    /// Every meaning, in declaration order.
-    pub const ALL: [ReplyMeaning; 9] = [
-        ReplyMeaning::IpBlocklist,
-        ReplyMeaning::IpReputation,
-        ReplyMeaning::DomainReputation,
-        ReplyMeaning::RateLimit,
-        ReplyMeaning::Authentication,
-        ReplyMeaning::Content,
-        ReplyMeaning::Policy,
-        ReplyMeaning::Recipient,
-        ReplyMeaning::ReceiverError,
-    ];
-
-    /// The name used in the TOML files and the JSON API (`ip-blocklist`…).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReplyMeaning::IpBlocklist => "ip-blocklist",
-            ReplyMeaning::IpReputation => "ip-reputation",
-            ReplyMeaning::DomainReputation => "domain-reputation",
-            ReplyMeaning::RateLimit => "rate-limit",
-            ReplyMeaning::Authentication => "authentication",
-            ReplyMeaning::Content => "content",
-            ReplyMeaning::Policy => "policy",
-            ReplyMeaning::Recipient => "recipient",
-            ReplyMeaning::ReceiverError => "receiver-error",
-        }
-    }
-
     /// One sentence for the postmaster: what happened and where to look.
     pub fn describe(self) -> &'static str {
         match self {
@@ -126,12 +99,6 @@ impl ReplyMeaning {
     /// for [`ReplyMeaning::Recipient`] and [`ReplyMeaning::ReceiverError`]).
     pub fn about_us(self) -> bool {
         !matches!(self, ReplyMeaning::Recipient | ReplyMeaning::ReceiverError)
-    }
-}
-
-impl fmt::Display for ReplyMeaning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

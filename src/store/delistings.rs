@@ -7,10 +7,11 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::pairs::listed_states;
 use super::{insert_event, PairUpdate, PeriodChange, Result};
 use crate::event::Event;
 
-super::sql::text_enum! {
+crate::spelling::closed_set! {
     /// Where a delisting request came from.
     pub enum DelistVia {
         /// The button on the target page.
@@ -121,11 +122,11 @@ pub fn insert_delist_request(
 ) -> Result<Option<DelistRequest>> {
     let wait = i64::try_from(r.wait.as_secs()).unwrap_or(i64::MAX / 4);
     let n = c.execute(
-        "INSERT INTO delist_requests (target, list, requested_at, requested_by, via, note, listed_since, expected_by)
+        &format!("INSERT INTO delist_requests (target, list, requested_at, requested_by, via, note, listed_since, expected_by)
          SELECT ?1, ?2, ?3, ?4, ?5, ?6,
            (SELECT started_at FROM listings WHERE target = ?1 AND list = ?2 AND ended_at IS NULL),
            ?3 + ?7
-         WHERE EXISTS (SELECT 1 FROM pair_state WHERE target = ?1 AND list = ?2 AND state IN ('listed', 'clearing'))",
+         WHERE EXISTS (SELECT 1 FROM pair_state WHERE target = ?1 AND list = ?2 AND state IN ({}))", listed_states()),
         params![r.target, r.list, r.at, r.by, r.via, r.note, wait],
     )?;
     if n == 0 {
@@ -159,8 +160,9 @@ pub fn delist_requests(
 pub fn open_delist_requests(c: &Connection) -> Result<Vec<DelistRequest>> {
     let mut st = c.prepare_cached(&format!(
         "{COLS} WHERE d.id IN (SELECT MAX(id) FROM delist_requests GROUP BY target, list)
-           AND EXISTS (SELECT 1 FROM pair_state p WHERE p.target = d.target AND p.list = d.list AND p.state IN ('listed', 'clearing'))
-         ORDER BY d.target, d.list"
+           AND EXISTS (SELECT 1 FROM pair_state p WHERE p.target = d.target AND p.list = d.list AND p.state IN ({}))
+         ORDER BY d.target, d.list",
+        listed_states()
     ))?;
     let rows = st.query_map([], row)?;
     let all: Vec<DelistRequest> = rows.collect::<std::result::Result<_, _>>()?;
@@ -254,11 +256,7 @@ mod tests {
     use crate::evaluator::{ListingDetails, PairState};
     use crate::store::{begin_sweep, commit_sweep, SweepCommit};
 
-    fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrations::apply(&mut c).unwrap();
-        c
-    }
+    use crate::store::memory_db as db;
 
     fn list_pair(c: &mut Connection, at: i64) {
         let d = Arc::new(ListingDetails::default());

@@ -4,69 +4,9 @@ use rusqlite::{params, Connection};
 
 use super::{json, parse_json, Result};
 use crate::event::EventKind;
+use crate::runs::{HookAction, HookStatus};
+use crate::spelling::sql_list;
 use serde::Serialize;
-
-super::sql::text_enum! {
-    /// Why a hook ran.
-    pub enum HookAction {
-        /// The raising event.
-        Run = "run",
-        /// The condition cleared: undo the remediation.
-        Revert = "revert",
-        /// `rblwatch hooks test`.
-        Test = "test",
-    }
-}
-
-super::sql::text_enum! {
-    /// How a hook run ended, or why it did not happen.
-    pub enum HookStatus {
-        /// Exit status 0.
-        Ok = "ok",
-        /// A non-zero exit.
-        Failed = "failed",
-        /// Killed at its timeout (with its process group).
-        Timeout = "timeout",
-        /// Could not be started.
-        Error = "error",
-        /// A dry-run hook: recorded, not run.
-        DryRun = "dry_run",
-        /// Within the cooldown of the previous run.
-        SkippedCooldown = "skipped_cooldown",
-        /// Over the per-hour cap.
-        SkippedCap = "skipped_cap",
-        /// A revert not run: another condition still needs the remediation.
-        Kept = "kept",
-        /// Started and not finished yet. Written, with the event cursor, in
-        /// one transaction before the hook runs, so a crash never runs it twice.
-        Running = "running",
-        /// The daemon stopped while the hook ran (found `running` at the next start).
-        Interrupted = "interrupted",
-    }
-}
-
-impl HookStatus {
-    /// The hook actually executed.
-    pub fn executed(self) -> bool {
-        matches!(
-            self,
-            HookStatus::Ok
-                | HookStatus::Failed
-                | HookStatus::Timeout
-                | HookStatus::Error
-                | HookStatus::Running
-                | HookStatus::Interrupted
-        )
-    }
-
-    /// It executed and did not succeed (raises `hook_failed`).
-    pub fn failed(self) -> bool {
-        matches!(
-            self,
-            HookStatus::Failed | HookStatus::Timeout | HookStatus::Error | HookStatus::Interrupted
-        )
-    }
-}
 
 /// A recorded hook run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -120,10 +60,18 @@ pub fn finish_hook_run(c: &Connection, r: &HookRun) -> Result<()> {
 
 /// Runs left `running` by a daemon that stopped, now marked `interrupted`.
 pub fn interrupt_running_hooks(c: &Connection) -> Result<Vec<HookRun>> {
-    let runs: Vec<HookRun> = select_runs(c, "WHERE status = 'running' ORDER BY id", [])?;
+    let runs: Vec<HookRun> = select_runs(
+        c,
+        "WHERE status = ?1 ORDER BY id",
+        params![HookStatus::Running],
+    )?;
     c.execute(
-        "UPDATE hook_runs SET status = 'interrupted', stderr = stderr || ?1 WHERE status = 'running'",
-        params!["\n[rblwatch: the daemon stopped while this hook ran; it was not run again]"],
+        "UPDATE hook_runs SET status = ?2, stderr = stderr || ?1 WHERE status = ?3",
+        params![
+            "\n[rblwatch: the daemon stopped while this hook ran; it was not run again]",
+            HookStatus::Interrupted,
+            HookStatus::Running
+        ],
     )?;
     Ok(runs
         .into_iter()
@@ -174,9 +122,13 @@ pub fn hook_runs(
 
 /// Runs of `hook` that actually executed since `since` (for the per-hour cap and the cooldown).
 pub fn hook_runs_since(c: &Connection, hook: &str, since: i64) -> Result<(i64, Option<i64>)> {
+    let executed: Vec<HookStatus> = HookStatus::all_executed().collect();
     Ok(c.query_row(
-        "SELECT COUNT(*), MAX(started_at) FROM hook_runs WHERE hook = ?1 AND started_at >= ?2
-         AND status IN ('ok', 'failed', 'timeout', 'error', 'running', 'interrupted')",
+        &format!(
+            "SELECT COUNT(*), MAX(started_at) FROM hook_runs WHERE hook = ?1 AND started_at >= ?2
+             AND status IN ({})",
+            sql_list(&executed, HookStatus::as_str)
+        ),
         params![hook, since],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)

@@ -12,8 +12,11 @@
 //! transaction ([`commit_sweep`]), so a killed daemon leaves either the whole
 //! sweep or none of it.
 //!
-//! One file per area of the schema; closed sets (event kinds, hook statuses,
-//! outbox states…) are enums stored as text through [`sql`]'s conversions.
+//! One file per area of the schema. Closed sets (event kinds, hook statuses,
+//! outbox states…) are declared by the modules that own them, with their
+//! spellings ([`crate::spelling::closed_set!`]), and stored as that text; SQL
+//! binds them rather than spelling them again. The `state` table's keys are
+//! one enum, [`StateKey`].
 
 mod audits;
 mod delistings;
@@ -29,7 +32,6 @@ mod read;
 mod rejections;
 mod retention;
 mod samples;
-mod sql;
 mod state;
 mod sweeps;
 #[cfg(test)]
@@ -57,6 +59,14 @@ use std::sync::mpsc;
 use rusqlite::Connection;
 use serde::Serialize;
 use tokio::sync::oneshot;
+
+/// A migrated in-memory database, for the store's tests.
+#[cfg(test)]
+pub(crate) fn memory_db() -> Connection {
+    let mut c = Connection::open_in_memory().expect("in-memory database");
+    migrations::apply(&mut c).expect("migrations apply");
+    c
+}
 
 /// Why a database operation failed. Callers branch on [`StoreError::Stopped`]
 /// (the writer thread is gone: the daemon must exit so systemd restarts it)

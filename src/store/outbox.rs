@@ -3,19 +3,8 @@
 use rusqlite::{params, Connection};
 
 use super::{json, parse_json, Result};
+use crate::runs::OutboxStatus;
 use serde::Serialize;
-
-super::sql::text_enum! {
-    /// Where a message stands in the outbox.
-    pub enum OutboxStatus {
-        /// Waiting for (another) delivery attempt.
-        Pending = "pending",
-        /// Delivered.
-        Sent = "sent",
-        /// Given up after `give_up_after`.
-        Failed = "failed",
-    }
-}
 
 /// An alert waiting in (or sent from) the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,8 +45,8 @@ pub fn enqueue_alert(
 ) -> Result<bool> {
     let n = c.execute(
         "INSERT OR IGNORE INTO alert_outbox (channel, dedup_key, created_at, event_ids, subject, body, status, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?3)",
-        params![channel, dedup, at, json(&event_ids), subject, body],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?3)",
+        params![channel, dedup, at, json(&event_ids), subject, body, OutboxStatus::Pending],
     )?;
     Ok(n == 1)
 }
@@ -82,9 +71,9 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
 pub fn due_alerts(c: &Connection, channel: &str, now: i64) -> Result<Vec<OutboxRow>> {
     let mut st = c.prepare_cached(
         "SELECT id, channel, created_at, event_ids, subject, body, status, attempts, last_error, sent_at, dedup_key
-         FROM alert_outbox WHERE channel = ?1 AND status = 'pending' AND next_attempt_at <= ?2 ORDER BY id LIMIT 100",
+         FROM alert_outbox WHERE channel = ?1 AND status = ?3 AND next_attempt_at <= ?2 ORDER BY id LIMIT 100",
     )?;
-    let rows = st.query_map(params![channel, now], outbox_row)?;
+    let rows = st.query_map(params![channel, now, OutboxStatus::Pending], outbox_row)?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
@@ -99,8 +88,8 @@ pub fn enqueue_failed_alert(
 ) -> Result<bool> {
     let n = c.execute(
         "INSERT OR IGNORE INTO alert_outbox (channel, dedup_key, created_at, event_ids, subject, body, status, next_attempt_at, last_error)
-         VALUES (?1, ?2, ?3, ?4, '(not rendered)', '', 'failed', ?3, ?5)",
-        params![channel, dedup, at, json(&event_ids), why],
+         VALUES (?1, ?2, ?3, ?4, '(not rendered)', '', ?6, ?3, ?5)",
+        params![channel, dedup, at, json(&event_ids), why, OutboxStatus::Failed],
     )?;
     Ok(n == 1)
 }
@@ -124,10 +113,10 @@ pub fn mark_alert(
     retry_at: Option<i64>,
 ) -> Result<()> {
     match result {
-        Ok(()) => c.execute("UPDATE alert_outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1", params![id, now])?,
+        Ok(()) => c.execute("UPDATE alert_outbox SET status = ?3, attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1", params![id, now, OutboxStatus::Sent])?,
         Err(e) => match retry_at {
             Some(t) => c.execute("UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1", params![id, t, e])?,
-            None => c.execute("UPDATE alert_outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![id, e])?,
+            None => c.execute("UPDATE alert_outbox SET status = ?3, attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![id, e, OutboxStatus::Failed])?,
         },
     };
     Ok(())

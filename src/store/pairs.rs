@@ -7,6 +7,19 @@ use crate::evaluator::{ListingDetails, PairState};
 use serde::Serialize;
 use std::collections::HashSet;
 
+/// `'listed', 'clearing'`: the stored states of pairs that count as listed
+/// ([`PairState::is_listed`]), spelled by [`PairState::name`], for `state IN (…)`.
+pub(super) fn listed_states() -> String {
+    let every = [
+        PairState::Clear,
+        PairState::Suspected { seen: 0 },
+        PairState::Listed,
+        PairState::Clearing { seen: 0 },
+    ];
+    let listed: Vec<PairState> = every.into_iter().filter(PairState::is_listed).collect();
+    crate::spelling::sql_list(&listed, |s| s.name())
+}
+
 /// A stored (non-clear) pair.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredPair {
@@ -31,9 +44,10 @@ pub fn load_pairs(c: &Connection) -> Result<Vec<StoredPair>> {
 /// without their details: the impact assessment after each sweep and log
 /// read needs only the keys, and a large sender has tens of thousands.
 pub fn listed_pairs(c: &Connection) -> Result<Vec<(String, String)>> {
-    let mut st = c.prepare_cached(
-        "SELECT target, list FROM pair_state WHERE state IN ('listed', 'clearing') ORDER BY target, list",
-    )?;
+    let mut st = c.prepare_cached(&format!(
+        "SELECT target, list FROM pair_state WHERE state IN ({}) ORDER BY target, list",
+        listed_states()
+    ))?;
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }

@@ -63,7 +63,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<RejectionRow>> {
         return Ok(None);
     };
     let meaning: Option<String> = r.get(5)?;
-    let meaning = meaning.and_then(|m| ReplyMeaning::ALL.into_iter().find(|x| x.as_str() == m));
+    let meaning = meaning.and_then(|m| ReplyMeaning::parse(&m));
     Ok(Some(RejectionRow {
         id: r.get(0)?,
         at: r.get(1)?,

@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection};
 
 use super::Result;
+use crate::runs::{HookStatus, OutboxStatus};
 
 /// Deletes what is older than the retention periods; returns rows removed.
 pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32) -> Result<usize> {
@@ -27,12 +28,12 @@ pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32
     // every table that grows: hook runs, delivered or failed alerts, probe results
     // (a run still `running` and a message still pending are never removed)
     n += tx.execute(
-        "DELETE FROM hook_runs WHERE started_at < ?1 AND status != 'running'",
-        params![old],
+        "DELETE FROM hook_runs WHERE started_at < ?1 AND status != ?2",
+        params![old, HookStatus::Running],
     )?;
     n += tx.execute(
-        "DELETE FROM alert_outbox WHERE created_at < ?1 AND status != 'pending'",
-        params![old],
+        "DELETE FROM alert_outbox WHERE created_at < ?1 AND status != ?2",
+        params![old, OutboxStatus::Pending],
     )?;
     n += tx.execute(
         "DELETE FROM probe_results WHERE at < ?1",

@@ -122,11 +122,7 @@ pub fn series(
 mod tests {
     use super::*;
 
-    fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::store::migrations::apply(&mut c).unwrap();
-        c
-    }
+    use crate::store::memory_db as db;
 
     /// The status-page issue: a series plotted an hourly roll-up point before the first sample existed.
     #[test]

@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::*;
 use super::{json, Result};
+use crate::engine::SweepStatus;
 use crate::evaluator::PairState;
 pub use crate::evaluator::{PairUpdate, PeriodChange};
 use crate::event::Event;
@@ -56,8 +57,8 @@ pub struct SweepCommit {
 /// Starts a sweep row (committed at once, so an interrupted sweep is visible as such).
 pub fn begin_sweep(c: &Connection, started_at: i64) -> Result<i64> {
     c.execute(
-        "INSERT INTO sweeps (started_at, status) VALUES (?1, 'running')",
-        params![started_at],
+        "INSERT INTO sweeps (started_at, status) VALUES (?1, ?2)",
+        params![started_at, SweepStatus::Running],
     )?;
     Ok(c.last_insert_rowid())
 }
@@ -65,8 +66,8 @@ pub fn begin_sweep(c: &Connection, started_at: i64) -> Result<i64> {
 /// Marks sweeps left `running` by a killed daemon as `abandoned`.
 pub fn abandon_stale_sweeps(c: &Connection) -> Result<usize> {
     Ok(c.execute(
-        "UPDATE sweeps SET status = 'abandoned' WHERE status = 'running'",
-        [],
+        "UPDATE sweeps SET status = ?1 WHERE status = ?2",
+        params![SweepStatus::Abandoned, SweepStatus::Running],
     )?)
 }
 
@@ -103,27 +104,15 @@ pub fn write_sweep(tx: &Connection, s: &SweepCommit) -> Result<Vec<Event>> {
     }
     let n = &s.counts;
     tx.execute(
-        "UPDATE sweeps SET finished_at = ?2, status = 'done', targets = ?3, pairs = ?4, listed = ?5, clear = ?6,
+        "UPDATE sweeps SET finished_at = ?2, status = ?11, targets = ?3, pairs = ?4, listed = ?5, clear = ?6,
            errors = ?7, unknown = ?8, lists_unhealthy = ?9, duration_ms = ?10 WHERE id = ?1",
-        params![s.sweep_id, s.finished_at, n.targets, n.pairs, n.listed, n.clear, n.errors, n.unknown, n.lists_unhealthy, s.duration_ms],
+        params![s.sweep_id, s.finished_at, n.targets, n.pairs, n.listed, n.clear, n.errors, n.unknown, n.lists_unhealthy, s.duration_ms, SweepStatus::Done],
     )?;
     tx.execute(
-        "UPDATE sweeps SET status = 'abandoned' WHERE status = 'running' AND id != ?1",
-        params![s.sweep_id],
+        "UPDATE sweeps SET status = ?2 WHERE status = ?3 AND id != ?1",
+        params![s.sweep_id, SweepStatus::Abandoned, SweepStatus::Running],
     )?;
     Ok(out)
-}
-
-super::sql::text_enum! {
-    /// Where a sweep stands.
-    pub enum SweepStatus {
-        /// Started, not committed yet.
-        Running = "running",
-        /// Committed.
-        Done = "done",
-        /// Interrupted (a stop, a crash, a failed commit).
-        Abandoned = "abandoned",
-    }
 }
 
 /// A sweep as stored.
@@ -148,8 +137,8 @@ pub fn last_sweep(c: &Connection) -> Result<Option<SweepRow>> {
     Ok(c
         .query_row(
             "SELECT id, started_at, finished_at, status, targets, pairs, listed, clear, errors, unknown, lists_unhealthy, duration_ms
-             FROM sweeps WHERE status = 'done' ORDER BY id DESC LIMIT 1",
-            [],
+             FROM sweeps WHERE status = ?1 ORDER BY id DESC LIMIT 1",
+            params![SweepStatus::Done],
             |r| {
                 Ok(SweepRow {
                     id: r.get(0)?,

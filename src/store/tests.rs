@@ -9,11 +9,7 @@ use crate::evaluator::{ListingDetails, PairState};
 use crate::event::{Event, EventKind};
 use crate::health::ListHealth;
 
-fn db() -> Connection {
-    let mut c = Connection::open_in_memory().unwrap();
-    crate::store::migrations::apply(&mut c).unwrap();
-    c
-}
+use super::memory_db as db;
 
 #[test]
 fn sweep_commit_round_trip() {
@@ -226,4 +222,91 @@ fn sqlite_memory_is_capped_for_the_process() {
         .block_on(pool.read(|c| Ok(c.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))?)))
         .unwrap();
     assert_eq!(cache, -READER_CACHE_KIB);
+}
+
+/// The SQL that picks hook runs by status binds the statuses from the enum
+/// (crate::runs) instead of spelling them again: every status round-trips,
+/// the per-hour cap counts exactly the runs that executed, and only a
+/// `running` run is found interrupted at start.
+#[test]
+fn hook_run_statuses_in_sql_are_the_enums_own() {
+    use crate::runs::{HookAction, HookStatus};
+    let c = db();
+    for (i, status) in HookStatus::ALL.into_iter().enumerate() {
+        let run = HookRun {
+            id: 0,
+            hook: "h".into(),
+            action: HookAction::Run,
+            event_id: None,
+            event_kind: None,
+            started_at: 100 + i as i64,
+            duration_ms: 0,
+            status,
+            exit_code: None,
+            argv: vec![],
+            stdout: String::new(),
+            stderr: String::new(),
+            condition: None,
+        };
+        insert_hook_run(&c, &run).unwrap();
+    }
+    let stored: Vec<HookStatus> = hook_runs(&c, Some("h"), 100, 0)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(stored, HookStatus::ALL);
+    let executed = HookStatus::ALL.iter().filter(|s| s.executed()).count() as i64;
+    assert_eq!(hook_runs_since(&c, "h", 0).unwrap().0, executed);
+    let interrupted = interrupt_running_hooks(&c).unwrap();
+    assert_eq!(interrupted.len(), 1);
+    assert_eq!(interrupted[0].status, HookStatus::Interrupted);
+    let n: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM hook_runs WHERE status = ?1",
+            [HookStatus::Interrupted],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        n, 2,
+        "the one that was running and the one stored interrupted"
+    );
+}
+
+/// Sweep statuses likewise: begun `running`, a stale one `abandoned`, the
+/// committed one `done` and the latest finished sweep found by it.
+#[test]
+fn sweep_statuses_in_sql_are_the_enums_own() {
+    use crate::engine::SweepStatus;
+    let mut c = db();
+    let stale = begin_sweep(&c, 1).unwrap();
+    let id = begin_sweep(&c, 2).unwrap();
+    let status = |c: &Connection, id: i64| -> SweepStatus {
+        c.query_row("SELECT status FROM sweeps WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(status(&c, id), SweepStatus::Running);
+    commit_sweep(
+        &mut c,
+        &SweepCommit {
+            sweep_id: id,
+            finished_at: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(status(&c, id), SweepStatus::Done);
+    assert_eq!(status(&c, stale), SweepStatus::Abandoned);
+    let last = last_sweep(&c).unwrap().unwrap();
+    assert_eq!((last.id, last.status), (id, SweepStatus::Done));
+}
+
+/// The pairs that count as listed in SQL are the ones PairState says are.
+#[test]
+fn listed_states_in_sql_follow_pair_state() {
+    assert_eq!(super::pairs::listed_states(), "'listed', 'clearing'");
 }

@@ -11,12 +11,12 @@ use axum::Json;
 
 use super::render::{self, Page};
 use super::{WebError, WebState};
-use crate::impact::{Assessment, ASSESSMENT_STATE};
+use crate::impact::Assessment;
 use crate::store;
 
 /// The daemon's last assessment (`None` before the first one).
 pub(super) fn read_assessment(c: &rusqlite::Connection) -> store::Result<Option<Assessment>> {
-    store::get_state(c, ASSESSMENT_STATE)
+    store::get_state(c, &store::StateKey::ImpactAssessment)
 }
 
 /// The impact of each listed pair, added to its JSON as `impact` (`null`

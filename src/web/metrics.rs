@@ -32,6 +32,8 @@ use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use rusqlite::Connection;
 
 use super::{WebError, WebState};
+use crate::engine::SweepStatus;
+use crate::runs::{HookStatus, OutboxStatus};
 use crate::store;
 
 /// Counts the finished rows of a table once each, from the process start on,
@@ -165,6 +167,11 @@ impl Tally {
 /// Rows a tally reads per scrape (more are read at the next).
 const TALLY_PAGE: usize = 100_000;
 
+/// Statuses of unfinished rows, as their sets spell them.
+const SWEEP_OPEN: &[&str] = &[SweepStatus::Running.as_str()];
+const HOOK_OPEN: &[&str] = &[HookStatus::Running.as_str()];
+const OUTBOX_OPEN: &[&str] = &[OutboxStatus::Pending.as_str()];
+
 /// The tallies behind `/metrics`' counters of pruned tables.
 #[derive(Debug)]
 pub(crate) struct Tallies {
@@ -183,10 +190,10 @@ impl Tallies {
                 "sweeps",
                 &["status"],
                 &["listed", "clear", "errors", "unknown"],
-                &["running"],
+                SWEEP_OPEN,
             ),
-            hook_runs: Tally::new("hook_runs", &["hook", "status"], &[], &["running"]),
-            deliveries: Tally::new("alert_outbox", &["channel", "status"], &[], &["pending"]),
+            hook_runs: Tally::new("hook_runs", &["hook", "status"], &[], HOOK_OPEN),
+            deliveries: Tally::new("alert_outbox", &["channel", "status"], &[], OUTBOX_OPEN),
             // counts are whole numbers (stored as REAL)
             samples: Tally::new(
                 "metric_samples",

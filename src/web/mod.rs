@@ -262,15 +262,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 const CSS: &str = include_str!("../../web/static/style.css");
 
 pub(crate) fn urlencode(s: String) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::status::urlencode(&s)
 }
 
 /// Builds the template environment: embedded templates, or a local copy where present.

@@ -143,13 +143,7 @@ pub(super) fn list_views(
     pairs: &[store::StoredPair],
 ) -> Vec<ListView> {
     let rt = st.live.snapshot();
-    let specs: Vec<crate::target::TargetSpec> =
-        rt.cfg.targets.iter().map(|t| t.spec.clone()).collect();
-    let plans = rt.engine.plans(
-        &specs,
-        rt.cfg.daemon.sweep.nominal_interval(),
-        rt.cfg.daemon.health.nominal_interval(),
-    );
+    let plans = rt.engine.plans_for(&rt.cfg);
     let mut listing: HashMap<&str, usize> = HashMap::new();
     for p in pairs.iter().filter(|p| p.state.is_listed()) {
         *listing.entry(p.list.as_str()).or_default() += 1;

@@ -289,7 +289,7 @@ fn persist_live(state: State, db: &Path, resolver: Option<&ResolverHealth>) {
     let c = store::open_connection(db).unwrap();
     let now = rblwatch::time::now();
     if let Some(r) = resolver {
-        store::put_state(&c, rblwatch::status::RESOLVER_STATE, r, now).unwrap();
+        store::put_state(&c, &store::StateKey::ResolverHealth, r, now).unwrap();
     }
     let cited = |impact| ListingImpact {
         target: "192.0.2.1".into(),
@@ -318,7 +318,7 @@ fn persist_live(state: State, db: &Path, resolver: Option<&ResolverHealth>) {
         backscatter: vec![],
         receivers_omitted: 0,
     };
-    store::put_state(&c, rblwatch::impact::ASSESSMENT_STATE, &a, now).unwrap();
+    store::put_state(&c, &store::StateKey::ImpactAssessment, &a, now).unwrap();
 }
 
 /// Issue 19: the overview, `/api/v1/status`, `/metrics` (`rblwatch_verdict`)
