@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod daemon;
+pub mod feeds;
 pub mod impact;
 pub mod lists;
 pub mod mail;
@@ -32,6 +33,7 @@ pub use self::actions::{
     TeamsFormat,
 };
 pub use self::daemon::DaemonConf;
+pub use self::feeds::{DiscoverConf, DiscoverFrom, DmarcMailbox, FeedConf, ImapConf};
 pub use self::impact::{AuditConf, AuditMta, ImpactConf};
 pub use self::lists::ListsConf;
 pub use self::mail::{
@@ -96,6 +98,10 @@ pub struct Config {
     pub impact: ImpactConf,
     /// MTA posture audits.
     pub audits: Vec<AuditConf>,
+    /// Receivers' feeds (DMARC aggregate reports).
+    pub feeds: Vec<FeedConf>,
+    /// Which feeds' sending IPs join the sweeps.
+    pub discover: DiscoverConf,
     /// Warnings found while validating (retired lists named, …).
     pub warnings: Vec<String>,
 }
@@ -317,6 +323,7 @@ impl Config {
         let actions = actions::validate(&raw, &cx)?;
         let web = web::validate(&raw.web, &cx)?;
         let (impact, audits) = impact::validate(&raw, &cx, &mut warnings)?;
+        let (feeds, discover) = feeds::validate(&raw, &cx)?;
         let mut cfg = Config {
             path: path.to_path_buf(),
             resolver,
@@ -331,6 +338,8 @@ impl Config {
             web,
             impact,
             audits,
+            feeds,
+            discover,
             warnings,
         };
         // Check list ids against the catalog now, so `config check` catches typos.

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::actions::{ChannelKind, SmtpTls, TeamsFormat};
+use super::feeds::{DiscoverFrom, FeedKindName};
 use super::impact::AuditMta;
 use super::mail::{SpikeKind, StartTls};
 use crate::event::Severity;
@@ -50,6 +51,45 @@ pub(super) struct RawConfig {
     pub(super) replies: RawReplies,
     #[serde(default)]
     pub(super) audits: Vec<RawAudit>,
+    #[serde(default)]
+    pub(super) feeds: Vec<RawFeed>,
+    #[serde(default)]
+    pub(super) discover: RawDiscover,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeed {
+    pub(super) name: Text,
+    pub(super) kind: Spanned<FeedKindName>,
+    pub(super) maildir: Text,
+    pub(super) imap: Option<RawImap>,
+    pub(super) interval: Text,
+    pub(super) timeout: Text,
+    pub(super) max_mail_bytes: Int,
+    pub(super) max_report_bytes: Int,
+    pub(super) max_mails: Int,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImap {
+    pub(super) host: Spanned<String>,
+    pub(super) port: Int,
+    pub(super) user: Spanned<String>,
+    pub(super) password: Spanned<String>,
+    pub(super) mailbox: Text,
+    pub(super) ca_file: Text,
+    pub(super) tls_name: Text,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscover {
+    #[serde(default)]
+    pub(super) from: Vec<Spanned<DiscoverFrom>>,
+    pub(super) max: Int,
+    pub(super) window: Text,
 }
 
 #[derive(Debug, Deserialize, Default)]
