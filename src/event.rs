@@ -72,6 +72,12 @@ pub enum EventKind {
     DelistOverdue,
     /// A list answered a code its catalog entry does not document (once per list and code).
     ListUnknownCode,
+    /// A receivers' feed (DMARC reports) cannot be read.
+    FeedFailed,
+    /// The feed reads again.
+    FeedRecovered,
+    /// An IP sends mail for a monitored domain (DMARC aligned pass) and is not a target.
+    UnmonitoredSender,
 }
 
 impl EventKind {
@@ -106,6 +112,9 @@ impl EventKind {
         EventKind::DelistRequested,
         EventKind::DelistOverdue,
         EventKind::ListUnknownCode,
+        EventKind::FeedFailed,
+        EventKind::FeedRecovered,
+        EventKind::UnmonitoredSender,
     ];
 
     /// The event's name, as used in configs, hooks and the API.
@@ -140,6 +149,9 @@ impl EventKind {
             EventKind::DelistRequested => "delist_requested",
             EventKind::DelistOverdue => "delist_overdue",
             EventKind::ListUnknownCode => "list_unknown_code",
+            EventKind::FeedFailed => "feed_failed",
+            EventKind::FeedRecovered => "feed_recovered",
+            EventKind::UnmonitoredSender => "unmonitored_sender",
         }
     }
 
@@ -166,7 +178,9 @@ impl EventKind {
             | EventKind::ResolverUnusable
             | EventKind::AuditFinding
             | EventKind::DelistOverdue
-            | EventKind::ListUnknownCode => Severity::Warning,
+            | EventKind::ListUnknownCode
+            | EventKind::FeedFailed
+            | EventKind::UnmonitoredSender => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -181,6 +195,7 @@ impl EventKind {
             EventKind::RndrVulnerableCleared => EventKind::RndrVulnerable,
             EventKind::AlertRecovered => EventKind::AlertFailed,
             EventKind::SourceRecovered => EventKind::SourceFailed,
+            EventKind::FeedRecovered => EventKind::FeedFailed,
             EventKind::ResolverRecovered => EventKind::ResolverUnusable,
             EventKind::ReceiverRejectingCleared => EventKind::ReceiverRejecting,
             EventKind::ListingRejectingCleared => EventKind::ListingRejecting,
@@ -274,6 +289,11 @@ pub enum Subject {
         /// Source name.
         name: String,
     },
+    /// A receivers' feed (its failures).
+    Feed {
+        /// Feed name.
+        name: String,
+    },
     /// The resolver rblwatch asks (its diagnosis).
     Resolver {
         /// The name servers, e.g. `127.0.0.1:53`.
@@ -321,6 +341,7 @@ impl Subject {
             Subject::Hook { .. } => "hook",
             Subject::Channel { .. } => "channel",
             Subject::Source { .. } => "source",
+            Subject::Feed { .. } => "feed",
             Subject::Resolver { .. } => "resolver",
             Subject::Receiver { .. } => "receiver",
             Subject::Target { .. } => "target",
@@ -365,6 +386,7 @@ impl Subject {
             Subject::Hook { name }
             | Subject::Channel { name }
             | Subject::Source { name }
+            | Subject::Feed { name }
             | Subject::Audit { name, .. } => Some(name),
             Subject::Receiver { id } => Some(id),
             Subject::Target { .. } | Subject::None => None,
@@ -381,6 +403,7 @@ impl Subject {
             Subject::Hook { name } => format!("hook:{name}"),
             Subject::Channel { name } => format!("channel:{name}"),
             Subject::Source { name } => format!("source:{name}"),
+            Subject::Feed { name } => format!("feed:{name}"),
             Subject::Resolver { servers } => format!("resolver:{servers}"),
             Subject::Receiver { id } => format!("receiver:{id}"),
             Subject::Target { target } => format!("target:{target}"),
@@ -400,6 +423,7 @@ impl std::fmt::Display for Subject {
             Subject::Hook { name } => write!(f, "hook {name}"),
             Subject::Channel { name } => write!(f, "alert channel {name}"),
             Subject::Source { name } => write!(f, "source {name}"),
+            Subject::Feed { name } => write!(f, "feed {name}"),
             Subject::Resolver { servers } => write!(f, "resolver {servers}"),
             Subject::Receiver { id } => write!(f, "receiver {id}"),
             Subject::Target { target } => f.write_str(target),
@@ -606,6 +630,21 @@ impl Event {
                 serde_json::json!({
                     "title": "unknown recipients are accepted", "why": "sample", "fix": "postconf -e 'smtpd_reject_unlisted_recipient = yes' && postfix reload",
                     "evidence": "smtpd_reject_unlisted_recipient = no",
+                }),
+            ),
+            EventKind::FeedFailed | EventKind::FeedRecovered => (
+                Subject::Feed {
+                    name: "dmarc".into(),
+                },
+                serde_json::json!({"feed": "dmarc", "why": "sample"}),
+            ),
+            EventKind::UnmonitoredSender => (
+                Subject::Target {
+                    target: "198.51.100.77".into(),
+                },
+                serde_json::json!({
+                    "ip": "198.51.100.77", "domain": "example.com", "messages": 40, "passed": 40,
+                    "orgs": ["google.com"], "origin": "dmarc", "discovered": false,
                 }),
             ),
             EventKind::Baseline => (Subject::None, serde_json::json!({})),

@@ -67,6 +67,8 @@ pub struct TargetConf {
     pub spec: TargetSpec,
     /// A name for people ("mx1 outbound").
     pub label: Option<String>,
+    /// Added by `[discover]`, not typed in: the feed that revealed it (`dmarc`).
+    pub discovered: Option<String>,
 }
 
 /// A validated configuration.
@@ -315,6 +317,7 @@ impl Config {
             targets.push(TargetConf {
                 spec,
                 label: t.label.clone(),
+                discovered: None,
             });
         }
         let daemon = daemon::validate(&raw.daemon, &cx)?;

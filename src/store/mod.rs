@@ -18,6 +18,7 @@
 mod audits;
 mod delistings;
 mod events;
+mod feeds;
 mod health;
 mod hooks;
 mod listings;
@@ -38,6 +39,7 @@ mod tests;
 pub use self::audits::*;
 pub use self::delistings::*;
 pub use self::events::*;
+pub use self::feeds::*;
 pub use self::health::*;
 pub use self::hooks::*;
 pub use self::listings::*;
