@@ -6,23 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::raw::RawConfig;
 use super::{valid_name, ConfigError, Ctx, Schedule};
 use crate::secret::Secret;
-
-/// What a feed reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedKindName {
-    /// DMARC aggregate reports.
-    Dmarc,
-    /// Microsoft SNDS (not built yet: refused with a message).
-    Snds,
-    /// Google Postmaster Tools (not built yet: refused with a message).
-    GooglePostmaster,
-}
 
 /// Where DMARC reports arrive.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,8 +59,7 @@ pub struct FeedConf {
 }
 
 /// Where discovered sending IPs come from (`[discover] from`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiscoverFrom {
     /// Sources seen in DMARC aggregate reports passing for a monitored domain.
     Dmarc,
@@ -101,12 +86,20 @@ pub(super) fn validate(
     let mut feeds: Vec<FeedConf> = Vec::new();
     for (n, f) in raw.feeds.iter().enumerate() {
         let key = format!("feeds[{n}]");
-        let kind = *f.kind.get_ref();
-        if kind != FeedKindName::Dmarc {
-            return Err(cx.err(
-                f.kind.span(),
-                format!("{key}.kind: only \"dmarc\" feeds are built so far"),
-            ));
+        match f.kind.get_ref().as_str() {
+            "dmarc" => {}
+            "snds" | "google_postmaster" => {
+                return Err(cx.err(
+                    f.kind.span(),
+                    format!("{key}.kind: only \"dmarc\" feeds are built so far"),
+                ))
+            }
+            other => {
+                return Err(cx.err(
+                    f.kind.span(),
+                    format!("{key}.kind: {other:?} is not a feed kind (dmarc)"),
+                ))
+            }
         }
         let name = match &f.name {
             Some(s) if valid_name(s.get_ref().trim()) => s.get_ref().trim().to_string(),
@@ -196,14 +189,26 @@ pub(super) fn validate(
         });
     }
     let d = &raw.discover;
-    if let Some(f) = d.from.iter().find(|f| *f.get_ref() == DiscoverFrom::Snds) {
-        return Err(cx.err(
-            f.span(),
-            "discover.from: \"snds\" feeds are not built yet".into(),
-        ));
+    let mut from = Vec::new();
+    for f in &d.from {
+        match f.get_ref().as_str() {
+            "dmarc" => from.push(DiscoverFrom::Dmarc),
+            "snds" => {
+                return Err(cx.err(
+                    f.span(),
+                    "discover.from: \"snds\" feeds are not built yet".into(),
+                ))
+            }
+            other => {
+                return Err(cx.err(
+                    f.span(),
+                    format!("discover.from: {other:?} is not a feed kind (dmarc)"),
+                ))
+            }
+        }
     }
     let discover = DiscoverConf {
-        from: d.from.iter().map(|f| *f.get_ref()).collect(),
+        from,
         max: cx.int(&d.max, "discover.max", 64, 1, 4096)? as usize,
         window: cx.duration(
             &d.window,

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::actions::{ChannelKind, SmtpTls, TeamsFormat};
-use super::feeds::{DiscoverFrom, FeedKindName};
 use super::impact::AuditMta;
 use super::mail::{SpikeKind, StartTls};
 use crate::event::Severity;
@@ -61,7 +60,7 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFeed {
     pub(super) name: Text,
-    pub(super) kind: Spanned<FeedKindName>,
+    pub(super) kind: Spanned<String>,
     pub(super) maildir: Text,
     pub(super) imap: Option<RawImap>,
     pub(super) interval: Text,
@@ -87,7 +86,7 @@ pub(super) struct RawImap {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDiscover {
     #[serde(default)]
-    pub(super) from: Vec<Spanned<DiscoverFrom>>,
+    pub(super) from: Vec<Spanned<String>>,
     pub(super) max: Int,
     pub(super) window: Text,
 }
