@@ -8,146 +8,16 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::{counts_of, restore_counts, Daemon, Mode, Runtime};
-use crate::config::{Config, DiscoverFrom, DmarcMailbox, TargetConf};
+use crate::config::{Config, DiscoverFrom, DmarcMailbox};
 use crate::event::{Event, EventKind, Subject};
 use crate::feeds::dmarc::{self, Limits};
 use crate::feeds::mailbox::{self, MailboxError};
-use crate::store::{self, DmarcSender, Store};
-use crate::target::{Target, TargetSpec};
+use crate::feeds::senders::{
+    senders, window_start, with_discovered, Discovered, SenderStatus, DISCOVERED_STATE,
+};
+use crate::store::{self, Store};
 use crate::time::now;
-
-/// Where the discovered sending IPs are kept (JSON list of [`Discovered`]).
-pub const DISCOVERED_STATE: &str = "discover:targets";
-
-/// A sending IP added to the sweeps by `[discover]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Discovered {
-    /// The IP.
-    pub ip: IpAddr,
-    /// The monitored domain it sends for.
-    pub domain: String,
-    /// Which feed revealed it (`dmarc`).
-    pub origin: String,
-    /// When it was added.
-    pub since: i64,
-}
-
-/// How a sending IP stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SenderStatus {
-    /// A configured target covers it.
-    Monitored,
-    /// Added to the sweeps by `[discover]`.
-    Discovered,
-    /// Sends for a monitored domain and nothing checks it.
-    NotMonitored,
-}
-
-/// One IP sending for a monitored domain, with its standing (page, API).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Sender {
-    /// What DMARC reports say about it.
-    #[serde(flatten)]
-    pub seen: DmarcSender,
-    /// Its standing.
-    pub status: SenderStatus,
-    /// For people: "sending for example.com, not monitored".
-    pub text: String,
-}
-
-/// The domains the configuration monitors (its domain targets).
-fn monitored_domains(cfg: &Config) -> Vec<String> {
-    cfg.targets
-        .iter()
-        .filter_map(|t| match &t.spec {
-            TargetSpec::Domain(d) => Some(d.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn for_domain(from: &str, domains: &[String]) -> bool {
-    domains.iter().any(|d| {
-        from == d
-            || from
-                .strip_suffix(d.as_str())
-                .is_some_and(|p| p.ends_with('.'))
-    })
-}
-
-/// The IPs that DMARC passed for a monitored domain, each with its standing,
-/// most mail first (pure).
-pub fn senders(cfg: &Config, seen: Vec<DmarcSender>) -> Vec<Sender> {
-    let domains = monitored_domains(cfg);
-    seen.into_iter()
-        .filter(|s| s.passed > 0 && for_domain(&s.domain, &domains))
-        .filter_map(|s| {
-            let ip: IpAddr = s.ip.parse().ok()?;
-            let t = Target::Ip(crate::target::normalise_ip(ip));
-            let covering = cfg.targets.iter().find(|c| c.spec.contains(&t));
-            let status = match covering {
-                Some(c) if c.discovered.is_some() => SenderStatus::Discovered,
-                Some(_) => SenderStatus::Monitored,
-                None => SenderStatus::NotMonitored,
-            };
-            let text = match status {
-                SenderStatus::Monitored => format!("sending for {}, monitored", s.domain),
-                SenderStatus::Discovered => format!(
-                    "sending for {}, swept (discovered from {})",
-                    s.domain,
-                    covering
-                        .and_then(|c| c.discovered.clone())
-                        .unwrap_or_default()
-                ),
-                SenderStatus::NotMonitored => format!("sending for {}, not monitored", s.domain),
-            };
-            Some(Sender {
-                seen: s,
-                status,
-                text,
-            })
-        })
-        .collect()
-}
-
-/// The first day of the discovery window, `YYYY-MM-DD`.
-pub fn window_start(cfg: &Config, at: i64) -> String {
-    day_of(at - cfg.discover.window.as_secs() as i64)
-}
-
-/// The UTC day of a time, `YYYY-MM-DD`.
-pub fn day_of(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
-}
-
-/// `cfg` with the discovered IPs `[discover]` asks for added as targets
-/// (those a configured target already covers are left out).
-pub fn with_discovered(mut cfg: Config, found: &[Discovered]) -> Config {
-    cfg.targets.retain(|t| t.discovered.is_none());
-    for d in found {
-        let origin_on = match d.origin.as_str() {
-            "dmarc" => cfg.discover.from.contains(&DiscoverFrom::Dmarc),
-            "snds" => cfg.discover.from.contains(&DiscoverFrom::Snds),
-            _ => false,
-        };
-        let t = Target::Ip(d.ip);
-        if !origin_on || cfg.targets.iter().any(|c| c.spec.contains(&t)) {
-            continue;
-        }
-        cfg.targets.push(TargetConf {
-            spec: TargetSpec::Ip(d.ip),
-            label: Some(format!("discovered: sends for {} ({})", d.domain, d.origin)),
-            discovered: Some(d.origin.clone()),
-        });
-    }
-    cfg
-}
 
 /// The discovered IPs kept in the store, added to `cfg` (start-up and reload).
 pub async fn load_discovered(store: &Store, cfg: Config) -> anyhow::Result<Config> {

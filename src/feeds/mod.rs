@@ -4,3 +4,4 @@
 
 pub mod dmarc;
 pub mod mailbox;
+pub mod senders;

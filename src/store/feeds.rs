@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{json, Result};
 use crate::feeds::dmarc::{Aligned, Reject, Report};
+pub use crate::feeds::senders::DmarcSender;
 
 /// The keys of the mails a feed has taken (read once, whatever they held).
 pub fn feed_mail_keys(c: &Connection, feed: &str) -> Result<HashSet<String>> {
@@ -138,23 +139,6 @@ pub fn feed_rejects(
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
-}
-
-/// One IP seen sending for a domain in DMARC reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DmarcSender {
-    /// Source IP.
-    pub ip: String,
-    /// `header_from` domain.
-    pub domain: String,
-    /// Messages in the window.
-    pub messages: u64,
-    /// Of which DMARC passed (aligned DKIM or SPF).
-    pub passed: u64,
-    /// The last day it was seen.
-    pub last_day: String,
-    /// Reporting organisations.
-    pub orgs: Vec<String>,
 }
 
 /// Every (IP, domain) in reports about days since `since_day` (`YYYY-MM-DD`), most mail first.

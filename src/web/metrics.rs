@@ -664,6 +664,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         }
     }
 
+    super::senders::metrics(&st, &reg).await?;
     let mut body = String::with_capacity(4096 + r.pairs.len() * 80);
     prometheus::TextEncoder::new()
         .encode_utf8(&reg.gather(), &mut body)
