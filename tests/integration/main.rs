@@ -12,6 +12,7 @@ mod delist;
 mod deploy;
 mod direct;
 mod dnsbl;
+mod feeds;
 mod hostile;
 mod impact;
 mod lab;
