@@ -233,6 +233,7 @@ fn test_ca(dir: &Path, name: &str) -> TestCa {
 
 /// A private Dovecot (IMAP over implicit TLS only) on 127.0.0.x, user `dmarc`; stopped on drop.
 struct Dovecot {
+    child: std::process::Child,
     dir: tempfile::TempDir,
     addr: String,
     port: u16,
@@ -289,16 +290,20 @@ service imap-login {{
             key = ca.key.display(),
         );
         std::fs::write(d.join("dovecot.conf"), conf).unwrap();
-        let o = Command::new("/usr/sbin/dovecot")
+        // in the foreground, as our child: a daemonising master would keep the output pipes open
+        let child = Command::new("/usr/sbin/dovecot")
+            .arg("-F")
             .arg("-c")
             .arg(d.join("dovecot.conf"))
-            .output()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
             .expect("dovecot (apt-get install dovecot-imapd)");
-        assert!(o.status.success(), "dovecot: {}", stderr(&o));
         wait_for("dovecot listening", Duration::from_secs(10), || {
             std::net::TcpStream::connect((addr.as_str(), port)).ok()
         });
         Dovecot {
+            child,
             dir,
             addr,
             port,
@@ -332,22 +337,12 @@ service imap-login {{
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("run/master.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-            // the master takes its children with it; wait so the temp dir can go
-            let _ = wait_for_quiet(pid.trim());
-        }
+        // SIGTERM: the master takes its children with it
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
     }
-}
-
-fn wait_for_quiet(pid: &str) -> bool {
-    for _ in 0..50 {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 fn db(dir: &Path) -> Connection {
