@@ -127,16 +127,34 @@ pub fn feed_reject_counts(c: &Connection) -> Result<Vec<FeedRejectCount>> {
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
+/// One stored rejection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedReject {
+    /// Feed name.
+    pub feed: String,
+    /// The mail's key (Maildir name, `UIDVALIDITY:UID`).
+    pub mail: String,
+    /// When.
+    pub at: i64,
+    /// Reason (`dtd`, `oversized`…).
+    pub reason: String,
+    /// The reason in words.
+    pub detail: String,
+}
+
 /// The latest rejections (newest first).
-pub fn feed_rejects(
-    c: &Connection,
-    limit: usize,
-) -> Result<Vec<(String, String, i64, String, String)>> {
+pub fn feed_rejects(c: &Connection, limit: usize) -> Result<Vec<FeedReject>> {
     let mut st = c.prepare_cached(
         "SELECT feed, mail, at, reason, detail FROM feed_rejects ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = st.query_map(params![limit as i64], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        Ok(FeedReject {
+            feed: r.get(0)?,
+            mail: r.get(1)?,
+            at: r.get(2)?,
+            reason: r.get(3)?,
+            detail: r.get(4)?,
+        })
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }

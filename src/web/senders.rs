@@ -35,12 +35,6 @@ async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
         .await?;
     let list = senders::senders(&cfg, seen);
     let share = senders::listed_share(&yesterday, &volume, &listed);
-    let recent: Vec<_> = recent
-        .into_iter()
-        .map(|(feed, mail, at, reason, detail)| {
-            serde_json::json!({"feed": feed, "mail": mail, "at": at, "reason": reason, "detail": detail})
-        })
-        .collect();
     Ok(serde_json::json!({
         "senders": list,
         "not_monitored": list.iter().filter(|s| s.status == senders::SenderStatus::NotMonitored).count(),
