@@ -56,14 +56,29 @@ fn zipped(name: &str, b: &[u8]) -> Vec<u8> {
 }
 
 fn google_zip() -> Vec<u8> {
+    google_zip_of(&fixture("google.xml"))
+}
+
+/// Google's report moved to yesterday (UTC), so "yesterday's mail" is this report's.
+fn google_zip_yesterday() -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let begin = now / 86_400 * 86_400 - 86_400;
+    let xml = String::from_utf8(fixture("google.xml"))
+        .unwrap()
+        .replace("1796428800", &begin.to_string())
+        .replace("1796515199", &(begin + 86_399).to_string());
+    google_zip_of(xml.as_bytes())
+}
+
+fn google_zip_of(xml: &[u8]) -> Vec<u8> {
     mail(
         "noreply-dmarc-support@google.com",
         "application/zip",
         "google.com!example.com!1796428800!1796515199.zip",
-        &zipped(
-            "google.com!example.com!1796428800!1796515199.xml",
-            &fixture("google.xml"),
-        ),
+        &zipped("google.com!example.com!1796428800!1796515199.xml", xml),
     )
 }
 
@@ -629,7 +644,7 @@ fn story_a_dmarc_report_reveals_an_unmonitored_sender_swept_within_one_cycle_wit
             .then_some(())
     });
     // Google's report names 198.51.100.77 passing DKIM for example.com; bl.test lists 198.51.100.0/24
-    drop_mail(&maildir, "1.google.mx", &google_zip());
+    drop_mail(&maildir, "1.google.mx", &google_zip_yesterday());
     let seen_at: i64 = wait_for("unmonitored_sender", Duration::from_secs(20), || {
         db(dir.path())
             .query_row(
@@ -676,6 +691,29 @@ fn story_a_dmarc_report_reveals_an_unmonitored_sender_swept_within_one_cycle_wit
     let (code, page) = http_get(port, "/senders");
     assert_eq!(code, 200);
     assert!(page.contains("198.51.100.77"));
+    // listings weighed by mail: 40 of yesterday's 852 messages left from the listed 198.51.100.77
+    let share = wait_for(
+        "the share of mail from listed IPs",
+        Duration::from_secs(10),
+        || {
+            let v = http_json(port, "/api/v1/senders");
+            (v["listed_share"]["listed"] == 40).then_some(v["listed_share"].clone())
+        },
+    );
+    assert_eq!(share["total"], 852, "{share}");
+    assert_eq!(share["percent"], 4.7);
+    assert_eq!(share["by_listing"][0]["target"], "198.51.100.77");
+    let (_, overview) = http_get(port, "/");
+    assert!(
+        overview.contains("4.7 % of yesterday&#x27;s mail")
+            || overview.contains("4.7 % of yesterday's mail"),
+        "{overview}"
+    );
+    let (_, metrics) = http_get(port, "/metrics");
+    assert!(
+        metrics.contains("rblwatch_mail_from_listed_ips_ratio 0.047"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -685,7 +723,7 @@ fn story_without_discover_the_unmonitored_sender_is_shown_not_swept() {
     let maildir = make_maildir(&dir.path().join("Maildir"));
     let (cfg, port) = story_config(dir.path(), &rbl, &maildir, false);
     let d = Daemon::start(&cfg);
-    drop_mail(&maildir, "1.google.mx", &google_zip());
+    drop_mail(&maildir, "1.google.mx", &google_zip_yesterday());
     let summary: String = wait_for("unmonitored_sender", Duration::from_secs(20), || {
         db(dir.path())
             .query_row(
