@@ -178,8 +178,12 @@ where
             out.push((key, Err(Reject::Oversized(max_bytes))));
             continue;
         }
+        // a partial fetch: a server lying about the size still sends at most the cap + 1 byte
         let bodies: Vec<_> = session
-            .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+            .uid_fetch(
+                uid.to_string(),
+                format!("BODY.PEEK[]<0.{}>", max_bytes.saturating_add(1)),
+            )
             .await
             .map_err(imap_err("fetch"))?
             .try_collect()
