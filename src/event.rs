@@ -75,6 +75,12 @@ crate::spelling::closed_set! {
         /// The database file was deleted or replaced under the running daemon:
         /// what it records from then on is not in the file.
         DatabaseLost = "database_lost",
+        /// A receivers' feed (DMARC reports) cannot be read.
+        FeedFailed = "feed_failed",
+        /// The feed reads again.
+        FeedRecovered = "feed_recovered",
+        /// An IP sends mail for a monitored domain (DMARC aligned pass) and is not a target.
+        UnmonitoredSender = "unmonitored_sender",
     }
 }
 
@@ -98,7 +104,9 @@ impl EventKind {
             | EventKind::ResolverUnusable
             | EventKind::AuditFinding
             | EventKind::DelistOverdue
-            | EventKind::ListUnknownCode => Severity::Warning,
+            | EventKind::ListUnknownCode
+            | EventKind::FeedFailed
+            | EventKind::UnmonitoredSender => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -113,6 +121,7 @@ impl EventKind {
             EventKind::RndrVulnerableCleared => EventKind::RndrVulnerable,
             EventKind::AlertRecovered => EventKind::AlertFailed,
             EventKind::SourceRecovered => EventKind::SourceFailed,
+            EventKind::FeedRecovered => EventKind::FeedFailed,
             EventKind::ResolverRecovered => EventKind::ResolverUnusable,
             EventKind::ReceiverRejectingCleared => EventKind::ReceiverRejecting,
             EventKind::ListingRejectingCleared => EventKind::ListingRejecting,
@@ -183,6 +192,11 @@ pub enum Subject {
         /// Source name.
         name: String,
     },
+    /// A receivers' feed (its failures).
+    Feed {
+        /// Feed name.
+        name: String,
+    },
     /// The resolver rblwatch asks (its diagnosis).
     Resolver {
         /// The name servers, e.g. `127.0.0.1:53`.
@@ -230,6 +244,7 @@ impl Subject {
             Subject::Hook { .. } => "hook",
             Subject::Channel { .. } => "channel",
             Subject::Source { .. } => "source",
+            Subject::Feed { .. } => "feed",
             Subject::Resolver { .. } => "resolver",
             Subject::Receiver { .. } => "receiver",
             Subject::Target { .. } => "target",
@@ -274,6 +289,7 @@ impl Subject {
             Subject::Hook { name }
             | Subject::Channel { name }
             | Subject::Source { name }
+            | Subject::Feed { name }
             | Subject::Audit { name, .. } => Some(name),
             Subject::Receiver { id } => Some(id),
             Subject::Target { .. } | Subject::None => None,
@@ -290,6 +306,7 @@ impl Subject {
             Subject::Hook { name } => format!("hook:{name}"),
             Subject::Channel { name } => format!("channel:{name}"),
             Subject::Source { name } => format!("source:{name}"),
+            Subject::Feed { name } => format!("feed:{name}"),
             Subject::Resolver { servers } => format!("resolver:{servers}"),
             Subject::Receiver { id } => format!("receiver:{id}"),
             Subject::Target { target } => format!("target:{target}"),
@@ -309,6 +326,7 @@ impl std::fmt::Display for Subject {
             Subject::Hook { name } => write!(f, "hook {name}"),
             Subject::Channel { name } => write!(f, "alert channel {name}"),
             Subject::Source { name } => write!(f, "source {name}"),
+            Subject::Feed { name } => write!(f, "feed {name}"),
             Subject::Resolver { servers } => write!(f, "resolver {servers}"),
             Subject::Receiver { id } => write!(f, "receiver {id}"),
             Subject::Target { target } => f.write_str(target),
@@ -515,6 +533,21 @@ impl Event {
                 serde_json::json!({
                     "title": "unknown recipients are accepted", "why": "sample", "fix": "postconf -e 'smtpd_reject_unlisted_recipient = yes' && postfix reload",
                     "evidence": "smtpd_reject_unlisted_recipient = no",
+                }),
+            ),
+            EventKind::FeedFailed | EventKind::FeedRecovered => (
+                Subject::Feed {
+                    name: "dmarc".into(),
+                },
+                serde_json::json!({"feed": "dmarc", "why": "sample"}),
+            ),
+            EventKind::UnmonitoredSender => (
+                Subject::Target {
+                    target: "198.51.100.77".into(),
+                },
+                serde_json::json!({
+                    "ip": "198.51.100.77", "domain": "example.com", "messages": 40, "passed": 40,
+                    "orgs": ["google.com"], "origin": "dmarc", "discovered": false,
                 }),
             ),
             EventKind::Baseline => (Subject::None, serde_json::json!({})),

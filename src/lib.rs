@@ -64,6 +64,8 @@ pub mod health;
 pub mod engine;
 /// Mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus).
 pub mod mail;
+/// Receivers' own data: DMARC aggregate reports (pure parser; Maildir and IMAP readers).
+pub mod feeds;
 /// The backscatter probe (RCPT to a random address, never DATA).
 pub mod smtp_probe;
 /// The read-only MTA posture audit (`postconf`, `exim -bP`): settings that cause backscatter and listings.

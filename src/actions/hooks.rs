@@ -32,9 +32,10 @@ pub fn condition_key(e: &Event) -> String {
         Subject::List { id } => (String::new(), id.clone()),
         Subject::Metric { source, metric } => (format!("{source}.{metric}"), source.clone()),
         Subject::Probe { server, domain } => (domain.clone(), server.clone()),
-        Subject::Hook { name } | Subject::Channel { name } | Subject::Source { name } => {
-            (String::new(), name.clone())
-        }
+        Subject::Hook { name }
+        | Subject::Channel { name }
+        | Subject::Source { name }
+        | Subject::Feed { name } => (String::new(), name.clone()),
         Subject::Resolver { servers } => (String::new(), servers.clone()),
         Subject::Receiver { id } => (String::new(), id.clone()),
         Subject::Target { target } => (target.clone(), String::new()),

@@ -23,6 +23,7 @@ pub mod actions;
 mod catalogs;
 mod ctx;
 pub mod daemon;
+pub mod feeds;
 pub mod impact;
 mod kinds;
 pub mod lists;
@@ -43,6 +44,7 @@ pub use self::actions::{
 };
 pub use self::ctx::{hostname, valid_name, ConfigError, ConfigErrors};
 pub use self::daemon::{probe_writable, DaemonConf};
+pub use self::feeds::{DiscoverConf, DiscoverFrom, DmarcMailbox, FeedConf, ImapConf};
 pub use self::impact::{AuditConf, AuditMta, ImpactConf};
 pub use self::lists::ListsConf;
 pub use self::mail::{
@@ -66,6 +68,8 @@ pub struct TargetConf {
     pub spec: TargetSpec,
     /// A name for people ("mx1 outbound").
     pub label: Option<String>,
+    /// Added by `[discover]`, not typed in: the feed that revealed it (`dmarc`).
+    pub discovered: Option<String>,
 }
 
 /// A validated configuration.
@@ -97,6 +101,10 @@ pub struct Config {
     pub impact: ImpactConf,
     /// MTA posture audits.
     pub audits: Vec<AuditConf>,
+    /// Receivers' feeds (DMARC aggregate reports).
+    pub feeds: Vec<FeedConf>,
+    /// Which feeds' sending IPs join the sweeps.
+    pub discover: DiscoverConf,
     /// Warnings found while validating (retired lists named, …).
     pub warnings: Vec<String>,
     /// The list catalog (shipped plus `[lists] dirs`), parsed once at load
@@ -149,6 +157,7 @@ impl Config {
         let actions = actions::validate(&raw, &cx);
         let web = web::validate(&raw.web, &cx);
         let (impact, audits) = impact::validate(&raw, &cx);
+        let (feeds, discover) = feeds::validate(&raw, &cx);
         let catalogs = catalogs::load(&raw, &cx);
         let (warnings, errors) = cx.finish();
         if let Some(errors) = errors {
@@ -170,6 +179,8 @@ impl Config {
             web,
             impact,
             audits,
+            feeds,
+            discover,
             warnings,
             catalog: Arc::new(catalog),
             replies: Arc::new(replies),
@@ -216,6 +227,7 @@ fn targets(raw: &raw::RawConfig, cx: &Ctx<'_>) -> Vec<TargetConf> {
             Ok(spec) => out.push(TargetConf {
                 spec,
                 label: t.label.clone(),
+                discovered: None,
             }),
             Err(e) => cx.report(t.target.span(), format!("targets[{i}].target: {e}")),
         }

@@ -47,7 +47,7 @@ impl From<toml::de::Error> for RawError {
 /// The top-level keys, in the order the example config uses them.
 const TOP_LEVEL: &[&str] = &[
     "resolver", "lists", "keys", "targets", "daemon", "sources", "probes", "spikes", "hooks",
-    "alerts", "alerting", "web", "impact", "replies", "audits",
+    "alerts", "alerting", "web", "impact", "replies", "audits", "feeds", "discover",
 ];
 
 /// Reads `text`. A TOML syntax error ends the reading (nothing after it can
@@ -81,6 +81,8 @@ pub(super) fn parse(text: &str) -> Result<(RawConfig, Vec<RawError>), RawError> 
             "impact" => one(value, k, &mut raw.impact, e),
             "replies" => one(value, k, &mut raw.replies, e),
             "audits" => many(value, k, &mut raw.audits, e),
+            "feeds" => many(value, k, &mut raw.feeds, e),
+            "discover" => one(value, k, &mut raw.discover, e),
             other => e.errs.push(RawError {
                 span: Some(key.span()),
                 msg: format!(
@@ -223,6 +225,43 @@ pub(super) struct RawConfig {
     pub(super) impact: RawImpact,
     pub(super) replies: RawReplies,
     pub(super) audits: Entries<RawAudit>,
+    pub(super) feeds: Entries<RawFeed>,
+    pub(super) discover: RawDiscover,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeed {
+    pub(super) name: Text,
+    pub(super) kind: Spanned<String>,
+    pub(super) maildir: Text,
+    pub(super) imap: Option<RawImap>,
+    pub(super) interval: Text,
+    pub(super) timeout: Text,
+    pub(super) max_mail_bytes: Int,
+    pub(super) max_report_bytes: Int,
+    pub(super) max_mails: Int,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImap {
+    pub(super) host: Spanned<String>,
+    pub(super) port: Int,
+    pub(super) user: Spanned<String>,
+    pub(super) password: Spanned<String>,
+    pub(super) mailbox: Text,
+    pub(super) ca_file: Text,
+    pub(super) tls_name: Text,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscover {
+    #[serde(default)]
+    pub(super) from: Vec<Spanned<String>>,
+    pub(super) max: Int,
+    pub(super) window: Text,
 }
 
 #[derive(Debug, Deserialize, Default)]

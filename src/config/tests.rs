@@ -513,3 +513,37 @@ fn every_error_is_placed_on_its_line() {
         );
     }
 }
+
+#[test]
+fn dmarc_feeds_and_discover_are_checked_and_the_imap_password_never_prints() {
+    let c = parse("[[feeds]]\nkind = \"dmarc\"\nimap = { host = \"imap.example.com\", user = \"dmarc\", password = \"zzimappwzz\" }\n\n[discover]\nfrom = [\"dmarc\"]\nmax = 3\n").unwrap();
+    let f = &c.feeds[0];
+    assert_eq!(f.name, "dmarc");
+    match &f.mailbox {
+        crate::config::DmarcMailbox::Imap(i) => {
+            assert_eq!(
+                (i.port, i.mailbox.as_str(), i.tls_name.as_str()),
+                (993, "INBOX", "imap.example.com")
+            );
+            assert_eq!(i.password.expose(), "zzimappwzz");
+        }
+        m => panic!("{m:?}"),
+    }
+    assert_eq!(f.interval, Schedule::Every(Duration::from_secs(3600)));
+    assert_eq!(
+        (c.discover.from.clone(), c.discover.max),
+        (vec![crate::config::DiscoverFrom::Dmarc], 3)
+    );
+    assert!(!format!("{c:?}").contains("zzimappwzz"));
+    for (bad, want) in [
+        ("[[feeds]]\nkind = \"dmarc\"\n", "exactly one of `maildir` or `imap`"),
+        ("[[feeds]]\nkind = \"snds\"\n", "only \"dmarc\" feeds are built so far"),
+        ("[[feeds]]\nkind = \"rss\"\nmaildir = \"m\"\n", "not a feed kind"),
+        ("[[feeds]]\nkind = \"dmarc\"\nmaildir = \"m\"\n[[feeds]]\nkind = \"dmarc\"\nmaildir = \"n\"\n", "configured twice"),
+        ("[discover]\nfrom = [\"snds\"]\n", "not built yet"),
+        ("[[feeds]]\nkind = \"dmarc\"\nmaildir = \"m\"\nmax_report_bytes = 1\n", "out of range"),
+    ] {
+        let e = parse(bad).unwrap_err().to_string();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+}

@@ -15,6 +15,7 @@
 //! an error, so the process exits non-zero and systemd restarts it.
 
 mod delist;
+pub mod feeds;
 mod impact;
 mod mail;
 pub mod memory;
@@ -57,6 +58,8 @@ pub enum Job {
     Probe(String),
     /// One run of the named MTA posture audit.
     Audit(String),
+    /// One read of the named receivers' feed.
+    Feed(String),
     /// A re-check of one (target, list) pair now (asked for by a delisting request).
     Recheck {
         /// Target.
@@ -79,6 +82,7 @@ enum Slot {
     Source(String),
     Probe(String),
     Audit(String),
+    Feed(String),
     Recheck(String, String),
 }
 
@@ -92,6 +96,7 @@ impl Slot {
             Slot::Source(n) => format!("source {n}"),
             Slot::Probe(n) => format!("probe {n}"),
             Slot::Audit(n) => format!("audit {n}"),
+            Slot::Feed(n) => format!("feed {n}"),
             Slot::Recheck(t, l) => format!("re-check of {t} on {l}"),
         }
     }
@@ -106,6 +111,7 @@ impl Job {
             Job::Source(n) => Slot::Source(n.clone()),
             Job::Probe(n) => Slot::Probe(n.clone()),
             Job::Audit(n) => Slot::Audit(n.clone()),
+            Job::Feed(n) => Slot::Feed(n.clone()),
             Job::Recheck { target, list } => Slot::Recheck(target.clone(), list.clone()),
         }
     }
@@ -120,6 +126,7 @@ impl std::fmt::Display for Job {
             Job::Source(n) => write!(f, "source {n}"),
             Job::Probe(n) => write!(f, "probe {n}"),
             Job::Audit(n) => write!(f, "audit {n}"),
+            Job::Feed(n) => write!(f, "feed {n}"),
             Job::Recheck { target, list } => write!(f, "re-check of {target} on {list}"),
         }
     }
@@ -313,6 +320,7 @@ impl Daemon {
         };
         tracing::info!(database = %cfg.daemon.database.display(), pairs = mem.pairs.len(), "state loaded");
         let interrupted = crate::actions::recover(&store).await?;
+        let cfg = feeds::load_discovered(&store, cfg).await?;
         let (rt, warnings) = Runtime::new(cfg, mode).await?;
         let counts: HashMap<String, (u64, u64)> = store
             .call(|c| Ok(store::get_state(c, &StateKey::BudgetCounts)?.unwrap_or_default()))
@@ -385,6 +393,7 @@ impl Daemon {
     pub async fn reload(&self, path: &std::path::Path, mode: Mode) -> anyhow::Result<()> {
         let cfg = Config::load(path)?;
         check_templates(&cfg)?;
+        let cfg = feeds::load_discovered(&self.store, cfg).await?;
         let (rt, warnings) = Runtime::new(cfg, mode).await?;
         for w in warnings {
             tracing::warn!("{w}");
@@ -455,6 +464,7 @@ impl Daemon {
             Job::Source(n) => self.clone().read_source(&n).await?,
             Job::Probe(n) => self.clone().run_probe(&n).await?,
             Job::Audit(n) => self.clone().run_audit(&n).await?,
+            Job::Feed(n) => self.clone().read_feed(&n).await?,
         }
         self.assess().await
     }
@@ -535,6 +545,8 @@ pub fn check_templates(cfg: &Config) -> anyhow::Result<()> {
 /// targets), each mail source, each probe, each audit. Start-up and `--once` run these.
 fn first_runs(cfg: &Config) -> Vec<Job> {
     let mut v = vec![Job::Prune];
+    // feeds first: the sending IPs they reveal are swept in the same run
+    v.extend(cfg.feeds.iter().map(|f| Job::Feed(f.name.clone())));
     if !cfg.targets.is_empty() {
         v.push(Job::Sweep);
     }
@@ -568,6 +580,11 @@ fn plan(cfg: &Config) -> Vec<(Job, Schedule)> {
         cfg.audits
             .iter()
             .map(|a| (Job::Audit(a.name.clone()), a.interval.clone())),
+    );
+    v.extend(
+        cfg.feeds
+            .iter()
+            .map(|f| (Job::Feed(f.name.clone()), f.interval.clone())),
     );
     v
 }

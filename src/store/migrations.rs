@@ -247,6 +247,54 @@ CREATE TABLE delist_requests (
 );
 CREATE INDEX delist_requests_pair ON delist_requests (target, list, requested_at);
 "#,
+    // 10: receivers' feeds: DMARC aggregate reports (one row per report, kept
+    // by organisation and report id so none is counted twice), their records
+    // per day and source IP, the mails taken (read once) and the rejections
+    r#"
+CREATE TABLE dmarc_reports (
+    org TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    feed TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    begin_at INTEGER NOT NULL,
+    end_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    messages INTEGER NOT NULL,
+    PRIMARY KEY (org, report_id)
+) WITHOUT ROWID;
+CREATE TABLE dmarc_records (
+    id INTEGER PRIMARY KEY,
+    org TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    day TEXT NOT NULL,               -- UTC day of the report's range start
+    source_ip TEXT NOT NULL,
+    header_from TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    disposition TEXT NOT NULL,       -- none | quarantine | reject
+    dkim TEXT NOT NULL,              -- aligned: pass | fail
+    spf TEXT NOT NULL,
+    dkim_results TEXT NOT NULL,      -- JSON ["domain=result", ...]
+    spf_results TEXT NOT NULL
+);
+CREATE INDEX dmarc_records_day ON dmarc_records (day, source_ip);
+CREATE INDEX dmarc_records_report ON dmarc_records (org, report_id);
+CREATE TABLE feed_mails (
+    feed TEXT NOT NULL,
+    key TEXT NOT NULL,               -- Maildir unique name or IMAP UIDVALIDITY:UID
+    at INTEGER NOT NULL,
+    reports INTEGER NOT NULL,
+    PRIMARY KEY (feed, key)
+) WITHOUT ROWID;
+CREATE TABLE feed_rejects (
+    id INTEGER PRIMARY KEY,
+    feed TEXT NOT NULL,
+    mail TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    reason TEXT NOT NULL,            -- no_report | oversized | dtd | malformed | invalid | duplicate
+    detail TEXT NOT NULL
+);
+CREATE INDEX feed_rejects_feed ON feed_rejects (feed, at);
+"#,
 ];
 
 /// Applies every migration newer than the database.

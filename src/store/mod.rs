@@ -21,6 +21,7 @@
 mod audits;
 mod delistings;
 mod events;
+mod feeds;
 mod health;
 mod hooks;
 mod listings;
@@ -40,6 +41,7 @@ mod tests;
 pub use self::audits::*;
 pub use self::delistings::*;
 pub use self::events::*;
+pub use self::feeds::*;
 pub use self::health::*;
 pub use self::hooks::*;
 pub use self::listings::*;

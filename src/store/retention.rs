@@ -40,6 +40,13 @@ pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32
         params![old_samples],
     )?;
     n += tx.execute("DELETE FROM rejections WHERE at < ?1", params![old_samples])?;
+    // DMARC records age out with the retention period; the reports' (org, id)
+    // rows and the taken mails' keys stay, small, so nothing old is counted again
+    n += tx.execute(
+        "DELETE FROM dmarc_records WHERE day < strftime('%Y-%m-%d', ?1, 'unixepoch')",
+        params![old],
+    )?;
+    n += tx.execute("DELETE FROM feed_rejects WHERE at < ?1", params![old])?;
     // the latest run of each audit stays, however old
     n += tx.execute(
         "DELETE FROM audit_runs WHERE at < ?1 AND id NOT IN (SELECT MAX(id) FROM audit_runs GROUP BY audit)",

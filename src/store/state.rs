@@ -57,6 +57,17 @@ pub enum StateKey {
     },
     /// `audit:<name>`: the findings an audit has raised.
     Audit(String),
+    /// `discover:targets`: the sending IPs `[discover]` added to the sweeps.
+    Discovered,
+    /// `feed:<feed>:failing`: the feed's `feed_failed` is raised.
+    FeedFailing(String),
+    /// `sender:<ip>:<domain>`: the IP's `unmonitored_sender` was announced for the domain.
+    SenderAnnounced {
+        /// The sending IP.
+        ip: String,
+        /// The monitored domain it sends for.
+        domain: String,
+    },
     /// `unknown_code:<list>:<code>`: when an undocumented code was first announced.
     UnknownCode {
         /// List id.
@@ -95,6 +106,9 @@ impl StateKey {
             StateKey::Probe { domain, server } => format!("probe:{domain}:{server}"),
             StateKey::Audit(name) => format!("{AUDIT_PREFIX}{name}"),
             StateKey::UnknownCode { list, code } => format!("unknown_code:{list}:{code}"),
+            StateKey::Discovered => "discover:targets".into(),
+            StateKey::FeedFailing(feed) => format!("feed:{feed}:failing"),
+            StateKey::SenderAnnounced { ip, domain } => format!("sender:{ip}:{domain}"),
         }
     }
 }

@@ -168,6 +168,28 @@ fn retention_reaches_every_growing_table_but_spares_work_in_flight() {
         )
         .unwrap();
     }
+    // DMARC: an old day's records and rejections go, the report's key stays (never counted again)
+    for (id, at) in [("old", old), ("new", now)] {
+        let day = chrono::DateTime::from_timestamp(at, 0)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string();
+        c.execute(
+            "INSERT INTO dmarc_reports (org, report_id, feed, domain, begin_at, end_at, received_at, messages) VALUES ('o', ?1, 'f', 'example.com', ?2, ?2, ?2, 1)",
+            rusqlite::params![id, at],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO dmarc_records (org, report_id, day, source_ip, header_from, count, disposition, dkim, spf, dkim_results, spf_results) VALUES ('o', ?1, ?2, '192.0.2.1', 'example.com', 1, 'none', 'pass', 'pass', '[]', '[]')",
+            rusqlite::params![id, day],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO feed_rejects (feed, mail, at, reason, detail) VALUES ('f', 'm', ?1, 'dtd', 'x')",
+            [at],
+        )
+        .unwrap();
+    }
     // audit "a": two old reports (the newer stays); audit "b": one old report (stays)
     for (audit, at) in [("a", old - 1), ("a", old), ("b", old)] {
         c.execute(
@@ -192,6 +214,13 @@ fn retention_reaches_every_growing_table_but_spares_work_in_flight() {
     assert_eq!(n("SELECT COUNT(*) FROM rejections"), 1);
     assert_eq!(n("SELECT COUNT(*) FROM delist_requests"), 1);
     assert_eq!(n("SELECT COUNT(*) FROM audit_runs"), 2);
+    assert_eq!(n("SELECT COUNT(*) FROM dmarc_records"), 1);
+    assert_eq!(n("SELECT COUNT(*) FROM feed_rejects"), 1);
+    assert_eq!(
+        n("SELECT COUNT(*) FROM dmarc_reports"),
+        2,
+        "report keys stay: a re-sent old report is a duplicate"
+    );
     assert_eq!(
         n(&format!(
             "SELECT COUNT(*) FROM audit_runs WHERE audit = 'a' AND at = {old}"

@@ -19,6 +19,7 @@ mod metrics;
 mod overview;
 mod pages;
 mod render;
+mod senders;
 pub mod svg;
 mod target;
 pub mod view;
@@ -258,6 +259,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../web/templates/receivers.html"),
     ),
     ("audit.html", include_str!("../../web/templates/audit.html")),
+    (
+        "senders.html",
+        include_str!("../../web/templates/senders.html"),
+    ),
 ];
 const CSS: &str = include_str!("../../web/static/style.css");
 
@@ -393,6 +398,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/alerts", get(pages::alerts))
         .route("/receivers", get(impact::receivers_page))
         .route("/audit", get(impact::audit_page))
+        .route("/senders", get(senders::page))
         .route("/check-now", post(pages::check_now))
         .route("/delist", post(delist::form))
         .route("/static/style.css", get(pages::css))
@@ -407,6 +413,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/v1/metrics/{source}/{metric}", get(api::series))
         .route("/api/v1/receivers", get(impact::receivers_api))
         .route("/api/v1/audit", get(impact::audit_api))
+        .route("/api/v1/senders", get(senders::api))
         .route("/api/v1/delistings", get(delist::list).post(delist::create))
         .route("/metrics", get(metrics::metrics))
         .layer(axum::middleware::from_fn_with_state(

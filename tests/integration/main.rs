@@ -13,6 +13,7 @@ mod deploy;
 mod direct;
 mod dnsbl;
 mod faults;
+mod feeds;
 mod hostile;
 mod impact;
 mod lab;

@@ -1,0 +1,238 @@
+//! `[[feeds]]` and `[discover]`: receivers' own data about our mail (DMARC
+//! aggregate reports from a Maildir or an IMAP mailbox) and whether the
+//! sending IPs they reveal join the sweeps. Plain settings; `feeds` and the
+//! daemon act on them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ctx::{valid_name, Ctx};
+use super::raw::{RawConfig, RawFeed};
+use super::Schedule;
+use crate::secret::Secret;
+
+/// Where DMARC reports arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DmarcMailbox {
+    /// A Maildir directory (`new/` and `cur/` are read; nothing is moved or deleted).
+    Maildir(PathBuf),
+    /// An IMAP mailbox over TLS (implicit TLS, port 993 by default; read with
+    /// `BODY.PEEK[]`, so nothing is marked read, moved or deleted).
+    Imap(ImapConf),
+}
+
+/// An IMAP mailbox (`imap = { ... }`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImapConf {
+    /// Server host name or address.
+    pub host: String,
+    /// Port. Defaults to 993.
+    pub port: u16,
+    /// Login.
+    pub user: String,
+    /// Password: a secret (`env:NAME`, `file:/path` or literal), never printed or stored.
+    pub password: Secret,
+    /// Mailbox. Defaults to `INBOX`.
+    pub mailbox: String,
+    /// Extra trusted CA certificates (PEM), beside the Web PKI roots.
+    pub ca_file: Option<PathBuf>,
+    /// The name the certificate must carry. Defaults to `host`.
+    pub tls_name: String,
+}
+
+/// A configured feed (`[[feeds]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedConf {
+    /// Name (events, pages). Defaults to the kind's name.
+    pub name: String,
+    /// Where the reports arrive.
+    pub mailbox: DmarcMailbox,
+    /// How often. Defaults to every 1 h (at least 1 s).
+    pub interval: Schedule,
+    /// Time allowed for one read. Defaults to 60 s.
+    pub timeout: Duration,
+    /// The largest mail read; a larger one is rejected as oversized. Defaults to 10 MiB.
+    pub max_mail_bytes: u64,
+    /// The largest report once inflated (zip bombs stop here). Defaults to 32 MiB.
+    pub max_report_bytes: u64,
+    /// The most new mails read per run (the rest wait for the next). Defaults to 500.
+    pub max_mails: usize,
+}
+
+/// Where discovered sending IPs come from (`[discover] from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoverFrom {
+    /// Sources seen in DMARC aggregate reports passing for a monitored domain.
+    Dmarc,
+    /// Microsoft SNDS (not built yet).
+    Snds,
+}
+
+/// `[discover]`: sweep the sending IPs the feeds reveal.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DiscoverConf {
+    /// Which feeds add targets. Defaults to none: unmonitored senders are only shown.
+    pub from: Vec<DiscoverFrom>,
+    /// The most IPs added. Defaults to 64 (1 to 4,096).
+    pub max: usize,
+    /// How far back a sender counts. Defaults to 7 days.
+    pub window: Duration,
+}
+
+/// Validates `[[feeds]]` and `[discover]`; every problem is reported (a
+/// feed with one is left out: the config is refused anyway).
+pub(super) fn validate(raw: &RawConfig, cx: &Ctx<'_>) -> (Vec<FeedConf>, DiscoverConf) {
+    let mut feeds: Vec<FeedConf> = Vec::new();
+    for (n, f) in &raw.feeds {
+        if let Some(feed) = feed(&format!("feeds[{n}]"), f, &feeds, cx) {
+            feeds.push(feed);
+        }
+    }
+    (feeds, discover(raw, cx))
+}
+
+/// One `[[feeds]]` entry.
+fn feed(key: &str, f: &RawFeed, seen: &[FeedConf], cx: &Ctx<'_>) -> Option<FeedConf> {
+    match f.kind.get_ref().as_str() {
+        "dmarc" => {}
+        "snds" | "google_postmaster" => {
+            cx.report(
+                f.kind.span(),
+                format!("{key}.kind: only \"dmarc\" feeds are built so far"),
+            );
+            return None;
+        }
+        other => {
+            cx.report(
+                f.kind.span(),
+                format!("{key}.kind: {other:?} is not a feed kind (dmarc)"),
+            );
+            return None;
+        }
+    }
+    let name = match &f.name {
+        Some(s) if valid_name(s.get_ref().trim()) => s.get_ref().trim().to_string(),
+        Some(s) => {
+            cx.report(
+                s.span(),
+                format!(
+                    "{key}.name: {:?} must be letters, digits, '-' or '_'",
+                    s.get_ref()
+                ),
+            );
+            return None;
+        }
+        None => "dmarc".to_string(),
+    };
+    if seen.iter().any(|x| x.name == name) {
+        cx.report(
+            f.kind.span(),
+            format!("{key}: feed {name:?} is configured twice (give it a different `name`)"),
+        );
+        return None;
+    }
+    let mailbox = mailbox(key, f, cx);
+    let interval = cx.schedule(
+        &f.interval,
+        &format!("{key}.interval"),
+        Duration::from_secs(3600),
+        Duration::from_secs(1),
+    );
+    Some(FeedConf {
+        name,
+        mailbox: mailbox?,
+        interval,
+        timeout: cx.duration(
+            &f.timeout,
+            &format!("{key}.timeout"),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        ),
+        max_mail_bytes: cx.int(
+            &f.max_mail_bytes,
+            &format!("{key}.max_mail_bytes"),
+            10 << 20,
+            1024,
+            1 << 30,
+        ) as u64,
+        max_report_bytes: cx.int(
+            &f.max_report_bytes,
+            &format!("{key}.max_report_bytes"),
+            32 << 20,
+            1024,
+            1 << 30,
+        ) as u64,
+        max_mails: cx.int(&f.max_mails, &format!("{key}.max_mails"), 500, 1, 100_000) as usize,
+    })
+}
+
+/// Where a DMARC feed's reports arrive: exactly one of `maildir` or `imap`.
+fn mailbox(key: &str, f: &RawFeed, cx: &Ctx<'_>) -> Option<DmarcMailbox> {
+    match (&f.maildir, &f.imap) {
+        (Some(d), None) => Some(DmarcMailbox::Maildir(cx.path(d.get_ref()))),
+        (None, Some(i)) => {
+            let host = i.host.get_ref().trim().to_string();
+            if host.is_empty() {
+                cx.report(i.host.span(), format!("{key}.imap.host: empty"));
+                return None;
+            }
+            let port = cx.int(&i.port, &format!("{key}.imap.port"), 993, 1, 65_535) as u16;
+            let password = cx.secret(&i.password, &format!("{key}.imap.password"));
+            Some(DmarcMailbox::Imap(ImapConf {
+                tls_name: i
+                    .tls_name
+                    .as_ref()
+                    .map(|s| s.get_ref().trim().to_string())
+                    .unwrap_or_else(|| host.clone()),
+                host,
+                port,
+                user: i.user.get_ref().clone(),
+                password: password?,
+                mailbox: i
+                    .mailbox
+                    .as_ref()
+                    .map(|s| s.get_ref().clone())
+                    .unwrap_or_else(|| "INBOX".into()),
+                ca_file: i.ca_file.as_ref().map(|s| cx.path(s.get_ref())),
+            }))
+        }
+        _ => {
+            cx.report(
+                f.kind.span(),
+                format!("{key}: a dmarc feed needs exactly one of `maildir` or `imap`"),
+            );
+            None
+        }
+    }
+}
+
+/// `[discover]`.
+fn discover(raw: &RawConfig, cx: &Ctx<'_>) -> DiscoverConf {
+    let d = &raw.discover;
+    let mut from = Vec::new();
+    for f in &d.from {
+        match f.get_ref().as_str() {
+            "dmarc" => from.push(DiscoverFrom::Dmarc),
+            "snds" => cx.report(
+                f.span(),
+                "discover.from: \"snds\" feeds are not built yet".into(),
+            ),
+            other => cx.report(
+                f.span(),
+                format!("discover.from: {other:?} is not a feed kind (dmarc)"),
+            ),
+        }
+    }
+    DiscoverConf {
+        from,
+        max: cx.int(&d.max, "discover.max", 64, 1, 4096) as usize,
+        window: cx.duration(
+            &d.window,
+            "discover.window",
+            Duration::from_secs(7 * 86_400),
+            Duration::from_secs(3600),
+            Duration::from_secs(90 * 86_400),
+        ),
+    }
+}
