@@ -15,7 +15,8 @@ pub fn fixtures() -> PathBuf {
 pub struct Rbldnsd {
     pub port: u16,
     pub dir: tempfile::TempDir,
-    pid: i32,
+    pid: std::sync::atomic::AtomicI32,
+    args: Vec<String>,
 }
 
 const ZONES: &[&str] = &[
@@ -100,7 +101,24 @@ impl Rbldnsd {
         }
         for _ in 0..5 {
             let port = free_udp_port();
-            let pidfile = dir.path().join("rbldnsd.pid");
+            if let Some(pid) = Self::spawn(dir.path(), port, zone_args) {
+                return Rbldnsd {
+                    port,
+                    dir,
+                    pid: std::sync::atomic::AtomicI32::new(pid),
+                    args: zone_args.to_vec(),
+                };
+            }
+        }
+        panic!("rbldnsd would not start");
+    }
+
+    /// Starts rbldnsd on `port` over the zones in `dir`; its pid, or `None` (said why).
+    fn spawn(dir: &Path, port: u16, zone_args: &[String]) -> Option<i32> {
+        let zones = dir.join("zones");
+        {
+            let pidfile = dir.join("rbldnsd.pid");
+            let _ = std::fs::remove_file(&pidfile);
             let mut cmd = Command::new(RBLDNSD);
             if unsafe_is_root() {
                 cmd.args(["-u", "rbldns"]);
@@ -120,14 +138,14 @@ impl Rbldnsd {
                     .trim()
                     .parse()
                     .expect("pid");
-                return Rbldnsd { port, dir, pid };
+                return Some(pid);
             }
             eprintln!(
                 "rbldnsd failed to start on {port}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        panic!("rbldnsd would not start");
+        None
     }
 
     pub fn addr(&self) -> String {
@@ -151,20 +169,41 @@ impl Rbldnsd {
         self.reload();
     }
 
+    /// Makes rbldnsd read its zones now (SIGHUP). A full suite on a busy
+    /// machine has seen a test's rbldnsd gone (kill: no such process; cause not
+    /// found): it is started again on the same port, and the log says so.
     pub fn reload(&self) {
-        let _ = Command::new("kill")
-            .arg("-HUP")
-            .arg(self.pid.to_string())
-            .status();
+        use std::sync::atomic::Ordering;
+        let pid = self.pid.load(Ordering::SeqCst);
+        // SAFETY: kill(2) with signal 0 only checks that the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            eprintln!(
+                "rbldnsd (pid {pid}) on port {} is gone; starting it again",
+                self.port
+            );
+            for _ in 0..10 {
+                if let Some(p) = Self::spawn(self.dir.path(), self.port, &self.args) {
+                    self.pid.store(p, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            return;
+        }
+        // SAFETY: a signal to our own rbldnsd.
+        unsafe {
+            libc::kill(pid, libc::SIGHUP);
+        }
     }
 }
 
 impl Drop for Rbldnsd {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status();
+        let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: a signal to our own rbldnsd.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
     }
 }
 
