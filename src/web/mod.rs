@@ -18,6 +18,7 @@ mod mail;
 mod metrics;
 mod overview;
 mod pages;
+mod problem;
 mod render;
 pub mod svg;
 mod target;
@@ -427,6 +428,7 @@ pub fn router(state: Arc<WebState>) -> Router {
             state.clone(),
             auth::check_host,
         ))
+        .layer(axum::middleware::from_fn(problem::problems))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

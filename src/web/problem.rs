@@ -1,0 +1,43 @@
+//! RFC 9457 problem details: every error the JSON API answers (a handler's
+//! 404, 400 and 409, a 500, the router's 405, the host check's 421, an
+//! extractor's rejection) is `application/problem+json`, whoever made it.
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+
+/// Error bodies kept as the problem's `detail` at most (they are short sentences).
+const DETAIL_MAX: usize = 4096;
+
+/// Rewrites an error response under `/api/` as a problem document: the
+/// status, its reason as the title, and the plain-text message as the detail.
+pub(super) async fn problems(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let r = next.run(req).await;
+    let status = r.status();
+    if !api || !(status.is_client_error() || status.is_server_error()) {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let text = axum::body::to_bytes(body, DETAIL_MAX)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let mut doc = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+    });
+    if !text.is_empty() {
+        doc["detail"] = serde_json::Value::String(text);
+    }
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(doc.to_string()))
+}
