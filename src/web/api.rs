@@ -118,7 +118,7 @@ pub(super) async fn series(
     Path((source, metric)): Path<(String, String)>,
     Query(q): Query<Page>,
 ) -> Api {
-    let (range, secs) = render::range_secs(q.range.as_deref())?;
+    let (range, secs) = render::range_secs(q.range.as_deref(), None)?;
     let until = now();
     let (s2, m2) = (source.clone(), metric.clone());
     let points = st

@@ -251,12 +251,15 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
     }
     let problems = by_target.len();
     let mut rows: Vec<String> = by_target.keys().map(|t| t.to_string()).collect();
-    rows.sort_by_key(|t| {
-        std::cmp::Reverse(
-            by_target[t.as_str()]
-                .values()
-                .filter(|s| s.is_listed())
-                .count(),
+    rows.sort_by_cached_key(|t| {
+        (
+            std::cmp::Reverse(
+                by_target[t.as_str()]
+                    .values()
+                    .filter(|s| s.is_listed())
+                    .count(),
+            ),
+            super::render::target_order(t),
         )
     });
     if targets_total <= MATRIX_ALL_UP_TO {
@@ -384,6 +387,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             l.impact != Impact::Rejecting,
             !l.overdue,
             std::cmp::Reverse(l.pair.since),
+            super::render::target_order(&l.pair.target),
         )
     });
 

@@ -96,6 +96,8 @@ pub(super) async fn list_data(st: &WebState, id: &str) -> Result<serde_json::Val
             ))
         })
         .await?;
+    let mut pairs = pairs;
+    pairs.sort_by_cached_key(|p| super::render::target_order(&p.target));
     let h = health.get(id);
     Ok(serde_json::json!({
         "list": &*l.def, "zone": l.display_zone(),

@@ -66,14 +66,105 @@ pub(super) fn render_string(
         .map_err(WebError::from)
 }
 
-/// A chart range (`?range=`) and its length in seconds.
-pub(super) fn range_secs(r: Option<&str>) -> Result<(&'static str, i64), WebError> {
-    match r.unwrap_or("24h") {
-        "24h" => Ok(("24h", 86_400)),
-        "7d" => Ok(("7d", 7 * 86_400)),
-        "30d" => Ok(("30d", 30 * 86_400)),
-        other => Err(WebError::BadRequest(format!(
-            "range {other:?}: use 24h, 7d or 30d"
-        ))),
+/// Targets in natural order: addresses by number (198.18.0.2 before
+/// 198.18.0.10, IPv4 before IPv6), then domains by name.
+pub(super) fn target_order(t: &str) -> (bool, Option<std::net::IpAddr>, String) {
+    let ip = t.parse::<std::net::IpAddr>().ok();
+    (ip.is_none(), ip, t.to_ascii_lowercase())
+}
+
+/// The chart ranges, shortest first.
+pub(super) const RANGES: [(&str, i64); 5] = [
+    ("1h", 3600),
+    ("6h", 6 * 3600),
+    ("24h", 86_400),
+    ("7d", 7 * 86_400),
+    ("30d", 30 * 86_400),
+];
+
+/// A chart range (`?range=`) and its length in seconds. Without one, the
+/// shortest range that holds every sample since `oldest` (eleven minutes of
+/// data in a 24-hour chart is a sliver), 24 hours when there is none.
+pub(super) fn range_secs(
+    r: Option<&str>,
+    oldest: Option<i64>,
+) -> Result<(&'static str, i64), WebError> {
+    match r {
+        Some(r) => RANGES
+            .iter()
+            .find(|(n, _)| *n == r)
+            .copied()
+            .ok_or_else(|| {
+                WebError::BadRequest(format!(
+                    "range {r:?}: use {}",
+                    RANGES.map(|(n, _)| n).join(", ")
+                ))
+            }),
+        None => Ok(match oldest {
+            None => RANGES[2],
+            Some(o) => {
+                let age = now() - o;
+                RANGES
+                    .iter()
+                    // a little slack: a day of samples read a moment later is still a day
+                    .find(|(_, secs)| age <= secs + secs / 20)
+                    .copied()
+                    .unwrap_or(RANGES[4])
+            }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 22: IPs sorted as text (198.18.0.10 before 198.18.0.2).
+    #[test]
+    fn targets_sort_naturally() {
+        let mut t = vec![
+            "example.com",
+            "198.18.0.10",
+            "2001:db8::1",
+            "198.18.0.2",
+            "a.example",
+        ];
+        t.sort_by_key(|t| target_order(t));
+        assert_eq!(
+            t,
+            [
+                "198.18.0.2",
+                "198.18.0.10",
+                "2001:db8::1",
+                "a.example",
+                "example.com"
+            ]
+        );
+    }
+
+    /// Issue 22: the shortest range was 24 h, and 11 minutes of data a sliver in it.
+    #[test]
+    fn the_default_range_is_the_shortest_holding_all_data() {
+        let t = now();
+        assert_eq!(range_secs(None, Some(t - 660)).ok(), Some(("1h", 3600)));
+        assert_eq!(
+            range_secs(None, Some(t - 86_460)).ok().map(|r| r.0),
+            Some("24h")
+        );
+        assert_eq!(
+            range_secs(None, Some(t - 5 * 3600)).ok().map(|r| r.0),
+            Some("6h")
+        );
+        assert_eq!(
+            range_secs(None, Some(t - 3 * 86_400)).ok().map(|r| r.0),
+            Some("7d")
+        );
+        assert_eq!(
+            range_secs(None, Some(t - 90 * 86_400)).ok().map(|r| r.0),
+            Some("30d")
+        );
+        assert_eq!(range_secs(None, None).ok().map(|r| r.0), Some("24h"));
+        assert_eq!(range_secs(Some("6h"), None).ok().map(|r| r.0), Some("6h"));
+        assert!(range_secs(Some("2h"), None).is_err());
     }
 }

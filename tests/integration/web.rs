@@ -150,6 +150,51 @@ fn post(url: &str, body: &str, origin: Option<&str>, auth: Option<&str>) -> u16 
     })
 }
 
+/// RFC 9457's media type: every error status of the API answers with it.
+const PROBLEM: &str = "application/problem+json";
+
+/// A problem document of this status: type, title, status (a number).
+fn problem(body: &str, status: u16) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(v["status"], status, "{body}");
+    assert!(v["title"].is_string() && v["type"].is_string(), "{body}");
+}
+
+/// Issue 22: error bodies were text/plain (405 empty); now problem+json,
+/// whoever answers (a handler, the router, an extractor, the host check).
+#[test]
+fn api_errors_are_problem_documents() {
+    let d = start("");
+    let b = &d.base;
+    let port = b.rsplit(':').next().unwrap();
+    let (s, t, body) = block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{b}/api/v1/status"))
+            .send()
+            .await
+            .unwrap();
+        let t = r.headers()["content-type"].to_str().unwrap().to_string();
+        (r.status().as_u16(), t, r.text().await.unwrap())
+    });
+    assert_eq!((s, t.as_str()), (405, PROBLEM), "{body}");
+    problem(&body, 405);
+    let (s, t, body) = block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("{b}/api/v1/status"))
+            .header("host", format!("rebind.evil.example:{port}"))
+            .send()
+            .await
+            .unwrap();
+        let t = r.headers()["content-type"].to_str().unwrap().to_string();
+        (r.status().as_u16(), t, r.text().await.unwrap())
+    });
+    assert_eq!((s, t.as_str()), (421, PROBLEM), "{body}");
+    problem(&body, 421);
+    // pages keep their own error pages
+    let (s, t, _) = get(&format!("{b}/no/such/page"), None);
+    assert_eq!((s, t.as_str()), (404, "text/plain; charset=utf-8"));
+}
+
 #[test]
 fn every_route_answers_with_the_right_status_and_type() {
     let d = start("");
@@ -180,25 +225,27 @@ fn every_route_answers_with_the_right_status_and_type() {
         ("/api/v1/targets", 200, "application/json"),
         ("/api/v1/targets?page=2", 200, "application/json"),
         ("/api/v1/targets/192.0.2.1", 200, "application/json"),
-        ("/api/v1/targets/10.9.9.9", 404, "text/plain; charset=utf-8"),
+        ("/api/v1/targets/10.9.9.9", 404, PROBLEM),
         ("/api/v1/lists", 200, "application/json"),
         ("/api/v1/lists/bl-test", 200, "application/json"),
-        ("/api/v1/lists/nope", 404, "text/plain; charset=utf-8"),
+        ("/api/v1/lists/nope", 404, PROBLEM),
         ("/api/v1/events", 200, "application/json"),
         ("/api/v1/hook-runs", 200, "application/json"),
         ("/api/v1/alerts", 200, "application/json"),
         ("/api/v1/metrics/mx/queue_depth", 200, "application/json"),
-        (
-            "/api/v1/metrics/mx/nothing",
-            404,
-            "text/plain; charset=utf-8",
-        ),
+        ("/api/v1/metrics/mx/nothing", 404, PROBLEM),
+        ("/api/v1/metrics/mx/queue_depth?range=2h", 400, PROBLEM),
+        ("/api/v1/events?page=x", 400, PROBLEM),
+        ("/api/v1/no/such/thing", 404, PROBLEM),
         ("/metrics", 200, "text/plain; version=0.0.4; charset=utf-8"),
         ("/healthz", 200, "text/plain; charset=utf-8"),
         ("/no/such/page", 404, "text/plain; charset=utf-8"),
     ] {
         let (s, t, body) = get(&format!("{b}{path}"), None);
         assert_eq!((s, t.as_str()), (status, ctype), "{path}: {body}");
+        if ctype == PROBLEM {
+            problem(&body, status);
+        }
         // secrets never appear on a page or in the API
         assert!(!body.contains(SECRET), "{path} shows the DQS key");
     }
@@ -216,7 +263,11 @@ fn every_route_answers_with_the_right_status_and_type() {
     );
     // one chart for the source's queue figures (one unit), axes and threshold labelled
     let (_, _, m) = get(&format!("{b}/mail"), None);
-    assert_eq!(m.matches("<svg").count(), 1, "{m}");
+    assert_eq!(
+        m.matches("<svg class=\"chart ").count(),
+        2,
+        "one chart, drawn wide and narrow: {m}"
+    );
     assert!(
         m.contains("<b>mx</b> · messages")
             && m.contains(">messages</text>")
