@@ -161,7 +161,9 @@ pub fn assess_points(positives: &[(&str, &Verdict)], negatives: &[(&str, &Verdic
 }
 
 /// How usable the resolver is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ResolverStatus {
     /// Answers as a resolver must.
@@ -184,7 +186,7 @@ impl ResolverStatus {
 }
 
 /// The resolver's health: a status, why, and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ResolverHealth {
     /// The status.
     pub status: ResolverStatus,

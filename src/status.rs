@@ -19,7 +19,7 @@ use crate::smtp_probe::RndrVerdict;
 use crate::store::{self, StoredPair, StoredProbe, SweepRow, UncheckedPair};
 
 /// Whether a listing hurts mail delivery (receivers' rejections joined with the listing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Impact {
     /// Receivers reject mail and name this list (or its listing) as the reason.
@@ -230,7 +230,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// The one answer the overview gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Nothing listed on any usable list, every target covered, nothing vulnerable.
@@ -275,7 +275,7 @@ impl Verdict {
 }
 
 /// One thing to do, with where to do it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Todo {
     /// What to do.
     pub text: String,
@@ -284,7 +284,7 @@ pub struct Todo {
 }
 
 /// The verdict as shown: a headline, the evidence, what to do, and other problems.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VerdictView {
     /// Which verdict.
     pub kind: Verdict,
@@ -299,7 +299,7 @@ pub struct VerdictView {
 }
 
 /// Where delisting of a listing stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum Delisting {
     /// Nobody has recorded a request for this listing period.

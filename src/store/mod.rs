@@ -16,6 +16,7 @@
 //! outbox states…) are enums stored as text through [`sql`]'s conversions.
 
 mod audits;
+mod counts;
 mod delistings;
 mod events;
 mod health;
@@ -36,6 +37,7 @@ mod sweeps;
 mod tests;
 
 pub use self::audits::*;
+pub use self::counts::*;
 pub use self::delistings::*;
 pub use self::events::*;
 pub use self::health::*;

@@ -18,7 +18,8 @@ pub struct SweepCounts {
     pub targets: i64,
     /// Pairs asked.
     pub pairs: i64,
-    /// Listed answers from healthy lists.
+    /// Listed answers from healthy lists (`listings`: `listed` is a yes or no elsewhere in the API).
+    #[serde(rename = "listings")]
     pub listed: i64,
     /// Clear answers.
     pub clear: i64,

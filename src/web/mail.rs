@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::render::{range_secs, render, Page};
+use super::render::{range_secs, render, Range};
 use super::svg::{self, Series, Window};
 use super::{WebError, WebState};
 use crate::config::SourceKind;
@@ -108,7 +108,7 @@ pub(super) fn windows(events: &[crate::event::Event], since: i64) -> BTreeMap<St
 
 pub(super) async fn mail(
     State(st): State<Arc<WebState>>,
-    Query(q): Query<Page>,
+    Query(q): Query<Range>,
 ) -> Result<Response, WebError> {
     let oldest = st.db.read(store::oldest_sample).await?;
     let (range, secs) = range_secs(q.range.as_deref(), oldest)?;

@@ -405,6 +405,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/check-now", post(pages::check_now))
         .route("/delist", post(delist::form))
         .route("/static/style.css", get(pages::css))
+        .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/targets", get(api::targets))
         .route("/api/v1/targets/{target}", get(api::target))

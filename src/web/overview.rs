@@ -20,8 +20,9 @@ use crate::target::Target;
 use crate::time::now;
 
 /// One list: a column of the matrix, a row of the lists page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(super) struct ListView {
+    #[serde(rename = "list")]
     pub(super) id: String,
     pub(super) name: String,
     pub(super) zone: String,
@@ -31,6 +32,8 @@ pub(super) struct ListView {
     pub(super) why: String,
     /// Its answers count.
     pub(super) usable: bool,
+    /// Targets it lists now.
+    #[serde(rename = "listings")]
     pub(super) listing: usize,
     pub(super) expiry: String,
     /// How its query budget stretches its sweeps ("swept every 2 h to stay

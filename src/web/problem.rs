@@ -6,6 +6,21 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 
+/// An RFC 9457 problem document.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Problem {
+    /// Always `about:blank`: the status says what kind of problem it is.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The status's reason phrase.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong, in a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
 /// Error bodies kept as the problem's `detail` at most (they are short sentences).
 const DETAIL_MAX: usize = 4096;
 
@@ -26,18 +41,17 @@ pub(super) async fn problems(
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
-    let mut doc = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-    });
-    if !text.is_empty() {
-        doc["detail"] = serde_json::Value::String(text);
-    }
+    let doc = Problem {
+        kind: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail: (!text.is_empty()).then_some(text),
+    };
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(doc.to_string()))
+    let body = serde_json::to_vec(&doc).unwrap_or_default();
+    Response::from_parts(parts, Body::from(body))
 }

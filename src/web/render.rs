@@ -8,16 +8,62 @@ use serde::Deserialize;
 use super::{WebError, WebState};
 use crate::time::now;
 
-/// `?page=N` (1-based).
-#[derive(Debug, Deserialize, Default)]
+/// `?page=N&per_page=M`: which page of a list, and how long (the API's
+/// default length is `[web] page_size`).
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Page {
+    /// 1-based.
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub(super) page: Option<u32>,
+    /// Rows per page.
+    #[param(minimum = 1, maximum = 500)]
+    pub(super) per_page: Option<u32>,
+}
+
+/// `?range=`: a chart's span (without it, the shortest holding all samples).
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct Range {
+    /// `1h`, `6h`, `24h`, `7d` or `30d`.
+    #[param(pattern = "^(1h|6h|24h|7d|30d)$")]
     pub(super) range: Option<String>,
 }
 
+/// The largest page size the API serves.
+pub(super) const MAX_PER_PAGE: u32 = 500;
+/// The highest page number asked for (past it the offset would not fit).
+pub(super) const MAX_PAGE: u32 = 1_000_000;
+
+/// A page of a list: which one and how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Paging {
+    pub(super) page: u32,
+    pub(super) per_page: u32,
+}
+
 impl Page {
+    /// The page number for a page of the site (out of range: the nearest).
     pub(super) fn number(&self) -> u32 {
-        self.page.unwrap_or(1).max(1)
+        self.page.unwrap_or(1).clamp(1, MAX_PAGE)
+    }
+
+    /// The API's page, checked against the bounds its OpenAPI document
+    /// states (a 400 outside them); `per_page` defaults to `[web] page_size`.
+    pub(super) fn checked(&self, default_size: u32) -> Result<Paging, WebError> {
+        let page = self.page.unwrap_or(1);
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(WebError::BadRequest(format!(
+                "page {page}: pages run from 1 to {MAX_PAGE}"
+            )));
+        }
+        let per_page = self.per_page.unwrap_or(default_size.min(MAX_PER_PAGE));
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            return Err(WebError::BadRequest(format!(
+                "per_page {per_page}: from 1 to {MAX_PER_PAGE}"
+            )));
+        }
+        Ok(Paging { page, per_page })
     }
 }
 
@@ -32,14 +78,35 @@ where
     T: Send + 'static,
     F: FnOnce(&rusqlite::Connection, u32, u32) -> crate::store::Result<Vec<T>> + Send + 'static,
 {
-    let size = st.conf.page_size;
-    let mut rows = st
+    let paging = Paging {
+        page: page.clamp(1, MAX_PAGE),
+        per_page: st.conf.page_size.clamp(1, MAX_PER_PAGE),
+    };
+    let (rows, has_next, _) = paginate_counted(st, paging, query, |_| Ok(0)).await?;
+    Ok((rows, has_next))
+}
+
+/// One page of rows and how many there are in all (one read transaction).
+pub(super) async fn paginate_counted<T, F, C>(
+    st: &WebState,
+    p: Paging,
+    query: F,
+    count: C,
+) -> Result<(Vec<T>, bool, u64), WebError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection, u32, u32) -> crate::store::Result<Vec<T>> + Send + 'static,
+    C: FnOnce(&rusqlite::Connection) -> crate::store::Result<u64> + Send + 'static,
+{
+    let size = p.per_page;
+    let offset = (p.page - 1).saturating_mul(size);
+    let (mut rows, total) = st
         .db
-        .read(move |c| query(c, size + 1, (page - 1) * size))
+        .read(move |c| Ok((query(c, size + 1, offset)?, count(c)?)))
         .await?;
     let has_next = rows.len() > size as usize;
     rows.truncate(size as usize);
-    Ok((rows, has_next))
+    Ok((rows, has_next, total))
 }
 
 pub(super) fn render(

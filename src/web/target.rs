@@ -16,27 +16,37 @@ use crate::store;
 use crate::target::Target;
 use crate::time::now;
 
+/// A pair's state as the pages show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CellState {
+    /// `listed`, `suspected`, `clearing`, `clear` or `unchecked`.
+    state: &'static str,
+    /// Why, when unchecked.
+    why: Option<String>,
+}
+
 /// One list's row on the target page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct Row {
+    /// The list's id.
+    #[serde(rename = "list")]
     id: String,
     name: String,
     operator: String,
     health: &'static str,
-    /// `listed`, `suspected`, `clearing`, `clear` or `unchecked`.
-    state: &'static str,
-    /// Why, when unchecked.
-    state_why: Option<String>,
+    state: CellState,
+    /// Listed or clearing.
     listed: bool,
     /// The pair's own state's details (absent for plain clear and unchecked pairs).
     listing: Option<Listing>,
     /// What receivers do about this listing (the daemon's last assessment;
-    /// absent when not assessed): state, severity, text, receivers, replies.
+    /// absent when not assessed): kind, severity, text, receivers, replies.
+    #[schema(value_type = Option<Object>)]
     impact: Option<serde_json::Value>,
 }
 
 /// What is known of a pair that is not plainly clear.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct Listing {
     since: i64,
     codes: Vec<String>,
@@ -46,25 +56,33 @@ pub(super) struct Listing {
     delist: Option<String>,
     expiry: String,
     impact: Option<super::Impact>,
+    #[schema(value_type = Option<Object>)]
     request: Option<store::DelistRequest>,
     overdue: bool,
 }
 
 /// The target page's data.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct TargetView {
     target: String,
     label: Option<String>,
     summary: String,
-    listed: usize,
+    /// Lists it is listed on now.
+    listings: usize,
+    /// Every list that answers for it, listed first.
     rows: Vec<Row>,
+    #[schema(value_type = Vec<Object>)]
     periods: Vec<store::ListingRow>,
+    #[schema(value_type = Vec<Object>)]
     requests: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
     events: Vec<crate::event::Event>,
     /// Receivers whose refusals cite a listing of this target.
+    #[schema(value_type = Vec<Object>)]
     receivers: Vec<crate::impact::ReceiverImpact>,
     /// The timeline (SVG markup; the page's, not the API's).
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(ignore)]
     pub(super) timeline: String,
 }
 
@@ -149,8 +167,7 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
             name: l.def.name.clone(),
             operator: view::operator(&l.def.zone),
             health: h.map_or("unchecked", |h| h.name()),
-            state,
-            state_why: why,
+            state: CellState { state, why },
             listed: is_listed,
             listing,
             impact: assessment
@@ -166,7 +183,7 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
         "unchecked" => 2,
         _ => 3,
     };
-    rows.sort_by_key(|r| rank(r.state));
+    rows.sort_by_key(|r| rank(r.state.state));
     let summary = if listed > 0 {
         format!(
             "Listed on {listed} of {} list{}",
@@ -220,7 +237,7 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
         target: t,
         label: conf.label.clone(),
         summary,
-        listed,
+        listings: listed,
         rows,
         periods,
         requests,
