@@ -305,12 +305,9 @@ pub(super) async fn alerts(
     Query(q): Query<Page>,
 ) -> Result<Json<AlertsPage>, WebError> {
     let p = q.checked(st.conf.page_size)?;
-    let (alerts, has_next, total) = render::paginate_counted(
-        &st,
-        p,
-        |c, limit, offset| store::alerts(c, limit, offset),
-        |c| store::count_paged(c, store::Counted::Alerts),
-    )
+    let (alerts, has_next, total) = render::paginate_counted(&st, p, store::alerts, |c| {
+        store::count_paged(c, store::Counted::Alerts)
+    })
     .await?;
     // bodies can hold remote text and, for webhook formats, nothing secret; URLs are never stored
     Ok(Json(AlertsPage {

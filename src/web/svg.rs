@@ -180,7 +180,7 @@ pub fn colour(i: usize) -> String {
         Some(c) => (*c).to_string(),
         None => {
             let hue = (i as f64 * 137.508).rem_euclid(360.0);
-            let light = if i % 2 == 0 { 35 } else { 48 };
+            let light = if i.is_multiple_of(2) { 35 } else { 48 };
             format!("hsl({hue:.0}, 70%, {light}%)")
         }
     }
