@@ -12,7 +12,7 @@ use crate::health::ListHealth;
 use serde::Serialize;
 
 /// Counts of a sweep.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SweepCounts {
     /// Targets swept.
     pub targets: i64,
@@ -128,7 +128,7 @@ super::sql::text_enum! {
 }
 
 /// A sweep as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SweepRow {
     /// Id.
     pub id: i64,
@@ -137,6 +137,7 @@ pub struct SweepRow {
     /// End.
     pub finished_at: Option<i64>,
     /// running | done | abandoned.
+    #[schema(value_type = String)]
     pub status: SweepStatus,
     /// Counts.
     pub counts: SweepCounts,

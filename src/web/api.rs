@@ -70,7 +70,6 @@ pub(super) struct StatusBody {
     /// Targets monitored (addresses and domains).
     targets: u64,
     lists: Vec<super::overview::ListView>,
-    #[schema(value_type = Option<Object>)]
     last_sweep: Option<store::SweepRow>,
     /// Listed and clearing pairs, with their impact (null when unknown) and delisting request.
     #[schema(value_type = Vec<Object>)]

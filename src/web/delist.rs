@@ -193,7 +193,6 @@ pub(super) struct ListQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct DelistingView {
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     request: store::DelistRequest,
     /// Still listed past the list's usual time to delist.
     overdue: bool,
@@ -213,7 +212,6 @@ pub(super) struct DelistingsPage {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct DelistCreated {
     /// The request as recorded.
-    #[schema(value_type = Object)]
     request: store::DelistRequest,
     /// Whether the pair's re-check was queued.
     recheck_queued: bool,

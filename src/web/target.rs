@@ -56,7 +56,6 @@ pub(super) struct Listing {
     delist: Option<String>,
     expiry: String,
     impact: Option<super::Impact>,
-    #[schema(value_type = Option<Object>)]
     request: Option<store::DelistRequest>,
     overdue: bool,
 }
