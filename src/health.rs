@@ -173,7 +173,7 @@ crate::spelling::closed_set! {
 }
 
 /// The resolver's health: a status, why, and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ResolverHealth {
     /// The status.
     pub status: ResolverStatus,

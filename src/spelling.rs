@@ -67,6 +67,18 @@ macro_rules! closed_set {
             }
         }
 
+        // the OpenAPI document describes the set as its spellings
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(Self::NAMES.iter().copied()))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl std::str::FromStr for $name {
             type Err = $crate::spelling::UnknownSpelling;
             fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {

@@ -19,7 +19,7 @@ use crate::smtp_probe::RndrVerdict;
 use crate::store::{self, StoredPair, StoredProbe, SweepRow, UncheckedPair};
 
 /// Whether a listing hurts mail delivery (receivers' rejections joined with the listing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Impact {
     /// Receivers reject mail and name this list (or its listing) as the reason.
@@ -50,6 +50,8 @@ pub struct StatusSnapshot {
     pub resolver: Option<ResolverHealth>,
     /// The last impact assessment as stored by the daemon.
     pub assessment: Option<crate::impact::Assessment>,
+    /// The latest delisting request of every pair still listed.
+    pub delistings: Vec<store::DelistRequest>,
     /// When it was read.
     pub at: i64,
 }
@@ -74,6 +76,7 @@ impl StatusSnapshot {
             spikes: store::events_of_kinds(c, SPIKE_KINDS, at - 30 * 86_400)?,
             resolver: store::get_state(c, &store::StateKey::ResolverHealth)?,
             assessment: store::get_state(c, &store::StateKey::ImpactAssessment)?,
+            delistings: store::open_delist_requests(c)?,
             at,
         })
     }
@@ -96,6 +99,24 @@ impl StatusSnapshot {
             .filter(|(_, k)| *k == kind)
             .map(|(m, _)| m)
             .collect()
+    }
+
+    /// Where delisting of a listed pair stands (the store keeps only requests
+    /// whose listing period has not ended: one about an earlier period does not count).
+    pub fn delisting_of(&self, p: &StoredPair) -> Delisting {
+        match self
+            .delistings
+            .iter()
+            .find(|d| d.target == p.target && d.list == p.list)
+        {
+            None => Delisting::NotRequested,
+            Some(d) if d.overdue(self.at) => Delisting::Overdue {
+                requested_at: d.requested_at,
+            },
+            Some(d) => Delisting::Requested {
+                requested_at: d.requested_at,
+            },
+        }
     }
 
     /// The impact of a listing from the stored assessment (what `rblwatch
@@ -177,6 +198,7 @@ pub fn facts(
                 target: p.target.clone(),
                 list: p.list.clone(),
                 impact: impact(p),
+                delisting: s.delisting_of(p),
             })
             .collect(),
         lists_total: lists.len(),
@@ -250,7 +272,7 @@ crate::spelling::closed_set! {
 }
 
 /// One thing to do, with where to do it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Todo {
     /// What to do.
     pub text: String,
@@ -259,7 +281,7 @@ pub struct Todo {
 }
 
 /// The verdict as shown: a headline, the evidence, what to do, and other problems.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VerdictView {
     /// Which verdict.
     pub kind: Verdict,
@@ -273,6 +295,25 @@ pub struct VerdictView {
     pub also: Vec<String>,
 }
 
+/// Where delisting of a listing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Delisting {
+    /// Nobody has recorded a request for this listing period.
+    #[default]
+    NotRequested,
+    /// Requested; the list's usual time to delist has not passed.
+    Requested {
+        /// When (Unix seconds).
+        requested_at: i64,
+    },
+    /// Requested, and still listed past the list's usual time to delist.
+    Overdue {
+        /// When (Unix seconds).
+        requested_at: i64,
+    },
+}
+
 /// A listing, as the verdict sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListingFact {
@@ -282,6 +323,8 @@ pub struct ListingFact {
     pub list: String,
     /// Whether it hurts mail.
     pub impact: Impact,
+    /// Where its delisting stands.
+    pub delisting: Delisting,
 }
 
 /// Everything the verdict is made from.
@@ -327,6 +370,92 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 fn target_href(t: &str) -> Option<String> {
     Some(format!("/target/{}", urlencode(t)))
+}
+
+/// "a, b and c".
+fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Targets named one by one in the list of things to do; the rest are summed up.
+const TODO_TARGETS: usize = 3;
+
+/// What to do about listings (most important first), following each one's
+/// delisting state: request delisting only where nobody has yet (every such
+/// list named, by target), follow up where a request is overdue, wait where
+/// one is pending.
+fn delisting_todo(ls: &[&ListingFact]) -> Vec<Todo> {
+    let mut todo = Vec::new();
+    let mut unrequested: Vec<(&str, Vec<&str>)> = Vec::new();
+    for l in ls.iter().filter(|l| l.delisting == Delisting::NotRequested) {
+        match unrequested.iter_mut().find(|(t, _)| *t == l.target) {
+            Some((_, lists)) => lists.push(&l.list),
+            None => unrequested.push((&l.target, vec![&l.list])),
+        }
+    }
+    for (t, lists) in unrequested.iter().take(TODO_TARGETS) {
+        todo.push(Todo {
+            text: format!(
+                "Find and stop the cause for {t} (compromised account, open relay, backscatter), then request delisting from {} on its page",
+                and_list(lists)
+            ),
+            href: target_href(t),
+        });
+    }
+    if unrequested.len() > TODO_TARGETS {
+        let more = unrequested.len() - TODO_TARGETS;
+        todo.push(Todo {
+            text: format!(
+                "The same for {}: {}",
+                plural(more, "more target", "more targets"),
+                and_list(
+                    &unrequested[TODO_TARGETS..]
+                        .iter()
+                        .map(|(t, _)| *t)
+                        .collect::<Vec<_>>()
+                )
+            ),
+            href: Some("/targets".into()),
+        });
+    }
+    if !unrequested.is_empty() {
+        todo.push(Todo {
+            text: "Press \"Delisting requested\" there once asked: rblwatch re-checks at once and reminds you if it is still listed past the list's usual expiry".into(),
+            href: None,
+        });
+    }
+    for l in ls
+        .iter()
+        .filter(|l| matches!(l.delisting, Delisting::Overdue { .. }))
+        .take(TODO_TARGETS)
+    {
+        todo.push(Todo {
+            text: format!(
+                "Follow up with {} for {}: delisting was requested and it is still listed past the list's usual time",
+                l.list, l.target
+            ),
+            href: target_href(&l.target),
+        });
+    }
+    let pending: Vec<String> = ls
+        .iter()
+        .filter(|l| matches!(l.delisting, Delisting::Requested { .. }))
+        .map(|l| format!("{} for {}", l.list, l.target))
+        .collect();
+    if !pending.is_empty() {
+        todo.push(Todo {
+            text: format!(
+                "Delisting already requested from {}: nothing to do but wait (rblwatch re-checks and reminds you past the list's usual expiry)",
+                and_list(&pending.iter().map(String::as_str).collect::<Vec<_>>())
+            ),
+            href: None,
+        });
+    }
+    todo
 }
 
 /// Why nothing can be told, if nothing can.
@@ -443,16 +572,6 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
         .iter()
         .filter(|l| l.impact == Impact::Rejecting)
         .collect();
-    let first_listed = |ls: &[&ListingFact]| -> Todo {
-        let l = ls[0];
-        Todo {
-            text: format!(
-                "Find and stop the cause for {} (compromised account, open relay, backscatter), then request delisting from {} on its page",
-                l.target, l.list
-            ),
-            href: target_href(&l.target),
-        }
-    };
     if !f.queue_spikes.is_empty() {
         also.push(format!("queue spike on {}", f.queue_spikes.join(", ")));
     }
@@ -494,13 +613,13 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
                     .join(", "),
                 plural(f.listings.len(), "listing", "listings")
             ),
-            todo: vec![
-                first_listed(&rejecting),
-                Todo {
-                    text: "Then press \"Delisting requested\" there: rblwatch re-checks at once and reminds you if it is still listed past the list's usual expiry".into(),
-                    href: None,
-                },
-            ],
+            todo: delisting_todo(
+                &rejecting
+                    .iter()
+                    .copied()
+                    .chain(f.listings.iter().filter(|l| l.impact != Impact::Rejecting))
+                    .collect::<Vec<_>>(),
+            ),
             also,
         };
     }
@@ -517,7 +636,6 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
         if let Some((why, _)) = &blind {
             also.push(format!("current state unknown: {why}"));
         }
-        let all: Vec<&ListingFact> = f.listings.iter().collect();
         let unknown = f.listings.iter().all(|l| l.impact == Impact::Unknown);
         return VerdictView {
             kind: Verdict::ListedNoImpact,
@@ -530,13 +648,7 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
             } else {
                 "Receivers have not rejected mail over these listings so far.".into()
             },
-            todo: vec![
-                first_listed(&all),
-                Todo {
-                    text: "Press \"Delisting requested\" once asked: rblwatch re-checks at once and tracks the time to delist".into(),
-                    href: None,
-                },
-            ],
+            todo: delisting_todo(&f.listings.iter().collect::<Vec<_>>()),
             also,
         };
     }
@@ -641,6 +753,7 @@ mod tests {
             target: t.into(),
             list: "spamcop".into(),
             impact,
+            delisting: Delisting::NotRequested,
         }
     }
 
@@ -702,6 +815,98 @@ mod tests {
             "{:?}",
             v.also
         );
+    }
+
+    /// Issue 22: the steps asked to request delisting where it had been
+    /// requested, and left the one not requested unmentioned.
+    #[test]
+    fn what_to_do_follows_the_delisting_state_of_every_listing() {
+        let mut f = facts();
+        let l = |t: &str, list: &str, impact, delisting| ListingFact {
+            target: t.into(),
+            list: list.into(),
+            impact,
+            delisting,
+        };
+        let asked = Delisting::Requested { requested_at: 1 };
+        f.listings = vec![
+            l("192.0.2.1", "spamcop", Impact::NoneSeen, asked),
+            l(
+                "192.0.2.1",
+                "spamhaus",
+                Impact::NoneSeen,
+                Delisting::NotRequested,
+            ),
+            l(
+                "192.0.2.1",
+                "uceprotect",
+                Impact::NoneSeen,
+                Delisting::NotRequested,
+            ),
+            l(
+                "198.51.100.7",
+                "mailspike",
+                Impact::NoneSeen,
+                Delisting::Overdue { requested_at: 1 },
+            ),
+        ];
+        let v = verdict(&f);
+        let texts: Vec<&str> = v.todo.iter().map(|t| t.text.as_str()).collect();
+        assert!(
+            texts[0].ends_with("request delisting from spamhaus and uceprotect on its page"),
+            "{texts:?}"
+        );
+        assert!(
+            !texts
+                .iter()
+                .any(|t| t.contains("request delisting from spamcop")),
+            "{texts:?}"
+        );
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with("Follow up with mailspike for 198.51.100.7")),
+            "{texts:?}"
+        );
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with("Delisting already requested from spamcop for 192.0.2.1")),
+            "{texts:?}"
+        );
+
+        // every listing requested: no "request delisting" at all, rejecting or not
+        for impact in [Impact::Rejecting, Impact::NoneSeen] {
+            f.listings = vec![l("192.0.2.1", "spamcop", impact, asked)];
+            let v = verdict(&f);
+            assert!(
+                v.todo
+                    .iter()
+                    .all(|t| !t.text.contains("request delisting") && !t.text.contains("Press")),
+                "{v:?}"
+            );
+            assert!(!v.todo.is_empty());
+        }
+
+        // rejecting first, then the not-rejecting ones not yet requested
+        f.listings = vec![
+            l(
+                "192.0.2.9",
+                "psbl",
+                Impact::NoneSeen,
+                Delisting::NotRequested,
+            ),
+            l(
+                "192.0.2.1",
+                "spamhaus",
+                Impact::Rejecting,
+                Delisting::NotRequested,
+            ),
+        ];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::ListedRejecting);
+        assert_eq!(v.todo[0].href.as_deref(), Some("/target/192.0.2.1"));
+        assert_eq!(v.todo[1].href.as_deref(), Some("/target/192.0.2.9"));
     }
 
     /// The status-page issue: a page where no list is healthy said "targets clear".

@@ -53,7 +53,7 @@ pub struct NewDelistRequest {
 }
 
 /// A recorded request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DelistRequest {
     /// Id.
     pub id: i64,
@@ -65,7 +65,8 @@ pub struct DelistRequest {
     pub requested_at: i64,
     /// Who asked.
     pub requested_by: String,
-    /// Where from.
+    /// Where from (`web`, `api`, `cli`).
+    #[schema(value_type = String)]
     pub via: DelistVia,
     /// The note.
     pub note: String,

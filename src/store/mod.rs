@@ -19,6 +19,7 @@
 //! one enum, [`StateKey`].
 
 mod audits;
+mod counts;
 mod delistings;
 mod events;
 mod feeds;
@@ -39,6 +40,7 @@ mod sweeps;
 mod tests;
 
 pub use self::audits::*;
+pub use self::counts::*;
 pub use self::delistings::*;
 pub use self::events::*;
 pub use self::feeds::*;

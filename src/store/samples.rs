@@ -44,6 +44,16 @@ pub fn samples_since(
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
+/// When the oldest sample kept (raw or rolled up) was taken, if any: the
+/// mail page's default range is the smallest that holds all of them.
+pub fn oldest_sample(c: &Connection) -> Result<Option<i64>> {
+    Ok(c.query_row(
+        "SELECT MIN(t) FROM (SELECT MIN(at) AS t FROM metric_samples UNION ALL SELECT MIN(hour) FROM metric_hourly)",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// The latest sample of every (source, metric).
 pub fn latest_samples(c: &Connection) -> Result<Vec<(String, String, i64, f64)>> {
     let mut st = c.prepare_cached(

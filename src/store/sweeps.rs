@@ -13,13 +13,14 @@ use crate::health::ListHealth;
 use serde::Serialize;
 
 /// Counts of a sweep.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SweepCounts {
     /// Targets swept.
     pub targets: i64,
     /// Pairs asked.
     pub pairs: i64,
-    /// Listed answers from healthy lists.
+    /// Listed answers from healthy lists (`listings`: `listed` is a yes or no elsewhere in the API).
+    #[serde(rename = "listings")]
     pub listed: i64,
     /// Clear answers.
     pub clear: i64,
@@ -116,7 +117,7 @@ pub fn write_sweep(tx: &Connection, s: &SweepCommit) -> Result<Vec<Event>> {
 }
 
 /// A sweep as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SweepRow {
     /// Id.
     pub id: i64,
@@ -125,6 +126,7 @@ pub struct SweepRow {
     /// End.
     pub finished_at: Option<i64>,
     /// running | done | abandoned.
+    #[schema(value_type = String)]
     pub status: SweepStatus,
     /// Counts.
     pub counts: SweepCounts,

@@ -10,7 +10,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::render::Page;
 use super::{WebError, WebState};
@@ -130,7 +130,7 @@ pub(super) async fn form(
 }
 
 /// `POST /api/v1/delistings` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DelistJson {
     target: String,
@@ -141,6 +141,11 @@ pub(super) struct DelistJson {
     note: Option<String>,
 }
 
+/// Records that delisting was requested for a listed pair, and re-checks it at once.
+#[utoipa::path(post, path = "/api/v1/delistings", tag = "delisting", operation_id = "create_delisting", request_body = DelistJson,
+    responses((status = 201, description = "Recorded", body = DelistCreated),
+        (status = "4XX", description = "Not a listed pair, or a bad body", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "The daemon could not record it", body = super::problem::Problem, content_type = "application/problem+json")))]
 pub(super) async fn create(
     State(st): State<Arc<WebState>>,
     headers: HeaderMap,
@@ -161,28 +166,70 @@ pub(super) async fn create(
     let (d, queued) = record(&st, r).await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "request": d, "recheck_queued": queued })),
+        Json(DelistCreated {
+            request: d,
+            recheck_queued: queued,
+        }),
     )
         .into_response())
 }
 
-/// `?page=N&target=T`
-#[derive(Debug, Deserialize)]
+/// `?page=N&per_page=M&target=T`
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     // (not a flattened `Page`: serde_urlencoded cannot read numbers through `flatten`)
+    /// 1-based.
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u32>,
+    /// Rows per page.
+    #[param(minimum = 1, maximum = 500)]
+    per_page: Option<u32>,
+    /// Only this target's requests.
     target: Option<String>,
 }
 
+/// A delisting request with whether it is overdue.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct DelistingView {
+    #[serde(flatten)]
+    request: store::DelistRequest,
+    /// Still listed past the list's usual time to delist.
+    overdue: bool,
+}
+
+/// One page of delisting requests, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct DelistingsPage {
+    page: u32,
+    per_page: u32,
+    total: u64,
+    has_next: bool,
+    delistings: Vec<DelistingView>,
+}
+
+/// `POST /api/v1/delistings`' answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct DelistCreated {
+    /// The request as recorded.
+    request: store::DelistRequest,
+    /// Whether the pair's re-check was queued.
+    recheck_queued: bool,
+}
+
+/// Delisting requests, newest first (of one target with `?target=`).
+#[utoipa::path(get, path = "/api/v1/delistings", tag = "delisting", operation_id = "delistings", params(ListQuery),
+    responses((status = 200, description = "A page of requests", body = DelistingsPage),
+        (status = "4XX", description = "Bad page, per_page or target", body = super::problem::Problem, content_type = "application/problem+json")))]
 pub(super) async fn list(
     State(st): State<Arc<WebState>>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, WebError> {
-    let page = Page {
+) -> Result<Json<DelistingsPage>, WebError> {
+    let paging = Page {
         page: q.page,
-        range: None,
+        per_page: q.per_page,
     }
-    .number();
+    .checked(st.conf.page_size)?;
     let target = match q.target.as_deref() {
         Some(t) => Some(
             Target::parse(t)
@@ -191,23 +238,29 @@ pub(super) async fn list(
         ),
         None => None,
     };
-    let (requests, has_next) = super::render::paginate(&st, page, move |c, limit, offset| {
-        store::delist_requests(c, target.as_deref(), limit, offset)
-    })
+    let t2 = target.clone();
+    let (requests, has_next, total) = super::render::paginate_counted(
+        &st,
+        paging,
+        move |c, limit, offset| store::delist_requests(c, target.as_deref(), limit, offset),
+        move |c| store::count_paged(c, store::Counted::DelistRequests(t2.as_deref())),
+    )
     .await?;
     let at = now();
-    let requests: Vec<serde_json::Value> = requests
+    let delistings = requests
         .into_iter()
-        .map(|d| {
-            let overdue = d.overdue(at);
-            let mut v = serde_json::to_value(&d).unwrap_or_default();
-            v["overdue"] = overdue.into();
-            v
+        .map(|d| DelistingView {
+            overdue: d.overdue(at),
+            request: d,
         })
         .collect();
-    Ok(Json(
-        serde_json::json!({ "page": page, "has_next": has_next, "delistings": requests }),
-    ))
+    Ok(Json(DelistingsPage {
+        page: paging.page,
+        per_page: paging.per_page,
+        total,
+        has_next,
+        delistings,
+    }))
 }
 
 #[cfg(test)]

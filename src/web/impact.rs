@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Json;
 
-use super::render::{self, Page};
+use super::render::{self, Page, Paging};
 use super::{WebError, WebState};
 use crate::impact::Assessment;
 use crate::store;
@@ -52,16 +52,19 @@ pub(super) fn with_impact<T: serde::Serialize>(
 /// A listing's impact as the API shows it.
 pub(super) fn impact_json(l: &crate::impact::ListingImpact) -> serde_json::Value {
     serde_json::json!({
-        "state": l.impact, "severity": l.severity, "text": l.text,
+        "kind": l.impact, "severity": l.severity, "text": l.text,
         "receivers": l.receivers, "count": l.count, "replies": l.replies,
     })
 }
 
-async fn receivers_data(st: &WebState, page: u32) -> Result<serde_json::Value, WebError> {
+async fn receivers_data(st: &WebState, p: Paging) -> Result<serde_json::Value, WebError> {
     let a = st.db.read(read_assessment).await?;
-    let (recent, has_next) = render::paginate(st, page, |c, limit, offset| {
-        store::recent_rejections(c, None, limit, offset)
-    })
+    let (recent, has_next, total) = render::paginate_counted(
+        st,
+        p,
+        |c, limit, offset| store::recent_rejections(c, None, limit, offset),
+        |c| store::count_paged(c, store::Counted::Rejections),
+    )
     .await?;
     Ok(serde_json::json!({
         "assessed_at": a.as_ref().map(|a| a.at),
@@ -70,10 +73,12 @@ async fn receivers_data(st: &WebState, page: u32) -> Result<serde_json::Value, W
         "threshold": a.as_ref().map(|a| a.threshold),
         "receivers": a.as_ref().map(|a| a.receivers.clone()).unwrap_or_default(),
         "listings": a.as_ref().map(|a| a.listings.clone()).unwrap_or_default(),
-        "listed": a.as_ref().map(|a| a.listed),
+        "listings_total": a.as_ref().map(|a| a.listed),
         "backscatter": a.as_ref().map(|a| a.backscatter.clone()).unwrap_or_default(),
         "recent": recent,
-        "page": page,
+        "page": p.page,
+        "per_page": p.per_page,
+        "total": total,
         "has_next": has_next,
     }))
 }
@@ -88,16 +93,25 @@ pub(super) async fn receivers_page(
     State(st): State<Arc<WebState>>,
     Query(q): Query<Page>,
 ) -> Result<Response, WebError> {
-    let v = receivers_data(&st, q.number()).await?;
+    let p = Paging {
+        page: q.number(),
+        per_page: st.conf.page_size.clamp(1, render::MAX_PER_PAGE),
+    };
+    let v = receivers_data(&st, p).await?;
     render::render(&st, "receivers.html", minijinja::Value::from_serialize(&v))
 }
 
-/// `GET /api/v1/receivers`.
+/// Receivers' refusals: the last assessment and a page of recent rejections
+/// (`recent`, with `page`, `per_page`, `total` and `has_next`).
+#[utoipa::path(get, path = "/api/v1/receivers", tag = "mail", params(Page),
+    responses((status = 200, description = "Receivers and recent rejections", body = Object),
+        (status = "4XX", description = "Bad page or per_page", body = super::problem::Problem, content_type = "application/problem+json")))]
 pub(super) async fn receivers_api(
     State(st): State<Arc<WebState>>,
     Query(q): Query<Page>,
 ) -> Result<Json<serde_json::Value>, WebError> {
-    Ok(Json(receivers_data(&st, q.number()).await?))
+    let p = q.checked(st.conf.page_size)?;
+    Ok(Json(receivers_data(&st, p).await?))
 }
 
 /// `GET /audit`.
@@ -106,7 +120,9 @@ pub(super) async fn audit_page(State(st): State<Arc<WebState>>) -> Result<Respon
     render::render(&st, "audit.html", minijinja::Value::from_serialize(&v))
 }
 
-/// `GET /api/v1/audit`.
+/// The latest audit of each kind (`audits`).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "mail",
+    responses((status = 200, description = "The audits", body = Object)))]
 pub(super) async fn audit_api(
     State(st): State<Arc<WebState>>,
 ) -> Result<Json<serde_json::Value>, WebError> {

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::render::{range_secs, render, Page};
+use super::render::{range_secs, render, Range};
 use super::svg::{self, Series, Window};
 use super::{WebError, WebState};
 use crate::config::SourceKind;
@@ -47,7 +47,8 @@ type Metric = (String, f64, Vec<(i64, f64)>);
 #[derive(Debug, Serialize)]
 struct Legend {
     metric: String,
-    colour: usize,
+    /// Its colour, as a small SVG (see [`svg::swatch`]).
+    swatch: String,
     latest: Option<f64>,
     threshold: Option<f64>,
 }
@@ -107,9 +108,10 @@ pub(super) fn windows(events: &[crate::event::Event], since: i64) -> BTreeMap<St
 
 pub(super) async fn mail(
     State(st): State<Arc<WebState>>,
-    Query(q): Query<Page>,
+    Query(q): Query<Range>,
 ) -> Result<Response, WebError> {
-    let (range, secs) = range_secs(q.range.as_deref())?;
+    let oldest = st.db.read(store::oldest_sample).await?;
+    let (range, secs) = range_secs(q.range.as_deref(), oldest)?;
     let rt = st.live.snapshot();
     let until = now();
     let since = until - secs;
@@ -137,8 +139,11 @@ pub(super) async fn mail(
             .find(|s| s.name == source)
             .map(|s| &s.kind);
         let unit = unit_of(kind, &metric);
+        // a figure of unknown unit is charted under its own name: a command
+        // source's one number (metric "value") under the source's name
         let key = if unit == "value" {
-            (source.clone(), format!("value: {metric}"))
+            let name = if metric == "value" { &source } else { &metric };
+            (source.clone(), format!("value: {name}"))
         } else {
             (source.clone(), unit.to_string())
         };
@@ -175,9 +180,9 @@ pub(super) async fn mail(
                     .unwrap_or_default()
             })
             .collect();
-        let unit_label = unit
-            .strip_prefix("value: ")
-            .map_or(unit.as_str(), |_| "value");
+        let unknown = unit.starts_with("value: ");
+        let unit_label = unit.strip_prefix("value: ").unwrap_or(unit.as_str());
+        let unit = unit_label.to_string();
         charts.push(Chart {
             svg: svg::line_chart(&lines, unit_label, since, until, &wins),
             legend: metrics
@@ -185,19 +190,28 @@ pub(super) async fn mail(
                 .zip(thresholds)
                 .enumerate()
                 .map(|(i, ((m, v, _), th))| Legend {
-                    metric: m.clone(),
-                    colour: i % svg::COLOURS.len(),
+                    metric: if unknown && m == "value" {
+                        source.clone()
+                    } else {
+                        m.clone()
+                    },
+                    swatch: svg::swatch(i),
                     latest: Some(*v),
                     threshold: th,
                 })
                 .collect(),
             spikes: wins.len(),
-            id: format!("{source}-{}", unit.replace([' ', ':'], "-")),
+            id: format!("{source}-{}", unit.replace([' ', ':', '.'], "-")),
             source,
             unit,
         });
     }
-    render(&st, "mail.html", minijinja::context! { charts, range })
+    let ranges = super::render::RANGES.map(|(n, _)| n);
+    render(
+        &st,
+        "mail.html",
+        minijinja::context! { charts, range, ranges },
+    )
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod mail;
 mod metrics;
 mod overview;
 mod pages;
+mod problem;
 mod render;
 mod senders;
 pub mod svg;
@@ -402,6 +403,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/check-now", post(pages::check_now))
         .route("/delist", post(delist::form))
         .route("/static/style.css", get(pages::css))
+        .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/targets", get(api::targets))
         .route("/api/v1/targets/{target}", get(api::target))
@@ -426,6 +428,7 @@ pub fn router(state: Arc<WebState>) -> Router {
             state.clone(),
             auth::check_host,
         ))
+        .layer(axum::middleware::from_fn(problem::problems))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

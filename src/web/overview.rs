@@ -20,8 +20,9 @@ use crate::target::Target;
 use crate::time::now;
 
 /// One list: a column of the matrix, a row of the lists page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(super) struct ListView {
+    #[serde(rename = "list")]
     pub(super) id: String,
     pub(super) name: String,
     pub(super) zone: String,
@@ -31,6 +32,8 @@ pub(super) struct ListView {
     pub(super) why: String,
     /// Its answers count.
     pub(super) usable: bool,
+    /// Targets it lists now.
+    #[serde(rename = "listings")]
     pub(super) listing: usize,
     pub(super) expiry: String,
     /// How its query budget stretches its sweeps ("swept every 2 h to stay
@@ -189,12 +192,18 @@ fn grouped(lists: &[ListView]) -> Vec<Group> {
     groups
 }
 
-pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
-    let rt = st.live.snapshot();
-    let until = now();
-    let since = until - 86_400;
-    // the state read once, in one transaction: the same snapshot the CLI and /metrics judge
-    let (snap, latest, events, requests, series) = st
+/// What the overview reads, in one transaction: the status snapshot (the
+/// same the CLI and /metrics judge), mail figures with their last 24 hours,
+/// the latest events.
+struct Reads {
+    snap: StatusSnapshot,
+    latest: Vec<(String, String, i64, f64)>,
+    series: Vec<Vec<(i64, f64)>>,
+    events: Vec<crate::event::Event>,
+}
+
+async fn read(st: &WebState, since: i64, until: i64) -> Result<Reads, WebError> {
+    Ok(st
         .db
         .read(move |c| {
             let latest = store::latest_samples(c)?;
@@ -202,59 +211,38 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             for (source, metric, _, _) in &latest {
                 series.push(store::series(c, source, metric, since, until, 48)?);
             }
-            Ok((
-                StatusSnapshot::load(c, until)?,
+            Ok(Reads {
+                snap: StatusSnapshot::load(c, until)?,
                 latest,
-                store::events(c, None, 10, 0)?,
-                store::open_delist_requests(c)?,
                 series,
-            ))
+                events: store::events(c, None, 10, 0)?,
+            })
         })
-        .await?;
-    let (last_sweep, health, pairs, probes) = (
-        snap.last_sweep.clone(),
-        snap.health.clone(),
-        snap.pairs.clone(),
-        snap.probes.clone(),
-    );
-    let impact = snap.assessment.clone();
-    // pairs whose own last answer was unusable although their list is healthy
-    let unchecked: HashMap<(String, String), String> = snap
-        .unchecked
-        .iter()
-        .map(|u| ((u.target.clone(), u.list.clone()), u.why.clone()))
-        .collect();
-    let lists = list_views(st, &health, &pairs);
-    let usable = lists.iter().filter(|l| l.usable).count();
-    let sick_lists: Vec<ListView> = lists.iter().filter(|l| !l.usable).cloned().collect();
-    let targets_total: u128 = rt.cfg.targets.iter().map(|t| t.spec.len()).sum();
-    let defs: HashMap<&str, &crate::engine::ActiveList> = rt
-        .engine
-        .lists()
-        .iter()
-        .map(|l| (l.def.id.as_str(), l))
-        .collect();
+        .await?)
+}
 
-    // the matrix: problem targets first; all targets when there are few
-    let mut by_target: BTreeMap<&str, HashMap<&str, crate::evaluator::PairState>> = BTreeMap::new();
-    for p in &pairs {
-        by_target
-            .entry(p.target.as_str())
-            .or_default()
-            .insert(p.list.as_str(), p.state);
-    }
-    let problems = by_target.len();
+/// The matrix's rows: targets with listings or pending changes first (most
+/// listings first, then in address order), then, when there are few, every
+/// other target; at most [`MATRIX_MAX_ROWS`].
+fn matrix_rows(
+    cfg: &crate::config::Config,
+    by_target: &BTreeMap<&str, HashMap<&str, crate::evaluator::PairState>>,
+    targets_total: u128,
+) -> Vec<String> {
     let mut rows: Vec<String> = by_target.keys().map(|t| t.to_string()).collect();
-    rows.sort_by_key(|t| {
-        std::cmp::Reverse(
-            by_target[t.as_str()]
-                .values()
-                .filter(|s| s.is_listed())
-                .count(),
+    rows.sort_by_cached_key(|t| {
+        (
+            std::cmp::Reverse(
+                by_target[t.as_str()]
+                    .values()
+                    .filter(|s| s.is_listed())
+                    .count(),
+            ),
+            super::render::target_order(t),
         )
     });
     if targets_total <= MATRIX_ALL_UP_TO {
-        for spec in &rt.cfg.targets {
+        for spec in &cfg.targets {
             for t in spec.spec.targets() {
                 let t = t.to_string();
                 if !by_target.contains_key(t.as_str()) {
@@ -264,6 +252,38 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
         }
     }
     rows.truncate(MATRIX_MAX_ROWS);
+    rows
+}
+
+/// The targets × lists matrix.
+fn matrix(
+    st: &WebState,
+    snap: &StatusSnapshot,
+    lists: &[ListView],
+    targets_total: u128,
+    resolver_unusable: bool,
+) -> Matrix {
+    let rt = st.live.snapshot();
+    let defs: HashMap<&str, &crate::engine::ActiveList> = rt
+        .engine
+        .lists()
+        .iter()
+        .map(|l| (l.def.id.as_str(), l))
+        .collect();
+    // pairs whose own last answer was unusable although their list is healthy
+    let unchecked: HashMap<(&str, &str), &str> = snap
+        .unchecked
+        .iter()
+        .map(|u| ((u.target.as_str(), u.list.as_str()), u.why.as_str()))
+        .collect();
+    let mut by_target: BTreeMap<&str, HashMap<&str, crate::evaluator::PairState>> = BTreeMap::new();
+    for p in &snap.pairs {
+        by_target
+            .entry(p.target.as_str())
+            .or_default()
+            .insert(p.list.as_str(), p.state);
+    }
+    let rows = matrix_rows(&rt.cfg, &by_target, targets_total);
     let label_of = |t: &str| -> Option<String> {
         let target = Target::parse(t).ok()?;
         rt.cfg
@@ -272,11 +292,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             .find(|c| c.spec.contains(&target))
             .and_then(|c| c.label.clone())
     };
-    let resolver = st.live.resolver();
-    let resolver_unusable = resolver
-        .as_ref()
-        .is_some_and(|r| r.status == crate::health::ResolverStatus::Unusable);
-    let groups = grouped(&lists);
+    let groups = grouped(lists);
     let ordered: Vec<&ListView> = groups.iter().flat_map(|g| g.lists.iter()).collect();
     let cell = |t: &str, l: &ListView| -> Cell {
         let accepts = Target::parse(t)
@@ -287,14 +303,13 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             return Cell { s: "na", t: None };
         }
         let stored = by_target.get(t).and_then(|m| m.get(l.id.as_str())).copied();
-        let own = unchecked
-            .get(&(t.to_string(), l.id.clone()))
-            .map(String::as_str);
+        let own = unchecked.get(&(t, l.id.as_str())).copied();
+        let health = snap.health.get(&l.id);
         let (s, why) = if resolver_unusable {
             // nothing was asked: no pair is clear, whatever its list's last health
-            cell_state(stored, Some("the resolver is unusable"), health.get(&l.id))
+            cell_state(stored, Some("the resolver is unusable"), health)
         } else {
-            cell_state(stored, own, health.get(&l.id))
+            cell_state(stored, own, health)
         };
         // a tooltip only where the state is the pair's own (an unchecked
         // column says why in its header): 100 x 40 cells must stay small
@@ -337,6 +352,7 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
         }
         (Vec::new(), lr)
     };
+    let usable = lists.iter().filter(|l| l.usable).count();
     let hidden = targets_total.saturating_sub(rows.len() as u128);
     let rest = match (hidden, usable) {
         (0, _) => String::new(),
@@ -346,18 +362,35 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             if u == 1 { "" } else { "s" }
         ),
     };
+    Matrix {
+        by,
+        groups,
+        targets,
+        target_rows,
+        list_rows,
+        problems: by_target.len(),
+        rest,
+    }
+}
 
-    // listings, with their impact and delisting state
-    let mut requests: HashMap<(String, String), store::DelistRequest> = requests
-        .into_iter()
-        .map(|r| ((r.target.clone(), r.list.clone()), r))
+/// Listings, with their impact and delisting state: what hurts first, then
+/// what is overdue, then the newest.
+fn listing_views(st: &WebState, snap: &StatusSnapshot, until: i64) -> Vec<ListingView> {
+    let rt = st.live.snapshot();
+    let mut requests: HashMap<(&str, &str), &store::DelistRequest> = snap
+        .delistings
+        .iter()
+        .map(|r| ((r.target.as_str(), r.list.as_str()), r))
         .collect();
-    let mut listings: Vec<ListingView> = pairs
+    let mut listings: Vec<ListingView> = snap
+        .pairs
         .iter()
         .filter(|p| p.state.is_listed())
         .map(|p| {
-            let def = defs.get(p.list.as_str());
-            let request = requests.remove(&(p.target.clone(), p.list.clone()));
+            let def = rt.engine.lists().iter().find(|l| l.def.id == p.list);
+            let request = requests
+                .remove(&(p.target.as_str(), p.list.as_str()))
+                .cloned();
             ListingView {
                 list_name: def.map_or_else(|| p.list.clone(), |d| d.def.name.clone()),
                 impact: st.live.impact(&p.target, &p.list, p.since),
@@ -372,31 +405,29 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
             }
         })
         .collect();
-    // what hurts first, then what is overdue, then the newest
     listings.sort_by_key(|l| {
         (
             l.impact != Impact::Rejecting,
             !l.overdue,
             std::cmp::Reverse(l.pair.since),
+            super::render::target_order(&l.pair.target),
         )
     });
+    listings
+}
 
-    // the verdict: the one rule, with the daemon's live resolver and impact
-    let facts = crate::status::facts(&snap, &rt.cfg, rt.engine.lists(), resolver.as_ref(), |p| {
-        st.live.impact(&p.target, &p.list, p.since)
-    });
-    let verdict = view::verdict(&facts);
-
-    // mail telemetry now, with sparklines
+/// Mail figures now, each with its unit and a sparkline of `[since, until]`.
+fn mail_now(st: &WebState, r: Reads, since: i64, until: i64) -> Vec<MailNow> {
+    let rt = st.live.snapshot();
     let kinds: HashMap<&str, &crate::config::SourceKind> = rt
         .cfg
         .sources
         .iter()
         .map(|s| (s.name.as_str(), &s.kind))
         .collect();
-    let mail = latest
+    r.latest
         .into_iter()
-        .zip(series)
+        .zip(r.series)
         .map(|((source, metric, at, value), points)| {
             let key = format!("{source}.{metric}");
             let threshold = rt
@@ -415,30 +446,41 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
                 value,
             }
         })
-        .collect();
+        .collect()
+}
 
+pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
+    let rt = st.live.snapshot();
+    let until = now();
+    let since = until - 86_400;
+    let mut r = read(st, since, until).await?;
+    let snap = std::mem::take(&mut r.snap);
+    let events = std::mem::take(&mut r.events);
+    let lists = list_views(st, &snap.health, &snap.pairs);
+    let sick_lists: Vec<ListView> = lists.iter().filter(|l| !l.usable).cloned().collect();
+    let targets_total: u128 = rt.cfg.targets.iter().map(|t| t.spec.len()).sum();
+    let resolver = st.live.resolver();
+    let resolver_unusable = resolver
+        .as_ref()
+        .is_some_and(|r| r.status == crate::health::ResolverStatus::Unusable);
+    // the verdict: the one rule, with the daemon's live resolver and impact
+    let facts = crate::status::facts(&snap, &rt.cfg, rt.engine.lists(), resolver.as_ref(), |p| {
+        st.live.impact(&p.target, &p.list, p.since)
+    });
     Ok(Overview {
-        verdict,
+        verdict: view::verdict(&facts),
         resolver,
         targets_total,
         unhealthy: sick_lists.len(),
         sick_lists,
-        matrix: Matrix {
-            by,
-            groups,
-            targets,
-            target_rows,
-            list_rows,
-            problems,
-            rest,
-        },
+        matrix: matrix(st, &snap, &lists, targets_total, resolver_unusable),
+        listings: listing_views(st, &snap, until),
         lists,
-        last_sweep,
-        listings,
-        mail,
-        probes,
+        mail: mail_now(st, r, since, until),
+        last_sweep: snap.last_sweep,
+        probes: snap.probes,
         events,
-        impact,
+        impact: snap.assessment,
     })
 }
 

@@ -7,20 +7,34 @@ use std::sync::Arc;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::render::{paginate, render, Page};
+use super::render::{paginate, render, Page, Paging};
 use super::{WebError, WebState};
 use crate::store;
 
-/// One page of targets (ranges expand lazily; only the page is materialised).
+/// A target in the list of targets.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct TargetEntry {
+    /// An address or domain.
+    target: String,
+    /// Its label from the configuration.
+    label: Option<String>,
+    /// Lists it is listed on now (listed or clearing).
+    listings: usize,
+    /// Pairs waiting for confirmation (suspected).
+    pending: usize,
+}
+
+/// One page of targets (ranges expand lazily; only the page is materialised)
+/// and how many targets there are.
 pub(super) async fn targets_data(
     st: &WebState,
-    page: u32,
-) -> Result<(Vec<serde_json::Value>, bool, u128), WebError> {
+    p: Paging,
+) -> Result<(Vec<TargetEntry>, bool, u64), WebError> {
     let rt = st.live.snapshot();
-    let size = st.conf.page_size as usize;
-    let skip = (page as usize - 1) * size;
+    let size = p.per_page as usize;
+    let skip = (p.page as usize - 1).saturating_mul(size);
     let mut it = rt
         .cfg
         .targets
@@ -43,12 +57,17 @@ pub(super) async fn targets_data(
     let rows = chunk
         .into_iter()
         .map(|(t, label)| {
-            let s = t.to_string();
-            let (l, p) = counts.get(s.as_str()).copied().unwrap_or_default();
-            serde_json::json!({"target": s, "label": label, "listed": l, "pending": p})
+            let target = t.to_string();
+            let (listings, pending) = counts.get(target.as_str()).copied().unwrap_or_default();
+            TargetEntry {
+                target,
+                label,
+                listings,
+                pending,
+            }
         })
         .collect();
-    Ok((rows, has_next, total))
+    Ok((rows, has_next, u64::try_from(total).unwrap_or(u64::MAX)))
 }
 
 pub(super) async fn targets(
@@ -56,11 +75,15 @@ pub(super) async fn targets(
     Query(q): Query<Page>,
 ) -> Result<Response, WebError> {
     let page = q.number();
-    let (targets, has_next, total) = targets_data(&st, page).await?;
+    let paging = Paging {
+        page,
+        per_page: st.conf.page_size.clamp(1, super::render::MAX_PER_PAGE),
+    };
+    let (targets, has_next, total) = targets_data(&st, paging).await?;
     render(
         &st,
         "targets.html",
-        minijinja::context! { targets, has_next, total => total.to_string(), page },
+        minijinja::context! { targets, has_next, total, page },
     )
 }
 
@@ -79,13 +102,39 @@ pub(super) async fn lists(State(st): State<Arc<WebState>>) -> Result<Response, W
     render(&st, "lists.html", minijinja::context! { lists, usable })
 }
 
-pub(super) async fn list_data(st: &WebState, id: &str) -> Result<serde_json::Value, WebError> {
+/// A list in use: its definition, health, the targets it lists now, its
+/// listing periods and health history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ListDetail {
+    /// Its id.
+    list: String,
+    /// Its definition from the catalog.
+    #[schema(value_type = Object)]
+    definition: crate::catalog::ListDef,
+    /// The zone asked (a DQS key shown as `<key>`).
+    zone: String,
+    /// Its health now.
+    health: String,
+    /// Why, when not healthy.
+    why: String,
+    /// Health checks, newest first.
+    #[schema(value_type = Vec<Object>)]
+    history: Vec<store::HealthChange>,
+    /// Targets it lists now (in address order).
+    #[schema(value_type = Vec<Object>)]
+    pairs: Vec<store::StoredPair>,
+    /// Listing periods, newest first.
+    #[schema(value_type = Vec<Object>)]
+    periods: Vec<store::ListingRow>,
+}
+
+pub(super) async fn list_data(st: &WebState, id: &str) -> Result<ListDetail, WebError> {
     let rt = st.live.snapshot();
     let Some(l) = rt.engine.lists().iter().find(|l| l.def.id == id) else {
         return Err(WebError::NotFound(format!("no list {id:?} in use")));
     };
     let id2 = id.to_string();
-    let (history, pairs, periods, health) = st
+    let (history, mut pairs, periods, health) = st
         .db
         .read(move |c| {
             Ok((
@@ -96,12 +145,18 @@ pub(super) async fn list_data(st: &WebState, id: &str) -> Result<serde_json::Val
             ))
         })
         .await?;
+    pairs.sort_by_cached_key(|p| super::render::target_order(&p.target));
     let h = health.get(id);
-    Ok(serde_json::json!({
-        "list": &*l.def, "zone": l.display_zone(),
-        "health": h.map_or("unchecked", |h| h.name()), "health_why": h.map(|h| h.why()).unwrap_or(""),
-        "history": history, "pairs": pairs, "periods": periods,
-    }))
+    Ok(ListDetail {
+        list: l.def.id.clone(),
+        definition: (*l.def).clone(),
+        zone: l.display_zone(),
+        health: h.map_or("unchecked", |h| h.name()).to_string(),
+        why: h.map(|h| h.why().to_string()).unwrap_or_default(),
+        history,
+        pairs,
+        periods,
+    })
 }
 
 pub(super) async fn list(

@@ -46,8 +46,7 @@ pub struct Period {
     pub to: Option<i64>,
 }
 
-const W: f64 = 640.0;
-const FONT: f64 = 13.0;
+const FONT: f64 = 14.0;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -144,8 +143,86 @@ pub fn fmt_value(v: f64) -> String {
     format!("{s}{suffix}")
 }
 
+/// How wide a chart is drawn and how many time ticks it gets. A page carries
+/// each chart twice, [`WIDE`] and [`NARROW`], and its stylesheet shows the
+/// one that fits (no script runs on the pages): an SVG scales with its box,
+/// so one drawing 640 units wide would shrink its 13-unit text to 7 px on a
+/// phone. Drawn about as wide as it is shown, text keeps its size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Layout {
+    /// Width in SVG units.
+    pub w: f64,
+    /// Time ticks at most.
+    pub ticks: usize,
+    /// The class the stylesheet switches on.
+    pub class: &'static str,
+}
+
+/// For screens wider than a phone.
+pub const WIDE: Layout = Layout {
+    w: 640.0,
+    ticks: 6,
+    class: "wide",
+};
+
+/// For phones (up to 600 px).
+pub const NARROW: Layout = Layout {
+    w: 340.0,
+    ticks: 5,
+    class: "narrow",
+};
+
+/// The colour of series `i`: eight that print and read well, then hues a
+/// golden angle apart (alternating lightness), so 25 lines of one source
+/// never share a colour.
+pub fn colour(i: usize) -> String {
+    match COLOURS.get(i) {
+        Some(c) => (*c).to_string(),
+        None => {
+            let hue = (i as f64 * 137.508).rem_euclid(360.0);
+            let light = if i.is_multiple_of(2) { 35 } else { 48 };
+            format!("hsl({hue:.0}, 70%, {light}%)")
+        }
+    }
+}
+
+/// A small square of a series' colour for HTML legends (an SVG attribute,
+/// since the Content-Security-Policy forbids inline styles).
+pub fn swatch(i: usize) -> String {
+    format!(
+        r#"<svg class="swatch" xmlns="http://www.w3.org/2000/svg" width="18" height="6" aria-hidden="true"><rect width="18" height="6" rx="2" fill="{}"/></svg>"#,
+        colour(i)
+    )
+}
+
+/// A chart's geometry: where time and values fall.
+struct Frame {
+    w: f64,
+    h: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    ph: f64,
+    since: i64,
+    until: i64,
+    ymax: f64,
+}
+
+impl Frame {
+    fn x(&self, t: i64) -> f64 {
+        let span = (self.until - self.since).max(1) as f64;
+        let pw = self.w - self.left - self.right;
+        self.left + ((t.clamp(self.since, self.until) - self.since) as f64 / span) * pw
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        self.top + self.ph - (v.max(0.0) / self.ymax).min(1.05) * self.ph
+    }
+}
+
 /// A line chart: one or more series sharing a unit, each with its threshold,
-/// spike windows shaded, a time axis (UTC) and a value axis with the unit.
+/// spike windows shaded, a time axis (UTC) and a value axis with the unit;
+/// drawn at both layouts (see [`Layout`]).
 pub fn line_chart(
     series: &[Series<'_>],
     unit: &str,
@@ -153,69 +230,109 @@ pub fn line_chart(
     until: i64,
     windows: &[Window],
 ) -> String {
-    let (h, left, right, top, bottom) = (250.0, 58.0, 14.0, 14.0, 42.0);
-    let (pw, ph) = (W - left - right, h - top - bottom);
-    let span = (until - since).max(1) as f64;
+    [WIDE, NARROW]
+        .iter()
+        .map(|l| line_chart_at(*l, series, unit, since, until, windows))
+        .collect()
+}
+
+/// One layout of [`line_chart`].
+pub fn line_chart_at(
+    layout: Layout,
+    series: &[Series<'_>],
+    unit: &str,
+    since: i64,
+    until: i64,
+    windows: &[Window],
+) -> String {
     let ymax_data = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.threshold))
         .fold(0.0f64, f64::max);
     let (ymax, ystep) = value_axis(ymax_data * 1.05);
-    let x = |t: i64| left + ((t.clamp(since, until) - since) as f64 / span) * pw;
-    let y = |v: f64| top + ph - (v.max(0.0) / ymax).min(1.05) * ph;
+    let f = Frame {
+        w: layout.w,
+        h: 250.0,
+        left: 58.0,
+        right: 14.0,
+        top: 14.0,
+        ph: 250.0 - 14.0 - 42.0,
+        since,
+        until,
+        ymax,
+    };
     let mut s = String::with_capacity(4096);
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" role="img" aria-label="{} over time" font-family="system-ui, sans-serif" font-size="{FONT}">"#,
+        r#"<svg class="chart {}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" role="img" aria-label="{} over time" font-family="system-ui, sans-serif" font-size="{FONT}">"#,
+        layout.class,
+        f.w,
+        f.h,
         escape(unit)
     );
     let _ = write!(
         s,
-        r##"<rect x="0" y="0" width="{W}" height="{h}" fill="#fff"/>"##
+        r##"<rect x="0" y="0" width="{}" height="{}" fill="#fff"/>"##,
+        f.w, f.h
     );
     // spike windows first, under everything
     for w in windows {
-        let (a, b) = (x(w.from), x(w.to.unwrap_or(until)));
+        let (a, b) = (f.x(w.from), f.x(w.to.unwrap_or(until)));
         let _ = write!(
             s,
-            r##"<rect class="spike" x="{a:.1}" y="{top}" width="{:.1}" height="{ph}" fill="#b3261e" fill-opacity="0.13"><title>{}</title></rect>"##,
+            r##"<rect class="spike" x="{a:.1}" y="{}" width="{:.1}" height="{}" fill="#b3261e" fill-opacity="0.13"><title>{}</title></rect>"##,
+            f.top,
             (b - a).max(2.0),
+            f.ph,
             escape(&w.label)
         );
     }
-    // value axis: grid lines and labels, the unit along the side
+    value_axis_marks(&mut s, &f, ystep, unit);
+    time_axis_marks(&mut s, &f, layout.ticks);
+    series_marks(&mut s, &f, series);
+    s.push_str("</svg>");
+    s
+}
+
+/// Grid lines and labels up the side, the unit along it.
+fn value_axis_marks(s: &mut String, f: &Frame, ystep: f64, unit: &str) {
     let mut v = 0.0;
-    while v <= ymax + ystep / 2.0 {
-        let yy = y(v);
+    while v <= f.ymax + ystep / 2.0 {
+        let yy = f.y(v);
         let _ = write!(
             s,
-            r##"<line x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e4e4e4"/><text class="ytick" x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{}</text>"##,
-            W - right,
-            left - 6.0,
+            r##"<line x1="{}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e4e4e4"/><text class="ytick" x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{}</text>"##,
+            f.left,
+            f.w - f.right,
+            f.left - 6.0,
             yy + 4.0,
             fmt_value(v)
         );
         v += ystep;
     }
+    let mid = f.top + f.ph / 2.0;
     let _ = write!(
         s,
-        r##"<text class="unit" x="14" y="{:.1}" transform="rotate(-90 14 {:.1})" text-anchor="middle" fill="#333">{}</text>"##,
-        top + ph / 2.0,
-        top + ph / 2.0,
+        r##"<text class="unit" x="14" y="{mid:.1}" transform="rotate(-90 14 {mid:.1})" text-anchor="middle" fill="#333">{}</text>"##,
         escape(unit)
     );
-    // time axis
-    let base = top + ph;
+}
+
+/// The time axis along the bottom, ticks at round times.
+fn time_axis_marks(s: &mut String, f: &Frame, ticks: usize) {
+    let base = f.top + f.ph;
     let _ = write!(
         s,
-        r##"<line x1="{left}" y1="{base}" x2="{:.1}" y2="{base}" stroke="#888"/>"##,
-        W - right
+        r##"<line x1="{}" y1="{base}" x2="{:.1}" y2="{base}" stroke="#888"/>"##,
+        f.left,
+        f.w - f.right
     );
-    for (t, label) in time_ticks(since, until, 6) {
-        let xx = x(t);
+    for (t, label) in time_ticks(f.since, f.until, ticks) {
+        let xx = f.x(t);
         let _ = write!(
             s,
-            r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{:.1}" stroke="#eee"/><line x1="{xx:.1}" y1="{base}" x2="{xx:.1}" y2="{:.1}" stroke="#888"/><text class="xtick" x="{xx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{label}</text>"##,
+            r##"<line x1="{xx:.1}" y1="{}" x2="{xx:.1}" y2="{:.1}" stroke="#eee"/><line x1="{xx:.1}" y1="{base}" x2="{xx:.1}" y2="{:.1}" stroke="#888"/><text class="xtick" x="{xx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{label}</text>"##,
+            f.top,
             base,
             base + 4.0,
             base + 18.0
@@ -224,32 +341,36 @@ pub fn line_chart(
     let _ = write!(
         s,
         r##"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="end" fill="#777">time (UTC)</text>"##,
-        W - right,
-        h - 4.0
+        f.w - f.right,
+        f.h - 4.0
     );
-    // thresholds, then the lines
+}
+
+/// Thresholds (dashed, in their series' colour), then the lines.
+fn series_marks(s: &mut String, f: &Frame, series: &[Series<'_>]) {
     for (i, se) in series.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
+        let c = colour(i);
         if let Some(t) = se.threshold {
-            let yy = y(t);
+            let yy = f.y(t);
             let _ = write!(
                 s,
-                r##"<line class="threshold" x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="{c}" stroke-width="1.5" stroke-dasharray="6,4"><title>{} threshold {}</title></line><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{c}">threshold {}</text>"##,
-                W - right,
+                r##"<line class="threshold" x1="{}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="{c}" stroke-width="1.5" stroke-dasharray="6,4"><title>{} threshold {}</title></line><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{c}">threshold {}</text>"##,
+                f.left,
+                f.w - f.right,
                 escape(se.label),
                 fmt_value(t),
-                W - right - 2.0,
+                f.w - f.right - 2.0,
                 yy - 4.0,
                 fmt_value(t)
             );
         }
     }
     for (i, se) in series.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
+        let c = colour(i);
         let inside: Vec<&(i64, f64)> = se
             .points
             .iter()
-            .filter(|p| p.0 >= since && p.0 <= until && p.1.is_finite())
+            .filter(|p| p.0 >= f.since && p.0 <= f.until && p.1.is_finite())
             .collect();
         match inside.as_slice() {
             [] => {}
@@ -257,8 +378,8 @@ pub fn line_chart(
                 let _ = write!(
                     s,
                     r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"><title>{}: {}</title></circle>"#,
-                    x(p.0),
-                    y(p.1),
+                    f.x(p.0),
+                    f.y(p.1),
                     escape(se.label),
                     fmt_value(p.1)
                 );
@@ -269,14 +390,12 @@ pub fn line_chart(
                     r#"<polyline class="series" fill="none" stroke="{c}" stroke-width="2" stroke-linejoin="round" points=""#
                 );
                 for p in pts {
-                    let _ = write!(s, "{:.1},{:.1} ", x(p.0), y(p.1));
+                    let _ = write!(s, "{:.1},{:.1} ", f.x(p.0), f.y(p.1));
                 }
                 let _ = write!(s, r#""><title>{}</title></polyline>"#, escape(se.label));
             }
         }
     }
-    s.push_str("</svg>");
-    s
 }
 
 /// A sparkline: the shape of one series (no axes), its threshold dotted.
@@ -322,26 +441,42 @@ pub fn sparkline(points: &[(i64, f64)], since: i64, until: i64, threshold: Optio
 }
 
 /// A timeline of listing periods: one row per period, its list on the left,
-/// its start and end written on the right, a time axis (UTC) underneath and
-/// a line at `until` (now).
+/// its start and end written on the right (above the bar on a phone), a time
+/// axis (UTC) underneath and a line at `until` (now); at both layouts.
 pub fn timeline(periods: &[Period], since: i64, until: i64) -> String {
-    let (row, label_w, text_w, top) = (24.0, 130.0, 215.0, 8.0);
+    [WIDE, NARROW]
+        .iter()
+        .map(|l| timeline_at(*l, periods, since, until))
+        .collect()
+}
+
+/// One layout of [`timeline`].
+pub fn timeline_at(layout: Layout, periods: &[Period], since: i64, until: i64) -> String {
+    let narrow = layout == NARROW;
+    let w = layout.w;
+    // a phone's row is two lines: the words, then the bar under them
+    let (row, label_w, text_w, top) = if narrow {
+        (40.0, 8.0, 8.0, 8.0)
+    } else {
+        (24.0, 130.0, 215.0, 8.0)
+    };
     let axis = 40.0;
     let h = top + row * periods.len() as f64 + axis;
-    let (x0, x1) = (label_w, W - text_w);
+    let (x0, x1) = (label_w, w - text_w);
     let span = (until - since).max(1) as f64;
     let x = |t: i64| x0 + ((t.clamp(since, until) - since) as f64 / span) * (x1 - x0);
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h:.0}" role="img" aria-label="listing periods" font-family="system-ui, sans-serif" font-size="{FONT}">"#
+        r#"<svg class="chart {}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h:.0}" role="img" aria-label="listing periods" font-family="system-ui, sans-serif" font-size="{FONT}">"#,
+        layout.class
     );
     let _ = write!(
         s,
-        r##"<rect x="0" y="0" width="{W}" height="{h:.0}" fill="#fff"/>"##
+        r##"<rect x="0" y="0" width="{w}" height="{h:.0}" fill="#fff"/>"##
     );
     let base = top + row * periods.len() as f64;
-    let ticks = time_ticks(since, until, 5);
+    let ticks = time_ticks(since, until, layout.ticks - 1);
     for (t, _) in &ticks {
         let _ = write!(
             s,
@@ -352,20 +487,19 @@ pub fn timeline(periods: &[Period], since: i64, until: i64) -> String {
     let short = |t: i64| utc(t, "%b %d %H:%M");
     for (i, p) in periods.iter().enumerate() {
         let yy = top + i as f64 * row;
+        let bar_y = if narrow { yy + 20.0 } else { yy + 4.0 };
         let (a, b) = (x(p.from), x(p.to.unwrap_or(until)));
         let end = p.to.map_or_else(|| "still listed".to_string(), short);
         let _ = write!(
             s,
             r##"<text x="4" y="{:.1}" fill="#222">{}</text>"##,
-            yy + 16.0,
-            escape(&truncate(&p.row, 17))
+            yy + 15.0,
+            escape(&truncate(&p.row, if narrow { 14 } else { 17 }))
         );
         let _ = write!(
             s,
-            r##"<rect class="period" x="{a:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}" rx="2"><title>{}: {} → {}</title></rect>"##,
-            yy + 4.0,
+            r##"<rect class="period" x="{a:.1}" y="{bar_y:.1}" width="{:.1}" height="16" fill="{}" rx="2"><title>{}: {} → {}</title></rect>"##,
             (b - a).max(3.0),
-            row - 8.0,
             if p.to.is_some() { "#d9827c" } else { "#b3261e" },
             escape(&p.row),
             utc(p.from, "%Y-%m-%d %H:%M UTC"),
@@ -374,11 +508,15 @@ pub fn timeline(periods: &[Period], since: i64, until: i64) -> String {
                 |t| utc(t, "%Y-%m-%d %H:%M UTC")
             )
         );
+        let (tx, anchor) = if narrow {
+            (w - 4.0, "end")
+        } else {
+            (x1 + 8.0, "start")
+        };
         let _ = write!(
             s,
-            r##"<text class="span" x="{:.1}" y="{:.1}" fill="#444" font-size="12">{} → {end}</text>"##,
-            x1 + 8.0,
-            yy + 16.0,
+            r##"<text class="span" x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="#444" font-size="12">{} → {end}</text>"##,
+            yy + 15.0,
             short(p.from)
         );
     }
@@ -444,6 +582,14 @@ mod tests {
         assert!(year.iter().all(|(_, l)| l.len() == 7), "{year:?}");
     }
 
+    /// Issue 22: 25 series of one source reused eight colours.
+    #[test]
+    fn every_series_has_its_own_colour() {
+        let all: std::collections::HashSet<String> = (0..40).map(colour).collect();
+        assert_eq!(all.len(), 40);
+        assert!(swatch(30).contains(&colour(30)));
+    }
+
     #[test]
     fn value_axes_are_round() {
         assert_eq!(value_axis(0.0), (1.0, 0.25));
@@ -482,6 +628,8 @@ mod tests {
             }],
         );
         assert!(c.starts_with("<svg") && c.ends_with("</svg>"), "{c}");
+        assert_eq!(c.matches("<svg").count(), 2, "a wide and a narrow drawing");
+        assert!(c.contains(r#"class="chart wide""#) && c.contains(r#"class="chart narrow""#));
         assert!(c.contains(">messages</text>") && c.contains(">time (UTC)</text>"));
         assert!(c.contains(">06:00</text>") && c.contains(">threshold 10</text>"));
         assert!(c.contains(r#"class="spike""#) && c.contains("ndr_spike &lt;now&gt;"));
@@ -502,6 +650,7 @@ mod tests {
             t.contains(">time (UTC)</text>") && t.contains(">06:00</text>"),
             "{t}"
         );
+        assert!(t.contains(r#"class="chart narrow""#), "{t}");
         let s = sparkline(&a, T0, T0 + DAY, Some(10.0));
         assert!(s.contains("polyline") && s.contains("stroke-dasharray"));
     }

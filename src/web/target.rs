@@ -16,27 +16,37 @@ use crate::store;
 use crate::target::Target;
 use crate::time::now;
 
+/// A pair's state as the pages show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CellState {
+    /// `listed`, `suspected`, `clearing`, `clear` or `unchecked`.
+    state: &'static str,
+    /// Why, when unchecked.
+    why: Option<String>,
+}
+
 /// One list's row on the target page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct Row {
+    /// The list's id.
+    #[serde(rename = "list")]
     id: String,
     name: String,
     operator: String,
     health: &'static str,
-    /// `listed`, `suspected`, `clearing`, `clear` or `unchecked`.
-    state: &'static str,
-    /// Why, when unchecked.
-    state_why: Option<String>,
+    state: CellState,
+    /// Listed or clearing.
     listed: bool,
     /// The pair's own state's details (absent for plain clear and unchecked pairs).
     listing: Option<Listing>,
     /// What receivers do about this listing (the daemon's last assessment;
-    /// absent when not assessed): state, severity, text, receivers, replies.
+    /// absent when not assessed): kind, severity, text, receivers, replies.
+    #[schema(value_type = Option<Object>)]
     impact: Option<serde_json::Value>,
 }
 
 /// What is known of a pair that is not plainly clear.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct Listing {
     since: i64,
     codes: Vec<String>,
@@ -51,96 +61,117 @@ pub(super) struct Listing {
 }
 
 /// The target page's data.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct TargetView {
     target: String,
     label: Option<String>,
     summary: String,
-    listed: usize,
+    /// Lists it is listed on now.
+    listings: usize,
+    /// Every list that answers for it, listed first.
     rows: Vec<Row>,
+    #[schema(value_type = Vec<Object>)]
     periods: Vec<store::ListingRow>,
+    #[schema(value_type = Vec<Object>)]
     requests: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
     events: Vec<crate::event::Event>,
     /// Receivers whose refusals cite a listing of this target.
+    #[schema(value_type = Vec<Object>)]
     receivers: Vec<crate::impact::ReceiverImpact>,
     /// The timeline (SVG markup; the page's, not the API's).
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(ignore)]
     pub(super) timeline: String,
 }
 
-/// The target page's data; 404 for targets not configured. The API serves it without the SVG.
-pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, WebError> {
-    let rt = st.live.snapshot();
-    let target = Target::parse(raw)
-        .map_err(|_| WebError::NotFound(format!("{raw:?} is not a monitored target")))?;
-    let Some(conf) = rt.cfg.targets.iter().find(|c| c.spec.contains(&target)) else {
-        return Err(WebError::NotFound(format!(
-            "{target} is not a monitored target"
-        )));
-    };
-    let t = target.to_string();
-    let t2 = t.clone();
-    let (pairs, periods, events, health, requests, (own_unchecked, assessment)) = st
+/// What the target page reads from the store, in one transaction.
+struct Reads {
+    pairs: Vec<store::StoredPair>,
+    periods: Vec<store::ListingRow>,
+    events: Vec<crate::event::Event>,
+    health: std::collections::HashMap<String, crate::health::ListHealth>,
+    requests: Vec<store::DelistRequest>,
+    unchecked: Vec<store::UncheckedPair>,
+    assessment: Option<crate::impact::Assessment>,
+}
+
+async fn read(st: &WebState, t: String) -> Result<Reads, WebError> {
+    Ok(st
         .db
         .read(move |c| {
-            Ok((
-                store::pairs_of(c, &t2)?,
-                store::listings(c, Some(&t2), false)?,
-                store::events(c, Some(&t2), 50, 0)?,
-                store::load_health(c)?,
-                store::delist_requests(c, Some(&t2), 100, 0)?,
-                (
-                    store::unchecked_pairs(c, Some(&t2))?,
-                    super::impact::read_assessment(c)?,
-                ),
-            ))
+            Ok(Reads {
+                pairs: store::pairs_of(c, &t)?,
+                periods: store::listings(c, Some(&t), false)?,
+                events: store::events(c, Some(&t), 50, 0)?,
+                health: store::load_health(c)?,
+                requests: store::delist_requests(c, Some(&t), 100, 0)?,
+                unchecked: store::unchecked_pairs(c, Some(&t))?,
+                assessment: super::impact::read_assessment(c)?,
+            })
         })
-        .await?;
+        .await?)
+}
+
+/// How many lists list the target, answer usably, and could not be asked.
+#[derive(Debug, Default)]
+struct Tally {
+    listed: usize,
+    usable: usize,
+    unchecked: usize,
+}
+
+/// Every list that answers for the target: its state for it, with the
+/// listing's details and delisting request where it has a state of its own;
+/// listed first, then pending, then the rest (unchecked before clear).
+fn rows(st: &WebState, target: &Target, r: &Reads, at: i64) -> (Vec<Row>, Tally) {
+    let rt = st.live.snapshot();
+    let t = target.to_string();
     let resolver_unusable = st
         .live
         .resolver()
         .is_some_and(|r| r.status == crate::health::ResolverStatus::Unusable);
-    let at = now();
     let mut rows = Vec::new();
-    let (mut listed, mut usable, mut unchecked) = (0, 0, 0);
+    let mut n = Tally::default();
     for l in rt
         .engine
         .lists()
         .iter()
-        .filter(|l| l.def.kind.accepts(&target))
+        .filter(|l| l.def.kind.accepts(target))
     {
-        let h = health.get(&l.def.id);
-        let p = pairs.iter().find(|p| p.list == l.def.id);
+        let h = r.health.get(&l.def.id);
+        let p = r.pairs.iter().find(|p| p.list == l.def.id);
         let own = if resolver_unusable {
             Some("the resolver is unusable")
         } else {
-            own_unchecked
+            r.unchecked
                 .iter()
                 .find(|u| u.list == l.def.id)
                 .map(|u| u.why.as_str())
         };
         let (state, why) = cell_state(p.map(|p| p.state), own, h);
         let is_listed = p.is_some_and(|p| p.state.is_listed());
-        listed += usize::from(is_listed);
-        usable += usize::from(h.is_some_and(|h| h.is_healthy()));
-        unchecked += usize::from(state == "unchecked");
+        n.listed += usize::from(is_listed);
+        n.usable += usize::from(h.is_some_and(|h| h.is_healthy()));
+        n.unchecked += usize::from(state == "unchecked");
         // the details only where the pair has a state of its own: most rows are plain
         let listing = p.map(|p| {
             // the latest request of this listing (one made during an earlier listing does not count)
-            let request = requests
+            let request = r
+                .requests
                 .iter()
-                .find(|r| r.list == l.def.id)
-                .filter(|r| is_listed && r.delisted_at.is_none())
+                .find(|q| q.list == l.def.id)
+                .filter(|q| is_listed && q.delisted_at.is_none())
                 .cloned();
             Listing {
                 since: p.since,
                 codes: p.details.codes.iter().map(|c| c.to_string()).collect(),
                 meanings: p.details.meanings.clone(),
                 txt: p.details.txt.clone(),
-                delist: l.def.delist_url(&target),
+                delist: l.def.delist_url(target),
                 expiry: view::expiry_text(&l.def),
                 impact: is_listed.then(|| st.live.impact(&t, &l.def.id, p.since)),
-                overdue: request.as_ref().is_some_and(|r| r.overdue(at)),
+                overdue: request.as_ref().is_some_and(|q| q.overdue(at)),
                 request,
             }
         });
@@ -149,38 +180,48 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
             name: l.def.name.clone(),
             operator: view::operator(&l.def.zone),
             health: h.map_or("unchecked", |h| h.name()),
-            state,
-            state_why: why,
+            state: CellState { state, why },
             listed: is_listed,
             listing,
-            impact: assessment
+            impact: r
+                .assessment
                 .as_ref()
                 .and_then(|a| a.listing(&t, &l.def.id))
                 .map(super::impact::impact_json),
         });
     }
-    // listed first, then pending, then the rest (unchecked before clear)
     let rank = |s: &str| match s {
         "listed" | "clearing" => 0,
         "suspected" => 1,
         "unchecked" => 2,
         _ => 3,
     };
-    rows.sort_by_key(|r| rank(r.state));
-    let summary = if listed > 0 {
+    rows.sort_by_key(|r| rank(r.state.state));
+    (rows, n)
+}
+
+/// The page's one line.
+fn summary(n: &Tally, lists: usize) -> String {
+    if n.listed > 0 {
         format!(
-            "Listed on {listed} of {} list{}",
-            rows.len(),
-            if rows.len() == 1 { "" } else { "s" }
+            "Listed on {} of {lists} list{}",
+            n.listed,
+            if lists == 1 { "" } else { "s" }
         )
-    } else if usable == 0 {
+    } else if n.usable == 0 {
         "Can't tell: no list that answers for it is usable".to_string()
-    } else if unchecked > 0 {
-        format!("Not listed on any of the {usable} usable lists; {unchecked} unchecked")
+    } else if n.unchecked > 0 {
+        format!(
+            "Not listed on any of the {} usable lists; {} unchecked",
+            n.usable, n.unchecked
+        )
     } else {
-        format!("Not listed on any of the {usable} lists")
-    };
-    let until = at;
+        format!("Not listed on any of the {} lists", n.usable)
+    }
+}
+
+/// The listing periods on a timeline from the first (at least a day) to now.
+fn timeline(periods: &[store::ListingRow], until: i64) -> String {
     let since = periods
         .iter()
         .map(|p| p.started_at)
@@ -196,36 +237,54 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
             to: p.ended_at,
         })
         .collect();
-    let timeline = if bars.is_empty() {
+    if bars.is_empty() {
         String::new()
     } else {
         super::svg::timeline(&bars, since, until)
+    }
+}
+
+/// The target page's data; 404 for targets not configured. The API serves it without the SVG.
+pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, WebError> {
+    let rt = st.live.snapshot();
+    let target = Target::parse(raw)
+        .map_err(|_| WebError::NotFound(format!("{raw:?} is not a monitored target")))?;
+    let Some(conf) = rt.cfg.targets.iter().find(|c| c.spec.contains(&target)) else {
+        return Err(WebError::NotFound(format!(
+            "{target} is not a monitored target"
+        )));
     };
-    let requests: Vec<serde_json::Value> = requests
+    let t = target.to_string();
+    let r = read(st, t.clone()).await?;
+    let at = now();
+    let (rows, n) = rows(st, &target, &r, at);
+    let requests: Vec<serde_json::Value> = r
+        .requests
         .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["overdue"] = r.overdue(at).into();
+        .map(|q| {
+            let mut v = serde_json::to_value(q).unwrap_or_default();
+            v["overdue"] = q.overdue(at).into();
             v
         })
         .collect();
-    let receivers = assessment
+    let receivers = r
+        .assessment
         .iter()
         .flat_map(|a| a.receivers.iter())
-        .filter(|r| r.lists.iter().any(|c| c.listed.contains(&t)))
+        .filter(|x| x.lists.iter().any(|c| c.listed.contains(&t)))
         .cloned()
         .collect();
     Ok(TargetView {
         receivers,
         target: t,
         label: conf.label.clone(),
-        summary,
-        listed,
+        summary: summary(&n, rows.len()),
+        listings: n.listed,
         rows,
-        periods,
+        timeline: timeline(&r.periods, at),
+        periods: r.periods,
         requests,
-        events,
-        timeline,
+        events: r.events,
     })
 }
 

@@ -518,12 +518,12 @@ fn the_daemon_raises_resolver_unusable_once_and_recovers() {
     let rows = tv["rows"].as_array().unwrap();
     assert!(!rows.is_empty());
     assert!(
-        rows.iter()
-            .all(|r| r["state"] == "unchecked" || (r["id"] == "bl-test" && r["state"] == "listed")),
+        rows.iter().all(|r| r["state"]["state"] == "unchecked"
+            || (r["list"] == "bl-test" && r["state"]["state"] == "listed")),
         "{}",
         tv["rows"]
     );
-    assert!(rows.iter().any(|r| r["state"] == "unchecked"));
+    assert!(rows.iter().any(|r| r["state"]["state"] == "unchecked"));
     let (_, m) = http_get(wport, "/metrics");
     assert!(m.contains("\nrblwatch_resolver_usable 0\n"), "{m}");
     assert!(
@@ -596,11 +596,11 @@ fn a_pair_without_an_answer_is_unchecked_on_the_pages() {
         let r = v["rows"]
             .as_array()?
             .iter()
-            .find(|r| r["id"] == "dyn-test")?
+            .find(|r| r["list"] == "dyn-test")?
             .clone();
         Some((
-            r["state"].as_str()?.to_string(),
-            r["state_why"].as_str().unwrap_or("").to_string(),
+            r["state"]["state"].as_str()?.to_string(),
+            r["state"]["why"].as_str().unwrap_or("").to_string(),
         ))
     };
     let (s, why) = crate::util::wait_for("192.0.2.200 unchecked", t, || {

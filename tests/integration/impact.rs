@@ -522,9 +522,9 @@ daily_limit = 100000000
             .map(|l| l["impact"].clone())
             .unwrap_or_default()
     };
-    assert_eq!(imp("192.0.2.77")["state"], "rejecting", "{v}");
+    assert_eq!(imp("192.0.2.77")["kind"], "rejecting", "{v}");
     assert_eq!(imp("192.0.2.77")["severity"], "critical");
-    assert_eq!(imp("192.0.2.78")["state"], "none_seen");
+    assert_eq!(imp("192.0.2.78")["kind"], "none_seen");
     assert_eq!(imp("192.0.2.78")["severity"], "warning");
     assert_eq!(v["verdict"]["kind"], "listed_rejecting", "{}", v["verdict"]);
     assert!(
@@ -540,10 +540,10 @@ daily_limit = 100000000
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["id"] == "spamhaus-zen")
+        .find(|r| r["list"] == "spamhaus-zen")
         .unwrap()
         .clone();
-    assert_eq!(row["impact"]["state"], "rejecting", "{row}");
+    assert_eq!(row["impact"]["kind"], "rejecting", "{row}");
     assert_eq!(target["receivers"][0]["verdict"], "cites-listing");
     let r = get_json(wport, "/api/v1/receivers");
     assert_eq!(
@@ -667,7 +667,7 @@ daily_limit = 100000000
         .as_array()
         .unwrap()
         .iter()
-        .all(|l| l["impact"]["state"] == "none_seen"));
+        .all(|l| l["impact"]["kind"] == "none_seen"));
     assert!(
         d.child.try_wait().unwrap().is_none(),
         "one daemon did all of it"

@@ -195,6 +195,16 @@ name = "mxlog"
 kind = "postfix_log"
 path = {maillog:?}
 
+[[sources]]
+name = "fleet"
+kind = "postfix"
+command = ["true"]
+
+[[sources]]
+name = "load"
+kind = "command"
+command = ["true"]
+
 [[spikes]]
 metric = "mx.queue_depth"
 kind = "queue_spike"
@@ -374,6 +384,44 @@ fn the_page_the_api_metrics_and_the_cli_give_one_verdict_in_every_state() {
             "rblwatch status in {state:?}"
         );
         assert_eq!(cli["verdict"]["text"], api["verdict"]["text"], "{state:?}");
+        // issue 22: what to do follows each listing's delisting state (spamcop-zen's was requested)
+        if matches!(state, State::ListedRejecting | State::ListedNoImpact) {
+            let todo: Vec<String> = api["verdict"]["todo"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["text"].as_str().unwrap().to_string())
+                .collect();
+            assert!(
+                !todo
+                    .iter()
+                    .any(|t| t.contains("request delisting from") && t.contains("spamcop-zen")),
+                "{state:?}: {todo:?}"
+            );
+            assert!(
+                todo.iter().any(|t| t.contains("request delisting from")
+                    && t.contains("spamhaus-zen")
+                    && t.contains("uceprotect-zen")),
+                "{state:?}: every listing not yet requested is named: {todo:?}"
+            );
+            assert!(
+                todo.iter()
+                    .any(|t| t.contains("198.51.100.7") && t.contains("mailspike-zen")),
+                "{state:?}: {todo:?}"
+            );
+            assert!(
+                // requested 30 hours ago, the list's usual time 24 hours: a follow-up, not a new request
+                todo.iter()
+                    .any(|t| t.starts_with("Follow up with spamcop-zen for 192.0.2.1")),
+                "{state:?}: {todo:?}"
+            );
+            assert_eq!(cli["verdict"]["todo"], api["verdict"]["todo"]);
+            let page_todo = page.replace("&#x27;", "'").replace("&quot;", "\"");
+            assert!(
+                page_todo.contains("Follow up with spamcop-zen for 192.0.2.1"),
+                "{state:?}"
+            );
+        }
     }
 }
 
@@ -459,6 +507,14 @@ fn populate(state: State, db: &Path, ids: &[String]) {
         );
         listed(
             "198.51.100.9",
+            "spamrats-zen",
+            now - h,
+            "RATS-Spam",
+            PairState::Suspected { seen: 1 },
+        );
+        // .10 beside .9: text order would put it first
+        listed(
+            "198.51.100.10",
             "spamrats-zen",
             now - h,
             "RATS-Spam",
@@ -555,6 +611,12 @@ fn populate(state: State, db: &Path, ids: &[String]) {
         ] {
             store::insert_sample(&c, src, metric, at, v).unwrap();
         }
+        // a fleet's twelve queues on one chart, and a command's one number
+        for q in 0..12 {
+            let v = (q * 3 + (i % 5)) as f64;
+            store::insert_sample(&c, "fleet", &format!("queue_mx{q:02}"), at, v).unwrap();
+        }
+        store::insert_sample(&c, "load", "value", at, (i % 9) as f64).unwrap();
     }
     let metric = |s: &str, m: &str| Subject::Metric {
         source: s.into(),
@@ -645,6 +707,35 @@ fn visit(br: &Browser, url: &str, width: u32, shot: &str) -> String {
     br.text()
 }
 
+/// Nothing on the page lies beyond the viewport's right edge (a table's
+/// cells included, even inside a box that scrolls: a column off-screen is
+/// lost on a phone); only the targets × lists matrix may scroll in its box.
+/// And every chart's text is at least 11 px as rendered (its font size
+/// times the SVG's scale).
+fn fits(br: &Browser, url: &str, width: u32) {
+    let out = br.script(
+        "const w = document.documentElement.clientWidth; \
+         return [...document.querySelectorAll('body *')].filter(e => !e.closest('.matrix-wrap, head, title, script, style')) \
+           .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.right > w + 1; }) \
+           .slice(0, 5).map(e => e.tagName + '.' + (typeof e.className === 'string' ? e.className : e.className.baseVal) + ' ' + Math.round(e.getBoundingClientRect().right) + ': ' + (e.textContent || '').slice(0, 60))",
+    );
+    assert_eq!(
+        out,
+        serde_json::json!([]),
+        "{url} at {width} px: cut off at the right edge"
+    );
+    let small = br.script(
+        "return [...document.querySelectorAll('svg text')].filter(t => t.getBoundingClientRect().width > 0) \
+           .map(t => [t.textContent, parseFloat(getComputedStyle(t).fontSize) * t.ownerSVGElement.getScreenCTM().a]) \
+           .filter(x => x[1] < 11)",
+    );
+    assert_eq!(
+        small,
+        serde_json::json!([]),
+        "{url} at {width} px: chart text under 11 px"
+    );
+}
+
 /// Remote text on the page stayed text: no script ran, no element was made of it.
 fn inert(br: &Browser, title: &str) {
     assert_eq!(br.script("return document.title").as_str(), Some(title));
@@ -704,6 +795,7 @@ fn the_overview_in_every_verdict_state_at_desktop_and_phone_width() {
                 );
             }
             inert(&br, "Overview · rblwatch");
+            fits(&br, "/", width);
         }
         // the matrix: unchecked pairs look unlike clear ones; 40 lists fit a desktop screen
         br.viewport(1280, 900);
@@ -762,7 +854,7 @@ fn the_overview_in_every_verdict_state_at_desktop_and_phone_width() {
                         && count("td.cell-clear") > 0
                         && count("td.cell-na") > 0
                 );
-                assert_eq!(count("svg.spark"), 7, "a sparkline per mail metric");
+                assert_eq!(count("svg.spark"), 20, "a sparkline per mail metric");
                 // every link on the page leads somewhere: spike events link to the mail page, not /target/<metric>
                 assert!(count("table.events a[href=\"/mail\"]") >= 2);
                 let links: Vec<String> = serde_json::from_value(br.script(
@@ -860,7 +952,7 @@ fn target_mail_and_lists_pages_at_desktop_and_phone_width() {
         );
         assert_eq!(count("form.delist input[name=csrf]"), 3);
         let timeline: Vec<String> = serde_json::from_value(br.script(
-            "return [...document.querySelectorAll('figure.timeline svg text')].map(t => t.textContent)",
+            "return [...document.querySelectorAll('figure.timeline svg text')].filter(t => t.getBoundingClientRect().width > 0).map(t => t.textContent)",
         ))
         .unwrap();
         assert!(timeline.iter().any(|t| t == "time (UTC)"), "{timeline:?}");
@@ -892,12 +984,17 @@ fn target_mail_and_lists_pages_at_desktop_and_phone_width() {
         );
         inert(&br, "Mail · rblwatch");
         assert_eq!(
-            count("figure svg"),
-            3,
-            "mx messages, mx seconds, mxlog per read interval"
+            count("figure svg.chart.wide"),
+            5,
+            "mx messages, mx seconds, mxlog per read interval, fleet messages, load"
+        );
+        assert_eq!(
+            count("figure svg.chart.narrow"),
+            5,
+            "each chart drawn for phones too"
         );
         let labels: Vec<String> = serde_json::from_value(br.script(
-            "return [...document.querySelectorAll('figure svg text')].map(t => t.textContent)",
+            "return [...document.querySelectorAll('figure svg text')].filter(t => t.getBoundingClientRect().width > 0).map(t => t.textContent)",
         ))
         .unwrap();
         for l in [
@@ -915,15 +1012,38 @@ fn target_mail_and_lists_pages_at_desktop_and_phone_width() {
                 .iter()
                 .filter(|x| x.len() == 5 && x.as_bytes()[2] == b':')
                 .count()
-                >= 6,
+                >= 3 * 5, // three a chart at either width
             "hour ticks: {labels:?}"
         );
-        assert_eq!(count("rect.spike"), 2, "two spike windows");
+        assert_eq!(count("svg.chart.wide rect.spike"), 2, "two spike windows");
         assert_eq!(
-            count("figure#mx-messages polyline.series"),
+            count("figure#mx-messages svg.chart.wide polyline.series"),
             4,
             "four queue figures on one chart"
         );
+        // issue 22: twelve series of one source, twelve colours (lines and legend)
+        let strokes: Vec<String> = serde_json::from_value(br.script(
+            "return [...document.querySelectorAll('figure#fleet-messages svg.chart.wide polyline.series')].map(p => p.getAttribute('stroke'))",
+        ))
+        .unwrap();
+        let distinct: std::collections::HashSet<&String> = strokes.iter().collect();
+        assert_eq!((strokes.len(), distinct.len()), (12, 12), "{strokes:?}");
+        let swatches: Vec<String> = serde_json::from_value(br.script(
+            "return [...document.querySelectorAll('figure#fleet-messages .chart-legend svg rect')].map(r => r.getAttribute('fill'))",
+        ))
+        .unwrap();
+        assert_eq!(swatches, strokes, "the legend's colours are the lines'");
+        // a command's one number is charted under the source's name, not "value: value"
+        let caption =
+            br.script("return document.querySelector('figure#load-load figcaption').innerText");
+        assert_eq!(caption.as_str(), Some("load · load"), "{caption}");
+        assert!(!br.text().contains("value: value"));
+        // ranges down to an hour; a day of data opens at 24 h
+        let ranges: Vec<String> = serde_json::from_value(br.script(
+            "return [...document.querySelectorAll('.ranges a')].map(a => a.textContent + (a.classList.contains('current') ? '*' : ''))",
+        ))
+        .unwrap();
+        assert_eq!(ranges, ["1h", "6h", "24h*", "7d", "30d"]);
 
         // the lists page
         let text = visit(
@@ -938,4 +1058,68 @@ fn target_mail_and_lists_pages_at_desktop_and_phone_width() {
             "{text}"
         );
     }
+}
+
+/// Issue 22 point 1: every page at a phone's width (390 px) and a desktop's
+/// (1280 px): nothing scrolls sideways or is cut off (tables become stacked
+/// cards), chart text is at least 11 px, targets sort as addresses.
+#[test]
+fn every_page_fits_a_phone_and_a_desktop() {
+    let br = Browser::start();
+    let s = site(State::ListedRejecting);
+    let pages = [
+        "/",
+        "/target/192.0.2.1",
+        "/receivers",
+        "/lists",
+        "/events",
+        "/hooks",
+        "/alerts",
+        "/mail",
+        "/audit",
+        "/list/spamhaus-zen",
+        "/targets",
+    ];
+    for width in [390, 1280] {
+        for page in pages {
+            let shot = format!(
+                "page{}-{width}.png",
+                page.replace('/', "-").trim_end_matches('-')
+            );
+            visit(&br, &format!("{}{page}", s.base), width, &shot);
+            fits(&br, page, width);
+        }
+        // the listings keep their impact and delisting state on a phone, labelled
+        br.goto(&format!("{}/", s.base));
+        let text = br.script("return document.querySelector('table.listings').innerText");
+        let text = text.as_str().unwrap_or_default();
+        assert!(text.contains("rejecting mail"), "{text}");
+        assert!(text.contains("requested"), "{text}");
+        if width == 390 {
+            // each cell on its own line, named by its column (generated content)
+            let labels = br.script(
+                "return [...document.querySelector('table.listings tbody tr').cells].map(c => getComputedStyle(c, '::before').content)",
+            );
+            assert_eq!(
+                labels,
+                serde_json::json!([
+                    "none",
+                    "none",
+                    "\"Since: \"",
+                    "\"Impact: \"",
+                    "\"Delisting: \""
+                ]),
+            );
+        }
+    }
+    // the matrix's rows: 198.51.100.7 (2 listings), then .9 before .10 and so on (not .10 before .9)
+    br.viewport(1280, 900);
+    br.goto(&format!("{}/", s.base));
+    let rows: Vec<String> = serde_json::from_value(br.script(
+        "return [...document.querySelectorAll('table.matrix tbody th a')].map(a => a.textContent)",
+    ))
+    .unwrap();
+    let i = |t: &str| rows.iter().position(|r| r == t).unwrap_or(usize::MAX);
+    assert!(i("198.51.100.8") < i("198.51.100.11"), "{rows:?}");
+    assert!(i("198.51.100.9") < i("198.51.100.10"), "{rows:?}");
 }

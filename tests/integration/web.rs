@@ -150,6 +150,51 @@ fn post(url: &str, body: &str, origin: Option<&str>, auth: Option<&str>) -> u16 
     })
 }
 
+/// RFC 9457's media type: every error status of the API answers with it.
+const PROBLEM: &str = "application/problem+json";
+
+/// A problem document of this status: type, title, status (a number).
+fn problem(body: &str, status: u16) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(v["status"], status, "{body}");
+    assert!(v["title"].is_string() && v["type"].is_string(), "{body}");
+}
+
+/// Issue 22: error bodies were text/plain (405 empty); now problem+json,
+/// whoever answers (a handler, the router, an extractor, the host check).
+#[test]
+fn api_errors_are_problem_documents() {
+    let d = start("");
+    let b = &d.base;
+    let port = b.rsplit(':').next().unwrap();
+    let (s, t, body) = block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{b}/api/v1/status"))
+            .send()
+            .await
+            .unwrap();
+        let t = r.headers()["content-type"].to_str().unwrap().to_string();
+        (r.status().as_u16(), t, r.text().await.unwrap())
+    });
+    assert_eq!((s, t.as_str()), (405, PROBLEM), "{body}");
+    problem(&body, 405);
+    let (s, t, body) = block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("{b}/api/v1/status"))
+            .header("host", format!("rebind.evil.example:{port}"))
+            .send()
+            .await
+            .unwrap();
+        let t = r.headers()["content-type"].to_str().unwrap().to_string();
+        (r.status().as_u16(), t, r.text().await.unwrap())
+    });
+    assert_eq!((s, t.as_str()), (421, PROBLEM), "{body}");
+    problem(&body, 421);
+    // pages keep their own error pages
+    let (s, t, _) = get(&format!("{b}/no/such/page"), None);
+    assert_eq!((s, t.as_str()), (404, "text/plain; charset=utf-8"));
+}
+
 #[test]
 fn every_route_answers_with_the_right_status_and_type() {
     let d = start("");
@@ -180,25 +225,27 @@ fn every_route_answers_with_the_right_status_and_type() {
         ("/api/v1/targets", 200, "application/json"),
         ("/api/v1/targets?page=2", 200, "application/json"),
         ("/api/v1/targets/192.0.2.1", 200, "application/json"),
-        ("/api/v1/targets/10.9.9.9", 404, "text/plain; charset=utf-8"),
+        ("/api/v1/targets/10.9.9.9", 404, PROBLEM),
         ("/api/v1/lists", 200, "application/json"),
         ("/api/v1/lists/bl-test", 200, "application/json"),
-        ("/api/v1/lists/nope", 404, "text/plain; charset=utf-8"),
+        ("/api/v1/lists/nope", 404, PROBLEM),
         ("/api/v1/events", 200, "application/json"),
         ("/api/v1/hook-runs", 200, "application/json"),
         ("/api/v1/alerts", 200, "application/json"),
         ("/api/v1/metrics/mx/queue_depth", 200, "application/json"),
-        (
-            "/api/v1/metrics/mx/nothing",
-            404,
-            "text/plain; charset=utf-8",
-        ),
+        ("/api/v1/metrics/mx/nothing", 404, PROBLEM),
+        ("/api/v1/metrics/mx/queue_depth?range=2h", 400, PROBLEM),
+        ("/api/v1/events?page=x", 400, PROBLEM),
+        ("/api/v1/no/such/thing", 404, PROBLEM),
         ("/metrics", 200, "text/plain; version=0.0.4; charset=utf-8"),
         ("/healthz", 200, "text/plain; charset=utf-8"),
         ("/no/such/page", 404, "text/plain; charset=utf-8"),
     ] {
         let (s, t, body) = get(&format!("{b}{path}"), None);
         assert_eq!((s, t.as_str()), (status, ctype), "{path}: {body}");
+        if ctype == PROBLEM {
+            problem(&body, status);
+        }
         // secrets never appear on a page or in the API
         assert!(!body.contains(SECRET), "{path} shows the DQS key");
     }
@@ -216,7 +263,11 @@ fn every_route_answers_with_the_right_status_and_type() {
     );
     // one chart for the source's queue figures (one unit), axes and threshold labelled
     let (_, _, m) = get(&format!("{b}/mail"), None);
-    assert_eq!(m.matches("<svg").count(), 1, "{m}");
+    assert_eq!(
+        m.matches("<svg class=\"chart ").count(),
+        2,
+        "one chart, drawn wide and narrow: {m}"
+    );
     assert!(
         m.contains("<b>mx</b> · messages")
             && m.contains(">messages</text>")
@@ -234,9 +285,30 @@ fn every_route_answers_with_the_right_status_and_type() {
     // pagination in the API
     let (_, _, j) = get(&format!("{b}/api/v1/targets"), None);
     let v: serde_json::Value = serde_json::from_str(&j).unwrap();
-    assert_eq!(v["total"], "6");
-    assert_eq!(v["has_next"], false);
+    assert_eq!(v["total"], 6, "a count is a number");
     assert_eq!(v["targets"].as_array().unwrap().len(), 6);
+    assert_eq!(v["has_next"], false);
+    let (_, _, j) = get(&format!("{b}/api/v1/targets?per_page=4&page=2"), None);
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(
+        (&v["page"], &v["per_page"], &v["total"], &v["has_next"]),
+        (&2.into(), &4.into(), &6.into(), &false.into()),
+        "{v}"
+    );
+    assert_eq!(v["targets"].as_array().unwrap().len(), 2);
+    for path in [
+        "/api/v1/events",
+        "/api/v1/hook-runs",
+        "/api/v1/alerts",
+        "/api/v1/delistings",
+        "/api/v1/receivers",
+    ] {
+        let (_, _, j) = get(&format!("{b}{path}?per_page=1"), None);
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert!(v["total"].is_u64() && v["per_page"] == 1, "{path}: {v}");
+        let (s, _, _) = get(&format!("{b}{path}?per_page=501"), None);
+        assert_eq!(s, 400, "{path}: per_page is bounded");
+    }
     let (_, _, j) = get(&format!("{b}/api/v1/status"), None);
     let v: serde_json::Value = serde_json::from_str(&j).unwrap();
     assert_eq!(v["verdict"]["kind"], "listed_no_impact");
@@ -987,4 +1059,105 @@ fn requests_under_a_foreign_host_name_are_refused() {
     }
     // a load balancer's health check needs no particular name
     assert_eq!(with_host("GET", "/healthz", "lb.internal").0, 200);
+}
+
+/// Where scripts/test installs the OpenAPI tools from PyPI (a venv of their own).
+fn openapi_tool(name: &str) -> std::path::PathBuf {
+    let venv = std::env::var("RBLWATCH_OPENAPI_VENV")
+        .unwrap_or_else(|_| "/var/cache/rblwatch-lab/openapi-venv".into());
+    let p = std::path::Path::new(&venv).join("bin").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test (it installs openapi-spec-validator and schemathesis from PyPI into {venv})",
+        p.display()
+    );
+    p
+}
+
+/// Issue 22 point 2: an OpenAPI 3.1 document generated from the handlers'
+/// types, valid by `openapi-spec-validator`, and the running daemon keeps to
+/// it under `schemathesis`' property-based requests: no 5xx, every status
+/// documented, every body of the documented type and schema.
+#[test]
+fn the_api_keeps_to_its_openapi_document() {
+    let d = start("");
+    let b = &d.base;
+    let (s, t, doc) = get(&format!("{b}/api/v1/openapi.json"), None);
+    assert_eq!((s, t.as_str()), (200, "application/json"), "{doc}");
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert!(
+        v["openapi"].as_str().unwrap_or("").starts_with("3.1"),
+        "{}",
+        v["openapi"]
+    );
+    for path in [
+        "/api/v1/status",
+        "/api/v1/targets",
+        "/api/v1/targets/{target}",
+        "/api/v1/lists",
+        "/api/v1/lists/{list}",
+        "/api/v1/events",
+        "/api/v1/hook-runs",
+        "/api/v1/alerts",
+        "/api/v1/metrics/{source}/{metric}",
+        "/api/v1/receivers",
+        "/api/v1/audit",
+        "/api/v1/delistings",
+        "/api/v1/openapi.json",
+    ] {
+        assert!(v["paths"][path].is_object(), "{path} is not described");
+    }
+    // counts are numbers in the schema too
+    let targets = &v["components"]["schemas"]["TargetsPage"]["properties"];
+    assert_eq!(targets["total"]["type"], "integer", "{targets}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &doc).unwrap();
+    let o = Command::new(openapi_tool("openapi-spec-validator"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new(openapi_tool("schemathesis"))
+        .current_dir(dir.path())
+        .env("SCHEMATHESIS_HOOKS", "")
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--url",
+            b,
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "25",
+            "--seed",
+            "22",
+            "--workers",
+            "2",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "schemathesis found problems:\n{out}");
+    eprintln!("{out}");
+    // it did test: every operation, and none skipped for want of a schema it could use
+    assert!(
+        out.contains("14 selected") || out.contains("14 total"),
+        "{out}"
+    );
 }
