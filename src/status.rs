@@ -434,8 +434,34 @@ fn blind(f: &VerdictFacts) -> Option<(String, Todo)> {
 /// a backscatter risk, then blindness; "all clear" only when none applies.
 /// A verdict never calls a target clear on lists whose answers do not count.
 pub fn verdict(f: &VerdictFacts) -> VerdictView {
-    let mut also = Vec::new();
     let blind = blind(f);
+    let also = standing_notes(f);
+    let why_blind = blind.as_ref().map(|(why, _)| why.as_str());
+    if !f.listings.is_empty() {
+        return listed_verdict(f, why_blind, also);
+    }
+    if !f.refusing.is_empty() {
+        return refused_verdict(f, also);
+    }
+    if !f.vulnerable.is_empty() || !f.ndr_spikes.is_empty() {
+        return backscatter_verdict(f, why_blind, also);
+    }
+    if let Some((why, todo)) = blind {
+        return VerdictView {
+            kind: Verdict::CannotTell,
+            text: "Can't tell".into(),
+            detail: format!("Nothing can be said about listings: {why}."),
+            todo: vec![todo],
+            also,
+        };
+    }
+    all_clear_verdict(f, also)
+}
+
+/// The notes shown under every verdict: unusable lists, a degraded resolver,
+/// unchecked pairs and queue spikes.
+fn standing_notes(f: &VerdictFacts) -> Vec<String> {
+    let mut also = Vec::new();
     if !f.unusable.is_empty() && f.lists_usable > 0 {
         also.push(format!(
             "{} of {} unusable, answers not counted: {}",
@@ -463,41 +489,48 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
             plural(f.unchecked_pairs, "pair", "pairs")
         ));
     }
+    if !f.queue_spikes.is_empty() {
+        also.push(format!("queue spike on {}", f.queue_spikes.join(", ")));
+    }
+    also
+}
+
+/// The first thing to do about a listing: find the cause, then delist.
+fn first_listed(l: &ListingFact) -> Todo {
+    Todo {
+        text: format!(
+            "Find and stop the cause for {} (compromised account, open relay, backscatter), then request delisting from {} on its page",
+            l.target, l.list
+        ),
+        href: target_href(&l.target),
+    }
+}
+
+/// The backscatter risk as a note under another verdict, if there is one.
+fn vulnerable_note(f: &VerdictFacts) -> Option<String> {
+    f.vulnerable
+        .first()
+        .map(|(d, s)| format!("{s} accepts mail for unknown recipients of {d} (backscatter risk)"))
+        .or_else(|| {
+            f.ndr_spikes
+                .first()
+                .map(|m| format!("bounce (NDR) spike on {m} (backscatter risk)"))
+        })
+}
+
+/// The listing branch (some listing exists): "listed and rejecting" when a
+/// receiver refuses mail over one, else "listed, no impact seen".
+fn listed_verdict(f: &VerdictFacts, why_blind: Option<&str>, mut also: Vec<String>) -> VerdictView {
     let rejecting: Vec<&ListingFact> = f
         .listings
         .iter()
         .filter(|l| l.impact == Impact::Rejecting)
         .collect();
-    let first_listed = |ls: &[&ListingFact]| -> Todo {
-        let l = ls[0];
-        Todo {
-            text: format!(
-                "Find and stop the cause for {} (compromised account, open relay, backscatter), then request delisting from {} on its page",
-                l.target, l.list
-            ),
-            href: target_href(&l.target),
-        }
-    };
-    if !f.queue_spikes.is_empty() {
-        also.push(format!("queue spike on {}", f.queue_spikes.join(", ")));
-    }
-    let vulnerable_note = || {
-        f.vulnerable
-            .first()
-            .map(|(d, s)| {
-                format!("{s} accepts mail for unknown recipients of {d} (backscatter risk)")
-            })
-            .or_else(|| {
-                f.ndr_spikes
-                    .first()
-                    .map(|m| format!("bounce (NDR) spike on {m} (backscatter risk)"))
-            })
-    };
     if !rejecting.is_empty() {
-        if let Some(v) = vulnerable_note() {
+        if let Some(v) = vulnerable_note(f) {
             also.push(v);
         }
-        if let Some((why, _)) = &blind {
+        if let Some(why) = why_blind {
             also.push(format!("current state unknown: {why}"));
         }
         let targets: std::collections::BTreeSet<&str> =
@@ -520,7 +553,7 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
                 plural(f.listings.len(), "listing", "listings")
             ),
             todo: vec![
-                first_listed(&rejecting),
+                first_listed(rejecting[0]),
                 Todo {
                     text: "Then press \"Delisting requested\" there: rblwatch re-checks at once and reminds you if it is still listed past the list's usual expiry".into(),
                     href: None,
@@ -529,107 +562,108 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
             also,
         };
     }
-    if !f.listings.is_empty() {
-        if !f.refusing.is_empty() {
-            also.push(format!(
-                "refused by {} for other reasons",
-                f.refusing.join(", ")
-            ));
-        }
-        if let Some(v) = vulnerable_note() {
-            also.push(v);
-        }
-        if let Some((why, _)) = &blind {
-            also.push(format!("current state unknown: {why}"));
-        }
-        let all: Vec<&ListingFact> = f.listings.iter().collect();
-        let unknown = f.listings.iter().all(|l| l.impact == Impact::Unknown);
-        return VerdictView {
-            kind: Verdict::ListedNoImpact,
-            text: format!(
-                "Listed, no impact seen: {}",
-                plural(f.listings.len(), "listing", "listings")
-            ),
-            detail: if unknown {
-                "No delivery results are read, so rejections could not be seen; receivers that use these lists may still refuse mail.".into()
-            } else {
-                "Receivers have not rejected mail over these listings so far.".into()
-            },
-            todo: vec![
-                first_listed(&all),
-                Todo {
-                    text: "Press \"Delisting requested\" once asked: rblwatch re-checks at once and tracks the time to delist".into(),
-                    href: None,
-                },
-            ],
-            also,
-        };
-    }
     if !f.refusing.is_empty() {
-        if let Some(v) = vulnerable_note() {
-            also.push(v);
-        }
-        return VerdictView {
-            kind: Verdict::RefusedNotListed,
-            text: "Refused, not listed".into(),
-            detail: format!(
-                "{} refuse mail for reasons about us, and no monitored list explains it.",
-                f.refusing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-            ),
-            todo: vec![Todo {
-                text: "Read the receivers' replies: a list not monitored here, or the receiver's own reputation system".into(),
-                href: Some("/receivers".into()),
-            }],
-            also,
-        };
+        also.push(format!(
+            "refused by {} for other reasons",
+            f.refusing.join(", ")
+        ));
     }
-    if !f.vulnerable.is_empty() || !f.ndr_spikes.is_empty() {
-        if let Some((why, _)) = &blind {
-            also.push(format!("listings unknown: {why}"));
-        }
-        let detail = match f.vulnerable.first() {
-            Some((domain, server)) => format!(
-                "{server} accepts mail for unknown recipients of {domain}{}: it will bounce it to forged senders, which gets servers blacklisted.",
-                if f.vulnerable.len() > 1 {
-                    format!(" (and {} more)", plural(f.vulnerable.len() - 1, "server", "servers"))
-                } else {
-                    String::new()
-                }
-            ),
-            None => format!(
-                "Bounces (NDRs) spike on {}: the server is bouncing mail to forged senders now, which gets servers blacklisted.",
-                f.ndr_spikes.join(", ")
-            ),
-        };
-        if !f.vulnerable.is_empty() && !f.ndr_spikes.is_empty() {
-            also.push(format!("bounce (NDR) spike on {}", f.ndr_spikes.join(", ")));
-        }
-        return VerdictView {
-            kind: Verdict::BackscatterRisk,
-            text: "Backscatter risk".into(),
-            detail,
-            todo: vec![
-                Todo {
-                    text: "Reject unknown recipients at RCPT time (Postfix: smtpd_reject_unlisted_recipient and a recipient map; hooks/postfix-strict-recipients)".into(),
-                    href: None,
-                },
-                Todo {
-                    text: "Look at the bounce figures".into(),
-                    href: Some("/mail".into()),
-                },
-            ],
-            also,
-        };
+    if let Some(v) = vulnerable_note(f) {
+        also.push(v);
     }
-    if let Some((why, todo)) = blind {
-        return VerdictView {
-            kind: Verdict::CannotTell,
-            text: "Can't tell".into(),
-            detail: format!("Nothing can be said about listings: {why}."),
-            todo: vec![todo],
-            also,
-        };
+    if let Some(why) = why_blind {
+        also.push(format!("current state unknown: {why}"));
     }
+    let unknown = f.listings.iter().all(|l| l.impact == Impact::Unknown);
+    VerdictView {
+        kind: Verdict::ListedNoImpact,
+        text: format!(
+            "Listed, no impact seen: {}",
+            plural(f.listings.len(), "listing", "listings")
+        ),
+        detail: if unknown {
+            "No delivery results are read, so rejections could not be seen; receivers that use these lists may still refuse mail.".into()
+        } else {
+            "Receivers have not rejected mail over these listings so far.".into()
+        },
+        todo: vec![
+            first_listed(&f.listings[0]),
+            Todo {
+                text: "Press \"Delisting requested\" once asked: rblwatch re-checks at once and tracks the time to delist".into(),
+                href: None,
+            },
+        ],
+        also,
+    }
+}
+
+/// Receivers refuse mail for reasons about us while no monitored list lists us.
+fn refused_verdict(f: &VerdictFacts, mut also: Vec<String>) -> VerdictView {
+    if let Some(v) = vulnerable_note(f) {
+        also.push(v);
+    }
+    VerdictView {
+        kind: Verdict::RefusedNotListed,
+        text: "Refused, not listed".into(),
+        detail: format!(
+            "{} refuse mail for reasons about us, and no monitored list explains it.",
+            f.refusing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ),
+        todo: vec![Todo {
+            text: "Read the receivers' replies: a list not monitored here, or the receiver's own reputation system".into(),
+            href: Some("/receivers".into()),
+        }],
+        also,
+    }
+}
+
+/// The backscatter branch: a server accepts unknown recipients, or bounces
+/// spike now.
+fn backscatter_verdict(
+    f: &VerdictFacts,
+    why_blind: Option<&str>,
+    mut also: Vec<String>,
+) -> VerdictView {
+    if let Some(why) = why_blind {
+        also.push(format!("listings unknown: {why}"));
+    }
+    let detail = match f.vulnerable.first() {
+        Some((domain, server)) => format!(
+            "{server} accepts mail for unknown recipients of {domain}{}: it will bounce it to forged senders, which gets servers blacklisted.",
+            if f.vulnerable.len() > 1 {
+                format!(" (and {} more)", plural(f.vulnerable.len() - 1, "server", "servers"))
+            } else {
+                String::new()
+            }
+        ),
+        None => format!(
+            "Bounces (NDRs) spike on {}: the server is bouncing mail to forged senders now, which gets servers blacklisted.",
+            f.ndr_spikes.join(", ")
+        ),
+    };
+    if !f.vulnerable.is_empty() && !f.ndr_spikes.is_empty() {
+        also.push(format!("bounce (NDR) spike on {}", f.ndr_spikes.join(", ")));
+    }
+    VerdictView {
+        kind: Verdict::BackscatterRisk,
+        text: "Backscatter risk".into(),
+        detail,
+        todo: vec![
+            Todo {
+                text: "Reject unknown recipients at RCPT time (Postfix: smtpd_reject_unlisted_recipient and a recipient map; hooks/postfix-strict-recipients)".into(),
+                href: None,
+            },
+            Todo {
+                text: "Look at the bounce figures".into(),
+                href: Some("/mail".into()),
+            },
+        ],
+        also,
+    }
+}
+
+/// "All clear": nothing listed, refused, at risk or unseen.
+fn all_clear_verdict(f: &VerdictFacts, also: Vec<String>) -> VerdictView {
     VerdictView {
         kind: Verdict::AllClear,
         text: "All clear".into(),
