@@ -185,11 +185,24 @@ pub fn check_postfix(
     p: &BTreeMap<String, String>,
     command: &[String],
 ) -> (Vec<String>, Vec<Finding>) {
-    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
     let mut checks = Vec::new();
     let mut f = Vec::new();
-    let mut check = |id: &str| checks.push(id.to_string());
+    postfix_recipient_checks(p, command, &mut checks, &mut f);
+    postfix_relay_checks(p, command, &mut checks, &mut f);
+    postfix_bounce_checks(p, command, &mut checks, &mut f);
+    (checks, sorted(f))
+}
 
+/// Postfix recipient checks: unknown recipients refused at RCPT time, local
+/// and relay recipient maps present (each missing one is a backscatter source).
+fn postfix_recipient_checks(
+    p: &BTreeMap<String, String>,
+    command: &[String],
+    checks: &mut Vec<String>,
+    f: &mut Vec<Finding>,
+) {
+    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
+    let mut check = |id: &str| checks.push(id.to_string());
     check("postfix-unlisted-recipient");
     if get("smtpd_reject_unlisted_recipient") == "no" {
         f.push(Finding {
@@ -232,6 +245,18 @@ pub fn check_postfix(
             backscatter: true,
         });
     }
+}
+
+/// Postfix relay checks: relaying closed to unauthorised destinations and
+/// mynetworks not trusting the whole Internet.
+fn postfix_relay_checks(
+    p: &BTreeMap<String, String>,
+    command: &[String],
+    checks: &mut Vec<String>,
+    f: &mut Vec<Finding>,
+) {
+    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
+    let mut check = |id: &str| checks.push(id.to_string());
     check("postfix-open-relay");
     let relay = get("smtpd_relay_restrictions");
     let rcpt = get("smtpd_recipient_restrictions");
@@ -275,6 +300,18 @@ pub fn check_postfix(
             backscatter: false,
         });
     }
+}
+
+/// Postfix bounce hygiene: soft_bounce off, HELO required, no bounce copies
+/// to the postmaster, bounces not queued for days.
+fn postfix_bounce_checks(
+    p: &BTreeMap<String, String>,
+    command: &[String],
+    checks: &mut Vec<String>,
+    f: &mut Vec<Finding>,
+) {
+    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
+    let mut check = |id: &str| checks.push(id.to_string());
     check("postfix-soft-bounce");
     if get("soft_bounce") == "yes" {
         f.push(Finding {
@@ -326,7 +363,6 @@ pub fn check_postfix(
             });
         }
     }
-    (checks, sorted(f))
 }
 
 fn sorted(mut f: Vec<Finding>) -> Vec<Finding> {

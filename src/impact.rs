@@ -392,14 +392,33 @@ fn samples<'r>(groups: impl Iterator<Item = &'r Rejection>, max: usize) -> Vec<R
 
 /// Joins listings, rejections and backscatter evidence (pure).
 pub fn assess(i: &Inputs<'_>) -> Assessment {
+    let listings = cited_listings(i);
+    let (receivers, receivers_omitted) = receiver_impacts(i);
+    let backscatter = backscatter_diagnoses(i);
+    Assessment {
+        at: i.at,
+        window_secs: i.window_secs,
+        threshold: i.threshold,
+        listings,
+        listed: i.listings.len() as u64,
+        receivers,
+        backscatter,
+        receivers_omitted,
+    }
+}
+
+/// A receiver's display name: its configured name, else its id.
+fn receiver_name(i: &Inputs<'_>, id: &str) -> String {
+    i.receivers
+        .get(id)
+        .map(|r| r.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// Listings some receiver cites in its refusals; the uncited ones are left out.
+fn cited_listings(i: &Inputs<'_>) -> Vec<ListingImpact> {
     let win = window_text(i.window_secs);
-    let name_of = |id: &str| -> String {
-        i.receivers
-            .get(id)
-            .map(|r| r.name.clone())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| id.to_string())
-    };
     // listings: only the cited ones are kept. Refusals about us are grouped by
     // the list they name first, so each listing looks at its own list's refusals
     // (listings x refusals would be quadratic on a large sender).
@@ -429,7 +448,7 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let who: Vec<String> = receivers.iter().map(|r| name_of(r)).collect();
+        let who: Vec<String> = receivers.iter().map(|r| receiver_name(i, r)).collect();
         let text = format!(
             "{} {} mail citing {} ({count} in the last {win})",
             who.join(", "),
@@ -449,7 +468,12 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
             delist: l.delist.clone(),
         });
     }
-    // receivers
+    listings
+}
+
+/// One impact per receiver that refused mail, the rejecting ones first; quiet
+/// receivers (nothing about us) past MAX_QUIET_RECEIVERS are dropped and counted.
+fn receiver_impacts(i: &Inputs<'_>) -> (Vec<ReceiverImpact>, usize) {
     let mut by_receiver: BTreeMap<&str, Vec<(i64, &Rejection)>> = BTreeMap::new();
     for (at, r) in i.rejections {
         by_receiver
@@ -457,155 +481,10 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
             .or_default()
             .push((*at, r));
     }
-    let mut receivers = Vec::new();
-    for (id, rows) in by_receiver {
-        let mut rejected = 0;
-        let mut deferred = 0;
-        let mut other = 0;
-        let mut meanings: BTreeMap<String, u64> = BTreeMap::new();
-        let mut lists: Vec<CitedList> = Vec::new();
-        let mut queue_ids = Vec::new();
-        for (_, r) in &rows {
-            let m = r.meaning.map_or("other", ReplyMeaning::as_str);
-            *meanings.entry(m.to_string()).or_default() += r.count;
-            if about_us(r.meaning) {
-                match r.outcome {
-                    Outcome::Rejected => rejected += r.count,
-                    Outcome::Deferred => deferred += r.count,
-                }
-            } else {
-                other += r.count;
-            }
-            for q in &r.queue_ids {
-                if queue_ids.len() < 10 && !queue_ids.contains(q) {
-                    queue_ids.push(q.clone());
-                }
-            }
-            if names_a_list(r.meaning) && (r.list.is_some() || r.zone.is_some()) {
-                let zone = r.zone.as_deref().map(safe_zone);
-                let slot = lists.iter_mut().find(|c| match (&c.list, &r.list) {
-                    (Some(a), Some(b)) => a == b,
-                    (None, None) => c.zone == zone,
-                    _ => false,
-                });
-                match slot {
-                    Some(c) => c.count += r.count,
-                    None => {
-                        let monitored =
-                            r.list.as_ref().is_some_and(|l| i.monitored.contains_key(l));
-                        let listed = match &r.list {
-                            Some(l) => i
-                                .listings
-                                .iter()
-                                .filter(|x| &x.list == l)
-                                .filter(|x| r.cited.as_deref().is_none_or(|c| c == x.target))
-                                .map(|x| x.target.clone())
-                                .collect(),
-                            None => Vec::new(),
-                        };
-                        lists.push(CitedList {
-                            list: r.list.clone(),
-                            zone,
-                            monitored,
-                            listed,
-                            count: r.count,
-                        });
-                    }
-                }
-            }
-        }
-        let about = rejected + deferred;
-        let verdict = if lists.iter().any(|c| !c.listed.is_empty()) {
-            ReceiverVerdict::CitesListing
-        } else if lists.iter().any(|c| c.monitored) {
-            ReceiverVerdict::CitesClearList
-        } else if !lists.is_empty() {
-            ReceiverVerdict::CitesUnmonitoredList
-        } else if about > 0 {
-            ReceiverVerdict::OwnData
-        } else {
-            ReceiverVerdict::NotAboutUs
-        };
-        let name = name_of(id);
-        let verb = if rejected > 0 { "rejects" } else { "defers" };
-        let label = |c: &CitedList| -> String {
-            match (&c.list, &c.zone) {
-                (Some(l), _) => l.clone(),
-                (None, Some(z)) => z.clone(),
-                (None, None) => "a list".into(),
-            }
-        };
-        let text = match verdict {
-            ReceiverVerdict::CitesListing => {
-                let c = lists
-                    .iter()
-                    .find(|c| !c.listed.is_empty())
-                    .map(|c| format!("{}, which lists {}", label(c), c.listed.join(", ")))
-                    .unwrap_or_default();
-                format!("{name} {verb} mail citing {c}")
-            }
-            ReceiverVerdict::CitesClearList => {
-                let c: Vec<String> = lists.iter().filter(|c| c.monitored).map(label).collect();
-                format!(
-                    "{name} {verb} mail citing {}; the monitor sees no listing of yours there (the receiver may use older or its own data)",
-                    c.join(", ")
-                )
-            }
-            ReceiverVerdict::CitesUnmonitoredList => {
-                let c: Vec<String> = lists.iter().map(label).collect();
-                format!(
-                    "{name} {verb} mail citing {}, a list you do not monitor",
-                    c.join(", ")
-                )
-            }
-            ReceiverVerdict::OwnData => {
-                let top = rows
-                    .iter()
-                    .filter(|(_, r)| about_us(r.meaning))
-                    .fold(BTreeMap::<(&str, &str), u64>::new(), |mut m, (_, r)| {
-                        let k = (
-                            r.meaning.map_or("other", ReplyMeaning::as_str),
-                            r.rule.as_deref().unwrap_or(""),
-                        );
-                        *m.entry(k).or_default() += r.count;
-                        m
-                    })
-                    .into_iter()
-                    .max_by_key(|(_, n)| *n)
-                    .map(|((m, rule), _)| format!("{m} ({rule})"))
-                    .unwrap_or_default();
-                let listed: BTreeSet<&str> = i.listings.iter().map(|l| l.list.as_str()).collect();
-                let tail = if listed.is_empty() {
-                    "no monitored list lists you".to_string()
-                } else {
-                    format!(
-                        "it cites no list (you are listed on {})",
-                        listed.into_iter().collect::<Vec<_>>().join(", ")
-                    )
-                };
-                format!("{name} {verb} mail for {top}; {tail}")
-            }
-            ReceiverVerdict::NotAboutUs => format!(
-                "{name} refused {other} deliveries for reasons not about your reputation (recipients, its own errors, or wording no rule knows)"
-            ),
-        };
-        receivers.push(ReceiverImpact {
-            id: id.to_string(),
-            sender_page: i.receivers.get(id).and_then(|r| r.sender_page.clone()),
-            name,
-            rejected,
-            deferred,
-            other,
-            meanings,
-            lists,
-            verdict,
-            rejecting: about > i.threshold,
-            text,
-            replies: samples(rows.iter().map(|(_, r)| *r), 5),
-            queue_ids,
-            last_at: rows.iter().map(|(a, _)| *a).max().unwrap_or(i.at),
-        });
-    }
+    let mut receivers: Vec<ReceiverImpact> = by_receiver
+        .into_iter()
+        .map(|(id, rows)| receiver_impact(i, id, &rows))
+        .collect();
     receivers.sort_by(|a, b| {
         (b.rejecting, b.rejected + b.deferred, b.other, &a.id).cmp(&(
             a.rejecting,
@@ -623,8 +502,183 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
         quiet += 1;
         quiet <= MAX_QUIET_RECEIVERS
     });
-    let receivers_omitted = before - receivers.len();
-    // backscatter
+    let omitted = before - receivers.len();
+    (receivers, omitted)
+}
+
+/// One receiver's refusals tallied: counts by outcome and meaning, the lists it
+/// cites, its verdict and the sentence that says it.
+fn receiver_impact(i: &Inputs<'_>, id: &str, rows: &[(i64, &Rejection)]) -> ReceiverImpact {
+    let mut rejected = 0;
+    let mut deferred = 0;
+    let mut other = 0;
+    let mut meanings: BTreeMap<String, u64> = BTreeMap::new();
+    let mut lists: Vec<CitedList> = Vec::new();
+    let mut queue_ids = Vec::new();
+    for (_, r) in rows {
+        let m = r.meaning.map_or("other", ReplyMeaning::as_str);
+        *meanings.entry(m.to_string()).or_default() += r.count;
+        if about_us(r.meaning) {
+            match r.outcome {
+                Outcome::Rejected => rejected += r.count,
+                Outcome::Deferred => deferred += r.count,
+            }
+        } else {
+            other += r.count;
+        }
+        for q in &r.queue_ids {
+            if queue_ids.len() < 10 && !queue_ids.contains(q) {
+                queue_ids.push(q.clone());
+            }
+        }
+        if names_a_list(r.meaning) && (r.list.is_some() || r.zone.is_some()) {
+            add_cited_list(&mut lists, r, i);
+        }
+    }
+    let about = rejected + deferred;
+    let verdict = if lists.iter().any(|c| !c.listed.is_empty()) {
+        ReceiverVerdict::CitesListing
+    } else if lists.iter().any(|c| c.monitored) {
+        ReceiverVerdict::CitesClearList
+    } else if !lists.is_empty() {
+        ReceiverVerdict::CitesUnmonitoredList
+    } else if about > 0 {
+        ReceiverVerdict::OwnData
+    } else {
+        ReceiverVerdict::NotAboutUs
+    };
+    let name = receiver_name(i, id);
+    let verb = if rejected > 0 { "rejects" } else { "defers" };
+    let text = receiver_text(i, verdict, &name, verb, &lists, rows, other);
+    ReceiverImpact {
+        id: id.to_string(),
+        sender_page: i.receivers.get(id).and_then(|r| r.sender_page.clone()),
+        name,
+        rejected,
+        deferred,
+        other,
+        meanings,
+        lists,
+        verdict,
+        rejecting: about > i.threshold,
+        text,
+        replies: samples(rows.iter().map(|(_, r)| *r), 5),
+        queue_ids,
+        last_at: rows.iter().map(|(a, _)| *a).max().unwrap_or(i.at),
+    }
+}
+
+/// Counts a refusal that names a list into the receiver's cited lists: the
+/// same list (or, without one, the same zone) adds up; a new one notes whether
+/// it is monitored and which targets it lists.
+fn add_cited_list(lists: &mut Vec<CitedList>, r: &Rejection, i: &Inputs<'_>) {
+    let zone = r.zone.as_deref().map(safe_zone);
+    let slot = lists.iter_mut().find(|c| match (&c.list, &r.list) {
+        (Some(a), Some(b)) => a == b,
+        (None, None) => c.zone == zone,
+        _ => false,
+    });
+    match slot {
+        Some(c) => c.count += r.count,
+        None => {
+            let monitored = r.list.as_ref().is_some_and(|l| i.monitored.contains_key(l));
+            let listed = match &r.list {
+                Some(l) => i
+                    .listings
+                    .iter()
+                    .filter(|x| &x.list == l)
+                    .filter(|x| r.cited.as_deref().is_none_or(|c| c == x.target))
+                    .map(|x| x.target.clone())
+                    .collect(),
+                None => Vec::new(),
+            };
+            lists.push(CitedList {
+                list: r.list.clone(),
+                zone,
+                monitored,
+                listed,
+                count: r.count,
+            });
+        }
+    }
+}
+
+/// The sentence that says a receiver's verdict.
+fn receiver_text(
+    i: &Inputs<'_>,
+    verdict: ReceiverVerdict,
+    name: &str,
+    verb: &str,
+    lists: &[CitedList],
+    rows: &[(i64, &Rejection)],
+    other: u64,
+) -> String {
+    let label = |c: &CitedList| -> String {
+        match (&c.list, &c.zone) {
+            (Some(l), _) => l.clone(),
+            (None, Some(z)) => z.clone(),
+            (None, None) => "a list".into(),
+        }
+    };
+    match verdict {
+        ReceiverVerdict::CitesListing => {
+            let c = lists
+                .iter()
+                .find(|c| !c.listed.is_empty())
+                .map(|c| format!("{}, which lists {}", label(c), c.listed.join(", ")))
+                .unwrap_or_default();
+            format!("{name} {verb} mail citing {c}")
+        }
+        ReceiverVerdict::CitesClearList => {
+            let c: Vec<String> = lists.iter().filter(|c| c.monitored).map(label).collect();
+            format!(
+                "{name} {verb} mail citing {}; the monitor sees no listing of yours there (the receiver may use older or its own data)",
+                c.join(", ")
+            )
+        }
+        ReceiverVerdict::CitesUnmonitoredList => {
+            let c: Vec<String> = lists.iter().map(label).collect();
+            format!(
+                "{name} {verb} mail citing {}, a list you do not monitor",
+                c.join(", ")
+            )
+        }
+        ReceiverVerdict::OwnData => {
+            let top = rows
+                .iter()
+                .filter(|(_, r)| about_us(r.meaning))
+                .fold(BTreeMap::<(&str, &str), u64>::new(), |mut m, (_, r)| {
+                    let k = (
+                        r.meaning.map_or("other", ReplyMeaning::as_str),
+                        r.rule.as_deref().unwrap_or(""),
+                    );
+                    *m.entry(k).or_default() += r.count;
+                    m
+                })
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|((m, rule), _)| format!("{m} ({rule})"))
+                .unwrap_or_default();
+            let listed: BTreeSet<&str> = i.listings.iter().map(|l| l.list.as_str()).collect();
+            let tail = if listed.is_empty() {
+                "no monitored list lists you".to_string()
+            } else {
+                format!(
+                    "it cites no list (you are listed on {})",
+                    listed.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            };
+            format!("{name} {verb} mail for {top}; {tail}")
+        }
+        ReceiverVerdict::NotAboutUs => format!(
+            "{name} refused {other} deliveries for reasons not about your reputation (recipients, its own errors, or wording no rule knows)"
+        ),
+    }
+}
+
+/// Backscatter diagnoses, one per target on a backscatter list, when there is
+/// evidence (an NDR spike or a server found accepting unknown recipients).
+fn backscatter_diagnoses(i: &Inputs<'_>) -> Vec<BackscatterSource> {
     let mut backscatter = Vec::new();
     let bs_targets: BTreeSet<&str> = i
         .listings
@@ -645,16 +699,7 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
             .collect();
         backscatter.push(diagnose(t, lists, i));
     }
-    Assessment {
-        at: i.at,
-        window_secs: i.window_secs,
-        threshold: i.threshold,
-        listings,
-        listed: i.listings.len() as u64,
-        receivers,
-        backscatter,
-        receivers_omitted,
-    }
+    backscatter
 }
 
 fn diagnose(
@@ -745,10 +790,19 @@ pub struct Active {
 /// `listings` are the ones `a` assessed: they tell a listing no longer cited
 /// from one that ended.
 pub fn transitions(prev: &Active, a: &Assessment, listings: &[Listing]) -> (Active, Vec<Event>) {
-    let at = a.at;
-    let win = window_text(a.window_secs);
     let mut next = Active::default();
     let mut events = Vec::new();
+    receiver_transitions(prev, a, &mut next, &mut events);
+    listing_transitions(prev, a, listings, &mut next, &mut events);
+    backscatter_transitions(prev, a, listings, &mut next, &mut events);
+    (next, events)
+}
+
+/// Receivers that started or stopped rejecting: adds the rejecting ones to
+/// `next` and the events due to `events`.
+fn receiver_transitions(prev: &Active, a: &Assessment, next: &mut Active, events: &mut Vec<Event>) {
+    let at = a.at;
+    let win = window_text(a.window_secs);
     for r in a.rejecting() {
         next.receivers.insert(r.id.clone());
         if !prev.receivers.contains(&r.id) {
@@ -793,6 +847,19 @@ pub fn transitions(prev: &Active, a: &Assessment, listings: &[Listing]) -> (Acti
             details,
         ));
     }
+}
+
+/// Listings whose citing started or stopped (or whose listing ended): adds the
+/// rejecting ones to `next` and the events due to `events`.
+fn listing_transitions(
+    prev: &Active,
+    a: &Assessment,
+    listings: &[Listing],
+    next: &mut Active,
+    events: &mut Vec<Event>,
+) {
+    let at = a.at;
+    let win = window_text(a.window_secs);
     for l in a
         .listings
         .iter()
@@ -835,6 +902,18 @@ pub fn transitions(prev: &Active, a: &Assessment, listings: &[Listing]) -> (Acti
             details,
         ));
     }
+}
+
+/// Backscatter sources found or gone: adds the found ones to `next` and the
+/// events due to `events`.
+fn backscatter_transitions(
+    prev: &Active,
+    a: &Assessment,
+    listings: &[Listing],
+    next: &mut Active,
+    events: &mut Vec<Event>,
+) {
+    let at = a.at;
     for b in &a.backscatter {
         next.backscatter.insert(b.target.clone());
         if !prev.backscatter.contains(&b.target) {
@@ -875,7 +954,6 @@ pub fn transitions(prev: &Active, a: &Assessment, listings: &[Listing]) -> (Acti
             serde_json::json!({ "diagnosis": "no NDR spike in progress and no probe finds the server accepting unknown recipients; a backscatter listing expires on its own or can be removed now", "listings": still }),
         ));
     }
-    (next, events)
 }
 
 fn receiver_details(r: &ReceiverImpact, a: &Assessment) -> serde_json::Value {

@@ -109,6 +109,16 @@ impl Sink {
             _ => {}
         }
     }
+
+    /// The kept bytes as text, with a note of how many earlier ones were dropped.
+    fn text(&self) -> String {
+        let t = String::from_utf8_lossy(&self.buf).into_owned();
+        if self.dropped > 0 {
+            format!("[... {} earlier bytes dropped]\n{t}", self.dropped)
+        } else {
+            t
+        }
+    }
 }
 
 /// Reads `r` into `s` until end of file, an error, or the limit. The sink is
@@ -244,6 +254,59 @@ const AFTER_EXIT: Duration = Duration::from_millis(100);
 /// How long to wait for the pipes to close once every holder was killed.
 const AFTER_KILL: Duration = Duration::from_secs(1);
 
+/// The command for `prog`: exactly `env`, stdin piped or null, stdout and
+/// stderr piped, in its own process group, killed if dropped; started.
+fn spawn(
+    prog: &str,
+    args: &[String],
+    env: &[(String, String)],
+    piped_stdin: bool,
+) -> std::io::Result<tokio::process::Child> {
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(if piped_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd.spawn()
+}
+
+/// What is still in the pipes (the program's last words), briefly; then
+/// its process group, and whatever else holds its pipes, is killed.
+async fn close_output<A, B>(
+    prog: &str,
+    pgid: Option<u32>,
+    inodes: &[u64],
+    mut d_out: std::pin::Pin<&mut A>,
+    mut d_err: std::pin::Pin<&mut B>,
+) where
+    A: futures::future::FusedFuture<Output = bool>,
+    B: futures::future::FusedFuture<Output = bool>,
+{
+    let mut closed = finish(d_out.as_mut(), d_err.as_mut(), AFTER_EXIT).await;
+    kill_group(pgid);
+    if !closed {
+        let inodes = inodes.to_vec();
+        let n = tokio::task::spawn_blocking(move || kill_pipe_holders(&inodes))
+            .await
+            .unwrap_or(0);
+        if n > 0 {
+            tracing::debug!(program = %prog, processes = n, "killed what the program left holding its output");
+        }
+        closed = finish(d_out.as_mut(), d_err.as_mut(), AFTER_KILL).await;
+    }
+    if !closed {
+        tracing::debug!(program = %prog, "its output is still held open by a process that cannot be killed; not read further");
+    }
+}
+
 /// Runs `argv` with exactly `env`, `stdin` (if any) and the limits.
 ///
 /// The run is over when the program exits (its output is what it printed by
@@ -268,20 +331,7 @@ pub async fn run(
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd.spawn()?;
+    let mut child = spawn(prog, args, env, stdin.is_some())?;
     let pgid = child.id();
     // A run abandoned half-way (the daemon stopping) takes its group with it.
     let mut group = GroupGuard(pgid);
@@ -335,21 +385,7 @@ pub async fn run(
         };
         // What is still in the pipes (the program's last words), briefly; then
         // its process group, and whatever else holds its pipes, is killed.
-        let mut closed = finish(d_out.as_mut(), d_err.as_mut(), AFTER_EXIT).await;
-        kill_group(pgid);
-        if !closed {
-            let inodes = inodes.clone();
-            let n = tokio::task::spawn_blocking(move || kill_pipe_holders(&inodes))
-                .await
-                .unwrap_or(0);
-            if n > 0 {
-                tracing::debug!(program = %prog, processes = n, "killed what the program left holding its output");
-            }
-            closed = finish(d_out.as_mut(), d_err.as_mut(), AFTER_KILL).await;
-        }
-        if !closed {
-            tracing::debug!(program = %prog, "its output is still held open by a process that cannot be killed; not read further");
-        }
+        close_output(prog, pgid, &inodes, d_out.as_mut(), d_err.as_mut()).await;
         ending
     };
     drop((input, stdout, stderr)); // every descriptor of the run closed here
@@ -361,14 +397,7 @@ pub async fn run(
     } else {
         ending
     };
-    let stderr = {
-        let t = String::from_utf8_lossy(&err.buf).into_owned();
-        if err.dropped > 0 {
-            format!("[... {} earlier bytes dropped]\n{t}", err.dropped)
-        } else {
-            t
-        }
-    };
+    let stderr = err.text();
     group.0 = None; // killed above already
     Ok(Finished {
         ending,

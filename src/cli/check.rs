@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::range::Range;
 use super::text::terminal_safe;
-use crate::config::{parse_duration, parse_server};
+use crate::config::{parse_duration, parse_server, Config};
 use crate::engine::{self, Engine};
 use crate::health::{ListHealth, ResolverHealth, ResolverStatus};
 use crate::target::{RangePolicy, Target, TargetSpec};
@@ -239,52 +239,11 @@ async fn run_inner(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result<Exit
         Err(e) if a.nagios => return unknown(format!("{e:#}")),
         Err(e) => return Err(e),
     };
-    let policy = if a.allow_large {
-        RangePolicy::AllowLarge
-    } else {
-        RangePolicy::Normal
+    let (specs, host_notes) = match targets_to_check(&a, &cfg).await {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
-    let mut specs = Vec::new();
-    let mut bad = Vec::new();
-    for t in &a.targets {
-        match TargetSpec::parse(t, policy) {
-            Ok(s) => specs.push(s),
-            Err(e) => bad.push(e.to_string()),
-        }
-    }
-    let (host_specs, host_notes, host_bad) = resolve_hosts(&a.hosts, policy).await;
-    specs.extend(host_specs);
-    bad.extend(host_bad);
-    if !bad.is_empty() {
-        if a.nagios {
-            return unknown(bad.join("; "));
-        }
-        for b in &bad {
-            eprintln!("rblwatch: {b}");
-        }
-        return Ok(ExitCode::from(2));
-    }
-    if specs.is_empty() {
-        specs = cfg.targets.iter().map(|t| t.spec.clone()).collect();
-    }
-    if specs.is_empty() {
-        let msg = "nothing to check: give targets (or -H) on the command line or in the config";
-        if a.nagios {
-            return unknown(msg.into());
-        }
-        eprintln!("rblwatch: {msg}");
-        return Ok(ExitCode::from(2));
-    }
-    let mut servers = Vec::new();
-    for r in &a.resolver {
-        servers.push(parse_server(r).map_err(anyhow::Error::msg)?);
-    }
-    if let Some(t) = &a.timeout {
-        cfg.resolver.timeout = parse_duration(t).map_err(anyhow::Error::msg)?;
-    }
-    if let Some(c) = a.concurrency {
-        cfg.resolver.concurrency = c.max(1);
-    }
+    let servers = resolver_overrides(&mut cfg, &a)?;
     let (engine, warnings) =
         match engine::from_config(&cfg, a.lists.as_deref(), Some(servers)).await {
             Ok(x) => x,
@@ -322,48 +281,7 @@ async fn run_inner(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result<Exit
     };
     sum.lists_healthy = report.lists.iter().filter(|h| h.is_healthy()).count();
     sum.lists_unhealthy = report.lists.len() - sum.lists_healthy;
-    let mut rows = Vec::new();
-    // which targets got a usable answer from a healthy list
-    let mut checked: std::collections::HashSet<Target> = std::collections::HashSet::new();
-    {
-        let mut outcomes = engine.sweep(&specs, &health);
-        while let Some(o) = outcomes.next().await {
-            let counted = health[o.list].is_healthy();
-            sum.pairs += 1;
-            let usable_answer = matches!(
-                o.verdict.kind(),
-                VerdictKind::Listed | VerdictKind::Clear | VerdictKind::Allowed
-            );
-            if counted && usable_answer {
-                checked.insert(o.target.clone());
-            } else {
-                sum.pairs_unchecked += 1;
-            }
-            match o.verdict.kind() {
-                VerdictKind::Listed if counted => sum.listed += 1,
-                VerdictKind::Listed => sum.listed_uncounted += 1,
-                VerdictKind::Clear => sum.clear += 1,
-                VerdictKind::Allowed => sum.allowed += 1,
-                VerdictKind::ListError => sum.errors += 1,
-                VerdictKind::Unknown => sum.unknown += 1,
-            }
-            let keep =
-                a.json || a.nagios || show == Show::All || o.verdict.kind() != VerdictKind::Clear;
-            if keep && !(a.nagios && o.verdict.kind() != VerdictKind::Listed) {
-                let def = &engine.lists()[o.list].def;
-                let delist = matches!(o.verdict, Verdict::Listed { .. })
-                    .then(|| def.delist_url(&o.target))
-                    .flatten();
-                rows.push(Row {
-                    target: o.target,
-                    list: def.id.clone(),
-                    verdict: o.verdict,
-                    counted,
-                    delist,
-                });
-            }
-        }
-    }
+    let (mut rows, checked) = sweep_rows(&a, &engine, &specs, &health, show, &mut sum).await;
     rows.sort_by(|x, y| (&x.target, &x.list).cmp(&(&y.target, &y.list)));
     sum.targets_checked = checked.len() as u64;
     sum.targets_unchecked = u64::try_from(targets).unwrap_or(u64::MAX) - sum.targets_checked;
@@ -395,19 +313,7 @@ async fn run_inner(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result<Exit
         ExitCode::SUCCESS
     };
     if a.json {
-        let lists: Vec<ListOut> = engine
-            .lists()
-            .iter()
-            .zip(&report.lists)
-            .map(|(l, h)| ListOut {
-                id: &l.def.id,
-                name: &l.def.name,
-                zone: l.display_zone(),
-                health: h,
-            })
-            .collect();
-        let out = serde_json::json!({ "resolver": resolver, "lists": lists, "results": rows, "summary": sum, "unchecked_targets": unchecked_targets, "warnings": warnings });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        print_json(&engine, &report, &rows, &sum, &unchecked_targets, &warnings)?;
         return Ok(code);
     }
     println!("{}", resolver_line(&resolver));
@@ -420,6 +326,152 @@ async fn run_inner(cfg_path: Option<&Path>, a: CheckArgs) -> anyhow::Result<Exit
         );
     }
     Ok(code)
+}
+
+/// The targets to check: the command line's (with -H hosts resolved), else
+/// the config's; and the notes on resolved hosts. A bad target or nothing to
+/// check is reported here (UNKNOWN under --nagios) and gives the exit code.
+async fn targets_to_check(
+    a: &CheckArgs,
+    cfg: &Config,
+) -> Result<(Vec<TargetSpec>, Vec<String>), ExitCode> {
+    let policy = if a.allow_large {
+        RangePolicy::AllowLarge
+    } else {
+        RangePolicy::Normal
+    };
+    let mut specs = Vec::new();
+    let mut bad = Vec::new();
+    for t in &a.targets {
+        match TargetSpec::parse(t, policy) {
+            Ok(s) => specs.push(s),
+            Err(e) => bad.push(e.to_string()),
+        }
+    }
+    let (host_specs, host_notes, host_bad) = resolve_hosts(&a.hosts, policy).await;
+    specs.extend(host_specs);
+    bad.extend(host_bad);
+    if !bad.is_empty() {
+        if a.nagios {
+            return Err(nagios_unknown(&bad.join("; ")));
+        }
+        for b in &bad {
+            eprintln!("rblwatch: {b}");
+        }
+        return Err(ExitCode::from(2));
+    }
+    if specs.is_empty() {
+        specs = cfg.targets.iter().map(|t| t.spec.clone()).collect();
+    }
+    if specs.is_empty() {
+        let msg = "nothing to check: give targets (or -H) on the command line or in the config";
+        if a.nagios {
+            return Err(nagios_unknown(msg));
+        }
+        eprintln!("rblwatch: {msg}");
+        return Err(ExitCode::from(2));
+    }
+    Ok((specs, host_notes))
+}
+
+/// The command line's resolver overrides: the --resolver servers (parsed),
+/// and --timeout and --concurrency applied to `cfg`.
+fn resolver_overrides(
+    cfg: &mut Config,
+    a: &CheckArgs,
+) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    let mut servers = Vec::new();
+    for r in &a.resolver {
+        servers.push(parse_server(r).map_err(anyhow::Error::msg)?);
+    }
+    if let Some(t) = &a.timeout {
+        cfg.resolver.timeout = parse_duration(t).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(c) = a.concurrency {
+        cfg.resolver.concurrency = c.max(1);
+    }
+    Ok(servers)
+}
+
+/// `--json`: the resolver, each list's health, the rows, the summary, the
+/// unchecked targets and the warnings as one document.
+fn print_json(
+    engine: &Engine,
+    report: &engine::HealthReport,
+    rows: &[Row],
+    sum: &Summary,
+    unchecked_targets: &[String],
+    warnings: &[String],
+) -> anyhow::Result<()> {
+    let resolver = &report.resolver;
+    let lists: Vec<ListOut> = engine
+        .lists()
+        .iter()
+        .zip(&report.lists)
+        .map(|(l, h)| ListOut {
+            id: &l.def.id,
+            name: &l.def.name,
+            zone: l.display_zone(),
+            health: h,
+        })
+        .collect();
+    let out = serde_json::json!({ "resolver": resolver, "lists": lists, "results": rows, "summary": sum, "unchecked_targets": unchecked_targets, "warnings": warnings });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// Sweeps every (target, list) pair once, counting the answers into `sum`:
+/// the rows to show (per --show, --json, --nagios) and the targets that got
+/// a usable answer from a healthy list.
+async fn sweep_rows(
+    a: &CheckArgs,
+    engine: &Engine,
+    specs: &[TargetSpec],
+    health: &[ListHealth],
+    show: Show,
+    sum: &mut Summary,
+) -> (Vec<Row>, std::collections::HashSet<Target>) {
+    let mut rows = Vec::new();
+    // which targets got a usable answer from a healthy list
+    let mut checked: std::collections::HashSet<Target> = std::collections::HashSet::new();
+    let mut outcomes = engine.sweep(specs, health);
+    while let Some(o) = outcomes.next().await {
+        let counted = health[o.list].is_healthy();
+        sum.pairs += 1;
+        let usable_answer = matches!(
+            o.verdict.kind(),
+            VerdictKind::Listed | VerdictKind::Clear | VerdictKind::Allowed
+        );
+        if counted && usable_answer {
+            checked.insert(o.target.clone());
+        } else {
+            sum.pairs_unchecked += 1;
+        }
+        match o.verdict.kind() {
+            VerdictKind::Listed if counted => sum.listed += 1,
+            VerdictKind::Listed => sum.listed_uncounted += 1,
+            VerdictKind::Clear => sum.clear += 1,
+            VerdictKind::Allowed => sum.allowed += 1,
+            VerdictKind::ListError => sum.errors += 1,
+            VerdictKind::Unknown => sum.unknown += 1,
+        }
+        let keep =
+            a.json || a.nagios || show == Show::All || o.verdict.kind() != VerdictKind::Clear;
+        if keep && !(a.nagios && o.verdict.kind() != VerdictKind::Listed) {
+            let def = &engine.lists()[o.list].def;
+            let delist = matches!(o.verdict, Verdict::Listed { .. })
+                .then(|| def.delist_url(&o.target))
+                .flatten();
+            rows.push(Row {
+                target: o.target,
+                list: def.id.clone(),
+                verdict: o.verdict,
+                counted,
+                delist,
+            });
+        }
+    }
+    (rows, checked)
 }
 
 /// The first line of `check` and `lists --health`: `resolver ok: …`.
@@ -582,13 +634,33 @@ fn nagios(
         if named.is_empty() { "" } else { ": " },
         named.join(", ")
     );
+    let (word, code, detail) =
+        nagios_status(a, sum, resolver, unchecked_targets, listings, &degraded);
+    println!("RBL {word} - {} | {perf}", plugin_safe(&detail, 300));
+    for line in long_output(rows, engine, &unhealthy, resolver, notes) {
+        println!("{}", plugin_safe(&line, 1000));
+    }
+    ExitCode::from(code)
+}
+
+/// The plugin's status: word, exit code and the status line's text. The
+/// thresholds judge the listing count only when the check can be believed;
+/// otherwise an unusable resolver or unchecked targets are UNKNOWN.
+fn nagios_status(
+    a: &CheckArgs,
+    sum: &Summary,
+    resolver: &ResolverHealth,
+    unchecked_targets: &[String],
+    listings: String,
+    degraded: &str,
+) -> (&'static str, u8, String) {
     // Thresholds judge the count; a count of 0 from a check that checked nothing proves nothing.
     let n = sum.listed as f64;
     let believable = sum.listed > 0
         || (resolver.status != ResolverStatus::Unusable
             && sum.targets_checked > 0
             && sum.targets_unchecked == 0);
-    let (word, code, detail) = if believable && a.critical.alerts(n) {
+    if believable && a.critical.alerts(n) {
         ("CRITICAL", 2, listings)
     } else if believable && a.warning.alerts(n) {
         ("WARNING", 1, listings)
@@ -641,12 +713,7 @@ fn nagios(
                 }
             ),
         )
-    };
-    println!("RBL {word} - {} | {perf}", plugin_safe(&detail, 300));
-    for line in long_output(rows, engine, &unhealthy, resolver, notes) {
-        println!("{}", plugin_safe(&line, 1000));
     }
-    ExitCode::from(code)
 }
 
 /// The plugin's long output: one line per listing (meaning, TXT, delisting

@@ -105,12 +105,25 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
+    print_headline(&verdict, resolver.as_ref(), last.as_ref());
+    print_listings(&health, &pairs, &unchecked);
+    print_telemetry(&mail, impact.as_ref(), &probes);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rblwatch status`'s first lines: the verdict and what to do, the resolver
+/// (when it is unusable nothing below is current) and the last sweep.
+fn print_headline(
+    verdict: &crate::status::VerdictView,
+    resolver: Option<&crate::health::ResolverHealth>,
+    last: Option<&store::SweepRow>,
+) {
     println!("{}: {}", verdict.text, terminal_safe(&verdict.detail, 300));
     for t in &verdict.todo {
         println!("  to do: {}", terminal_safe(&t.text, 300));
     }
     // the resolver first: when it is unusable nothing below is current
-    if let Some(r) = &resolver {
+    if let Some(r) = resolver {
         let fix = if r.fix.is_empty() {
             String::new()
         } else {
@@ -123,7 +136,7 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
             terminal_safe(&fix, 300)
         );
     }
-    match &last {
+    match last {
         Some(s) => println!(
             "last sweep #{}: {} ({} ms): {} targets, {} pairs, {} listed, {} errors, {} unknown, {} lists unhealthy",
             s.id,
@@ -138,6 +151,14 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
         ),
         None => println!("no sweep has finished yet"),
     }
+}
+
+/// `rblwatch status`'s lists not healthy, listings, suspected and unchecked pairs.
+fn print_listings(
+    health: &std::collections::HashMap<String, crate::health::ListHealth>,
+    pairs: &[store::StoredPair],
+    unchecked: &[store::UncheckedPair],
+) {
     let mut sick: Vec<_> = health.iter().filter(|(_, h)| !h.is_healthy()).collect();
     sick.sort_by(|a, b| a.0.cmp(b.0));
     if !sick.is_empty() {
@@ -175,9 +196,17 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
             );
         }
     }
+}
+
+/// `rblwatch status`'s mail telemetry, the receivers' impact and the backscatter probes.
+fn print_telemetry(
+    mail: &[(String, String, i64, f64)],
+    impact: Option<&crate::impact::Assessment>,
+    probes: &[store::StoredProbe],
+) {
     if !mail.is_empty() {
         println!("\nmail telemetry (latest):");
-        for (source, metric, at, value) in &mail {
+        for (source, metric, at, value) in mail {
             println!(
                 "  {:<40} {value:>12}  {}",
                 format!("{source}.{metric}"),
@@ -185,7 +214,7 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
             );
         }
     }
-    if let Some(a) = &impact {
+    if let Some(a) = impact {
         for r in a.receivers.iter().filter(|r| r.rejecting) {
             println!(
                 "\nreceiver {} refuses our mail: {} rejected, {} deferred: {}",
@@ -215,7 +244,7 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
             );
         }
     }
-    for p in &probes {
+    for p in probes {
         println!(
             "\nprobe {} at {}: {} ({})",
             p.report.domain,
@@ -224,7 +253,6 @@ pub(super) async fn status(cfg_path: Option<&Path>, a: StatusArgs) -> anyhow::Re
             terminal_safe(&p.report.why, 160)
         );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) async fn history(cfg_path: Option<&Path>, a: HistoryArgs) -> anyhow::Result<ExitCode> {

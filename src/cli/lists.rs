@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::text::terminal_safe;
-use crate::config::parse_server;
+use crate::config::{parse_server, Config};
 use crate::engine;
 
 /// Arguments of `rblwatch lists`.
@@ -32,66 +32,78 @@ pub struct ListsArgs {
 /// Runs the command.
 pub(super) async fn run(cfg_path: Option<&Path>, a: ListsArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(cfg_path, false)?;
-    let catalog = cfg.catalog();
     if !a.health {
-        let chosen: Vec<_> = match &a.lists {
-            Some(ids) => ids.iter().filter_map(|i| catalog.get(i)).collect(),
-            None => catalog
-                .iter()
-                .filter(|l| a.all || l.enabled_by_default)
-                .collect(),
-        };
-        if a.json {
-            println!("{}", serde_json::to_string_pretty(&chosen)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        println!(
-            "{:<24} {:<7} {:<6} {:<34} STATUS",
-            "ID", "KIND", "CLASS", "ZONE"
-        );
-        for l in &chosen {
-            let status = match (&l.retired, l.enabled_by_default) {
-                (Some(r), _) => format!("retired {}: {}", r.since, r.reason),
-                (None, true) => "enabled".into(),
-                (None, false) => "available (not enabled by default)".into(),
-            };
-            let kind = serde_json::to_value(l.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            let class = serde_json::to_value(l.class)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            println!(
-                "{:<24} {:<7} {:<6} {:<34} {}",
-                l.id,
-                kind,
-                class,
-                l.zone,
-                terminal_safe(&status, 120)
-            );
-        }
-        let live = catalog.iter().filter(|l| l.retired.is_none()).count();
-        println!(
-            "\n{} lists shown; catalog: {} operating, {} retired",
-            chosen.len(),
-            live,
-            catalog.len() - live
-        );
+        return catalog_table(&cfg, &a);
+    }
+    health_report(&cfg, &a).await
+}
+
+/// The catalog (chosen lists, or every enabled one; --all adds retired and
+/// disabled ones) as JSON or a table.
+fn catalog_table(cfg: &Config, a: &ListsArgs) -> anyhow::Result<ExitCode> {
+    let catalog = cfg.catalog();
+    let chosen: Vec<_> = match &a.lists {
+        Some(ids) => ids.iter().filter_map(|i| catalog.get(i)).collect(),
+        None => catalog
+            .iter()
+            .filter(|l| a.all || l.enabled_by_default)
+            .collect(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&chosen)?);
         return Ok(ExitCode::SUCCESS);
     }
+    println!(
+        "{:<24} {:<7} {:<6} {:<34} STATUS",
+        "ID", "KIND", "CLASS", "ZONE"
+    );
+    for l in &chosen {
+        let status = match (&l.retired, l.enabled_by_default) {
+            (Some(r), _) => format!("retired {}: {}", r.since, r.reason),
+            (None, true) => "enabled".into(),
+            (None, false) => "available (not enabled by default)".into(),
+        };
+        let kind = serde_json::to_value(l.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let class = serde_json::to_value(l.class)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!(
+            "{:<24} {:<7} {:<6} {:<34} {}",
+            l.id,
+            kind,
+            class,
+            l.zone,
+            terminal_safe(&status, 120)
+        );
+    }
+    let live = catalog.iter().filter(|l| l.retired.is_none()).count();
+    println!(
+        "\n{} lists shown; catalog: {} operating, {} retired",
+        chosen.len(),
+        live,
+        catalog.len() - live
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--health`: each selected list's RFC 5782 test points checked now, with
+/// the resolver's diagnosis and each list's budget; exit 1 when one is not healthy.
+async fn health_report(cfg: &Config, a: &ListsArgs) -> anyhow::Result<ExitCode> {
     let mut servers = Vec::new();
     for r in &a.resolver {
         servers.push(parse_server(r).map_err(anyhow::Error::msg)?);
     }
-    let (engine, warnings) = engine::from_config(&cfg, a.lists.as_deref(), Some(servers)).await?;
+    let (engine, warnings) = engine::from_config(cfg, a.lists.as_deref(), Some(servers)).await?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
     let report = engine.check().await;
     let health = &report.lists;
-    let plans = engine.plans_for(&cfg);
+    let plans = engine.plans_for(cfg);
     if a.json {
         let v: Vec<_> = engine
             .lists()

@@ -36,94 +36,19 @@ impl Daemon {
             .iter()
             .map(|l| (l.def.id.clone(), l.def.clone()))
             .collect();
-        let receivers: BTreeMap<String, ReceiverInfo> = rt
-            .replies
-            .receivers()
-            .iter()
-            .map(|r| {
-                (
-                    r.id.clone(),
-                    ReceiverInfo {
-                        name: r.name.clone(),
-                        sender_page: r.sender_page.clone(),
-                    },
-                )
-            })
-            .collect();
-        let remedies: Vec<Remedy> = cfg
-            .actions
-            .hooks
-            .iter()
-            .filter(|h| {
-                h.on.iter().any(|k| {
-                    matches!(
-                        k,
-                        EventKind::BackscatterSource
-                            | EventKind::RndrVulnerable
-                            | EventKind::NdrSpike
-                    )
-                })
-            })
-            .map(|h| Remedy {
-                hook: h.name.clone(),
-                on: h.on.iter().map(|k| k.as_str().to_string()).collect(),
-                command: h.command.clone(),
-            })
-            .collect();
+        let receivers = receiver_infos(&rt);
+        let remedies = backscatter_remedies(&cfg);
         let events = self
             .store
             .call(move |c| {
                 let tx = c.transaction()?;
-                let listings: Vec<Listing> = store::listed_pairs(&tx)?
-                    .into_iter()
-                    .filter_map(|(target, list)| {
-                        let def = defs.get(&list)?;
-                        let delist = Target::parse(&target).ok().and_then(|t| def.delist_url(&t));
-                        Some(Listing {
-                            list_name: def.name.clone(),
-                            target,
-                            list,
-                            delist,
-                        })
-                    })
-                    .collect();
+                let listings = stored_listings(&tx, &defs)?;
                 let rejections: Vec<(i64, crate::mail::rejections::Rejection)> =
                     store::rejections_since(&tx, at - window)?
                         .into_iter()
                         .map(|r| (r.at, r.rejection))
                         .collect();
-                let mut ndr_spikes = Vec::new();
-                for rule in cfg.spikes.iter().filter(|r| r.kind == SpikeKind::NdrSpike) {
-                    let key = StateKey::Spike {
-                        metric: rule.metric.clone(),
-                        kind: rule.kind,
-                    };
-                    let st: Option<SpikeState> = store::get_state(&tx, &key)?;
-                    if st.is_some_and(|s| s.active) {
-                        ndr_spikes.push(rule.metric.clone());
-                    }
-                }
-                let mut vulnerable = Vec::new();
-                for p in &cfg.probes {
-                    let key = StateKey::Probe {
-                        domain: p.opts.domain.clone(),
-                        server: p.opts.server.clone(),
-                    };
-                    if store::get_state::<bool>(&tx, &key)?.unwrap_or(false) {
-                        vulnerable.push((p.opts.server.clone(), p.opts.domain.clone()));
-                    }
-                }
-                let mut findings = Vec::new();
-                for (name, f) in active_findings(&tx)? {
-                    if f.backscatter && cfg.audits.iter().any(|a| a.name == name) {
-                        findings.push(AuditNote {
-                            audit: name,
-                            check: f.check,
-                            title: f.title,
-                            fix: f.fix,
-                        });
-                    }
-                }
+                let (ndr_spikes, vulnerable, findings) = backscatter_evidence(&tx, &cfg)?;
                 let a = impact::assess(&Inputs {
                     at,
                     window_secs: window,
@@ -217,6 +142,108 @@ impl Daemon {
         self.publish(events);
         Ok(())
     }
+}
+/// The receivers the reply rules know, by id: their names and sender pages.
+fn receiver_infos(rt: &super::Runtime) -> BTreeMap<String, ReceiverInfo> {
+    rt.replies
+        .receivers()
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone(),
+                ReceiverInfo {
+                    name: r.name.clone(),
+                    sender_page: r.sender_page.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The hooks that remedy backscatter (those run on a backscatter source, a
+/// vulnerable probe or an NDR spike), for the diagnosis to name.
+fn backscatter_remedies(cfg: &crate::config::Config) -> Vec<Remedy> {
+    cfg.actions
+        .hooks
+        .iter()
+        .filter(|h| {
+            h.on.iter().any(|k| {
+                matches!(
+                    k,
+                    EventKind::BackscatterSource | EventKind::RndrVulnerable | EventKind::NdrSpike
+                )
+            })
+        })
+        .map(|h| Remedy {
+            hook: h.name.clone(),
+            on: h.on.iter().map(|k| k.as_str().to_string()).collect(),
+            command: h.command.clone(),
+        })
+        .collect()
+}
+
+/// The stored listings of lists still in use, with their names and delisting links.
+fn stored_listings(
+    c: &rusqlite::Connection,
+    defs: &BTreeMap<String, Arc<crate::catalog::ListDef>>,
+) -> Result<Vec<Listing>, store::StoreError> {
+    let listings = store::listed_pairs(c)?
+        .into_iter()
+        .filter_map(|(target, list)| {
+            let def = defs.get(&list)?;
+            let delist = Target::parse(&target).ok().and_then(|t| def.delist_url(&t));
+            Some(Listing {
+                list_name: def.name.clone(),
+                target,
+                list,
+                delist,
+            })
+        })
+        .collect();
+    Ok(listings)
+}
+
+/// The backscatter evidence the store holds: NDR spikes on now, probes that
+/// found a server accepting unknown recipients (server, domain), and the
+/// backscatter findings of configured audits.
+#[allow(clippy::type_complexity)]
+fn backscatter_evidence(
+    c: &rusqlite::Connection,
+    cfg: &crate::config::Config,
+) -> Result<(Vec<String>, Vec<(String, String)>, Vec<AuditNote>), store::StoreError> {
+    let mut ndr_spikes = Vec::new();
+    for rule in cfg.spikes.iter().filter(|r| r.kind == SpikeKind::NdrSpike) {
+        let key = StateKey::Spike {
+            metric: rule.metric.clone(),
+            kind: rule.kind,
+        };
+        let st: Option<SpikeState> = store::get_state(c, &key)?;
+        if st.is_some_and(|s| s.active) {
+            ndr_spikes.push(rule.metric.clone());
+        }
+    }
+    let mut vulnerable = Vec::new();
+    for p in &cfg.probes {
+        let key = StateKey::Probe {
+            domain: p.opts.domain.clone(),
+            server: p.opts.server.clone(),
+        };
+        if store::get_state::<bool>(c, &key)?.unwrap_or(false) {
+            vulnerable.push((p.opts.server.clone(), p.opts.domain.clone()));
+        }
+    }
+    let mut findings = Vec::new();
+    for (name, f) in active_findings(c)? {
+        if f.backscatter && cfg.audits.iter().any(|a| a.name == name) {
+            findings.push(AuditNote {
+                audit: name,
+                check: f.check,
+                title: f.title,
+                fix: f.fix,
+            });
+        }
+    }
+    Ok((ndr_spikes, vulnerable, findings))
 }
 
 /// The findings each audit has raised (kept in its state), by audit name.

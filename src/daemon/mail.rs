@@ -14,6 +14,18 @@ use crate::spike::{self, SpikeState};
 use crate::store::{self, StateKey};
 use crate::time::now;
 
+/// What one read of a source gave.
+struct SourceRead {
+    /// The samples, or why the read failed.
+    samples: Result<Vec<mail::Sample>, mail::SourceError>,
+    /// A log's new position, stored with the samples.
+    position: Option<(StateKey, postfix_log::LogPosition)>,
+    /// A log path that stopped being a log: where to start when one is back.
+    lost_position: Option<(StateKey, postfix_log::LogPosition)>,
+    /// The rejection groups a log's lines gave.
+    rejections: Vec<rejections::Rejection>,
+}
+
 impl Daemon {
     /// Reads the named source once. A failing source is logged, counted and
     /// alerted (`source_failed`, once, then `source_recovered`); it never stops
@@ -25,82 +37,29 @@ impl Daemon {
         };
         let at = now();
         let name = src.name.clone();
-        let mut rejections = Vec::new();
-        // a log path that stopped being a log: where to start when one is back
-        let mut lost_position = None;
-        let (samples, position) = match &src.kind {
+        let SourceRead {
+            samples,
+            position,
+            lost_position,
+            rejections,
+        } = match &src.kind {
             SourceKind::PostfixLog { path } | SourceKind::EximLog { path } => {
                 let mta = match src.kind {
                     SourceKind::EximLog { .. } => Mta::Exim,
                     _ => Mta::Postfix,
                 };
-                let key = StateKey::LogPosition(name.clone());
-                let k2 = key.clone();
-                let pos: Option<postfix_log::LogPosition> =
-                    self.store.call(move |c| store::get_state(c, &k2)).await?;
-                let path = path.clone();
-                let rt2 = rt.clone();
-                // reading and classifying a busy log's chunk is CPU work: off the async workers
-                let read = tokio::task::spawn_blocking(move || {
-                    let targets: Vec<_> = rt2.cfg.targets.iter().map(|t| t.spec.clone()).collect();
-                    let mut counts = postfix_log::LogCounts::default();
-                    let mut tally = rejections::Tally::default();
-                    // piece by piece, so a read holds one piece in memory
-                    postfix_log::read_with(&path, pos, postfix_log::MAX_READ, |text| {
-                        counts.add(&match mta {
-                            Mta::Postfix => postfix_log::count(text),
-                            Mta::Exim => exim_log::count(text),
-                        });
-                        tally.merge(rejections::tally(
-                            text,
-                            mta,
-                            &rt2.replies,
-                            &rt2.catalog,
-                            &targets,
-                        ));
-                    })
-                    .map(|newpos| (counts, tally, newpos))
-                })
-                .await?;
-                match read {
-                    Ok((counts, tally, newpos)) => {
-                        let mut s = counts.samples();
-                        s.extend(tally.samples());
-                        rejections = tally.groups;
-                        (Ok(s), Some((key, newpos)))
-                    }
-                    Err(e) => {
-                        lost_position = e.position_after().map(|p| (key, p));
-                        (Err(mail::SourceError::Log(e)), None)
-                    }
-                }
+                self.read_log(&rt, &name, path.clone(), mta).await?
             }
-            _ => (mail::read(&src, at).await, None),
+            _ => SourceRead {
+                samples: mail::read(&src, at).await,
+                position: None,
+                lost_position: None,
+                rejections: Vec::new(),
+            },
         };
         let samples = match samples {
             Ok(s) => s,
-            Err(e) => {
-                match self.source_failures.lock() {
-                    Ok(mut m) => *m.entry(name.clone()).or_default() += 1,
-                    Err(p) => *p.into_inner().entry(name.clone()).or_default() += 1,
-                }
-                tracing::warn!(source = %name, error = %e, "mail source failed");
-                let why = e.to_string();
-                let events = self
-                    .store
-                    .call(move |c| {
-                        let tx = c.transaction()?;
-                        let ev = source_health(&tx, &name, Some(&why), at)?;
-                        if let Some((key, pos)) = &lost_position {
-                            store::put_state(&tx, key, pos, at)?;
-                        }
-                        tx.commit()?;
-                        Ok(ev)
-                    })
-                    .await?;
-                self.publish(events);
-                return Ok(());
-            }
+            Err(e) => return self.source_failed(name, e, lost_position, at).await,
         };
         let rules: Vec<_> = rt
             .cfg
@@ -152,6 +111,93 @@ impl Daemon {
             })
             .await?;
         tracing::debug!(source = %name, "mail source read");
+        self.publish(events);
+        Ok(())
+    }
+
+    /// Reads a log source's new lines from its stored position and classifies
+    /// them (counts and rejections), off the async workers.
+    async fn read_log(
+        &self,
+        rt: &Arc<super::Runtime>,
+        name: &str,
+        path: std::path::PathBuf,
+        mta: Mta,
+    ) -> anyhow::Result<SourceRead> {
+        let key = StateKey::LogPosition(name.to_string());
+        let k2 = key.clone();
+        let pos: Option<postfix_log::LogPosition> =
+            self.store.call(move |c| store::get_state(c, &k2)).await?;
+        let rt2 = rt.clone();
+        // reading and classifying a busy log's chunk is CPU work: off the async workers
+        let read = tokio::task::spawn_blocking(move || {
+            let targets: Vec<_> = rt2.cfg.targets.iter().map(|t| t.spec.clone()).collect();
+            let mut counts = postfix_log::LogCounts::default();
+            let mut tally = rejections::Tally::default();
+            // piece by piece, so a read holds one piece in memory
+            postfix_log::read_with(&path, pos, postfix_log::MAX_READ, |text| {
+                counts.add(&match mta {
+                    Mta::Postfix => postfix_log::count(text),
+                    Mta::Exim => exim_log::count(text),
+                });
+                tally.merge(rejections::tally(
+                    text,
+                    mta,
+                    &rt2.replies,
+                    &rt2.catalog,
+                    &targets,
+                ));
+            })
+            .map(|newpos| (counts, tally, newpos))
+        })
+        .await?;
+        Ok(match read {
+            Ok((counts, tally, newpos)) => {
+                let mut s = counts.samples();
+                s.extend(tally.samples());
+                SourceRead {
+                    samples: Ok(s),
+                    position: Some((key, newpos)),
+                    lost_position: None,
+                    rejections: tally.groups,
+                }
+            }
+            Err(e) => SourceRead {
+                lost_position: e.position_after().map(|p| (key, p)),
+                samples: Err(mail::SourceError::Log(e)),
+                position: None,
+                rejections: Vec::new(),
+            },
+        })
+    }
+
+    /// A failed read: counted, logged, `source_failed` recorded (once), and
+    /// where a log path that stopped being a log should restart.
+    async fn source_failed(
+        &self,
+        name: String,
+        e: mail::SourceError,
+        lost_position: Option<(StateKey, postfix_log::LogPosition)>,
+        at: i64,
+    ) -> anyhow::Result<()> {
+        match self.source_failures.lock() {
+            Ok(mut m) => *m.entry(name.clone()).or_default() += 1,
+            Err(p) => *p.into_inner().entry(name.clone()).or_default() += 1,
+        }
+        tracing::warn!(source = %name, error = %e, "mail source failed");
+        let why = e.to_string();
+        let events = self
+            .store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let ev = source_health(&tx, &name, Some(&why), at)?;
+                if let Some((key, pos)) = &lost_position {
+                    store::put_state(&tx, key, pos, at)?;
+                }
+                tx.commit()?;
+                Ok(ev)
+            })
+            .await?;
         self.publish(events);
         Ok(())
     }

@@ -590,11 +590,42 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         })
         .await?;
     let reg = Registry::new();
-    let none: &[&str] = &[];
+    listing_metrics(&reg, &r)?;
+    list_metrics(&reg, &r, &rt)?;
+    sweep_metrics(&reg, &r)?;
+    // mail telemetry and the backscatter probe
+    mail_metrics(&reg, &r, &rt.cfg.sources, &st.live.source_failures())?;
+    task_metrics(&reg, &st)?;
+    probe_metrics(&reg, &r)?;
+    verdict_metrics(&reg, &r, &rt, &st)?;
+    delist_metrics(&reg, &r)?;
+    action_metrics(&reg, &r)?;
+    database_metrics(&reg, &st)?;
+    impact_metrics(&reg, &r)?;
+    resolver_metrics(&reg, &st)?;
+    build_info(&reg, &rt.cfg.actions.settings.status_url)?;
+    super::senders::metrics(&st, &reg).await?;
 
-    // listings: one series per listed pair and per target with listings
+    let mut body = String::with_capacity(4096 + r.snap.pairs.len() * 80);
+    prometheus::TextEncoder::new()
+        .encode_utf8(&reg.gather(), &mut body)
+        .map_err(internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// Listings: one series per listed pair and per target with listings, the
+/// total, and the pairs that are not plainly clear by state.
+fn listing_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
+    let none: &[&str] = &[];
     let listed = int_gauge(
-        &reg,
+        reg,
         "rblwatch_listed",
         "1 for each (target, list) pair that is listed (confirmed, or clearing but not yet confirmed clear).",
         &["target", "list"],
@@ -609,7 +640,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         }
     }
     let target_listings = int_gauge(
-        &reg,
+        reg,
         "rblwatch_target_listings",
         "Number of lists listing the target (only targets with at least one listing).",
         &["target"],
@@ -618,14 +649,14 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         set_i(&target_listings, &[t], *n)?;
     }
     let total = int_gauge(
-        &reg,
+        reg,
         "rblwatch_listings",
         "Listed (target, list) pairs.",
         none,
     )?;
     set_i(&total, none, per_target.values().sum())?;
     let pairs = int_gauge(
-        &reg,
+        reg,
         "rblwatch_pairs",
         "(target, list) pairs that are not plainly clear, by state.",
         &["state"],
@@ -633,28 +664,32 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     for s in ["suspected", "listed", "clearing"] {
         set_i(&pairs, &[s], by_state.get(s).copied().unwrap_or(0))?;
     }
+    Ok(())
+}
 
-    // lists: health now; query counters since start (a reload rebuilds the engine: a counter reset)
+/// Lists: health now as a state set, and query counters since start (a
+/// reload rebuilds the engine: a counter reset).
+fn list_metrics(reg: &Registry, r: &Read, rt: &super::Snapshot) -> Result<(), WebError> {
     let health = int_gauge(
-        &reg,
+        reg,
         "rblwatch_list_health",
         "1 for the list's health state (healthy: it passed its RFC 5782 test points), 0 for every other state.",
         &["list", "state"],
     )?;
     let queries = counter(
-        &reg,
+        reg,
         "rblwatch_list_queries_total",
         "A queries sent to the list since start.",
         &["list"],
     )?;
     let errors = counter(
-        &reg,
+        reg,
         "rblwatch_list_errors_total",
         "Answers that were list errors (error codes, REFUSED, bad answers) since start.",
         &["list"],
     )?;
     let unknown = counter(
-        &reg,
+        reg,
         "rblwatch_list_unknown_total",
         "Queries without a usable answer (timeouts, SERVFAIL) since start.",
         &["list"],
@@ -682,7 +717,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         add(&unknown, &[id], l.counters.unknown.load(Relaxed))?;
     }
     let lists = int_gauge(
-        &reg,
+        reg,
         "rblwatch_lists",
         "Lists in use, by health.",
         &["health"],
@@ -690,16 +725,21 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     for h in LIST_HEALTH_STATES {
         set_i(&lists, &[h], lists_by_health.get(h).copied().unwrap_or(0))?;
     }
+    Ok(())
+}
 
-    // sweeps
+/// Sweeps: finished sweeps and their answers since start, and the last
+/// finished sweep's duration, end and answers.
+fn sweep_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
+    let none: &[&str] = &[];
     let sweeps = counter(
-        &reg,
+        reg,
         "rblwatch_sweeps_total",
         "Sweeps finished since start, by outcome.",
         &["status"],
     )?;
     let answers = counter(
-        &reg,
+        reg,
         "rblwatch_sweep_answers_total",
         "Answers of the sweeps finished since start, by verdict.",
         &["verdict"],
@@ -722,21 +762,21 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     }
     if let Some(l) = &r.snap.last_sweep {
         let d = gauge(
-            &reg,
+            reg,
             "rblwatch_last_sweep_duration_seconds",
             "Duration of the last finished sweep.",
             none,
         )?;
         set_f(&d, none, l.duration_ms.unwrap_or(0) as f64 / 1000.0)?;
         let at = int_gauge(
-            &reg,
+            reg,
             "rblwatch_last_sweep_timestamp_seconds",
             "When the last finished sweep ended (Unix time).",
             none,
         )?;
         set_i(&at, none, l.finished_at.unwrap_or(l.started_at))?;
         let lp = int_gauge(
-            &reg,
+            reg,
             "rblwatch_last_sweep_answers",
             "Answers of the last finished sweep, by verdict.",
             &["verdict"],
@@ -749,12 +789,15 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
             set_i(&lp, &[v], n)?;
         }
     }
+    Ok(())
+}
 
-    // mail telemetry and the backscatter probe
-    mail_metrics(&reg, &r, &rt.cfg.sources, &st.live.source_failures())?;
-    // the daemon's supervised tasks and jobs
+/// The daemon's supervised tasks and jobs: deaths since start, and how many
+/// are down now.
+fn task_metrics(reg: &Registry, st: &WebState) -> Result<(), WebError> {
+    let none: &[&str] = &[];
     let deaths = counter(
-        &reg,
+        reg,
         "rblwatch_task_failures_total",
         "Supervised tasks (hooks, alerts, web) and jobs that died (panicked or stopped) since start.",
         &["task"],
@@ -763,20 +806,26 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         add(&deaths, &[&task], n)?;
     }
     let down = int_gauge(
-        &reg,
+        reg,
         "rblwatch_tasks_down",
         "Supervised tasks down now (waiting for their restart); /healthz fails meanwhile.",
         none,
     )?;
     set_i(&down, none, st.live.tasks_down().len() as i64)?;
+    Ok(())
+}
+
+/// The backscatter probe: per probed server, whether it accepts mail for
+/// unknown recipients and when it was last probed.
+fn probe_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
     let vulnerable = int_gauge(
-        &reg,
+        reg,
         "rblwatch_backscatter_vulnerable",
         "1 when the last probe found the server accepting mail for unknown recipients.",
         &["domain", "server"],
     )?;
     let probe_at = int_gauge(
-        &reg,
+        reg,
         "rblwatch_probe_timestamp_seconds",
         "When the server was last probed (Unix time).",
         &["domain", "server"],
@@ -787,7 +836,16 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         set_i(&vulnerable, &labels, i64::from(accepts))?;
         set_i(&probe_at, &labels, p.at)?;
     }
-    // the headline verdict as a state set: the same answer as the overview's
+    Ok(())
+}
+
+/// The headline verdict as a state set: the same answer as the overview's.
+fn verdict_metrics(
+    reg: &Registry,
+    r: &Read,
+    rt: &super::Snapshot,
+    st: &WebState,
+) -> Result<(), WebError> {
     let facts = crate::status::facts(
         &r.snap,
         &rt.cfg,
@@ -797,7 +855,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     );
     let headline = crate::status::verdict(&facts).kind;
     let verdict = int_gauge(
-        &reg,
+        reg,
         "rblwatch_verdict",
         "1 for the headline verdict in force (the status page's and rblwatch status's), 0 for the others.",
         &["kind"],
@@ -805,16 +863,20 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     for k in crate::status::Verdict::ALL {
         set_i(&verdict, &[k.as_str()], i64::from(k == headline))?;
     }
+    Ok(())
+}
 
-    // delisting requests still open (the pair still listed)
+/// Delisting requests still open (the pair still listed): when each was
+/// requested and when it is expected done.
+fn delist_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
     let requested = int_gauge(
-        &reg,
+        reg,
         "rblwatch_delist_requested_timestamp_seconds",
         "When delisting was requested for a pair that is still listed (Unix time).",
         &["target", "list"],
     )?;
     let expected = int_gauge(
-        &reg,
+        reg,
         "rblwatch_delist_expected_timestamp_seconds",
         "When a requested delisting is expected done: the request plus the list's typical expiry (Unix time).",
         &["target", "list"],
@@ -823,10 +885,14 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         set_i(&requested, &[&d.target, &d.list], d.requested_at)?;
         set_i(&expected, &[&d.target, &d.list], d.expected_by)?;
     }
+    Ok(())
+}
 
-    // actions
+/// Actions: hook runs and alert deliveries since start, by hook or channel
+/// and status.
+fn action_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
     let hooks = counter(
-        &reg,
+        reg,
         "rblwatch_hook_runs_total",
         "Hook runs finished since start, by hook and status.",
         &["hook", "status"],
@@ -836,7 +902,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         add(&hooks, &l, *n)?;
     }
     let deliveries = counter(
-        &reg,
+        reg,
         "rblwatch_alert_deliveries_total",
         "Alert messages sent or given up since start, by channel and status.",
         &["channel", "status"],
@@ -845,36 +911,44 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         let l: Vec<&str> = labels.iter().map(String::as_str).collect();
         add(&deliveries, &l, *n)?;
     }
+    Ok(())
+}
 
-    // the database
+/// The database: whether writes succeed, the last commit, and SQLite's
+/// memory.
+fn database_metrics(reg: &Registry, st: &WebState) -> Result<(), WebError> {
+    let none: &[&str] = &[];
     let wh = st.live.write_health();
     let writable = int_gauge(
-        &reg,
+        reg,
         "rblwatch_database_writable",
         "1 while database writes succeed.",
         none,
     )?;
     set_i(&writable, none, i64::from(!wh.dead && wh.failing.is_none()))?;
     let commit = int_gauge(
-        &reg,
+        reg,
         "rblwatch_database_last_commit_timestamp_seconds",
         "When the daemon last committed a write (Unix time; 0 before the first).",
         none,
     )?;
     set_i(&commit, none, wh.last_commit)?;
     let sqlite = int_gauge(
-        &reg,
+        reg,
         "rblwatch_sqlite_memory_bytes",
         "Memory SQLite holds in the daemon (page caches, statements): bounded by each connection's page cache (512 KiB for the writer, 256 KiB per reader) under a soft limit of 8 MiB.",
         none,
     )?;
     set_i(&sqlite, none, store::sqlite_memory_used())?;
+    Ok(())
+}
 
-    impact_metrics(&reg, &r)?;
-
-    // the resolver
+/// The resolver: whether it is usable, and its diagnosed status as a state
+/// set (absent before the first health check).
+fn resolver_metrics(reg: &Registry, st: &WebState) -> Result<(), WebError> {
+    let none: &[&str] = &[];
     let usable = int_gauge(
-        &reg,
+        reg,
         "rblwatch_resolver_usable",
         "1 unless the resolver was found unusable (rewritten NXDOMAIN, no answers): then nothing is checked.",
         none,
@@ -890,7 +964,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
         ),
     )?;
     let rstatus = int_gauge(
-        &reg,
+        reg,
         "rblwatch_resolver_status",
         "1 for the resolver's diagnosed status (ok, degraded, unusable); absent before the first health check.",
         &["status"],
@@ -904,22 +978,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
             set_i(&rstatus, &[st.as_str()], i64::from(h.status == st))?;
         }
     }
-
-    build_info(&reg, &rt.cfg.actions.settings.status_url)?;
-    super::senders::metrics(&st, &reg).await?;
-
-    let mut body = String::with_capacity(4096 + r.snap.pairs.len() * 80);
-    prometheus::TextEncoder::new()
-        .encode_utf8(&reg.gather(), &mut body)
-        .map_err(internal)?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response())
+    Ok(())
 }
 
 #[cfg(test)]
