@@ -133,10 +133,16 @@ impl BudgetPlan {
         let limit = self.daily_limit?;
         let lim = group(limit);
         if self.over_anyway {
+            // said against what it is compared with: the share of the limit a
+            // plan may use, not the limit itself ("9,667 against 10,000" read as
+            // within it)
+            let planned = (limit as f64 * HEADROOM) as u64;
             return Some(format!(
-                "over its budget even if swept once a day: {} queries/day for {} targets against a limit of {lim}; the engine stops at the limit (sweep fewer targets, or raise daily_limit in [lists.override.{}] for a paid plan)",
+                "over its budget even if swept once a day: {} queries/day for {} targets, more than the {} a plan may use ({:.0} % of the limit of {lim}; the rest is kept for TXT lookups and health checks); the engine stops at the limit (sweep fewer targets, or raise daily_limit in [lists.override.{}] for a paid plan)",
                 group(self.daily_queries),
                 group(self.pairs),
+                group(planned),
+                HEADROOM * 100.0,
                 self.list
             ));
         }
@@ -196,5 +202,10 @@ mod tests {
         // a limit not even one sweep a day fits
         let p = plan("x", Some(1000), 65_536, half_hour, half_hour);
         assert!(p.over_anyway && p.describe().unwrap().contains("over its budget"));
+        // the figure it is over is the one named (issue 22: "9,667 ... against a limit of 10,000")
+        let d = p.describe().unwrap();
+        let planned = (p.daily_limit.unwrap() as f64 * HEADROOM) as u64;
+        assert!(p.daily_queries > planned, "{d}");
+        assert!(d.contains(&format!("more than the {}", group(planned))), "{d}");
     }
 }
