@@ -206,6 +206,9 @@ mod tests {
         let d = p.describe().unwrap();
         let planned = (p.daily_limit.unwrap() as f64 * HEADROOM) as u64;
         assert!(p.daily_queries > planned, "{d}");
-        assert!(d.contains(&format!("more than the {}", group(planned))), "{d}");
+        assert!(
+            d.contains(&format!("more than the {}", group(planned))),
+            "{d}"
+        );
     }
 }

@@ -21,8 +21,19 @@ pub fn insert_audit_run(
     Ok(())
 }
 
-/// The latest run of every audit (its report with `at` added), by name.
-pub fn latest_audits(c: &Connection) -> Result<Vec<serde_json::Value>> {
+/// An audit's stored report and when it ran.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredAudit {
+    /// When it ran (unix seconds).
+    pub at: i64,
+    /// What it found.
+    #[serde(flatten)]
+    pub report: crate::audit::AuditReport,
+}
+
+/// The latest run of every audit, by name. A row that does not parse is an
+/// error, never an empty report that reads as "no finding".
+pub fn latest_audits(c: &Connection) -> Result<Vec<StoredAudit>> {
     let mut st = c.prepare_cached(
         "SELECT a.at, a.report FROM audit_runs a
          JOIN (SELECT MAX(id) AS id FROM audit_runs GROUP BY audit) m ON a.id = m.id ORDER BY a.audit",
@@ -31,11 +42,10 @@ pub fn latest_audits(c: &Connection) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     for r in rows {
         let (at, rep) = r?;
-        let mut v: serde_json::Value = serde_json::from_str(&rep).unwrap_or_default();
-        if v.is_object() {
-            v["at"] = at.into();
-        }
-        out.push(v);
+        out.push(StoredAudit {
+            at,
+            report: serde_json::from_str(&rep)?,
+        });
     }
     Ok(out)
 }

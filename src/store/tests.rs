@@ -339,3 +339,46 @@ fn sweep_statuses_in_sql_are_the_enums_own() {
 fn listed_states_in_sql_follow_pair_state() {
     assert_eq!(super::pairs::listed_states(), "'listed', 'clearing'");
 }
+
+/// Issue 19: probe and audit reports come back typed; a corrupt row is an
+/// error, never an empty report read as "nothing found".
+#[test]
+fn corrupt_probe_and_audit_reports_are_errors_not_empty_reports() {
+    let c = super::memory_db();
+    c.execute(
+        "INSERT INTO probe_results (at, domain, server, verdict, catch_all_suspected, why, report) VALUES (1, 'example.com', 'mx:25', 'accepts-unknown', 0, 'x', '{}')",
+        [],
+    )
+    .unwrap();
+    assert!(super::latest_probes(&c).is_err());
+    c.execute(
+        "INSERT INTO audit_runs (at, audit, mta, ok, findings, report) VALUES (1, 'postfix', 'postfix', 1, 0, 'not json')",
+        [],
+    )
+    .unwrap();
+    assert!(super::latest_audits(&c).is_err());
+    // a real report reads back as it was written
+    let report = crate::audit::AuditReport {
+        name: "pf".into(),
+        mta: crate::config::AuditMta::Postfix,
+        command: vec!["postconf".into()],
+        ok: true,
+        error: None,
+        version: None,
+        checks: vec![],
+        findings: vec![],
+    };
+    let c = super::memory_db();
+    super::insert_audit_run(
+        &c,
+        5,
+        "pf",
+        "postfix",
+        true,
+        0,
+        &serde_json::to_value(&report).unwrap(),
+    )
+    .unwrap();
+    let got = super::latest_audits(&c).unwrap();
+    assert_eq!((got[0].at, &got[0].report), (5, &report));
+}

@@ -33,6 +33,7 @@ use rusqlite::Connection;
 
 use super::{WebError, WebState};
 use crate::engine::SweepStatus;
+use crate::event::Severity;
 use crate::runs::{HookStatus, OutboxStatus};
 use crate::store;
 
@@ -224,7 +225,7 @@ struct Read {
     deliveries: Totals,
     mail_counts: Totals,
     impact: Option<crate::impact::Assessment>,
-    audits: Vec<serde_json::Value>,
+    audits: Vec<store::StoredAudit>,
 }
 
 fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, WebError> {
@@ -333,13 +334,10 @@ fn impact_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
         "Findings of each posture audit by severity (absent when it could not run).",
         &["audit", "severity"],
     )?;
-    for a in r.audits.iter().filter(|a| a["ok"] == true) {
-        let name = a["name"].as_str().unwrap_or("");
-        for sev in ["critical", "warning", "info"] {
-            let n = a["findings"]
-                .as_array()
-                .map_or(0, |f| f.iter().filter(|f| f["severity"] == sev).count());
-            set_i(&findings, &[name, sev], n as i64)?;
+    for a in r.audits.iter().map(|a| &a.report).filter(|a| a.ok) {
+        for sev in [Severity::Critical, Severity::Warning, Severity::Info] {
+            let n = a.findings.iter().filter(|f| f.severity == sev).count();
+            set_i(&findings, &[&a.name, sev.as_str()], n as i64)?;
         }
     }
     Ok(())
