@@ -535,11 +535,41 @@ fn blind(f: &VerdictFacts) -> Option<(String, Todo)> {
 }
 
 /// The overview's verdict. Listings come first (rejecting before not), then
-/// a backscatter risk, then blindness; "all clear" only when none applies.
-/// A verdict never calls a target clear on lists whose answers do not count.
+/// receivers refusing, then a backscatter risk, then blindness; "all clear"
+/// only when none applies. A verdict never calls a target clear on lists
+/// whose answers do not count.
 pub fn verdict(f: &VerdictFacts) -> VerdictView {
-    let mut also = Vec::new();
+    let mut also = standing_notes(f);
     let blind = blind(f);
+    if !f.listings.is_empty() {
+        return listed_verdict(f, blind.as_ref().map(|(why, _)| why.as_str()), also);
+    }
+    if !f.refusing.is_empty() {
+        also.extend(vulnerable_note(f));
+        return refused_verdict(f, also);
+    }
+    if !f.vulnerable.is_empty() || !f.ndr_spikes.is_empty() {
+        if let Some((why, _)) = &blind {
+            also.push(format!("listings unknown: {why}"));
+        }
+        return backscatter_verdict(f, also);
+    }
+    if let Some((why, todo)) = blind {
+        return VerdictView {
+            kind: Verdict::CannotTell,
+            text: "Can't tell".into(),
+            detail: format!("Nothing can be said about listings: {why}."),
+            todo: vec![todo],
+            also,
+        };
+    }
+    all_clear_verdict(f, also)
+}
+
+/// Lesser problems shown under any verdict: unusable lists, a degraded
+/// resolver, unchecked pairs, a queue spike.
+fn standing_notes(f: &VerdictFacts) -> Vec<String> {
+    let mut also = Vec::new();
     if !f.unusable.is_empty() && f.lists_usable > 0 {
         also.push(format!(
             "{} of {} unusable, answers not counted: {}",
@@ -567,33 +597,43 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
             plural(f.unchecked_pairs, "pair", "pairs")
         ));
     }
+    if !f.queue_spikes.is_empty() {
+        also.push(format!("queue spike on {}", f.queue_spikes.join(", ")));
+    }
+    also
+}
+
+/// A backscatter risk, as a note under another verdict.
+fn vulnerable_note(f: &VerdictFacts) -> Option<String> {
+    f.vulnerable
+        .first()
+        .map(|(d, s)| format!("{s} accepts mail for unknown recipients of {d} (backscatter risk)"))
+        .or_else(|| {
+            f.ndr_spikes
+                .first()
+                .map(|m| format!("bounce (NDR) spike on {m} (backscatter risk)"))
+        })
+}
+
+/// Listed: "listed and rejecting" when receivers cite a listing, else
+/// "listed, no impact seen"; what to do follows each listing's delisting state.
+fn listed_verdict(f: &VerdictFacts, blind: Option<&str>, mut also: Vec<String>) -> VerdictView {
     let rejecting: Vec<&ListingFact> = f
         .listings
         .iter()
         .filter(|l| l.impact == Impact::Rejecting)
         .collect();
-    if !f.queue_spikes.is_empty() {
-        also.push(format!("queue spike on {}", f.queue_spikes.join(", ")));
+    if rejecting.is_empty() && !f.refusing.is_empty() {
+        also.push(format!(
+            "refused by {} for other reasons",
+            f.refusing.join(", ")
+        ));
     }
-    let vulnerable_note = || {
-        f.vulnerable
-            .first()
-            .map(|(d, s)| {
-                format!("{s} accepts mail for unknown recipients of {d} (backscatter risk)")
-            })
-            .or_else(|| {
-                f.ndr_spikes
-                    .first()
-                    .map(|m| format!("bounce (NDR) spike on {m} (backscatter risk)"))
-            })
-    };
+    also.extend(vulnerable_note(f));
+    if let Some(why) = blind {
+        also.push(format!("current state unknown: {why}"));
+    }
     if !rejecting.is_empty() {
-        if let Some(v) = vulnerable_note() {
-            also.push(v);
-        }
-        if let Some((why, _)) = &blind {
-            also.push(format!("current state unknown: {why}"));
-        }
         let targets: std::collections::BTreeSet<&str> =
             rejecting.iter().map(|l| l.target.as_str()).collect();
         return VerdictView {
@@ -623,100 +663,79 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
             also,
         };
     }
-    if !f.listings.is_empty() {
-        if !f.refusing.is_empty() {
-            also.push(format!(
-                "refused by {} for other reasons",
-                f.refusing.join(", ")
-            ));
-        }
-        if let Some(v) = vulnerable_note() {
-            also.push(v);
-        }
-        if let Some((why, _)) = &blind {
-            also.push(format!("current state unknown: {why}"));
-        }
-        let unknown = f.listings.iter().all(|l| l.impact == Impact::Unknown);
-        return VerdictView {
-            kind: Verdict::ListedNoImpact,
-            text: format!(
-                "Listed, no impact seen: {}",
-                plural(f.listings.len(), "listing", "listings")
-            ),
-            detail: if unknown {
-                "No delivery results are read, so rejections could not be seen; receivers that use these lists may still refuse mail.".into()
+    let unknown = f.listings.iter().all(|l| l.impact == Impact::Unknown);
+    VerdictView {
+        kind: Verdict::ListedNoImpact,
+        text: format!(
+            "Listed, no impact seen: {}",
+            plural(f.listings.len(), "listing", "listings")
+        ),
+        detail: if unknown {
+            "No delivery results are read, so rejections could not be seen; receivers that use these lists may still refuse mail.".into()
+        } else {
+            "Receivers have not rejected mail over these listings so far.".into()
+        },
+        todo: delisting_todo(&f.listings.iter().collect::<Vec<_>>()),
+        also,
+    }
+}
+
+/// Not listed, yet receivers refuse mail for reasons about us.
+fn refused_verdict(f: &VerdictFacts, also: Vec<String>) -> VerdictView {
+    VerdictView {
+        kind: Verdict::RefusedNotListed,
+        text: "Refused, not listed".into(),
+        detail: format!(
+            "{} refuse mail for reasons about us, and no monitored list explains it.",
+            f.refusing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ),
+        todo: vec![Todo {
+            text: "Read the receivers' replies: a list not monitored here, or the receiver's own reputation system".into(),
+            href: Some("/receivers".into()),
+        }],
+        also,
+    }
+}
+
+/// A server accepting unknown recipients, or a bounce spike on now.
+fn backscatter_verdict(f: &VerdictFacts, mut also: Vec<String>) -> VerdictView {
+    let detail = match f.vulnerable.first() {
+        Some((domain, server)) => format!(
+            "{server} accepts mail for unknown recipients of {domain}{}: it will bounce it to forged senders, which gets servers blacklisted.",
+            if f.vulnerable.len() > 1 {
+                format!(" (and {} more)", plural(f.vulnerable.len() - 1, "server", "servers"))
             } else {
-                "Receivers have not rejected mail over these listings so far.".into()
+                String::new()
+            }
+        ),
+        None => format!(
+            "Bounces (NDRs) spike on {}: the server is bouncing mail to forged senders now, which gets servers blacklisted.",
+            f.ndr_spikes.join(", ")
+        ),
+    };
+    if !f.vulnerable.is_empty() && !f.ndr_spikes.is_empty() {
+        also.push(format!("bounce (NDR) spike on {}", f.ndr_spikes.join(", ")));
+    }
+    VerdictView {
+        kind: Verdict::BackscatterRisk,
+        text: "Backscatter risk".into(),
+        detail,
+        todo: vec![
+            Todo {
+                text: "Reject unknown recipients at RCPT time (Postfix: smtpd_reject_unlisted_recipient and a recipient map; hooks/postfix-strict-recipients)".into(),
+                href: None,
             },
-            todo: delisting_todo(&f.listings.iter().collect::<Vec<_>>()),
-            also,
-        };
+            Todo {
+                text: "Look at the bounce figures".into(),
+                href: Some("/mail".into()),
+            },
+        ],
+        also,
     }
-    if !f.refusing.is_empty() {
-        if let Some(v) = vulnerable_note() {
-            also.push(v);
-        }
-        return VerdictView {
-            kind: Verdict::RefusedNotListed,
-            text: "Refused, not listed".into(),
-            detail: format!(
-                "{} refuse mail for reasons about us, and no monitored list explains it.",
-                f.refusing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-            ),
-            todo: vec![Todo {
-                text: "Read the receivers' replies: a list not monitored here, or the receiver's own reputation system".into(),
-                href: Some("/receivers".into()),
-            }],
-            also,
-        };
-    }
-    if !f.vulnerable.is_empty() || !f.ndr_spikes.is_empty() {
-        if let Some((why, _)) = &blind {
-            also.push(format!("listings unknown: {why}"));
-        }
-        let detail = match f.vulnerable.first() {
-            Some((domain, server)) => format!(
-                "{server} accepts mail for unknown recipients of {domain}{}: it will bounce it to forged senders, which gets servers blacklisted.",
-                if f.vulnerable.len() > 1 {
-                    format!(" (and {} more)", plural(f.vulnerable.len() - 1, "server", "servers"))
-                } else {
-                    String::new()
-                }
-            ),
-            None => format!(
-                "Bounces (NDRs) spike on {}: the server is bouncing mail to forged senders now, which gets servers blacklisted.",
-                f.ndr_spikes.join(", ")
-            ),
-        };
-        if !f.vulnerable.is_empty() && !f.ndr_spikes.is_empty() {
-            also.push(format!("bounce (NDR) spike on {}", f.ndr_spikes.join(", ")));
-        }
-        return VerdictView {
-            kind: Verdict::BackscatterRisk,
-            text: "Backscatter risk".into(),
-            detail,
-            todo: vec![
-                Todo {
-                    text: "Reject unknown recipients at RCPT time (Postfix: smtpd_reject_unlisted_recipient and a recipient map; hooks/postfix-strict-recipients)".into(),
-                    href: None,
-                },
-                Todo {
-                    text: "Look at the bounce figures".into(),
-                    href: Some("/mail".into()),
-                },
-            ],
-            also,
-        };
-    }
-    if let Some((why, todo)) = blind {
-        return VerdictView {
-            kind: Verdict::CannotTell,
-            text: "Can't tell".into(),
-            detail: format!("Nothing can be said about listings: {why}."),
-            todo: vec![todo],
-            also,
-        };
-    }
+}
+
+/// Nothing listed on a usable list, every target covered, nothing vulnerable.
+fn all_clear_verdict(f: &VerdictFacts, also: Vec<String>) -> VerdictView {
     VerdictView {
         kind: Verdict::AllClear,
         text: "All clear".into(),
