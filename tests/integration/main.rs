@@ -17,6 +17,7 @@ mod impact;
 mod lab;
 mod layers;
 mod mail;
+mod mirror;
 mod screens;
 mod service;
 mod util;
