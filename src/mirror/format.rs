@@ -98,6 +98,8 @@ pub struct Problems {
     pub lines: u64,
     /// Lines skipped as invalid.
     pub invalid: u64,
+    /// Their bytes.
+    pub invalid_bytes: u64,
     /// The first few, as `line N: why`.
     pub examples: Vec<String>,
     /// Prefixes given twice (first kept).
@@ -634,6 +636,7 @@ pub fn parse(
         match &mut cur {
             Some(b) => {
                 if let Err(why) = b.line(line) {
+                    problems.invalid_bytes += raw.len() as u64;
                     problems.invalid(n, why);
                 }
             }

@@ -615,6 +615,10 @@ fn load(conf: &MirrorConf, current: Option<&Stamp>) -> Result<Option<Loaded>, Lo
 }
 
 /// Reads one file, bounded by `max_size`, refusing a truncated or corrupt one.
+///
+/// Lines are cut from the read buffer without ever holding more than
+/// [`MAX_LINE`] bytes of one, so a file without newlines (a sparse hole,
+/// garbage) costs a bounded amount of memory and stops at the first NUL.
 fn read_file(
     p: &Path,
     kind: DatasetType,
@@ -627,37 +631,14 @@ fn read_file(
     let mut err: Option<LoadError> = None;
     let mut total = 0u64;
     let mut long = 0u64;
+    let mut long_bytes = 0u64;
     let mut last_newline = true;
     let lines = std::iter::from_fn(|| {
-        let mut buf = Vec::with_capacity(64);
+        let mut line: Vec<u8> = Vec::with_capacity(64);
+        let mut too_long = false;
         loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
-                Ok(0) => return None,
-                Ok(n) => {
-                    total += n as u64;
-                    if total > max_size {
-                        err = Some(LoadError::Refused(format!(
-                            "{} grew past the size cap of {max_size} bytes while being read: refused",
-                            p.display()
-                        )));
-                        return None;
-                    }
-                    last_newline = buf.last() == Some(&b'\n');
-                    if buf.contains(&0) {
-                        err = Some(LoadError::Refused(format!(
-                            "{}: NUL bytes at byte {}: not a text data file (corrupt or a sparse hole): refused",
-                            p.display(),
-                            total - n as u64
-                        )));
-                        return None;
-                    }
-                    if buf.len() > MAX_LINE {
-                        long += 1;
-                        continue;
-                    }
-                    return Some(buf);
-                }
+            let buf = match r.fill_buf() {
+                Ok(b) => b,
                 Err(e) => {
                     err = Some(LoadError::Refused(format!(
                         "{}: read error: {e}",
@@ -665,6 +646,56 @@ fn read_file(
                     )));
                     return None;
                 }
+            };
+            if buf.is_empty() {
+                // end of file: a last line without newline is handed on, and noted
+                if line.is_empty() && !too_long {
+                    return None;
+                }
+                last_newline = false;
+                if too_long {
+                    long += 1;
+                    return None;
+                }
+                return Some(line);
+            }
+            let (chunk, done) = match memchr_nl(buf) {
+                Some(i) => (&buf[..=i], true),
+                None => (buf, false),
+            };
+            if let Some(z) = chunk.iter().position(|&c| c == 0) {
+                err = Some(LoadError::Refused(format!(
+                    "{}: NUL bytes at byte {}: not a text data file (corrupt, or a sparse hole): refused",
+                    p.display(),
+                    total + z as u64
+                )));
+                return None;
+            }
+            let n = chunk.len();
+            total += n as u64;
+            if total > max_size {
+                err = Some(LoadError::Refused(format!(
+                    "{} grew past the size cap of {max_size} bytes while being read: refused",
+                    p.display()
+                )));
+                return None;
+            }
+            if too_long || line.len() + n > MAX_LINE {
+                too_long = true;
+                long_bytes += n as u64;
+            } else {
+                line.extend_from_slice(chunk);
+            }
+            r.consume(n);
+            if done {
+                last_newline = true;
+                if too_long {
+                    long += 1;
+                    line.clear();
+                    too_long = false;
+                    continue;
+                }
+                return Some(line);
             }
         }
     });
@@ -683,15 +714,382 @@ fn read_file(
         )));
     }
     problems.invalid += long;
-    if problems.invalid > MAX_INVALID && problems.invalid * 100 > problems.lines {
+    problems.invalid_bytes += long_bytes;
+    if long > 0 {
+        problems
+            .examples
+            .push(format!("{long} line(s) longer than {MAX_LINE} bytes"));
+    }
+    let many_lines = problems.invalid > MAX_INVALID && problems.invalid * 100 > problems.lines;
+    let many_bytes = problems.invalid_bytes > 4096 && problems.invalid_bytes * 100 > total;
+    if many_lines || many_bytes {
         return Err(LoadError::Refused(format!(
-            "{}: {} of {} lines are invalid: corrupt, or not a {} file: refused ({})",
+            "{}: {} of {} lines ({} of {} bytes) are invalid: corrupt, or not a {} file: refused ({})",
             p.display(),
             problems.invalid,
             problems.lines,
+            problems.invalid_bytes,
+            total,
             kind.name(),
             problems.examples.join("; ")
         )));
     }
     Ok((ds, problems))
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "$SOA 60 ns.t hm.t 0 600 60 3600 10\n:127.0.0.2:Listed $\n127.0.0.2\n192.0.2.0/24 :4:net $\n";
+
+    fn conf(path: &Path) -> MirrorConf {
+        let mut c = MirrorConf::new(path.to_path_buf());
+        c.settle = Duration::ZERO;
+        c
+    }
+
+    fn ip(s: &str) -> Target {
+        Target::Ip(s.parse().unwrap())
+    }
+
+    fn listed(m: &Mirror, s: &str) -> bool {
+        matches!(m.answer(&ip(s)), MirrorAnswer::Listed { .. })
+    }
+
+    fn set_age(p: &Path, age: Duration) {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    /// Writes `content` to `p` through a temporary file and a rename, with an mtime `age` ago.
+    fn replace(p: &Path, content: &[u8], age: Duration) {
+        let tmp = p.with_extension("new.tmp");
+        std::fs::write(&tmp, content).unwrap();
+        set_age(&tmp, age);
+        std::fs::rename(&tmp, p).unwrap();
+    }
+
+    #[test]
+    fn a_new_version_replaces_the_old_whole_and_only_when_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bl.ip4set");
+        replace(&f, GOOD.as_bytes(), Duration::from_secs(10));
+        let m = Mirror::new(conf(dir.path()));
+        assert_eq!(
+            m.answer(&ip("127.0.0.2")),
+            MirrorAnswer::Unavailable(m.unavailable().unwrap())
+        );
+        let st = m.refresh();
+        assert!(st.loaded && !st.stale && st.error.is_none(), "{st:?}");
+        assert!(listed(&m, "192.0.2.7") && !listed(&m, "192.0.3.7"));
+        replace(&f, b"127.0.0.2\n198.51.100.0/24\n", Duration::from_secs(5));
+        m.refresh();
+        assert!(listed(&m, "198.51.100.1") && !listed(&m, "192.0.2.7"));
+        // a file changed a moment ago is taken as still being written: the old data stays
+        let mut c = conf(dir.path());
+        c.settle = Duration::from_secs(60);
+        let m2 = Mirror::new(c);
+        let st = m2.refresh();
+        assert!(
+            !st.loaded
+                && st
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("still being written")),
+            "{st:?}"
+        );
+    }
+
+    #[test]
+    fn truncated_and_corrupt_files_keep_the_last_good_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bl.ip4set");
+        replace(&f, GOOD.as_bytes(), Duration::from_secs(10));
+        let m = Mirror::new(conf(dir.path()));
+        m.refresh();
+        // cut short in the middle of a line
+        replace(
+            &f,
+            &GOOD.as_bytes()[..GOOD.len() - 9],
+            Duration::from_secs(5),
+        );
+        let st = m.refresh();
+        assert!(
+            st.error.as_deref().is_some_and(|e| e.contains("cut short")),
+            "{st:?}"
+        );
+        assert!(listed(&m, "192.0.2.7"), "the last good data stays in use");
+        // binary garbage
+        let garbage: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 1)
+            .collect();
+        replace(&f, &garbage, Duration::from_secs(5));
+        let st = m.refresh();
+        assert!(
+            st.error.as_deref().is_some_and(|e| e.contains("refused")),
+            "{st:?}"
+        );
+        assert!(listed(&m, "192.0.2.7"));
+        let garbage: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .map(|c| if c == 0 { b'\n' } else { c })
+            .collect();
+        let mut g = garbage.clone();
+        g.push(b'\n');
+        replace(&f, &g, Duration::from_secs(4));
+        let st = m.refresh();
+        assert!(
+            st.error.as_deref().is_some_and(|e| e.contains("refused")),
+            "{st:?}"
+        );
+        assert!(listed(&m, "192.0.2.7"));
+        // NUL bytes (a hole of a sparse file, a partly written block)
+        let mut z = GOOD.as_bytes().to_vec();
+        z.extend_from_slice(&[0u8; 4096]);
+        z.push(b'\n');
+        replace(&f, &z, Duration::from_secs(3));
+        let st = m.refresh();
+        assert!(
+            st.error.as_deref().is_some_and(|e| e.contains("NUL")),
+            "{st:?}"
+        );
+        assert!(listed(&m, "192.0.2.7"));
+        // a few bad lines are skipped with a warning, as rbldnsd does
+        replace(
+            &f,
+            format!("{GOOD}999.1.1.1\n10.0.0.1/24\n").as_bytes(),
+            Duration::from_secs(2),
+        );
+        let st = m.refresh();
+        assert!(st.error.is_none(), "{st:?}");
+        assert!(
+            st.warnings.iter().any(|w| w.contains("2 invalid line(s)")),
+            "{st:?}"
+        );
+    }
+
+    #[test]
+    fn a_huge_sparse_file_is_refused_without_being_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bl.ip4set");
+        replace(&f, GOOD.as_bytes(), Duration::from_secs(10));
+        let m = Mirror::new(conf(dir.path()));
+        m.refresh();
+        let big = dir.path().join("big.tmp");
+        let h = std::fs::File::create(&big).unwrap();
+        h.set_len(20 << 30).unwrap();
+        drop(h);
+        set_age(&big, Duration::from_secs(5));
+        std::fs::rename(&big, &f).unwrap();
+        let t = std::time::Instant::now();
+        let st = m.refresh();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(
+            st.error.as_deref().is_some_and(|e| e.contains("size cap")),
+            "{st:?}"
+        );
+        assert!(listed(&m, "192.0.2.7"));
+        // under the cap, the holes are NUL bytes: refused at the first block
+        let mut c = conf(dir.path());
+        c.max_size = 64 << 30;
+        let m2 = Mirror::new(c);
+        let t = std::time::Instant::now();
+        let st = m2.refresh();
+        assert!(
+            t.elapsed() < Duration::from_secs(2)
+                && st.error.as_deref().is_some_and(|e| e.contains("NUL")),
+            "{st:?}"
+        );
+        assert!(!st.loaded);
+    }
+
+    #[test]
+    fn a_vanished_directory_keeps_the_data_until_max_age() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("zen");
+        std::fs::create_dir(&dir).unwrap();
+        let f = dir.join("bl.ip4set");
+        replace(&f, GOOD.as_bytes(), Duration::from_secs(100));
+        let mut c = conf(&dir);
+        c.max_age = Duration::from_secs(3600);
+        let m = Mirror::new(c);
+        m.refresh();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let st = m.refresh();
+        assert!(st.loaded && !st.stale, "{st:?}");
+        assert!(
+            st.error.as_deref().is_some_and(|e| e.contains("gone")),
+            "{st:?}"
+        );
+        assert!(listed(&m, "192.0.2.7"));
+        // the same data, older than max_age: stale, and no answer is given at all
+        let mut c = conf(&dir);
+        c.max_age = Duration::from_secs(60);
+        std::fs::create_dir(&dir).unwrap();
+        replace(&f, GOOD.as_bytes(), Duration::from_secs(100));
+        let m = Mirror::new(c);
+        let st = m.refresh();
+        assert!(st.loaded && st.stale, "{st:?}");
+        assert!(
+            matches!(m.answer(&ip("192.0.2.7")), MirrorAnswer::Unavailable(w) if w.contains("stale"))
+        );
+        assert!(
+            matches!(m.answer(&ip("10.9.9.9")), MirrorAnswer::Unavailable(_)),
+            "never clear"
+        );
+    }
+
+    #[test]
+    fn a_file_rewritten_during_the_read_is_never_used_half() {
+        // Two versions of a 4 MB file, one listing 10/8 and one 11/8, each with
+        // 200,000 single addresses: whatever is loaded is one of them whole.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bl.ip4set");
+        let version = |first: u8| {
+            let mut s = String::new();
+            for i in 0..200_000u32 {
+                let _ = writeln!(
+                    s,
+                    "{first}.{}.{}.{}",
+                    (i >> 16) & 255,
+                    (i >> 8) & 255,
+                    i & 255
+                );
+            }
+            s
+        };
+        use std::fmt::Write as _;
+        let (a, b) = (version(10), version(11));
+        std::fs::write(&f, &a).unwrap();
+        set_age(&f, Duration::from_secs(10));
+        // a writer in place is caught by `settle` (changed a moment ago) or by
+        // the file changing during the read
+        let mut c = conf(dir.path());
+        c.settle = Duration::from_secs(1);
+        let m = Arc::new(Mirror::new(c));
+        m.refresh();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (f, stop) = (f.clone(), stop.clone());
+            let (a, b) = (a.clone(), b.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // rewritten in place, in chunks, as a careless download job does
+                    let mut h = std::fs::File::create(&f).unwrap();
+                    let body = if n % 2 == 0 { &b } else { &a };
+                    for chunk in body.as_bytes().chunks(256 << 10) {
+                        std::io::Write::write_all(&mut h, chunk).unwrap();
+                    }
+                    drop(h);
+                    set_age(&f, Duration::from_secs(10 + u64::from(n)));
+                    n += 1;
+                }
+            })
+        };
+        let mut errors = 0;
+        for _ in 0..40 {
+            let st = m.refresh();
+            errors += usize::from(st.error.is_some());
+            let ten = listed(&m, "10.1.2.3") && listed(&m, "10.3.13.63");
+            let eleven = listed(&m, "11.1.2.3") && listed(&m, "11.3.13.63");
+            assert!(ten ^ eleven, "a half-read file is in use");
+            assert_eq!(m.status().entries, 200_000);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        eprintln!("{errors} of 40 reloads found the file changing");
+    }
+
+    #[test]
+    fn overlapping_and_contradicting_entries_are_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        replace(
+            &dir.path().join("a.ip4trie"),
+            b"10.0.0.0/8 :2:\n10.0.0.0/8 :3:other\n!10.1.0.0/16\n!10.1.0.0/16\n10.1.2.0/24\n",
+            Duration::from_secs(5),
+        );
+        replace(
+            &dir.path().join("b.ip4set"),
+            b"11.9.0.0/16\n!11.9.0.0/16\n",
+            Duration::from_secs(5),
+        );
+        let m = Mirror::new(conf(dir.path()));
+        let st = m.refresh();
+        assert!(
+            st.warnings
+                .iter()
+                .any(|w| w.contains("a.ip4trie") && w.contains("given twice")),
+            "{st:?}"
+        );
+        assert!(
+            st.warnings
+                .iter()
+                .any(|w| w.contains("b.ip4set") && w.contains("both listed and excluded")),
+            "{st:?}"
+        );
+        // read as rbldnsd does: the first of a duplicate, the longest prefix, the set's exclusion
+        assert_eq!(
+            m.answer(&ip("10.200.0.1")),
+            MirrorAnswer::Listed {
+                a: vec!["127.0.0.2".parse().unwrap()],
+                txt: vec![]
+            }
+        );
+        assert!(!listed(&m, "10.1.0.1") && listed(&m, "10.1.2.1") && !listed(&m, "11.9.1.1"));
+    }
+
+    #[test]
+    fn intersection_names_every_listed_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        replace(
+            &dir.path().join("a.ip4set"),
+            b":127.0.0.2:L $\n198.51.100.0/24\n!198.51.100.77\n198.51.101.10-198.51.101.20 :3:\n203.0.113.5\n",
+            Duration::from_secs(5),
+        );
+        replace(
+            &dir.path().join("b.ip6trie"),
+            b"2001:db8:1200::/48 :4:\n!2001:db8:1200:5::/64\n2001:db8:12ff:1::/64\n2001:db8:1300::/48\n",
+            Duration::from_secs(5),
+        );
+        let m = Mirror::new(conf(dir.path()));
+        m.refresh();
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let o = m.intersect(&net("198.51.96.0/20")).unwrap();
+        let r: Vec<String> = o
+            .iter()
+            .map(|o| format!("{} {:?}", o.range(), o.a))
+            .collect();
+        assert_eq!(
+            r,
+            vec![
+                "198.51.100.0-198.51.100.76 [127.0.0.2]",
+                "198.51.100.78-198.51.100.255 [127.0.0.2]",
+                "198.51.101.10-198.51.101.20 [127.0.0.3]"
+            ]
+        );
+        assert_eq!(o[0].cidrs[0], "198.51.100.0/26");
+        let o = m.intersect(&net("2001:db8:1200::/40")).unwrap();
+        let r: Vec<String> = o.iter().map(Overlap::range).collect();
+        assert_eq!(
+            r,
+            vec![
+                "2001:db8:1200::-2001:db8:1200:4:ffff:ffff:ffff:ffff",
+                "2001:db8:1200:6::-2001:db8:1200:ffff:ffff:ffff:ffff:ffff",
+                "2001:db8:12ff:1::/64"
+            ]
+        );
+        // every piece agrees with the point lookups at its edges and just outside
+        for p in &o {
+            assert!(listed(&m, &p.first.to_string()) && listed(&m, &p.last.to_string()));
+        }
+        assert!(m.intersect(&net("10.0.0.0/7")).is_err());
+        assert!(m.intersect(&net("2001:db8::/31")).is_err());
+        assert!(m.intersect(&net("10.0.0.0/8")).unwrap().is_empty());
+    }
 }
