@@ -82,6 +82,9 @@ struct State {
     loaded: Option<Arc<Loaded>>,
     /// Why the last look at the files did not give new data (cleared by a good load).
     error: Option<String>,
+    /// A version much smaller than the one in use, seen once: loaded only
+    /// if the next check finds it unchanged (a truncation, or a stat racing one).
+    shrunk: Option<Stamp>,
 }
 
 /// What a mirror says about one target.
@@ -138,6 +141,9 @@ pub enum LoadError {
     /// A file is refused (too large, truncated, corrupt).
     #[error("{0}")]
     Refused(String),
+    /// The new version is much smaller than the one in use: confirmed at the next check.
+    #[error("{1}")]
+    Shrunk(Stamp, String),
 }
 
 impl Mirror {
@@ -162,12 +168,23 @@ impl Mirror {
     /// (blocking: run it off async workers). Returns the status after.
     pub fn refresh(&self) -> MirrorStatus {
         let current = self.loaded();
-        let result = load(&self.conf, current.as_deref().map(|l| &l.stamp));
+        let shrunk = self.state.read().ok().and_then(|s| s.shrunk.clone());
+        let result = load(
+            &self.conf,
+            current.as_deref().map(|l| &l.stamp),
+            shrunk.as_ref(),
+        );
         if let Ok(mut st) = self.state.write() {
             match result {
                 Ok(Some(new)) => {
                     st.loaded = Some(Arc::new(new));
                     st.error = None;
+                    st.shrunk = None;
+                }
+                Err(LoadError::Shrunk(stamp, why)) => {
+                    tracing::warn!(mirror = %self.conf.path.display(), why = %why, "mirror shrank; the data in use stays until it is confirmed");
+                    st.shrunk = Some(stamp);
+                    st.error = Some(why);
                 }
                 Ok(None) => st.error = None,
                 Err(e) => {
@@ -532,7 +549,11 @@ fn files(conf: &MirrorConf) -> Result<Vec<(PathBuf, DatasetType, u64, SystemTime
 }
 
 /// Loads the files when their stamp differs from `current`'s; `Ok(None)` when unchanged.
-fn load(conf: &MirrorConf, current: Option<&Stamp>) -> Result<Option<Loaded>, LoadError> {
+fn load(
+    conf: &MirrorConf,
+    current: Option<&Stamp>,
+    shrunk: Option<&Stamp>,
+) -> Result<Option<Loaded>, LoadError> {
     let list = files(conf)?;
     let stamp: Stamp = list
         .iter()
@@ -540,6 +561,18 @@ fn load(conf: &MirrorConf, current: Option<&Stamp>) -> Result<Option<Loaded>, Lo
         .collect();
     if current == Some(&stamp) {
         return Ok(None);
+    }
+    if let Some(cur) = current {
+        let size = |s: &Stamp| s.iter().map(|f| f.1).sum::<u64>();
+        let (old, new) = (size(cur), size(&stamp));
+        if new < old / 2 && shrunk != Some(&stamp) {
+            return Err(LoadError::Shrunk(
+                stamp,
+                format!(
+                    "the data shrank from {old} to {new} bytes: loaded only if the next check finds it unchanged (a truncated file is never used)"
+                ),
+            ));
+        }
     }
     let now_sys = SystemTime::now();
     for (p, _, _, t) in &list {
@@ -563,12 +596,12 @@ fn load(conf: &MirrorConf, current: Option<&Stamp>) -> Result<Option<Loaded>, Lo
                 conf.max_size
             )));
         }
-        let (ds, problems) = read_file(p, *kind, conf.max_size, now)?;
+        let (ds, problems, read) = read_file(p, *kind, conf.max_size, now)?;
         // the file must be the one listed, unchanged through the read
         let after = std::fs::metadata(p).map_err(|e| {
             LoadError::Busy(format!("{} vanished while being read: {e}", p.display()))
         })?;
-        if after.len() != *len || after.modified().ok() != Some(*mtime) {
+        if read != *len || after.len() != *len || after.modified().ok() != Some(*mtime) {
             return Err(LoadError::Busy(format!(
                 "{} changed while being read: the read is discarded, tried again at the next check",
                 p.display()
@@ -624,7 +657,7 @@ fn read_file(
     kind: DatasetType,
     max_size: u64,
     now: i64,
-) -> Result<(Vec<Dataset>, Problems), LoadError> {
+) -> Result<(Vec<Dataset>, Problems, u64), LoadError> {
     let f =
         std::fs::File::open(p).map_err(|e| LoadError::Missing(format!("{}: {e}", p.display())))?;
     let mut r = std::io::BufReader::with_capacity(1 << 20, f.take(max_size.saturating_add(1)));
@@ -734,7 +767,7 @@ fn read_file(
             problems.examples.join("; ")
         )));
     }
-    Ok((ds, problems))
+    Ok((ds, problems, total))
 }
 
 fn memchr_nl(b: &[u8]) -> Option<usize> {
@@ -788,6 +821,13 @@ mod tests {
         assert!(st.loaded && !st.stale && st.error.is_none(), "{st:?}");
         assert!(listed(&m, "192.0.2.7") && !listed(&m, "192.0.3.7"));
         replace(&f, b"127.0.0.2\n198.51.100.0/24\n", Duration::from_secs(5));
+        // much smaller than the data in use: confirmed by a second look before use
+        let st = m.refresh();
+        assert!(
+            st.error.as_deref().is_some_and(|e| e.contains("shrank")),
+            "{st:?}"
+        );
+        assert!(listed(&m, "192.0.2.7"));
         m.refresh();
         assert!(listed(&m, "198.51.100.1") && !listed(&m, "192.0.2.7"));
         // a file changed a moment ago is taken as still being written: the old data stays
@@ -992,18 +1032,27 @@ mod tests {
                 }
             })
         };
-        let mut errors = 0;
+        let (mut errors, mut switches, mut last) = (0, 0, true);
         for _ in 0..40 {
             let st = m.refresh();
             errors += usize::from(st.error.is_some());
             let ten = listed(&m, "10.1.2.3") && listed(&m, "10.3.13.63");
             let eleven = listed(&m, "11.1.2.3") && listed(&m, "11.3.13.63");
-            assert!(ten ^ eleven, "a half-read file is in use");
+            assert!(
+                ten ^ eleven,
+                "a half-read file is in use: {st:?} {} {} {} {}",
+                listed(&m, "10.1.2.3"),
+                listed(&m, "10.3.13.63"),
+                listed(&m, "11.1.2.3"),
+                listed(&m, "11.3.13.63")
+            );
             assert_eq!(m.status().entries, 200_000);
+            switches += usize::from(ten != last);
+            last = ten;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap();
-        eprintln!("{errors} of 40 reloads found the file changing");
+        eprintln!("{errors} of 40 reloads found the file changing; {switches} new versions loaded");
     }
 
     #[test]
