@@ -84,7 +84,7 @@ struct State {
     error: Option<String>,
     /// A version much smaller than the one in use, seen once: loaded only
     /// if the next check finds it unchanged (a truncation, or a stat racing one).
-    shrunk: Option<Stamp>,
+    shrunk: Option<(Stamp, std::time::Instant)>,
 }
 
 /// What a mirror says about one target.
@@ -168,7 +168,15 @@ impl Mirror {
     /// (blocking: run it off async workers). Returns the status after.
     pub fn refresh(&self) -> MirrorStatus {
         let current = self.loaded();
-        let shrunk = self.state.read().ok().and_then(|s| s.shrunk.clone());
+        // a shrink is confirmed by the same stamp at least `settle` (and 1 s) later
+        let wait = self.conf.settle.max(Duration::from_secs(1));
+        let shrunk = self
+            .state
+            .read()
+            .ok()
+            .and_then(|s| s.shrunk.clone())
+            .filter(|(_, seen)| seen.elapsed() >= wait)
+            .map(|(s, _)| s);
         let result = load(
             &self.conf,
             current.as_deref().map(|l| &l.stamp),
@@ -183,7 +191,9 @@ impl Mirror {
                 }
                 Err(LoadError::Shrunk(stamp, why)) => {
                     tracing::warn!(mirror = %self.conf.path.display(), why = %why, "mirror shrank; the data in use stays until it is confirmed");
-                    st.shrunk = Some(stamp);
+                    if st.shrunk.as_ref().is_none_or(|(s, _)| *s != stamp) {
+                        st.shrunk = Some((stamp, std::time::Instant::now()));
+                    }
                     st.error = Some(why);
                 }
                 Ok(None) => st.error = None,
@@ -829,6 +839,9 @@ mod tests {
         );
         assert!(listed(&m, "192.0.2.7"));
         m.refresh();
+        assert!(listed(&m, "192.0.2.7"), "not before a second has passed");
+        std::thread::sleep(Duration::from_millis(1100));
+        m.refresh();
         assert!(listed(&m, "198.51.100.1") && !listed(&m, "192.0.2.7"));
         // a file changed a moment ago is taken as still being written: the old data stays
         let mut c = conf(dir.path());
@@ -1034,6 +1047,7 @@ mod tests {
         };
         let (mut errors, mut switches, mut last) = (0, 0, true);
         for _ in 0..40 {
+            std::thread::sleep(Duration::from_millis(25));
             let st = m.refresh();
             errors += usize::from(st.error.is_some());
             let ten = listed(&m, "10.1.2.3") && listed(&m, "10.3.13.63");
@@ -1052,6 +1066,12 @@ mod tests {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap();
+        // once the writer is done, its last version loads, whole
+        std::thread::sleep(Duration::from_millis(1100));
+        let st = m.refresh();
+        assert!(st.error.is_none(), "{st:?}");
+        assert!(listed(&m, "10.1.2.3") ^ listed(&m, "11.1.2.3"));
+        assert!(listed(&m, "10.3.13.63") ^ listed(&m, "11.3.13.63"));
         eprintln!("{errors} of 40 reloads found the file changing; {switches} new versions loaded");
     }
 
