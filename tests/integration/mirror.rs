@@ -422,3 +422,161 @@ async fn mirror_verdicts_equal_rbldnsd_over_100k_targets_and_every_dataset_type(
     );
     assert!(kinds.len() >= 4, "{kinds:?}");
 }
+
+/// A config whose own list `zone` is answered from `mirror`, with its test points.
+fn mirror_config(
+    dir: &std::path::Path,
+    mirror: &std::path::Path,
+    max_age: &str,
+) -> std::path::PathBuf {
+    let lists = dir.join("lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::write(
+        lists.join("own.toml"),
+        "[[list]]\nid = \"own-mirror\"\nzone = \"mirror.test\"\nkind = \"ip\"\ntest_points = { listed = [\"127.0.0.2\"], not_listed = [\"127.0.0.1\"] }\nreturns = [{ code = \"127.0.0.2-127.0.0.20\", meaning = \"listed\" }]\n",
+    )
+    .unwrap();
+    let cfg = dir.join("rblwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[resolver]\nnameservers = [\"127.0.0.1:9\"]\ntimeout = \"200ms\"\n[lists]\ndirs = [{:?}]\nuse = [\"own-mirror\"]\n[lists.override.own-mirror]\nmirror = {:?}\nmax_age = {max_age:?}\n",
+            lists.display().to_string(),
+            mirror.display().to_string()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn aged(p: &std::path::Path, content: &str, age: Duration) {
+    std::fs::write(p, content).unwrap();
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+#[test]
+fn cli_checks_and_intersects_a_mirrored_list_without_any_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("zen");
+    std::fs::create_dir(&data).unwrap();
+    aged(
+        &data.join("zen.ip4set"),
+        ":127.0.0.2:Listed $\n127.0.0.2\n198.51.100.0/24 :4:net $\n!198.51.100.77\n",
+        Duration::from_secs(30),
+    );
+    aged(
+        &data.join("zen6.ip6trie"),
+        ":127.0.0.3:v6 $\n2001:db8:1200::/48\n!2001:db8:1200:5::/64\n",
+        Duration::from_secs(30),
+    );
+    let cfg = mirror_config(dir.path(), &data, "1h");
+    let c = cfg.to_str().unwrap();
+    // the resolver (port 9) answers nothing: every answer here comes from the mirror
+    let out = crate::util::rblwatch(&[
+        "-C",
+        c,
+        "check",
+        "--json",
+        "198.51.100.7",
+        "198.51.100.77",
+        "2001:db8:1200::1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["lists"][0]["health"], "healthy", "{v:#}");
+    let verdict = |t: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["target"] == t)
+            .map(|r| r["verdict"].clone())
+            .unwrap()
+    };
+    assert_eq!(verdict("198.51.100.7"), "listed");
+    assert_eq!(verdict("198.51.100.77"), "clear");
+    assert_eq!(verdict("2001:db8:1200::1"), "listed");
+
+    let out =
+        crate::util::rblwatch(&["-C", c, "intersect", "198.51.96.0/20", "2001:db8:1200::/40"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("198.51.96.0/20 own-mirror: 198.51.100.0-198.51.100.76 listed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("198.51.100.78-198.51.100.255 listed"),
+        "{text}"
+    );
+    assert!(text.contains("2001:db8:1200::/40 own-mirror: 2001:db8:1200::-2001:db8:1200:4:ffff:ffff:ffff:ffff listed"), "{text}");
+    let out = crate::util::rblwatch(&["-C", c, "intersect", "203.0.113.0/24"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing listed"));
+
+    // data older than max_age: stale, and no pair reads clear
+    let cfg = mirror_config(dir.path(), &data, "1m");
+    for f in ["zen.ip4set", "zen6.ip6trie"] {
+        let p = data.join(f);
+        let body = std::fs::read_to_string(&p).unwrap();
+        aged(&p, &body, Duration::from_secs(600));
+    }
+    let out = crate::util::rblwatch(&[
+        "-C",
+        cfg.to_str().unwrap(),
+        "check",
+        "--json",
+        "198.51.100.7",
+        "203.0.113.9",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lists"][0]["health"], "stale", "{v:#}");
+    assert!(
+        v["lists"][0]["why"].as_str().unwrap().contains("max_age"),
+        "{v:#}"
+    );
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["verdict"], "unknown", "{v:#}");
+    }
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_mirror_without_its_test_points_is_not_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("zen.ip4set");
+    aged(&data, "198.51.100.0/24\n", Duration::from_secs(30));
+    let cfg = mirror_config(dir.path(), &data, "1h");
+    let out = crate::util::rblwatch(&[
+        "-C",
+        cfg.to_str().unwrap(),
+        "check",
+        "--json",
+        "198.51.100.7",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lists"][0]["health"], "dead", "{v:#}");
+    // a file that cannot be read from the start: no data, never clear
+    aged(&data, "198.51.100.0/24\n127.0.0.2", Duration::from_secs(30));
+    let out = crate::util::rblwatch(&[
+        "-C",
+        cfg.to_str().unwrap(),
+        "check",
+        "--json",
+        "203.0.113.9",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lists"][0]["health"], "stale", "{v:#}");
+    assert!(
+        v["lists"][0]["why"].as_str().unwrap().contains("cut short"),
+        "{v:#}"
+    );
+    assert_eq!(v["results"][0]["verdict"], "unknown", "{v:#}");
+}
