@@ -580,3 +580,40 @@ fn a_mirror_without_its_test_points_is_not_healthy() {
     );
     assert_eq!(v["results"][0]["verdict"], "unknown", "{v:#}");
 }
+
+#[test]
+fn lists_health_shows_a_mirror_error_while_the_last_good_data_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("zen");
+    std::fs::create_dir(&data).unwrap();
+    aged(
+        &data.join("zen.ip4set"),
+        "127.0.0.2\n198.51.100.0/24\n",
+        Duration::from_secs(30),
+    );
+    aged(
+        &data.join("broken.ip4set"),
+        "127.0.0.2\n198.51",
+        Duration::from_secs(30),
+    );
+    let cfg = mirror_config(dir.path(), &data, "1h");
+    // a file cut short from the start: nothing to serve, stale with the reason
+    let out = crate::util::rblwatch(&["-C", cfg.to_str().unwrap(), "lists", "--health"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("stale") && text.contains("cut short"),
+        "{text}"
+    );
+    std::fs::remove_file(data.join("broken.ip4set")).unwrap();
+    aged(
+        &data.join("zen.ip4set"),
+        "127.0.0.2\n198.51.100.0/24\n10.0.0.0/8 :3:\n!10.0.0.0/8\n",
+        Duration::from_secs(30),
+    );
+    let out = crate::util::rblwatch(&["-C", cfg.to_str().unwrap(), "lists", "--health"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("healthy") && text.contains("both listed and excluded"),
+        "{text}"
+    );
+}
