@@ -285,6 +285,9 @@ pub struct HealthReport {
     /// Per list (same order): codes the catalog does not document that its
     /// test points answered.
     pub undocumented: Vec<Vec<std::net::Ipv4Addr>>,
+    /// Per list (same order): answered from a local mirror, so the resolver
+    /// neither judges nor gates it.
+    pub mirrored: Vec<bool>,
 }
 
 impl HealthReport {
@@ -298,8 +301,15 @@ impl HealthReport {
             Some(why) => self
                 .lists
                 .iter()
-                .map(|_| ListHealth::Unreachable {
-                    why: format!("not queried: {why}"),
+                .enumerate()
+                .map(|(i, h)| {
+                    if self.mirrored.get(i).copied().unwrap_or(false) {
+                        // a mirror asks no resolver
+                        return h.clone();
+                    }
+                    ListHealth::Unreachable {
+                        why: format!("not queried: {why}"),
+                    }
                 })
                 .collect(),
         }
@@ -725,6 +735,8 @@ impl Engine {
             &results
                 .iter()
                 .zip(&self.lists)
+                // mirrored lists say nothing about the resolver
+                .filter(|(_, l)| l.mirror.is_none())
                 .map(|((h, c, _, _), l)| ListCheck {
                     id: &l.def.id,
                     health: h,
@@ -748,6 +760,7 @@ impl Engine {
             resolver,
             ipv6_down,
             undocumented,
+            mirrored: self.lists.iter().map(|l| l.mirror.is_some()).collect(),
         }
     }
 

@@ -617,3 +617,47 @@ fn lists_health_shows_a_mirror_error_while_the_last_good_data_serves() {
         "{text}"
     );
 }
+
+#[test]
+fn an_unusable_resolver_neither_judges_nor_gates_a_mirrored_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("zen.ip4set");
+    aged(
+        &data,
+        "127.0.0.2\n198.51.100.0/24\n",
+        Duration::from_secs(30),
+    );
+    let cfg = mirror_config(dir.path(), &data, "1h");
+    // two lists asked through a resolver that never answers (port 9), beside the mirror
+    std::fs::write(
+        dir.path().join("lists/dns.toml"),
+        "[[list]]\nid = \"dns-a\"\nzone = \"a.test\"\nkind = \"ip\"\nreturns = [{ code = \"127.0.0.2\", meaning = \"listed\" }]\n\n[[list]]\nid = \"dns-b\"\nzone = \"b.test\"\nkind = \"ip\"\nreturns = [{ code = \"127.0.0.2\", meaning = \"listed\" }]\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "use = [\"own-mirror\"]",
+        "use = [\"own-mirror\", \"dns-a\", \"dns-b\"]",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = crate::util::rblwatch(&[
+        "-C",
+        cfg.to_str().unwrap(),
+        "check",
+        "--json",
+        "198.51.100.7",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["resolver"]["status"], "unusable", "{v:#}");
+    let row = |l: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["list"] == l)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("own-mirror")["verdict"], "listed", "{v:#}");
+    assert_eq!(row("own-mirror")["counted"], true, "{v:#}");
+    assert_eq!(row("dns-a")["verdict"], "unknown", "{v:#}");
+}
