@@ -491,10 +491,7 @@ impl Engine {
 
     /// Every listing overlapping `net` on each mirrored list (`None` for lists
     /// without a mirror): the intersection, not an enumeration.
-    pub fn intersect(
-        &self,
-        net: &ipnet::IpNet,
-    ) -> Vec<Option<Result<Vec<(crate::mirror::Overlap, Verdict)>, String>>> {
+    pub fn intersect(&self, net: &ipnet::IpNet) -> Vec<Option<Intersection>> {
         self.lists
             .iter()
             .map(|l| {
@@ -831,6 +828,10 @@ impl Engine {
         stream::select_all(streams)
     }
 }
+
+/// A mirrored list's intersection with a range: each listed piece and its
+/// verdict, or why the mirror cannot answer.
+pub type Intersection = Result<Vec<(crate::mirror::Overlap, Verdict)>, String>;
 
 /// The verdict a mirror gives: its answer classified exactly as the same
 /// answer from DNS (an A query, then the TXT records of a listing).

@@ -220,11 +220,9 @@ impl Dataset {
                     break;
                 }
             }
-            (Index::Ip4Tset(addrs), Key::V4(q)) => {
-                if addrs.binary_search(&q).is_ok() {
-                    out.push(hit(1));
-                    subst = Ipv4Addr::from(q).to_string();
-                }
+            (Index::Ip4Tset(addrs), Key::V4(q)) if addrs.binary_search(&q).is_ok() => {
+                out.push(hit(1));
+                subst = Ipv4Addr::from(q).to_string();
             }
             (Index::Ip4Trie(lens), Key::V4(q)) => {
                 if let Some(id) = trie_find(lens, q, |q, len| q & mask32(len)) {
@@ -238,13 +236,12 @@ impl Dataset {
                     subst = ip6atos(q);
                 }
             }
-            (Index::Ip6Tset(nets, excl), Key::V6(q)) => {
+            (Index::Ip6Tset(nets, excl), Key::V6(q))
                 if nets.binary_search(&((q >> 64) as u64)).is_ok()
-                    && excl.binary_search(&q).is_err()
-                {
-                    out.push(hit(1));
-                    subst = ip6atos(q);
-                }
+                    && excl.binary_search(&q).is_err() =>
+            {
+                out.push(hit(1));
+                subst = ip6atos(q);
             }
             (Index::Dnset { exact, wild }, key) => {
                 let name: std::borrow::Cow<'_, str> = match key {
@@ -1211,11 +1208,14 @@ impl Builder {
     }
 }
 
+/// Prefixes of one length: (network, value id), sorted.
+type ByLength<K> = Vec<(u8, Vec<(K, u32)>)>;
+
 /// Groups prefixes by length (longest first), sorted, the first of duplicates kept.
 fn by_length<K: Copy + Ord>(
     mut v: Vec<(u8, K, u32)>,
     problems: &mut Problems,
-) -> (Vec<(u8, Vec<(K, u32)>)>, u64) {
+) -> (ByLength<K>, u64) {
     // stable: equal prefixes keep file order, so the first line wins (btrie's rule)
     v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut out: Vec<(u8, Vec<(K, u32)>)> = Vec::new();

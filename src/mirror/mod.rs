@@ -1035,7 +1035,7 @@ mod tests {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     // rewritten in place, in chunks, as a careless download job does
                     let mut h = std::fs::File::create(&f).unwrap();
-                    let body = if n % 2 == 0 { &b } else { &a };
+                    let body = if n.is_multiple_of(2) { &b } else { &a };
                     for chunk in body.as_bytes().chunks(256 << 10) {
                         std::io::Write::write_all(&mut h, chunk).unwrap();
                     }

@@ -367,7 +367,7 @@ async fn mirror_verdicts_equal_rbldnsd_over_100k_targets_and_every_dataset_type(
     let mut pairs: Vec<(usize, Target)> = Vec::new();
     for ip in &data.ip_targets {
         pairs.push((0, Target::Ip(*ip)));
-        if pairs.len() % 3 == 0 {
+        if pairs.len().is_multiple_of(3) {
             pairs.push((2, Target::Ip(*ip)));
         }
     }
