@@ -1120,17 +1120,21 @@ impl Builder {
                 for level in &mut sets {
                     level.sort_unstable();
                     level.dedup();
-                    // an address both listed and excluded at one level: the exclusion wins
-                    let mut i = 0;
-                    while i + 1 < level.len() {
-                        if level[i].0 == level[i + 1].0 && level[i].1 == EXCL {
+                    // an address both listed and excluded at one level: the exclusion
+                    // wins (it sorts first); one compacting pass drops the values after it
+                    let mut kept = 0;
+                    let mut excluded: Option<u32> = None;
+                    for i in 0..level.len() {
+                        let (a, id) = level[i];
+                        if excluded == Some(a) {
                             problems.contradictions += 1;
-                            let a = level[i].0;
-                            let end = level[i..].iter().take_while(|e| e.0 == a).count();
-                            level.drain(i + 1..i + end);
+                            continue;
                         }
-                        i += 1;
+                        excluded = (id == EXCL).then_some(a);
+                        level[kept] = (a, id);
+                        kept += 1;
                     }
+                    level.truncate(kept);
                     level.shrink_to_fit();
                     entries += level.len() as u64;
                 }
