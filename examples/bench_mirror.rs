@@ -89,7 +89,7 @@ fn main() -> anyhow::Result<()> {
 
     // 3. 64 /24s + 4 /48s by intersection, on every list
     let nets: Vec<ipnet::IpNet> = (0..64)
-        .map(|i| format!("10.{}.{}.0/24", i * 3, i * 7).parse())
+        .map(|i| format!("10.{}.{}.0/24", i * 3, (i * 7) % 256).parse())
         .chain((0..4).map(|i| format!("2001:db8:{:x}::/48", i * 1000).parse()))
         .collect::<Result<_, _>>()?;
     let mut pieces = 0;
