@@ -83,6 +83,8 @@ pub struct ActiveList {
     /// Set by a health check whose IPv6 test points failed: why the list is
     /// IPv4-only until the next check (its IPv6 pairs are not asked).
     ipv6_down: Mutex<Option<String>>,
+    /// Set when the list is answered from a local mirror of its data (no queries).
+    mirror: Option<Arc<crate::mirror::Mirror>>,
 }
 
 impl ListCounters {
@@ -186,8 +188,22 @@ impl ActiveList {
             daily_limit: def.policy.daily_limit,
             negative: Mutex::new(std::collections::HashMap::new()),
             ipv6_down: Mutex::new(None),
+            mirror: None,
             def,
         }
+    }
+
+    /// Answers this list from a local mirror of its data instead of DNS
+    /// (no queries, so no daily budget).
+    pub fn with_mirror(mut self, m: Arc<crate::mirror::Mirror>) -> Self {
+        self.mirror = Some(m);
+        self.daily_limit = None;
+        self
+    }
+
+    /// The list's mirror, if it is answered from one.
+    pub fn mirror(&self) -> Option<&Arc<crate::mirror::Mirror>> {
+        self.mirror.as_ref()
     }
 
     /// Sets the daily query budget (a user's override, e.g. a paid plan).
@@ -273,6 +289,9 @@ pub struct HealthReport {
     /// its queries could not be sent for a shortage here (no file descriptor
     /// left). The daemon records nothing from such a check.
     pub local_failure: Option<String>,
+    /// Per list (same order): answered from a local mirror, so the resolver
+    /// neither judges nor gates it.
+    pub mirrored: Vec<bool>,
 }
 
 impl HealthReport {
@@ -286,8 +305,15 @@ impl HealthReport {
             Some(why) => self
                 .lists
                 .iter()
-                .map(|_| ListHealth::Unreachable {
-                    why: format!("not queried: {why}"),
+                .enumerate()
+                .map(|(i, h)| {
+                    if self.mirrored.get(i).copied().unwrap_or(false) {
+                        // a mirror asks no resolver
+                        return h.clone();
+                    }
+                    ListHealth::Unreachable {
+                        why: format!("not queried: {why}"),
+                    }
                 })
                 .collect(),
         }
@@ -461,6 +487,55 @@ impl Engine {
         futures::future::join_all(work).await;
     }
 
+    /// Looks at every mirror's files and loads new versions (off the async workers).
+    async fn refresh_mirrors(&self) {
+        let work = self.lists.iter().filter_map(|l| {
+            let m = l.mirror.clone()?;
+            let id = l.def.id.clone();
+            Some(async move {
+                match tokio::task::spawn_blocking(move || m.refresh()).await {
+                    Ok(st) => {
+                        if let Some(e) = &st.error {
+                            tracing::warn!(list = %id, error = %e, "mirror: the previous data stays in use");
+                        }
+                    }
+                    Err(e) => tracing::warn!(list = %id, error = %e, "mirror reload failed"),
+                }
+            })
+        });
+        futures::future::join_all(work).await;
+    }
+
+    /// Every listing overlapping `net` on each mirrored list (`None` for lists
+    /// without a mirror): the intersection, not an enumeration.
+    pub fn intersect(&self, net: &ipnet::IpNet) -> Vec<Option<Intersection>> {
+        self.lists
+            .iter()
+            .map(|l| {
+                let m = l.mirror.as_ref()?;
+                Some(m.intersect(net).map(|overlaps| {
+                    overlaps
+                        .into_iter()
+                        .map(|o| {
+                            let v = classify(
+                                &l.def,
+                                &Ok(crate::dns::Response {
+                                    rcode: crate::dns::Rcode::NoError,
+                                    a: o.a.clone(),
+                                    txt: vec![],
+                                    truncated: false,
+                                    ttl: None,
+                                    neg_ttl: None,
+                                }),
+                            );
+                            (o, v)
+                        })
+                        .collect()
+                }))
+            })
+            .collect()
+    }
+
     /// Lets one query to `list` go: waits for its rate limiter and spends one
     /// of its daily budget. The client to ask, or the verdict saying why not.
     async fn admit(&self, list: &ActiveList) -> Result<DnsClient, Verdict> {
@@ -484,6 +559,10 @@ impl Engine {
     /// Asks list `li` for the A records of an arbitrary name under its zone (the canary).
     async fn query_name(&self, li: usize, qname: &str) -> Verdict {
         let list = &self.lists[li];
+        if list.mirror.is_some() {
+            // a mirror has no resolver to rewrite NXDOMAIN: the canary is not asked
+            return Verdict::Clear;
+        }
         let client = match self.admit(list).await {
             Ok(c) => c,
             Err(v) => return v,
@@ -511,6 +590,9 @@ impl Engine {
 
     async fn ask(&self, li: usize, t: &Target, cache: Cache) -> Verdict {
         let list = &self.lists[li];
+        if let Some(m) = &list.mirror {
+            return mirror_verdict(&list.def, m, t);
+        }
         let qname = query_name(t, list.query_zone.expose());
         let key = {
             use std::hash::{Hash, Hasher};
@@ -601,6 +683,7 @@ impl Engine {
         let short_before = self.descriptor_shortages();
         self.client.rotate().await;
         self.refresh_direct().await;
+        self.refresh_mirrors().await;
         self.purge_negative();
         let checks = (0..self.lists.len()).map(|li| async move {
             let tp = &self.lists[li].def.test_points;
@@ -624,7 +707,11 @@ impl Engine {
                 self.ask_points(li, &neg6),
                 self.query_name(li, &canary)
             );
-            let h = assess_points(&refs(&pos), &refs(&neg));
+            let mut h = assess_points(&refs(&pos), &refs(&neg));
+            if let Some(why) = self.lists[li].mirror.as_ref().and_then(|m| m.unavailable()) {
+                // never healthy on old data, whatever its test points say
+                h = ListHealth::Stale { why };
+            }
             let v6 = if pos6.is_empty() && neg6.is_empty() {
                 None
             } else {
@@ -678,6 +765,8 @@ impl Engine {
             &results
                 .iter()
                 .zip(&self.lists)
+                // mirrored lists say nothing about the resolver
+                .filter(|(_, l)| l.mirror.is_none())
                 .map(|((h, c, _, _), l)| ListCheck {
                     id: &l.def.id,
                     health: h,
@@ -713,6 +802,7 @@ impl Engine {
             ipv6_down,
             undocumented,
             local_failure,
+            mirrored: self.lists.iter().map(|l| l.mirror.is_some()).collect(),
         }
     }
 
@@ -763,6 +853,7 @@ impl Engine {
                 Some(ListHealth::Unreachable { why }) => {
                     Some(format!("not queried: list unreachable ({why})"))
                 }
+                Some(ListHealth::Stale { why }) => Some(format!("not checked: {why}")),
                 _ => None,
             };
             let pairs = targets
@@ -798,6 +889,35 @@ impl Engine {
                 .boxed()
         });
         stream::select_all(streams)
+    }
+}
+
+/// A mirrored list's intersection with a range: each listed piece and its
+/// verdict, or why the mirror cannot answer.
+pub type Intersection = Result<Vec<(crate::mirror::Overlap, Verdict)>, String>;
+
+/// The verdict a mirror gives: its answer classified exactly as the same
+/// answer from DNS (an A query, then the TXT records of a listing).
+pub fn mirror_verdict(def: &ListDef, m: &crate::mirror::Mirror, t: &Target) -> Verdict {
+    use crate::mirror::MirrorAnswer;
+    let resp = |rcode, a| crate::dns::Response {
+        rcode,
+        a,
+        txt: vec![],
+        truncated: false,
+        ttl: None,
+        neg_ttl: None,
+    };
+    match m.answer(t) {
+        MirrorAnswer::Unavailable(why) => Verdict::Unknown { why },
+        MirrorAnswer::NotListed => classify(def, &Ok(resp(crate::dns::Rcode::NxDomain, vec![]))),
+        MirrorAnswer::Listed { a, txt } => {
+            let mut v = classify(def, &Ok(resp(crate::dns::Rcode::NoError, a)));
+            if let Verdict::Listed { txt: t, .. } = &mut v {
+                *t = txt;
+            }
+            v
+        }
     }
 }
 
@@ -995,7 +1115,26 @@ pub fn active_lists(
             .and_then(|o| o.daily_limit)
             .or(def.policy.daily_limit);
         let list = list.with_daily_limit(limit);
-        out.push(if direct { list.direct() } else { list });
+        let list = match cfg
+            .lists
+            .overrides
+            .get(&def.id)
+            .and_then(|o| o.mirror.as_ref())
+        {
+            Some(m) => {
+                let mut conf = crate::mirror::MirrorConf::new(m.path.clone());
+                conf.max_age = m.max_age;
+                conf.max_size = m.max_size;
+                conf.format = m
+                    .format
+                    .as_deref()
+                    .and_then(crate::mirror::format::DatasetType::parse);
+                list.with_mirror(Arc::new(crate::mirror::Mirror::new(conf)))
+            }
+            None if direct => list.direct(),
+            None => list,
+        };
+        out.push(list);
     }
     Ok((out, warnings))
 }

@@ -42,6 +42,12 @@ pub enum ListHealth {
         /// Details.
         why: String,
     },
+    /// A mirrored list whose data is older than its `max_age` (or never
+    /// loaded): its pairs are unchecked, never clear.
+    Stale {
+        /// Details.
+        why: String,
+    },
 }
 
 impl ListHealth {
@@ -53,6 +59,7 @@ impl ListHealth {
             ListHealth::ListsEverything { .. } => "lists-everything",
             ListHealth::Blocked { .. } => "blocked",
             ListHealth::Unreachable { .. } => "unreachable",
+            ListHealth::Stale { .. } => "stale",
         }
     }
 
@@ -68,7 +75,8 @@ impl ListHealth {
             ListHealth::Dead { why }
             | ListHealth::ListsEverything { why }
             | ListHealth::Blocked { why }
-            | ListHealth::Unreachable { why } => why,
+            | ListHealth::Unreachable { why }
+            | ListHealth::Stale { why } => why,
         }
     }
 }

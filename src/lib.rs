@@ -60,6 +60,8 @@ pub mod dns;
 pub mod verdict;
 /// List health from the RFC 5782 test points, pure.
 pub mod health;
+/// Lists answered from local mirrors of their rbldnsd data files: indexes, reloads, intersections (pure lookups).
+pub mod mirror;
 /// Runs health checks and sweeps, bounded and rate-capped per list.
 pub mod engine;
 /// Mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus).

@@ -114,7 +114,8 @@ async fn health_report(cfg: &Config, a: &ListsArgs) -> anyhow::Result<ExitCode> 
             .map(|(((l, h), p), v6)| {
                 serde_json::json!({"id": l.def.id, "zone": l.display_zone(), "health": h,
                     "ipv6_unchecked": v6,
-                    "budget": p, "budget_note": p.describe(), "direct": l.direct_status()})
+                    "budget": p, "budget_note": p.describe(), "direct": l.direct_status(),
+                    "mirror": l.mirror().map(|m| m.status())})
             })
             .collect();
         let out = serde_json::json!({ "resolver": report.resolver, "lists": v });
@@ -136,13 +137,36 @@ async fn health_report(cfg: &Config, a: &ListsArgs) -> anyhow::Result<ExitCode> 
                 Some(_) => " (asked directly; its servers are not known)".to_string(),
                 None => String::new(),
             };
+            // a mirror's errors and warnings show even while its data is fresh and healthy
+            let via = match l.mirror().map(|m| m.status()) {
+                Some(m) => {
+                    let mut s = format!(
+                        "{via} (mirror {}: {} entries, {} old",
+                        m.path,
+                        m.entries,
+                        m.age_s.map_or("no data".into(), |a| {
+                            crate::time::fmt_duration(std::time::Duration::from_secs(a))
+                        })
+                    );
+                    if let Some(e) = &m.error {
+                        s.push_str(&format!("; ERROR, previous data kept: {e}"));
+                    }
+                    for w in &m.warnings {
+                        s.push_str(&format!("; warning: {w}"));
+                    }
+                    s.push(')');
+                    s
+                }
+                None => via,
+            };
             println!(
-                "{:<24} {:<34} {:<17} {}{}{via}",
+                "{:<24} {:<34} {:<17} {}{}{}",
                 l.def.id,
                 l.display_zone(),
                 h.name(),
                 terminal_safe(h.why(), 200),
-                terminal_safe(&v6, 300)
+                terminal_safe(&v6, 300),
+                terminal_safe(&via, 1000)
             );
         }
         for p in &plans {

@@ -6,6 +6,7 @@ mod check;
 mod daemon_cmd;
 mod delist_cmd;
 mod hooks_cmd;
+mod intersect_cmd;
 mod lists;
 mod man_cmd;
 mod probe_cmd;
@@ -41,6 +42,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show the list catalog, and with --health each list's health.
     Lists(lists::ListsArgs),
+    /// Which parts of whole ranges the mirrored lists list (intersection, no queries).
+    Intersect(intersect_cmd::IntersectArgs),
     /// Validate or show the configuration.
     Config {
         /// What to do.
@@ -123,6 +126,7 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.cmd {
         Command::Check(a) => check::run(cfg_path.as_deref(), a).await,
         Command::Lists(a) => lists::run(cfg_path.as_deref(), a).await,
+        Command::Intersect(a) => intersect_cmd::run(cfg_path.as_deref(), a).await,
         Command::Config {
             cmd: ConfigCmd::Check,
         } => config_check(cfg_path.as_deref()),

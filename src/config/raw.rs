@@ -441,6 +441,10 @@ pub(super) struct RawLists {
 pub(super) struct RawListOverride {
     pub(super) direct: Option<bool>,
     pub(super) daily_limit: Int,
+    pub(super) mirror: Text,
+    pub(super) max_age: Text,
+    pub(super) mirror_format: Text,
+    pub(super) mirror_max_mb: Int,
 }
 
 #[derive(Debug, Deserialize)]

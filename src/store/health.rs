@@ -41,6 +41,7 @@ fn health_from(name: &str, why: String) -> ListHealth {
         "dead" => ListHealth::Dead { why },
         "lists-everything" => ListHealth::ListsEverything { why },
         "blocked" => ListHealth::Blocked { why },
+        "stale" => ListHealth::Stale { why },
         _ => ListHealth::Unreachable { why },
     }
 }

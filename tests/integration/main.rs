@@ -19,6 +19,7 @@ mod impact;
 mod lab;
 mod layers;
 mod mail;
+mod mirror;
 mod plugin;
 mod screens;
 mod service;
