@@ -851,7 +851,7 @@ fn a_list_over_budget_is_swept_less_often_by_the_running_daemon() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|l| l["id"] == id)
+            .find(|l| l["list"] == id)
             .map(|l| l["budget"].clone())
             .unwrap()
     };
