@@ -265,6 +265,26 @@ impl<'a> Ctx<'a> {
 
     /// A secret value (`env:NAME`, `file:/path` or literal); `None` when it
     /// cannot be resolved (recorded). The message never holds the value.
+    /// An entry's `name` (trimmed): `Ok(None)` when absent (the caller's
+    /// default applies), `Err(())` when it is not letters, digits, '-' or
+    /// '_' (reported).
+    pub(crate) fn entry_name(&self, v: &raw::Text, key: &str) -> Result<Option<String>, ()> {
+        match v {
+            None => Ok(None),
+            Some(s) if valid_name(s.get_ref().trim()) => Ok(Some(s.get_ref().trim().to_string())),
+            Some(s) => {
+                self.report(
+                    s.span(),
+                    format!(
+                        "{key}.name: {:?} must be letters, digits, '-' or '_'",
+                        s.get_ref()
+                    ),
+                );
+                Err(())
+            }
+        }
+    }
+
     pub(crate) fn secret(&self, s: &toml::Spanned<String>, key: &str) -> Option<Secret> {
         Secret::resolve(s.get_ref())
             .map_err(|m| self.report(s.span(), format!("{key}: {m}")))

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ctx::{valid_name, Ctx};
+use super::ctx::Ctx;
 use super::raw::{RawConfig, RawFeed};
 use super::Schedule;
 use crate::secret::Secret;
@@ -110,20 +110,10 @@ fn feed(key: &str, f: &RawFeed, seen: &[FeedConf], cx: &Ctx<'_>) -> Option<FeedC
             return None;
         }
     }
-    let name = match &f.name {
-        Some(s) if valid_name(s.get_ref().trim()) => s.get_ref().trim().to_string(),
-        Some(s) => {
-            cx.report(
-                s.span(),
-                format!(
-                    "{key}.name: {:?} must be letters, digits, '-' or '_'",
-                    s.get_ref()
-                ),
-            );
-            return None;
-        }
-        None => "dmarc".to_string(),
-    };
+    let name = cx
+        .entry_name(&f.name, key)
+        .ok()?
+        .unwrap_or_else(|| "dmarc".to_string());
     if seen.iter().any(|x| x.name == name) {
         cx.report(
             f.kind.span(),

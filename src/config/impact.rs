@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ctx::{program_exists, valid_name, Ctx};
+use super::ctx::{program_exists, Ctx};
 pub use super::kinds::AuditMta;
 use super::raw::RawConfig;
 use super::schedule::Schedule;
@@ -114,19 +114,9 @@ fn audits(raw: &RawConfig, cx: &Ctx<'_>) -> Vec<AuditConf> {
     for (n, a) in &raw.audits {
         let key = format!("audits[{n}]");
         let mta = *a.mta.get_ref();
-        let name = match &a.name {
-            Some(s) if valid_name(s.get_ref().trim()) => s.get_ref().trim().to_string(),
-            Some(s) => {
-                cx.report(
-                    s.span(),
-                    format!(
-                        "{key}.name: {:?} must be letters, digits, '-' or '_'",
-                        s.get_ref()
-                    ),
-                );
-                continue;
-            }
-            None => mta.as_str().to_string(),
+        let name = match cx.entry_name(&a.name, &key) {
+            Ok(n) => n.unwrap_or_else(|| mta.as_str().to_string()),
+            Err(()) => continue,
         };
         if audits.iter().any(|x| x.name == name) {
             // without a name the entry is placed by its `mta`
