@@ -219,12 +219,10 @@ struct Read {
     /// The state the headline verdict is made from (the same snapshot the overview reads).
     snap: crate::status::StatusSnapshot,
     mail: Vec<(String, String, i64, f64)>,
-    delist: Vec<store::DelistRequest>,
     sweeps: Totals,
     hooks: Totals,
     deliveries: Totals,
     mail_counts: Totals,
-    impact: Option<crate::impact::Assessment>,
     audits: Vec<store::StoredAudit>,
 }
 
@@ -310,7 +308,7 @@ fn impact_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
         "1 for each target that is a backscatter source.",
         &["target"],
     )?;
-    if let Some(a) = &r.impact {
+    if let Some(a) = &r.snap.assessment {
         for rc in &a.receivers {
             for (outcome, n) in [("rejected", rc.rejected), ("deferred", rc.deferred)] {
                 set_i(&refused, &[&rc.id, outcome], n as i64)?;
@@ -577,12 +575,10 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
             Ok(Read {
                 snap: crate::status::StatusSnapshot::load(c, crate::time::now())?,
                 mail: store::latest_samples(c)?,
-                delist: store::open_delist_requests(c)?,
                 sweeps: t.sweeps.update(c)?,
                 hooks: t.hook_runs.update(c)?,
                 deliveries: t.deliveries.update(c)?,
                 mail_counts: t.samples.update(c)?,
-                impact: super::impact::read_assessment(c)?,
                 audits: store::latest_audits(c)?,
             })
         })
@@ -879,7 +875,7 @@ fn delist_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
         "When a requested delisting is expected done: the request plus the list's typical expiry (Unix time).",
         &["target", "list"],
     )?;
-    for d in &r.delist {
+    for d in &r.snap.delistings {
         set_i(&requested, &[&d.target, &d.list], d.requested_at)?;
         set_i(&expected, &[&d.target, &d.list], d.expected_by)?;
     }
