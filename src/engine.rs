@@ -563,10 +563,27 @@ impl Engine {
             // a mirror has no resolver to rewrite NXDOMAIN: the canary is not asked
             return Verdict::Clear;
         }
-        let client = match self.admit(list).await {
-            Ok(c) => c,
-            Err(v) => return v,
-        };
+        match self.send_a(list, qname).await {
+            Ok((_, a)) => classify(&list.def, &a),
+            Err(v) => v,
+        }
+    }
+
+    /// Sends one A query to `list` once it is admitted (rate and daily
+    /// budget), within the engine's concurrency bound, and counts it; the
+    /// client it used goes back for a follow-up (TXT).
+    async fn send_a(
+        &self,
+        list: &ActiveList,
+        qname: &str,
+    ) -> Result<
+        (
+            DnsClient,
+            Result<crate::dns::Response, crate::dns::QueryError>,
+        ),
+        Verdict,
+    > {
+        let client = self.admit(list).await?;
         let a = {
             let _permit = self.sem.acquire().await;
             client.query(qname, QType::A).await
@@ -574,7 +591,7 @@ impl Engine {
         list.counters
             .queries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        classify(&list.def, &a)
+        Ok((client, a))
     }
 
     /// Asks list `li` about `t`: A first, then TXT when listed.
@@ -611,13 +628,9 @@ impl Engine {
         {
             return Verdict::Clear;
         }
-        let client = match self.admit(list).await {
-            Ok(c) => c,
+        let (client, a) = match self.send_a(list, &qname).await {
+            Ok(r) => r,
             Err(v) => return v,
-        };
-        let a = {
-            let _permit = self.sem.acquire().await;
-            client.query(&qname, QType::A).await
         };
         let mut v = keyed_refusal(list, &a).unwrap_or_else(|| classify(&list.def, &a));
         if let (Verdict::Clear, Cache::Use, Some(ttl)) = (&v, cache, Self::neg_ttl(&a)) {
@@ -637,7 +650,6 @@ impl Engine {
         }
         {
             use std::sync::atomic::Ordering::Relaxed;
-            list.counters.queries.fetch_add(1, Relaxed);
             match v.kind() {
                 crate::verdict::VerdictKind::ListError => {
                     list.counters.errors.fetch_add(1, Relaxed)
