@@ -185,62 +185,84 @@ pub fn check_postfix(
     p: &BTreeMap<String, String>,
     command: &[String],
 ) -> (Vec<String>, Vec<Finding>) {
-    let mut checks = Vec::new();
-    let mut f = Vec::new();
-    postfix_recipient_checks(p, command, &mut checks, &mut f);
-    postfix_relay_checks(p, command, &mut checks, &mut f);
-    postfix_bounce_checks(p, command, &mut checks, &mut f);
-    (checks, sorted(f))
+    let mut a = PostfixAudit {
+        p,
+        command,
+        checks: Vec::new(),
+        found: Vec::new(),
+    };
+    postfix_recipient_checks(&mut a);
+    postfix_relay_checks(&mut a);
+    postfix_bounce_checks(&mut a);
+    (a.checks, sorted(a.found))
+}
+
+/// One pass over a Postfix's settings: what was checked and what was found,
+/// with the settings and the fix's command at hand for every check group.
+struct PostfixAudit<'a> {
+    p: &'a BTreeMap<String, String>,
+    command: &'a [String],
+    checks: Vec<String>,
+    found: Vec<Finding>,
+}
+
+impl PostfixAudit<'_> {
+    /// A setting's value as `postconf -x` printed it ("" when absent).
+    fn get(&self, key: &str) -> &str {
+        self.p.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// Records that check `id` ran, found or not.
+    fn check(&mut self, id: &str) {
+        self.checks.push(id.to_string());
+    }
+
+    fn fix(&self, settings: &[&str]) -> String {
+        postconf_fix(self.command, settings)
+    }
 }
 
 /// Postfix recipient checks: unknown recipients refused at RCPT time, local
 /// and relay recipient maps present (each missing one is a backscatter source).
-fn postfix_recipient_checks(
-    p: &BTreeMap<String, String>,
-    command: &[String],
-    checks: &mut Vec<String>,
-    f: &mut Vec<Finding>,
-) {
-    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
-    let mut check = |id: &str| checks.push(id.to_string());
-    check("postfix-unlisted-recipient");
-    if get("smtpd_reject_unlisted_recipient") == "no" {
-        f.push(Finding {
+fn postfix_recipient_checks(a: &mut PostfixAudit) {
+    a.check("postfix-unlisted-recipient");
+    if a.get("smtpd_reject_unlisted_recipient") == "no" {
+        a.found.push(Finding {
             check: "postfix-unlisted-recipient".into(),
             severity: Severity::Critical,
             title: "mail for unknown recipients is accepted".into(),
             why: "Postfix accepts RCPT TO for addresses that do not exist and bounces the mail afterwards, to the (forged) sender: a backscatter source, which lists like Backscatterer.org and SEM-BACKSCATTER list, and a queue full of undeliverable bounces.".into(),
-            fix: postconf_fix(command, &["smtpd_reject_unlisted_recipient = yes"]),
+            fix: a.fix(&["smtpd_reject_unlisted_recipient = yes"]),
             evidence: "smtpd_reject_unlisted_recipient = no".into(),
             backscatter: true,
         });
     }
-    check("postfix-local-recipient-maps");
-    let local_domains = !items(get("mydestination")).is_empty();
-    if local_domains && get("local_recipient_maps").trim().is_empty() {
-        f.push(Finding {
+    a.check("postfix-local-recipient-maps");
+    let local_domains = !items(a.get("mydestination")).is_empty();
+    if local_domains && a.get("local_recipient_maps").trim().is_empty() {
+        a.found.push(Finding {
             check: "postfix-local-recipient-maps".into(),
             severity: Severity::Critical,
             title: "local recipients are not checked (local_recipient_maps is empty)".into(),
             why: "With an empty local_recipient_maps Postfix cannot tell which local users exist, so it accepts mail for any address in mydestination and bounces it later: a backscatter source, even with smtpd_reject_unlisted_recipient = yes.".into(),
-            fix: postconf_fix(command, &["local_recipient_maps = proxy:unix:passwd.byname $alias_maps"]),
-            evidence: format!("local_recipient_maps = (empty); mydestination = {}", get("mydestination")),
+            fix: a.fix(&["local_recipient_maps = proxy:unix:passwd.byname $alias_maps"]),
+            evidence: format!("local_recipient_maps = (empty); mydestination = {}", a.get("mydestination")),
             backscatter: true,
         });
     }
-    check("postfix-relay-recipient-maps");
-    let mydest = items(get("mydestination"));
-    let relay_only: Vec<&str> = items(get("relay_domains"))
+    a.check("postfix-relay-recipient-maps");
+    let mydest = items(a.get("mydestination"));
+    let relay_only: Vec<&str> = items(a.get("relay_domains"))
         .into_iter()
         .filter(|d| !mydest.contains(d))
         .collect();
-    if !relay_only.is_empty() && get("relay_recipient_maps").trim().is_empty() {
-        f.push(Finding {
+    if !relay_only.is_empty() && a.get("relay_recipient_maps").trim().is_empty() {
+        a.found.push(Finding {
             check: "postfix-relay-recipient-maps".into(),
             severity: Severity::Critical,
             title: "recipients of relay domains are not checked".into(),
             why: "Postfix relays for these domains but has no relay_recipient_maps, so it accepts mail for any address in them and bounces what the next hop refuses: a backscatter source.".into(),
-            fix: format!("list the valid addresses in a map (e.g. hash:/etc/postfix/relay_recipients, postmap it), then: {}", postconf_fix(command, &["relay_recipient_maps = hash:/etc/postfix/relay_recipients"])),
+            fix: format!("list the valid addresses in a map (e.g. hash:/etc/postfix/relay_recipients, postmap it), then: {}", a.fix(&["relay_recipient_maps = hash:/etc/postfix/relay_recipients"])),
             evidence: format!("relay_domains = {}; relay_recipient_maps = (empty)", relay_only.join(", ")),
             backscatter: true,
         });
@@ -249,30 +271,23 @@ fn postfix_recipient_checks(
 
 /// Postfix relay checks: relaying closed to unauthorised destinations and
 /// mynetworks not trusting the whole Internet.
-fn postfix_relay_checks(
-    p: &BTreeMap<String, String>,
-    command: &[String],
-    checks: &mut Vec<String>,
-    f: &mut Vec<Finding>,
-) {
-    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
-    let mut check = |id: &str| checks.push(id.to_string());
-    check("postfix-open-relay");
-    let relay = get("smtpd_relay_restrictions");
-    let rcpt = get("smtpd_recipient_restrictions");
+fn postfix_relay_checks(a: &mut PostfixAudit) {
+    a.check("postfix-open-relay");
+    let relay = a.get("smtpd_relay_restrictions");
+    let rcpt = a.get("smtpd_recipient_restrictions");
     if !closes_relay(relay) && !closes_relay(rcpt) {
-        f.push(Finding {
+        a.found.push(Finding {
             check: "postfix-open-relay".into(),
             severity: Severity::Critical,
             title: "open relay: no restriction refuses unauthorised destinations".into(),
             why: "Neither smtpd_relay_restrictions nor smtpd_recipient_restrictions reaches reject_unauth_destination before a permit, so anyone can send mail to anywhere through this server: it will be listed everywhere within hours.".into(),
-            fix: postconf_fix(command, &["smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"]),
+            fix: a.fix(&["smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"]),
             evidence: format!("smtpd_relay_restrictions = {relay}; smtpd_recipient_restrictions = {rcpt}"),
             backscatter: false,
         });
     }
-    check("postfix-mynetworks");
-    let wide: Vec<&str> = items(get("mynetworks"))
+    a.check("postfix-mynetworks");
+    let wide: Vec<&str> = items(a.get("mynetworks"))
         .into_iter()
         .filter(|n| {
             let n = n.trim_start_matches('[').replace("]/", "/");
@@ -290,13 +305,13 @@ fn postfix_relay_checks(
         })
         .collect();
     if !wide.is_empty() {
-        f.push(Finding {
+        a.found.push(Finding {
             check: "postfix-mynetworks".into(),
             severity: Severity::Critical,
             title: "mynetworks trusts (almost) the whole Internet".into(),
             why: "Clients in mynetworks may relay (permit_mynetworks): a network this wide makes the server an open relay.".into(),
-            fix: postconf_fix(command, &["mynetworks = 127.0.0.0/8 [::1]/128"]),
-            evidence: format!("mynetworks = {}", get("mynetworks")),
+            fix: a.fix(&["mynetworks = 127.0.0.0/8 [::1]/128"]),
+            evidence: format!("mynetworks = {}", a.get("mynetworks")),
             backscatter: false,
         });
     }
@@ -304,61 +319,54 @@ fn postfix_relay_checks(
 
 /// Postfix bounce hygiene: soft_bounce off, HELO required, no bounce copies
 /// to the postmaster, bounces not queued for days.
-fn postfix_bounce_checks(
-    p: &BTreeMap<String, String>,
-    command: &[String],
-    checks: &mut Vec<String>,
-    f: &mut Vec<Finding>,
-) {
-    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
-    let mut check = |id: &str| checks.push(id.to_string());
-    check("postfix-soft-bounce");
-    if get("soft_bounce") == "yes" {
-        f.push(Finding {
+fn postfix_bounce_checks(a: &mut PostfixAudit) {
+    a.check("postfix-soft-bounce");
+    if a.get("soft_bounce") == "yes" {
+        a.found.push(Finding {
             check: "postfix-soft-bounce".into(),
             severity: Severity::Warning,
             title: "soft_bounce is on".into(),
             why: "Every bounce becomes a deferral and 5xx replies become 4xx: meant as a temporary safety net; left on, undeliverable mail piles up in the queue and bounces all at once when it is turned off.".into(),
-            fix: format!("delete the queued mail to forged senders first, then: {}", postconf_fix(command, &["soft_bounce = no"])),
+            fix: format!("delete the queued mail to forged senders first, then: {}", a.fix(&["soft_bounce = no"])),
             evidence: "soft_bounce = yes".into(),
             backscatter: false,
         });
     }
-    check("postfix-helo-required");
-    if get("smtpd_helo_required") == "no" {
-        f.push(Finding {
+    a.check("postfix-helo-required");
+    if a.get("smtpd_helo_required") == "no" {
+        a.found.push(Finding {
             check: "postfix-helo-required".into(),
             severity: Severity::Info,
             title: "clients may skip HELO/EHLO".into(),
             why: "Spam bots often skip the greeting; requiring it (with reject_invalid_helo_hostname) turns away some of the abuse that ends in bounces.".into(),
-            fix: postconf_fix(command, &["smtpd_helo_required = yes"]),
+            fix: a.fix(&["smtpd_helo_required = yes"]),
             evidence: "smtpd_helo_required = no".into(),
             backscatter: false,
         });
     }
-    check("postfix-notify-bounce");
-    let notify = items(get("notify_classes"));
+    a.check("postfix-notify-bounce");
+    let notify = items(a.get("notify_classes"));
     if notify.iter().any(|c| *c == "bounce" || *c == "2bounce") {
-        f.push(Finding {
+        a.found.push(Finding {
             check: "postfix-notify-bounce".into(),
             severity: Severity::Info,
             title: "the postmaster gets a copy of every bounce".into(),
             why: "With bounce (or 2bounce) in notify_classes every bounce produces a second message; under a backscatter attack that doubles the mail the attack makes.".into(),
-            fix: postconf_fix(command, &["notify_classes = resource, software"]),
-            evidence: format!("notify_classes = {}", get("notify_classes")),
+            fix: a.fix(&["notify_classes = resource, software"]),
+            evidence: format!("notify_classes = {}", a.get("notify_classes")),
             backscatter: false,
         });
     }
-    check("postfix-bounce-queue-lifetime");
-    if let Some(secs) = parse_time(get("bounce_queue_lifetime"), 86_400) {
+    a.check("postfix-bounce-queue-lifetime");
+    if let Some(secs) = parse_time(a.get("bounce_queue_lifetime"), 86_400) {
         if secs > 2 * 86_400 {
-            f.push(Finding {
+            a.found.push(Finding {
                 check: "postfix-bounce-queue-lifetime".into(),
                 severity: Severity::Info,
                 title: "undeliverable bounces stay queued for days".into(),
                 why: "Bounces to forged senders mostly cannot be delivered; Postfix retries them for bounce_queue_lifetime, so an attack keeps the queue full long after it ends. A day is plenty.".into(),
-                fix: postconf_fix(command, &["bounce_queue_lifetime = 1d"]),
-                evidence: format!("bounce_queue_lifetime = {}", get("bounce_queue_lifetime")),
+                fix: a.fix(&["bounce_queue_lifetime = 1d"]),
+                evidence: format!("bounce_queue_lifetime = {}", a.get("bounce_queue_lifetime")),
                 backscatter: false,
             });
         }

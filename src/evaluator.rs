@@ -509,6 +509,10 @@ pub fn resolver_transition(
 mod tests {
     use super::*;
 
+    fn rules(confirm: Confirm, sweep: Sweep, at: i64) -> StepRules {
+        StepRules { confirm, sweep, at }
+    }
+
     const L: Observation = Observation::Listed {
         corroborated: false,
     };
@@ -650,11 +654,7 @@ mod tests {
         let on = pair_step(
             PairMem::clear(10),
             L,
-            StepRules {
-                confirm: c,
-                sweep: Sweep::Regular,
-                at: 10,
-            },
+            rules(c, Sweep::Regular, 10),
             "192.0.2.1",
             "zen",
             d.clone(),
@@ -678,18 +678,7 @@ mod tests {
                 ..
             })
         ));
-        let off = pair_step(
-            mem,
-            C,
-            StepRules {
-                confirm: c,
-                sweep: Sweep::Regular,
-                at: 20,
-            },
-            "192.0.2.1",
-            "zen",
-            d,
-        );
+        let off = pair_step(mem, C, rules(c, Sweep::Regular, 20), "192.0.2.1", "zen", d);
         let delisted = off
             .event
             .unwrap_or_else(|| Event::sample(EventKind::Baseline));
@@ -710,11 +699,7 @@ mod tests {
         let s = pair_step(
             PairMem::clear(5),
             L,
-            StepRules {
-                confirm: Confirm::default(),
-                sweep: Sweep::Baseline,
-                at: 5,
-            },
+            rules(Confirm::default(), Sweep::Baseline, 5),
             "t",
             "l",
             d,
@@ -741,11 +726,7 @@ mod tests {
         let same = pair_step(
             prev,
             L,
-            StepRules {
-                confirm: Confirm::default(),
-                sweep: Sweep::Regular,
-                at: 9,
-            },
+            rules(Confirm::default(), Sweep::Regular, 9),
             "t",
             "l",
             d,
@@ -758,11 +739,7 @@ mod tests {
         let changed = pair_step(
             prev,
             L,
-            StepRules {
-                confirm: Confirm::default(),
-                sweep: Sweep::Regular,
-                at: 9,
-            },
+            rules(Confirm::default(), Sweep::Regular, 9),
             "t",
             "l",
             d2,

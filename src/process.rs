@@ -412,6 +412,10 @@ pub async fn run(
 pub(crate) mod tests {
     use super::*;
 
+    fn exited(success: bool, code: Option<i32>) -> Ending {
+        Ending::Exited { success, code }
+    }
+
     fn sh(script: &str) -> Vec<String> {
         vec!["sh".into(), "-c".into(), script.into()]
     }
@@ -428,13 +432,7 @@ pub(crate) mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(
-            f.ending,
-            Ending::Exited {
-                success: false,
-                code: Some(3)
-            }
-        );
+        assert_eq!(f.ending, exited(false, Some(3)));
         assert_eq!(String::from_utf8_lossy(&f.stdout), "in\n[][m]\n");
     }
 
@@ -510,13 +508,7 @@ pub(crate) mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(
-            f.ending,
-            Ending::Exited {
-                success: true,
-                code: Some(0)
-            }
-        );
+        assert_eq!(f.ending, exited(true, Some(0)));
         assert_eq!(String::from_utf8_lossy(&f.stdout), "42\n");
         assert_eq!(f.stderr, "bye\n");
         assert!(

@@ -69,54 +69,6 @@ pub enum Job {
     },
 }
 
-/// Where a job runs: a job is skipped while its slot is busy. Every job kind
-/// has its own slot (a health check is also skipped while a sweep, which
-/// checks health first, runs). Retention has its own: sharing the health
-/// check's, it was skipped at start-up behind the first health check and
-/// then waited a day.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Slot {
-    Sweep,
-    Health,
-    Prune,
-    Source(String),
-    Probe(String),
-    Audit(String),
-    Feed(String),
-    Recheck(String, String),
-}
-
-impl Slot {
-    /// The name in logs and the shutdown report.
-    fn name(&self) -> String {
-        match self {
-            Slot::Sweep => "sweep".into(),
-            Slot::Health => "health".into(),
-            Slot::Prune => "prune".into(),
-            Slot::Source(n) => format!("source {n}"),
-            Slot::Probe(n) => format!("probe {n}"),
-            Slot::Audit(n) => format!("audit {n}"),
-            Slot::Feed(n) => format!("feed {n}"),
-            Slot::Recheck(t, l) => format!("re-check of {t} on {l}"),
-        }
-    }
-}
-
-impl Job {
-    fn slot(&self) -> Slot {
-        match self {
-            Job::Sweep => Slot::Sweep,
-            Job::Health => Slot::Health,
-            Job::Prune => Slot::Prune,
-            Job::Source(n) => Slot::Source(n.clone()),
-            Job::Probe(n) => Slot::Probe(n.clone()),
-            Job::Audit(n) => Slot::Audit(n.clone()),
-            Job::Feed(n) => Slot::Feed(n.clone()),
-            Job::Recheck { target, list } => Slot::Recheck(target.clone(), list.clone()),
-        }
-    }
-}
-
 impl std::fmt::Display for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -693,7 +645,12 @@ struct Service {
     jobs_rx: mpsc::Receiver<Job>,
     done_tx: mpsc::Sender<(Job, anyhow::Result<()>)>,
     done_rx: mpsc::Receiver<(Job, anyhow::Result<()>)>,
-    running: HashMap<Slot, JoinHandle<()>>,
+    /// Running jobs by job: a job is skipped while the same job still runs
+    /// (a health check also while a sweep, which checks health first, runs).
+    /// Every job is its own slot; retention sharing the health check's slot
+    /// was once skipped at start-up behind the first health check, then
+    /// waited a day.
+    running: HashMap<Job, JoinHandle<()>>,
     sup: supervise::Supervisor,
     sched: JobScheduler,
     scheduled: Vec<uuid::Uuid>,
@@ -854,8 +811,8 @@ impl Service {
     /// tick comes is skipped, never stacked). A job that panics is reported
     /// as a failed job by name and counted, like one that returns an error.
     fn start_job(&mut self, job: Job) {
-        let busy = |slot: &Slot| self.running.get(slot).is_some_and(|h| !h.is_finished());
-        if busy(&job.slot()) || (job == Job::Health && busy(&Slot::Sweep)) {
+        let busy = |job: &Job| self.running.get(job).is_some_and(|h| !h.is_finished());
+        if busy(&job) || (job == Job::Health && busy(&Job::Sweep)) {
             match job {
                 Job::Sweep => {
                     tracing::warn!("a sweep is still running; this scheduled sweep is skipped")
@@ -870,12 +827,12 @@ impl Service {
             self.daemon.tasks.clone(),
         );
         self.running.insert(
-            job.slot(),
+            job.clone(),
             tokio::spawn(async move {
                 let r = match supervise::catch(d.run_job(job.clone())).await {
                     Ok(r) => r,
                     Err(why) => {
-                        tasks.died(&format!("job {}", job.slot().name()), None, &why);
+                        tasks.died(&format!("job {job}"), None, &why);
                         Err(anyhow::anyhow!("{why}"))
                     }
                 };
@@ -894,7 +851,7 @@ impl Service {
             .running
             .drain()
             .filter(|(_, h)| !h.is_finished())
-            .map(|(slot, h)| (format!("job {}", slot.name()), h))
+            .map(|(job, h)| (format!("job {job}"), h))
             .collect();
         // A running job (a sweep) is abandoned at once: its row says so.
         for (name, h) in &jobs {

@@ -47,6 +47,23 @@ struct World {
 }
 
 impl World {
+    /// Microsoft refused `count` messages at second 990 citing Spamhaus ZEN
+    /// (for the IP `cited`, when its reply names one).
+    fn microsoft_cites_zen(&mut self, cited: Option<&str>, count: u64) {
+        self.rejections.push((
+            990,
+            rej(
+                "microsoft",
+                Outcome::Rejected,
+                BL,
+                "microsoft-spamhaus",
+                Some("spamhaus-zen"),
+                cited,
+                count,
+            ),
+        ));
+    }
+
     fn new() -> Self {
         let mut monitored = BTreeMap::new();
         for l in ["spamhaus-zen", "backscatterer", "spamcop"] {
@@ -130,18 +147,7 @@ fn a_cited_listing_is_rejecting_and_critical_an_uncited_one_none_seen() {
         listing("192.0.2.2", "spamhaus-zen"),
         listing("192.0.2.1", "spamcop"),
     ];
-    w.rejections.push((
-        990,
-        rej(
-            "microsoft",
-            Outcome::Rejected,
-            BL,
-            "microsoft-spamhaus",
-            Some("spamhaus-zen"),
-            Some("192.0.2.1"),
-            2,
-        ),
-    ));
+    w.microsoft_cites_zen(Some("192.0.2.1"), 2);
     let a = w.assess(0);
     let l = a.listing("192.0.2.1", "spamhaus-zen").unwrap();
     assert_eq!(
@@ -210,18 +216,7 @@ fn a_reply_naming_no_ip_joins_every_listing_on_its_list() {
 #[test]
 fn cited_lists_that_do_not_list_us_or_that_we_do_not_monitor() {
     let mut w = World::new();
-    w.rejections.push((
-        990,
-        rej(
-            "microsoft",
-            Outcome::Rejected,
-            BL,
-            "microsoft-spamhaus",
-            Some("spamhaus-zen"),
-            None,
-            1,
-        ),
-    ));
+    w.microsoft_cites_zen(None, 1);
     let a = w.assess(0);
     assert_eq!(a.receivers[0].verdict, ReceiverVerdict::CitesClearList);
     assert!(
@@ -314,18 +309,7 @@ fn refusals_not_about_us_never_make_a_receiver_rejecting() {
 fn transitions_raise_once_and_clear() {
     let mut w = World::new();
     w.listings = vec![listing("192.0.2.1", "spamhaus-zen")];
-    w.rejections.push((
-        990,
-        rej(
-            "microsoft",
-            Outcome::Rejected,
-            BL,
-            "microsoft-spamhaus",
-            Some("spamhaus-zen"),
-            None,
-            2,
-        ),
-    ));
+    w.microsoft_cites_zen(None, 2);
     let a = w.assess(0);
     let (act, ev) = transitions(&Active::default(), &a, &w.listings);
     let kinds: Vec<EventKind> = ev.iter().map(|e| e.kind).collect();
@@ -487,18 +471,7 @@ fn a_large_sender_s_assessment_holds_its_refusals_not_its_listings() {
             )
         })
         .collect();
-    w.rejections.push((
-        990,
-        rej(
-            "microsoft",
-            Outcome::Rejected,
-            BL,
-            "microsoft-spamhaus",
-            Some("spamhaus-zen"),
-            Some("10.0.0.7"),
-            2,
-        ),
-    ));
+    w.microsoft_cites_zen(Some("10.0.0.7"), 2);
     let a = w.assess(0);
     assert_eq!((a.listings.len(), a.listed), (1, 40_000));
     assert_eq!(

@@ -230,68 +230,84 @@ pub fn line_chart(
     until: i64,
     windows: &[Window],
 ) -> String {
-    [WIDE, NARROW]
-        .iter()
-        .map(|l| line_chart_at(*l, series, unit, since, until, windows))
-        .collect()
-}
-
-/// One layout of [`line_chart`].
-pub fn line_chart_at(
-    layout: Layout,
-    series: &[Series<'_>],
-    unit: &str,
-    since: i64,
-    until: i64,
-    windows: &[Window],
-) -> String {
-    let ymax_data = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.threshold))
-        .fold(0.0f64, f64::max);
-    let (ymax, ystep) = value_axis(ymax_data * 1.05);
-    let f = Frame {
-        w: layout.w,
-        h: 250.0,
-        left: 58.0,
-        right: 14.0,
-        top: 14.0,
-        ph: 250.0 - 14.0 - 42.0,
+    let chart = LineChart {
+        series,
+        unit,
         since,
         until,
-        ymax,
+        windows,
     };
-    let mut s = String::with_capacity(4096);
-    let _ = write!(
-        s,
-        r#"<svg class="chart {}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" role="img" aria-label="{} over time" font-family="system-ui, sans-serif" font-size="{FONT}">"#,
-        layout.class,
-        f.w,
-        f.h,
-        escape(unit)
-    );
-    let _ = write!(
-        s,
-        r##"<rect x="0" y="0" width="{}" height="{}" fill="#fff"/>"##,
-        f.w, f.h
-    );
-    // spike windows first, under everything
-    for w in windows {
-        let (a, b) = (f.x(w.from), f.x(w.to.unwrap_or(until)));
+    [WIDE, NARROW].iter().map(|l| chart.draw(*l)).collect()
+}
+
+/// What a [`line_chart`] shows, drawn once per layout.
+#[derive(Clone, Copy)]
+struct LineChart<'a> {
+    series: &'a [Series<'a>],
+    unit: &'a str,
+    since: i64,
+    until: i64,
+    windows: &'a [Window],
+}
+
+impl LineChart<'_> {
+    /// One layout of [`line_chart`].
+    fn draw(&self, layout: Layout) -> String {
+        let LineChart {
+            series,
+            unit,
+            since,
+            until,
+            windows,
+        } = *self;
+        let ymax_data = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.threshold))
+            .fold(0.0f64, f64::max);
+        let (ymax, ystep) = value_axis(ymax_data * 1.05);
+        let f = Frame {
+            w: layout.w,
+            h: 250.0,
+            left: 58.0,
+            right: 14.0,
+            top: 14.0,
+            ph: 250.0 - 14.0 - 42.0,
+            since,
+            until,
+            ymax,
+        };
+        let mut s = String::with_capacity(4096);
         let _ = write!(
             s,
-            r##"<rect class="spike" x="{a:.1}" y="{}" width="{:.1}" height="{}" fill="#b3261e" fill-opacity="0.13"><title>{}</title></rect>"##,
-            f.top,
-            (b - a).max(2.0),
-            f.ph,
-            escape(&w.label)
+            r#"<svg class="chart {}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" role="img" aria-label="{} over time" font-family="system-ui, sans-serif" font-size="{FONT}">"#,
+            layout.class,
+            f.w,
+            f.h,
+            escape(unit)
         );
+        let _ = write!(
+            s,
+            r##"<rect x="0" y="0" width="{}" height="{}" fill="#fff"/>"##,
+            f.w, f.h
+        );
+        // spike windows first, under everything
+        for w in windows {
+            let (a, b) = (f.x(w.from), f.x(w.to.unwrap_or(until)));
+            let _ = write!(
+                s,
+                r##"<rect class="spike" x="{a:.1}" y="{}" width="{:.1}" height="{}" fill="#b3261e" fill-opacity="0.13"><title>{}</title></rect>"##,
+                f.top,
+                (b - a).max(2.0),
+                f.ph,
+                escape(&w.label)
+            );
+        }
+        value_axis_marks(&mut s, &f, ystep, unit);
+        time_axis_marks(&mut s, &f, layout.ticks);
+        series_marks(&mut s, &f, series);
+        s.push_str("</svg>");
+        s
     }
-    value_axis_marks(&mut s, &f, ystep, unit);
-    time_axis_marks(&mut s, &f, layout.ticks);
-    series_marks(&mut s, &f, series);
-    s.push_str("</svg>");
-    s
 }
 
 /// Grid lines and labels up the side, the unit along it.
