@@ -31,9 +31,10 @@ const TEST_KEY: &str = "testkey";
 /// Operator-documented: ZEN answers SBL, XBL and PBL at once; suomispam .99 and blocklist.de .15
 /// (dnsbl-facts.md); DBL 127.0.1.2; DNSWL 127.0.10.0 (category 10, "special cases"); Scientific Spam's RHSBL
 /// 127.0.1.2; URIBL's test.uribl.com 127.0.0.14; Abusix dynamic .11 and .12, dblack 127.0.1.1-3. Assumed from
-/// the only code the list documents: AuthBL 127.0.0.20, ZRD 127.0.2.2, XBL .4, PBL .10, Abusix exploit .4.
-/// Assumed "every list bit, no error bit": SURBL 127.0.0.254. A strict list (only its documented codes count)
-/// answers its first listing code where 127.0.0.2 is not one of them.
+/// the only code the list documents: AuthBL 127.0.0.20, ZRD 127.0.2.2, XBL .4, PBL .10, Abusix exploit .4 (its
+/// subset authbl documents .4 for every test point). SURBL's FAQ: multi's test points answer every list bit,
+/// 127.0.0.254. A strict list (only its documented codes count) answers its first listing code where 127.0.0.2
+/// is not one of them.
 fn positive_answers(def: &ListDef) -> Vec<String> {
     let v: Vec<&str> = match def.id.as_str() {
         "spamhaus-zen" => vec!["127.0.0.2", "127.0.0.4", "127.0.0.10"],
