@@ -1224,6 +1224,95 @@ returns = [
         );
     }
 
+    /// The second 2026-12-06 pass: the entries the first left on 2026-11-23 or
+    /// on second sources, re-read against the operators' own pages
+    /// (lists.d/README.md records what each rests on).
+    #[test]
+    fn shipped_catalog_has_the_operators_pages_of_the_second_audit() {
+        let c = Catalog::shipped().unwrap();
+        let get = |id: &str| c.get(id).unwrap_or_else(|| panic!("{id} missing"));
+        // every operating list was checked on 2026-12-06, except the two the stored
+        // copies say nothing about (README)
+        for l in c.iter().filter(|l| l.retired.is_none()) {
+            if ["dan-tor", "dan-torexit", "dnswl-dwl"].contains(&l.id.as_str()) {
+                continue;
+            }
+            assert_eq!(l.verified.as_deref(), Some("2026-12-06"), "{}", l.id);
+        }
+        // test points from the operator's page where it documents them
+        for (id, page) in [
+            ("sem-bl", "spameatingmonkey.com/faq.html"),
+            ("sem-backscatter", "spameatingmonkey.com/faq.html"),
+            ("barracuda", "barracudacentral.org/rbl/how-to-use"),
+            ("nordspam-bl", "nordspam.com/usage"),
+            (
+                "abusix-exploit",
+                "docs.abusix.ai/en/articles/3305108-authbl",
+            ),
+        ] {
+            let src = get(id).test_points.source.clone().unwrap_or_default();
+            assert!(src.contains(page), "{id}: {src}");
+        }
+        let pts = |id: &str| -> Vec<String> {
+            get(id)
+                .test_points
+                .listed
+                .iter()
+                .map(|t| t.to_string())
+                .collect()
+        };
+        assert_eq!(pts("sem-bl"), ["127.0.0.2"]);
+        assert_eq!(
+            get("sem-bl").test_points.not_listed[0].to_string(),
+            "127.0.0.1"
+        );
+        assert_eq!(
+            pts("abusix-exploit"),
+            [
+                "127.0.0.2",
+                "127.0.0.4",
+                "::ffff:127.0.0.2",
+                "::ffff:127.0.0.4"
+            ]
+        );
+        // NordSpam's IPv6 claim is the operator's ("DNSBL (IPv4 and IPv6)") and is
+        // proven live on ::ffff:7f00:2
+        assert_eq!(get("nordspam-bl").kind, ListKind::Ip);
+        assert_eq!(get("s5h").kind, ListKind::Ip);
+        // the answer suped.com quotes for SWINOG's realtime list is a listing, not
+        // an undocumented code
+        assert_eq!(
+            get("swinog-dnsrbl")
+                .lookup_code("127.0.0.3".parse().unwrap())
+                .0,
+            CodeVerdict::Listed
+        );
+        // InterServer's own page: 5 days by default
+        assert_eq!(
+            get("interserver").expiry,
+            Some(Duration::from_secs(5 * 86400))
+        );
+        // SURBL's FAQ documents the test points' all-bits answer
+        assert!(get("surbl-multi")
+            .sources
+            .iter()
+            .any(|s| s == "https://www.surbl.org/faqs"));
+        // ISIPP's own code list: a bad-practice data point is no vouch
+        let iadb = get("isipp-iadb");
+        for (code, v) in [
+            ("127.0.1.255", CodeVerdict::Allowed),
+            ("127.0.0.1", CodeVerdict::Allowed),
+            ("127.3.100.0", CodeVerdict::Ignore),
+            ("127.2.255.1", CodeVerdict::Ignore),
+        ] {
+            assert_eq!(iadb.lookup_code(code.parse().unwrap()).0, v, "{code}");
+        }
+        // zones no operator page names stay off by default
+        for id in ["0spam-url", "senderscore-bl"] {
+            assert!(!get(id).enabled_by_default, "{id}");
+        }
+    }
+
     #[test]
     fn shipped_catalog_is_valid_and_large_enough() {
         let c = Catalog::shipped().unwrap();

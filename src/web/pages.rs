@@ -117,6 +117,9 @@ pub(super) struct ListDetail {
     health: String,
     /// Why, when not healthy.
     why: String,
+    /// Why its IPv6 targets are unchecked this cycle (an IPv6 claim whose
+    /// RFC 5782 IPv6 test points failed: treated as IPv4-only), if so.
+    ipv6_down: Option<String>,
     /// Health checks, newest first.
     #[schema(value_type = Vec<Object>)]
     history: Vec<store::HealthChange>,
@@ -153,6 +156,7 @@ pub(super) async fn list_data(st: &WebState, id: &str) -> Result<ListDetail, Web
         zone: l.display_zone(),
         health: h.map_or("unchecked", |h| h.name()).to_string(),
         why: h.map(|h| h.why().to_string()).unwrap_or_default(),
+        ipv6_down: l.ipv6_down(),
         history,
         pairs,
         periods,

@@ -31,9 +31,10 @@ const TEST_KEY: &str = "testkey";
 /// Operator-documented: ZEN answers SBL, XBL and PBL at once; suomispam .99 and blocklist.de .15
 /// (dnsbl-facts.md); DBL 127.0.1.2; DNSWL 127.0.10.0 (category 10, "special cases"); Scientific Spam's RHSBL
 /// 127.0.1.2; URIBL's test.uribl.com 127.0.0.14; Abusix dynamic .11 and .12, dblack 127.0.1.1-3. Assumed from
-/// the only code the list documents: AuthBL 127.0.0.20, ZRD 127.0.2.2, XBL .4, PBL .10, Abusix exploit .4.
-/// Assumed "every list bit, no error bit": SURBL 127.0.0.254. A strict list (only its documented codes count)
-/// answers its first listing code where 127.0.0.2 is not one of them.
+/// the only code the list documents: AuthBL 127.0.0.20, ZRD 127.0.2.2, XBL .4, PBL .10, Abusix exploit .4 (its
+/// subset authbl documents .4 for every test point). SURBL's FAQ: multi's test points answer every list bit,
+/// 127.0.0.254. A strict list (only its documented codes count) answers its first listing code where 127.0.0.2
+/// is not one of them.
 fn positive_answers(def: &ListDef) -> Vec<String> {
     let v: Vec<&str> = match def.id.as_str() {
         "spamhaus-zen" => vec!["127.0.0.2", "127.0.0.4", "127.0.0.10"],
@@ -628,4 +629,149 @@ fn an_undocumented_code_raises_list_unknown_code_once() {
         "{rows:?}"
     );
     assert_eq!(rows[0].1, "warning");
+}
+
+#[tokio::test]
+async fn a_key_not_entitled_to_one_zone_is_named_through_a_real_resolver() {
+    // Spamhaus answers REFUSED for a DQS zone the key does not cover; a recursive resolver
+    // (unbound here) turns that into SERVFAIL. The key's ZEN zone answers through the same
+    // resolver, so the DBL must read "the key may not cover this zone" with the portal link,
+    // never network advice.
+    use crate::lab::{dig, DnsLab, DnsLabSpec};
+    let cat = Catalog::shipped().unwrap();
+    let zen = cat.get("spamhaus-zen").unwrap().clone();
+    let dbl = cat.get("spamhaus-dbl").unwrap().clone();
+    let keyed = |d: &ListDef| {
+        d.policy
+            .key_template
+            .as_deref()
+            .unwrap()
+            .replace("{key}", TEST_KEY)
+    };
+    let (zen_zone, dbl_zone) = (keyed(&zen), keyed(&dbl));
+    let lab = DnsLab::start(
+        DnsLabSpec::new()
+            .list(&zen_zone, 1, &[])
+            .list(&dbl_zone, 1, &[])
+            .recursor(),
+    );
+    // The DBL's DQS zone is delegated to a server that does not serve it: it REFUSES, as
+    // Spamhaus does for a zone the key is not entitled to.
+    let IpAddr::V4(zen_ns) = lab.server(&zen_zone, 0).ip() else {
+        unreachable!()
+    };
+    lab.set_delegation(&dbl_zone, &[zen_ns]);
+    let name = format!("dbltest.com.{dbl_zone}");
+    let out = dig(&[&format!("@{zen_ns}"), &name, "A"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    let rec = lab.recursor();
+    let out = dig(&["+time=8", &format!("@{}", rec.ip()), &name, "A"]);
+    assert!(out.contains("status: SERVFAIL"), "{out}");
+
+    let mut cc = ClientConfig::new(vec![rec]);
+    cc.timeout = Duration::from_secs(8);
+    cc.retries = 0;
+    let e = Engine::new(
+        DnsClient::new(&cc).await.unwrap(),
+        vec![
+            ActiveList::new(Arc::new(zen), Some(TEST_KEY), None),
+            ActiveList::new(Arc::new(dbl.clone()), Some(TEST_KEY), None),
+        ],
+        EngineOpts::default(),
+    );
+    let report = e.check().await;
+    assert!(report.lists[0].is_healthy(), "{:?}", report.lists[0]);
+    let h = &report.lists[1];
+    assert_eq!(h.name(), "blocked", "{h:?}");
+    assert!(
+        h.why().contains("SERVFAIL")
+            && h.why().contains("the key may not cover this zone")
+            && h.why().contains("spamhaus-zen")
+            && h.why().contains("https://portal.spamhaus.com/")
+            && h.why().contains(": invalid key: "),
+        "{h:?}"
+    );
+    assert!(!h.why().contains(TEST_KEY), "the key leaked: {h:?}");
+
+    // Alone, the same SERVFAIL says nothing about the key: the list is unreachable.
+    let e = Engine::new(
+        DnsClient::new(&cc).await.unwrap(),
+        vec![ActiveList::new(Arc::new(dbl), Some(TEST_KEY), None)],
+        EngineOpts::default(),
+    );
+    let report = e.check().await;
+    assert_eq!(
+        report.lists[0].name(),
+        "unreachable",
+        "{:?}",
+        report.lists[0]
+    );
+    assert!(
+        !report.lists[0].why().contains("may not cover"),
+        "{:?}",
+        report.lists[0]
+    );
+}
+
+#[test]
+fn an_ipv6_claim_that_fails_its_test_points_is_shown_on_the_web_page() {
+    // As in an_ipv6_claim_without_ipv6_data_never_reads_clear: a `kind = "ip"` list whose zone
+    // holds no IPv6 data. The daemon's list page says its IPv6 targets are unchecked, treated as
+    // IPv4-only this cycle, with the reason; the IPv6 target's page says why it is unchecked.
+    let mut z = Zones {
+        files: vec![],
+        args: vec![],
+        n: 0,
+    };
+    let f = z.file(format!(
+        "{HEAD}2.0.0.127 :127.0.0.2:test point\n9.2.0.192 :127.0.0.2:spam\n"
+    ));
+    z.args.push(format!("v6less.test:dnset:{f}"));
+    let rbl = Rbldnsd::start_with(&z.files, &z.args);
+    let dir = tempfile::tempdir().unwrap();
+    let lists = dir.path().join("lists");
+    std::fs::create_dir(&lists).unwrap();
+    std::fs::write(
+        lists.join("own.toml"),
+        "[[list]]\nid = \"v6less\"\nzone = \"v6less.test\"\nkind = \"ip\"\nreturns = [{ code = \"127.0.0.2\", meaning = \"spam\" }]\n",
+    )
+    .unwrap();
+    let port = crate::util::free_tcp_port();
+    let cfg = dir.path().join("rblwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[resolver]\nnameservers = [\"{}\"]\ntimeout = \"800ms\"\n[lists]\ndirs = [{:?}]\nuse = [\"v6less\"]\n[[targets]]\ntarget = \"192.0.2.9\"\n[[targets]]\ntarget = \"2001:db8::9\"\n[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"1s\"\nhealth = \"1h\"\n[web]\nlisten = \"127.0.0.1:{port}\"\n",
+            rbl.addr(),
+            lists.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let _d = crate::util::Daemon::start(&cfg);
+    let page = crate::util::wait_for(
+        "the list page with its health",
+        Duration::from_secs(20),
+        || {
+            let (s, b) = crate::util::http_get(port, "/list/v6less");
+            (s == 200 && b.contains("IPv6 targets unchecked")).then_some(b)
+        },
+    );
+    assert!(
+        page.contains("treated as IPv4-only this cycle")
+            && page.contains("the list claims IPv6 but its IPv6 test points fail"),
+        "{page}"
+    );
+    let v = crate::util::http_json(port, "/api/v1/lists/v6less");
+    let why = v["ipv6_down"].as_str().unwrap_or_default();
+    assert!(why.contains("IPv4 only this cycle"), "{v}");
+    // the sweep that records the IPv6 pair may end after the health check the list page shows
+    let target = crate::util::wait_for(
+        "the IPv6 target's page with its unchecked pair",
+        Duration::from_secs(20),
+        || {
+            let (s, b) = crate::util::http_get(port, "/target/2001:db8::9");
+            (s == 200 && b.contains("IPv4 only this cycle")).then_some(b)
+        },
+    );
+    assert!(!target.contains("<b>clear</b>"), "{target}");
 }
