@@ -39,6 +39,14 @@ pub fn commit_snds(
         "INSERT OR REPLACE INTO snds_days (feed, ip, day, row, filter, recipients, trap_hits, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for (day, rows) in days {
+        if rows.is_empty() {
+            // no data (yet) for the day: said as such, and rows a fetch got before are kept
+            c.execute(
+                "INSERT OR IGNORE INTO snds_fetched (feed, day, rows, fetched_at) VALUES (?1, ?2, 0, ?3)",
+                params![feed, day, at],
+            )?;
+            continue;
+        }
         c.execute(
             "DELETE FROM snds_days WHERE feed = ?1 AND day = ?2",
             params![feed, day],
