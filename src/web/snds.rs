@@ -1,0 +1,116 @@
+//! Microsoft SNDS on the target page: whether SNDS marks the IP blocked or
+//! red (Microsoft refuses its mail, whatever the lists say), its days as
+//! SNDS reports them (a fetched day without data is said as such, never
+//! zero), and its trap hits and complaint rates charted. Remote text (the
+//! reason, HELO, MAIL FROM) is data: the template escapes it.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{svg, WebError, WebState};
+use crate::feeds::snds::{IpStatus, Refusal};
+use crate::store::{self, SndsDay};
+
+/// Days of SNDS history shown.
+const DAYS: i64 = 30;
+
+/// The target page's SNDS section.
+#[derive(Debug, Serialize)]
+pub(super) struct SndsView {
+    /// "Microsoft refuses …" with the evidence, when SNDS says it is blocked or red.
+    refused: Option<String>,
+    /// The IP status export's ranges that hold the IP.
+    status: Vec<IpStatus>,
+    /// Fetched days, newest first (`row` absent: no data that day).
+    days: Vec<SndsDay>,
+    /// Trap hits and complaint rates (SVG; the page's, not the API's).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(super) charts: String,
+}
+
+fn noon_of(day: &str) -> Option<i64> {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .ok()?
+        .and_hms_opt(12, 0, 0)
+        .map(|d| d.and_utc().timestamp())
+}
+
+/// The SNDS section for an IP target; `None` without an SNDS feed or for a domain.
+pub(super) async fn for_target(st: &WebState, ip: IpAddr) -> Result<Option<SndsView>, WebError> {
+    if st.live.snapshot().cfg.snds.is_empty() {
+        return Ok(None);
+    }
+    let at = crate::time::now();
+    let since = crate::feeds::senders::day_of(at - DAYS * 86_400);
+    let (status, mut days, refusals) = st
+        .db
+        .read(move |c| {
+            Ok((
+                store::snds_status(c)?,
+                store::snds_history(c, ip, &since)?,
+                store::snds_refusals(c)?,
+            ))
+        })
+        .await?;
+    let status: Vec<IpStatus> = status.into_iter().filter(|s| s.contains(ip)).collect();
+    let ip_s = ip.to_string();
+    let mine: Vec<&Refusal> = refusals
+        .iter()
+        .filter(|r| r.ip == ip_s || status.iter().any(|s| s.blocked && s.range() == r.ip))
+        .collect();
+    let refused = (!mine.is_empty()).then(|| {
+        format!(
+            "Microsoft refuses mail from {ip}: {}",
+            mine.iter()
+                .map(|r| r.evidence())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    });
+    let mut traps = Vec::new();
+    let mut rates = Vec::new();
+    for d in &days {
+        let (Some(r), Some(t)) = (&d.row, noon_of(&d.day)) else {
+            continue;
+        };
+        traps.push((t, r.trap_hits as f64));
+        if let Some(c) = &r.complaint {
+            rates.push((t, c.percent));
+        }
+    }
+    let (from, until) = (at - DAYS * 86_400, at);
+    let mut charts = String::new();
+    if !traps.is_empty() {
+        charts.push_str(&svg::line_chart(
+            &[svg::Series {
+                label: "trap hits",
+                points: &traps,
+                threshold: None,
+            }],
+            "trap hits",
+            from,
+            until,
+            &[],
+        ));
+        // SNDS says "< 0.1%" for low rates: charted at the bound
+        charts.push_str(&svg::line_chart(
+            &[svg::Series {
+                label: "complaint rate",
+                points: &rates,
+                threshold: Some(0.3),
+            }],
+            "% complaints",
+            from,
+            until,
+            &[],
+        ));
+    }
+    days.reverse();
+    Ok(Some(SndsView {
+        refused,
+        status,
+        days,
+        charts,
+    }))
+}
