@@ -114,3 +114,36 @@ pub(super) async fn for_target(st: &WebState, ip: IpAddr) -> Result<Option<SndsV
         charts,
     }))
 }
+
+/// The IPs SNDS saw sending in the `[discover]` window, each with its
+/// standing like DMARC's senders (`/senders`, `/api/v1/senders` under `snds`).
+pub(super) fn senders(
+    cfg: &crate::config::Config,
+    seen: Vec<(String, u64, String, String)>,
+) -> Vec<serde_json::Value> {
+    seen.into_iter()
+        .filter_map(|(ip, recipients, last_day, domain)| {
+            let addr: IpAddr = ip.parse().ok()?;
+            let t = crate::target::Target::Ip(crate::target::normalise_ip(addr));
+            let covering = cfg.targets.iter().find(|c| c.spec.contains(&t));
+            let (status, text) = match covering {
+                Some(c) if c.discovered.is_some() => (
+                    "discovered",
+                    format!(
+                        "sending to Microsoft, swept (discovered from {})",
+                        c.discovered.clone().unwrap_or_default()
+                    ),
+                ),
+                Some(_) => ("monitored", "sending to Microsoft, monitored".to_string()),
+                None => (
+                    "not_monitored",
+                    "sending to Microsoft, not monitored".to_string(),
+                ),
+            };
+            Some(serde_json::json!({
+                "ip": ip, "recipients": recipients, "last_day": last_day,
+                "domain": domain, "status": status, "text": text,
+            }))
+        })
+        .collect()
+}

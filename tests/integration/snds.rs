@@ -331,6 +331,25 @@ ca_file = {:?}\ninterval = \"1s\"\ntimeout = \"2s\"\ndays = 2\nmax_body_bytes = 
             .then_some(t)
     });
     assert!(t.to_string().contains("192.0.2.99"), "{t}");
+    let v = http_json(port, "/api/v1/senders");
+    let s = v["snds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["ip"] == "192.0.2.99")
+        .unwrap()
+        .clone();
+    assert_eq!(s["status"], "discovered", "{v}");
+    assert_eq!(
+        s["text"],
+        "sending to Microsoft, swept (discovered from snds)"
+    );
+    assert_eq!(
+        (s["recipients"].as_u64(), s["domain"].as_str()),
+        (Some(300), Some("example.com"))
+    );
+    let (_, page) = http_get(port, "/senders");
+    assert!(page.contains("Seen by Microsoft SNDS"), "{page}");
 
     // SNDS turns 192.0.2.10 red and blocks it; no list lists it
     let red =

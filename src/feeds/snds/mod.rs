@@ -250,7 +250,7 @@ fn count(line: usize, column: &'static str, v: &str) -> Result<u64, CsvError> {
 }
 
 /// `M/D/YYYY h:mm AM` (or 24-hour `H:mm`, or a bare date) as `YYYY-MM-DD HH:MM`; empty is `None`.
-pub fn parse_when(v: &str) -> Result<Option<String>, ()> {
+fn parse_when(v: &str) -> Result<Option<String>, ()> {
     let t = v.trim();
     if t.is_empty() {
         return Ok(None);
@@ -299,7 +299,7 @@ fn when(line: usize, column: &'static str, v: &str) -> Result<Option<String>, Cs
 }
 
 /// `< 0.1%`, `2.3%`, `2.3`; empty is `None`.
-pub fn parse_rate(v: &str) -> Result<Option<ComplaintRate>, ()> {
+fn parse_rate(v: &str) -> Result<Option<ComplaintRate>, ()> {
     let t = v.trim();
     if t.is_empty() {
         return Ok(None);
