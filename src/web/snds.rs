@@ -147,3 +147,52 @@ pub(super) fn senders(
         })
         .collect()
 }
+
+fn internal(e: prometheus::Error) -> WebError {
+    WebError::Internal(Box::new(e))
+}
+
+/// SNDS's series for `/metrics`: IPs by their newest day's filter result,
+/// blocked ranges, and the trap hits of those days. Absent without an SNDS feed.
+pub(super) async fn metrics(st: &WebState, reg: &prometheus::Registry) -> Result<(), WebError> {
+    use prometheus::{IntGaugeVec, Opts};
+    if st.live.snapshot().cfg.snds.is_empty() {
+        return Ok(());
+    }
+    let (latest, status) = st
+        .db
+        .read(|c| Ok((store::snds_latest(c)?, store::snds_status(c)?)))
+        .await?;
+    let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, WebError> {
+        let g = IntGaugeVec::new(Opts::new(name, help), labels).map_err(internal)?;
+        reg.register(Box::new(g.clone())).map_err(internal)?;
+        Ok(g)
+    };
+    let ips = gauge(
+        "rblwatch_snds_ips",
+        "IPs in Microsoft SNDS by the filter result of their newest day (GREEN, YELLOW, RED).",
+        &["filter"],
+    )?;
+    for f in ["GREEN", "YELLOW", "RED"] {
+        let n = latest
+            .iter()
+            .filter(|(_, r)| r.filter.as_str() == f)
+            .count();
+        ips.with_label_values(&[f]).set(n as i64);
+    }
+    gauge(
+        "rblwatch_snds_blocked_ranges",
+        "Ranges the SNDS IP status export marks blocked.",
+        &[],
+    )?
+    .with_label_values(&[] as &[&str])
+    .set(status.iter().filter(|s| s.blocked).count() as i64);
+    gauge(
+        "rblwatch_snds_trap_hits",
+        "Spam trap hits SNDS reports for the IPs' newest days.",
+        &[],
+    )?
+    .with_label_values(&[] as &[&str])
+    .set(latest.iter().map(|(_, r)| r.trap_hits as i64).sum());
+    Ok(())
+}
