@@ -634,10 +634,17 @@ fn listed_verdict(f: &VerdictFacts, blind: Option<&str>, mut also: Vec<String>) 
         .filter(|l| l.impact == Impact::Rejecting)
         .collect();
     also.extend(f.microsoft.iter().cloned());
-    if rejecting.is_empty() && !f.refusing.is_empty() {
+    // Microsoft (SNDS) is said above, with its evidence
+    let others: Vec<&str> = f
+        .refusing
+        .iter()
+        .filter(|r| f.microsoft.is_empty() || !r.starts_with("Microsoft (SNDS)"))
+        .map(String::as_str)
+        .collect();
+    if rejecting.is_empty() && !others.is_empty() {
         also.push(format!(
             "refused by {} for other reasons",
-            f.refusing.join(", ")
+            others.join(", ")
         ));
     }
     also.extend(vulnerable_note(f));
@@ -1039,5 +1046,10 @@ mod tests {
         let v = verdict(&f);
         assert_eq!(v.kind, Verdict::ListedNoImpact);
         assert!(v.also.contains(&ev), "{v:?}");
+        assert!(
+            v.also
+                .contains(&"refused by gmail.com for other reasons".to_string()),
+            "{v:?}"
+        );
     }
 }
