@@ -52,7 +52,9 @@ impl Daemon {
                 let snds = if cfg.snds.is_empty() {
                     Vec::new()
                 } else {
-                    store::snds_refusals(&tx)?
+                    let since =
+                        crate::feeds::senders::day_of(at - crate::feeds::snds::RED_DAYS * 86_400);
+                    store::snds_refusals(&tx, &since)?
                 };
                 let a = impact::assess(&Inputs {
                     at,

@@ -100,14 +100,17 @@ pub fn snds_status(c: &Connection) -> Result<Vec<IpStatus>> {
     Ok(out)
 }
 
-/// Each IP's last stored day (the newest day fetched for it), every feed.
-pub fn snds_latest(c: &Connection) -> Result<Vec<(String, DayRow)>> {
+/// Each IP's newest stored day since `since_day` (`YYYY-MM-DD`), every feed:
+/// an IP SNDS has not reported since is not judged on an old day.
+pub fn snds_latest(c: &Connection, since_day: &str) -> Result<Vec<(String, DayRow)>> {
     let mut st = c.prepare_cached(
         "SELECT d.day, d.row FROM snds_days d
-         JOIN (SELECT ip, MAX(day) AS day FROM snds_days GROUP BY ip) m ON m.ip = d.ip AND m.day = d.day
+         JOIN (SELECT ip, MAX(day) AS day FROM snds_days WHERE day >= ?1 GROUP BY ip) m ON m.ip = d.ip AND m.day = d.day
          ORDER BY d.ip",
     )?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = st.query_map(params![since_day], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (day, j) = row?;
@@ -116,9 +119,9 @@ pub fn snds_latest(c: &Connection) -> Result<Vec<(String, DayRow)>> {
     Ok(out)
 }
 
-/// What SNDS says refuses our mail: every blocked range, and every IP whose
-/// newest day was filtered red (joined per IP).
-pub fn snds_refusals(c: &Connection) -> Result<Vec<Refusal>> {
+/// What SNDS says refuses our mail: every blocked range (as last read), and
+/// every IP whose newest day since `since_day` was filtered red (joined per IP).
+pub fn snds_refusals(c: &Connection, since_day: &str) -> Result<Vec<Refusal>> {
     let mut by_ip: BTreeMap<String, Refusal> = BTreeMap::new();
     for s in snds_status(c)?.into_iter().filter(|s| s.blocked) {
         by_ip.insert(
@@ -130,7 +133,10 @@ pub fn snds_refusals(c: &Connection) -> Result<Vec<Refusal>> {
             },
         );
     }
-    for (day, r) in snds_latest(c)?.into_iter().filter(|(_, r)| r.refused()) {
+    for (day, r) in snds_latest(c, since_day)?
+        .into_iter()
+        .filter(|(_, r)| r.refused())
+    {
         let ip = r.ip.to_string();
         by_ip
             .entry(ip.clone())
@@ -203,4 +209,81 @@ pub fn snds_senders(c: &Connection, since_day: &str) -> Result<Vec<(String, u64,
         out.push((ip, n.max(0) as u64, day, from));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feeds::snds::{parse_data, parse_ip_status};
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrations::apply(&mut c).unwrap();
+        c
+    }
+
+    fn count(c: &Connection, sql: &str) -> i64 {
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_day_fetched_again_is_stored_once_an_empty_day_is_no_data_and_old_red_days_do_not_count() {
+        let c = db();
+        let rows = parse_data(b"192.0.2.10,,,5,5,5,RED,4.2%,,,3,h,m@example.com,\r\n192.0.2.11,,,9,9,9,GREEN,,,,0,h,m,\r\n").unwrap();
+        let status = parse_ip_status(b"192.0.2.0,192.0.2.3,Yes,Blocked\r\n").unwrap();
+        for _ in 0..3 {
+            commit_snds(
+                &c,
+                "snds",
+                100,
+                &status,
+                &[
+                    ("2026-12-04".into(), rows.clone()),
+                    ("2026-12-03".into(), vec![]),
+                ],
+            )
+            .unwrap();
+        }
+        assert_eq!(count(&c, "SELECT count(*) FROM snds_days"), 2);
+        assert_eq!(count(&c, "SELECT count(*) FROM snds_status"), 1);
+        // a later empty answer for a day keeps the rows fetched before
+        commit_snds(&c, "snds", 200, &status, &[("2026-12-04".into(), vec![])]).unwrap();
+        assert_eq!(
+            count(&c, "SELECT rows FROM snds_fetched WHERE day = '2026-12-04'"),
+            2
+        );
+        assert_eq!(
+            count(&c, "SELECT rows FROM snds_fetched WHERE day = '2026-12-03'"),
+            0
+        );
+        let h = snds_history(&c, "192.0.2.10".parse().unwrap(), "2026-12-01").unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(
+            (h[0].day.as_str(), h[0].row.is_none()),
+            ("2026-12-03", true)
+        );
+        assert_eq!(h[1].row.as_ref().unwrap().trap_hits, 3);
+        let r = snds_refusals(&c, "2026-12-01").unwrap();
+        assert_eq!(
+            r.iter().map(|r| r.ip.as_str()).collect::<Vec<_>>(),
+            vec!["192.0.2.0-192.0.2.3", "192.0.2.10"]
+        );
+        // a red day older than the window is not held against the IP; the block still is
+        let r = snds_refusals(&c, "2026-12-05").unwrap();
+        assert_eq!(r.len(), 1);
+        assert!(r[0].red.is_none());
+        // the IP status export is replaced, not added to
+        commit_snds(&c, "snds", 300, &[], &[]).unwrap();
+        assert!(snds_refusals(&c, "2026-12-05").unwrap().is_empty());
+        let s = snds_senders(&c, "2026-12-01").unwrap();
+        assert_eq!(
+            s[0],
+            (
+                "192.0.2.10".into(),
+                5,
+                "2026-12-04".into(),
+                "example.com".into()
+            )
+        );
+    }
 }

@@ -43,13 +43,14 @@ pub(super) async fn for_target(st: &WebState, ip: IpAddr) -> Result<Option<SndsV
     }
     let at = crate::time::now();
     let since = crate::feeds::senders::day_of(at - DAYS * 86_400);
+    let red_since = crate::feeds::senders::day_of(at - crate::feeds::snds::RED_DAYS * 86_400);
     let (status, mut days, refusals) = st
         .db
         .read(move |c| {
             Ok((
                 store::snds_status(c)?,
                 store::snds_history(c, ip, &since)?,
-                store::snds_refusals(c)?,
+                store::snds_refusals(c, &red_since)?,
             ))
         })
         .await?;
@@ -159,9 +160,11 @@ pub(super) async fn metrics(st: &WebState, reg: &prometheus::Registry) -> Result
     if st.live.snapshot().cfg.snds.is_empty() {
         return Ok(());
     }
+    let since =
+        crate::feeds::senders::day_of(crate::time::now() - crate::feeds::snds::RED_DAYS * 86_400);
     let (latest, status) = st
         .db
-        .read(|c| Ok((store::snds_latest(c)?, store::snds_status(c)?)))
+        .read(move |c| Ok((store::snds_latest(c, &since)?, store::snds_status(c)?)))
         .await?;
     let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, WebError> {
         let g = IntGaugeVec::new(Opts::new(name, help), labels).map_err(internal)?;

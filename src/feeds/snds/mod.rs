@@ -31,6 +31,9 @@ use serde::{Deserialize, Serialize};
 
 /// The most rows read from one export (SNDS registrations are ranges: a /16 is 65,536).
 pub const MAX_ROWS: usize = 200_000;
+/// How far back a red day still counts for the verdict (days): an IP SNDS
+/// has not reported since (it stopped sending to Microsoft) is not judged on it.
+pub const RED_DAYS: i64 = 7;
 /// The longest remote text kept (a reason, a HELO, a MAIL FROM, a comment).
 pub const MAX_TEXT: usize = 255;
 
