@@ -96,7 +96,7 @@ impl Stub {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = test_ca(dir.path());
         let mut s = Stub {
-            child: Command::new("python3")
+            child: Command::new("/usr/bin/python3")
                 .arg(fixtures().join("snds/stub.py"))
                 .args([dir.path(), &cert, &key])
                 .spawn()
