@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind, Severity, Subject};
+use crate::feeds::snds::Refusal;
 use crate::mail::rejections::{Outcome, Rejection};
 use crate::replies::ReplyMeaning;
 
@@ -105,6 +106,8 @@ pub struct Inputs<'a> {
     pub findings: &'a [AuditNote],
     /// Hooks that offer a remedy.
     pub remedies: &'a [Remedy],
+    /// What Microsoft SNDS says refuses our mail (blocked ranges, IPs filtered red).
+    pub snds: &'a [Refusal],
 }
 
 /// Whether receivers act on a listing.
@@ -393,7 +396,10 @@ fn samples<'r>(groups: impl Iterator<Item = &'r Rejection>, max: usize) -> Vec<R
 /// Joins listings, rejections and backscatter evidence (pure).
 pub fn assess(i: &Inputs<'_>) -> Assessment {
     let listings = cited_listings(i);
-    let (receivers, receivers_omitted) = receiver_impacts(i);
+    let (mut receivers, receivers_omitted) = receiver_impacts(i);
+    if let Some(ms) = snds_impact(i) {
+        receivers.insert(0, ms);
+    }
     let backscatter = backscatter_diagnoses(i);
     Assessment {
         at: i.at,
@@ -405,6 +411,68 @@ pub fn assess(i: &Inputs<'_>) -> Assessment {
         backscatter,
         receivers_omitted,
     }
+}
+
+/// The receiver id of Microsoft as SNDS reports it (apart from `microsoft`,
+/// whose refusals come from the delivery log).
+pub const SNDS_RECEIVER: &str = "microsoft-snds";
+
+/// Microsoft's own data joined in: an IP SNDS marks blocked, or filtered red
+/// on its newest day, is refused by Microsoft whatever the lists say. Always
+/// `rejecting` (it is Microsoft's verdict, not a count over a threshold).
+fn snds_impact(i: &Inputs<'_>) -> Option<ReceiverImpact> {
+    if i.snds.is_empty() {
+        return None;
+    }
+    let ips: Vec<&str> = i.snds.iter().map(|r| r.ip.as_str()).collect();
+    let listed: BTreeSet<&str> = i
+        .listings
+        .iter()
+        .filter(|l| ips.contains(&l.target.as_str()))
+        .map(|l| l.list.as_str())
+        .collect();
+    let tail = if listed.is_empty() {
+        "no monitored list lists it".to_string()
+    } else {
+        format!(
+            "also listed on {}",
+            listed.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    };
+    let evidence: Vec<String> = i.snds.iter().take(5).map(Refusal::evidence).collect();
+    let mut meanings = BTreeMap::new();
+    for r in i.snds {
+        if r.blocked.is_some() {
+            *meanings.entry("snds-blocked".to_string()).or_default() += 1;
+        }
+        if r.red.is_some() {
+            *meanings.entry("snds-red".to_string()).or_default() += 1;
+        }
+    }
+    Some(ReceiverImpact {
+        id: SNDS_RECEIVER.into(),
+        name: "Microsoft (SNDS)".into(),
+        sender_page: Some("https://olcsupport.office.com/".into()),
+        rejected: i
+            .snds
+            .iter()
+            .filter_map(|r| r.red.as_ref().map(|(_, d)| d.recipients))
+            .sum(),
+        deferred: 0,
+        other: 0,
+        meanings,
+        lists: Vec::new(),
+        verdict: ReceiverVerdict::OwnData,
+        rejecting: true,
+        text: format!(
+            "Microsoft refuses mail from {}: {}; {tail}",
+            ips.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+            evidence.join("; ")
+        ),
+        replies: Vec::new(),
+        queue_ids: Vec::new(),
+        last_at: i.at,
+    })
 }
 
 /// A receiver's display name: its configured name, else its id.

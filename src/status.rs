@@ -229,6 +229,13 @@ pub fn facts(
             .flat_map(|a| a.rejecting())
             .map(|r| r.name.clone())
             .collect(),
+        microsoft: s
+            .assessment
+            .iter()
+            .flat_map(|a| a.rejecting())
+            .filter(|r| r.id == crate::impact::SNDS_RECEIVER)
+            .map(|r| r.text.clone())
+            .collect(),
         ndr_spikes: s.open_spikes(EventKind::NdrSpike),
         queue_spikes: s.open_spikes(EventKind::QueueSpike),
         swept: s.last_sweep.is_some(),
@@ -353,6 +360,9 @@ pub struct VerdictFacts {
     /// Receivers refusing mail for reasons about us (from issue 12's
     /// assessment: its receivers over the threshold), by name.
     pub refusing: Vec<String>,
+    /// What Microsoft SNDS says refuses our mail (blocked, filtered red), one
+    /// sentence with the evidence (also named in `refusing`).
+    pub microsoft: Vec<String>,
     /// Metrics (`source.metric`) with an NDR spike still on: bounces to
     /// forged senders are going out now.
     pub ndr_spikes: Vec<String>,
@@ -623,10 +633,18 @@ fn listed_verdict(f: &VerdictFacts, blind: Option<&str>, mut also: Vec<String>) 
         .iter()
         .filter(|l| l.impact == Impact::Rejecting)
         .collect();
-    if rejecting.is_empty() && !f.refusing.is_empty() {
+    also.extend(f.microsoft.iter().cloned());
+    // Microsoft (SNDS) is said above, with its evidence
+    let others: Vec<&str> = f
+        .refusing
+        .iter()
+        .filter(|r| f.microsoft.is_empty() || !r.starts_with("Microsoft (SNDS)"))
+        .map(String::as_str)
+        .collect();
+    if rejecting.is_empty() && !others.is_empty() {
         also.push(format!(
             "refused by {} for other reasons",
-            f.refusing.join(", ")
+            others.join(", ")
         ));
     }
     also.extend(vulnerable_note(f));
@@ -682,6 +700,29 @@ fn listed_verdict(f: &VerdictFacts, blind: Option<&str>, mut also: Vec<String>) 
 
 /// Not listed, yet receivers refuse mail for reasons about us.
 fn refused_verdict(f: &VerdictFacts, also: Vec<String>) -> VerdictView {
+    if let Some(ms) = f.microsoft.first() {
+        // Microsoft's own data says so: the evidence is the detail
+        let others: Vec<&str> = f
+            .refusing
+            .iter()
+            .filter(|r| !r.starts_with("Microsoft (SNDS)"))
+            .map(String::as_str)
+            .collect();
+        let mut also = also;
+        if !others.is_empty() {
+            also.push(format!("also refused by {}", others.join(", ")));
+        }
+        return VerdictView {
+            kind: Verdict::RefusedNotListed,
+            text: "Refused by Microsoft, not listed".into(),
+            detail: format!("{ms}."),
+            todo: vec![Todo {
+                text: "Find why in SNDS (complaints, trap hits, the sample HELO and MAIL FROM), fix it, then ask Microsoft's sender support to mitigate".into(),
+                href: Some("https://olcsupport.office.com/".into()),
+            }],
+            also,
+        };
+    }
     VerdictView {
         kind: Verdict::RefusedNotListed,
         text: "Refused, not listed".into(),
@@ -984,6 +1025,30 @@ mod tests {
         assert_eq!(v.kind, Verdict::AllClear);
         assert!(
             v.detail.contains("2 lists") && v.also[0].contains("dead-list (dead)"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn snds_refusal_with_no_listing_is_refused_by_microsoft_with_the_evidence() {
+        let ev = "Microsoft refuses mail from 198.51.100.12: SNDS: 198.51.100.12 filter result RED on 2026-12-04 (complaint rate 4.2 %, 26 trap hits, 12960 recipients); no monitored list lists it".to_string();
+        let mut f = facts();
+        assert_eq!(verdict(&f).kind, Verdict::AllClear);
+        f.refusing = vec!["Microsoft (SNDS)".into(), "gmail.com".into()];
+        f.microsoft = vec![ev.clone()];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::RefusedNotListed);
+        assert_eq!(v.text, "Refused by Microsoft, not listed");
+        assert_eq!(v.detail, format!("{ev}."));
+        assert_eq!(v.also, vec!["also refused by gmail.com".to_string()]);
+        // listed elsewhere: the listing leads, Microsoft's refusal is said beside it
+        f.listings = vec![listing("192.0.2.1", Impact::NoneSeen)];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::ListedNoImpact);
+        assert!(v.also.contains(&ev), "{v:?}");
+        assert!(
+            v.also
+                .contains(&"refused by gmail.com for other reasons".to_string()),
             "{v:?}"
         );
     }

@@ -64,7 +64,7 @@ pub struct FeedConf {
 pub enum DiscoverFrom {
     /// Sources seen in DMARC aggregate reports passing for a monitored domain.
     Dmarc,
-    /// Microsoft SNDS (not built yet).
+    /// Microsoft SNDS: the IPs its data export shows sending.
     Snds,
 }
 
@@ -95,17 +95,19 @@ pub(super) fn validate(raw: &RawConfig, cx: &Ctx<'_>) -> (Vec<FeedConf>, Discove
 fn feed(key: &str, f: &RawFeed, seen: &[FeedConf], cx: &Ctx<'_>) -> Option<FeedConf> {
     match f.kind.get_ref().as_str() {
         "dmarc" => {}
-        "snds" | "google_postmaster" => {
+        // validated by config::snds
+        "snds" => return None,
+        "google_postmaster" => {
             cx.report(
                 f.kind.span(),
-                format!("{key}.kind: only \"dmarc\" feeds are built so far"),
+                format!("{key}.kind: only \"dmarc\" and \"snds\" feeds are built so far"),
             );
             return None;
         }
         other => {
             cx.report(
                 f.kind.span(),
-                format!("{key}.kind: {other:?} is not a feed kind (dmarc)"),
+                format!("{key}.kind: {other:?} is not a feed kind (dmarc, snds)"),
             );
             return None;
         }
@@ -204,13 +206,10 @@ fn discover(raw: &RawConfig, cx: &Ctx<'_>) -> DiscoverConf {
     for f in &d.from {
         match f.get_ref().as_str() {
             "dmarc" => from.push(DiscoverFrom::Dmarc),
-            "snds" => cx.report(
-                f.span(),
-                "discover.from: \"snds\" feeds are not built yet".into(),
-            ),
+            "snds" => from.push(DiscoverFrom::Snds),
             other => cx.report(
                 f.span(),
-                format!("discover.from: {other:?} is not a feed kind (dmarc)"),
+                format!("discover.from: {other:?} is not a feed kind (dmarc, snds)"),
             ),
         }
     }

@@ -24,6 +24,7 @@ mod catalogs;
 mod ctx;
 pub mod daemon;
 pub mod feeds;
+pub mod snds;
 pub mod impact;
 mod kinds;
 pub mod lists;
@@ -52,6 +53,7 @@ pub use self::mail::{
 };
 pub use self::resolver::{parse_server, system_nameservers, ResolverConf};
 pub use self::schedule::Schedule;
+pub use self::snds::SndsConf;
 pub use self::web::{WebAccess, WebConf};
 pub use crate::time::parse_duration;
 
@@ -103,6 +105,8 @@ pub struct Config {
     pub audits: Vec<AuditConf>,
     /// Receivers' feeds (DMARC aggregate reports).
     pub feeds: Vec<FeedConf>,
+    /// Microsoft SNDS feeds (`[[feeds]] kind = "snds"`).
+    pub snds: Vec<SndsConf>,
     /// Which feeds' sending IPs join the sweeps.
     pub discover: DiscoverConf,
     /// Warnings found while validating (retired lists named, …).
@@ -158,6 +162,7 @@ impl Config {
         let web = web::validate(&raw.web, &cx);
         let (impact, audits) = impact::validate(&raw, &cx);
         let (feeds, discover) = feeds::validate(&raw, &cx);
+        let snds = snds::validate(&raw, &feeds, &cx);
         let catalogs = catalogs::load(&raw, &cx);
         let (warnings, errors) = cx.finish();
         if let Some(errors) = errors {
@@ -180,6 +185,7 @@ impl Config {
             impact,
             audits,
             feeds,
+            snds,
             discover,
             warnings,
             catalog: Arc::new(catalog),

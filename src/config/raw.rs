@@ -241,6 +241,12 @@ pub(super) struct RawFeed {
     pub(super) max_mail_bytes: Int,
     pub(super) max_report_bytes: Int,
     pub(super) max_mails: Int,
+    // snds
+    pub(super) key: Option<Spanned<String>>,
+    pub(super) base_url: Text,
+    pub(super) max_body_bytes: Int,
+    pub(super) days: Int,
+    pub(super) ca_file: Text,
 }
 
 #[derive(Debug, Deserialize)]

@@ -537,13 +537,45 @@ fn dmarc_feeds_and_discover_are_checked_and_the_imap_password_never_prints() {
     assert!(!format!("{c:?}").contains("zzimappwzz"));
     for (bad, want) in [
         ("[[feeds]]\nkind = \"dmarc\"\n", "exactly one of `maildir` or `imap`"),
-        ("[[feeds]]\nkind = \"snds\"\n", "only \"dmarc\" feeds are built so far"),
+        ("[[feeds]]\nkind = \"snds\"\n", "an snds feed needs `key`"),
+        ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\nmaildir = \"m\"\n", "maildir: not a setting of an snds feed"),
+        ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\nbase_url = \"ftp://x/\"\n", "not an http(s) URL"),
+        ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\ndays = 0\n", "out of range"),
+        ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\n[[feeds]]\nkind = \"snds\"\nkey = \"j\"\n", "configured twice"),
+        ("[[feeds]]\nkind = \"dmarc\"\nname = \"x\"\nmaildir = \"m\"\n[[feeds]]\nkind = \"snds\"\nname = \"x\"\nkey = \"j\"\n", "configured twice"),
+        ("[[feeds]]\nkind = \"google_postmaster\"\n", "feeds are built so far"),
         ("[[feeds]]\nkind = \"rss\"\nmaildir = \"m\"\n", "not a feed kind"),
         ("[[feeds]]\nkind = \"dmarc\"\nmaildir = \"m\"\n[[feeds]]\nkind = \"dmarc\"\nmaildir = \"n\"\n", "configured twice"),
-        ("[discover]\nfrom = [\"snds\"]\n", "not built yet"),
+        ("[discover]\nfrom = [\"rss\"]\n", "not a feed kind (dmarc, snds)"),
         ("[[feeds]]\nkind = \"dmarc\"\nmaildir = \"m\"\nmax_report_bytes = 1\n", "out of range"),
     ] {
         let e = parse(bad).unwrap_err().to_string();
         assert!(e.contains(want), "{bad}: {e}");
     }
+}
+
+#[test]
+fn snds_feeds_take_a_secret_key_and_default_to_microsofts_urls() {
+    let c = parse("[[feeds]]\nkind = \"snds\"\nkey = \"zzsndskeyzz\"\n\n[discover]\nfrom = [\"dmarc\", \"snds\"]\n").unwrap();
+    assert!(c.feeds.is_empty());
+    let s = &c.snds[0];
+    assert_eq!(s.name, "snds");
+    assert_eq!(s.key.expose(), "zzsndskeyzz");
+    assert_eq!(
+        s.base_url,
+        "https://sendersupport.olc.protection.outlook.com/snds/"
+    );
+    assert_eq!(s.interval, Schedule::Every(Duration::from_secs(4 * 3600)));
+    assert_eq!((s.days, s.max_body_bytes), (3, 32 << 20));
+    assert_eq!(
+        c.discover.from,
+        vec![
+            crate::config::DiscoverFrom::Dmarc,
+            crate::config::DiscoverFrom::Snds
+        ]
+    );
+    assert!(!format!("{c:?}").contains("zzsndskeyzz"));
+    let c = parse("[[feeds]]\nkind = \"snds\"\nname = \"ms\"\nkey = \"k\"\nbase_url = \"https://127.0.0.1:8443/snds\"\ninterval = \"30m\"\ndays = 5\n").unwrap();
+    assert_eq!(c.snds[0].base_url, "https://127.0.0.1:8443/snds/");
+    assert_eq!((c.snds[0].name.as_str(), c.snds[0].days), ("ms", 5));
 }

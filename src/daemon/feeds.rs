@@ -133,7 +133,7 @@ impl Daemon {
     }
 
     /// Rebuilds the runtime with the discovered targets, so the next sweep asks about them.
-    async fn rediscover(&self) -> anyhow::Result<()> {
+    pub(super) async fn rediscover(&self) -> anyhow::Result<()> {
         let rt = self.runtime();
         let cfg = load_discovered(&self.store, (*rt.cfg).clone()).await?;
         let pairs = cfg.targets.len();
@@ -228,7 +228,7 @@ fn announce_senders(
 }
 
 /// `feed_failed` on the first failure, `feed_recovered` on the first read after.
-fn feed_health(
+pub(super) fn feed_health(
     c: &rusqlite::Connection,
     name: &str,
     why: Option<&str>,

@@ -49,6 +49,13 @@ impl Daemon {
                         .map(|r| (r.at, r.rejection))
                         .collect();
                 let (ndr_spikes, vulnerable, findings) = backscatter_evidence(&tx, &cfg)?;
+                let snds = if cfg.snds.is_empty() {
+                    Vec::new()
+                } else {
+                    let since =
+                        crate::feeds::senders::day_of(at - crate::feeds::snds::RED_DAYS * 86_400);
+                    store::snds_refusals(&tx, &since)?
+                };
                 let a = impact::assess(&Inputs {
                     at,
                     window_secs: window,
@@ -62,6 +69,7 @@ impl Daemon {
                     vulnerable: &vulnerable,
                     findings: &findings,
                     remedies: &remedies,
+                    snds: &snds,
                 });
                 let prev: Active =
                     store::get_state(&tx, &StateKey::ImpactActive)?.unwrap_or_default();

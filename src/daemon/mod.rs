@@ -20,6 +20,7 @@ mod impact;
 mod mail;
 pub mod memory;
 mod notify;
+mod snds;
 pub mod supervise;
 mod sweep;
 mod unknown_codes;
@@ -416,6 +417,9 @@ impl Daemon {
             Job::Source(n) => self.clone().read_source(&n).await?,
             Job::Probe(n) => self.clone().run_probe(&n).await?,
             Job::Audit(n) => self.clone().run_audit(&n).await?,
+            Job::Feed(n) if self.runtime().cfg.snds.iter().any(|s| s.name == n) => {
+                self.clone().read_snds(&n).await?
+            }
             Job::Feed(n) => self.clone().read_feed(&n).await?,
         }
         self.assess().await
@@ -499,6 +503,7 @@ fn first_runs(cfg: &Config) -> Vec<Job> {
     let mut v = vec![Job::Prune];
     // feeds first: the sending IPs they reveal are swept in the same run
     v.extend(cfg.feeds.iter().map(|f| Job::Feed(f.name.clone())));
+    v.extend(cfg.snds.iter().map(|f| Job::Feed(f.name.clone())));
     if !cfg.targets.is_empty() {
         v.push(Job::Sweep);
     }
@@ -535,6 +540,11 @@ fn plan(cfg: &Config) -> Vec<(Job, Schedule)> {
     );
     v.extend(
         cfg.feeds
+            .iter()
+            .map(|f| (Job::Feed(f.name.clone()), f.interval.clone())),
+    );
+    v.extend(
+        cfg.snds
             .iter()
             .map(|f| (Job::Feed(f.name.clone()), f.interval.clone())),
     );

@@ -44,6 +44,7 @@ struct World {
     spikes: Vec<String>,
     vulnerable: Vec<(String, String)>,
     remedies: Vec<Remedy>,
+    snds: Vec<crate::feeds::snds::Refusal>,
 }
 
 impl World {
@@ -86,6 +87,7 @@ impl World {
             spikes: vec![],
             vulnerable: vec![],
             remedies: vec![],
+            snds: vec![],
         }
     }
 
@@ -103,6 +105,7 @@ impl World {
             vulnerable: &self.vulnerable,
             findings: &[],
             remedies: &self.remedies,
+            snds: &self.snds,
         })
     }
 }
@@ -487,4 +490,44 @@ fn a_large_sender_s_assessment_holds_its_refusals_not_its_listings() {
         size < 10_000,
         "{size} bytes stored and published per assessment"
     );
+}
+
+#[test]
+fn snds_red_or_blocked_with_no_listing_is_refused_by_microsoft_with_the_evidence() {
+    use crate::feeds::snds::{parse_data, Refusal};
+    let mut w = World::new();
+    let a = w.assess(5);
+    assert!(a.rejecting().next().is_none());
+    let rows = parse_data(b"198.51.100.12,12/4/2026 10:00 AM,12/4/2026 9:00 PM,14121,14121,12960,RED,4.2%,12/4/2026 8:07 AM,12/4/2026 11:53 AM,26,mx3.example.com,promo@example.com,\r\n").unwrap();
+    w.snds = vec![
+        Refusal {
+            ip: "192.0.2.0-192.0.2.3".into(),
+            blocked: Some("Blocked due to user complaints".into()),
+            red: None,
+        },
+        Refusal {
+            ip: "198.51.100.12".into(),
+            blocked: None,
+            red: Some(("2026-12-04".into(), rows[0].clone())),
+        },
+    ];
+    let a = w.assess(5);
+    let ms: Vec<_> = a.rejecting().collect();
+    assert_eq!(ms.len(), 1);
+    assert_eq!(ms[0].id, SNDS_RECEIVER);
+    assert_eq!(ms[0].verdict, ReceiverVerdict::OwnData);
+    assert_eq!(ms[0].rejected, 12960);
+    assert_eq!(
+        ms[0].text,
+        "Microsoft refuses mail from 192.0.2.0-192.0.2.3, 198.51.100.12: SNDS: 192.0.2.0-192.0.2.3 blocked (Blocked due to user complaints); SNDS: 198.51.100.12 filter result RED on 2026-12-04 (complaint rate 4.2 %, 26 trap hits, 12960 recipients); no monitored list lists it"
+    );
+    // raised once as receiver_rejecting, cleared when SNDS no longer says so
+    let (next, ev) = transitions(&Active::default(), &a, &[]);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].kind, EventKind::ReceiverRejecting);
+    let (_, ev) = transitions(&next, &a, &[]);
+    assert!(ev.is_empty());
+    w.snds.clear();
+    let (_, ev) = transitions(&next, &w.assess(5), &[]);
+    assert_eq!(ev[0].kind, EventKind::ReceiverRejectingCleared);
 }

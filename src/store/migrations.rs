@@ -295,6 +295,39 @@ CREATE TABLE feed_rejects (
 );
 CREATE INDEX feed_rejects_feed ON feed_rejects (feed, at);
 "#,
+    // 11: Microsoft SNDS: per feed, IP and day the data export's row (a
+    // re-fetch replaces it: idempotent), the days fetched (a day with no rows
+    // is "no data", never zero), and the IP status export's ranges as last read.
+    r#"
+CREATE TABLE snds_days (
+    feed TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    day TEXT NOT NULL,               -- YYYY-MM-DD, the day asked for
+    row TEXT NOT NULL,               -- the parsed row, JSON (feeds::snds::DayRow)
+    filter TEXT NOT NULL,            -- GREEN | YELLOW | RED
+    recipients INTEGER NOT NULL,
+    trap_hits INTEGER NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    PRIMARY KEY (feed, ip, day)
+) WITHOUT ROWID;
+CREATE INDEX snds_days_ip ON snds_days (ip, day);
+CREATE TABLE snds_fetched (
+    feed TEXT NOT NULL,
+    day TEXT NOT NULL,
+    rows INTEGER NOT NULL,           -- 0: SNDS had no data for the day
+    fetched_at INTEGER NOT NULL,
+    PRIMARY KEY (feed, day)
+) WITHOUT ROWID;
+CREATE TABLE snds_status (
+    feed TEXT NOT NULL,
+    first_ip TEXT NOT NULL,
+    last_ip TEXT NOT NULL,
+    blocked INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (feed, first_ip, last_ip)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Applies every migration newer than the database.

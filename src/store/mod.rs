@@ -34,6 +34,7 @@ mod read;
 mod rejections;
 mod retention;
 mod samples;
+mod snds;
 mod state;
 mod sweeps;
 #[cfg(test)]
@@ -54,6 +55,7 @@ pub use self::read::ReadPool;
 pub use self::rejections::*;
 pub use self::retention::*;
 pub use self::samples::*;
+pub use self::snds::*;
 pub use self::state::*;
 pub use self::sweeps::*;
 

@@ -47,6 +47,15 @@ pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32
         params![old],
     )?;
     n += tx.execute("DELETE FROM feed_rejects WHERE at < ?1", params![old])?;
+    // SNDS days age out like DMARC records (re-fetching an old day is not done)
+    n += tx.execute(
+        "DELETE FROM snds_days WHERE day < strftime('%Y-%m-%d', ?1, 'unixepoch')",
+        params![old],
+    )?;
+    n += tx.execute(
+        "DELETE FROM snds_fetched WHERE day < strftime('%Y-%m-%d', ?1, 'unixepoch')",
+        params![old],
+    )?;
     // the latest run of each audit stays, however old
     n += tx.execute(
         "DELETE FROM audit_runs WHERE at < ?1 AND id NOT IN (SELECT MAX(id) FROM audit_runs GROUP BY audit)",

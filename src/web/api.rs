@@ -182,6 +182,7 @@ pub(super) async fn target(
 ) -> Result<Json<super::target::TargetView>, WebError> {
     let mut v = super::target::target_data(&st, &t).await?;
     v.timeline.clear();
+    v.no_charts();
     Ok(Json(v))
 }
 

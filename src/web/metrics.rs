@@ -599,6 +599,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     resolver_metrics(&reg, &st)?;
     build_info(&reg, &rt.cfg.actions.settings.status_url)?;
     super::senders::metrics(&st, &reg).await?;
+    super::snds::metrics(&st, &reg).await?;
 
     let mut body = String::with_capacity(4096 + r.snap.pairs.len() * 80);
     prometheus::TextEncoder::new()

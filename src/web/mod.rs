@@ -21,6 +21,7 @@ mod pages;
 mod problem;
 mod render;
 mod senders;
+mod snds;
 pub mod svg;
 mod target;
 pub mod view;

@@ -21,7 +21,8 @@ async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
     let since = senders::window_start(&cfg, at);
     let yesterday = day_of(at - 86_400);
     let y2 = yesterday.clone();
-    let (seen, volume, listed, rejects, recent) = st
+    let since_snds = since.clone();
+    let (seen, volume, listed, rejects, recent, snds_seen) = st
         .db
         .read(move |c| {
             Ok((
@@ -30,6 +31,7 @@ async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
                 store::listed_pairs(c)?,
                 store::feed_reject_counts(c)?,
                 store::feed_rejects(c, 50)?,
+                store::snds_senders(c, &since_snds)?,
             ))
         })
         .await?;
@@ -41,7 +43,8 @@ async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
         "listed_share": share,
         "rejected": rejects,
         "recent_rejects": recent,
-        "feeds": cfg.feeds.iter().map(|f| &f.name).collect::<Vec<_>>(),
+        "snds": super::snds::senders(&cfg, snds_seen),
+        "feeds": cfg.feeds.iter().map(|f| &f.name).chain(cfg.snds.iter().map(|f| &f.name)).collect::<Vec<_>>(),
         "discover": cfg.discover.from.iter().map(|f| format!("{f:?}").to_lowercase()).collect::<Vec<_>>(),
     }))
 }

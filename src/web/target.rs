@@ -79,10 +79,23 @@ pub(super) struct TargetView {
     /// Receivers whose refusals cite a listing of this target.
     #[schema(value_type = Vec<Object>)]
     receivers: Vec<crate::impact::ReceiverImpact>,
+    /// What Microsoft SNDS says of it (IP targets, with an SNDS feed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub(super) snds: Option<super::snds::SndsView>,
     /// The timeline (SVG markup; the page's, not the API's).
     #[serde(skip_serializing_if = "String::is_empty")]
     #[schema(ignore)]
     pub(super) timeline: String,
+}
+
+impl TargetView {
+    /// Drops the SVG (the API serves the data without it).
+    pub(super) fn no_charts(&mut self) {
+        if let Some(s) = &mut self.snds {
+            s.charts.clear();
+        }
+    }
 }
 
 /// What the target page reads from the store, in one transaction.
@@ -274,7 +287,12 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
         .filter(|x| x.lists.iter().any(|c| c.listed.contains(&t)))
         .cloned()
         .collect();
+    let snds = match &target {
+        Target::Ip(ip) => super::snds::for_target(st, *ip).await?,
+        _ => None,
+    };
     Ok(TargetView {
+        snds,
         receivers,
         target: t,
         label: conf.label.clone(),

@@ -23,5 +23,6 @@ mod mirror;
 mod plugin;
 mod screens;
 mod service;
+mod snds;
 mod util;
 mod web;
