@@ -28,6 +28,7 @@ pub mod impact;
 mod kinds;
 pub mod lists;
 pub mod mail;
+pub mod postmaster;
 mod raw;
 pub mod resolver;
 mod schedule;
@@ -50,6 +51,7 @@ pub use self::lists::ListsConf;
 pub use self::mail::{
     ProbeConf, ProbeOpts, Selector, SourceConf, SourceKind, SpikeKind, SpikeRule, StartTls,
 };
+pub use self::postmaster::PostmasterConf;
 pub use self::resolver::{parse_server, system_nameservers, ResolverConf};
 pub use self::schedule::Schedule;
 pub use self::web::{WebAccess, WebConf};
@@ -105,6 +107,8 @@ pub struct Config {
     pub feeds: Vec<FeedConf>,
     /// Which feeds' sending IPs join the sweeps.
     pub discover: DiscoverConf,
+    /// Google Postmaster Tools feeds (`kind = "google_postmaster"`).
+    pub postmaster: Vec<PostmasterConf>,
     /// Warnings found while validating (retired lists named, …).
     pub warnings: Vec<String>,
     /// The list catalog (shipped plus `[lists] dirs`), parsed once at load
@@ -158,6 +162,7 @@ impl Config {
         let web = web::validate(&raw.web, &cx);
         let (impact, audits) = impact::validate(&raw, &cx);
         let (feeds, discover) = feeds::validate(&raw, &cx);
+        let postmaster = postmaster::validate(&raw, &targets, &feeds, &cx);
         let catalogs = catalogs::load(&raw, &cx);
         let (warnings, errors) = cx.finish();
         if let Some(errors) = errors {
@@ -181,6 +186,7 @@ impl Config {
             audits,
             feeds,
             discover,
+            postmaster,
             warnings,
             catalog: Arc::new(catalog),
             replies: Arc::new(replies),

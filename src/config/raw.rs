@@ -241,6 +241,15 @@ pub(super) struct RawFeed {
     pub(super) max_mail_bytes: Int,
     pub(super) max_report_bytes: Int,
     pub(super) max_mails: Int,
+    // kind = "google_postmaster" (validated in postmaster.rs)
+    pub(super) service_account: Text,
+    pub(super) domains: Option<Vec<Spanned<String>>>,
+    pub(super) token_url: Text,
+    pub(super) api_url: Text,
+    pub(super) scopes: Option<Vec<Spanned<String>>>,
+    pub(super) ca_file: Text,
+    pub(super) days: Int,
+    pub(super) max_body_bytes: Int,
 }
 
 #[derive(Debug, Deserialize)]

@@ -33,6 +33,9 @@ impl Daemon {
     pub async fn read_feed(self: Arc<Self>, name: &str) -> anyhow::Result<()> {
         let rt = self.runtime();
         let Some(feed) = rt.cfg.feeds.iter().find(|f| f.name == name).cloned() else {
+            if rt.cfg.postmaster.iter().any(|f| f.name == name) {
+                return self.read_postmaster(name).await;
+            }
             return Ok(()); // removed by a reload since the tick was sent
         };
         let n = name.to_string();
@@ -228,7 +231,7 @@ fn announce_senders(
 }
 
 /// `feed_failed` on the first failure, `feed_recovered` on the first read after.
-fn feed_health(
+pub(super) fn feed_health(
     c: &rusqlite::Connection,
     name: &str,
     why: Option<&str>,

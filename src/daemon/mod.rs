@@ -16,6 +16,7 @@
 
 mod delist;
 pub mod feeds;
+pub mod postmaster;
 mod impact;
 mod mail;
 pub mod memory;
@@ -547,6 +548,7 @@ fn first_runs(cfg: &Config) -> Vec<Job> {
     let mut v = vec![Job::Prune];
     // feeds first: the sending IPs they reveal are swept in the same run
     v.extend(cfg.feeds.iter().map(|f| Job::Feed(f.name.clone())));
+    v.extend(cfg.postmaster.iter().map(|f| Job::Feed(f.name.clone())));
     if !cfg.targets.is_empty() {
         v.push(Job::Sweep);
     }
@@ -583,6 +585,11 @@ fn plan(cfg: &Config) -> Vec<(Job, Schedule)> {
     );
     v.extend(
         cfg.feeds
+            .iter()
+            .map(|f| (Job::Feed(f.name.clone()), f.interval.clone())),
+    );
+    v.extend(
+        cfg.postmaster
             .iter()
             .map(|f| (Job::Feed(f.name.clone()), f.interval.clone())),
     );

@@ -68,6 +68,8 @@ pub enum StateKey {
         /// The monitored domain it sends for.
         domain: String,
     },
+    /// `gmail_spam:<domain>`: the domain's Gmail spam-rate standing last announced.
+    GmailSpam(String),
     /// `unknown_code:<list>:<code>`: when an undocumented code was first announced.
     UnknownCode {
         /// List id.
@@ -109,6 +111,7 @@ impl StateKey {
             StateKey::Discovered => "discover:targets".into(),
             StateKey::FeedFailing(feed) => format!("feed:{feed}:failing"),
             StateKey::SenderAnnounced { ip, domain } => format!("sender:{ip}:{domain}"),
+            StateKey::GmailSpam(domain) => format!("gmail_spam:{domain}"),
         }
     }
 }
