@@ -1070,4 +1070,44 @@ mod tests {
             "{v:?}"
         );
     }
+
+    #[test]
+    fn a_gmail_spam_rate_over_google_limits_is_part_of_the_verdict() {
+        use crate::feeds::postmaster::{SpamLevel, SpamStanding};
+        let st = |d: &str, rate: f64| SpamStanding {
+            domain: d.into(),
+            level: SpamLevel::of(rate),
+            rate,
+            day: "2026-12-04".into(),
+        };
+        // 0.1 % to 0.3 %: a note under "all clear", which it still is
+        let mut f = facts();
+        f.gmail_spam = vec![st("example.com", 0.0015)];
+        f.gmail_quiet = vec!["example.org".into()];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::AllClear);
+        assert!(v.also.iter().any(|a| a.contains("example.com: Gmail spam rate 0.15 % on 2026-12-04, over Google's recommended 0.10 %")), "{:?}", v.also);
+        assert!(v.also.iter().any(|a| a == "example.org: no Gmail spam rate lately (not enough volume for Postmaster Tools to give one)"), "{:?}", v.also);
+        // 0.3 % or more: the headline, never "all clear"
+        f.gmail_spam = vec![st("example.com", 0.0042)];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::GmailSpamRate);
+        assert_eq!(v.text, "Gmail spam rate too high: example.com");
+        assert!(
+            v.detail.contains("0.42 %") && v.detail.contains("0.30 %"),
+            "{}",
+            v.detail
+        );
+        // under a listing it is named beside it
+        f.listings = vec![listing("192.0.2.1", Impact::Unknown)];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::ListedNoImpact);
+        assert!(
+            v.also
+                .iter()
+                .any(|a| a.contains("example.com: Gmail spam rate 0.42 %")),
+            "{:?}",
+            v.also
+        );
+    }
 }

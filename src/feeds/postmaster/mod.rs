@@ -146,12 +146,20 @@ struct KeyFile {
 /// Parses a key file's JSON. The message never quotes the file (serde's
 /// own messages may quote a value: only the position is kept).
 pub fn parse_key(json: &str) -> Result<ServiceAccount, PostmasterError> {
-    let k: KeyFile = serde_json::from_str(json).map_err(|e| {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| {
         PostmasterError::Key(format!(
             "not a service-account JSON key (line {}, column {})",
             e.line(),
             e.column()
         ))
+    })?;
+    if !v.is_object() {
+        return Err(PostmasterError::Key(
+            "not a service-account JSON key (not an object)".into(),
+        ));
+    }
+    let k: KeyFile = serde_json::from_value(v).map_err(|_| {
+        PostmasterError::Key("not a service-account JSON key (a field is not a string)".into())
     })?;
     if k.client_email.is_empty() {
         return Err(PostmasterError::Key("`client_email` is missing".into()));
