@@ -75,7 +75,8 @@ pub async fn read(
         Err(_) => Err(PostmasterError::Timeout(conf.timeout)),
     };
     if let Err(PostmasterError::RateLimited { retry_after, .. }) = &r {
-        let until = now + *retry_after as i64;
+        // from the answer, rounded up to the second: never a moment early
+        let until = (crate::time::now_ms() + *retry_after as i64 * 1000 + 999) / 1000;
         with(&DEFERRED, |m| m.insert(conf.name.clone(), until));
     }
     r.map(Outcome::Read)
@@ -364,7 +365,7 @@ fn google_message(b: &[u8]) -> String {
             let e = v.get("error")?;
             let status = e.get("status").and_then(|s| s.as_str()).unwrap_or("");
             let msg = e.get("message").and_then(|s| s.as_str()).unwrap_or("");
-            Some(short(&format!("{status} {msg}").trim().to_string()))
+            Some(short(format!("{status} {msg}").trim()))
         })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "no Google error in the answer".into())
