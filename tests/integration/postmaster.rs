@@ -65,6 +65,8 @@ struct Inner {
     queries: Vec<serde_json::Value>,
     dir: PathBuf,
     token_url: String,
+    /// The tokens' life (`expires_in`).
+    expires_in: i64,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -209,6 +211,7 @@ impl Stub {
             queries: Vec::new(),
             dir: d.to_path_buf(),
             token_url: format!("{url}/token"),
+            expires_in: 3599,
         }));
         let tls = tls_config(&d.join("server.crt"), &d.join("server.key"));
         let app = axum::Router::new()
@@ -404,7 +407,7 @@ async fn token(State(st): State<Shared>, body: String) -> Response {
     s.tokens.push(t.clone());
     json(
         StatusCode::OK,
-        serde_json::json!({"access_token": t, "expires_in": 3599, "token_type": "Bearer"})
+        serde_json::json!({"access_token": t, "expires_in": s.expires_in, "token_type": "Bearer"})
             .to_string(),
     )
 }
@@ -844,4 +847,25 @@ fn postmaster_failures_are_contained_alerted_once_and_recover() {
         texts.push((path, http_get(port, path).1));
     }
     secrets_nowhere(&stub, p, &texts);
+}
+
+#[test]
+fn the_token_is_kept_while_it_lasts_and_renewed_before_it_expires() {
+    let stub = Stub::start();
+    // 62 s: usable for 2 s (a token is renewed a minute before it expires)
+    stub.state.lock().unwrap().expires_in = 62;
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = config(dir.path(), &rbl, &stub, "");
+    let d = Daemon::start(&cfg);
+    wait_for("reads over six seconds", Duration::from_secs(30), || {
+        (stub.calls() >= 12).then_some(())
+    });
+    let (tokens, reads) = (stub.token_requests(), stub.calls() / 2);
+    assert!(
+        tokens >= 2 && tokens < reads,
+        "{tokens} tokens for {reads} reads\n{}",
+        d.log()
+    );
+    assert!(stub.state.lock().unwrap().bad_assertions.is_empty());
 }
