@@ -66,7 +66,7 @@ pub mod mirror;
 pub mod engine;
 /// Mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus).
 pub mod mail;
-/// Receivers' own data: DMARC aggregate reports (pure parser; Maildir and IMAP readers).
+/// Receivers' own data: DMARC aggregate reports (pure parser; Maildir and IMAP readers), Google Postmaster Tools.
 pub mod feeds;
 /// The backscatter probe (RCPT to a random address, never DATA).
 pub mod smtp_probe;

@@ -16,10 +16,10 @@
 
 mod delist;
 pub mod feeds;
-pub mod postmaster;
 mod impact;
 mod mail;
 pub mod memory;
+pub mod postmaster;
 mod notify;
 pub mod supervise;
 mod sweep;

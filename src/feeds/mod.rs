@@ -1,6 +1,8 @@
 //! Receivers' own data about our mail: DMARC aggregate reports read from a
-//! Maildir or an IMAP mailbox, and Gmail's view from Postmaster Tools ([`postmaster`]). Parsing is pure ([`dmarc`]); reading a
-//! mailbox is I/O at the edge ([`mailbox`]).
+//! Maildir or an IMAP mailbox, and Gmail's view of our domains from Google
+//! Postmaster Tools ([`postmaster`]). Parsing is pure ([`dmarc`],
+//! [`postmaster`]); reading a mailbox or an API is I/O at the edge
+//! ([`mailbox`], [`postmaster::client`]).
 
 pub mod dmarc;
 pub mod mailbox;

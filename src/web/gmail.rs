@@ -59,6 +59,10 @@ async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
                 "days": days.iter().rev().map(|x| {
                     let mut v = serde_json::to_value(x).unwrap_or_default();
                     v["text"] = day_text(x).into();
+                    // each figure as people read it; "no figure" where Google gave none, never 0
+                    for (name, f) in x.figures() {
+                        v["percent"][name] = f.map_or_else(|| "no figure".to_string(), percent).into();
+                    }
                     v["enough_volume"] = (!x.is_empty()).into();
                     v
                 }).collect::<Vec<_>>(),

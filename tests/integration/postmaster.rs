@@ -650,6 +650,11 @@ fn story_the_gmail_spam_rate_crosses_google_limit_is_alerted_in_the_verdict_and_
     assert_eq!(quiet["text"], "not enough volume (Gmail gave no figures)");
     let (_, page) = http_get(port, "/gmail");
     assert!(page.contains("not enough volume"), "{page}");
+    assert!(
+        page.contains("spam rate 0.05 %") && page.contains("99.00 %"),
+        "{page}"
+    );
+    assert_eq!(dom["days"][0]["percent"]["spam_rate"], "0.05 %");
     assert!(page.contains("ONE_CLICK_UNSUBSCRIBE") && page.contains("NO_UNSUB_PROMO_SPAM_REPORTS"));
 
     // 0.42 %: over Google's 0.3 %: a critical event, once, and the headline
