@@ -21,6 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rusqlite::Connection;
 
+use crate::feeds::{contains, count, db, db_bytes, test_ca};
 use crate::util::{
     fixtures, free_tcp_port, http_get, http_json, stderr, wait_for, write_config, Daemon, Rbldnsd,
 };
@@ -100,61 +101,7 @@ impl Stub {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let addr = format!("127.0.{}.{}", fastrand::u8(1..250), fastrand::u8(2..250));
-        // a test CA and a server certificate for the address
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=rblwatch test CA",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=postmaster.test",
-            ],
-        );
-        std::fs::write(d.join("ext.cnf"), format!("subjectAltName=IP:{addr}\n")).unwrap();
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ],
-        );
+        let ca = test_ca(d, &addr);
         // the service account's key, and another (the key Google would know after a rotation)
         for k in ["sa", "other"] {
             openssl(
@@ -213,7 +160,7 @@ impl Stub {
             token_url: format!("{url}/token"),
             expires_in: 3599,
         }));
-        let tls = tls_config(&d.join("server.crt"), &d.join("server.key"));
+        let tls = tls_config(&ca.cert, &ca.key);
         let app = axum::Router::new()
             .route("/token", post(token))
             .route("/v2/domains/{*rest}", get(compliance).post(stats))
@@ -228,7 +175,7 @@ impl Stub {
         });
         Stub {
             url,
-            ca: d.join("ca.pem"),
+            ca: ca.ca,
             key_file,
             key_marker,
             state,
@@ -558,29 +505,6 @@ async fn stats(
         StatusCode::OK,
         serde_json::json!({"domainStats": out, "nextPageToken": ""}).to_string(),
     )
-}
-
-fn db(dir: &Path) -> Connection {
-    let c = Connection::open(dir.join("rblwatch.db")).unwrap();
-    c.busy_timeout(Duration::from_secs(5)).unwrap();
-    c
-}
-
-/// A count, 0 while the daemon has not created the tables yet.
-fn count(c: &Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
-}
-
-fn db_bytes(dir: &Path) -> Vec<u8> {
-    let mut b = Vec::new();
-    for f in ["rblwatch.db", "rblwatch.db-wal"] {
-        b.extend(std::fs::read(dir.join(f)).unwrap_or_default());
-    }
-    b
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// The key's text and every token issued appear in none of `texts` nor the database.

@@ -371,42 +371,15 @@ fn google_message(b: &[u8]) -> String {
         .unwrap_or_else(|| "no Google error in the answer".into())
 }
 
-/// Remote text made safe for one log line: control characters out, 160 characters at most.
+/// Remote text made safe for one log line (the receivers' replies' cleaner), 160 bytes at most.
 fn short(s: &str) -> String {
-    let t: String = s.chars().filter(|c| !c.is_control()).take(160).collect();
-    if s.chars().count() > 160 {
-        format!("{t}…")
-    } else {
-        t
-    }
+    crate::mail::rejections::clean_text(s, 160)
 }
 
 fn http_error(what: &str, e: &reqwest::Error) -> PostmasterError {
-    let why = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        let mut m = String::from("cannot connect");
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-        while let Some(s) = src {
-            m.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        m
-    } else if e.is_body() || e.is_decode() {
-        "the answer broke off".into()
-    } else {
-        // the causes, never the URL
-        let mut m = String::from("request failed");
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-        while let Some(s) = src {
-            m.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        m
-    };
     PostmasterError::Http {
         what: what.into(),
-        why,
+        why: crate::mail::redacted_http_error(e),
     }
 }
 
