@@ -11,7 +11,7 @@ use super::feeds::feed_health;
 use super::Daemon;
 use crate::event::Event;
 use crate::feeds::postmaster::client::{self, Outcome};
-use crate::feeds::postmaster::{spam_event, standing, SpamStanding, STANDING_DAYS};
+use crate::feeds::postmaster::{spam_event, standing, LastRead, SpamStanding, STANDING_DAYS};
 use crate::store;
 use crate::time::now;
 
@@ -44,6 +44,16 @@ impl Daemon {
                     .store
                     .call(move |c| {
                         let tx = c.transaction()?;
+                        let last = LastRead {
+                            at,
+                            error: Some(why.clone()),
+                        };
+                        store::put_state(
+                            &tx,
+                            &store::StateKey::PostmasterRead(n.clone()),
+                            &last,
+                            at,
+                        )?;
                         let ev = feed_health(&tx, &n, Some(&why), at)?;
                         tx.commit()?;
                         Ok(ev)
@@ -67,6 +77,8 @@ impl Daemon {
             .call(move |c| {
                 let tx = c.transaction()?;
                 store::put_postmaster(&tx, &n, at, &read)?;
+                let last = LastRead { at, error: None };
+                store::put_state(&tx, &store::StateKey::PostmasterRead(n.clone()), &last, at)?;
                 let mut events: Vec<Event> = feed_health(&tx, &n, None, at)?;
                 for d in &domains {
                     let days = store::postmaster_days(&tx, d, &since)?;

@@ -12,7 +12,7 @@ use axum::Json;
 
 use super::{render, WebError, WebState};
 use crate::feeds::postmaster::{
-    day_text, percent, standing, SPAM_RATE_CRITICAL, SPAM_RATE_WARN, STANDING_DAYS,
+    day_text, percent, standing, LastRead, SPAM_RATE_CRITICAL, SPAM_RATE_WARN, STANDING_DAYS,
 };
 use crate::store;
 
@@ -30,7 +30,8 @@ async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
         .checked_sub_days(chrono::Days::new(STANDING_DAYS))
         .unwrap_or(today)
         .to_string();
-    let (domains, compliance) = st
+    let names: Vec<String> = cfg.postmaster.iter().map(|f| f.name.clone()).collect();
+    let (domains, compliance, feeds) = st
         .db
         .read(move |c| {
             let mut out = Vec::new();
@@ -38,7 +39,13 @@ async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
                 let days = store::postmaster_days(c, &d, &since)?;
                 out.push((d, days));
             }
-            Ok((out, store::postmaster_compliance(c)?))
+            let mut feeds = Vec::new();
+            for n in names {
+                let last: Option<LastRead> =
+                    store::get_state(c, &store::StateKey::PostmasterRead(n.clone()))?;
+                feeds.push(serde_json::json!({"name": n, "last_read": last}));
+            }
+            Ok((out, store::postmaster_compliance(c)?, feeds))
         })
         .await?;
     let domains: Vec<serde_json::Value> = domains
@@ -70,7 +77,7 @@ async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
         })
         .collect();
     Ok(serde_json::json!({
-        "feeds": cfg.postmaster.iter().map(|f| &f.name).collect::<Vec<_>>(),
+        "feeds": feeds,
         "thresholds": {"warn": SPAM_RATE_WARN, "critical": SPAM_RATE_CRITICAL, "source": "https://support.google.com/mail/answer/81126"},
         "domains": domains,
     }))

@@ -631,7 +631,9 @@ fn story_the_gmail_spam_rate_crosses_google_limit_is_alerted_in_the_verdict_and_
         "/metrics",
         "/events",
     ] {
-        texts.push((path, http_get(port, path).1));
+        let (code, body) = http_get(port, path);
+        assert_eq!(code, 200, "{path}: {body}");
+        texts.push((path, body));
     }
     secrets_nowhere(&stub, p, &texts);
 }
@@ -673,6 +675,18 @@ fn postmaster_failures_are_contained_alerted_once_and_recover() {
         stub.set(mode);
         let before = sweeps(&db(p));
         d.wait_log(says, Duration::from_secs(20));
+        // recorded where a postmaster looks, not only in the log
+        wait_for(
+            "the failure on /api/v1/gmail",
+            Duration::from_secs(10),
+            || {
+                let g = http_json(port, "/api/v1/gmail");
+                g["feeds"][0]["last_read"]["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(says))
+                    .then_some(())
+            },
+        );
         // the sweeps go on meanwhile
         wait_for(
             "a sweep while the feed fails",
@@ -764,6 +778,12 @@ fn postmaster_failures_are_contained_alerted_once_and_recover() {
         1,
         "an empty day is no failure"
     );
+    assert_eq!(g["feeds"][0]["name"], "gmail");
+    assert_eq!(
+        g["feeds"][0]["last_read"]["error"],
+        serde_json::Value::Null,
+        "{g}"
+    );
     let mut texts = vec![("the log", d.log())];
     for path in [
         "/",
@@ -773,7 +793,9 @@ fn postmaster_failures_are_contained_alerted_once_and_recover() {
         "/api/v1/events",
         "/events",
     ] {
-        texts.push((path, http_get(port, path).1));
+        let (code, body) = http_get(port, path);
+        assert_eq!(code, 200, "{path}: {body}");
+        texts.push((path, body));
     }
     secrets_nowhere(&stub, p, &texts);
 }

@@ -759,3 +759,12 @@ pub fn spam_event(
     e.severity = severity;
     Some(e)
 }
+
+/// How a feed's last read went (kept in the store's state; shown on `/gmail`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRead {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Why it failed; `None` when it read.
+    pub error: Option<String>,
+}
