@@ -81,6 +81,11 @@ crate::spelling::closed_set! {
         FeedRecovered = "feed_recovered",
         /// An IP sends mail for a monitored domain (DMARC aligned pass) and is not a target.
         UnmonitoredSender = "unmonitored_sender",
+        /// Gmail's user-reported spam rate for a domain (Postmaster Tools) is at
+        /// or over Google's 0.1 % (warning) or 0.3 % (critical).
+        GmailSpamRate = "gmail_spam_rate",
+        /// The domain's Gmail spam rate is under 0.1 % again.
+        GmailSpamRateCleared = "gmail_spam_rate_cleared",
     }
 }
 
@@ -106,7 +111,8 @@ impl EventKind {
             | EventKind::DelistOverdue
             | EventKind::ListUnknownCode
             | EventKind::FeedFailed
-            | EventKind::UnmonitoredSender => Severity::Warning,
+            | EventKind::UnmonitoredSender
+            | EventKind::GmailSpamRate => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -127,6 +133,7 @@ impl EventKind {
             EventKind::ListingRejectingCleared => EventKind::ListingRejecting,
             EventKind::BackscatterSourceCleared => EventKind::BackscatterSource,
             EventKind::AuditFindingCleared => EventKind::AuditFinding,
+            EventKind::GmailSpamRateCleared => EventKind::GmailSpamRate,
             _ => return None,
         })
     }
@@ -552,6 +559,16 @@ impl Event {
                 serde_json::json!({
                     "ip": "198.51.100.77", "domain": "example.com", "messages": 40, "passed": 40,
                     "orgs": ["google.com"], "origin": "dmarc", "discovered": false,
+                }),
+            ),
+            EventKind::GmailSpamRate | EventKind::GmailSpamRateCleared => (
+                Subject::Target {
+                    target: "example.com".into(),
+                },
+                serde_json::json!({
+                    "domain": "example.com", "feed": "google_postmaster", "level": "critical",
+                    "rate": 0.0042, "percent": "0.42 %", "day": "2026-12-04",
+                    "warn": 0.001, "critical": 0.003,
                 }),
             ),
             EventKind::Baseline => (Subject::None, serde_json::json!({})),

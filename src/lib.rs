@@ -66,7 +66,7 @@ pub mod mirror;
 pub mod engine;
 /// Mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus).
 pub mod mail;
-/// Receivers' own data: DMARC aggregate reports (pure parser; Maildir and IMAP readers), Microsoft SNDS exports (pure parsers; HTTPS fetch).
+/// Receivers' own data: DMARC aggregate reports (pure parser; Maildir and IMAP readers), Microsoft SNDS exports, Google Postmaster Tools (pure parsers; HTTPS fetch).
 pub mod feeds;
 /// The backscatter probe (RCPT to a random address, never DATA).
 pub mod smtp_probe;

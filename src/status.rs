@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::engine::ActiveList;
 use crate::event::{Event, EventKind, Subject};
+use crate::feeds::postmaster::{SpamLevel, SpamStanding, STANDING_DAYS};
 use crate::health::{ListHealth, ResolverHealth, ResolverStatus};
 use crate::smtp_probe::RndrVerdict;
 use crate::store::{self, StoredPair, StoredProbe, SweepRow, UncheckedPair};
@@ -52,6 +53,9 @@ pub struct StatusSnapshot {
     pub assessment: Option<crate::impact::Assessment>,
     /// The latest delisting request of every pair still listed.
     pub delistings: Vec<store::DelistRequest>,
+    /// Each Postmaster Tools domain's Gmail spam-rate standing (the latest
+    /// figure within [`STANDING_DAYS`]), or `Err(domain)`: not enough volume.
+    pub gmail: Vec<Result<SpamStanding, String>>,
     /// When it was read.
     pub at: i64,
 }
@@ -77,6 +81,7 @@ impl StatusSnapshot {
             resolver: store::get_state(c, &store::StateKey::ResolverHealth)?,
             assessment: store::get_state(c, &store::StateKey::ImpactAssessment)?,
             delistings: store::open_delist_requests(c)?,
+            gmail: store::gmail_standings(c, &gmail_since(at))?,
             at,
         })
     }
@@ -141,6 +146,16 @@ impl StatusSnapshot {
             },
         }
     }
+}
+
+/// The first day whose Gmail figure still stands at `at`.
+fn gmail_since(at: i64) -> String {
+    let day = chrono::DateTime::from_timestamp(at, 0)
+        .unwrap_or_default()
+        .date_naive();
+    day.checked_sub_days(chrono::Days::new(STANDING_DAYS))
+        .unwrap_or(day)
+        .to_string()
 }
 
 /// The verdict's inputs from a snapshot and the configuration in force.
@@ -239,6 +254,19 @@ pub fn facts(
         ndr_spikes: s.open_spikes(EventKind::NdrSpike),
         queue_spikes: s.open_spikes(EventKind::QueueSpike),
         swept: s.last_sweep.is_some(),
+        gmail_spam: s
+            .gmail
+            .iter()
+            .filter_map(|g| g.as_ref().ok())
+            .filter(|g| g.level > SpamLevel::Ok)
+            .cloned()
+            .collect(),
+        gmail_quiet: s
+            .gmail
+            .iter()
+            .filter_map(|g| g.as_ref().err())
+            .cloned()
+            .collect(),
         targets_total: cfg.targets.iter().map(|t| t.spec.len()).sum(),
     }
 }
@@ -275,6 +303,9 @@ crate::spelling::closed_set! {
         /// A mail server accepts mail for unknown recipients, or bounces spike
         /// (a backscatter source, now or waiting to be used).
         BackscatterRisk = "backscatter_risk",
+        /// Not listed, and Gmail's user-reported spam rate for a domain is at or
+        /// over Google's 0.3 % (Postmaster Tools): Gmail may refuse or junk its mail.
+        GmailSpamRate = "gmail_spam_rate",
     }
 }
 
@@ -370,6 +401,10 @@ pub struct VerdictFacts {
     pub queue_spikes: Vec<String>,
     /// A sweep has finished.
     pub swept: bool,
+    /// Domains whose Gmail spam rate is at or over 0.1 % (Postmaster Tools).
+    pub gmail_spam: Vec<SpamStanding>,
+    /// Postmaster Tools domains with no spam-rate figure lately (not enough volume).
+    pub gmail_quiet: Vec<String>,
     /// Targets monitored (addresses and domains).
     pub targets_total: u128,
 }
@@ -556,7 +591,15 @@ pub fn verdict(f: &VerdictFacts) -> VerdictView {
     }
     if !f.refusing.is_empty() {
         also.extend(vulnerable_note(f));
+        also.extend(gmail_critical(f).map(|g| g.text()));
         return refused_verdict(f, also);
+    }
+    if gmail_critical(f).next().is_some() {
+        also.extend(vulnerable_note(f));
+        if let Some((why, _)) = &blind {
+            also.push(format!("listings unknown: {why}"));
+        }
+        return gmail_verdict(f, also);
     }
     if !f.vulnerable.is_empty() || !f.ndr_spikes.is_empty() {
         if let Some((why, _)) = &blind {
@@ -610,7 +653,46 @@ fn standing_notes(f: &VerdictFacts) -> Vec<String> {
     if !f.queue_spikes.is_empty() {
         also.push(format!("queue spike on {}", f.queue_spikes.join(", ")));
     }
+    also.extend(
+        f.gmail_spam
+            .iter()
+            .filter(|g| g.level == SpamLevel::Warn)
+            .map(SpamStanding::text),
+    );
+    also.extend(f.gmail_quiet.iter().map(|d| {
+        format!(
+            "{d}: no Gmail spam rate lately (not enough volume for Postmaster Tools to give one)"
+        )
+    }));
     also
+}
+
+/// Domains at or over Google's 0.3 %.
+fn gmail_critical(f: &VerdictFacts) -> impl Iterator<Item = &SpamStanding> {
+    f.gmail_spam
+        .iter()
+        .filter(|g| g.level == SpamLevel::Critical)
+}
+
+/// Not listed, and Gmail's spam rate for a domain is at or over 0.3 %.
+fn gmail_verdict(f: &VerdictFacts, also: Vec<String>) -> VerdictView {
+    let crit: Vec<&SpamStanding> = gmail_critical(f).collect();
+    VerdictView {
+        kind: Verdict::GmailSpamRate,
+        text: format!(
+            "Gmail spam rate too high: {}",
+            crit.iter().map(|g| g.domain.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        detail: format!(
+            "{}. Google's sender guidelines: keep it below 0.10 % and never reach 0.30 %, or Gmail may refuse or junk the mail.",
+            crit.iter().map(|g| g.text()).collect::<Vec<_>>().join("; ")
+        ),
+        todo: vec![Todo {
+            text: "Find the mail people report as spam (the campaign, list or account that sent it): stop it, honour unsubscribes, add one-click unsubscribe; the rate is read again from Postmaster Tools each day".into(),
+            href: None,
+        }],
+        also,
+    }
 }
 
 /// A backscatter risk, as a note under another verdict.
@@ -648,6 +730,7 @@ fn listed_verdict(f: &VerdictFacts, blind: Option<&str>, mut also: Vec<String>) 
         ));
     }
     also.extend(vulnerable_note(f));
+    also.extend(gmail_critical(f).map(|g| g.text()));
     if let Some(why) = blind {
         also.push(format!("current state unknown: {why}"));
     }
@@ -1050,6 +1133,46 @@ mod tests {
             v.also
                 .contains(&"refused by gmail.com for other reasons".to_string()),
             "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_gmail_spam_rate_over_google_limits_is_part_of_the_verdict() {
+        use crate::feeds::postmaster::{SpamLevel, SpamStanding};
+        let st = |d: &str, rate: f64| SpamStanding {
+            domain: d.into(),
+            level: SpamLevel::of(rate),
+            rate,
+            day: "2026-12-04".into(),
+        };
+        // 0.1 % to 0.3 %: a note under "all clear", which it still is
+        let mut f = facts();
+        f.gmail_spam = vec![st("example.com", 0.0015)];
+        f.gmail_quiet = vec!["example.org".into()];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::AllClear);
+        assert!(v.also.iter().any(|a| a.contains("example.com: Gmail spam rate 0.15 % on 2026-12-04, over Google's recommended 0.10 %")), "{:?}", v.also);
+        assert!(v.also.iter().any(|a| a == "example.org: no Gmail spam rate lately (not enough volume for Postmaster Tools to give one)"), "{:?}", v.also);
+        // 0.3 % or more: the headline, never "all clear"
+        f.gmail_spam = vec![st("example.com", 0.0042)];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::GmailSpamRate);
+        assert_eq!(v.text, "Gmail spam rate too high: example.com");
+        assert!(
+            v.detail.contains("0.42 %") && v.detail.contains("0.30 %"),
+            "{}",
+            v.detail
+        );
+        // under a listing it is named beside it
+        f.listings = vec![listing("192.0.2.1", Impact::Unknown)];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::ListedNoImpact);
+        assert!(
+            v.also
+                .iter()
+                .any(|a| a.contains("example.com: Gmail spam rate 0.42 %")),
+            "{:?}",
+            v.also
         );
     }
 }

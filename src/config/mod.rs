@@ -29,6 +29,7 @@ pub mod impact;
 mod kinds;
 pub mod lists;
 pub mod mail;
+pub mod postmaster;
 mod raw;
 pub mod resolver;
 mod schedule;
@@ -51,6 +52,7 @@ pub use self::lists::ListsConf;
 pub use self::mail::{
     ProbeConf, ProbeOpts, Selector, SourceConf, SourceKind, SpikeKind, SpikeRule, StartTls,
 };
+pub use self::postmaster::PostmasterConf;
 pub use self::resolver::{parse_server, system_nameservers, ResolverConf};
 pub use self::schedule::Schedule;
 pub use self::snds::SndsConf;
@@ -109,6 +111,8 @@ pub struct Config {
     pub snds: Vec<SndsConf>,
     /// Which feeds' sending IPs join the sweeps.
     pub discover: DiscoverConf,
+    /// Google Postmaster Tools feeds (`kind = "google_postmaster"`).
+    pub postmaster: Vec<PostmasterConf>,
     /// Warnings found while validating (retired lists named, …).
     pub warnings: Vec<String>,
     /// The list catalog (shipped plus `[lists] dirs`), parsed once at load
@@ -162,7 +166,11 @@ impl Config {
         let web = web::validate(&raw.web, &cx);
         let (impact, audits) = impact::validate(&raw, &cx);
         let (feeds, discover) = feeds::validate(&raw, &cx);
-        let snds = snds::validate(&raw, &feeds, &cx);
+        // one job per feed name, whatever the kind
+        let mut taken: Vec<&str> = feeds.iter().map(|f| f.name.as_str()).collect();
+        let snds = snds::validate(&raw, &taken, &cx);
+        taken.extend(snds.iter().map(|f| f.name.as_str()));
+        let postmaster = postmaster::validate(&raw, &targets, &taken, &cx);
         let catalogs = catalogs::load(&raw, &cx);
         let (warnings, errors) = cx.finish();
         if let Some(errors) = errors {
@@ -187,6 +195,7 @@ impl Config {
             feeds,
             snds,
             discover,
+            postmaster,
             warnings,
             catalog: Arc::new(catalog),
             replies: Arc::new(replies),

@@ -241,12 +241,18 @@ pub(super) struct RawFeed {
     pub(super) max_mail_bytes: Int,
     pub(super) max_report_bytes: Int,
     pub(super) max_mails: Int,
-    // snds
+    // snds and google_postmaster (validated in snds.rs and postmaster.rs)
     pub(super) key: Option<Spanned<String>>,
     pub(super) base_url: Text,
     pub(super) max_body_bytes: Int,
     pub(super) days: Int,
     pub(super) ca_file: Text,
+    // kind = "google_postmaster" only
+    pub(super) service_account: Text,
+    pub(super) domains: Option<Vec<Spanned<String>>>,
+    pub(super) token_url: Text,
+    pub(super) api_url: Text,
+    pub(super) scopes: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::ctx::Ctx;
 use super::raw::{RawConfig, RawFeed};
-use super::{FeedConf, Schedule};
+use super::Schedule;
 use crate::secret::Secret;
 
 /// Microsoft's automated-access base: `ipStatus.aspx` and `data.aspx` live under it.
@@ -35,7 +35,8 @@ pub struct SndsConf {
 }
 
 /// Every `[[feeds]] kind = "snds"` entry; names are unique among all feeds.
-pub(super) fn validate(raw: &RawConfig, dmarc: &[FeedConf], cx: &Ctx<'_>) -> Vec<SndsConf> {
+/// `taken`: the names of the feeds validated before (one job per feed name).
+pub(super) fn validate(raw: &RawConfig, taken: &[&str], cx: &Ctx<'_>) -> Vec<SndsConf> {
     let mut out: Vec<SndsConf> = Vec::new();
     for (n, f) in &raw.feeds {
         if f.kind.get_ref() != "snds" {
@@ -43,7 +44,7 @@ pub(super) fn validate(raw: &RawConfig, dmarc: &[FeedConf], cx: &Ctx<'_>) -> Vec
         }
         let key = format!("feeds[{n}]");
         if let Some(c) = feed(&key, f, cx) {
-            if dmarc.iter().any(|d| d.name == c.name) || out.iter().any(|d| d.name == c.name) {
+            if taken.contains(&c.name.as_str()) || out.iter().any(|d| d.name == c.name) {
                 cx.report(
                     f.kind.span(),
                     format!(
@@ -60,20 +61,7 @@ pub(super) fn validate(raw: &RawConfig, dmarc: &[FeedConf], cx: &Ctx<'_>) -> Vec
 }
 
 fn feed(key: &str, f: &RawFeed, cx: &Ctx<'_>) -> Option<SndsConf> {
-    for (set, field) in [
-        (f.maildir.is_some(), "maildir"),
-        (f.imap.is_some(), "imap"),
-        (f.max_mail_bytes.is_some(), "max_mail_bytes"),
-        (f.max_report_bytes.is_some(), "max_report_bytes"),
-        (f.max_mails.is_some(), "max_mails"),
-    ] {
-        if set {
-            cx.report(
-                f.kind.span(),
-                format!("{key}.{field}: not a setting of an snds feed"),
-            );
-        }
-    }
+    super::feeds::refuse_foreign_settings(key, "snds", f, cx);
     let name = cx
         .entry_name(&f.name, key)
         .ok()?

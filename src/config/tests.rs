@@ -538,12 +538,14 @@ fn dmarc_feeds_and_discover_are_checked_and_the_imap_password_never_prints() {
     for (bad, want) in [
         ("[[feeds]]\nkind = \"dmarc\"\n", "exactly one of `maildir` or `imap`"),
         ("[[feeds]]\nkind = \"snds\"\n", "an snds feed needs `key`"),
-        ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\nmaildir = \"m\"\n", "maildir: not a setting of an snds feed"),
+        ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\nmaildir = \"m\"\n", "maildir: not a setting of a snds feed (only of dmarc)"),
+        ("[[feeds]]\nkind = \"dmarc\"\nmaildir = \"m\"\nkey = \"k\"\n", "key: not a setting of a dmarc feed (only of snds)"),
+        ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\ntoken_url = \"https://x/\"\n", "token_url: not a setting of a snds feed (only of google_postmaster)"),
         ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\nbase_url = \"ftp://x/\"\n", "not an http(s) URL"),
         ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\ndays = 0\n", "out of range"),
         ("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\n[[feeds]]\nkind = \"snds\"\nkey = \"j\"\n", "configured twice"),
         ("[[feeds]]\nkind = \"dmarc\"\nname = \"x\"\nmaildir = \"m\"\n[[feeds]]\nkind = \"snds\"\nname = \"x\"\nkey = \"j\"\n", "configured twice"),
-        ("[[feeds]]\nkind = \"google_postmaster\"\n", "feeds are built so far"),
+        ("[[feeds]]\nkind = \"google_postmaster\"\n", "needs `service_account`"),
         ("[[feeds]]\nkind = \"rss\"\nmaildir = \"m\"\n", "not a feed kind"),
         ("[[feeds]]\nkind = \"dmarc\"\nmaildir = \"m\"\n[[feeds]]\nkind = \"dmarc\"\nmaildir = \"n\"\n", "configured twice"),
         ("[discover]\nfrom = [\"rss\"]\n", "not a feed kind (dmarc, snds)"),
@@ -578,4 +580,64 @@ fn snds_feeds_take_a_secret_key_and_default_to_microsofts_urls() {
     let c = parse("[[feeds]]\nkind = \"snds\"\nname = \"ms\"\nkey = \"k\"\nbase_url = \"https://127.0.0.1:8443/snds\"\ninterval = \"30m\"\ndays = 5\n").unwrap();
     assert_eq!(c.snds[0].base_url, "https://127.0.0.1:8443/snds/");
     assert_eq!((c.snds[0].name.as_str(), c.snds[0].days), ("ms", 5));
+}
+
+#[test]
+fn google_postmaster_feeds_are_checked_and_the_key_never_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.json");
+    std::fs::write(
+        &key,
+        "{\"client_email\": \"rblwatch@p.iam.gserviceaccount.com\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nzzkeyzz\\n-----END PRIVATE KEY-----\\n\"}",
+    )
+    .unwrap();
+    let c = parse(&format!(
+        "[[targets]]\ntarget = \"example.com\"\n[[feeds]]\nkind = \"google_postmaster\"\nservice_account = \"file:{}\"\n",
+        key.display()
+    ))
+    .unwrap();
+    let p = &c.postmaster[0];
+    assert_eq!(p.name, "google_postmaster");
+    assert_eq!(
+        p.domains,
+        vec!["example.com".to_string()],
+        "the domain targets by default"
+    );
+    assert_eq!(p.token_url, "https://oauth2.googleapis.com/token");
+    assert_eq!(p.api_url, "https://gmailpostmastertools.googleapis.com");
+    assert_eq!(
+        p.scopes,
+        vec!["https://www.googleapis.com/auth/postmaster.traffic.readonly".to_string()]
+    );
+    assert_eq!((p.days, p.max_body_bytes), (10, 4 << 20));
+    assert_eq!(p.interval, Schedule::Every(Duration::from_secs(6 * 3600)));
+    assert!(p.service_account.expose().contains("zzkeyzz"));
+    assert!(!format!("{c:?}").contains("zzkeyzz"));
+    let c = parse(&format!(
+        "[[feeds]]\nkind = \"google_postmaster\"\nname = \"gmail\"\nservice_account = \"file:{}\"\ndomains = [\"Mail.Example.com\"]\ntoken_url = \"https://127.0.0.1:8443/token/\"\napi_url = \"https://127.0.0.1:8443\"\ndays = 3\n",
+        key.display()
+    ))
+    .unwrap();
+    let p = &c.postmaster[0];
+    assert_eq!(
+        (p.name.as_str(), p.domains[0].as_str(), p.days),
+        ("gmail", "mail.example.com", 3)
+    );
+    assert_eq!(p.token_url, "https://127.0.0.1:8443/token");
+    let sa = format!("service_account = \"file:{}\"\n", key.display());
+    for (bad, want) in [
+        ("[[feeds]]\nkind = \"google_postmaster\"\ndomains = [\"example.com\"]\n".to_string(), "needs `service_account`"),
+        (format!("[[feeds]]\nkind = \"google_postmaster\"\n{sa}"), "no domain to ask about"),
+        (format!("[[feeds]]\nkind = \"google_postmaster\"\n{sa}domains = [\"example.com\"]\napi_url = \"http://x\"\n"), "must be an https:// URL"),
+        (format!("[[feeds]]\nkind = \"google_postmaster\"\n{sa}domains = [\"example.com\"]\nmaildir = \"m\"\n"), "maildir: not a setting of a google_postmaster feed (only of dmarc)"),
+        (format!("[[feeds]]\nkind = \"google_postmaster\"\n{sa}domains = [\"example.com\"]\ndays = 0\n"), "out of range"),
+        (format!("[[feeds]]\nkind = \"dmarc\"\nmaildir = \"m\"\nname = \"x\"\n[[feeds]]\nkind = \"google_postmaster\"\nname = \"x\"\n{sa}domains = [\"example.com\"]\n"), "configured twice"),
+        (format!("[[feeds]]\nkind = \"snds\"\nkey = \"k\"\nname = \"x\"\n[[feeds]]\nkind = \"google_postmaster\"\nname = \"x\"\n{sa}domains = [\"example.com\"]\n"), "configured twice"),
+        ("[[feeds]]\nkind = \"google_postmaster\"\nservice_account = \"{\\\"client_email\\\": \\\"a@b\\\", \\\"private_key\\\": \\\"zzkeyzz\\\"}\"\ndomains = [\"example.com\"]\n".to_string(), "not a PKCS#8 PEM key"),
+        ("[[feeds]]\nkind = \"google_postmaster\"\nservice_account = \"zzkeyzz\"\ndomains = [\"example.com\"]\n".to_string(), "not a JSON service-account key"),
+    ] {
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains(want), "{bad}: {e}");
+        assert!(!e.contains("zzkeyzz"), "{e}");
+    }
 }

@@ -33,6 +33,9 @@ impl Daemon {
     pub async fn read_feed(self: Arc<Self>, name: &str) -> anyhow::Result<()> {
         let rt = self.runtime();
         let Some(feed) = rt.cfg.feeds.iter().find(|f| f.name == name).cloned() else {
+            if rt.cfg.postmaster.iter().any(|f| f.name == name) {
+                return self.read_postmaster(name).await;
+            }
             return Ok(()); // removed by a reload since the tick was sent
         };
         let n = name.to_string();

@@ -19,6 +19,7 @@ pub mod feeds;
 mod impact;
 mod mail;
 pub mod memory;
+pub mod postmaster;
 mod notify;
 mod snds;
 pub mod supervise;
@@ -504,6 +505,7 @@ fn first_runs(cfg: &Config) -> Vec<Job> {
     // feeds first: the sending IPs they reveal are swept in the same run
     v.extend(cfg.feeds.iter().map(|f| Job::Feed(f.name.clone())));
     v.extend(cfg.snds.iter().map(|f| Job::Feed(f.name.clone())));
+    v.extend(cfg.postmaster.iter().map(|f| Job::Feed(f.name.clone())));
     if !cfg.targets.is_empty() {
         v.push(Job::Sweep);
     }
@@ -545,6 +547,11 @@ fn plan(cfg: &Config) -> Vec<(Job, Schedule)> {
     );
     v.extend(
         cfg.snds
+            .iter()
+            .map(|f| (Job::Feed(f.name.clone()), f.interval.clone())),
+    );
+    v.extend(
+        cfg.postmaster
             .iter()
             .map(|f| (Job::Feed(f.name.clone()), f.interval.clone())),
     );

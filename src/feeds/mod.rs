@@ -1,8 +1,11 @@
 //! Receivers' own data about our mail: DMARC aggregate reports read from a
-//! Maildir or an IMAP mailbox, and Microsoft SNDS's exports ([`snds`]). Parsing is pure ([`dmarc`]); reading a
-//! mailbox is I/O at the edge ([`mailbox`]).
+//! Maildir or an IMAP mailbox, Microsoft SNDS's exports ([`snds`]) and Gmail's
+//! view of our domains from Google Postmaster Tools ([`postmaster`]). Parsing is
+//! pure ([`dmarc`], [`snds`], [`postmaster`]); reading a mailbox or an API is I/O
+//! at the edge ([`mailbox`], [`postmaster::client`]).
 
 pub mod dmarc;
 pub mod mailbox;
+pub mod postmaster;
 pub mod senders;
 pub mod snds;

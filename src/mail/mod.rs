@@ -189,7 +189,8 @@ fn http_client() -> reqwest::Client {
         .clone()
 }
 
-fn redacted_http_error(e: &reqwest::Error) -> String {
+/// What went wrong with a request, without its URL (which may hold a token).
+pub(crate) fn redacted_http_error(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {

@@ -328,6 +328,31 @@ CREATE TABLE snds_status (
     PRIMARY KEY (feed, first_ip, last_ip)
 ) WITHOUT ROWID;
 "#,
+    // 12: Google Postmaster Tools v2, per domain and day; NULL: Google gave no
+    // figure (not enough volume), never zero
+    r#"
+CREATE TABLE postmaster_days (
+    domain TEXT NOT NULL,
+    day TEXT NOT NULL,               -- YYYY-MM-DD (UTC)
+    feed TEXT NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    spam_rate REAL,                  -- 0 to 1
+    spf_rate REAL,
+    dkim_rate REAL,
+    dmarc_rate REAL,
+    tls_rate REAL,
+    delivery_error_rate REAL,
+    reject_rate REAL,
+    temp_fail_rate REAL,
+    PRIMARY KEY (domain, day)
+) WITHOUT ROWID;
+CREATE TABLE postmaster_compliance (
+    domain TEXT PRIMARY KEY,
+    feed TEXT NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    status TEXT NOT NULL             -- JSON: the requirements as Google spells them
+);
+"#,
 ];
 
 /// Applies every migration newer than the database.

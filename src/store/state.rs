@@ -68,6 +68,10 @@ pub enum StateKey {
         /// The monitored domain it sends for.
         domain: String,
     },
+    /// `gmail_spam:<domain>`: the domain's Gmail spam-rate standing last announced.
+    GmailSpam(String),
+    /// `postmaster:<feed>:last`: how the feed's last read went (when, and why it failed).
+    PostmasterRead(String),
     /// `unknown_code:<list>:<code>`: when an undocumented code was first announced.
     UnknownCode {
         /// List id.
@@ -109,6 +113,8 @@ impl StateKey {
             StateKey::Discovered => "discover:targets".into(),
             StateKey::FeedFailing(feed) => format!("feed:{feed}:failing"),
             StateKey::SenderAnnounced { ip, domain } => format!("sender:{ip}:{domain}"),
+            StateKey::GmailSpam(domain) => format!("gmail_spam:{domain}"),
+            StateKey::PostmasterRead(feed) => format!("postmaster:{feed}:last"),
         }
     }
 }

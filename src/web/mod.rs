@@ -20,6 +20,7 @@ mod overview;
 mod pages;
 mod problem;
 mod render;
+mod gmail;
 mod senders;
 mod snds;
 pub mod svg;
@@ -265,6 +266,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "senders.html",
         include_str!("../../web/templates/senders.html"),
     ),
+    ("gmail.html", include_str!("../../web/templates/gmail.html")),
 ];
 const CSS: &str = include_str!("../../web/static/style.css");
 
@@ -401,6 +403,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/receivers", get(impact::receivers_page))
         .route("/audit", get(impact::audit_page))
         .route("/senders", get(senders::page))
+        .route("/gmail", get(gmail::page))
         .route("/check-now", post(pages::check_now))
         .route("/delist", post(delist::form))
         .route("/static/style.css", get(pages::css))
@@ -417,6 +420,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/v1/receivers", get(impact::receivers_api))
         .route("/api/v1/audit", get(impact::audit_api))
         .route("/api/v1/senders", get(senders::api))
+        .route("/api/v1/gmail", get(gmail::api))
         .route("/api/v1/delistings", get(delist::list).post(delist::create))
         .route("/metrics", get(metrics::metrics))
         .layer(axum::middleware::from_fn_with_state(

@@ -178,14 +178,14 @@ fn make_maildir(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// A CA and a server certificate for `name`, made with openssl.
-struct TestCa {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+/// A CA and a server certificate for `name` (a host name or an IP address), made with openssl.
+pub(crate) struct TestCa {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
-fn test_ca(dir: &Path, name: &str) -> TestCa {
+pub(crate) fn test_ca(dir: &Path, name: &str) -> TestCa {
     let run = |args: &[&str]| {
         let o = Command::new("openssl")
             .args(args)
@@ -221,7 +221,16 @@ fn test_ca(dir: &Path, name: &str) -> TestCa {
         "-subj",
         &format!("/CN={name}"),
     ]);
-    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=DNS:{name}\n")).unwrap();
+    let san = if name.parse::<std::net::IpAddr>().is_ok() {
+        "IP"
+    } else {
+        "DNS"
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!("subjectAltName={san}:{name}\n"),
+    )
+    .unwrap();
     run(&[
         "x509",
         "-req",
@@ -360,7 +369,7 @@ impl Drop for Dovecot {
     }
 }
 
-fn db(dir: &Path) -> Connection {
+pub(crate) fn db(dir: &Path) -> Connection {
     let c = Connection::open(dir.join("rblwatch.db")).unwrap();
     c.busy_timeout(Duration::from_secs(5)).unwrap();
     c
@@ -368,7 +377,7 @@ fn db(dir: &Path) -> Connection {
 
 /// A count, 0 while the daemon has not created the tables yet (the test's
 /// own connection may open the file first).
-fn count(c: &Connection, sql: &str) -> i64 {
+pub(crate) fn count(c: &Connection, sql: &str) -> i64 {
     c.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
 }
 
@@ -394,7 +403,7 @@ fn once_env(cfg: &Path, env: &[(&str, &str)]) -> String {
     stderr(&o)
 }
 
-fn db_bytes(dir: &Path) -> Vec<u8> {
+pub(crate) fn db_bytes(dir: &Path) -> Vec<u8> {
     let mut b = Vec::new();
     for f in ["rblwatch.db", "rblwatch.db-wal"] {
         b.extend(std::fs::read(dir.join(f)).unwrap_or_default());
@@ -402,7 +411,7 @@ fn db_bytes(dir: &Path) -> Vec<u8> {
     b
 }
 
-fn contains(hay: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 

@@ -21,6 +21,7 @@ mod layers;
 mod mail;
 mod mirror;
 mod plugin;
+mod postmaster;
 mod screens;
 mod service;
 mod snds;

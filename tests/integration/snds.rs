@@ -16,72 +16,10 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::util::{
-    fixtures, free_tcp_port, http_get, http_json, stderr, wait_for, write_config, Daemon, Rbldnsd,
+    fixtures, free_tcp_port, http_get, http_json, wait_for, write_config, Daemon, Rbldnsd,
 };
 
 const KEY: &str = "zz5nd5-k3y-0a1b2c3d-4e5f-6789-abcd-ef0123456789zz";
-
-/// A test CA and a server certificate for 127.0.0.1 (IP SAN), made with openssl.
-fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=rblwatch SNDS test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server.crt"),
-        dir.join("server.key"),
-    )
-}
 
 /// The SNDS stand-in; killed on drop.
 struct Stub {
@@ -94,7 +32,7 @@ struct Stub {
 impl Stub {
     fn start(rules: &serde_json::Value) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (ca, cert, key) = test_ca(dir.path());
+        let crate::feeds::TestCa { ca, cert, key } = crate::feeds::test_ca(dir.path(), "127.0.0.1");
         let mut s = Stub {
             child: Command::new("/usr/bin/python3")
                 .arg(fixtures().join("snds/stub.py"))
