@@ -190,6 +190,7 @@ pub fn check_postfix(
     postfix_recipient_checks(p, command, &mut checks, &mut f);
     postfix_relay_checks(p, command, &mut checks, &mut f);
     postfix_bounce_checks(p, command, &mut checks, &mut f);
+    postfix_header_checks(p, command, &mut checks, &mut f);
     (checks, sorted(f))
 }
 
@@ -362,6 +363,35 @@ fn postfix_bounce_checks(
                 backscatter: false,
             });
         }
+    }
+}
+
+/// The outbound ledger's header logging (issue 23): without the shipped
+/// `header_checks` table autoreplies and reports look like user mail.
+fn postfix_header_checks(
+    p: &BTreeMap<String, String>,
+    command: &[String],
+    checks: &mut Vec<String>,
+    f: &mut Vec<Finding>,
+) {
+    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
+    checks.push("postfix-header-log".to_string());
+    if !get("header_checks").contains("rblwatch-header-log") {
+        let current = get("header_checks");
+        let value = if current.is_empty() {
+            "header_checks = regexp:/etc/postfix/rblwatch-header-log.regexp".to_string()
+        } else {
+            format!("header_checks = {current}, regexp:/etc/postfix/rblwatch-header-log.regexp")
+        };
+        f.push(Finding {
+            check: "postfix-header-log".into(),
+            severity: Severity::Info,
+            title: "the outbound ledger cannot see Auto-Submitted, Precedence or report headers".into(),
+            why: "rblwatch tells autoreplies and DMARC/TLS reports from user mail by headers that only header_checks can log; without the shipped WARN rules they count as user mail and a report or autoreply storm is seen as one account's burst, not as automated mail.".into(),
+            fix: format!("install -m 644 contrib/postfix-header-log.regexp /etc/postfix/rblwatch-header-log.regexp && {}", postconf_fix(command, &[&value])),
+            evidence: format!("header_checks = {current}"),
+            backscatter: false,
+        });
     }
 }
 
@@ -649,15 +679,22 @@ soft_bounce = no
     fn postfix_vulnerable_and_hardened() {
         let cmd: Vec<String> = vec!["postconf".into(), "-c".into(), "/etc/postfix-out".into()];
         let (checks, f) = check_postfix(&parse_postconf(VULNERABLE), &cmd);
-        assert_eq!(checks.len(), 9);
+        assert_eq!(checks.len(), 10);
         assert_eq!(
             ids(&f),
             vec![
                 "postfix-local-recipient-maps",
                 "postfix-unlisted-recipient",
                 "postfix-bounce-queue-lifetime",
+                "postfix-header-log",
                 "postfix-helo-required"
             ]
+        );
+        assert!(
+            f[3].fix
+                .contains("header_checks = regexp:/etc/postfix/rblwatch-header-log.regexp"),
+            "{}",
+            f[3].fix
         );
         assert_eq!(
             f[1].fix,
@@ -674,7 +711,8 @@ soft_bounce = no
                 "smtpd_reject_unlisted_recipient = yes",
             )
             .replace("bounce_queue_lifetime = 5d", "bounce_queue_lifetime = 1d")
-            .replace("smtpd_helo_required = no", "smtpd_helo_required = yes");
+            .replace("smtpd_helo_required = no", "smtpd_helo_required = yes")
+            + "header_checks = pcre:/etc/postfix/mine.pcre, regexp:/etc/postfix/rblwatch-header-log.regexp\n";
         let (_, f) = check_postfix(&parse_postconf(&hardened), &["postconf".into()]);
         assert!(f.is_empty(), "{f:?}");
     }

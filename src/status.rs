@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::engine::ActiveList;
 use crate::event::{Event, EventKind, Subject};
 use crate::health::{ListHealth, ResolverHealth, ResolverStatus};
+use crate::senders::SendersState;
 use crate::smtp_probe::RndrVerdict;
 use crate::store::{self, StoredPair, StoredProbe, SweepRow, UncheckedPair};
 
@@ -52,6 +53,8 @@ pub struct StatusSnapshot {
     pub assessment: Option<crate::impact::Assessment>,
     /// The latest delisting request of every pair still listed.
     pub delistings: Vec<store::DelistRequest>,
+    /// Each log source's outbound ledger state (issue 23), by source name.
+    pub ledgers: Vec<(String, SendersState)>,
     /// When it was read.
     pub at: i64,
 }
@@ -77,6 +80,7 @@ impl StatusSnapshot {
             resolver: store::get_state(c, &store::StateKey::ResolverHealth)?,
             assessment: store::get_state(c, &store::StateKey::ImpactAssessment)?,
             delistings: store::open_delist_requests(c)?,
+            ledgers: load_ledgers(c)?,
             at,
         })
     }
@@ -141,6 +145,15 @@ impl StatusSnapshot {
             },
         }
     }
+}
+
+/// Every log source's stored outbound ledger state (issue 23), by source
+/// name; a state that does not parse is an error, never an empty ledger.
+pub fn load_ledgers(c: &rusqlite::Connection) -> store::Result<Vec<(String, SendersState)>> {
+    store::ledger_states(c)?
+        .into_iter()
+        .map(|(source, json)| Ok((source, serde_json::from_str(&json)?)))
+        .collect()
 }
 
 /// The verdict's inputs from a snapshot and the configuration in force.
@@ -231,6 +244,7 @@ pub fn facts(
             .collect(),
         ndr_spikes: s.open_spikes(EventKind::NdrSpike),
         queue_spikes: s.open_spikes(EventKind::QueueSpike),
+        bursting: crate::senders::bursting(&s.ledgers),
         swept: s.last_sweep.is_some(),
         targets_total: cfg.targets.iter().map(|t| t.spec.len()).sum(),
     }
@@ -268,6 +282,9 @@ crate::spelling::closed_set! {
         /// A mail server accepts mail for unknown recipients, or bounces spike
         /// (a backscatter source, now or waiting to be used).
         BackscatterRisk = "backscatter_risk",
+        /// Nothing else wrong, but a sending account bursts (issue 23): a
+        /// leaked password gets a server listed next.
+        SenderBurst = "sender_burst",
     }
 }
 
@@ -358,6 +375,9 @@ pub struct VerdictFacts {
     pub ndr_spikes: Vec<String>,
     /// Metrics with a queue spike still on.
     pub queue_spikes: Vec<String>,
+    /// Sending accounts bursting now, each named in a phrase (issue 23's
+    /// `account_burst`), busiest first.
+    pub bursting: Vec<String>,
     /// A sweep has finished.
     pub swept: bool,
     /// Targets monitored (addresses and domains).
@@ -537,8 +557,32 @@ fn blind(f: &VerdictFacts) -> Option<(String, Todo)> {
 /// The overview's verdict. Listings come first (rejecting before not), then
 /// receivers refusing, then a backscatter risk, then blindness; "all clear"
 /// only when none applies. A verdict never calls a target clear on lists
-/// whose answers do not count.
+/// whose answers do not count. A bursting account is named in the headline
+/// whatever else is true: it is the likely cause of a listing, or the next one.
 pub fn verdict(f: &VerdictFacts) -> VerdictView {
+    let mut v = verdict_of_listings(f);
+    if let Some(first) = f.bursting.first() {
+        let hold = Todo {
+            text: "Stop the bursting account (a leaked password?): hold it (hooks/postfix-hold-account), reset its password, then release or delete its held mail".into(),
+            href: Some("/accounts".into()),
+        };
+        if v.kind == Verdict::AllClear {
+            v.kind = Verdict::SenderBurst;
+            v.text = "An account is bursting".into();
+            v.detail = format!("Not listed, but the {first} sends far over its usual.");
+        } else {
+            v.detail = format!("{} The {first} sends far over its usual.", v.detail);
+        }
+        v.todo.insert(0, hold);
+        for other in f.bursting.iter().skip(1) {
+            v.also.push(format!("also bursting: the {other}"));
+        }
+    }
+    v
+}
+
+/// The verdict before the bursting accounts are named.
+fn verdict_of_listings(f: &VerdictFacts) -> VerdictView {
     let mut also = standing_notes(f);
     let blind = blind(f);
     if !f.listings.is_empty() {
@@ -774,6 +818,72 @@ mod tests {
             impact,
             delisting: Delisting::NotRequested,
         }
+    }
+
+    /// Issue 23: a bursting account is named in the headline; on an
+    /// otherwise clear server it is the verdict.
+    #[test]
+    fn a_bursting_account_is_named_in_the_verdict() {
+        let mut f = facts();
+        f.bursting = vec!["sasl account \"alice@example.test\" on mxlog (500 messages to 1000 recipients in the window)".into()];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::SenderBurst);
+        assert_eq!(v.kind.as_str(), "sender_burst");
+        assert!(v.detail.contains("alice@example.test"), "{}", v.detail);
+        assert_eq!(v.todo[0].href.as_deref(), Some("/accounts"));
+        f.listings = vec![listing("192.0.2.1", Impact::Rejecting)];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::ListedRejecting);
+        assert!(v.detail.contains("alice@example.test"), "{}", v.detail);
+        assert_eq!(v.todo[0].href.as_deref(), Some("/accounts"));
+    }
+
+    /// Issue 23: the snapshot reads the stored ledger states, and the facts
+    /// name the bursting account from them (so the page, the API, /metrics and
+    /// `rblwatch status` all see it); a calm account is not named.
+    #[test]
+    fn the_snapshot_reads_bursting_accounts_from_the_ledger_state() {
+        use crate::mail::ledger::Origin;
+        use crate::senders::{AccountState, Bucket};
+        let c = crate::store::memory_db();
+        let account = |name: &str, messages: u64, bursting: bool| AccountState {
+            origin: Origin::Sasl,
+            name: name.into(),
+            buckets: vec![Bucket {
+                at: 100,
+                messages,
+                recipients: messages * 2,
+                refusals: 0,
+            }],
+            base_messages: 1.0,
+            base_recipients: 1.0,
+            bursting,
+            calm: 0,
+            last_seen: 100,
+            total_messages: messages,
+            refused_by: Default::default(),
+        };
+        let mut st = SendersState::default();
+        st.accounts
+            .insert("sasl:alice".into(), account("alice@example.test", 500, true));
+        st.accounts
+            .insert("sasl:bob".into(), account("bob@example.test", 3, false));
+        store::put_state(&c, &store::StateKey::Ledger("mxlog".into()), &st, 100).unwrap();
+        let snap = StatusSnapshot::load(&c, 200).unwrap();
+        assert_eq!(snap.ledgers.len(), 1);
+        let named = crate::senders::bursting(&snap.ledgers);
+        assert_eq!(named.len(), 1, "{named:?}");
+        assert!(named[0].contains("\"alice@example.test\" on mxlog"), "{named:?}");
+        let mut f = facts();
+        f.bursting = named;
+        assert_eq!(verdict(&f).kind, Verdict::SenderBurst);
+        // a corrupt stored state is an error, never an empty report
+        c.execute(
+            "UPDATE state SET value = '{' WHERE key = 'ledger:mxlog'",
+            [],
+        )
+        .unwrap();
+        assert!(StatusSnapshot::load(&c, 200).is_err());
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod mail;
 mod raw;
 pub mod resolver;
 mod schedule;
+pub mod senders;
 pub mod web;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,7 @@ pub use self::mail::{
 };
 pub use self::resolver::{parse_server, system_nameservers, ResolverConf};
 pub use self::schedule::Schedule;
+pub use self::senders::SendersConf;
 pub use self::web::{WebAccess, WebConf};
 pub use crate::time::parse_duration;
 
@@ -99,6 +101,8 @@ pub struct Config {
     pub web: WebConf,
     /// Joining listings with receivers' rejections (`[impact]`, `[replies]`).
     pub impact: ImpactConf,
+    /// The outbound ledger and its burst thresholds (`[senders]`).
+    pub senders: SendersConf,
     /// MTA posture audits.
     pub audits: Vec<AuditConf>,
     /// Receivers' feeds (DMARC aggregate reports).
@@ -158,6 +162,7 @@ impl Config {
         let web = web::validate(&raw.web, &cx);
         let (impact, audits) = impact::validate(&raw, &cx);
         let (feeds, discover) = feeds::validate(&raw, &cx);
+        let senders = senders::validate(&raw, &cx);
         let catalogs = catalogs::load(&raw, &cx);
         let (warnings, errors) = cx.finish();
         if let Some(errors) = errors {
@@ -178,6 +183,7 @@ impl Config {
             actions,
             web,
             impact,
+            senders,
             audits,
             feeds,
             discover,

@@ -22,6 +22,7 @@ mod mail;
 mod mirror;
 mod plugin;
 mod screens;
+mod senders;
 mod service;
 mod util;
 mod web;
