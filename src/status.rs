@@ -864,8 +864,10 @@ mod tests {
             refused_by: Default::default(),
         };
         let mut st = SendersState::default();
-        st.accounts
-            .insert("sasl:alice".into(), account("alice@example.test", 500, true));
+        st.accounts.insert(
+            "sasl:alice".into(),
+            account("alice@example.test", 500, true),
+        );
         st.accounts
             .insert("sasl:bob".into(), account("bob@example.test", 3, false));
         store::put_state(&c, &store::StateKey::Ledger("mxlog".into()), &st, 100).unwrap();
@@ -873,7 +875,10 @@ mod tests {
         assert_eq!(snap.ledgers.len(), 1);
         let named = crate::senders::bursting(&snap.ledgers);
         assert_eq!(named.len(), 1, "{named:?}");
-        assert!(named[0].contains("\"alice@example.test\" on mxlog"), "{named:?}");
+        assert!(
+            named[0].contains("\"alice@example.test\" on mxlog"),
+            "{named:?}"
+        );
         let mut f = facts();
         f.bursting = named;
         assert_eq!(verdict(&f).kind, Verdict::SenderBurst);

@@ -47,8 +47,7 @@ impl From<toml::de::Error> for RawError {
 /// The top-level keys, in the order the example config uses them.
 const TOP_LEVEL: &[&str] = &[
     "resolver", "lists", "keys", "targets", "daemon", "sources", "probes", "spikes", "hooks",
-    "alerts", "alerting", "web", "impact", "replies", "audits", "feeds", "discover",
-    "senders",
+    "alerts", "alerting", "web", "impact", "replies", "audits", "feeds", "discover", "senders",
 ];
 
 /// Reads `text`. A TOML syntax error ends the reading (nothing after it can

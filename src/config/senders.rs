@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::RawConfig;
 use super::ctx::Ctx;
+use super::raw::RawConfig;
 
 /// `[senders]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -218,14 +218,20 @@ timeout = "90s"
     );
     assert!(details.contains("\"messages\""), "{details}");
     // shown where postmasters look: the page, the API, the metrics and the headline verdict
-    let api = crate::util::http_json(wport, "/api/v1/senders");
+    // (`/accounts`: `/senders` is the DMARC page of the IPs that send)
+    let api = crate::util::http_json(wport, "/api/v1/accounts");
     let acct = &api["sources"][0]["accounts"][0];
     assert_eq!(acct["account"], "alice@example.test", "{api}");
     assert_eq!(acct["bursting"], true, "{api}");
-    let (code, page) = crate::util::http_get(wport, "/senders");
+    let (code, page) = crate::util::http_get(wport, "/accounts");
     assert!(
         code == 200 && page.contains("alice@example.test") && page.contains("postsuper -H"),
         "{page}"
+    );
+    let (_, dmarc) = crate::util::http_get(wport, "/senders");
+    assert!(
+        !dmarc.contains("alice@example.test"),
+        "the DMARC page is not the ledger's"
     );
     let (_, m) = crate::util::http_get(wport, "/metrics");
     assert!(
@@ -240,6 +246,7 @@ timeout = "90s"
         !m.contains("account=\"bob@example.test\""),
         "only bursting accounts have a series"
     );
+    // one verdict, from the status model: the API, the page, /metrics and `rblwatch status`
     let status = crate::util::http_json(wport, "/api/v1/status");
     assert!(
         status["verdict"]["detail"]
@@ -248,6 +255,30 @@ timeout = "90s"
             .contains("alice@example.test"),
         "{}",
         status["verdict"]
+    );
+    assert_eq!(
+        status["verdict"]["todo"][0]["href"], "/accounts",
+        "{}",
+        status["verdict"]
+    );
+    let kind = status["verdict"]["kind"].as_str().unwrap().to_string();
+    let (_, overview) = crate::util::http_get(wport, "/");
+    assert!(overview.contains("alice@example.test"), "{overview}");
+    assert!(
+        m.contains(&format!("rblwatch_verdict{{kind=\"{kind}\"}} 1")),
+        "{kind}: {m}"
+    );
+    let o = crate::util::rblwatch(&["status", "--json", "-C", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    let cli: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(cli["verdict"]["kind"], kind.as_str(), "{cli}");
+    assert!(
+        cli["verdict"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("alice@example.test"),
+        "{}",
+        cli["verdict"]
     );
     let seen_after = burst_at - started_at_unix(started);
     assert!(
