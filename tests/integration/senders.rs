@@ -246,6 +246,8 @@ timeout = "90s"
         !m.contains("account=\"bob@example.test\""),
         "only bursting accounts have a series"
     );
+    // the new families keep the naming rules promtool's linter checks
+    crate::web::promtool_check_metrics(&m);
     // one verdict, from the status model: the API, the page, /metrics and `rblwatch status`
     let status = crate::util::http_json(wport, "/api/v1/status");
     assert!(
