@@ -194,6 +194,7 @@ pub fn check_postfix(
     postfix_recipient_checks(&mut a);
     postfix_relay_checks(&mut a);
     postfix_bounce_checks(&mut a);
+    postfix_header_checks(&mut a);
     (a.checks, sorted(a.found))
 }
 
@@ -370,6 +371,29 @@ fn postfix_bounce_checks(a: &mut PostfixAudit) {
                 backscatter: false,
             });
         }
+    }
+}
+
+/// The outbound ledger's header logging (issue 23): without the shipped
+/// `header_checks` table autoreplies and reports look like user mail.
+fn postfix_header_checks(a: &mut PostfixAudit) {
+    a.check("postfix-header-log");
+    let current = a.get("header_checks");
+    if !current.contains("rblwatch-header-log") {
+        let value = if current.is_empty() {
+            "header_checks = regexp:/etc/postfix/rblwatch-header-log.regexp".to_string()
+        } else {
+            format!("header_checks = {current}, regexp:/etc/postfix/rblwatch-header-log.regexp")
+        };
+        a.found.push(Finding {
+            check: "postfix-header-log".into(),
+            severity: Severity::Info,
+            title: "the outbound ledger cannot see Auto-Submitted, Precedence or report headers".into(),
+            why: "rblwatch tells autoreplies and DMARC/TLS reports from user mail by headers that only header_checks can log; without the shipped WARN rules they count as user mail and a report or autoreply storm is seen as one account's burst, not as automated mail.".into(),
+            fix: format!("install -m 644 contrib/postfix-header-log.regexp /etc/postfix/rblwatch-header-log.regexp && {}", a.fix(&[&value])),
+            evidence: format!("header_checks = {current}"),
+            backscatter: false,
+        });
     }
 }
 
@@ -657,15 +681,22 @@ soft_bounce = no
     fn postfix_vulnerable_and_hardened() {
         let cmd: Vec<String> = vec!["postconf".into(), "-c".into(), "/etc/postfix-out".into()];
         let (checks, f) = check_postfix(&parse_postconf(VULNERABLE), &cmd);
-        assert_eq!(checks.len(), 9);
+        assert_eq!(checks.len(), 10);
         assert_eq!(
             ids(&f),
             vec![
                 "postfix-local-recipient-maps",
                 "postfix-unlisted-recipient",
                 "postfix-bounce-queue-lifetime",
+                "postfix-header-log",
                 "postfix-helo-required"
             ]
+        );
+        assert!(
+            f[3].fix
+                .contains("header_checks = regexp:/etc/postfix/rblwatch-header-log.regexp"),
+            "{}",
+            f[3].fix
         );
         assert_eq!(
             f[1].fix,
@@ -682,7 +713,8 @@ soft_bounce = no
                 "smtpd_reject_unlisted_recipient = yes",
             )
             .replace("bounce_queue_lifetime = 5d", "bounce_queue_lifetime = 1d")
-            .replace("smtpd_helo_required = no", "smtpd_helo_required = yes");
+            .replace("smtpd_helo_required = no", "smtpd_helo_required = yes")
+            + "header_checks = pcre:/etc/postfix/mine.pcre, regexp:/etc/postfix/rblwatch-header-log.regexp\n";
         let (_, f) = check_postfix(&parse_postconf(&hardened), &["postconf".into()]);
         assert!(f.is_empty(), "{f:?}");
     }

@@ -86,6 +86,15 @@ crate::spelling::closed_set! {
         GmailSpamRate = "gmail_spam_rate",
         /// The domain's Gmail spam rate is under 0.1 % again.
         GmailSpamRateCleared = "gmail_spam_rate_cleared",
+        /// One sending account (SASL login, local uid, relay client) sends far over its
+        /// threshold: a leaked password, a hacked form (issue 23).
+        AccountBurst = "account_burst",
+        /// The account is calm again.
+        AccountBurstCleared = "account_burst_cleared",
+        /// A class of automated mail (bounce, autoreply, report, forward) floods out.
+        AutomatedBurst = "automated_burst",
+        /// The class is calm again.
+        AutomatedBurstCleared = "automated_burst_cleared",
     }
 }
 
@@ -100,7 +109,8 @@ impl EventKind {
             | EventKind::ReceiverRejecting
             | EventKind::ListingRejecting
             | EventKind::BackscatterSource
-            | EventKind::DatabaseLost => Severity::Critical,
+            | EventKind::DatabaseLost
+            | EventKind::AccountBurst => Severity::Critical,
             EventKind::ListUnhealthy
             | EventKind::QueueSpike
             | EventKind::HookFailed
@@ -112,7 +122,8 @@ impl EventKind {
             | EventKind::ListUnknownCode
             | EventKind::FeedFailed
             | EventKind::UnmonitoredSender
-            | EventKind::GmailSpamRate => Severity::Warning,
+            | EventKind::GmailSpamRate
+            | EventKind::AutomatedBurst => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -134,6 +145,8 @@ impl EventKind {
             EventKind::BackscatterSourceCleared => EventKind::BackscatterSource,
             EventKind::AuditFindingCleared => EventKind::AuditFinding,
             EventKind::GmailSpamRateCleared => EventKind::GmailSpamRate,
+            EventKind::AccountBurstCleared => EventKind::AccountBurst,
+            EventKind::AutomatedBurstCleared => EventKind::AutomatedBurst,
             _ => return None,
         })
     }
@@ -227,6 +240,22 @@ pub enum Subject {
         /// The check (`postfix-unlisted-recipient`…).
         check: String,
     },
+    /// One sending account of the outbound ledger (bursts).
+    Account {
+        /// The log source.
+        source: String,
+        /// `sasl`, `local` or `relay`.
+        origin: String,
+        /// The SASL login, local uid or relay client IP (attacker-influenced text: data only).
+        account: String,
+    },
+    /// One class of automated outbound mail (bursts).
+    SenderClass {
+        /// The log source.
+        source: String,
+        /// `bounce`, `autoreply`, `report`, `forward`.
+        class: String,
+    },
     /// Nothing in particular (the baseline summary).
     #[default]
     None,
@@ -256,6 +285,8 @@ impl Subject {
             Subject::Receiver { .. } => "receiver",
             Subject::Target { .. } => "target",
             Subject::Audit { .. } => "audit",
+            Subject::Account { .. } => "account",
+            Subject::SenderClass { .. } => "sender_class",
             Subject::None => "none",
         }
     }
@@ -299,6 +330,7 @@ impl Subject {
             | Subject::Feed { name }
             | Subject::Audit { name, .. } => Some(name),
             Subject::Receiver { id } => Some(id),
+            Subject::Account { source, .. } | Subject::SenderClass { source, .. } => Some(source),
             Subject::Target { .. } | Subject::None => None,
         }
     }
@@ -318,6 +350,12 @@ impl Subject {
             Subject::Receiver { id } => format!("receiver:{id}"),
             Subject::Target { target } => format!("target:{target}"),
             Subject::Audit { name, check } => format!("audit:{name}:{check}"),
+            Subject::Account {
+                source,
+                origin,
+                account,
+            } => format!("account:{source}:{origin}:{account}"),
+            Subject::SenderClass { source, class } => format!("sender_class:{source}:{class}"),
             Subject::None => "none".into(),
         }
     }
@@ -338,6 +376,10 @@ impl std::fmt::Display for Subject {
             Subject::Receiver { id } => write!(f, "receiver {id}"),
             Subject::Target { target } => f.write_str(target),
             Subject::Audit { name, check } => write!(f, "audit {name}: {check}"),
+            Subject::Account {
+                origin, account, ..
+            } => write!(f, "{origin} account {account:?}"),
+            Subject::SenderClass { class, .. } => write!(f, "{class} mail"),
             Subject::None => Ok(()),
         }
     }
@@ -465,6 +507,21 @@ impl Event {
                     id: "spamhaus-zen".into(),
                 },
                 serde_json::json!({"code": "127.0.0.77", "list_name": "Spamhaus ZEN", "strict": true}),
+            ),
+            EventKind::AccountBurst | EventKind::AccountBurstCleared => (
+                Subject::Account {
+                    source: "mxlog".into(),
+                    origin: "sasl".into(),
+                    account: "alice@example.com".into(),
+                },
+                serde_json::json!({"source": "mxlog", "origin": "sasl", "account": "alice@example.com", "messages": 500, "recipients": 480, "refusals": 40, "triggers": ["500 messages in 600s (threshold 300)"], "refused_by": [{"receiver": "google", "count": 40, "reply": "550-5.7.1 ... likely unsolicited mail"}], "release": "postsuper -H ..."}),
+            ),
+            EventKind::AutomatedBurst | EventKind::AutomatedBurstCleared => (
+                Subject::SenderClass {
+                    source: "mxlog".into(),
+                    class: "report".into(),
+                },
+                serde_json::json!({"source": "mxlog", "class": "report", "messages": 400, "threshold": 300, "top_destinations": [{"domain": "example.net", "count": 390}]}),
             ),
             EventKind::NdrSpike
             | EventKind::NdrSpikeCleared

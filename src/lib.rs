@@ -15,7 +15,8 @@
 //!  config ──► probes ─────────────────────► evaluator ──► store ──► actions ──► web
 //!  (toml,     dns, verdict, health, engine   spike,        (SQLite,  (hooks,     (status page,
 //!   plain     (DNSBL sweeps, list health),   evaluator,    WAL)      alerts,     JSON API,
-//!   settings) mail (telemetry, rejections),  impact                  outbox)     /metrics)
+//!   settings) mail (telemetry, rejections,   impact, senders         outbox)     /metrics)
+//!             outbound ledger),
 //!             smtp_probe (backscatter),      (pure state
 //!             audit (MTA posture)            transitions, joins)
 //!
@@ -78,6 +79,8 @@ pub mod audit;
 pub mod spike;
 /// The listing state machine ([`evaluator::Transition`]), pure.
 pub mod evaluator;
+/// Baselines and bursts per sending account and per class of automated mail (pure).
+pub mod senders;
 /// The joined verdict: listings × receivers' rejections, backscatter sources (pure).
 pub mod impact;
 

@@ -16,6 +16,7 @@ use crate::engine::ActiveList;
 use crate::event::{Event, EventKind, Subject};
 use crate::feeds::postmaster::{SpamLevel, SpamStanding, STANDING_DAYS};
 use crate::health::{ListHealth, ResolverHealth, ResolverStatus};
+use crate::senders::SendersState;
 use crate::smtp_probe::RndrVerdict;
 use crate::store::{self, StoredPair, StoredProbe, SweepRow, UncheckedPair};
 
@@ -56,6 +57,8 @@ pub struct StatusSnapshot {
     /// Each Postmaster Tools domain's Gmail spam-rate standing (the latest
     /// figure within [`STANDING_DAYS`]), or `Err(domain)`: not enough volume.
     pub gmail: Vec<Result<SpamStanding, String>>,
+    /// Each log source's outbound ledger state (issue 23), by source name.
+    pub ledgers: Vec<(String, SendersState)>,
     /// When it was read.
     pub at: i64,
 }
@@ -82,6 +85,7 @@ impl StatusSnapshot {
             assessment: store::get_state(c, &store::StateKey::ImpactAssessment)?,
             delistings: store::open_delist_requests(c)?,
             gmail: store::gmail_standings(c, &gmail_since(at))?,
+            ledgers: load_ledgers(c)?,
             at,
         })
     }
@@ -156,6 +160,15 @@ fn gmail_since(at: i64) -> String {
     day.checked_sub_days(chrono::Days::new(STANDING_DAYS))
         .unwrap_or(day)
         .to_string()
+}
+
+/// Every log source's stored outbound ledger state (issue 23), by source
+/// name; a state that does not parse is an error, never an empty ledger.
+pub fn load_ledgers(c: &rusqlite::Connection) -> store::Result<Vec<(String, SendersState)>> {
+    store::ledger_states(c)?
+        .into_iter()
+        .map(|(source, json)| Ok((source, serde_json::from_str(&json)?)))
+        .collect()
 }
 
 /// The verdict's inputs from a snapshot and the configuration in force.
@@ -253,6 +266,7 @@ pub fn facts(
             .collect(),
         ndr_spikes: s.open_spikes(EventKind::NdrSpike),
         queue_spikes: s.open_spikes(EventKind::QueueSpike),
+        bursting: crate::senders::bursting(&s.ledgers),
         swept: s.last_sweep.is_some(),
         gmail_spam: s
             .gmail
@@ -306,6 +320,9 @@ crate::spelling::closed_set! {
         /// Not listed, and Gmail's user-reported spam rate for a domain is at or
         /// over Google's 0.3 % (Postmaster Tools): Gmail may refuse or junk its mail.
         GmailSpamRate = "gmail_spam_rate",
+        /// Nothing else wrong, but a sending account bursts (issue 23): a
+        /// leaked password gets a server listed next.
+        SenderBurst = "sender_burst",
     }
 }
 
@@ -399,6 +416,9 @@ pub struct VerdictFacts {
     pub ndr_spikes: Vec<String>,
     /// Metrics with a queue spike still on.
     pub queue_spikes: Vec<String>,
+    /// Sending accounts bursting now, each named in a phrase (issue 23's
+    /// `account_burst`), busiest first.
+    pub bursting: Vec<String>,
     /// A sweep has finished.
     pub swept: bool,
     /// Domains whose Gmail spam rate is at or over 0.1 % (Postmaster Tools).
@@ -582,8 +602,32 @@ fn blind(f: &VerdictFacts) -> Option<(String, Todo)> {
 /// The overview's verdict. Listings come first (rejecting before not), then
 /// receivers refusing, then a backscatter risk, then blindness; "all clear"
 /// only when none applies. A verdict never calls a target clear on lists
-/// whose answers do not count.
+/// whose answers do not count. A bursting account is named in the headline
+/// whatever else is true: it is the likely cause of a listing, or the next one.
 pub fn verdict(f: &VerdictFacts) -> VerdictView {
+    let mut v = verdict_of_listings(f);
+    if let Some(first) = f.bursting.first() {
+        let hold = Todo {
+            text: "Stop the bursting account (a leaked password?): hold it (hooks/postfix-hold-account), reset its password, then release or delete its held mail".into(),
+            href: Some("/accounts".into()),
+        };
+        if v.kind == Verdict::AllClear {
+            v.kind = Verdict::SenderBurst;
+            v.text = "An account is bursting".into();
+            v.detail = format!("Not listed, but the {first} sends far over its usual.");
+        } else {
+            v.detail = format!("{} The {first} sends far over its usual.", v.detail);
+        }
+        v.todo.insert(0, hold);
+        for other in f.bursting.iter().skip(1) {
+            v.also.push(format!("also bursting: the {other}"));
+        }
+    }
+    v
+}
+
+/// The verdict before the bursting accounts are named.
+fn verdict_of_listings(f: &VerdictFacts) -> VerdictView {
     let mut also = standing_notes(f);
     let blind = blind(f);
     if !f.listings.is_empty() {
@@ -898,6 +942,77 @@ mod tests {
             impact,
             delisting: Delisting::NotRequested,
         }
+    }
+
+    /// Issue 23: a bursting account is named in the headline; on an
+    /// otherwise clear server it is the verdict.
+    #[test]
+    fn a_bursting_account_is_named_in_the_verdict() {
+        let mut f = facts();
+        f.bursting = vec!["sasl account \"alice@example.test\" on mxlog (500 messages to 1000 recipients in the window)".into()];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::SenderBurst);
+        assert_eq!(v.kind.as_str(), "sender_burst");
+        assert!(v.detail.contains("alice@example.test"), "{}", v.detail);
+        assert_eq!(v.todo[0].href.as_deref(), Some("/accounts"));
+        f.listings = vec![listing("192.0.2.1", Impact::Rejecting)];
+        let v = verdict(&f);
+        assert_eq!(v.kind, Verdict::ListedRejecting);
+        assert!(v.detail.contains("alice@example.test"), "{}", v.detail);
+        assert_eq!(v.todo[0].href.as_deref(), Some("/accounts"));
+    }
+
+    /// Issue 23: the snapshot reads the stored ledger states, and the facts
+    /// name the bursting account from them (so the page, the API, /metrics and
+    /// `rblwatch status` all see it); a calm account is not named.
+    #[test]
+    fn the_snapshot_reads_bursting_accounts_from_the_ledger_state() {
+        use crate::mail::ledger::Origin;
+        use crate::senders::{AccountState, Bucket};
+        let c = crate::store::memory_db();
+        let account = |name: &str, messages: u64, bursting: bool| AccountState {
+            origin: Origin::Sasl,
+            name: name.into(),
+            buckets: vec![Bucket {
+                at: 100,
+                messages,
+                recipients: messages * 2,
+                refusals: 0,
+            }],
+            base_messages: 1.0,
+            base_recipients: 1.0,
+            bursting,
+            calm: 0,
+            last_seen: 100,
+            total_messages: messages,
+            refused_by: Default::default(),
+        };
+        let mut st = SendersState::default();
+        st.accounts.insert(
+            "sasl:alice".into(),
+            account("alice@example.test", 500, true),
+        );
+        st.accounts
+            .insert("sasl:bob".into(), account("bob@example.test", 3, false));
+        store::put_state(&c, &store::StateKey::Ledger("mxlog".into()), &st, 100).unwrap();
+        let snap = StatusSnapshot::load(&c, 200).unwrap();
+        assert_eq!(snap.ledgers.len(), 1);
+        let named = crate::senders::bursting(&snap.ledgers);
+        assert_eq!(named.len(), 1, "{named:?}");
+        assert!(
+            named[0].contains("\"alice@example.test\" on mxlog"),
+            "{named:?}"
+        );
+        let mut f = facts();
+        f.bursting = named;
+        assert_eq!(verdict(&f).kind, Verdict::SenderBurst);
+        // a corrupt stored state is an error, never an empty report
+        c.execute(
+            "UPDATE state SET value = '{' WHERE key = 'ledger:mxlog'",
+            [],
+        )
+        .unwrap();
+        assert!(StatusSnapshot::load(&c, 200).is_err());
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub fn condition_key(e: &Event) -> String {
         Subject::Receiver { id } => (String::new(), id.clone()),
         Subject::Target { target } => (target.clone(), String::new()),
         Subject::Audit { name, check } => (check.clone(), name.clone()),
+        Subject::Account {
+            source,
+            origin,
+            account,
+        } => (format!("{origin}:{account}"), source.clone()),
+        Subject::SenderClass { source, class } => (class.clone(), source.clone()),
         Subject::None => (String::new(), String::new()),
     };
     format!("{}:{a}:{b}", raise.as_str())
@@ -124,6 +130,13 @@ pub fn event_env(
         Subject::Hook { name } => vec![("HOOK", name)],
         Subject::Receiver { id } => vec![("RECEIVER", id)],
         Subject::Audit { name, check } => vec![("AUDIT", name), ("CHECK", check)],
+        // the account is attacker-influenced text: one variable, data only, never argv
+        Subject::Account {
+            source,
+            origin,
+            account,
+        } => vec![("SOURCE", source), ("ORIGIN", origin), ("ACCOUNT", account)],
+        Subject::SenderClass { source, class } => vec![("SOURCE", source), ("CLASS", class)],
         _ => vec![],
     };
     for (k, val) in fields {

@@ -11,6 +11,7 @@ mod lists;
 mod man_cmd;
 mod probe_cmd;
 mod range;
+mod senders_cmd;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,8 @@ pub enum Command {
     Audit(audit_cmd::AuditArgs),
     /// Write the manual pages (rblwatch.8 and one per subcommand).
     Man(man_cmd::ManArgs),
+    /// The outbound ledger of an MTA log file: messages by class and origin, the busiest accounts, bursts.
+    Senders(senders_cmd::SendersArgs),
     /// Probe a mail server now.
     Probe {
         /// Which probe.
@@ -137,6 +140,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Probe { cmd } => probe_cmd::run(cmd).await,
         Command::Man(a) => man_cmd::run(a),
         Command::Audit(a) => audit_cmd::run(cfg_path.as_deref(), a).await,
+        Command::Senders(a) => senders_cmd::run(cfg_path.as_deref(), a),
         Command::Hooks { cmd } => hooks_cmd::run(cfg_path.as_deref(), cmd).await,
     };
     match result {

@@ -33,6 +33,7 @@ pub mod postmaster;
 mod raw;
 pub mod resolver;
 mod schedule;
+pub mod senders;
 pub mod web;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,7 @@ pub use self::mail::{
 pub use self::postmaster::PostmasterConf;
 pub use self::resolver::{parse_server, system_nameservers, ResolverConf};
 pub use self::schedule::Schedule;
+pub use self::senders::SendersConf;
 pub use self::snds::SndsConf;
 pub use self::web::{WebAccess, WebConf};
 pub use crate::time::parse_duration;
@@ -103,6 +105,8 @@ pub struct Config {
     pub web: WebConf,
     /// Joining listings with receivers' rejections (`[impact]`, `[replies]`).
     pub impact: ImpactConf,
+    /// The outbound ledger and its burst thresholds (`[senders]`).
+    pub senders: SendersConf,
     /// MTA posture audits.
     pub audits: Vec<AuditConf>,
     /// Receivers' feeds (DMARC aggregate reports).
@@ -171,6 +175,7 @@ impl Config {
         let snds = snds::validate(&raw, &taken, &cx);
         taken.extend(snds.iter().map(|f| f.name.as_str()));
         let postmaster = postmaster::validate(&raw, &targets, &taken, &cx);
+        let senders = senders::validate(&raw, &cx);
         let catalogs = catalogs::load(&raw, &cx);
         let (warnings, errors) = cx.finish();
         if let Some(errors) = errors {
@@ -191,6 +196,7 @@ impl Config {
             actions,
             web,
             impact,
+            senders,
             audits,
             feeds,
             snds,

@@ -47,7 +47,7 @@ impl From<toml::de::Error> for RawError {
 /// The top-level keys, in the order the example config uses them.
 const TOP_LEVEL: &[&str] = &[
     "resolver", "lists", "keys", "targets", "daemon", "sources", "probes", "spikes", "hooks",
-    "alerts", "alerting", "web", "impact", "replies", "audits", "feeds", "discover",
+    "alerts", "alerting", "web", "impact", "replies", "audits", "feeds", "discover", "senders",
 ];
 
 /// Reads `text`. A TOML syntax error ends the reading (nothing after it can
@@ -83,6 +83,7 @@ pub(super) fn parse(text: &str) -> Result<(RawConfig, Vec<RawError>), RawError> 
             "audits" => many(value, k, &mut raw.audits, e),
             "feeds" => many(value, k, &mut raw.feeds, e),
             "discover" => one(value, k, &mut raw.discover, e),
+            "senders" => one(value, k, &mut raw.senders, e),
             other => e.errs.push(RawError {
                 span: Some(key.span()),
                 msg: format!(
@@ -227,6 +228,7 @@ pub(super) struct RawConfig {
     pub(super) audits: Entries<RawAudit>,
     pub(super) feeds: Entries<RawFeed>,
     pub(super) discover: RawDiscover,
+    pub(super) senders: RawSenders,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +276,22 @@ pub(super) struct RawDiscover {
     pub(super) from: Vec<Spanned<String>>,
     pub(super) max: Int,
     pub(super) window: Text,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSenders {
+    pub(super) enabled: Option<Spanned<bool>>,
+    pub(super) window: Text,
+    pub(super) account_messages: Int,
+    pub(super) account_recipients: Int,
+    pub(super) automated_messages: Int,
+    pub(super) factor: Float,
+    pub(super) clear_after: Int,
+    pub(super) max_accounts: Int,
+    pub(super) mynetworks: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) dirs: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

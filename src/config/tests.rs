@@ -641,3 +641,51 @@ fn google_postmaster_feeds_are_checked_and_the_key_never_prints() {
         assert!(!e.contains("zzkeyzz"), "{e}");
     }
 }
+
+/// Issue 23: `[senders]` is read with defaults, and validated like every
+/// other table: each bad value and an unknown key at once, with its line and
+/// key, in the file's order.
+#[test]
+fn senders_are_checked_with_every_error_at_once() {
+    let c = parse("").unwrap();
+    assert_eq!(c.senders, SendersConf::default());
+    assert_eq!(c.senders.window, Duration::from_secs(600));
+    assert_eq!(c.senders.max_accounts, 10_000);
+    let c = parse("[senders]\nwindow = \"1m\"\naccount_messages = 50\nfactor = 4.0\nclear_after = 2\nmax_accounts = 100\nmynetworks = [\"10.0.0.0/8\", \"192.0.2.7\"]\n").unwrap();
+    assert_eq!(
+        (
+            c.senders.window,
+            c.senders.account_messages,
+            c.senders.factor,
+            c.senders.clear_after,
+            c.senders.max_accounts
+        ),
+        (Duration::from_secs(60), 50, 4.0, 2, 100)
+    );
+    assert_eq!(c.senders.mynetworks.len(), 2);
+    let text = "[senders]\nwindow = \"0s\"\naccount_messages = 0\nfactor = 0.5\nclear_after = 5000\nmax_accounts = 1\nmynetworks = [\"not-a-net\"]\ndirs = [\"/nonexistent/senders.d\"]\nbogus = 1\n";
+    let e = parse(text).unwrap_err();
+    let got: Vec<(Option<usize>, &str)> =
+        e.all().iter().map(|e| (e.line, e.msg.as_str())).collect();
+    let want = [
+        (2, "senders.window"),
+        (3, "senders.account_messages"),
+        (4, "senders.factor"),
+        (5, "senders.clear_after"),
+        (6, "senders.max_accounts"),
+        (7, "senders.mynetworks"),
+        (8, "senders.dirs"),
+        (9, "bogus"),
+    ];
+    assert_eq!(got.len(), want.len(), "{e}");
+    for ((line, msg), (wline, key)) in got.iter().zip(want) {
+        assert!(
+            *line == Some(wline) && msg.contains(key),
+            "{wline} {key}: {e}"
+        );
+    }
+    assert!(
+        e.to_string().lines().all(|l| l.starts_with("test.toml:")),
+        "{e}"
+    );
+}

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use super::Daemon;
-use crate::config::SourceKind;
+use crate::config::{SendersConf, SourceKind};
 use crate::event::{Event, EventKind, Subject};
+use crate::mail::ledger::{Fact, Ledger, LedgerConf, LogMta};
 use crate::mail::rejections::{self, Mta};
 use crate::mail::{self, exim_log, postfix_log};
+use crate::senders::{self, BurstChange, BurstConf, SendersState};
 use crate::smtp_probe::{self, RndrVerdict};
 use crate::spike::{self, SpikeState};
 use crate::store::{self, StateKey};
@@ -24,6 +26,8 @@ struct SourceRead {
     lost_position: Option<(StateKey, postfix_log::LogPosition)>,
     /// The rejection groups a log's lines gave.
     rejections: Vec<rejections::Rejection>,
+    /// The outbound ledger's tally of the read (`[senders]` enabled, log sources).
+    senders: Option<senders::Tally>,
 }
 
 impl Daemon {
@@ -42,6 +46,7 @@ impl Daemon {
             position,
             lost_position,
             rejections,
+            senders: sender_tally,
         } = match &src.kind {
             SourceKind::PostfixLog { path } | SourceKind::EximLog { path } => {
                 let mta = match src.kind {
@@ -55,6 +60,7 @@ impl Daemon {
                 position: None,
                 lost_position: None,
                 rejections: Vec::new(),
+                senders: None,
             },
         };
         let samples = match samples {
@@ -69,6 +75,7 @@ impl Daemon {
             .cloned()
             .collect();
         let n2 = name.clone();
+        let burst_conf = burst_conf(&rt.cfg.senders);
         let events = self
             .store
             .call(move |c| {
@@ -102,6 +109,9 @@ impl Daemon {
                     store::insert_sample(&tx, &n2, &s.metric, at, s.value)?;
                 }
                 store::insert_rejections(&tx, &n2, at, &rejections)?;
+                if let Some(t) = &sender_tally {
+                    events.extend(sender_bursts(&tx, &n2, &burst_conf, t, at)?);
+                }
                 events.extend(source_health(&tx, &n2, None, at)?);
                 if let Some((key, pos)) = &position {
                     store::put_state(&tx, key, pos, at)?;
@@ -129,13 +139,26 @@ impl Daemon {
         let pos: Option<postfix_log::LogPosition> =
             self.store.call(move |c| store::get_state(c, &k2)).await?;
         let rt2 = rt.clone();
+        // the ledger of this source (messages in flight), taken out while it is fed
+        let ledger = rt.cfg.senders.enabled.then(|| {
+            let mut all = self.ledgers.lock().unwrap_or_else(|p| p.into_inner());
+            all.remove(name).unwrap_or_else(|| {
+                Ledger::new(match mta {
+                    Mta::Exim => LogMta::Exim,
+                    Mta::Postfix => LogMta::Postfix,
+                })
+            })
+        });
+        let max_accounts = rt.cfg.senders.max_accounts;
         // reading and classifying a busy log's chunk is CPU work: off the async workers
-        let read = tokio::task::spawn_blocking(move || {
+        let (read, ledger) = tokio::task::spawn_blocking(move || {
             let targets: Vec<_> = rt2.cfg.targets.iter().map(|t| t.spec.clone()).collect();
             let mut counts = postfix_log::LogCounts::default();
             let mut tally = rejections::Tally::default();
+            let mut ledger = ledger;
+            let mut senders = senders::Tally::new(max_accounts);
             // piece by piece, so a read holds one piece in memory
-            postfix_log::read_with(&path, pos, postfix_log::MAX_READ, |text| {
+            let r = postfix_log::read_with(&path, pos, postfix_log::MAX_READ, |text| {
                 counts.add(&match mta {
                     Mta::Postfix => postfix_log::count(text),
                     Mta::Exim => exim_log::count(text),
@@ -147,12 +170,26 @@ impl Daemon {
                     &rt2.catalog,
                     &targets,
                 ));
-            })
-            .map(|newpos| (counts, tally, newpos))
+                if let Some(l) = ledger.as_mut() {
+                    l.feed(&rt2.ledger, text, &mut |f| {
+                        let who = refusal_by(&f, &rt2);
+                        senders.add(&f, who.as_deref());
+                    });
+                }
+            });
+            let enabled = ledger.is_some();
+            (
+                r.map(|newpos| (counts, tally, newpos, enabled.then_some(senders))),
+                ledger,
+            )
         })
         .await?;
+        if let Some(l) = ledger {
+            let mut all = self.ledgers.lock().unwrap_or_else(|p| p.into_inner());
+            all.insert(name.to_string(), l);
+        }
         Ok(match read {
-            Ok((counts, tally, newpos)) => {
+            Ok((counts, tally, newpos, senders)) => {
                 let mut s = counts.samples();
                 s.extend(tally.samples());
                 SourceRead {
@@ -160,6 +197,7 @@ impl Daemon {
                     position: Some((key, newpos)),
                     lost_position: None,
                     rejections: tally.groups,
+                    senders,
                 }
             }
             Err(e) => SourceRead {
@@ -167,6 +205,7 @@ impl Daemon {
                 samples: Err(mail::SourceError::Log(e)),
                 position: None,
                 rejections: Vec::new(),
+                senders: None,
             },
         })
     }
@@ -292,4 +331,149 @@ fn source_health(
         serde_json::json!({ "source": name, "why": why.unwrap_or("") }),
     );
     Ok(vec![store::insert_event(c, &e)?])
+}
+
+/// The ledger's settings from `[senders]`: the shipped class rules plus its `dirs`.
+pub(super) fn ledger_conf(s: &SendersConf) -> anyhow::Result<LedgerConf> {
+    let mut rules = crate::mail::ledger::ClassRules::shipped()?;
+    for d in &s.dirs {
+        rules.extend_from_dir(d)?;
+    }
+    Ok(LedgerConf {
+        mynetworks: s.mynetworks.clone(),
+        rules,
+    })
+}
+
+fn burst_conf(s: &SendersConf) -> BurstConf {
+    BurstConf {
+        window: s.window.as_secs() as i64,
+        account_messages: s.account_messages,
+        account_recipients: s.account_recipients,
+        automated_messages: s.automated_messages,
+        factor: s.factor,
+        clear_after: s.clear_after,
+        max_accounts: s.max_accounts,
+    }
+}
+
+/// Who refused a delivery of the ledger, when it is a remote refusal about
+/// us: the reply catalog's receiver, else the answering host. Replies about
+/// the recipient (unknown user, mailbox full) are not the sender's fault.
+fn refusal_by(f: &Fact, rt: &super::Runtime) -> Option<String> {
+    let Fact::Delivery {
+        remote: true,
+        result,
+        ..
+    } = f
+    else {
+        return None;
+    };
+    let reply = result.reply.as_deref()?;
+    match rt
+        .replies
+        .classify(reply, result.relay_host.as_deref(), &rt.catalog)
+    {
+        Some(c) if !c.meaning.about_us() => None,
+        Some(c) => c.receiver.or_else(|| result.relay_host.clone()),
+        None => result.relay_host.clone().or_else(|| Some("unknown".into())),
+    }
+}
+
+/// Adds one read's tally to the stored sender state and records the bursts
+/// that start or end as events.
+fn sender_bursts(
+    c: &rusqlite::Connection,
+    source: &str,
+    conf: &BurstConf,
+    tally: &senders::Tally,
+    at: i64,
+) -> Result<Vec<Event>, store::StoreError> {
+    let key = StateKey::Ledger(source.to_string());
+    let prev: SendersState = store::get_state(c, &key)?.unwrap_or_default();
+    let (next, changes) = senders::evaluate(conf, prev, tally, at);
+    store::put_state(c, &key, &next, at)?;
+    let mut out = Vec::new();
+    for ch in changes {
+        let (kind, subject, summary) = match &ch {
+            BurstChange::AccountBurst {
+                origin,
+                account,
+                messages,
+                recipients,
+                refusals,
+                refused_by,
+                ..
+            } => {
+                let mut s = format!(
+                    "{} account {account:?} is sending far over its usual: {messages} messages to {recipients} recipients in {}s",
+                    origin.as_str(),
+                    conf.window
+                );
+                if let Some((who, n, _)) = refused_by.first() {
+                    s.push_str(&format!(
+                        "; {who} refused {n} of its messages ({refusals} refusals in all)"
+                    ));
+                }
+                (EventKind::AccountBurst, account_subject(source, *origin, account), s)
+            }
+            BurstChange::AccountBurstCleared { origin, account, .. } => (
+                EventKind::AccountBurstCleared,
+                account_subject(source, *origin, account),
+                format!(
+                    "{} account {account:?} is back to normal; mail it had queued stays on hold until released (postsuper -H) or deleted (postsuper -d)",
+                    origin.as_str()
+                ),
+            ),
+            BurstChange::AutomatedBurst {
+                class,
+                messages,
+                top_destinations,
+                ..
+            } => {
+                let top: Vec<String> = top_destinations
+                    .iter()
+                    .take(3)
+                    .map(|(d, n)| format!("{d} ({n})"))
+                    .collect();
+                (
+                    EventKind::AutomatedBurst,
+                    class_subject(source, class.as_str()),
+                    format!(
+                        "{messages} {} messages in {}s from {source}; top destinations: {}",
+                        class.as_str(),
+                        conf.window,
+                        if top.is_empty() { "none yet".to_string() } else { top.join(", ") }
+                    ),
+                )
+            }
+            BurstChange::AutomatedBurstCleared { class } => (
+                EventKind::AutomatedBurstCleared,
+                class_subject(source, class.as_str()),
+                format!("{} mail from {source} is back to normal", class.as_str()),
+            ),
+        };
+        let mut details = serde_json::to_value(&ch).unwrap_or_default();
+        if let Some(o) = details.as_object_mut() {
+            o.insert("source".into(), source.into());
+        }
+        let e = Event::new(kind, at, subject, summary, details);
+        out.push(store::insert_event(c, &e)?);
+    }
+    Ok(out)
+}
+
+fn account_subject(source: &str, origin: crate::mail::ledger::Origin, account: &str) -> Subject {
+    Subject::Account {
+        source: source.to_string(),
+        origin: origin.as_str().to_string(),
+        account: account.to_string(),
+    }
+}
+
+fn class_subject(source: &str, class: &str) -> Subject {
+    Subject::SenderClass {
+        source: source.to_string(),
+        class: class.to_string(),
+    }
 }

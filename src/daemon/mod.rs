@@ -111,6 +111,8 @@ pub struct Runtime {
     pub catalog: Arc<crate::catalog::Catalog>,
     /// The receiver-reply catalog (shipped plus `[replies] dirs`).
     pub replies: Arc<crate::replies::ReplyCatalog>,
+    /// The outbound ledger's settings (`[senders]`, class rules shipped plus `dirs`).
+    pub ledger: Arc<crate::mail::ledger::LedgerConf>,
 }
 
 impl Runtime {
@@ -148,6 +150,7 @@ impl Runtime {
         // parsed once, when the config was loaded, and shared from there
         let catalog = cfg.catalog().clone();
         let replies = cfg.replies().clone();
+        let ledger = mail::ledger_conf(&cfg.senders)?;
         Ok((
             Runtime {
                 cfg: Arc::new(cfg),
@@ -156,6 +159,7 @@ impl Runtime {
                 plans,
                 catalog,
                 replies,
+                ledger: Arc::new(ledger),
             },
             warnings,
         ))
@@ -206,6 +210,8 @@ pub struct Daemon {
     pub tasks: Arc<supervise::TaskHealth>,
     /// Mail-source reads that failed since start, by source (logged and counted).
     pub source_failures: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// The outbound ledger of each log source (messages in flight; in memory only).
+    ledgers: std::sync::Mutex<std::collections::HashMap<String, crate::mail::ledger::Ledger>>,
     /// What the pages read on every build without waiting for a sweep to
     /// release [`Memory`]: the resolver's diagnosis and the last assessment.
     published: std::sync::RwLock<Published>,
@@ -293,6 +299,7 @@ impl Daemon {
             memory: Mutex::new(mem),
             events,
             source_failures: Default::default(),
+            ledgers: Default::default(),
             tasks: Default::default(),
             published: std::sync::RwLock::new(published),
         }))

@@ -12,6 +12,7 @@ pub mod command;
 pub mod delivery;
 pub mod exim;
 pub mod exim_log;
+pub mod ledger;
 pub mod postfix_log;
 pub mod postqueue;
 pub mod prometheus;

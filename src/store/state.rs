@@ -72,6 +72,9 @@ pub enum StateKey {
     GmailSpam(String),
     /// `postmaster:<feed>:last`: how the feed's last read went (when, and why it failed).
     PostmasterRead(String),
+    /// `ledger:<source>`: a log source's outbound ledger tallies per account
+    /// and class, and their bursts (issue 23).
+    Ledger(String),
     /// `unknown_code:<list>:<code>`: when an undocumented code was first announced.
     UnknownCode {
         /// List id.
@@ -115,6 +118,7 @@ impl StateKey {
             StateKey::SenderAnnounced { ip, domain } => format!("sender:{ip}:{domain}"),
             StateKey::GmailSpam(domain) => format!("gmail_spam:{domain}"),
             StateKey::PostmasterRead(feed) => format!("postmaster:{feed}:last"),
+            StateKey::Ledger(source) => format!("{LEDGER_PREFIX}{source}"),
         }
     }
 }
@@ -127,6 +131,9 @@ impl std::fmt::Display for StateKey {
 
 /// What every [`StateKey::Audit`] starts with.
 const AUDIT_PREFIX: &str = "audit:";
+
+/// What every [`StateKey::Ledger`] starts with.
+const LEDGER_PREFIX: &str = "ledger:";
 
 /// Reads a JSON state value (log position, spike state…).
 pub fn get_state<T: serde::de::DeserializeOwned>(
@@ -154,13 +161,23 @@ pub fn put_state<T: Serialize>(c: &Connection, key: &StateKey, v: &T, at: i64) -
 
 /// Every audit's state ([`StateKey::Audit`]), as (audit name, JSON text).
 pub fn audit_states(c: &Connection) -> Result<Vec<(String, String)>> {
+    states_under(c, AUDIT_PREFIX)
+}
+
+/// Every log source's ledger state ([`StateKey::Ledger`]), as (source name, JSON text).
+pub fn ledger_states(c: &Connection) -> Result<Vec<(String, String)>> {
+    states_under(c, LEDGER_PREFIX)
+}
+
+/// The states whose key starts with `prefix`, as (rest of the key, JSON text).
+fn states_under(c: &Connection, prefix: &str) -> Result<Vec<(String, String)>> {
     // LIKE would treat `_` and `%` in the prefix as wildcards: compare the start instead
     let mut st = c.prepare_cached(
         "SELECT key, value FROM state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
     )?;
-    let rows = st.query_map(params![AUDIT_PREFIX], |r| {
+    let rows = st.query_map(params![prefix], |r| {
         let key: String = r.get(0)?;
-        let name = key.strip_prefix(AUDIT_PREFIX).unwrap_or(&key).to_string();
+        let name = key.strip_prefix(prefix).unwrap_or(&key).to_string();
         Ok((name, r.get(1)?))
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -202,6 +219,7 @@ mod tests {
             "probe:example.org:mx:25"
         );
         assert_eq!(s(StateKey::Audit("pf".into())), "audit:pf");
+        assert_eq!(s(StateKey::Ledger("mx".into())), "ledger:mx");
         assert_eq!(
             s(StateKey::UnknownCode {
                 list: "zen".into(),

@@ -33,7 +33,7 @@ use crate::time::now;
     ),
     paths(
         status, targets, target, lists, list, events, hook_runs, alerts, series,
-        super::impact::receivers_api, super::impact::audit_api,
+        super::impact::receivers_api, super::impact::audit_api, super::accounts::api,
         super::delist::list, super::delist::create, openapi
     ),
     tags(

@@ -341,6 +341,49 @@ fn impact_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
     Ok(())
 }
 
+/// The outbound ledger (issue 23): `rblwatch_sender_messages_total{source,class}`
+/// (since the source's ledger state began: kept in the database, so it only
+/// goes up), and while bursting only: `rblwatch_sender_account_messages{source,
+/// origin,account}` (the window's messages) and
+/// `rblwatch_sender_class_bursting{source,class}`. Cardinality is bounded by
+/// the bursting accounts, never by every account.
+fn account_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
+    let total = counter(
+        reg,
+        "rblwatch_sender_messages_total",
+        "Outbound messages in the ledger by class (user, bounce, autoreply, report, forward).",
+        &["source", "class"],
+    )?;
+    let account = int_gauge(
+        reg,
+        "rblwatch_sender_account_messages",
+        "Messages in the window of each sending account while it bursts (absent otherwise).",
+        &["source", "origin", "account"],
+    )?;
+    let class = int_gauge(
+        reg,
+        "rblwatch_sender_class_bursting",
+        "1 for each class of automated mail that bursts (absent otherwise).",
+        &["source", "class"],
+    )?;
+    for (src, s) in &r.snap.ledgers {
+        for (c, st) in &s.classes {
+            add(&total, &[src, c.as_str()], st.total)?;
+            if st.bursting {
+                set_i(&class, &[src, c.as_str()], 1)?;
+            }
+        }
+        for a in s.accounts.values().filter(|a| a.bursting) {
+            set_i(
+                &account,
+                &[src, a.origin.as_str(), &a.name],
+                a.window().0 as i64,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Where a stored mail figure goes: one family per meaning, its unit in the
 /// name, the figure's name split into labels where it carries one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -596,6 +639,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     action_metrics(&reg, &r)?;
     database_metrics(&reg, &st)?;
     impact_metrics(&reg, &r)?;
+    account_metrics(&reg, &r)?;
     resolver_metrics(&reg, &st)?;
     build_info(&reg, &rt.cfg.actions.settings.status_url)?;
     super::senders::metrics(&st, &reg).await?;

@@ -9,6 +9,7 @@
 //! (TXT records, SMTP replies, hook output) stays text even if a template
 //! forgot to escape it. Access: see the `auth` module.
 
+mod accounts;
 mod api;
 mod auth;
 pub mod conns;
@@ -267,6 +268,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../web/templates/senders.html"),
     ),
     ("gmail.html", include_str!("../../web/templates/gmail.html")),
+    (
+        "accounts.html",
+        include_str!("../../web/templates/accounts.html"),
+    ),
 ];
 const CSS: &str = include_str!("../../web/static/style.css");
 
@@ -404,6 +409,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/audit", get(impact::audit_page))
         .route("/senders", get(senders::page))
         .route("/gmail", get(gmail::page))
+        .route("/accounts", get(accounts::page))
         .route("/check-now", post(pages::check_now))
         .route("/delist", post(delist::form))
         .route("/static/style.css", get(pages::css))
@@ -421,6 +427,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/v1/audit", get(impact::audit_api))
         .route("/api/v1/senders", get(senders::api))
         .route("/api/v1/gmail", get(gmail::api))
+        .route("/api/v1/accounts", get(accounts::api))
         .route("/api/v1/delistings", get(delist::list).post(delist::create))
         .route("/metrics", get(metrics::metrics))
         .layer(axum::middleware::from_fn_with_state(

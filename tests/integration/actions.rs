@@ -618,6 +618,9 @@ fn shipped_hooks_have_help_and_refuse_bad_arguments() {
         "postfix-strict-recipients",
         "postfix-ndr-pause",
         "exim-freeze-bounces",
+        "postfix-hold-account",
+        "postfix-isolate-automated",
+        "exim-hold-account",
     ] {
         let o = Command::new(root.join(h)).arg("--help").output().unwrap();
         assert!(

@@ -23,6 +23,7 @@ mod mirror;
 mod plugin;
 mod postmaster;
 mod screens;
+mod senders;
 mod service;
 mod snds;
 mod util;

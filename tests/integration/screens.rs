@@ -1077,6 +1077,7 @@ fn every_page_fits_a_phone_and_a_desktop() {
         "/alerts",
         "/mail",
         "/audit",
+        "/accounts",
         "/list/spamhaus-zen",
         "/targets",
     ];

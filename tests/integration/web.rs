@@ -220,6 +220,7 @@ fn every_route_answers_with_the_right_status_and_type() {
         ("/hooks", 200, html),
         ("/hooks?page=3", 200, html),
         ("/alerts", 200, html),
+        ("/accounts", 200, html),
         ("/static/style.css", 200, "text/css; charset=utf-8"),
         ("/api/v1/status", 200, "application/json"),
         ("/api/v1/targets", 200, "application/json"),
@@ -232,6 +233,7 @@ fn every_route_answers_with_the_right_status_and_type() {
         ("/api/v1/events", 200, "application/json"),
         ("/api/v1/hook-runs", 200, "application/json"),
         ("/api/v1/alerts", 200, "application/json"),
+        ("/api/v1/accounts", 200, "application/json"),
         ("/api/v1/metrics/mx/queue_depth", 200, "application/json"),
         ("/api/v1/metrics/mx/nothing", 404, PROBLEM),
         ("/api/v1/metrics/mx/queue_depth?range=2h", 400, PROBLEM),
@@ -640,7 +642,7 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> std::process::Output {
 }
 
 /// `promtool check metrics` (its linter included) finds nothing to say.
-fn promtool_check_metrics(text: &str) {
+pub(crate) fn promtool_check_metrics(text: &str) {
     let o = promtool(&["check", "metrics"], Some(text));
     let said = format!("{}{}", stdout(&o), stderr(&o));
     assert!(
@@ -1102,6 +1104,7 @@ fn the_api_keeps_to_its_openapi_document() {
         "/api/v1/metrics/{source}/{metric}",
         "/api/v1/receivers",
         "/api/v1/audit",
+        "/api/v1/accounts",
         "/api/v1/delistings",
         "/api/v1/openapi.json",
     ] {
@@ -1157,7 +1160,7 @@ fn the_api_keeps_to_its_openapi_document() {
     eprintln!("{out}");
     // it did test: every operation, and none skipped for want of a schema it could use
     assert!(
-        out.contains("14 selected") || out.contains("14 total"),
+        out.contains("15 selected") || out.contains("15 total"),
         "{out}"
     );
 }
