@@ -509,31 +509,38 @@ impl Engine {
     /// Every listing overlapping `net` on each mirrored list (`None` for lists
     /// without a mirror): the intersection, not an enumeration.
     pub fn intersect(&self, net: &ipnet::IpNet) -> Vec<Option<Intersection>> {
-        self.lists
-            .iter()
-            .map(|l| {
-                let m = l.mirror.as_ref()?;
-                Some(m.intersect(net).map(|overlaps| {
-                    overlaps
-                        .into_iter()
-                        .map(|o| {
-                            let v = classify(
-                                &l.def,
-                                &Ok(crate::dns::Response {
-                                    rcode: crate::dns::Rcode::NoError,
-                                    a: o.a.clone(),
-                                    txt: vec![],
-                                    truncated: false,
-                                    ttl: None,
-                                    neg_ttl: None,
-                                }),
-                            );
-                            (o, v)
-                        })
-                        .collect()
-                }))
-            })
+        (0..self.lists.len())
+            .map(|li| self.intersect_one(li, net))
             .collect()
+    }
+
+    /// [`Engine::intersect`] for one list: each listed piece with its verdict
+    /// (classified like a DNS answer, with the piece's TXT).
+    pub fn intersect_one(&self, li: usize, net: &ipnet::IpNet) -> Option<Intersection> {
+        let l = self.lists.get(li)?;
+        let m = l.mirror.as_ref()?;
+        Some(m.intersect(net).map(|overlaps| {
+            overlaps
+                .into_iter()
+                .map(|o| {
+                    let mut v = classify(
+                        &l.def,
+                        &Ok(crate::dns::Response {
+                            rcode: crate::dns::Rcode::NoError,
+                            a: o.a.clone(),
+                            txt: vec![],
+                            truncated: false,
+                            ttl: None,
+                            neg_ttl: None,
+                        }),
+                    );
+                    if let Verdict::Listed { txt, .. } = &mut v {
+                        txt.clone_from(&o.txt);
+                    }
+                    (o, v)
+                })
+                .collect()
+        }))
     }
 
     /// Lets one query to `list` go: waits for its rate limiter and spends one
@@ -868,8 +875,11 @@ impl Engine {
                 Some(ListHealth::Stale { why }) => Some(format!("not checked: {why}")),
                 _ => None,
             };
+            // a mirrored list checks a range by intersection (crate::prefixes), not address by address
+            let mirrored = self.lists[li].mirror.is_some();
             let pairs = targets
                 .iter()
+                .filter(move |s| !(mirrored && matches!(s, TargetSpec::Net(_))))
                 .flat_map(|s| s.targets())
                 .filter(move |t| kind.accepts(t));
             // A list whose IPv6 test points failed is IPv4-only this cycle:
@@ -1032,7 +1042,7 @@ impl Engine {
             .map(|l| {
                 let pairs: u64 = targets
                     .iter()
-                    .filter(|s| s.targets().next().is_some_and(|t| l.def.kind.accepts(&t)))
+                    .filter(|s| l.def.kind.accepts(&s.representative()))
                     .map(|s| u64::try_from(s.len()).unwrap_or(u64::MAX))
                     .sum();
                 // every test point and the canary, each health check

@@ -20,6 +20,7 @@ mod impact;
 mod mail;
 pub mod memory;
 mod notify;
+mod ranges;
 pub mod supervise;
 mod sweep;
 mod unknown_codes;
