@@ -292,6 +292,10 @@ pub(super) async fn target(
     State(st): State<Arc<WebState>>,
     Path(raw): Path<String>,
 ) -> Result<Response, WebError> {
+    // a range (`198.51.96.0%2F20`) or a part of one: its range's page
+    if super::range::is_range(&st, &raw) {
+        return super::range::page_of(&st, &raw).await;
+    }
     // built once per store version, like the overview: a page left open
     // refreshes every minute, and a listing's page is what people reload
     let body = st
