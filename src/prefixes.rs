@@ -350,9 +350,9 @@ mod tests {
         let p = n("2001:db8:1200::/48");
         let known: Vec<IpAddr> = [
             "2001:db8:1200:5::25",
-            "2001:db8:1200:5::26",  // same /64: asked once
-            "2001:db8:9999::1",     // outside
-            "198.51.100.1",         // IPv4
+            "2001:db8:1200:5::26", // same /64: asked once
+            "2001:db8:9999::1",    // outside
+            "198.51.100.1",        // IPv4
         ]
         .iter()
         .map(|s| s.parse().unwrap())
@@ -362,14 +362,20 @@ mod tests {
         assert_eq!(c.len(), 18);
         assert_eq!(
             c[0],
-            (n("2001:db8:1200:5::/64"), "2001:db8:1200:5::25".parse().unwrap(), AskReason::KnownSender)
+            (
+                n("2001:db8:1200:5::/64"),
+                "2001:db8:1200:5::25".parse().unwrap(),
+                AskReason::KnownSender
+            )
         );
         assert_eq!(c[1].0, n("2001:db8:1200:9::/64"));
         assert_eq!(c[1].1, "2001:db8:1200:9::1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(c[1].2, AskReason::ListedBefore);
         let set: BTreeSet<_> = c.iter().map(|x| x.0).collect();
         assert_eq!(set.len(), 18, "no /64 asked twice");
-        assert!(c[2..].iter().all(|x| x.2 == AskReason::Sample && p.contains(&x.1)));
+        assert!(c[2..]
+            .iter()
+            .all(|x| x.2 == AskReason::Sample && p.contains(&x.1)));
         // a /64 prefix is its only /64; a sample of 0 asks only the known
         let one = choose_64s(n("2001:db8:1:2::/64"), &[], &[], 16, &mut rng);
         assert_eq!(one.len(), 1);

@@ -483,7 +483,10 @@ mod tests {
         assert_eq!(pre.representative().to_string(), "2001:db8:1200::");
         assert!(TargetSpec::parse_config("2001:db8::/31", RangePolicy::AllowLarge).is_err());
         assert!(TargetSpec::parse_config("2001:db8::/80", RangePolicy::AllowLarge).is_err());
-        assert!(p("2001:db8::/48").is_err(), "the command line still refuses it");
+        assert!(
+            p("2001:db8::/48").is_err(),
+            "the command line still refuses it"
+        );
         // a /16 iterator does not allocate the range up front
         let spec = TargetSpec::parse("10.9.0.0/16", RangePolicy::Normal).unwrap();
         let mut it = spec.targets().skip(65_535);

@@ -78,7 +78,9 @@ pub(super) async fn sweep(
     if nets.is_empty() {
         return out;
     }
-    let has_prefix = nets.iter().any(|n| matches!(n, IpNet::V6(p) if p.prefix_len() <= 64));
+    let has_prefix = nets
+        .iter()
+        .any(|n| matches!(n, IpNet::V6(p) if p.prefix_len() <= 64));
     let known = if has_prefix {
         known_senders(store, at).await
     } else {
@@ -105,12 +107,21 @@ pub(super) async fn sweep(
                     .collect()
             };
             let not_checked = match health.get(li) {
-                Some(h) if !h.is_healthy() => Some(format!("not checked: the list is {}", h.name())),
+                Some(h) if !h.is_healthy() => {
+                    Some(format!("not checked: the list is {}", h.name()))
+                }
                 _ => None,
             };
             if l.mirror().is_some() {
                 if let Some(why) = not_checked {
-                    lists.push(unchecked(&mut out.outcomes, li, id, &net, why, prefixes::How::Intersection));
+                    lists.push(unchecked(
+                        &mut out.outcomes,
+                        li,
+                        id,
+                        &net,
+                        why,
+                        prefixes::How::Intersection,
+                    ));
                     continue;
                 }
                 let (o, r) = prefixes::intersect_list(engine, li, &net, &before(false));
@@ -120,12 +131,21 @@ pub(super) async fn sweep(
                 if p.prefix_len() > 64 {
                     continue; // a small IPv6 range: enumerated by the sweep
                 }
-                let down = not_checked.or_else(|| l.ipv6_down().map(|w| format!("not queried: {w}")));
+                let down =
+                    not_checked.or_else(|| l.ipv6_down().map(|w| format!("not queried: {w}")));
                 if let Some(why) = down {
-                    lists.push(unchecked(&mut out.outcomes, li, id, &net, why, prefixes::How::Dns));
+                    lists.push(unchecked(
+                        &mut out.outcomes,
+                        li,
+                        id,
+                        &net,
+                        why,
+                        prefixes::How::Dns,
+                    ));
                     continue;
                 }
-                let listed: Vec<Ipv6Net> = before(true).iter().filter_map(|k| k.parse().ok()).collect();
+                let listed: Vec<Ipv6Net> =
+                    before(true).iter().filter_map(|k| k.parse().ok()).collect();
                 let chosen = prefixes::choose_64s(p, &known, &listed, sample, &mut rng);
                 dns_jobs.push((li, chosen));
             }

@@ -168,7 +168,15 @@ pub(super) fn step_pair(
     obs: Observation,
     rules: StepRules,
 ) -> PairStep {
-    step_pair_as(&target.to_string(), engine, li, target, verdict, (prev, obs), rules)
+    step_pair_as(
+        &target.to_string(),
+        engine,
+        li,
+        target,
+        verdict,
+        (prev, obs),
+        rules,
+    )
 }
 
 /// [`step_pair`] for a pair stored under `key` (a range target's sub-range

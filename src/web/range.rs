@@ -117,9 +117,14 @@ pub(super) async fn range_data(st: &WebState, raw: &str) -> Result<RangeView, We
     let rt = st.live.snapshot();
     let rep = crate::target::Target::Ip(net.network());
     let mut lists = Vec::new();
-    for l in rt.engine.lists().iter().filter(|l| l.def.kind.accepts(&rep)) {
+    for l in rt
+        .engine
+        .lists()
+        .iter()
+        .filter(|l| l.def.kind.accepts(&rep))
+    {
         let r = report.and_then(|r| r.lists.iter().find(|x| x.list == l.def.id));
-        let parts: Vec<Part> = pairs
+        let mut parts: Vec<Part> = pairs
             .iter()
             .filter(|p| p.list == l.def.id)
             .map(|p| Part {
@@ -134,6 +139,7 @@ pub(super) async fn range_data(st: &WebState, raw: &str) -> Result<RangeView, We
                     .and_then(|(a, _)| l.def.delist_url(&crate::target::Target::Ip(a))),
             })
             .collect();
+        parts.sort_by_key(|p| prefixes::key_range(&p.range).map(|(a, _)| a));
         lists.push(RangeList {
             list: l.def.id.clone(),
             name: l.def.name.clone(),

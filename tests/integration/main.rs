@@ -21,6 +21,7 @@ mod layers;
 mod mail;
 mod mirror;
 mod plugin;
+mod ranges;
 mod screens;
 mod service;
 mod util;
