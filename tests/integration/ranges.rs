@@ -194,6 +194,18 @@ listen = "127.0.0.1:{port}"
     assert_eq!(s, 200);
     assert!(page.contains("<h1>198.51.96.0&#x2f;20"), "{page}");
 
+    // an address in it reads listed as part of its part, never clear
+    let a = http_json(port, "/api/v1/targets/198.51.104.9");
+    let row = a["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["list"] == "own-mirror")
+        .unwrap()
+        .clone();
+    assert_eq!(row["listed"], true, "{a:#}");
+    assert_eq!(row["listing"]["part"], "198.51.104.0/22", "{a:#}");
+
     // the IPv6 /40 by intersection
     let v6 = http_json(port, "/api/v1/targets/2001:db8:1200::/40");
     assert_eq!(
