@@ -135,7 +135,7 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..rounds {
         for li in 0..engine.lists().len() {
             for n in &nets {
-                outcomes += rblwatch::prefixes::intersect_list(&engine, li, n, &[]).0.len();
+                outcomes += rblwatch::prefixes::intersect_list(&engine, li, n).0.len();
             }
         }
     }

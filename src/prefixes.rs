@@ -219,15 +219,9 @@ fn sub_range(range: String, first: IpAddr, last: IpAddr, v: &Verdict) -> SubRang
 }
 
 /// A mirrored list's intersection with `net` as pairs: one per listed
-/// sub-range, and a clear one for each key in `before` (sub-ranges of `net`
-/// not clear at the last sweep) that is no longer listed. When the mirror
-/// cannot answer, one unknown pair keyed by the range itself.
-pub fn intersect_list(
-    engine: &Engine,
-    li: usize,
-    net: &IpNet,
-    before: &[String],
-) -> (Vec<RangeOutcome>, ListRange) {
+/// sub-range. When the mirror cannot answer, one unknown pair keyed by the
+/// range itself (and `why` in the report).
+pub fn intersect_list(engine: &Engine, li: usize, net: &IpNet) -> (Vec<RangeOutcome>, ListRange) {
     let l = &engine.lists()[li];
     let mut report = ListRange {
         list: l.def.id.clone(),
@@ -253,7 +247,6 @@ pub fn intersect_list(
         }
         None => return (out, report),
     };
-    let mut now_listed = BTreeSet::new();
     for (o, v) in pieces {
         let key = o.range();
         if v.kind() == VerdictKind::Listed {
@@ -261,7 +254,6 @@ pub fn intersect_list(
                 .listed
                 .push(sub_range(key.clone(), o.first, o.last, &v));
         }
-        now_listed.insert(key.clone());
         out.push(RangeOutcome {
             key,
             outcome: Outcome {
@@ -271,19 +263,32 @@ pub fn intersect_list(
             },
         });
     }
-    for k in before.iter().filter(|k| !now_listed.contains(*k)) {
-        if let Some((first, _)) = key_range(k) {
-            out.push(RangeOutcome {
+    (out, report)
+}
+
+/// Clear pairs for the keys of list `li` that were not clear at the last
+/// sweep (`before`) and that no range gave this sweep (`now`): a sub-range
+/// the mirror no longer lists, or a pair from before ranges were intersected.
+pub fn cleared<'a>(
+    li: usize,
+    before: impl IntoIterator<Item = &'a String>,
+    now: &BTreeSet<&str>,
+) -> Vec<RangeOutcome> {
+    before
+        .into_iter()
+        .filter(|k| !now.contains(k.as_str()))
+        .filter_map(|k| {
+            let (first, _) = key_range(k)?;
+            Some(RangeOutcome {
                 key: k.clone(),
                 outcome: Outcome {
                     target: Target::Ip(first),
                     list: li,
                     verdict: Verdict::Clear,
                 },
-            });
-        }
-    }
-    (out, report)
+            })
+        })
+        .collect()
 }
 
 /// Asks a DNS list about the chosen /64s of a prefix (at most `concurrency` at once).
@@ -384,6 +389,27 @@ mod tests {
         let wide = choose_64s(n("2001:db8::/32"), &[], &[], 256, &mut rng);
         assert_eq!(wide.len(), 256);
         assert!(wide.iter().all(|x| n("2001:db8::/32").contains(&x.1)));
+    }
+
+    #[test]
+    fn parts_no_range_gave_are_cleared_once() {
+        let before: Vec<String> = [
+            "198.51.104.0/22",
+            "198.51.100.0/24",
+            "198.51.100.9",
+            "example.com",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let now: BTreeSet<&str> = ["198.51.100.0/24"].into_iter().collect();
+        let c = cleared(3, &before, &now);
+        let keys: Vec<&str> = c.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["198.51.104.0/22", "198.51.100.9"]);
+        assert!(c
+            .iter()
+            .all(|o| o.outcome.verdict == Verdict::Clear && o.outcome.list == 3));
+        assert_eq!(c[0].outcome.target.to_string(), "198.51.104.0");
     }
 
     #[test]

@@ -86,6 +86,16 @@ pub(super) async fn sweep(
     } else {
         vec![]
     };
+    // single targets inside a range keep their own pairs (the sweep asks them)
+    let singles: std::collections::BTreeSet<String> = rt
+        .cfg
+        .targets
+        .iter()
+        .filter(|t| !matches!(t.spec, TargetSpec::Net(_)))
+        .map(|t| t.spec.to_string())
+        .collect();
+    // (list, its pairs in a range it intersected) for the parts gone since
+    let mut intersected: Vec<(usize, Vec<String>)> = Vec::new();
     let mut rng = fastrand::Rng::new();
     let sample = rt.cfg.daemon.prefix_sample as usize;
     for net in nets {
@@ -99,11 +109,11 @@ pub(super) async fn sweep(
             let id = &l.def.id;
             let before = |only64: bool| -> Vec<String> {
                 mem.pairs
-                    .iter()
-                    .filter(|((t, list), _)| list == id && *t != net.to_string())
-                    .filter(|((t, _), _)| prefixes::key_in(t, &net))
-                    .filter(|((t, _), _)| !only64 || t.ends_with("/64"))
-                    .map(|((t, _), _)| t.clone())
+                    .keys()
+                    .filter(|(t, list)| list == id && !singles.contains(t.as_str()))
+                    .filter(|(t, _)| prefixes::key_in(t, &net) && *t != net.to_string())
+                    .filter(|(t, _)| !only64 || t.ends_with("/64"))
+                    .map(|(t, _)| t.clone())
                     .collect()
             };
             let not_checked = match health.get(li) {
@@ -124,7 +134,10 @@ pub(super) async fn sweep(
                     ));
                     continue;
                 }
-                let (o, r) = prefixes::intersect_list(engine, li, &net, &before(false));
+                let (o, r) = prefixes::intersect_list(engine, li, &net);
+                if r.why.is_none() {
+                    intersected.push((li, before(false)));
+                }
                 out.outcomes.extend(o);
                 lists.push(r);
             } else if let IpNet::V6(p) = net {
@@ -172,6 +185,31 @@ pub(super) async fn sweep(
             );
         }
     }
+    finish(out, intersected)
+}
+
+/// Clears the parts no range gave this sweep (once, however many ranges
+/// overlap) and keeps one outcome per pair: ranges that overlap give some
+/// parts twice.
+fn finish(mut out: RangeSweep, intersected: Vec<(usize, Vec<String>)>) -> RangeSweep {
+    let mut seen = std::collections::BTreeSet::new();
+    out.outcomes
+        .retain(|o| seen.insert((o.key.clone(), o.outcome.list)));
+    let mut gone = Vec::new();
+    for (li, before) in &intersected {
+        let now: std::collections::BTreeSet<&str> = out
+            .outcomes
+            .iter()
+            .filter(|o| o.outcome.list == *li)
+            .map(|o| o.key.as_str())
+            .collect();
+        for o in prefixes::cleared(*li, before, &now) {
+            if seen.insert((o.key.clone(), *li)) {
+                gone.push(o);
+            }
+        }
+    }
+    out.outcomes.extend(gone);
     out
 }
 

@@ -94,12 +94,22 @@ pub(super) async fn range_data(st: &WebState, raw: &str) -> Result<RangeView, We
         )));
     };
     let key = net.to_string();
+    // single targets inside the range have pairs (and pages) of their own
+    let singles: std::collections::BTreeSet<String> = st
+        .live
+        .snapshot()
+        .cfg
+        .targets
+        .iter()
+        .filter(|t| !matches!(t.spec, TargetSpec::Net(_)))
+        .map(|t| t.spec.to_string())
+        .collect();
     let (pairs, reports, events) = st
         .db
         .read(move |c| {
             let pairs: Vec<store::StoredPair> = store::load_pairs(c)?
                 .into_iter()
-                .filter(|p| prefixes::key_in(&p.target, &net))
+                .filter(|p| prefixes::key_in(&p.target, &net) && !singles.contains(&p.target))
                 .collect();
             let reports: std::collections::BTreeMap<String, RangeReport> =
                 store::get_state(c, &StateKey::Ranges)?.unwrap_or_default();

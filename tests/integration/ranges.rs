@@ -119,6 +119,10 @@ target = "198.51.96.0/20"
 label = "hosting /20"
 
 [[targets]]
+target = "198.51.100.7"
+label = "mx in the /20"
+
+[[targets]]
 target = "2001:db8:1200::/40"
 
 [[targets]]
@@ -307,6 +311,25 @@ listen = "127.0.0.1:{port}"
             .unwrap()
             .iter()
             .any(|e| e["target"] == "198.51.104.0/22" && e["kind"] == "delisted"),
+        "{ev:#}"
+    );
+    // a single target inside the range keeps its own pair: listed, never flipped by the range's check
+    let a = http_json(port, "/api/v1/targets/198.51.100.7");
+    let row = a["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["list"] == "own-mirror")
+        .unwrap()
+        .clone();
+    assert_eq!(row["listed"], true, "{a:#}");
+    assert!(row["listing"]["part"].is_null(), "{a:#}");
+    assert!(
+        !ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["target"] == "198.51.100.7" && e["kind"] == "delisted"),
         "{ev:#}"
     );
     // the OpenAPI document describes the range route
