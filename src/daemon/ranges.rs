@@ -137,6 +137,7 @@ pub(super) async fn sweep(
                 let (o, r) = prefixes::intersect_list(engine, li, &net);
                 if r.why.is_none() {
                     intersected.push((li, before(false)));
+                    answered(&mut out.outcomes, mem, li, id, &net);
                 }
                 out.outcomes.extend(o);
                 lists.push(r);
@@ -160,6 +161,7 @@ pub(super) async fn sweep(
                 let listed: Vec<Ipv6Net> =
                     before(true).iter().filter_map(|k| k.parse().ok()).collect();
                 let chosen = prefixes::choose_64s(p, &known, &listed, sample, &mut rng);
+                answered(&mut out.outcomes, mem, li, id, &net);
                 dns_jobs.push((li, chosen));
             }
         }
@@ -211,6 +213,21 @@ fn finish(mut out: RangeSweep, intersected: Vec<(usize, Vec<String>)>) -> RangeS
     }
     out.outcomes.extend(gone);
     out
+}
+
+/// A list checks the range again after it could not: the range's own
+/// unchecked mark goes (a clear answer for the range itself clears it).
+fn answered(outcomes: &mut Vec<RangeOutcome>, mem: &Memory, li: usize, id: &str, net: &IpNet) {
+    if mem.unchecked.contains(&(net.to_string(), id.to_string())) {
+        outcomes.push(RangeOutcome {
+            key: net.to_string(),
+            outcome: crate::engine::Outcome {
+                target: Target::Ip(net.network()),
+                list: li,
+                verdict: Verdict::Clear,
+            },
+        });
+    }
 }
 
 /// A list that could not check the range: one unknown pair keyed by the range.

@@ -332,6 +332,31 @@ listen = "127.0.0.1:{port}"
             .any(|e| e["target"] == "198.51.100.7" && e["kind"] == "delisted"),
         "{ev:#}"
     );
+    // bad input: the mirror's data turns older than max_age: the ranges are
+    // not checked (the page says why) and their listed parts stay, never clear
+    for f in ["zen.ip4set", "zen6.ip6trie"] {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(data.join(f))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+            .unwrap();
+    }
+    let v = wait_for(
+        "the stale mirror named on the range",
+        Duration::from_secs(30),
+        || {
+            let v = http_json(port, "/api/v1/targets/198.51.96.0/20");
+            let why = list_of(&v, "own-mirror")["why"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            why.contains("stale").then_some(v)
+        },
+    );
+    assert_eq!(parts(&v, "own-mirror").len(), 2, "{v:#}");
+    let (_, page) = http_get(port, "/target/198.51.96.0/20");
+    assert!(page.contains("not checked: the list is stale"), "{page}");
     // the OpenAPI document describes the range route
     let doc = http_json(port, "/api/v1/openapi.json");
     assert!(doc["paths"]["/api/v1/targets/{addr}/{len}"].is_object());
