@@ -875,11 +875,8 @@ impl Engine {
                 Some(ListHealth::Stale { why }) => Some(format!("not checked: {why}")),
                 _ => None,
             };
-            // a mirrored list checks a range by intersection (crate::prefixes), not address by address
-            let mirrored = self.lists[li].mirror.is_some();
             let pairs = targets
                 .iter()
-                .filter(move |s| !(mirrored && matches!(s, TargetSpec::Net(_))))
                 .flat_map(|s| s.targets())
                 .filter(move |t| kind.accepts(t));
             // A list whose IPv6 test points failed is IPv4-only this cycle:

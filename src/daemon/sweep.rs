@@ -334,6 +334,32 @@ fn due_lists(rt: &Runtime, mem: &Memory, at: i64) -> Vec<bool> {
     due
 }
 
+/// The due lists split into DNS and mirrored ones, and the targets that
+/// are not ranges (the mirrored lists' share of the enumerated sweep).
+fn split_mirrored(
+    engine: &Engine,
+    due: &[bool],
+    specs: &[TargetSpec],
+) -> (Vec<bool>, Vec<bool>, Vec<TargetSpec>) {
+    let mirrored = |li: usize| engine.lists()[li].mirror().is_some();
+    let dns = due
+        .iter()
+        .enumerate()
+        .map(|(li, d)| *d && !mirrored(li))
+        .collect();
+    let mir = due
+        .iter()
+        .enumerate()
+        .map(|(li, d)| *d && mirrored(li))
+        .collect();
+    let singles = specs
+        .iter()
+        .filter(|s| !matches!(s, TargetSpec::Net(_)))
+        .cloned()
+        .collect();
+    (dns, mir, singles)
+}
+
 /// What a sweep commits besides its pairs: the health change, the unknown
 /// codes to announce, the lists swept now and the targets baselined now.
 struct SweepRest {
@@ -392,12 +418,16 @@ impl Daemon {
             confirm: self.confirm(),
             at: started_at,
         };
-        let mut outcomes = engine.sweep_lists(&specs, &health, Some(&due));
-        while let Some(o) = outcomes.next().await {
-            unknown.note(engine, o.list, &o.verdict);
-            found.take(&o, &cx, &mem).await;
+        // DNS lists over every target; mirrored lists over the single ones
+        // only: they check ranges whole, by intersection (below)
+        let (due_dns, due_mirrored, singles) = split_mirrored(engine, &due, &specs);
+        for (targets, due) in [(&specs, &due_dns), (&singles, &due_mirrored)] {
+            let mut outcomes = engine.sweep_lists(targets, &health, Some(due));
+            while let Some(o) = outcomes.next().await {
+                unknown.note(engine, o.list, &o.verdict);
+                found.take(&o, &cx, &mem).await;
+            }
         }
-        drop(outcomes);
         // range targets as wholes: intersections, and IPv6 prefixes' chosen /64s
         let ranges = super::ranges::sweep(&rt, &self.store, &mem, &health, &due, started_at).await;
         for r in &ranges.outcomes {
