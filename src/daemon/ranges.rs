@@ -3,14 +3,14 @@
 //! list as chosen /64s. Their pairs go through the same per-pair rule as the
 //! sweep's others; what was asked is kept as `ranges:last` for the pages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv6Net};
 
 use super::{Memory, Runtime};
 use crate::health::ListHealth;
-use crate::prefixes::{self, ListRange, RangeOutcome, RangeReport};
+use crate::prefixes::{self, How, ListRange, RangeOutcome, RangeReport};
 use crate::store::{self, Store};
 use crate::target::{Target, TargetSpec};
 use crate::verdict::Verdict;
@@ -55,6 +55,28 @@ async fn known_senders(store: &Store, at: i64) -> Vec<IpAddr> {
     }
 }
 
+/// DNS queries in flight per list for one prefix's /64s.
+const PER_LIST: usize = 16;
+
+/// One sweep's range check: its fixed inputs and what it found so far.
+struct Check<'a> {
+    rt: &'a Runtime,
+    mem: &'a Memory,
+    health: &'a [ListHealth],
+    due: &'a [bool],
+    /// Addresses known to send (read only when there is a prefix).
+    known: Vec<IpAddr>,
+    /// Single targets: inside a range they keep their own pairs (the sweep asks them).
+    singles: BTreeSet<String>,
+    rng: fastrand::Rng,
+    out: RangeSweep,
+    /// (list, its pairs in a range it intersected) for the parts gone since.
+    intersected: Vec<(usize, Vec<String>)>,
+    /// Clear answers for ranges checked again after they could not be
+    /// (added last: a real answer for the same key wins).
+    late: Vec<RangeOutcome>,
+}
+
 /// Checks every range target against the due lists that cover it.
 pub(super) async fn sweep(
     rt: &Runtime,
@@ -64,7 +86,6 @@ pub(super) async fn sweep(
     due: &[bool],
     at: i64,
 ) -> RangeSweep {
-    let engine = &rt.engine;
     let nets: Vec<IpNet> = rt
         .cfg
         .targets
@@ -74,184 +95,187 @@ pub(super) async fn sweep(
             _ => None,
         })
         .collect();
-    let mut out = RangeSweep::default();
     if nets.is_empty() {
-        return out;
+        return RangeSweep::default();
     }
     let has_prefix = nets
         .iter()
         .any(|n| matches!(n, IpNet::V6(p) if p.prefix_len() <= 64));
-    let known = if has_prefix {
-        known_senders(store, at).await
-    } else {
-        vec![]
+    let mut c = Check {
+        rt,
+        mem,
+        health,
+        due,
+        known: if has_prefix {
+            known_senders(store, at).await
+        } else {
+            vec![]
+        },
+        singles: rt
+            .cfg
+            .targets
+            .iter()
+            .filter(|t| !matches!(t.spec, TargetSpec::Net(_)))
+            .map(|t| t.spec.to_string())
+            .collect(),
+        rng: fastrand::Rng::new(),
+        out: RangeSweep::default(),
+        intersected: vec![],
+        late: vec![],
     };
-    // single targets inside a range keep their own pairs (the sweep asks them)
-    let singles: std::collections::BTreeSet<String> = rt
-        .cfg
-        .targets
-        .iter()
-        .filter(|t| !matches!(t.spec, TargetSpec::Net(_)))
-        .map(|t| t.spec.to_string())
-        .collect();
-    // (list, its pairs in a range it intersected) for the parts gone since
-    let mut intersected: Vec<(usize, Vec<String>)> = Vec::new();
-    let mut rng = fastrand::Rng::new();
-    let sample = rt.cfg.daemon.prefix_sample as usize;
     for net in nets {
+        let lists = c.range(net).await;
+        if !lists.is_empty() {
+            let range = net.to_string();
+            c.out
+                .reports
+                .insert(range.clone(), RangeReport { range, at, lists });
+        }
+    }
+    c.finish()
+}
+
+impl Check<'_> {
+    /// One range on every due list that covers it.
+    async fn range(&mut self, net: IpNet) -> Vec<ListRange> {
+        let engine = &self.rt.engine;
         let rep = Target::Ip(net.network());
-        let mut lists: Vec<ListRange> = Vec::new();
+        let mut lists = Vec::new();
         let mut dns_jobs = Vec::new();
         for (li, l) in engine.lists().iter().enumerate() {
-            if !due.get(li).copied().unwrap_or(true) || !l.def.kind.accepts(&rep) {
+            if !self.due.get(li).copied().unwrap_or(true) || !l.def.kind.accepts(&rep) {
                 continue;
             }
-            let id = &l.def.id;
-            let before = |only64: bool| -> Vec<String> {
-                mem.pairs
-                    .keys()
-                    .filter(|(t, list)| list == id && !singles.contains(t.as_str()))
-                    .filter(|(t, _)| prefixes::key_in(t, &net) && *t != net.to_string())
-                    .filter(|(t, _)| !only64 || t.ends_with("/64"))
-                    .map(|(t, _)| t.clone())
-                    .collect()
-            };
-            let not_checked = match health.get(li) {
+            let mut why = match self.health.get(li) {
                 Some(h) if !h.is_healthy() => {
                     Some(format!("not checked: the list is {}", h.name()))
                 }
                 _ => None,
             };
             if l.mirror().is_some() {
-                if let Some(why) = not_checked {
-                    lists.push(unchecked(
-                        &mut out.outcomes,
-                        li,
-                        id,
-                        &net,
-                        why,
-                        prefixes::How::Intersection,
-                    ));
-                    continue;
-                }
-                let (o, r) = prefixes::intersect_list(engine, li, &net);
-                if r.why.is_none() {
-                    intersected.push((li, before(false)));
-                    answered(&mut out.outcomes, mem, li, id, &net);
-                }
-                out.outcomes.extend(o);
-                lists.push(r);
-            } else if let IpNet::V6(p) = net {
-                if p.prefix_len() > 64 {
-                    continue; // a small IPv6 range: enumerated by the sweep
-                }
-                let down =
-                    not_checked.or_else(|| l.ipv6_down().map(|w| format!("not queried: {w}")));
-                if let Some(why) = down {
-                    lists.push(unchecked(
-                        &mut out.outcomes,
-                        li,
-                        id,
-                        &net,
-                        why,
-                        prefixes::How::Dns,
-                    ));
-                    continue;
-                }
-                let listed: Vec<Ipv6Net> =
-                    before(true).iter().filter_map(|k| k.parse().ok()).collect();
-                let chosen = prefixes::choose_64s(p, &known, &listed, sample, &mut rng);
-                answered(&mut out.outcomes, mem, li, id, &net);
-                dns_jobs.push((li, chosen));
+                lists.push(match why {
+                    Some(why) => self.unchecked(li, &net, why, How::Intersection),
+                    None => self.intersect(li, &net),
+                });
+                continue;
             }
+            let IpNet::V6(p) = net else { continue };
+            if p.prefix_len() > 64 {
+                continue; // a small IPv6 range: the sweep enumerates it
+            }
+            why = why.or_else(|| l.ipv6_down().map(|w| format!("not queried: {w}")));
+            if let Some(why) = why {
+                lists.push(self.unchecked(li, &net, why, How::Dns));
+                continue;
+            }
+            let listed: Vec<Ipv6Net> = self
+                .before(li, &net, true)
+                .iter()
+                .filter_map(|k| k.parse().ok())
+                .collect();
+            let sample = self.rt.cfg.daemon.prefix_sample as usize;
+            let chosen = prefixes::choose_64s(p, &self.known, &listed, sample, &mut self.rng);
+            self.answered(li, &net);
+            dns_jobs.push((li, chosen));
         }
-        let per = 16;
         let asked = futures::future::join_all(
             dns_jobs
                 .iter()
-                .map(|(li, chosen)| prefixes::ask_64s(engine, *li, chosen, per)),
+                .map(|(li, chosen)| prefixes::ask_64s(engine, *li, chosen, PER_LIST)),
         )
         .await;
         for (o, r) in asked {
-            out.outcomes.extend(o);
+            self.out.outcomes.extend(o);
             lists.push(r);
         }
-        if !lists.is_empty() {
-            out.reports.insert(
-                net.to_string(),
-                RangeReport {
-                    range: net.to_string(),
-                    at,
-                    lists,
-                },
-            );
-        }
+        lists
     }
-    finish(out, intersected)
-}
 
-/// Clears the parts no range gave this sweep (once, however many ranges
-/// overlap) and keeps one outcome per pair: ranges that overlap give some
-/// parts twice.
-fn finish(mut out: RangeSweep, intersected: Vec<(usize, Vec<String>)>) -> RangeSweep {
-    let mut seen = std::collections::BTreeSet::new();
-    out.outcomes
-        .retain(|o| seen.insert((o.key.clone(), o.outcome.list)));
-    let mut gone = Vec::new();
-    for (li, before) in &intersected {
-        let now: std::collections::BTreeSet<&str> = out
-            .outcomes
-            .iter()
-            .filter(|o| o.outcome.list == *li)
-            .map(|o| o.key.as_str())
-            .collect();
-        for o in prefixes::cleared(*li, before, &now) {
-            if seen.insert((o.key.clone(), *li)) {
-                gone.push(o);
+    /// A mirrored list's intersection with the range.
+    fn intersect(&mut self, li: usize, net: &IpNet) -> ListRange {
+        let (o, r) = prefixes::intersect_list(&self.rt.engine, li, net);
+        if r.why.is_none() {
+            let before = self.before(li, net, false);
+            self.intersected.push((li, before));
+            self.answered(li, net);
+        }
+        self.out.outcomes.extend(o);
+        r
+    }
+
+    /// The pairs of list `li` inside `net` (only /64s when `only64`) that
+    /// were not clear at the last sweep, but for single targets and the range itself.
+    fn before(&self, li: usize, net: &IpNet, only64: bool) -> Vec<String> {
+        let id = &self.rt.engine.lists()[li].def.id;
+        let whole = net.to_string();
+        self.mem
+            .pairs
+            .keys()
+            .filter(|(t, list)| list == id && !self.singles.contains(t.as_str()) && *t != whole)
+            .filter(|(t, _)| prefixes::key_in(t, net) && (!only64 || t.ends_with("/64")))
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// Clears the parts no range gave this sweep (once, however many ranges
+    /// overlap) and keeps one outcome per pair: ranges that overlap give some
+    /// parts twice, and a real answer wins over a late clear one.
+    fn finish(mut self) -> RangeSweep {
+        let mut out = self.out;
+        out.outcomes.append(&mut self.late);
+        let mut seen = BTreeSet::new();
+        out.outcomes
+            .retain(|o| seen.insert((o.key.clone(), o.outcome.list)));
+        let mut gone = Vec::new();
+        for (li, before) in &self.intersected {
+            let now: BTreeSet<&str> = out
+                .outcomes
+                .iter()
+                .filter(|o| o.outcome.list == *li)
+                .map(|o| o.key.as_str())
+                .collect();
+            for o in prefixes::cleared(*li, before, &now) {
+                if seen.insert((o.key.clone(), *li)) {
+                    gone.push(o);
+                }
             }
         }
+        out.outcomes.extend(gone);
+        out
     }
-    out.outcomes.extend(gone);
-    out
-}
 
-/// A list checks the range again after it could not: the range's own
-/// unchecked mark goes (a clear answer for the range itself clears it).
-fn answered(outcomes: &mut Vec<RangeOutcome>, mem: &Memory, li: usize, id: &str, net: &IpNet) {
-    if mem.unchecked.contains(&(net.to_string(), id.to_string())) {
-        outcomes.push(RangeOutcome {
+    /// A list checks the range again after it could not: the range's own
+    /// unchecked mark goes (a clear answer for the range itself clears it).
+    fn answered(&mut self, li: usize, net: &IpNet) {
+        let id = self.rt.engine.lists()[li].def.id.clone();
+        if self.mem.unchecked.contains(&(net.to_string(), id)) {
+            self.late.push(RangeOutcome {
+                key: net.to_string(),
+                outcome: crate::engine::Outcome {
+                    target: Target::Ip(net.network()),
+                    list: li,
+                    verdict: Verdict::Clear,
+                },
+            });
+        }
+    }
+
+    /// A list that could not check the range: one unknown pair keyed by the range.
+    fn unchecked(&mut self, li: usize, net: &IpNet, why: String, how: How) -> ListRange {
+        self.out.outcomes.push(RangeOutcome {
             key: net.to_string(),
             outcome: crate::engine::Outcome {
                 target: Target::Ip(net.network()),
                 list: li,
-                verdict: Verdict::Clear,
+                verdict: Verdict::Unknown { why: why.clone() },
             },
         });
-    }
-}
-
-/// A list that could not check the range: one unknown pair keyed by the range.
-fn unchecked(
-    outcomes: &mut Vec<RangeOutcome>,
-    li: usize,
-    id: &str,
-    net: &IpNet,
-    why: String,
-    how: prefixes::How,
-) -> ListRange {
-    outcomes.push(RangeOutcome {
-        key: net.to_string(),
-        outcome: crate::engine::Outcome {
-            target: Target::Ip(net.network()),
-            list: li,
-            verdict: Verdict::Unknown { why: why.clone() },
-        },
-    });
-    ListRange {
-        list: id.to_string(),
-        how,
-        why: Some(why),
-        listed: vec![],
-        asked: vec![],
+        ListRange {
+            list: self.rt.engine.lists()[li].def.id.clone(),
+            how,
+            why: Some(why),
+            listed: vec![],
+            asked: vec![],
+        }
     }
 }
