@@ -281,6 +281,16 @@ listen = "127.0.0.1:{port}"
         (!p.is_empty()).then_some(p)
     });
     assert_eq!(got, ["2001:db8:5500:7::/64"]);
+    let t = http_json(port, "/api/v1/targets?page=9&per_page=500");
+    let entry = t["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target"] == "2001:db8:5500::/48")
+        .unwrap_or_else(|| panic!("the prefix is listed among the targets: {t:#}"))
+        .clone();
+    assert_eq!(entry["listings"], 1, "{entry}");
+    assert_eq!(entry["label"], "customers");
     let (_, page) = http_get(port, "/target/2001:db8:5500::/48");
     assert!(
         page.contains("2001:db8:5500:7::25")
