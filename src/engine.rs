@@ -259,6 +259,9 @@ pub struct EngineOpts {
     pub timeout: Duration,
     /// Extra attempts of direct queries (at least one per other server). Defaults to 1.
     pub retries: u32,
+    /// Queries a sweep plans for an IPv6 prefix target on a DNS list (its
+    /// /64s: `[daemon] prefix_sample` plus one known sender). Defaults to 17.
+    pub prefix_queries: u64,
 }
 
 impl Default for EngineOpts {
@@ -268,6 +271,7 @@ impl Default for EngineOpts {
             root_hints: vec![],
             timeout: Duration::from_secs(2),
             retries: 1,
+            prefix_queries: 17,
         }
     }
 }
@@ -1040,7 +1044,12 @@ impl Engine {
                 let pairs: u64 = targets
                     .iter()
                     .filter(|s| l.def.kind.accepts(&s.representative()))
-                    .map(|s| u64::try_from(s.len()).unwrap_or(u64::MAX))
+                    .map(|s| match s.prefix() {
+                        // never enumerated: its chosen /64s (none asked of a mirror)
+                        Some(_) if l.mirror.is_some() => 0,
+                        Some(_) => self.opts.prefix_queries,
+                        None => u64::try_from(s.len()).unwrap_or(u64::MAX),
+                    })
                     .sum();
                 // every test point and the canary, each health check
                 let tp = &l.def.test_points;
@@ -1202,6 +1211,7 @@ pub async fn from_config(
                 root_hints: cfg.resolver.root_hints.clone(),
                 timeout: cfg.resolver.timeout,
                 retries: cfg.resolver.retries,
+                prefix_queries: u64::from(cfg.daemon.prefix_sample) + 1,
             },
         ),
         warnings,
@@ -1366,6 +1376,18 @@ mod tests {
                 .any(|w| w.contains("my-sorbs-http") && w.contains("retired")),
             "{warnings:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_prefix_plans_its_sample_not_its_addresses() {
+        let cfg = parse(
+            "[lists]\nuse = [\"spamhaus-zen\"]\n[[targets]]\ntarget = \"2001:db8:1200::/48\"\n[[targets]]\ntarget = \"192.0.2.1\"\n[daemon]\nprefix_sample = 8\n",
+        );
+        let (e, _) = from_config(&cfg, None, Some(vec![([127, 0, 0, 1], 9).into()]))
+            .await
+            .unwrap();
+        let plans = e.plans_for(&cfg);
+        assert_eq!(plans[0].pairs, 9 + 1, "{plans:?}");
     }
 
     #[tokio::test(start_paused = true)]
