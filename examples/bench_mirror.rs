@@ -1,5 +1,7 @@
 //! Mirror benchmarks (issue 25): load a ZEN-sized mirror, check a /8 against 5
-//! mirrored lists, intersect 64 /24s + 4 /48s. Peak RSS from /proc/self/status.
+//! mirrored lists, intersect 64 /24s + 4 /48s (the mirror alone, then as the
+//! daemon's sweep does it: through the engine into the pairs it records).
+//! Peak RSS from /proc/self/status.
 //!
 //! Run by `scripts/bench-mirror.sh`, which generates the data:
 //!   bench_mirror MIRROR_DIR
@@ -9,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rblwatch::catalog::parse_file;
-use rblwatch::engine::mirror_verdict;
+use rblwatch::dns::{ClientConfig, DnsClient};
+use rblwatch::engine::{mirror_verdict, ActiveList, Engine, EngineOpts};
 use rblwatch::mirror::{Mirror, MirrorConf};
 use rblwatch::target::Target;
 use rblwatch::verdict::VerdictKind;
@@ -107,6 +110,40 @@ fn main() -> anyhow::Result<()> {
         "intersection sweep (64 /24s + 4 /48s x 5 lists): {:.2} ms per sweep, {} listed pieces per sweep",
         per.as_secs_f64() * 1000.0,
         pieces / rounds as usize
+    );
+
+    // 4. the same ranges as the daemon's sweep checks them: each list through
+    // the engine (verdicts classified), into the pairs a sweep records
+    let lists: Vec<ActiveList> = ms
+        .iter()
+        .map(|m| ActiveList::new(Arc::new(def.clone()), None, None).with_mirror(m.clone()))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let engine = rt.block_on(async {
+        // no query is sent: every list answers from its mirror
+        let cc = ClientConfig::new(vec![([127, 0, 0, 1], 9).into()]);
+        anyhow::Ok(Engine::new(
+            DnsClient::new(&cc).await?,
+            lists,
+            EngineOpts::default(),
+        ))
+    })?;
+    let t = Instant::now();
+    let mut outcomes = 0;
+    for _ in 0..rounds {
+        for li in 0..engine.lists().len() {
+            for n in &nets {
+                outcomes += rblwatch::prefixes::intersect_list(&engine, li, n).0.len();
+            }
+        }
+    }
+    let per = t.elapsed() / rounds;
+    println!(
+        "daemon-style range sweep (64 /24s + 4 /48s x 5 lists, engine::intersect_one -> prefixes::intersect_list): {:.2} ms per sweep, {} pairs per sweep",
+        per.as_secs_f64() * 1000.0,
+        outcomes / rounds as usize
     );
     Ok(())
 }

@@ -3,7 +3,8 @@
 #  1. a synthetic ZEN-sized mirror (10 M IPv4 entries/ranges, 1 M IPv6 /64s; scripts/gen-mirror.py)
 #     loaded by rblwatch (time, peak RSS) vs rbldnsd loading the same files, and wc -l / grep -c over them;
 #  2. a /8 (16,777,216 addresses) checked against 5 mirrored lists (time, RSS);
-#  3. 64 /24s + 4 /48s by intersection on each of the 5 lists (time per sweep).
+#  3. 64 /24s + 4 /48s by intersection on each of the 5 lists (time per sweep), the mirror alone and as the
+#     daemon's sweep does it (through the engine into the pairs a sweep records).
 # Usage: scripts/bench-mirror.sh [N4 N6]   (needs rbldnsd, /usr/bin/time; builds the release example)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -259,6 +259,9 @@ pub struct EngineOpts {
     pub timeout: Duration,
     /// Extra attempts of direct queries (at least one per other server). Defaults to 1.
     pub retries: u32,
+    /// Queries a sweep plans for an IPv6 prefix target on a DNS list (its
+    /// /64s: `[daemon] prefix_sample` plus one known sender). Defaults to 17.
+    pub prefix_queries: u64,
 }
 
 impl Default for EngineOpts {
@@ -268,6 +271,7 @@ impl Default for EngineOpts {
             root_hints: vec![],
             timeout: Duration::from_secs(2),
             retries: 1,
+            prefix_queries: 17,
         }
     }
 }
@@ -509,31 +513,38 @@ impl Engine {
     /// Every listing overlapping `net` on each mirrored list (`None` for lists
     /// without a mirror): the intersection, not an enumeration.
     pub fn intersect(&self, net: &ipnet::IpNet) -> Vec<Option<Intersection>> {
-        self.lists
-            .iter()
-            .map(|l| {
-                let m = l.mirror.as_ref()?;
-                Some(m.intersect(net).map(|overlaps| {
-                    overlaps
-                        .into_iter()
-                        .map(|o| {
-                            let v = classify(
-                                &l.def,
-                                &Ok(crate::dns::Response {
-                                    rcode: crate::dns::Rcode::NoError,
-                                    a: o.a.clone(),
-                                    txt: vec![],
-                                    truncated: false,
-                                    ttl: None,
-                                    neg_ttl: None,
-                                }),
-                            );
-                            (o, v)
-                        })
-                        .collect()
-                }))
-            })
+        (0..self.lists.len())
+            .map(|li| self.intersect_one(li, net))
             .collect()
+    }
+
+    /// [`Engine::intersect`] for one list: each listed piece with its verdict
+    /// (classified like a DNS answer, with the piece's TXT).
+    pub fn intersect_one(&self, li: usize, net: &ipnet::IpNet) -> Option<Intersection> {
+        let l = self.lists.get(li)?;
+        let m = l.mirror.as_ref()?;
+        Some(m.intersect(net).map(|overlaps| {
+            overlaps
+                .into_iter()
+                .map(|o| {
+                    let mut v = classify(
+                        &l.def,
+                        &Ok(crate::dns::Response {
+                            rcode: crate::dns::Rcode::NoError,
+                            a: o.a.clone(),
+                            txt: vec![],
+                            truncated: false,
+                            ttl: None,
+                            neg_ttl: None,
+                        }),
+                    );
+                    if let Verdict::Listed { txt, .. } = &mut v {
+                        txt.clone_from(&o.txt);
+                    }
+                    (o, v)
+                })
+                .collect()
+        }))
     }
 
     /// Lets one query to `list` go: waits for its rate limiter and spends one
@@ -1032,8 +1043,13 @@ impl Engine {
             .map(|l| {
                 let pairs: u64 = targets
                     .iter()
-                    .filter(|s| s.targets().next().is_some_and(|t| l.def.kind.accepts(&t)))
-                    .map(|s| u64::try_from(s.len()).unwrap_or(u64::MAX))
+                    .filter(|s| l.def.kind.accepts(&s.representative()))
+                    .map(|s| match s.prefix() {
+                        // never enumerated: its chosen /64s (none asked of a mirror)
+                        Some(_) if l.mirror.is_some() => 0,
+                        Some(_) => self.opts.prefix_queries,
+                        None => u64::try_from(s.len()).unwrap_or(u64::MAX),
+                    })
                     .sum();
                 // every test point and the canary, each health check
                 let tp = &l.def.test_points;
@@ -1195,6 +1211,7 @@ pub async fn from_config(
                 root_hints: cfg.resolver.root_hints.clone(),
                 timeout: cfg.resolver.timeout,
                 retries: cfg.resolver.retries,
+                prefix_queries: u64::from(cfg.daemon.prefix_sample) + 1,
             },
         ),
         warnings,
@@ -1359,6 +1376,18 @@ mod tests {
                 .any(|w| w.contains("my-sorbs-http") && w.contains("retired")),
             "{warnings:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_prefix_plans_its_sample_not_its_addresses() {
+        let cfg = parse(
+            "[lists]\nuse = [\"spamhaus-zen\"]\n[[targets]]\ntarget = \"2001:db8:1200::/48\"\n[[targets]]\ntarget = \"192.0.2.1\"\n[daemon]\nprefix_sample = 8\n",
+        );
+        let (e, _) = from_config(&cfg, None, Some(vec![([127, 0, 0, 1], 9).into()]))
+            .await
+            .unwrap();
+        let plans = e.plans_for(&cfg);
+        assert_eq!(plans[0].pairs, 9 + 1, "{plans:?}");
     }
 
     #[tokio::test(start_paused = true)]

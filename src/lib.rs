@@ -65,6 +65,8 @@ pub mod health;
 pub mod mirror;
 /// Runs health checks and sweeps, bounded and rate-capped per list.
 pub mod engine;
+/// Range targets as wholes: mirrored lists by intersection, IPv6 prefixes through DNS as chosen /64s.
+pub mod prefixes;
 /// Mail-server telemetry sources (Postfix, its log, Exim, commands, HTTP JSON, Prometheus).
 pub mod mail;
 /// Receivers' own data: DMARC aggregate reports (pure parser; Maildir and IMAP readers), Microsoft SNDS exports, Google Postmaster Tools (pure parsers; HTTPS fetch).

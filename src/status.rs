@@ -187,11 +187,10 @@ pub fn facts(
         .targets
         .iter()
         .filter(|c| {
-            c.spec.targets().next().is_some_and(|t| {
-                !lists
-                    .iter()
-                    .any(|l| l.def.kind.accepts(&t) && healthy(&l.def.id))
-            })
+            let t = c.spec.representative();
+            !lists
+                .iter()
+                .any(|l| l.def.kind.accepts(&t) && healthy(&l.def.id))
         })
         .map(|c| c.spec.to_string())
         .collect();

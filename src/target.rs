@@ -18,6 +18,11 @@ pub const LARGE_RANGE: u128 = 65_536;
 /// Hard ceiling on the size of a range, even with the opt-in: a /8.
 pub const MAX_RANGE: u128 = 1 << 24;
 
+/// The widest IPv6 prefix a configuration may watch as a whole (a /32):
+/// never enumerated, it is intersected with mirrored lists and asked of DNS
+/// lists as chosen /64s (see `prefixes`).
+pub const MAX_PREFIX: u8 = 32;
+
 /// One thing to look up, as the user wrote it (after validation).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(into = "String")]
@@ -126,9 +131,46 @@ impl TargetSpec {
         parse_domain(s).map(TargetSpec::Domain)
     }
 
-    /// How many single lookups this spec stands for.
+    /// Parses a configured target: like [`TargetSpec::parse`], and an IPv6
+    /// prefix from /32 to /64 is accepted as a whole ([`TargetSpec::prefix`]),
+    /// which is never enumerated (65,536 /64s in a /48).
+    pub fn parse_config(input: &str, policy: RangePolicy) -> Result<Self, TargetError> {
+        let s = input.trim();
+        if let Some((addr, len)) = s.split_once('/') {
+            if let (Ok(IpAddr::V6(ip)), Ok(len)) = (addr.parse::<IpAddr>(), len.parse::<u8>()) {
+                if (MAX_PREFIX..=64).contains(&len) && ip.to_ipv4_mapped().is_none() {
+                    if let Ok(n) = ipnet::Ipv6Net::new(ip, len) {
+                        return Ok(TargetSpec::Net(IpNet::V6(n.trunc())));
+                    }
+                }
+            }
+        }
+        Self::parse(input, policy)
+    }
+
+    /// The IPv6 prefix this spec watches as a whole (a /64 or wider): its
+    /// [`TargetSpec::targets`] are none, the sweep chooses its /64s.
+    pub fn prefix(&self) -> Option<ipnet::Ipv6Net> {
+        match self {
+            TargetSpec::Net(IpNet::V6(n)) if n.prefix_len() <= 64 => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// One target standing for the spec (its first address): which lists cover it.
+    pub fn representative(&self) -> Target {
+        match self {
+            TargetSpec::Ip(ip) => Target::Ip(*ip),
+            TargetSpec::Net(n) => Target::Ip(n.network()),
+            TargetSpec::Domain(d) => Target::Domain(d.clone()),
+        }
+    }
+
+    /// How many single lookups this spec stands for (a prefix counts as one
+    /// target: it is never enumerated).
     pub fn len(&self) -> u128 {
         match self {
+            _ if self.prefix().is_some() => 1,
             TargetSpec::Net(n) => net_size(n),
             _ => 1,
         }
@@ -139,9 +181,11 @@ impl TargetSpec {
         false
     }
 
-    /// The single targets, produced lazily.
+    /// The single targets, produced lazily; none for a prefix (a /64 or
+    /// wider is checked as a whole, never address by address).
     pub fn targets(&self) -> Box<dyn Iterator<Item = Target> + Send + '_> {
         match self {
+            _ if self.prefix().is_some() => Box::new(std::iter::empty()),
             TargetSpec::Ip(ip) => Box::new(std::iter::once(Target::Ip(*ip))),
             TargetSpec::Domain(d) => Box::new(std::iter::once(Target::Domain(d.clone()))),
             TargetSpec::Net(IpNet::V4(n)) => {
@@ -431,6 +475,18 @@ mod tests {
         );
         // IPv4-mapped ranges become IPv4 ranges
         assert_eq!(p("::ffff:10.1.2.0/120").unwrap().to_string(), "10.1.2.0/24");
+        // a configured IPv6 prefix from /32 to /64 is watched whole, never enumerated
+        let pre = TargetSpec::parse_config("2001:db8:1200:5::1/48", RangePolicy::Normal).unwrap();
+        assert_eq!(pre.to_string(), "2001:db8:1200::/48");
+        assert_eq!(pre.prefix().map(|n| n.prefix_len()), Some(48));
+        assert_eq!((pre.len(), pre.targets().count()), (1, 0));
+        assert_eq!(pre.representative().to_string(), "2001:db8:1200::");
+        assert!(TargetSpec::parse_config("2001:db8::/31", RangePolicy::AllowLarge).is_err());
+        assert!(TargetSpec::parse_config("2001:db8::/80", RangePolicy::AllowLarge).is_err());
+        assert!(
+            p("2001:db8::/48").is_err(),
+            "the command line still refuses it"
+        );
         // a /16 iterator does not allocate the range up front
         let spec = TargetSpec::parse("10.9.0.0/16", RangePolicy::Normal).unwrap();
         let mut it = spec.targets().skip(65_535);

@@ -32,6 +32,9 @@ pub struct DaemonConf {
     /// The line of `daemon.database` in the file (none when defaulted), so a
     /// check made later ([`DaemonConf::check_writable`]) can point at it.
     pub database_line: Option<usize>,
+    /// Random /64s asked of each DNS list per sweep for an IPv6 prefix target,
+    /// besides the /64s known to send. Defaults to 16 (0 to 256).
+    pub prefix_sample: u32,
 }
 
 impl DaemonConf {
@@ -108,6 +111,7 @@ pub(super) fn validate(d: &RawDaemon, cx: &Ctx<'_>) -> DaemonConf {
             1,
             36_500,
         ) as u32,
+        prefix_sample: cx.int(&d.prefix_sample, "daemon.prefix_sample", 16, 0, 256) as u32,
     }
 }
 

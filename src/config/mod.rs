@@ -244,7 +244,7 @@ fn targets(raw: &raw::RawConfig, cx: &Ctx<'_>) -> Vec<TargetConf> {
         } else {
             RangePolicy::Normal
         };
-        match TargetSpec::parse(t.target.get_ref(), policy) {
+        match TargetSpec::parse_config(t.target.get_ref(), policy) {
             Ok(spec) => out.push(TargetConf {
                 spec,
                 label: t.label.clone(),

@@ -497,4 +497,5 @@ pub(super) struct RawDaemon {
     pub(super) confirm_clear: Int,
     pub(super) retention_days: Int,
     pub(super) sample_retention_days: Int,
+    pub(super) prefix_sample: Int,
 }

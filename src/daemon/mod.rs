@@ -22,6 +22,7 @@ pub mod memory;
 pub mod postmaster;
 mod notify;
 mod snds;
+mod ranges;
 pub mod supervise;
 mod sweep;
 mod unknown_codes;

@@ -168,9 +168,31 @@ pub(super) fn step_pair(
     obs: Observation,
     rules: StepRules,
 ) -> PairStep {
+    step_pair_as(
+        &target.to_string(),
+        engine,
+        li,
+        target,
+        verdict,
+        (prev, obs),
+        rules,
+    )
+}
+
+/// [`step_pair`] for a pair stored under `key` (a range target's sub-range
+/// or /64), `target` standing for it (the delisting link's address).
+fn step_pair_as(
+    key: &str,
+    engine: &Engine,
+    li: usize,
+    target: &Target,
+    verdict: &Verdict,
+    (prev, obs): (PairMem, Observation),
+    rules: StepRules,
+) -> PairStep {
     let d = Arc::new(details(verdict, engine, li, target));
     let list = &engine.lists()[li].def.id;
-    pair_step(prev, obs, rules, &target.to_string(), list, d)
+    pair_step(prev, obs, rules, key, list, d)
 }
 
 /// What one sweep found so far: the counts, the pairs' updates, periods and
@@ -200,6 +222,18 @@ impl Found {
     /// One outcome: counted, its unchecked state noted, and (when it counts)
     /// taken through the per-pair rule.
     async fn take(&mut self, o: &crate::engine::Outcome, cx: &SweepCtx<'_>, mem: &Memory) {
+        self.take_as(o.target.to_string(), o, cx, mem).await;
+    }
+
+    /// [`Found::take`] for a pair stored under `key` (a range target's
+    /// sub-range or /64; `o.target` stands for it).
+    async fn take_as(
+        &mut self,
+        key: String,
+        o: &crate::engine::Outcome,
+        cx: &SweepCtx<'_>,
+        mem: &Memory,
+    ) {
         let engine = &cx.rt.engine;
         let healthy = cx.health[o.list].is_healthy();
         self.counts.pairs += 1;
@@ -211,7 +245,7 @@ impl Found {
             _ => {}
         }
         let list = &engine.lists()[o.list].def.id;
-        let key = (o.target.to_string(), list.clone());
+        let key = (key, list.clone());
         let prev = mem
             .pairs
             .get(&key)
@@ -253,7 +287,15 @@ impl Found {
             sweep,
             at: cx.at,
         };
-        let st = step_pair(engine, o.list, &o.target, &o.verdict, prev, obs, rules);
+        let st = step_pair_as(
+            &key.0,
+            engine,
+            o.list,
+            &o.target,
+            &o.verdict,
+            (prev, obs),
+            rules,
+        );
         if st.baseline_listing {
             if self.baseline_found.len() < 100 {
                 let meanings = st.pair.as_ref().map(|p| p.details.meanings.clone());
@@ -292,6 +334,32 @@ fn due_lists(rt: &Runtime, mem: &Memory, at: i64) -> Vec<bool> {
     due
 }
 
+/// The due lists split into DNS and mirrored ones, and the targets that
+/// are not ranges (the mirrored lists' share of the enumerated sweep).
+fn split_mirrored(
+    engine: &Engine,
+    due: &[bool],
+    specs: &[TargetSpec],
+) -> (Vec<bool>, Vec<bool>, Vec<TargetSpec>) {
+    let mirrored = |li: usize| engine.lists()[li].mirror().is_some();
+    let dns = due
+        .iter()
+        .enumerate()
+        .map(|(li, d)| *d && !mirrored(li))
+        .collect();
+    let mir = due
+        .iter()
+        .enumerate()
+        .map(|(li, d)| *d && mirrored(li))
+        .collect();
+    let singles = specs
+        .iter()
+        .filter(|s| !matches!(s, TargetSpec::Net(_)))
+        .cloned()
+        .collect();
+    (dns, mir, singles)
+}
+
 /// What a sweep commits besides its pairs: the health change, the unknown
 /// codes to announce, the lists swept now and the targets baselined now.
 struct SweepRest {
@@ -299,6 +367,8 @@ struct SweepRest {
     unknown: super::unknown_codes::UnknownCodes,
     swept_now: Vec<String>,
     baselined: Vec<String>,
+    /// The range targets' checks (sub-ranges, /64s asked), for the pages.
+    ranges: std::collections::BTreeMap<String, crate::prefixes::RangeReport>,
 }
 
 impl Daemon {
@@ -348,12 +418,22 @@ impl Daemon {
             confirm: self.confirm(),
             at: started_at,
         };
-        let mut outcomes = engine.sweep_lists(&specs, &health, Some(&due));
-        while let Some(o) = outcomes.next().await {
-            unknown.note(engine, o.list, &o.verdict);
-            found.take(&o, &cx, &mem).await;
+        // DNS lists over every target; mirrored lists over the single ones
+        // only: they check ranges whole, by intersection (below)
+        let (due_dns, due_mirrored, singles) = split_mirrored(engine, &due, &specs);
+        for (targets, due) in [(&specs, &due_dns), (&singles, &due_mirrored)] {
+            let mut outcomes = engine.sweep_lists(targets, &health, Some(due));
+            while let Some(o) = outcomes.next().await {
+                unknown.note(engine, o.list, &o.verdict);
+                found.take(&o, &cx, &mem).await;
+            }
         }
-        drop(outcomes);
+        // range targets as wholes: intersections, and IPv6 prefixes' chosen /64s
+        let ranges = super::ranges::sweep(&rt, &self.store, &mem, &health, &due, started_at).await;
+        for r in &ranges.outcomes {
+            unknown.note(engine, r.outcome.list, &r.outcome.verdict);
+            found.take_as(r.key.clone(), &r.outcome, &cx, &mem).await;
+        }
         if !new_specs.is_empty() {
             let names: Vec<String> = new_specs.iter().map(|s| s.to_string()).collect();
             let listings = std::mem::take(&mut found.baseline_found);
@@ -375,6 +455,7 @@ impl Daemon {
                 .map(|(l, _)| l.def.id.clone())
                 .collect(),
             baselined: new_specs.iter().map(|s| s.to_string()).collect(),
+            ranges: ranges.reports,
         };
         self.commit_sweep(&rt, &mut mem, (sweep_id, started, started_at), found, rest)
             .await
@@ -413,7 +494,7 @@ impl Daemon {
         }
         let budget_counts = super::counts_of(&rt.engine);
         let swept_state = last_swept.clone();
-        let (change, unknown) = (rest.change, rest.unknown);
+        let (change, unknown, ranges) = (rest.change, rest.unknown, rest.ranges);
         let (change, committed) = self
             .store
             .call(move |c| {
@@ -426,6 +507,9 @@ impl Daemon {
                 }
                 store::put_state(&tx, &StateKey::BudgetSwept, &swept_state, started_at)?;
                 store::put_state(&tx, &StateKey::BudgetCounts, &budget_counts, started_at)?;
+                if !ranges.is_empty() {
+                    store::put_state(&tx, &StateKey::Ranges, &ranges, started_at)?;
+                }
                 tx.commit()?;
                 Ok((change, out))
             })

@@ -498,16 +498,7 @@ pub fn parse(
     now: i64,
     problems: &mut Problems,
 ) -> Result<Vec<Dataset>, String> {
-    let mut out = Vec::new();
-    let mut cur: Option<Builder> = match kind {
-        DatasetType::Combined => None,
-        k => Some(Builder::new(k, Default::default())),
-    };
-    // In a combined file: the common section's variables, TTL-free, and whether
-    // the current sub-dataset is attached to the zone itself.
-    let mut common: [Option<Box<[u8]>>; 11] = Default::default();
-    let mut attached = kind != DatasetType::Combined;
-    let mut expires: Option<i64> = None;
+    let mut p = FileParse::new(kind, now);
     let mut n = 0u64;
     for raw in lines {
         n += 1;
@@ -516,143 +507,204 @@ pub fn parse(
         if line.is_empty() {
             continue;
         }
-        let special = if line[0] == b'$' {
-            Some(&line[1..])
-        } else if (line[0] == b'#' || line[0] == b';' || line[0] == b':')
-            && line.get(1) == Some(&b'$')
-        {
-            Some(&line[2..])
-        } else {
-            None
-        };
-        if let Some(sp) = special {
-            let word_end = sp
-                .iter()
-                .position(|&c| c == b' ' || c == b'\t')
-                .unwrap_or(sp.len());
-            let word = String::from_utf8_lossy(&sp[..word_end]).to_ascii_lowercase();
-            let rest = trim(&sp[word_end..]);
-            // `$n text` and `$= text`: substitution variables (first assignment wins).
-            if sp.len() >= 2
-                && (sp[0].is_ascii_digit() || sp[0] == b'=')
-                && (sp[1] == b' ' || sp[1] == b'\t')
-            {
-                let i = if sp[0] == b'=' {
-                    10
-                } else {
-                    usize::from(sp[0] - b'0')
-                };
-                let val = trim(&sp[2..]);
-                if val.is_empty() {
-                    problems.invalid(n, "invalid or unrecognized special entry");
-                    continue;
-                }
-                let slot = match &mut cur {
-                    Some(b) => &mut b.subst[i],
-                    None => &mut common[i],
-                };
-                if slot.is_none() {
-                    *slot = Some(val.into());
-                }
-                continue;
-            }
-            match word.as_str() {
-                "soa" | "ns" | "nameserver" | "ttl" => {}
-                "maxrange4" => {
-                    let s = String::from_utf8_lossy(rest);
-                    let r = match s.strip_prefix('/') {
-                        Some(bits) => bits
-                            .parse::<u32>()
-                            .ok()
-                            .filter(|b| (1..=32).contains(b))
-                            .map(|b| (!mask32(b as u8)).wrapping_add(1)),
-                        None => s.parse::<u32>().ok().filter(|&r| r > 0),
-                    };
-                    match (r, &mut cur) {
-                        (Some(r), Some(b)) => {
-                            if b.maxrange == 0 || r < b.maxrange {
-                                b.maxrange = r;
-                            }
-                        }
-                        (Some(_), None) => {}
-                        (None, _) => problems.invalid(n, "invalid $MAXRANGE4"),
-                    }
-                }
-                "timestamp" => match parse_timestamp_line(&String::from_utf8_lossy(rest)) {
-                    Some((stamp, exp)) => {
-                        if stamp > now {
-                            return Err(format!(
-                                "line {n}: data timestamp is {} s in the future: the file is refused (as rbldnsd does)",
-                                stamp - now
-                            ));
-                        }
-                        if let Some(e) = exp {
-                            expires = Some(expires.map_or(e, |x: i64| x.min(e)));
-                        }
-                    }
-                    None => problems.invalid(n, "invalid $TIMESTAMP"),
-                },
-                "dataset" if kind == DatasetType::Combined => {
-                    if let Some(b) = cur.take() {
-                        if attached {
-                            out.push(b.finish(problems));
-                        }
-                    }
-                    let text = String::from_utf8_lossy(rest);
-                    let text = strip_dataset_comment(&text);
-                    let mut words = text.split_ascii_whitespace();
-                    let Some(tn) = words.next() else {
-                        return Err(format!("line {n}: $DATASET without a type"));
-                    };
-                    let tname = tn.split(':').next().unwrap_or(tn);
-                    let sub = match DatasetType::parse(tname) {
-                        Some(DatasetType::Combined) | None => {
-                            return Err(format!(
-                                "line {n}: dataset type {tname:?} cannot be used inside combined (rblwatch reads ip4set, ip4tset, ip4trie, ip6trie, ip6tset, dnset)"
-                            ))
-                        }
-                        Some(t) => t,
-                    };
-                    let subzones: Vec<&str> = words.collect();
-                    attached = subzones.contains(&"@");
-                    if !attached {
-                        problems.notes.push(format!(
-                            "line {n}: $DATASET {tname} serves subzone(s) {} only, not the list's zone: not used",
-                            subzones.join(" ")
-                        ));
-                    }
-                    cur = Some(Builder::new(sub, common.clone()));
-                }
-                _ => problems.invalid(n, "invalid or unrecognized special entry"),
-            }
+        if let Some(sp) = special_of(line) {
+            p.special(n, sp, problems)?;
             continue;
         }
         if line[0] == b'#' || line[0] == b';' {
             continue;
         }
-        match &mut cur {
-            Some(b) => {
-                if let Err(why) = b.line(line) {
-                    problems.invalid_bytes += raw.len() as u64;
-                    problems.invalid(n, why);
+        let Some(b) = &mut p.cur else {
+            return Err(format!(
+                "line {n}: invalid/unrecognized entry - specify $DATASET line"
+            ));
+        };
+        if let Err(why) = b.line(line) {
+            problems.invalid_bytes += raw.len() as u64;
+            problems.invalid(n, why);
+        }
+    }
+    Ok(p.finish(problems))
+}
+
+/// A special line's text after its `$` (`$word`, or `#$`, `;$`, `:$`).
+fn special_of(line: &[u8]) -> Option<&[u8]> {
+    if line[0] == b'$' {
+        Some(&line[1..])
+    } else if (line[0] == b'#' || line[0] == b';' || line[0] == b':') && line.get(1) == Some(&b'$')
+    {
+        Some(&line[2..])
+    } else {
+        None
+    }
+}
+
+/// One file being parsed: the datasets so far and the one being built.
+struct FileParse {
+    kind: DatasetType,
+    now: i64,
+    out: Vec<Dataset>,
+    cur: Option<Builder>,
+    /// In a combined file: the common section's variables.
+    common: [Option<Box<[u8]>>; 11],
+    /// Whether the current sub-dataset is attached to the zone itself.
+    attached: bool,
+    expires: Option<i64>,
+}
+
+impl FileParse {
+    fn new(kind: DatasetType, now: i64) -> Self {
+        FileParse {
+            kind,
+            now,
+            out: Vec::new(),
+            cur: match kind {
+                DatasetType::Combined => None,
+                k => Some(Builder::new(k, Default::default())),
+            },
+            common: Default::default(),
+            attached: kind != DatasetType::Combined,
+            expires: None,
+        }
+    }
+
+    /// A `$` line of line number `n`: a variable, `$MAXRANGE4`,
+    /// `$TIMESTAMP`, a combined file's `$DATASET`; `$SOA`, `$NS`, `$TTL` are
+    /// DNS matters, not data.
+    fn special(&mut self, n: u64, sp: &[u8], problems: &mut Problems) -> Result<(), String> {
+        let word_end = sp
+            .iter()
+            .position(|&c| c == b' ' || c == b'\t')
+            .unwrap_or(sp.len());
+        let word = String::from_utf8_lossy(&sp[..word_end]).to_ascii_lowercase();
+        let rest = trim(&sp[word_end..]);
+        // `$n text` and `$= text`: substitution variables (first assignment wins).
+        if sp.len() >= 2
+            && (sp[0].is_ascii_digit() || sp[0] == b'=')
+            && (sp[1] == b' ' || sp[1] == b'\t')
+        {
+            self.variable(n, sp, problems);
+            return Ok(());
+        }
+        match word.as_str() {
+            "soa" | "ns" | "nameserver" | "ttl" => {}
+            "maxrange4" => self.maxrange4(n, rest, problems),
+            "timestamp" => self.timestamp(n, rest, problems)?,
+            "dataset" if self.kind == DatasetType::Combined => self.dataset(n, rest, problems)?,
+            _ => problems.invalid(n, "invalid or unrecognized special entry"),
+        }
+        Ok(())
+    }
+
+    /// `$n text` / `$= text`, into the dataset being built or the common section.
+    fn variable(&mut self, n: u64, sp: &[u8], problems: &mut Problems) {
+        let i = if sp[0] == b'=' {
+            10
+        } else {
+            usize::from(sp[0] - b'0')
+        };
+        let val = trim(&sp[2..]);
+        if val.is_empty() {
+            problems.invalid(n, "invalid or unrecognized special entry");
+            return;
+        }
+        let slot = match &mut self.cur {
+            Some(b) => &mut b.subst[i],
+            None => &mut self.common[i],
+        };
+        if slot.is_none() {
+            *slot = Some(val.into());
+        }
+    }
+
+    /// `$MAXRANGE4 /bits` or `$MAXRANGE4 count`: the smallest one holds.
+    fn maxrange4(&mut self, n: u64, rest: &[u8], problems: &mut Problems) {
+        let s = String::from_utf8_lossy(rest);
+        let r = match s.strip_prefix('/') {
+            Some(bits) => bits
+                .parse::<u32>()
+                .ok()
+                .filter(|b| (1..=32).contains(b))
+                .map(|b| (!mask32(b as u8)).wrapping_add(1)),
+            None => s.parse::<u32>().ok().filter(|&r| r > 0),
+        };
+        match (r, &mut self.cur) {
+            (Some(r), Some(b)) => {
+                if b.maxrange == 0 || r < b.maxrange {
+                    b.maxrange = r;
                 }
             }
-            None => {
-                return Err(format!(
-                    "line {n}: invalid/unrecognized entry - specify $DATASET line"
-                ))
+            (Some(_), None) => {}
+            (None, _) => problems.invalid(n, "invalid $MAXRANGE4"),
+        }
+    }
+
+    /// `$TIMESTAMP stamp [expires]`: a stamp in the future refuses the file.
+    fn timestamp(&mut self, n: u64, rest: &[u8], problems: &mut Problems) -> Result<(), String> {
+        match parse_timestamp_line(&String::from_utf8_lossy(rest)) {
+            Some((stamp, exp)) => {
+                if stamp > self.now {
+                    return Err(format!(
+                        "line {n}: data timestamp is {} s in the future: the file is refused (as rbldnsd does)",
+                        stamp - self.now
+                    ));
+                }
+                if let Some(e) = exp {
+                    self.expires = Some(self.expires.map_or(e, |x: i64| x.min(e)));
+                }
+            }
+            None => problems.invalid(n, "invalid $TIMESTAMP"),
+        }
+        Ok(())
+    }
+
+    /// A combined file's `$DATASET type[:flags] subzone...`: the next
+    /// sub-dataset, used only when it is attached to the zone itself (`@`).
+    fn dataset(&mut self, n: u64, rest: &[u8], problems: &mut Problems) -> Result<(), String> {
+        if let Some(b) = self.cur.take() {
+            if self.attached {
+                self.out.push(b.finish(problems));
             }
         }
-    }
-    if let Some(b) = cur {
-        if attached {
-            out.push(b.finish(problems));
+        let text = String::from_utf8_lossy(rest);
+        let text = strip_dataset_comment(&text);
+        let mut words = text.split_ascii_whitespace();
+        let Some(tn) = words.next() else {
+            return Err(format!("line {n}: $DATASET without a type"));
+        };
+        let tname = tn.split(':').next().unwrap_or(tn);
+        let sub = match DatasetType::parse(tname) {
+            Some(DatasetType::Combined) | None => {
+                return Err(format!(
+                    "line {n}: dataset type {tname:?} cannot be used inside combined (rblwatch reads ip4set, ip4tset, ip4trie, ip6trie, ip6tset, dnset)"
+                ))
+            }
+            Some(t) => t,
+        };
+        let subzones: Vec<&str> = words.collect();
+        self.attached = subzones.contains(&"@");
+        if !self.attached {
+            problems.notes.push(format!(
+                "line {n}: $DATASET {tname} serves subzone(s) {} only, not the list's zone: not used",
+                subzones.join(" ")
+            ));
         }
+        self.cur = Some(Builder::new(sub, self.common.clone()));
+        Ok(())
     }
-    for d in &mut out {
-        d.expires = expires;
+
+    /// The datasets, the last one closed, each with the file's expiry.
+    fn finish(mut self, problems: &mut Problems) -> Vec<Dataset> {
+        if let Some(b) = self.cur.take() {
+            if self.attached {
+                self.out.push(b.finish(problems));
+            }
+        }
+        for d in &mut self.out {
+            d.expires = self.expires;
+        }
+        self.out
     }
-    Ok(out)
 }
 
 fn strip_dataset_comment(s: &str) -> String {
@@ -987,74 +1039,28 @@ impl Builder {
         Ok(self.intern(v))
     }
 
+    /// One entry line: a default value (`:A:TXT`), or an entry (or `!`
+    /// exclusion) in the dataset's own syntax.
     fn line(&mut self, line: &[u8]) -> Result<(), &'static str> {
         let is_default =
             line[0] == b':' && !(self.kind == DatasetType::Ip6Trie && line.get(1) == Some(&b':'));
         if is_default {
-            let v = parse_a_txt(
-                line,
-                &Value {
-                    a: Ipv4Addr::new(127, 0, 0, 2),
-                    txt: Box::new([]),
-                },
-            )?;
-            match self.kind {
-                DatasetType::Ip4Tset | DatasetType::Ip6Tset => {
-                    if self.tset_value.is_none() {
-                        self.tset_value = Some(v);
-                    }
-                }
-                _ => self.def = v,
-            }
-            return Ok(());
+            return self.default_value(line);
         }
         let (not, s) = match line.first() {
             Some(b'!') => (true, skip_space(&line[1..])),
             _ => (false, line),
         };
         match self.kind {
-            DatasetType::Ip4Set => {
-                let (a, b, bits, rest) = ip4range(s).ok_or("invalid address")?;
-                if bits == 0 || !ends_entry(rest) {
-                    return Err("invalid address");
-                }
-                if a & !mask32(bits) != 0 {
-                    return Err("invalid range (non-zero host part)");
-                }
-                if self.maxrange != 0 && self.maxrange <= b.wrapping_sub(a) {
-                    return Err("too large range ignored ($MAXRANGE4)");
-                }
-                let id = if not { EXCL } else { self.value_of(rest)? };
-                let sets = &mut self.ip4set;
-                expand_ip4(a, b, &mut |level, start, count| {
-                    let step = 1u32 << (level * 8);
-                    let mut x = start;
-                    for _ in 0..count {
-                        sets[level].push((x, id));
-                        x = x.wrapping_add(step);
-                    }
-                });
-            }
-            DatasetType::Ip4Trie => {
-                let (a, bits, rest) = ip4cidr(s).ok_or("invalid address")?;
-                if !ends_entry(rest) {
-                    return Err("invalid address");
-                }
-                if a & !mask32(bits) != 0 {
-                    return Err("invalid range (non-zero host part)");
-                }
-                if self.maxrange != 0 && self.maxrange <= !mask32(bits) {
-                    return Err("too large range ignored ($MAXRANGE4)");
-                }
-                let id = if not { EXCL } else { self.value_of(rest)? };
-                self.v4.push((bits, a, id));
-            }
+            DatasetType::Ip4Set => self.ip4set_entry(s, not),
+            DatasetType::Ip4Trie => self.ip4trie_entry(s, not),
             DatasetType::Ip4Tset => {
                 let (a, bits, rest) = ip4prefix(s).ok_or("invalid address")?;
                 if bits != 32 || !ends_entry(rest) || not {
                     return Err("invalid address");
                 }
                 self.addrs.push(a);
+                Ok(())
             }
             DatasetType::Ip6Trie => {
                 let (a, bits, rest) = ip6cidr(s).ok_or("invalid address")?;
@@ -1066,48 +1072,116 @@ impl Builder {
                 }
                 let id = if not { EXCL } else { self.value_of(rest)? };
                 self.v6.push((bits, a, id));
+                Ok(())
             }
-            DatasetType::Ip6Tset => {
-                let (a, bits, rest) = ip6prefix(s).ok_or("invalid address")?;
-                if !ends_entry(rest) {
-                    return Err("invalid address");
-                }
-                match (not, bits) {
-                    (true, 128) => self.excl6.push(a),
-                    (false, 64) => self.nets.push((a >> 64) as u64),
-                    (true, _) => return Err("invalid address for exclusion (should be 128 bits)"),
-                    (false, _) => {
-                        return Err("invalid address for regular entry (should be 64 bits)")
-                    }
-                }
-            }
-            DatasetType::Dnset => {
-                let (wild, plain, s) = if s.first() == Some(&b'.') {
-                    (true, true, &s[1..])
-                } else if s.starts_with(b"*.") {
-                    (true, false, &s[2..])
-                } else {
-                    (false, true, s)
-                };
-                let end = s
-                    .iter()
-                    .position(|&c| c == b' ' || c == b'\t')
-                    .unwrap_or(s.len());
-                let name = String::from_utf8_lossy(&s[..end]).to_ascii_lowercase();
-                let name = name.trim_end_matches('.');
-                if name.is_empty() || name.contains("..") || name.len() > 253 {
-                    return Err("invalid domain name");
-                }
-                let id = if not { EXCL } else { self.value_of(&s[end..])? };
-                let name: Box<str> = name.into();
-                if plain {
-                    self.names.push((false, name.clone(), id));
-                }
-                if wild {
-                    self.names.push((true, name, id));
+            DatasetType::Ip6Tset => self.ip6tset_entry(s, not),
+            DatasetType::Dnset => self.dnset_entry(s, not),
+            DatasetType::Combined => Err("invalid entry"),
+        }
+    }
+
+    /// `:A:TXT`: the value of the entries that follow (a tset's first one only).
+    fn default_value(&mut self, line: &[u8]) -> Result<(), &'static str> {
+        let v = parse_a_txt(
+            line,
+            &Value {
+                a: Ipv4Addr::new(127, 0, 0, 2),
+                txt: Box::new([]),
+            },
+        )?;
+        match self.kind {
+            DatasetType::Ip4Tset | DatasetType::Ip6Tset => {
+                if self.tset_value.is_none() {
+                    self.tset_value = Some(v);
                 }
             }
-            DatasetType::Combined => return Err("invalid entry"),
+            _ => self.def = v,
+        }
+        Ok(())
+    }
+
+    /// An ip4set entry: an address, a CIDR, a dash range or an abbreviated net.
+    fn ip4set_entry(&mut self, s: &[u8], not: bool) -> Result<(), &'static str> {
+        let (a, b, bits, rest) = ip4range(s).ok_or("invalid address")?;
+        if bits == 0 || !ends_entry(rest) {
+            return Err("invalid address");
+        }
+        if a & !mask32(bits) != 0 {
+            return Err("invalid range (non-zero host part)");
+        }
+        if self.maxrange != 0 && self.maxrange <= b.wrapping_sub(a) {
+            return Err("too large range ignored ($MAXRANGE4)");
+        }
+        let id = if not { EXCL } else { self.value_of(rest)? };
+        let sets = &mut self.ip4set;
+        expand_ip4(a, b, &mut |level, start, count| {
+            let step = 1u32 << (level * 8);
+            let mut x = start;
+            for _ in 0..count {
+                sets[level].push((x, id));
+                x = x.wrapping_add(step);
+            }
+        });
+        Ok(())
+    }
+
+    /// An ip4trie entry: a CIDR.
+    fn ip4trie_entry(&mut self, s: &[u8], not: bool) -> Result<(), &'static str> {
+        let (a, bits, rest) = ip4cidr(s).ok_or("invalid address")?;
+        if !ends_entry(rest) {
+            return Err("invalid address");
+        }
+        if a & !mask32(bits) != 0 {
+            return Err("invalid range (non-zero host part)");
+        }
+        if self.maxrange != 0 && self.maxrange <= !mask32(bits) {
+            return Err("too large range ignored ($MAXRANGE4)");
+        }
+        let id = if not { EXCL } else { self.value_of(rest)? };
+        self.v4.push((bits, a, id));
+        Ok(())
+    }
+
+    /// An ip6tset entry: a /64, or a /128 exclusion.
+    fn ip6tset_entry(&mut self, s: &[u8], not: bool) -> Result<(), &'static str> {
+        let (a, bits, rest) = ip6prefix(s).ok_or("invalid address")?;
+        if !ends_entry(rest) {
+            return Err("invalid address");
+        }
+        match (not, bits) {
+            (true, 128) => self.excl6.push(a),
+            (false, 64) => self.nets.push((a >> 64) as u64),
+            (true, _) => return Err("invalid address for exclusion (should be 128 bits)"),
+            (false, _) => return Err("invalid address for regular entry (should be 64 bits)"),
+        }
+        Ok(())
+    }
+
+    /// A dnset entry: a name, `*.name` (below it) or `.name` (both).
+    fn dnset_entry(&mut self, s: &[u8], not: bool) -> Result<(), &'static str> {
+        let (wild, plain, s) = if s.first() == Some(&b'.') {
+            (true, true, &s[1..])
+        } else if s.starts_with(b"*.") {
+            (true, false, &s[2..])
+        } else {
+            (false, true, s)
+        };
+        let end = s
+            .iter()
+            .position(|&c| c == b' ' || c == b'\t')
+            .unwrap_or(s.len());
+        let name = String::from_utf8_lossy(&s[..end]).to_ascii_lowercase();
+        let name = name.trim_end_matches('.');
+        if name.is_empty() || name.contains("..") || name.len() > 253 {
+            return Err("invalid domain name");
+        }
+        let id = if not { EXCL } else { self.value_of(&s[end..])? };
+        let name: Box<str> = name.into();
+        if plain {
+            self.names.push((false, name.clone(), id));
+        }
+        if wild {
+            self.names.push((true, name, id));
         }
         Ok(())
     }

@@ -59,6 +59,8 @@ pub enum StateKey {
     Audit(String),
     /// `discover:targets`: the sending IPs `[discover]` added to the sweeps.
     Discovered,
+    /// `ranges:last`: each range target's last check per list (sub-ranges, /64s asked).
+    Ranges,
     /// `feed:<feed>:failing`: the feed's `feed_failed` is raised.
     FeedFailing(String),
     /// `sender:<ip>:<domain>`: the IP's `unmonitored_sender` was announced for the domain.
@@ -114,6 +116,7 @@ impl StateKey {
             StateKey::Audit(name) => format!("{AUDIT_PREFIX}{name}"),
             StateKey::UnknownCode { list, code } => format!("unknown_code:{list}:{code}"),
             StateKey::Discovered => "discover:targets".into(),
+            StateKey::Ranges => "ranges:last".into(),
             StateKey::FeedFailing(feed) => format!("feed:{feed}:failing"),
             StateKey::SenderAnnounced { ip, domain } => format!("sender:{ip}:{domain}"),
             StateKey::GmailSpam(domain) => format!("gmail_spam:{domain}"),

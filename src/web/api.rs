@@ -32,7 +32,7 @@ use crate::time::now;
         description = "DNSBL listings of your mail servers, their impact, mail telemetry and delisting. Errors are RFC 9457 problem documents."
     ),
     paths(
-        status, targets, target, lists, list, events, hook_runs, alerts, series,
+        status, targets, target, super::range::api, lists, list, events, hook_runs, alerts, series,
         super::impact::receivers_api, super::impact::audit_api, super::accounts::api,
         super::delist::list, super::delist::create, openapi
     ),
@@ -179,11 +179,16 @@ pub(super) async fn targets(
 pub(super) async fn target(
     State(st): State<Arc<WebState>>,
     Path(t): Path<String>,
-) -> Result<Json<super::target::TargetView>, WebError> {
+) -> Result<axum::response::Response, WebError> {
+    use axum::response::IntoResponse;
+    // a range (`198.51.96.0%2F20`) or a part of one: its range's view
+    if super::range::is_range(&st, &t) {
+        return Ok(Json(super::range::range_data(&st, &t).await?).into_response());
+    }
     let mut v = super::target::target_data(&st, &t).await?;
     v.timeline.clear();
     v.no_charts();
-    Ok(Json(v))
+    Ok(Json(v).into_response())
 }
 
 /// The lists in use.

@@ -20,6 +20,7 @@ mod metrics;
 mod overview;
 mod pages;
 mod problem;
+mod range;
 mod render;
 mod gmail;
 mod senders;
@@ -237,6 +238,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "target.html",
         include_str!("../../web/templates/target.html"),
     ),
+    ("range.html", include_str!("../../web/templates/range.html")),
     (
         "targets.html",
         include_str!("../../web/templates/targets.html"),
@@ -399,6 +401,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/", get(overview::overview))
         .route("/targets", get(pages::targets))
         .route("/target/{target}", get(target::target))
+        .route("/target/{addr}/{len}", get(range::page))
         .route("/lists", get(pages::lists))
         .route("/list/{id}", get(pages::list))
         .route("/mail", get(mail::mail))
@@ -417,6 +420,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/targets", get(api::targets))
         .route("/api/v1/targets/{target}", get(api::target))
+        .route("/api/v1/targets/{addr}/{len}", get(range::api))
         .route("/api/v1/lists", get(api::lists))
         .route("/api/v1/lists/{id}", get(api::list))
         .route("/api/v1/events", get(api::events))

@@ -16,7 +16,7 @@ use crate::store;
 /// A target in the list of targets.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct TargetEntry {
-    /// An address or domain.
+    /// An address, a domain, or an IPv6 prefix watched whole.
     target: String,
     /// Its label from the configuration.
     label: Option<String>,
@@ -39,7 +39,15 @@ pub(super) async fn targets_data(
         .cfg
         .targets
         .iter()
-        .flat_map(|c| c.spec.targets().map(move |t| (t, c.label.clone())))
+        .flat_map(|c| {
+            // an IPv6 prefix is watched whole: one entry, its page lists the parts
+            let whole = c.spec.prefix().map(|_| c.spec.to_string());
+            c.spec
+                .targets()
+                .map(|t| t.to_string())
+                .chain(whole)
+                .map(move |t| (t, c.label.clone()))
+        })
         .skip(skip);
     let chunk: Vec<_> = it.by_ref().take(size).collect();
     let has_next = it.next().is_some();
@@ -56,9 +64,15 @@ pub(super) async fn targets_data(
     }
     let rows = chunk
         .into_iter()
-        .map(|(t, label)| {
-            let target = t.to_string();
-            let (listings, pending) = counts.get(target.as_str()).copied().unwrap_or_default();
+        .map(|(target, label)| {
+            let (listings, pending) = match target.parse::<ipnet::IpNet>() {
+                // a prefix: its parts' pairs
+                Ok(net) => counts
+                    .iter()
+                    .filter(|(k, _)| crate::prefixes::key_in(k, &net))
+                    .fold((0, 0), |(a, b), (_, (l, p))| (a + l, b + p)),
+                Err(_) => counts.get(target.as_str()).copied().unwrap_or_default(),
+            };
             TargetEntry {
                 target,
                 label,

@@ -48,6 +48,8 @@ pub(super) struct Row {
 /// What is known of a pair that is not plainly clear.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct Listing {
+    /// The listed part of a range checked as a whole that the target lies in.
+    part: Option<String>,
     since: i64,
     codes: Vec<String>,
     meanings: Vec<String>,
@@ -109,12 +111,27 @@ struct Reads {
     assessment: Option<crate::impact::Assessment>,
 }
 
-async fn read(st: &WebState, t: String) -> Result<Reads, WebError> {
+async fn read(st: &WebState, t: String, in_range: bool) -> Result<Reads, WebError> {
     Ok(st
         .db
         .read(move |c| {
+            let mut pairs = store::pairs_of(c, &t)?;
+            if in_range {
+                // a range checked as a whole keeps its pairs by part: the part this address lies in
+                let ip: Option<std::net::IpAddr> = t.parse().ok();
+                for p in store::load_pairs(c)? {
+                    let inside = crate::prefixes::key_range(&p.target).zip(ip).is_some_and(
+                        |((a, b), ip)| {
+                            p.target != t && a <= ip && ip <= b && a.is_ipv4() == ip.is_ipv4()
+                        },
+                    );
+                    if inside && !pairs.iter().any(|q| q.list == p.list) {
+                        pairs.push(p);
+                    }
+                }
+            }
             Ok(Reads {
-                pairs: store::pairs_of(c, &t)?,
+                pairs,
                 periods: store::listings(c, Some(&t), false)?,
                 events: store::events(c, Some(&t), 50, 0)?,
                 health: store::load_health(c)?,
@@ -177,6 +194,7 @@ fn rows(st: &WebState, target: &Target, r: &Reads, at: i64) -> (Vec<Row>, Tally)
                 .filter(|q| is_listed && q.delisted_at.is_none())
                 .cloned();
             Listing {
+                part: (p.target != t).then(|| p.target.clone()),
                 since: p.since,
                 codes: p.details.codes.iter().map(|c| c.to_string()).collect(),
                 meanings: p.details.meanings.clone(),
@@ -268,7 +286,8 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
         )));
     };
     let t = target.to_string();
-    let r = read(st, t.clone()).await?;
+    let in_range = matches!(conf.spec, crate::target::TargetSpec::Net(_));
+    let r = read(st, t.clone(), in_range).await?;
     let at = now();
     let (rows, n) = rows(st, &target, &r, at);
     let requests: Vec<serde_json::Value> = r
@@ -310,6 +329,10 @@ pub(super) async fn target(
     State(st): State<Arc<WebState>>,
     Path(raw): Path<String>,
 ) -> Result<Response, WebError> {
+    // a range (`198.51.96.0%2F20`) or a part of one: its range's page
+    if super::range::is_range(&st, &raw) {
+        return super::range::page_of(&st, &raw).await;
+    }
     // built once per store version, like the overview: a page left open
     // refreshes every minute, and a listing's page is what people reload
     let body = st

@@ -22,7 +22,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// A report mail as reporters send it: a text part and the attachment in base64.
-fn mail(from: &str, ctype: &str, name: &str, body: &[u8]) -> Vec<u8> {
+pub(crate) fn mail(from: &str, ctype: &str, name: &str, body: &[u8]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(body);
     let lines: Vec<&str> = b64
         .as_bytes()
@@ -41,7 +41,7 @@ Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encodin
     .into_bytes()
 }
 
-fn gz(b: &[u8]) -> Vec<u8> {
+pub(crate) fn gz(b: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(b).unwrap();
     e.finish().unwrap()
@@ -165,13 +165,13 @@ fn report_mails() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn drop_mail(maildir: &Path, name: &str, body: &[u8]) {
+pub(crate) fn drop_mail(maildir: &Path, name: &str, body: &[u8]) {
     let tmp = maildir.join("tmp").join(name);
     std::fs::write(&tmp, body).unwrap();
     std::fs::rename(&tmp, maildir.join("new").join(name)).unwrap();
 }
 
-fn make_maildir(dir: &Path) -> PathBuf {
+pub(crate) fn make_maildir(dir: &Path) -> PathBuf {
     for s in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(dir.join(s)).unwrap();
     }

@@ -22,6 +22,7 @@ mod mail;
 mod mirror;
 mod plugin;
 mod postmaster;
+mod ranges;
 mod screens;
 mod senders;
 mod service;

@@ -481,6 +481,7 @@ fn cli_checks_and_intersects_a_mirrored_list_without_any_query() {
         "198.51.100.7",
         "198.51.100.77",
         "2001:db8:1200::1",
+        "198.51.100.78/31",
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(&text)
@@ -498,6 +499,9 @@ fn cli_checks_and_intersects_a_mirrored_list_without_any_query() {
     assert_eq!(verdict("198.51.100.7"), "listed");
     assert_eq!(verdict("198.51.100.77"), "clear");
     assert_eq!(verdict("2001:db8:1200::1"), "listed");
+    // `check` still asks a range's addresses one by one (the daemon intersects)
+    assert_eq!(verdict("198.51.100.78"), "listed");
+    assert_eq!(verdict("198.51.100.79"), "listed");
 
     let out =
         crate::util::rblwatch(&["-C", c, "intersect", "198.51.96.0/20", "2001:db8:1200::/40"]);
