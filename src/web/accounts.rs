@@ -74,7 +74,7 @@ pub(super) async fn page(State(st): State<Arc<WebState>>) -> Result<Response, We
 /// The outbound ledger of each log source: its sending accounts by volume in
 /// the window (bursting ones first, with refusals by receiver as evidence)
 /// and its classes of automated mail with their top destinations.
-#[utoipa::path(get, path = "/api/v1/accounts", tag = "mail",
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "mail", operation_id = "accounts",
     responses((status = 200, description = "Sending accounts and classes by source", body = Object),
         (status = "4XX", description = "Refused", body = super::problem::Problem, content_type = "application/problem+json"),
         (status = "5XX", description = "Failed", body = super::problem::Problem, content_type = "application/problem+json")))]

@@ -220,7 +220,7 @@ pub(super) async fn page(
 }
 
 /// One range target: its listed parts per list, and what was asked.
-#[utoipa::path(get, path = "/api/v1/targets/{addr}/{len}", tag = "targets",
+#[utoipa::path(get, path = "/api/v1/targets/{addr}/{len}", tag = "targets", operation_id = "range",
     params(("addr" = String, Path, description = "The range's first address"),
         ("len" = String, Path, description = "Its prefix length")),
     responses((status = 200, description = "The range", body = RangeView),
