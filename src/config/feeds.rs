@@ -59,13 +59,14 @@ pub struct FeedConf {
     pub max_mails: usize,
 }
 
-/// Where discovered sending IPs come from (`[discover] from`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiscoverFrom {
-    /// Sources seen in DMARC aggregate reports passing for a monitored domain.
-    Dmarc,
-    /// Microsoft SNDS: the IPs its data export shows sending.
-    Snds,
+crate::spelling::closed_set! {
+    /// Where discovered sending IPs come from (`[discover] from`).
+    pub enum DiscoverFrom {
+        /// Sources seen in DMARC aggregate reports passing for a monitored domain.
+        Dmarc = "dmarc",
+        /// Microsoft SNDS: the IPs its data export shows sending.
+        Snds = "snds",
+    }
 }
 
 /// `[discover]`: sweep the sending IPs the feeds reveal.
@@ -129,6 +130,17 @@ pub(super) fn refuse_foreign_settings(key: &str, kind: &str, f: &RawFeed, cx: &C
     }
 }
 
+/// A feed's `timeout`, the same for every kind: 60 s by default.
+pub(super) fn timeout(key: &str, f: &RawFeed, cx: &Ctx<'_>) -> Duration {
+    cx.duration(
+        &f.timeout,
+        &format!("{key}.timeout"),
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+    )
+}
+
 /// One `[[feeds]]` entry.
 fn feed(key: &str, f: &RawFeed, seen: &[FeedConf], cx: &Ctx<'_>) -> Option<FeedConf> {
     match f.kind.get_ref().as_str() {
@@ -167,13 +179,7 @@ fn feed(key: &str, f: &RawFeed, seen: &[FeedConf], cx: &Ctx<'_>) -> Option<FeedC
         name,
         mailbox: mailbox?,
         interval,
-        timeout: cx.duration(
-            &f.timeout,
-            &format!("{key}.timeout"),
-            Duration::from_secs(60),
-            Duration::from_millis(100),
-            Duration::from_secs(3600),
-        ),
+        timeout: timeout(key, f, cx),
         max_mail_bytes: cx.int(
             &f.max_mail_bytes,
             &format!("{key}.max_mail_bytes"),
@@ -237,12 +243,15 @@ fn discover(raw: &RawConfig, cx: &Ctx<'_>) -> DiscoverConf {
     let d = &raw.discover;
     let mut from = Vec::new();
     for f in &d.from {
-        match f.get_ref().as_str() {
-            "dmarc" => from.push(DiscoverFrom::Dmarc),
-            "snds" => from.push(DiscoverFrom::Snds),
-            other => cx.report(
+        match DiscoverFrom::parse(f.get_ref()) {
+            Some(k) => from.push(k),
+            None => cx.report(
                 f.span(),
-                format!("discover.from: {other:?} is not a feed kind (dmarc, snds)"),
+                format!(
+                    "discover.from: {:?} is not a feed kind that reveals senders ({})",
+                    f.get_ref(),
+                    DiscoverFrom::NAMES.join(", ")
+                ),
             ),
         }
     }

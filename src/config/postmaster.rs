@@ -176,13 +176,7 @@ fn feed(
         scopes,
         ca_file: f.ca_file.as_ref().map(|s| cx.path(s.get_ref())),
         interval,
-        timeout: cx.duration(
-            &f.timeout,
-            &format!("{key}.timeout"),
-            Duration::from_secs(60),
-            Duration::from_millis(100),
-            Duration::from_secs(3600),
-        ),
+        timeout: super::feeds::timeout(key, f, cx),
         days: cx.int(&f.days, &format!("{key}.days"), 10, 1, 120) as u32,
         max_body_bytes: cx.int(
             &f.max_body_bytes,

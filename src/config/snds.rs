@@ -107,13 +107,7 @@ fn feed(key: &str, f: &RawFeed, cx: &Ctx<'_>) -> Option<SndsConf> {
             Duration::from_secs(4 * 3600),
             Duration::from_secs(1),
         ),
-        timeout: cx.duration(
-            &f.timeout,
-            &format!("{key}.timeout"),
-            Duration::from_secs(60),
-            Duration::from_millis(100),
-            Duration::from_secs(3600),
-        ),
+        timeout: super::feeds::timeout(key, f, cx),
         max_body_bytes: cx.int(
             &f.max_body_bytes,
             &format!("{key}.max_body_bytes"),

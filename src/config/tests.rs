@@ -548,7 +548,7 @@ fn dmarc_feeds_and_discover_are_checked_and_the_imap_password_never_prints() {
         ("[[feeds]]\nkind = \"google_postmaster\"\n", "needs `service_account`"),
         ("[[feeds]]\nkind = \"rss\"\nmaildir = \"m\"\n", "not a feed kind"),
         ("[[feeds]]\nkind = \"dmarc\"\nmaildir = \"m\"\n[[feeds]]\nkind = \"dmarc\"\nmaildir = \"n\"\n", "configured twice"),
-        ("[discover]\nfrom = [\"rss\"]\n", "not a feed kind (dmarc, snds)"),
+        ("[discover]\nfrom = [\"rss\"]\n", "not a feed kind that reveals senders (dmarc, snds)"),
         ("[[feeds]]\nkind = \"dmarc\"\nmaildir = \"m\"\nmax_report_bytes = 1\n", "out of range"),
     ] {
         let e = parse(bad).unwrap_err().to_string();

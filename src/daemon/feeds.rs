@@ -70,18 +70,9 @@ impl Daemon {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(feed = %name, error = %e, "feed failed");
-                let (n, why) = (name.to_string(), e.to_string());
-                let events = self
-                    .store
-                    .call(move |c| {
-                        let tx = c.transaction()?;
-                        let ev = feed_health(&tx, &n, Some(&why), at)?;
-                        tx.commit()?;
-                        Ok(ev)
-                    })
-                    .await?;
-                self.publish(events);
-                return Ok(());
+                return self
+                    .feed_failed(name, e.to_string(), at, |_, _| Ok(()))
+                    .await;
             }
         };
         // unpacking and parsing is CPU work: off the async workers
@@ -121,13 +112,45 @@ impl Daemon {
                 if reports + rejected > 0 {
                     tracing::info!(feed = %n, reports, rejected, "feed read");
                 }
-                events.extend(feed_health(&tx, &n, None, at)?);
-                let (ev, added) = announce_senders(&tx, &cfg, at)?;
+                let (ev, added) = commit_read(tx, &n, at, |c| announce_senders(c, &cfg, at))?;
                 events.extend(ev);
-                tx.commit()?;
                 Ok((events, added))
             })
             .await?;
+        self.feed_read(events, added).await
+    }
+
+    /// A feed's read failed: `feed_failed` (once, see [`feed_health`]) is
+    /// committed with `record`, the feed's own note of the failure, then
+    /// published. The caller has logged why.
+    pub(super) async fn feed_failed<F>(
+        &self,
+        name: &str,
+        why: String,
+        at: i64,
+        record: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnOnce(&rusqlite::Connection, &str) -> Result<(), store::StoreError> + Send + 'static,
+    {
+        let n = name.to_string();
+        let events = self
+            .store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                record(&tx, &why)?;
+                let ev = feed_health(&tx, &n, Some(&why), at)?;
+                tx.commit()?;
+                Ok(ev)
+            })
+            .await?;
+        self.publish(events);
+        Ok(())
+    }
+
+    /// A feed's read committed: its events published and, when it added
+    /// sending IPs to the discovered set, the sweeps rebuilt to ask them.
+    pub(super) async fn feed_read(&self, events: Vec<Event>, added: bool) -> anyhow::Result<()> {
         self.publish(events);
         if added {
             self.rediscover().await?;
@@ -163,11 +186,7 @@ fn announce_senders(
     at: i64,
 ) -> Result<(Vec<Event>, bool), store::StoreError> {
     let seen = store::dmarc_senders(c, &window_start(cfg, at))?;
-    let discover = cfg.discover.from.contains(&DiscoverFrom::Dmarc);
-    let mut found: Vec<Discovered> =
-        store::get_state(c, &store::StateKey::Discovered)?.unwrap_or_default();
-    let mut added = false;
-    let mut events = Vec::new();
+    let mut d = Discovery::start(c, cfg, at, DiscoverFrom::Dmarc)?;
     for s in senders(cfg, seen) {
         if s.status != SenderStatus::NotMonitored {
             continue;
@@ -176,57 +195,145 @@ fn announce_senders(
             continue;
         };
         let ip = crate::target::normalise_ip(ip);
+        d.sender(Unmonitored {
+            ip,
+            domain: s.seen.domain.clone(),
+            announced_as: s.seen.domain.clone(),
+            summary: format!(
+                "{ip} is sending for {} ({} messages, DMARC pass), not monitored",
+                s.seen.domain, s.seen.messages
+            ),
+            details: serde_json::json!({
+                "ip": ip.to_string(), "domain": s.seen.domain, "messages": s.seen.messages,
+                "passed": s.seen.passed, "orgs": s.seen.orgs,
+            }),
+        })?;
+    }
+    d.finish()
+}
+
+/// A sending IP no target covers, as one feed saw it.
+pub(super) struct Unmonitored {
+    pub(super) ip: IpAddr,
+    /// The domain it sends for, as shown.
+    pub(super) domain: String,
+    /// What it is announced once per (with the IP): the domain, or the feed kind.
+    pub(super) announced_as: String,
+    /// The event's summary, before ": added to the sweeps".
+    pub(super) summary: String,
+    /// The event's details (an object); `origin` and `discovered` are added.
+    pub(super) details: serde_json::Value,
+}
+
+/// The one rule for sending IPs that no target covers, whichever feed saw
+/// them: with `[discover] from` naming the feed, each is added to the sweeps
+/// (bounded by `discover.max`), and each is announced once as
+/// `unmonitored_sender`. One pass over one feed's senders, in the read's
+/// transaction.
+pub(super) struct Discovery<'c> {
+    c: &'c rusqlite::Connection,
+    at: i64,
+    origin: DiscoverFrom,
+    discover: bool,
+    max: usize,
+    found: Vec<Discovered>,
+    added: bool,
+    events: Vec<Event>,
+}
+
+impl<'c> Discovery<'c> {
+    pub(super) fn start(
+        c: &'c rusqlite::Connection,
+        cfg: &Config,
+        at: i64,
+        origin: DiscoverFrom,
+    ) -> Result<Self, store::StoreError> {
+        Ok(Discovery {
+            c,
+            at,
+            origin,
+            discover: cfg.discover.from.contains(&origin),
+            max: cfg.discover.max,
+            found: store::get_state(c, &store::StateKey::Discovered)?.unwrap_or_default(),
+            added: false,
+            events: Vec::new(),
+        })
+    }
+
+    pub(super) fn sender(&mut self, s: Unmonitored) -> Result<(), store::StoreError> {
+        let ip = s.ip;
         let mut discovered = false;
-        if discover && !found.iter().any(|d| d.ip == ip) {
-            if found.len() < cfg.discover.max {
-                found.push(Discovered {
+        if self.discover && !self.found.iter().any(|d| d.ip == ip) {
+            if self.found.len() < self.max {
+                self.found.push(Discovered {
                     ip,
-                    domain: s.seen.domain.clone(),
-                    origin: "dmarc".into(),
-                    since: at,
+                    domain: s.domain.clone(),
+                    origin: self.origin.as_str().into(),
+                    since: self.at,
                 });
-                added = true;
+                self.added = true;
                 discovered = true;
             } else {
-                tracing::warn!(ip = %ip, max = cfg.discover.max, "discover.max reached: sending IP not added to the sweeps");
+                tracing::warn!(ip = %ip, max = self.max, "discover.max reached: sending IP not added to the sweeps");
             }
         }
         let key = store::StateKey::SenderAnnounced {
             ip: ip.to_string(),
-            domain: s.seen.domain.clone(),
+            domain: s.announced_as,
         };
-        if store::get_state::<bool>(c, &key)?.unwrap_or(false) {
-            continue;
+        if store::get_state::<bool>(self.c, &key)?.unwrap_or(false) {
+            return Ok(());
         }
-        store::put_state(c, &key, &true, at)?;
+        store::put_state(self.c, &key, &true, self.at)?;
+        let mut details = s.details;
+        if let Some(o) = details.as_object_mut() {
+            o.insert("origin".into(), self.origin.as_str().into());
+            o.insert("discovered".into(), discovered.into());
+        }
         let summary = if discovered {
-            format!(
-                "{ip} is sending for {} ({} messages, DMARC pass), not monitored: added to the sweeps",
-                s.seen.domain, s.seen.messages
-            )
+            format!("{}: added to the sweeps", s.summary)
         } else {
-            format!(
-                "{ip} is sending for {} ({} messages, DMARC pass), not monitored",
-                s.seen.domain, s.seen.messages
-            )
+            s.summary
         };
         let e = Event::new(
             EventKind::UnmonitoredSender,
-            at,
+            self.at,
             Subject::Target {
                 target: ip.to_string(),
             },
             summary,
-            serde_json::json!({
-                "ip": ip.to_string(), "domain": s.seen.domain, "messages": s.seen.messages,
-                "passed": s.seen.passed, "orgs": s.seen.orgs, "origin": "dmarc", "discovered": discovered,
-            }),
+            details,
         );
-        events.push(store::insert_event(c, &e)?);
+        self.events.push(store::insert_event(self.c, &e)?);
+        Ok(())
     }
-    if added {
-        store::put_state(c, &store::StateKey::Discovered, &found, at)?;
+
+    /// The events raised, and whether the discovered set grew (then stored).
+    pub(super) fn finish(self) -> Result<(Vec<Event>, bool), store::StoreError> {
+        if self.added {
+            store::put_state(self.c, &store::StateKey::Discovered, &self.found, self.at)?;
+        }
+        Ok((self.events, self.added))
     }
+}
+
+/// The end of every good feed read's transaction: `feed_recovered` when the
+/// feed had failed, the sending IPs it reveals announced (and discovered) by
+/// `announce`, then the commit. Returns the events and whether the
+/// discovered set grew.
+pub(super) fn commit_read<F>(
+    tx: rusqlite::Transaction<'_>,
+    name: &str,
+    at: i64,
+    announce: F,
+) -> Result<(Vec<Event>, bool), store::StoreError>
+where
+    F: FnOnce(&rusqlite::Connection) -> Result<(Vec<Event>, bool), store::StoreError>,
+{
+    let mut events = feed_health(&tx, name, None, at)?;
+    let (ev, added) = announce(&tx)?;
+    events.extend(ev);
+    tx.commit()?;
     Ok((events, added))
 }
 

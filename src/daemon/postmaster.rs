@@ -39,28 +39,17 @@ impl Daemon {
             Ok(Outcome::Read(r)) => r,
             Err(e) => {
                 tracing::warn!(feed = %name, error = %e, "feed failed");
-                let why = e.to_string();
-                let events = self
-                    .store
-                    .call(move |c| {
-                        let tx = c.transaction()?;
+                // the feed's last read says why, on /gmail
+                let key = store::StateKey::PostmasterRead(n);
+                return self
+                    .feed_failed(name, e.to_string(), at, move |c, why| {
                         let last = LastRead {
                             at,
-                            error: Some(why.clone()),
+                            error: Some(why.to_string()),
                         };
-                        store::put_state(
-                            &tx,
-                            &store::StateKey::PostmasterRead(n.clone()),
-                            &last,
-                            at,
-                        )?;
-                        let ev = feed_health(&tx, &n, Some(&why), at)?;
-                        tx.commit()?;
-                        Ok(ev)
+                        store::put_state(c, &key, &last, at)
                     })
-                    .await?;
-                self.publish(events);
-                return Ok(());
+                    .await;
             }
         };
         for r in &read {

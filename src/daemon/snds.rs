@@ -14,11 +14,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::feeds::feed_health;
+use super::feeds::{commit_read, Discovery, Unmonitored};
 use super::Daemon;
 use crate::config::{Config, DiscoverFrom, SndsConf};
-use crate::event::{Event, EventKind, Subject};
-use crate::feeds::senders::{day_of, window_start, Discovered};
+use crate::event::Event;
+use crate::feeds::senders::{day_of, window_start};
 use crate::feeds::snds::fetch::{self, Export, FetchError};
 use crate::feeds::snds::{self, DayRow, IpStatus};
 use crate::store;
@@ -113,18 +113,9 @@ impl Daemon {
                 }
                 // the error's words never hold the URL (nor the key in it)
                 tracing::warn!(feed = %name, kind = e.kind(), error = %e, "feed failed");
-                let (n, why) = (name.to_string(), e.to_string());
-                let events = self
-                    .store
-                    .call(move |c| {
-                        let tx = c.transaction()?;
-                        let ev = feed_health(&tx, &n, Some(&why), at)?;
-                        tx.commit()?;
-                        Ok(ev)
-                    })
-                    .await?;
-                self.publish(events);
-                return Ok(());
+                return self
+                    .feed_failed(name, e.to_string(), at, |_, _| Ok(()))
+                    .await;
             }
         };
         let cfg = rt.cfg.clone();
@@ -142,18 +133,10 @@ impl Daemon {
                     rows = ?day_rows,
                     "SNDS read"
                 );
-                let mut events = feed_health(&tx, &n, None, at)?;
-                let (ev, added) = announce_snds_senders(&tx, &cfg, at)?;
-                events.extend(ev);
-                tx.commit()?;
-                Ok((events, added))
+                commit_read(tx, &n, at, |c| announce_snds_senders(c, &cfg, at))
             })
             .await?;
-        self.publish(events);
-        if added {
-            self.rediscover().await?;
-        }
-        Ok(())
+        self.feed_read(events, added).await
     }
 }
 
@@ -167,10 +150,7 @@ fn announce_snds_senders(
     at: i64,
 ) -> Result<(Vec<Event>, bool), store::StoreError> {
     let seen = store::snds_senders(c, &window_start(cfg, at))?;
-    let discover = cfg.discover.from.contains(&DiscoverFrom::Snds);
-    let mut found: Vec<Discovered> =
-        store::get_state(c, &store::StateKey::Discovered)?.unwrap_or_default();
-    let (mut added, mut events) = (false, Vec::new());
+    let mut d = Discovery::start(c, cfg, at, DiscoverFrom::Snds)?;
     for (ip, recipients, last_day, from_domain) in seen {
         let Ok(ip) = ip.parse::<IpAddr>() else {
             continue;
@@ -184,49 +164,17 @@ fn announce_snds_senders(
         } else {
             snds::clean_text(&from_domain)
         };
-        let mut discovered = false;
-        if discover && !found.iter().any(|d| d.ip == ip) {
-            if found.len() < cfg.discover.max {
-                found.push(Discovered {
-                    ip,
-                    domain: domain.clone(),
-                    origin: "snds".into(),
-                    since: at,
-                });
-                added = true;
-                discovered = true;
-            } else {
-                tracing::warn!(ip = %ip, max = cfg.discover.max, "discover.max reached: sending IP not added to the sweeps");
-            }
-        }
-        let key = store::StateKey::SenderAnnounced {
-            ip: ip.to_string(),
-            domain: "snds".into(),
-        };
-        if store::get_state::<bool>(c, &key)?.unwrap_or(false) {
-            continue;
-        }
-        store::put_state(c, &key, &true, at)?;
-        let summary = format!(
-            "{ip} is sending to Microsoft ({recipients} recipients in SNDS, last on {last_day}, as {domain}), not monitored{}",
-            if discovered { ": added to the sweeps" } else { "" }
-        );
-        let e = Event::new(
-            EventKind::UnmonitoredSender,
-            at,
-            Subject::Target {
-                target: ip.to_string(),
-            },
-            summary,
-            serde_json::json!({
-                "ip": ip.to_string(), "domain": domain, "messages": recipients,
-                "last_day": last_day, "origin": "snds", "discovered": discovered,
+        d.sender(Unmonitored {
+            ip,
+            domain: domain.clone(),
+            announced_as: "snds".into(),
+            summary: format!(
+                "{ip} is sending to Microsoft ({recipients} recipients in SNDS, last on {last_day}, as {domain}), not monitored"
+            ),
+            details: serde_json::json!({
+                "ip": ip.to_string(), "domain": domain, "messages": recipients, "last_day": last_day,
             }),
-        );
-        events.push(store::insert_event(c, &e)?);
+        })?;
     }
-    if added {
-        store::put_state(c, &store::StateKey::Discovered, &found, at)?;
-    }
-    Ok((events, added))
+    d.finish()
 }

@@ -114,7 +114,8 @@ interval = "2s"
 metric = "mxlog.ndr_generated"
 kind = "ndr_spike"
 above = 5
-clear_after = 6
+# time for the next probe to see the fix before the spike clears, even on a loaded machine
+clear_after = 12
 
 [[hooks]]
 name = "strict-recipients"
