@@ -10,7 +10,7 @@ use crate::config::{Config, DiscoverFrom, TargetConf};
 use crate::target::{Target, TargetSpec};
 
 /// One IP seen sending for a domain in DMARC reports (as the store sums it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DmarcSender {
     /// Source IP.
     pub ip: String,
@@ -40,7 +40,7 @@ pub struct Discovered {
 }
 
 /// How a sending IP stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SenderStatus {
     /// A configured target covers it.
@@ -52,7 +52,7 @@ pub enum SenderStatus {
 }
 
 /// One IP sending for a monitored domain, with its standing (page, API).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Sender {
     /// What DMARC reports say about it.
     #[serde(flatten)]
@@ -154,7 +154,7 @@ pub fn with_discovered(mut cfg: Config, found: &[Discovered]) -> Config {
 }
 
 /// One listing's share of a day's mail.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ListingShare {
     /// The listed IP.
     pub target: String,
@@ -167,7 +167,7 @@ pub struct ListingShare {
 }
 
 /// How much of a day's mail left from listed IPs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ListedShare {
     /// The day (`YYYY-MM-DD`).
     pub day: String,

@@ -102,7 +102,7 @@ fn insert_report(c: &Connection, feed: &str, at: i64, r: &Report) -> Result<bool
 }
 
 /// Rejections per feed and reason since the start (metrics, API).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FeedRejectCount {
     /// Feed name.
     pub feed: String,
@@ -128,7 +128,7 @@ pub fn feed_reject_counts(c: &Connection) -> Result<Vec<FeedRejectCount>> {
 }
 
 /// One stored rejection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FeedReject {
     /// Feed name.
     pub feed: String,

@@ -34,6 +34,7 @@ use crate::time::now;
     paths(
         status, targets, target, super::range::api, lists, list, events, hook_runs, alerts, series,
         super::impact::receivers_api, super::impact::audit_api, super::accounts::api,
+        super::gmail::api, super::senders::api,
         super::delist::list, super::delist::create, openapi
     ),
     tags(

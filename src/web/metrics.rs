@@ -384,6 +384,41 @@ fn account_metrics(reg: &Registry, r: &Read) -> Result<(), WebError> {
     Ok(())
 }
 
+/// Gmail's spam rate per Postmaster Tools domain (issue 24), from the status
+/// snapshot: `rblwatch_gmail_spam_ratio{domain}`, the latest figure within the
+/// standing window as a ratio (0 to 1), and `rblwatch_gmail_spam_ratio_known
+/// {domain}`, 1 with a figure and 0 when Google gave none ("not enough
+/// volume"). Without a figure there is no ratio sample at all, never a 0: an
+/// alert on the ratio cannot mistake a quiet domain for a clean one, and one
+/// on `_known == 0` can tell it.
+fn gmail_metrics(
+    reg: &Registry,
+    gmail: &[Result<crate::feeds::postmaster::SpamStanding, String>],
+) -> Result<(), WebError> {
+    let ratio = gauge(
+        reg,
+        "rblwatch_gmail_spam_ratio",
+        "Gmail's user-reported spam rate (0 to 1) of the domain's latest day with a figure in Google Postmaster Tools; absent when Google gave none (not enough volume). Google's limits: 0.001 recommended, 0.003 enforced.",
+        &["domain"],
+    )?;
+    let known = int_gauge(
+        reg,
+        "rblwatch_gmail_spam_ratio_known",
+        "1 when Google Postmaster Tools gave the domain a spam rate lately, 0 when it gave none (not enough volume).",
+        &["domain"],
+    )?;
+    for g in gmail {
+        match g {
+            Ok(s) => {
+                set_f(&ratio, &[&s.domain], s.rate)?;
+                set_i(&known, &[&s.domain], 1)?;
+            }
+            Err(domain) => set_i(&known, &[domain], 0)?,
+        }
+    }
+    Ok(())
+}
+
 /// Where a stored mail figure goes: one family per meaning, its unit in the
 /// name, the figure's name split into labels where it carries one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -640,6 +675,7 @@ pub(super) async fn metrics(State(st): State<Arc<WebState>>) -> Result<Response,
     database_metrics(&reg, &st)?;
     impact_metrics(&reg, &r)?;
     account_metrics(&reg, &r)?;
+    gmail_metrics(&reg, &r.snap.gmail)?;
     resolver_metrics(&reg, &st)?;
     build_info(&reg, &rt.cfg.actions.settings.status_url)?;
     super::senders::metrics(&st, &reg).await?;
@@ -1139,6 +1175,48 @@ mod tests {
         }
     }
 
+    /// Issue 24: Gmail's spam rate is a ratio per domain, and a domain Google
+    /// gave no figure for has no ratio sample (never 0), only `_known 0`.
+    #[test]
+    fn gmail_spam_rate_is_a_ratio_and_no_figure_is_no_sample() {
+        use crate::feeds::postmaster::{SpamLevel, SpamStanding};
+        let reg = Registry::new();
+        let standings = vec![
+            Ok(SpamStanding {
+                domain: "example.com".into(),
+                level: SpamLevel::Critical,
+                rate: 0.0042,
+                day: "2026-12-04".into(),
+            }),
+            Err("quiet.example".to_string()),
+        ];
+        gmail_metrics(&reg, &standings).unwrap();
+        let mut text = String::new();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&reg.gather(), &mut text)
+            .unwrap();
+        assert!(
+            text.contains("rblwatch_gmail_spam_ratio{domain=\"example.com\"} 0.0042\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rblwatch_gmail_spam_ratio_known{domain=\"example.com\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rblwatch_gmail_spam_ratio_known{domain=\"quiet.example\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("rblwatch_gmail_spam_ratio{domain=\"quiet.example\"}"),
+            "not enough volume exported as a figure: {text}"
+        );
+        assert!(
+            text.contains("# TYPE rblwatch_gmail_spam_ratio gauge"),
+            "{text}"
+        );
+    }
+
     fn names(text: &str) -> BTreeSet<String> {
         let re = regex::Regex::new(r"rblwatch_[a-z_]+").unwrap();
         re.find_iter(text).map(|m| m.as_str().to_string()).collect()
@@ -1147,11 +1225,28 @@ mod tests {
     /// The shipped alert rules and dashboard use only metrics this module exports.
     #[test]
     fn rules_and_dashboard_name_only_exported_metrics() {
-        let src = include_str!("metrics.rs");
-        let exported: BTreeSet<String> = names(&src[..src.find("#[cfg(test)]").unwrap()])
-            .into_iter()
-            .filter(|n| src.contains(&format!("\"{n}\"")))
-            .collect();
+        // the families metrics.rs registers, and those of the feeds' modules
+        // (issue 24: SNDS and the DMARC senders, which had no panel)
+        let mut exported = BTreeSet::new();
+        for src in [
+            include_str!("metrics.rs"),
+            include_str!("senders.rs"),
+            include_str!("snds.rs"),
+        ] {
+            let code = &src[..src.find("#[cfg(test)]").unwrap_or(src.len())];
+            exported.extend(
+                names(code)
+                    .into_iter()
+                    .filter(|n| code.contains(&format!("\"{n}\""))),
+            );
+        }
+        for f in [
+            "rblwatch_snds_ips",
+            "rblwatch_unmonitored_senders",
+            "rblwatch_gmail_spam_ratio",
+        ] {
+            assert!(exported.contains(f), "{exported:?}");
+        }
         assert!(
             exported.contains("rblwatch_listed") && exported.len() > 20,
             "{exported:?}"

@@ -10,12 +10,35 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{render, WebError, WebState};
 use crate::feeds::senders::{self, day_of};
 use crate::store;
 
-async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
+/// The IPs that send, as `/api/v1/senders` answers (and `/senders` renders).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SendersBody {
+    /// IPs DMARC reports show passing for a monitored domain in the `[discover]` window, most mail first.
+    senders: Vec<senders::Sender>,
+    /// How many of them no target covers.
+    not_monitored: u64,
+    /// How much of yesterday's mail left from IPs listed now.
+    listed_share: senders::ListedShare,
+    /// Rejected report mails and reports, by feed and reason.
+    rejected: Vec<store::FeedRejectCount>,
+    /// The latest rejections, newest first.
+    recent_rejects: Vec<store::FeedReject>,
+    /// IPs Microsoft SNDS saw sending in the window.
+    snds: Vec<super::snds::SndsSender>,
+    /// The report and SNDS feeds configured.
+    feeds: Vec<String>,
+    /// Where `[discover]` adds sending IPs from (`dmarc`, `snds`).
+    discover: Vec<String>,
+}
+
+async fn data(st: &WebState) -> Result<SendersBody, WebError> {
     let cfg = st.live.snapshot().cfg;
     let at = crate::time::now();
     let since = senders::window_start(&cfg, at);
@@ -37,16 +60,30 @@ async fn data(st: &WebState) -> Result<serde_json::Value, WebError> {
         .await?;
     let list = senders::senders(&cfg, seen);
     let share = senders::listed_share(&yesterday, &volume, &listed);
-    Ok(serde_json::json!({
-        "senders": list,
-        "not_monitored": list.iter().filter(|s| s.status == senders::SenderStatus::NotMonitored).count(),
-        "listed_share": share,
-        "rejected": rejects,
-        "recent_rejects": recent,
-        "snds": super::snds::senders(&cfg, snds_seen),
-        "feeds": cfg.feeds.iter().map(|f| &f.name).chain(cfg.snds.iter().map(|f| &f.name)).collect::<Vec<_>>(),
-        "discover": cfg.discover.from.iter().map(|f| format!("{f:?}").to_lowercase()).collect::<Vec<_>>(),
-    }))
+    Ok(SendersBody {
+        not_monitored: list
+            .iter()
+            .filter(|s| s.status == senders::SenderStatus::NotMonitored)
+            .count() as u64,
+        senders: list,
+        listed_share: share,
+        rejected: rejects,
+        recent_rejects: recent,
+        snds: super::snds::senders(&cfg, snds_seen),
+        feeds: cfg
+            .feeds
+            .iter()
+            .map(|f| &f.name)
+            .chain(cfg.snds.iter().map(|f| &f.name))
+            .cloned()
+            .collect(),
+        discover: cfg
+            .discover
+            .from
+            .iter()
+            .map(|f| format!("{f:?}").to_lowercase())
+            .collect(),
+    })
 }
 
 /// `GET /senders`.
@@ -55,10 +92,15 @@ pub(super) async fn page(State(st): State<Arc<WebState>>) -> Result<Response, We
     render::render(&st, "senders.html", minijinja::Value::from_serialize(&v))
 }
 
-/// `GET /api/v1/senders`.
-pub(super) async fn api(
-    State(st): State<Arc<WebState>>,
-) -> Result<Json<serde_json::Value>, WebError> {
+/// The IPs that really send: every source IP DMARC reports show passing
+/// for a monitored domain with its volume and standing (monitored,
+/// discovered, not monitored), the share of yesterday's mail from listed
+/// IPs, the IPs Microsoft SNDS saw sending, and the reports the feeds rejected.
+#[utoipa::path(get, path = "/api/v1/senders", tag = "mail", operation_id = "senders",
+    responses((status = 200, description = "Sending IPs, the listed share and rejected reports", body = SendersBody),
+        (status = "4XX", description = "Refused", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "Failed", body = super::problem::Problem, content_type = "application/problem+json")))]
+pub(super) async fn api(State(st): State<Arc<WebState>>) -> Result<Json<SendersBody>, WebError> {
     Ok(Json(data(&st).await?))
 }
 
@@ -68,11 +110,8 @@ pub(super) async fn overview_line(st: &WebState) -> Result<Option<String>, WebEr
         return Ok(None);
     }
     let v = data(st).await?;
-    let mut line = v["listed_share"]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let n = v["not_monitored"].as_u64().unwrap_or(0);
+    let mut line = v.listed_share.text;
+    let n = v.not_monitored;
     if n > 0 {
         line.push_str(&format!("; {n} sending IP(s) not monitored"));
     }
@@ -99,7 +138,7 @@ pub(super) async fn metrics(st: &WebState, reg: &Registry) -> Result<(), WebErro
     )
     .map_err(internal)?;
     reg.register(Box::new(share.clone())).map_err(internal)?;
-    if let Some(p) = v["listed_share"]["percent"].as_f64() {
+    if let Some(p) = v.listed_share.percent {
         share.with_label_values(&[] as &[&str]).set(p / 100.0);
     }
     let unmonitored = IntGaugeVec::new(
@@ -114,7 +153,7 @@ pub(super) async fn metrics(st: &WebState, reg: &Registry) -> Result<(), WebErro
         .map_err(internal)?;
     unmonitored
         .with_label_values(&[] as &[&str])
-        .set(v["not_monitored"].as_i64().unwrap_or(0));
+        .set(v.not_monitored as i64);
     let rejected = IntGaugeVec::new(
         Opts::new(
             "rblwatch_feed_rejected_reports",
@@ -124,13 +163,10 @@ pub(super) async fn metrics(st: &WebState, reg: &Registry) -> Result<(), WebErro
     )
     .map_err(internal)?;
     reg.register(Box::new(rejected.clone())).map_err(internal)?;
-    for r in v["rejected"].as_array().into_iter().flatten() {
+    for r in &v.rejected {
         rejected
-            .with_label_values(&[
-                r["feed"].as_str().unwrap_or(""),
-                r["reason"].as_str().unwrap_or(""),
-            ])
-            .set(r["count"].as_i64().unwrap_or(0));
+            .with_label_values(&[r.feed.as_str(), r.reason.as_str()])
+            .set(r.count as i64);
     }
     Ok(())
 }

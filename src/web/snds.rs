@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::{svg, WebError, WebState};
+use crate::feeds::senders::SenderStatus;
 use crate::feeds::snds::{IpStatus, Refusal};
 use crate::store::{self, SndsDay};
 
@@ -116,12 +117,27 @@ pub(super) async fn for_target(st: &WebState, ip: IpAddr) -> Result<Option<SndsV
     }))
 }
 
+/// One IP SNDS saw sending (`/api/v1/senders` under `snds`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct SndsSender {
+    ip: String,
+    /// Recipients in the window (SNDS's RCPT count summed).
+    recipients: u64,
+    /// The newest day SNDS reported it (`YYYY-MM-DD`).
+    last_day: String,
+    /// The domain of SNDS's sample MAIL FROM (empty when it gave none).
+    domain: String,
+    status: SenderStatus,
+    /// For people: "sending to Microsoft, not monitored".
+    text: String,
+}
+
 /// The IPs SNDS saw sending in the `[discover]` window, each with its
 /// standing like DMARC's senders (`/senders`, `/api/v1/senders` under `snds`).
 pub(super) fn senders(
     cfg: &crate::config::Config,
     seen: Vec<(String, u64, String, String)>,
-) -> Vec<serde_json::Value> {
+) -> Vec<SndsSender> {
     seen.into_iter()
         .filter_map(|(ip, recipients, last_day, domain)| {
             let addr: IpAddr = ip.parse().ok()?;
@@ -129,22 +145,29 @@ pub(super) fn senders(
             let covering = cfg.targets.iter().find(|c| c.spec.contains(&t));
             let (status, text) = match covering {
                 Some(c) if c.discovered.is_some() => (
-                    "discovered",
+                    SenderStatus::Discovered,
                     format!(
                         "sending to Microsoft, swept (discovered from {})",
                         c.discovered.clone().unwrap_or_default()
                     ),
                 ),
-                Some(_) => ("monitored", "sending to Microsoft, monitored".to_string()),
+                Some(_) => (
+                    SenderStatus::Monitored,
+                    "sending to Microsoft, monitored".to_string(),
+                ),
                 None => (
-                    "not_monitored",
+                    SenderStatus::NotMonitored,
                     "sending to Microsoft, not monitored".to_string(),
                 ),
             };
-            Some(serde_json::json!({
-                "ip": ip, "recipients": recipients, "last_day": last_day,
-                "domain": domain, "status": status, "text": text,
-            }))
+            Some(SndsSender {
+                ip,
+                recipients,
+                last_day,
+                domain,
+                status,
+                text,
+            })
         })
         .collect()
 }

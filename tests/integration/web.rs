@@ -32,6 +32,103 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 const SECRET: &str = "sekrit-dqs-key-1234567";
 
+/// Issue 24: the receivers' feeds configured (an SNDS feed and a DMARC
+/// mailbox, neither reachable here: their series come from what is stored)
+/// for `start`'s `[web]` tail.
+const RECEIVER_FEEDS: &str = "\n[[feeds]]\nkind = \"snds\"\nname = \"snds\"\nkey = \"snds-test-key\"\nbase_url = \"https://127.0.0.1:9/snds/\"\ninterval = \"24h\"\ntimeout = \"1s\"\n\n[[feeds]]\nkind = \"dmarc\"\nname = \"reports\"\nmaildir = \"/nonexistent/rblwatch-test-maildir\"\ninterval = \"24h\"\n";
+
+/// Issue 24: what the receivers' feeds store, written into the daemon's
+/// database through the store's own functions (as the feeds write it): a
+/// Gmail domain with figures (0.42 % on its newest day with one) and one Google
+/// gave none ("not enough volume"), its compliance table, an SNDS day with a
+/// RED IP and a blocked range, and a rejected report mail.
+fn seed_receivers(d: &Daemon) {
+    use rblwatch::feeds::postmaster::client::DomainReading;
+    use rblwatch::feeds::postmaster::{Compliance, DayStats, Requirement};
+    use rblwatch::feeds::snds::{ComplaintRate, DayRow, FilterResult, IpStatus};
+    let c = rusqlite::Connection::open(d._dir.path().join("rblwatch.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let day = |n: u64| (today - chrono::Days::new(n)).to_string();
+    let at = chrono::Utc::now().timestamp();
+    let figures = |n: u64, spam: f64| DayStats {
+        day: day(n),
+        spam_rate: Some(spam),
+        spf_rate: Some(0.99),
+        dkim_rate: Some(0.98),
+        dmarc_rate: Some(0.97),
+        tls_rate: Some(1.0),
+        delivery_error_rate: Some(0.01),
+        reject_rate: Some(0.004),
+        temp_fail_rate: Some(0.006),
+    };
+    let empty = |n: u64| DayStats {
+        day: day(n),
+        ..Default::default()
+    };
+    let read = [
+        DomainReading {
+            domain: "example.com".into(),
+            compliance: Compliance {
+                requirements: vec![
+                    Requirement {
+                        requirement: "SPF".into(),
+                        status: "COMPLIANT".into(),
+                        reason: None,
+                    },
+                    Requirement {
+                        requirement: "ONE_CLICK_UNSUBSCRIBE".into(),
+                        status: "NEEDS_WORK".into(),
+                        reason: Some("NO_UNSUB_GENERAL".into()),
+                    },
+                ],
+                subdomain: vec![],
+            },
+            days: vec![figures(3, 0.0008), figures(2, 0.0042), empty(1)],
+        },
+        DomainReading {
+            domain: "quiet.example".into(),
+            compliance: Compliance::default(),
+            days: vec![empty(2), empty(1)],
+        },
+    ];
+    rblwatch::store::put_postmaster(&c, "gpt", at, &read).unwrap();
+    let row = DayRow {
+        ip: "192.0.2.1".parse().unwrap(),
+        activity_start: Some(format!("{} 00:10", day(1))),
+        activity_end: Some(format!("{} 23:50", day(1))),
+        rcpt: 1000,
+        data: 990,
+        recipients: 950,
+        filter: FilterResult::Red,
+        complaint: Some(ComplaintRate {
+            percent: 4.2,
+            below: false,
+        }),
+        trap_start: None,
+        trap_end: None,
+        trap_hits: 26,
+        helo: "mx1.example.com".into(),
+        mail_from: "news@example.com".into(),
+        comments: String::new(),
+    };
+    let status = IpStatus {
+        first: "192.0.2.1".parse().unwrap(),
+        last: "192.0.2.1".parse().unwrap(),
+        blocked: true,
+        reason: "Blocked due to user complaints or other evidence of spamming".into(),
+    };
+    rblwatch::store::commit_snds(&c, "snds", at, &[status], &[(day(1), vec![row])]).unwrap();
+    rblwatch::store::commit_feed_mail(
+        &c,
+        "reports",
+        "1765000000.M1P1.mx",
+        at,
+        vec![Err(rblwatch::feeds::dmarc::Reject::Dtd)],
+    )
+    .unwrap();
+}
+
 /// A daemon with a few listed targets, its first sweep done, serving the web on a free port.
 fn start(web_extra: &str) -> Daemon {
     let rbl = Rbldnsd::start();
@@ -533,8 +630,26 @@ fn log_counts_add_up_into_counters_across_reads() {
 /// `promtool test rules` (which fails on a rule's parse or evaluation error).
 #[test]
 fn dashboard_covers_every_family_and_its_queries_run_on_a_real_scrape() {
-    let d = start("");
+    let d = start(RECEIVER_FEEDS);
+    seed_receivers(&d);
     let (_, _, text) = get(&format!("{}/metrics", d.base), None);
+    // issue 24: the receivers' series are in the scrape (so they need a panel)
+    // and Gmail's "not enough volume" is no sample at all, never a 0
+    for line in [
+        "rblwatch_gmail_spam_ratio{domain=\"example.com\"} 0.0042\n",
+        "rblwatch_gmail_spam_ratio_known{domain=\"example.com\"} 1\n",
+        "rblwatch_gmail_spam_ratio_known{domain=\"quiet.example\"} 0\n",
+        "rblwatch_snds_ips{filter=\"RED\"} 1\n",
+        "rblwatch_snds_blocked_ranges 1\n",
+        "rblwatch_feed_rejected_reports{feed=\"reports\",reason=\"dtd\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+    assert!(
+        !text.contains("rblwatch_gmail_spam_ratio{domain=\"quiet.example\"}"),
+        "{text}"
+    );
+    promtool_check_metrics(&text);
     let dash: serde_json::Value =
         serde_json::from_str(include_str!("../../contrib/grafana-dashboard.json")).unwrap();
     let mut exprs = Vec::new();
@@ -1082,7 +1197,10 @@ fn openapi_tool(name: &str) -> std::path::PathBuf {
 /// documented, every body of the documented type and schema.
 #[test]
 fn the_api_keeps_to_its_openapi_document() {
-    let d = start("");
+    // with the receivers' data stored, so /api/v1/gmail and /api/v1/senders
+    // answer with every member their schemas describe
+    let d = start(RECEIVER_FEEDS);
+    seed_receivers(&d);
     let b = &d.base;
     let (s, t, doc) = get(&format!("{b}/api/v1/openapi.json"), None);
     assert_eq!((s, t.as_str()), (200, "application/json"), "{doc}");
@@ -1106,11 +1224,66 @@ fn the_api_keeps_to_its_openapi_document() {
         "/api/v1/receivers",
         "/api/v1/audit",
         "/api/v1/accounts",
+        "/api/v1/gmail",
+        "/api/v1/senders",
         "/api/v1/delistings",
         "/api/v1/openapi.json",
     ] {
         assert!(v["paths"][path].is_object(), "{path} is not described");
     }
+    // issue 24: Gmail's and the senders' answers are described by their types, not "any object"
+    for (path, body) in [
+        ("/api/v1/gmail", "GmailBody"),
+        ("/api/v1/senders", "SendersBody"),
+    ] {
+        let schema =
+            &v["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            schema["$ref"],
+            format!("#/components/schemas/{body}"),
+            "{path}: {schema}"
+        );
+    }
+    let schemas = &v["components"]["schemas"];
+    for (schema, member) in [
+        ("GmailDomain", "spam_rate"),
+        ("GmailDomain", "days"),
+        ("SpamRateView", "level"),
+        ("DayStats", "spam_rate"),
+        ("SendersBody", "listed_share"),
+        ("DmarcSender", "passed"),
+        ("SndsSender", "recipients"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][member].is_object(),
+            "{schema}.{member}: {}",
+            schemas[schema]
+        );
+    }
+    assert!(
+        schemas["SenderStatus"]
+            .to_string()
+            .contains("not_monitored"),
+        "{}",
+        schemas["SenderStatus"]
+    );
+    // what they answer here has the members the schemas name (schemathesis
+    // below checks every answer against the whole schema)
+    let (s, _, gmail) = get(&format!("{b}/api/v1/gmail"), None);
+    assert_eq!(s, 200, "{gmail}");
+    let g: serde_json::Value = serde_json::from_str(&gmail).unwrap();
+    assert_eq!(g["domains"][0]["spam_rate"]["rate"], 0.0042, "{g}");
+    assert!(g["domains"][1]["spam_rate"].is_null(), "{g}");
+    assert!(g["domains"][0]["days"][0]["spam_rate"].is_null(), "{g}");
+    assert_eq!(
+        g["domains"][0]["days"][0]["percent"]["spam_rate"], "no figure",
+        "{g}"
+    );
+    let (s, _, senders) = get(&format!("{b}/api/v1/senders"), None);
+    assert_eq!(s, 200, "{senders}");
+    let v2: serde_json::Value = serde_json::from_str(&senders).unwrap();
+    assert_eq!(v2["snds"][0]["status"], "monitored", "{v2}");
+    assert_eq!(v2["rejected"][0]["reason"], "dtd", "{v2}");
     // counts are numbers in the schema too
     let targets = &v["components"]["schemas"]["TargetsPage"]["properties"];
     assert_eq!(targets["total"]["type"], "integer", "{targets}");
@@ -1161,7 +1334,7 @@ fn the_api_keeps_to_its_openapi_document() {
     eprintln!("{out}");
     // it did test: every operation, and none skipped for want of a schema it could use
     assert!(
-        out.contains("16 selected") || out.contains("16 total"),
+        out.contains("18 selected") || out.contains("18 total"),
         "{out}"
     );
 }

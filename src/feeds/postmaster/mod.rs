@@ -327,7 +327,7 @@ pub fn query_body(start: NaiveDate, end: NaiveDate, page_token: Option<&str>) ->
 }
 
 /// One day's figures for a domain; `None` where Google gave no figure.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, utoipa::ToSchema)]
 pub struct DayStats {
     /// `YYYY-MM-DD` (UTC, as Google dates it).
     pub day: String,
@@ -489,7 +489,7 @@ pub fn days(
 }
 
 /// One requirement of the compliance table, as Google spells it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Requirement {
     /// `ComplianceRowData.requirement`: `SPF`, `DKIM`, `DMARC_POLICY`, `ONE_CLICK_UNSUBSCRIBE`…
     pub requirement: String,
@@ -501,7 +501,7 @@ pub struct Requirement {
 }
 
 /// A domain's compliance with Gmail's sender requirements.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Compliance {
     /// The registrable domain's table (`complianceData`).
     pub requirements: Vec<Requirement>,
@@ -623,7 +623,9 @@ fn json_why(e: serde_json::Error) -> String {
 }
 
 /// How a spam rate stands against Google's guidelines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SpamLevel {
     /// Below 0.1 %.
@@ -761,7 +763,7 @@ pub fn spam_event(
 }
 
 /// How a feed's last read went (kept in the store's state; shown on `/gmail`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LastRead {
     /// When (Unix seconds).
     pub at: i64,
