@@ -6,8 +6,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::delist::http;
 use crate::feeds::{drop_mail, gz, mail, make_maildir};
-use crate::util::{fixtures, free_tcp_port, http_get, http_json, wait_for, Daemon, Rbldnsd};
+use crate::util::{
+    fixtures, free_tcp_port, http_get, http_json, rblwatch, stderr, stdout, wait_for, Daemon,
+    Rbldnsd,
+};
 
 const V4: &str = ":127.0.0.2:Listed $\n127.0.0.2\n198.51.100.0/24 :4:net $\n!198.51.100.77\n198.51.104.0/22 :3:block $\n203.0.113.0/24\n";
 const V6: &str =
@@ -245,6 +249,119 @@ listen = "127.0.0.1:{port}"
         ev.to_string().contains("\"target\":\"198.51.104.0/22\""),
         "{ev:#}"
     );
+    // a listed part can be asked to be delisted: through the API (the
+    // re-check intersects the range with the mirror again: the mirror's zone
+    // is served by no DNS server, so a query would not count)
+    let base = format!("http://127.0.0.1:{port}");
+    let j = serde_json::json!({"target": "198.51.104.0/22", "list": "own-mirror", "by": "carol", "note": "customer cleaned up"});
+    let (s, _, body) = http(
+        "POST",
+        &format!("{base}/api/v1/delistings"),
+        None,
+        Some(j),
+        None,
+    );
+    assert_eq!(s, 201, "{body}\n{}", d.log());
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        created["request"]["target"], "198.51.104.0/22",
+        "{created:#}"
+    );
+    let line = |needle: &str| {
+        wait_for(needle, Duration::from_secs(20), || {
+            d.log()
+                .lines()
+                .find(|l| l.contains(needle) && l.contains("own-mirror"))
+                .map(str::to_string)
+        })
+    };
+    let l = line("pair re-checked target=198.51.104.0/22 ");
+    // (the mirror's zone is served nowhere: an answer that counted came from the mirror)
+    assert!(
+        ["answer=\"listed\"", "answer=listed"].iter().any(|a| l.contains(a)),
+        "{l}"
+    );
+    // a part that is not listed has nothing to delist; a range that is not configured is not found
+    for (t, want) in [
+        ("198.51.100.0/24", 409),
+        ("10.0.0.0/24", 404),
+        ("198.51.104.1/22", 404),
+    ] {
+        let j = serde_json::json!({"target": t, "list": "own-mirror"});
+        let (s, _, body) = http(
+            "POST",
+            &format!("{base}/api/v1/delistings"),
+            None,
+            Some(j),
+            None,
+        );
+        assert_eq!(s, want, "{t}: {body}");
+    }
+    // the range page shows the request and the part's own button
+    let (_, page) = http_get(port, "/target/198.51.96.0/20");
+    assert!(
+        page.contains("name=\"target\" value=\"198.51.104.0&#x2f;22\"")
+            && page.contains("<b>carol</b> (customer cleaned up)"),
+        "{page}"
+    );
+    // an address's page offers the button for the part it lies in
+    let (_, page) = http_get(port, "/target/198.51.104.9");
+    assert!(
+        page.contains("name=\"target\" value=\"198.51.104.0&#x2f;22\"")
+            && page.contains("<b>carol</b>"),
+        "{page}"
+    );
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let f = [
+        ("csrf", csrf.as_str()),
+        ("target", "198.51.104.0/22"),
+        ("list", "own-mirror"),
+        ("by", "dave"),
+    ];
+    let (s, loc, body) = http(
+        "POST",
+        &format!("{base}/delist"),
+        Some(&f),
+        None,
+        Some(&base),
+    );
+    assert_eq!(
+        (s, loc.as_str()),
+        (303, "/target/198.51.104.0%2F22#list-own-mirror"),
+        "{body}"
+    );
+    let (s, page) = http_get(port, &loc);
+    assert!(s == 200 && page.contains("<b>dave</b>"), "{page}");
+    // and `rblwatch delist` names a part as the page shows it
+    let cfg_s = cfg.to_str().unwrap();
+    let o = rblwatch(&[
+        "delist",
+        "198.51.100.0-198.51.100.76",
+        "own-mirror",
+        "--by",
+        "erin",
+        "-C",
+        cfg_s,
+    ]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), stdout(&o));
+    assert!(
+        stdout(&o).contains("delisting of 198.51.100.0-198.51.100.76 from own-mirror recorded"),
+        "{}",
+        stdout(&o)
+    );
+    line("pair re-checked target=198.51.100.0-198.51.100.76 ");
+    let o = rblwatch(&["delist", "198.51.100.0/24", "own-mirror", "-C", cfg_s]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let q = http_json(port, "/api/v1/delistings?target=198.51.104.0/22");
+    assert_eq!(q["total"], 2, "{q:#}");
+
     // nothing enumerated: a sweep is a handful of pairs, not 4,096 + 2^88
     let pairs = status["last_sweep"]["counts"]["pairs"].as_i64().unwrap();
     assert!(pairs < 100, "{pairs} pairs in a sweep");
@@ -322,6 +439,21 @@ listen = "127.0.0.1:{port}"
             .iter()
             .any(|e| e["target"] == "198.51.104.0/22" && e["kind"] == "delisted"),
         "{ev:#}"
+    );
+    // the delisting requested for it ends with the listing: its time to delist is known
+    let q = wait_for(
+        "the part's request delisted",
+        Duration::from_secs(10),
+        || {
+            let q = http_json(port, "/api/v1/delistings?target=198.51.104.0/22");
+            q["delistings"][0]["delisted_at"].is_i64().then_some(q)
+        },
+    );
+    assert!(
+        q["delistings"][0]["time_to_delist"]
+            .as_i64()
+            .is_some_and(|t| t >= 0),
+        "{q:#}"
     );
     // a single target inside the range keeps its own pair: listed, never flipped by the range's check
     let a = http_json(port, "/api/v1/targets/198.51.100.7");
