@@ -100,6 +100,9 @@ fn story_ranges_are_intersected_with_a_mirror_and_prefixes_asked_as_their_sendin
     )
     .unwrap();
     let maildir = make_maildir(&dir.path().join("Maildir"));
+    // the mail server's log: a receiver's refusal will cite an address in a listed part
+    let maillog = dir.path().join("maillog");
+    std::fs::write(&maillog, "").unwrap();
     let port = free_tcp_port();
     let cfg = dir.path().join("rblwatch.toml");
     std::fs::write(
@@ -146,9 +149,20 @@ kind = "dmarc"
 maildir = {maildir:?}
 interval = "1s"
 
+[[sources]]
+name = "mxlog"
+kind = "postfix_log"
+path = {maillog:?}
+interval = "1s"
+
+[impact]
+window = "1h"
+threshold = 0
+
 [web]
 listen = "127.0.0.1:{port}"
 "#,
+            maillog = maillog.display().to_string(),
             rbl = rbl.addr(),
             fix = fixtures().join("lists.d").display().to_string(),
             lists = lists.display().to_string(),
@@ -249,6 +263,30 @@ listen = "127.0.0.1:{port}"
         ev.to_string().contains("\"target\":\"198.51.104.0/22\""),
         "{ev:#}"
     );
+    // a receiver refuses mail citing an address inside the listed /22: the
+    // listing is rejecting, and the verdict says so
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&maillog)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"Dec  6 10:00:08 mx1 postfix/smtp[2108]: AE1F2A3B4C: to=<list@lists.example.org>, relay=lists.example.org[203.0.113.51]:25, delay=0.4, delays=0.01/0/0.2/0.19, dsn=5.7.1, status=bounced (host lists.example.org[203.0.113.51] said: 554 5.7.1 Service unavailable; Client host [198.51.104.7] blocked using mirror.test (in reply to RCPT TO command))\n",
+    )
+    .unwrap();
+    drop(f);
+    let status = wait_for("listed and rejecting", Duration::from_secs(30), || {
+        let s = http_json(port, "/api/v1/status");
+        (s["verdict"]["kind"] == "listed_rejecting").then_some(s)
+    });
+    assert!(
+        status["verdict"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("198.51.104.0/22"),
+        "{:#}",
+        status["verdict"]
+    );
     // a listed part can be asked to be delisted: through the API (the
     // re-check intersects the range with the mirror again: the mirror's zone
     // is served by no DNS server, so a query would not count)
@@ -278,7 +316,9 @@ listen = "127.0.0.1:{port}"
     let l = line("pair re-checked target=198.51.104.0/22 ");
     // (the mirror's zone is served nowhere: an answer that counted came from the mirror)
     assert!(
-        ["answer=\"listed\"", "answer=listed"].iter().any(|a| l.contains(a)),
+        ["answer=\"listed\"", "answer=listed"]
+            .iter()
+            .any(|a| l.contains(a)),
         "{l}"
     );
     // a part that is not listed has nothing to delist; a range that is not configured is not found
