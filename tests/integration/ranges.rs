@@ -438,6 +438,28 @@ listen = "127.0.0.1:{port}"
         (!p.is_empty()).then_some(p)
     });
     assert_eq!(got, ["2001:db8:5500:7::/64"]);
+    // its delisting request's re-check asks the address the sweep asked for the /64
+    let j = serde_json::json!({"target": "2001:db8:5500:7::/64", "list": "bl6-test"});
+    let (s, _, body) = http(
+        "POST",
+        &format!("{base}/api/v1/delistings"),
+        None,
+        Some(j),
+        None,
+    );
+    assert_eq!(s, 201, "{body}");
+    let l = wait_for("the /64 re-checked", Duration::from_secs(20), || {
+        d.log()
+            .lines()
+            .find(|l| l.contains("pair re-checked target=2001:db8:5500:7::/64 "))
+            .map(str::to_string)
+    });
+    assert!(
+        ["answer=\"listed\"", "answer=listed"]
+            .iter()
+            .any(|a| l.contains(a)),
+        "{l}"
+    );
     let t = http_json(port, "/api/v1/targets?page=9&per_page=500");
     let entry = t["targets"]
         .as_array()
