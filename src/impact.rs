@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, EventKind, Severity, Subject};
 use crate::feeds::snds::Refusal;
 use crate::mail::rejections::{Outcome, Rejection};
+use crate::prefixes::cites;
 use crate::replies::ReplyMeaning;
 
 /// A confirmed listing (listed or clearing).
@@ -504,7 +505,7 @@ fn cited_listings(i: &Inputs<'_>) -> Vec<ListingImpact> {
         let citing: Vec<&Rejection> = cands
             .iter()
             .copied()
-            .filter(|r| r.cited.as_deref().is_none_or(|c| c == l.target))
+            .filter(|r| r.cited.as_deref().is_none_or(|c| cites(&l.target, c)))
             .collect();
         if citing.is_empty() {
             continue;
@@ -655,7 +656,7 @@ fn add_cited_list(lists: &mut Vec<CitedList>, r: &Rejection, i: &Inputs<'_>) {
                     .listings
                     .iter()
                     .filter(|x| &x.list == l)
-                    .filter(|x| r.cited.as_deref().is_none_or(|c| c == x.target))
+                    .filter(|x| r.cited.as_deref().is_none_or(|c| cites(&x.target, c)))
                     .map(|x| x.target.clone())
                     .collect(),
                 None => Vec::new(),

@@ -138,6 +138,78 @@ pub fn key_in(key: &str, net: &IpNet) -> bool {
     key_range(key).is_some_and(|(a, b)| net.contains(&a) && net.contains(&b))
 }
 
+/// A part of a range target checked whole, as named by a delisting request
+/// or a re-check (`198.51.104.0/22`, `198.51.100.0-198.51.100.76`, a /64).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The pair's key, written as the sweep writes it.
+    pub key: String,
+    /// Its first address (what stands for it: the delisting link's address).
+    pub first: IpAddr,
+    /// The configured ranges it lies in, narrowest first.
+    pub ranges: Vec<IpNet>,
+}
+
+/// `raw` as a part of one of the configured `ranges` (a range itself
+/// included); `None` for single targets and for anything outside them. The
+/// key is canonical: a CIDR's host bits must be zero, `first-last` is in
+/// order, and both are written as [`crate::mirror`] writes its pieces.
+pub fn piece(raw: &str, ranges: impl IntoIterator<Item = IpNet>) -> Option<Piece> {
+    let raw = raw.trim();
+    let key = if let Some((a, b)) = raw.split_once('-') {
+        let (a, b): (IpAddr, IpAddr) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        if a.is_ipv4() != b.is_ipv4() || a > b {
+            return None;
+        }
+        format!("{a}-{b}")
+    } else if raw.contains('/') {
+        let n: IpNet = raw.parse().ok()?;
+        if n.trunc() != n {
+            return None;
+        }
+        n.to_string()
+    } else {
+        return None;
+    };
+    let (first, last) = key_range(&key)?;
+    let mut inside: Vec<IpNet> = ranges
+        .into_iter()
+        .filter(|n| n.contains(&first) && n.contains(&last))
+        .collect();
+    inside.sort_by_key(|n| std::cmp::Reverse(n.prefix_len()));
+    inside.dedup();
+    (!inside.is_empty()).then_some(Piece {
+        key,
+        first,
+        ranges: inside,
+    })
+}
+
+/// [`piece`] among the configuration's range targets.
+pub fn piece_of(raw: &str, targets: &[crate::config::TargetConf]) -> Option<Piece> {
+    piece(
+        raw,
+        targets.iter().filter_map(|t| match &t.spec {
+            crate::target::TargetSpec::Net(n) => Some(*n),
+            _ => None,
+        }),
+    )
+}
+
+/// Whether the address a receiver's refusal cites (`cited`) is the listed
+/// target `target` or lies in it (a listed part of a range: `a/len`, `first-last`).
+pub fn cites(target: &str, cited: &str) -> bool {
+    if cited == target {
+        return true;
+    }
+    let Ok(ip) = cited.trim().parse::<IpAddr>() else {
+        return false;
+    };
+    let ip = crate::target::normalise_ip(ip);
+    target.contains(['/', '-'])
+        && key_range(target).is_some_and(|(a, b)| a.is_ipv4() == ip.is_ipv4() && a <= ip && ip <= b)
+}
+
 /// The /64 holding `a`.
 fn net64(a: Ipv6Addr) -> Ipv6Net {
     Ipv6Net::new(a, 64).map_or_else(|_| Ipv6Net::default(), |n| n.trunc())
@@ -410,6 +482,59 @@ mod tests {
             .iter()
             .all(|o| o.outcome.verdict == Verdict::Clear && o.outcome.list == 3));
         assert_eq!(c[0].outcome.target.to_string(), "198.51.104.0");
+    }
+
+    #[test]
+    fn a_piece_is_named_canonically_inside_its_configured_ranges() {
+        let ranges: Vec<IpNet> = ["198.51.96.0/20", "198.51.104.0/24", "2001:db8:1200::/40"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let p = piece(" 198.51.104.0/22 ", ranges.clone()).unwrap();
+        assert_eq!(p.key, "198.51.104.0/22");
+        assert_eq!(p.first.to_string(), "198.51.104.0");
+        assert_eq!(p.ranges, [ranges[0]]);
+        let p = piece("198.51.104.0/24", ranges.clone()).unwrap();
+        assert_eq!(p.ranges, [ranges[1], ranges[0]], "narrowest first");
+        let p = piece("198.51.100.0-198.51.100.76", ranges.clone()).unwrap();
+        assert_eq!(p.key, "198.51.100.0-198.51.100.76");
+        let p = piece(
+            "2001:DB8:1200:6::-2001:db8:1200:ffff:ffff:ffff:ffff:ffff",
+            ranges.clone(),
+        );
+        assert_eq!(
+            p.unwrap().key,
+            "2001:db8:1200:6::-2001:db8:1200:ffff:ffff:ffff:ffff:ffff"
+        );
+        assert_eq!(
+            piece("198.51.96.0/20", ranges.clone()).unwrap().ranges,
+            [ranges[0]]
+        );
+        for bad in [
+            "198.51.104.1/22",            // host bits
+            "198.51.100.76-198.51.100.0", // out of order
+            "198.51.100.0-2001:db8::1",
+            "10.0.0.0/24", // outside every range
+            "198.51.100.7",
+            "example.com",
+            "198.51.96.0/19",
+        ] {
+            assert_eq!(piece(bad, ranges.clone()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cited_address_joins_the_piece_it_lies_in() {
+        assert!(cites("198.51.104.0/22", "198.51.104.7"));
+        assert!(cites("198.51.100.0-198.51.100.76", "198.51.100.76"));
+        assert!(!cites("198.51.100.0-198.51.100.76", "198.51.100.77"));
+        assert!(cites("2001:db8:5500:7::/64", "2001:db8:5500:7::25"));
+        assert!(!cites("2001:db8:5500:7::/64", "2001:db8:5500:8::25"));
+        assert!(cites("198.51.104.0/22", "::ffff:198.51.105.1"));
+        assert!(cites("192.0.2.1", "192.0.2.1"));
+        assert!(!cites("192.0.2.1", "192.0.2.2"));
+        assert!(!cites("example.com", "192.0.2.2"));
+        assert!(!cites("198.51.104.0/22", "not an address"));
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::time::{fmt_duration, fmt_time, now};
 /// Arguments of `rblwatch delist`.
 #[derive(Debug, Args)]
 pub struct DelistArgs {
-    /// The listed target (IP or domain), as on the status page.
+    /// The listed target (IP or domain), or a listed part of a range target
+    /// (`198.51.104.0/22`, `198.51.100.0-198.51.100.76`), as on the status page.
     pub target: String,
     /// The list's id, as on the status page.
     pub list: String,
@@ -34,12 +35,17 @@ pub struct DelistArgs {
 
 pub(super) async fn run(cfg_path: Option<&Path>, a: DelistArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(cfg_path, true)?;
+    // a single target, or a listed part of a range checked whole (its pair's
+    // key as the status page shows it: `198.51.104.0/22`, `a-b`)
     let target = match Target::parse(&a.target) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("rblwatch: {e}");
-            return Ok(ExitCode::from(2));
-        }
+        Ok(t) => Named::Single(t),
+        Err(e) => match crate::prefixes::piece_of(&a.target, &cfg.targets) {
+            Some(p) => Named::Part(p.key),
+            None => {
+                eprintln!("rblwatch: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
     };
     let by =
         a.by.clone()
@@ -84,10 +90,27 @@ pub(super) async fn run(cfg_path: Option<&Path>, a: DelistArgs) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the request names.
+enum Named {
+    /// A target of its own.
+    Single(Target),
+    /// A part of a range target, by its pair's key.
+    Part(String),
+}
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Named::Single(t) => t.fmt(f),
+            Named::Part(k) => f.write_str(k),
+        }
+    }
+}
+
 /// Through the running daemon's API; `None` when no daemon answers there.
 async fn through_daemon(
     cfg: &Config,
-    target: &Target,
+    target: &Named,
     a: &DelistArgs,
     by: &str,
 ) -> Option<anyhow::Result<Result<DelistRequest, String>>> {
@@ -141,12 +164,15 @@ async fn through_daemon(
 /// Written to the database (no daemon reachable).
 async fn directly(
     cfg: &Config,
-    target: &Target,
+    target: &Named,
     a: &DelistArgs,
     by: &str,
 ) -> anyhow::Result<Result<DelistRequest, String>> {
-    if !cfg.targets.iter().any(|c| c.spec.contains(target)) {
-        return Ok(Err(format!("{target} is not a monitored target")));
+    // (a part was found inside a configured range already)
+    if let Named::Single(t) = target {
+        if !cfg.targets.iter().any(|c| c.spec.contains(t)) {
+            return Ok(Err(format!("{target} is not a monitored target")));
+        }
     }
     let (lists, _) = crate::engine::active_lists(cfg, cfg.catalog(), None)?;
     let Some(l) = lists.iter().find(|l| l.def.id == a.list) else {

@@ -9,7 +9,8 @@
 use super::Daemon;
 use crate::evaluator::{Observation, PairMem, PairState, Sweep};
 use crate::event::{Event, EventKind, Subject};
-use crate::store::{self, DelistRequest, NewDelistRequest, RecheckCommit};
+use crate::prefixes;
+use crate::store::{self, DelistRequest, NewDelistRequest, RecheckCommit, StateKey};
 use crate::target::Target;
 use crate::time::{fmt_time, now};
 
@@ -55,23 +56,50 @@ impl Daemon {
         let Some(li) = engine.lists().iter().position(|l| l.def.id == list) else {
             anyhow::bail!("re-check of {target} on {list}: the list is not in use");
         };
-        let t =
-            Target::parse(target).map_err(|e| anyhow::anyhow!("re-check of {target:?}: {e}"))?;
+        // a single target, or a part of a range checked whole (its pair's key)
+        let (t, piece) = match Target::parse(target) {
+            Ok(t) => (t, None),
+            Err(e) => match prefixes::piece_of(target, &rt.cfg.targets) {
+                Some(p) => (Target::Ip(p.first), Some(p)),
+                None => anyhow::bail!("re-check of {target:?}: {e}"),
+            },
+        };
         if !engine.lists()[li].def.kind.accepts(&t) {
             anyhow::bail!(
                 "re-check of {target} on {list}: the list does not answer for such targets"
             );
         }
+        let mirrored = engine.lists()[li].mirror().is_some();
         let confirm = self.confirm();
         let mut mem = self.memory.lock().await;
-        if let Some(why) = mem.resolver.as_ref().and_then(|r| r.unusable_reason()) {
+        // a mirrored list answers a part without any query
+        let needs_dns = piece.is_none() || !mirrored;
+        if let Some(why) = mem
+            .resolver
+            .as_ref()
+            .and_then(|r| r.unusable_reason())
+            .filter(|_| needs_dns)
+        {
             tracing::info!(target, list, why = %why, "re-check did not count");
             return Ok(Rechecked::Ignored(why));
         }
         let health = mem.health.get(list).cloned();
-        let verdict = engine.query_fresh(li, &t).await;
+        let (t, verdict, key) = match &piece {
+            None => {
+                let v = engine.query_fresh(li, &t).await;
+                let k = t.to_string();
+                (t, v, k)
+            }
+            Some(p) => match self.piece_answer(li, p).await {
+                Ok((t, v)) => (t, v, p.key.clone()),
+                Err(why) => {
+                    tracing::info!(target, list, why = %why, "re-check did not count");
+                    return Ok(Rechecked::Ignored(why));
+                }
+            },
+        };
         let at = now();
-        let key = (t.to_string(), list.to_string());
+        let key = (key, list.to_string());
         let prev = mem.pairs.get(&key).copied().unwrap_or(PairMem::clear(at));
         let obs = match &health {
             Some(h) => super::sweep::observe(&rt, li, &t, &verdict, h, prev.state).await,
@@ -86,13 +114,13 @@ impl Daemon {
             tracing::info!(target = %key.0, list, why = %why, "re-check did not count");
             return Ok(Rechecked::Ignored(why));
         }
-        let st = super::sweep::step_pair(
+        let st = super::sweep::step_pair_as(
+            &key.0,
             engine,
             li,
             &t,
             &verdict,
-            prev,
-            obs,
+            (prev, obs),
             crate::evaluator::StepRules {
                 confirm,
                 sweep: Sweep::Regular,
@@ -118,6 +146,71 @@ impl Daemon {
         tracing::info!(target = %key.0, list, answer = verdict.kind().as_str(), state = next.name(), "pair re-checked");
         self.publish(committed);
         Ok(Rechecked::State(next))
+    }
+
+    /// A part of a range target on list `li`, answered as the sweep answers
+    /// it: a mirrored list intersects the part's range(s) with its mirror
+    /// again (the part gone from the answer reads clear), never a DNS query
+    /// of a range; a DNS list asks a listed /64 of an IPv6 prefix as the
+    /// address the last sweep asked for it (else its `::1`). The target
+    /// stands for the part. `Err` says why it cannot be re-checked.
+    async fn piece_answer(
+        &self,
+        li: usize,
+        p: &prefixes::Piece,
+    ) -> Result<(Target, crate::verdict::Verdict), String> {
+        let rt = self.runtime();
+        let engine = &rt.engine;
+        let l = &engine.lists()[li];
+        if l.mirror().is_some() {
+            for net in &p.ranges {
+                let (outcomes, report) = prefixes::intersect_list(engine, li, net);
+                if let Some(why) = report.why {
+                    return Err(format!("the mirror cannot answer: {why}"));
+                }
+                if let Some(o) = outcomes.into_iter().find(|o| o.key == p.key) {
+                    return Ok((o.outcome.target, o.outcome.verdict));
+                }
+            }
+            return Ok((Target::Ip(p.first), crate::verdict::Verdict::Clear));
+        }
+        let v6 = |n: &&ipnet::IpNet| matches!(n, ipnet::IpNet::V6(r) if r.prefix_len() <= 64);
+        let net64 = match p.key.parse::<ipnet::IpNet>() {
+            Ok(ipnet::IpNet::V6(n)) if n.prefix_len() == 64 && p.ranges.iter().any(|r| v6(&r)) => n,
+            _ => {
+                return Err(format!(
+                    "{} is not a part {} checks (it asks IPv6 prefixes as their /64s)",
+                    p.key, l.def.id
+                ))
+            }
+        };
+        let (ranges, id, key) = (p.ranges.clone(), l.def.id.clone(), p.key.clone());
+        let asked = self
+            .store
+            .call(move |c| {
+                let reports: Option<std::collections::BTreeMap<String, prefixes::RangeReport>> =
+                    store::get_state(c, &StateKey::Ranges)?;
+                Ok(reports.and_then(|r| {
+                    ranges.iter().find_map(|n| {
+                        r.get(&n.to_string())?
+                            .lists
+                            .iter()
+                            .find(|x| x.list == id)?
+                            .asked
+                            .iter()
+                            .find(|a| a.net == key)
+                            .and_then(|a| a.address.parse::<std::net::IpAddr>().ok())
+                    })
+                }))
+            })
+            .await
+            .map_err(|e| format!("the last sweep's report was not read: {e}"))?;
+        let addr = asked.unwrap_or_else(|| {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::from(u128::from(net64.network()) | 1))
+        });
+        let t = Target::Ip(addr);
+        let v = engine.query_fresh(li, &t).await;
+        Ok((t, v))
     }
 
     /// Raises `delist_overdue` once for each requested delisting still listed past its expected time.
@@ -153,7 +246,7 @@ impl Daemon {
 /// The `delist_requested` event of a recorded request.
 pub fn delist_requested_event(d: &DelistRequest, def: Option<&crate::catalog::ListDef>) -> Event {
     let name = def.map_or(d.list.as_str(), |l| l.name.as_str());
-    let delist = def.and_then(|l| Target::parse(&d.target).ok().and_then(|t| l.delist_url(&t)));
+    let delist = def.and_then(|l| link_target(&d.target).and_then(|t| l.delist_url(&t)));
     Event::new(
         EventKind::DelistRequested,
         d.requested_at,
@@ -171,6 +264,16 @@ pub fn delist_requested_event(d: &DelistRequest, def: Option<&crate::catalog::Li
             "expiry_note": def.and_then(|l| l.expiry_note.clone()), "list_name": name,
         }),
     )
+}
+
+/// What a pair's key stands for on a list's delisting page: the target, or
+/// a range part's first address.
+pub(super) fn link_target(key: &str) -> Option<Target> {
+    Target::parse(key).ok().or_else(|| {
+        prefixes::key_range(key)
+            .filter(|_| key.contains(['/', '-']))
+            .map(|(a, _)| Target::Ip(a))
+    })
 }
 
 fn overdue_event(d: &DelistRequest, name: Option<&str>, at: i64) -> Event {

@@ -14,7 +14,6 @@ use crate::event::{Event, EventKind, Subject};
 use crate::impact::{self, Active, AuditNote, Inputs, Listing, ReceiverInfo, Remedy};
 use crate::spike::SpikeState;
 use crate::store::{self, StateKey};
-use crate::target::Target;
 use crate::time::now;
 
 impl Daemon {
@@ -199,7 +198,7 @@ fn stored_listings(
         .into_iter()
         .filter_map(|(target, list)| {
             let def = defs.get(&list)?;
-            let delist = Target::parse(&target).ok().and_then(|t| def.delist_url(&t));
+            let delist = super::delist::link_target(&target).and_then(|t| def.delist_url(&t));
             Some(Listing {
                 list_name: def.name.clone(),
                 target,

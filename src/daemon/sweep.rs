@@ -158,30 +158,10 @@ pub(super) async fn observe(
     obs
 }
 
-/// One counted answer through the per-pair rule ([`pair_step`]).
-pub(super) fn step_pair(
-    engine: &Engine,
-    li: usize,
-    target: &Target,
-    verdict: &Verdict,
-    prev: PairMem,
-    obs: Observation,
-    rules: StepRules,
-) -> PairStep {
-    step_pair_as(
-        &target.to_string(),
-        engine,
-        li,
-        target,
-        verdict,
-        (prev, obs),
-        rules,
-    )
-}
-
-/// [`step_pair`] for a pair stored under `key` (a range target's sub-range
-/// or /64), `target` standing for it (the delisting link's address).
-fn step_pair_as(
+/// One counted answer through the per-pair rule ([`pair_step`]) for a pair
+/// stored under `key` (the target, or a range target's sub-range or /64),
+/// `target` standing for it (the delisting link's address).
+pub(super) fn step_pair_as(
     key: &str,
     engine: &Engine,
     li: usize,

@@ -531,3 +531,57 @@ fn snds_red_or_blocked_with_no_listing_is_refused_by_microsoft_with_the_evidence
     let (_, ev) = transitions(&next, &w.assess(5), &[]);
     assert_eq!(ev[0].kind, EventKind::ReceiverRejectingCleared);
 }
+
+#[test]
+fn a_refusal_citing_an_address_joins_the_listed_piece_it_lies_in() {
+    let mut w = World::new();
+    // range targets checked whole are listed by piece: a CIDR, a first-last
+    // range, a /64; the refusals cite one address in each
+    w.listings = vec![
+        listing("198.51.104.0/22", "spamhaus-zen"),
+        listing("198.51.100.0-198.51.100.76", "spamhaus-zen"),
+        listing("2001:db8:5500:7::/64", "spamhaus-zen"),
+        listing("198.51.100.78-198.51.100.255", "spamhaus-zen"),
+    ];
+    w.microsoft_cites_zen(Some("198.51.104.7"), 2);
+    w.microsoft_cites_zen(Some("198.51.100.76"), 1);
+    w.microsoft_cites_zen(Some("2001:db8:5500:7::25"), 1);
+    let a = w.assess(0);
+    for piece in [
+        "198.51.104.0/22",
+        "198.51.100.0-198.51.100.76",
+        "2001:db8:5500:7::/64",
+    ] {
+        assert_eq!(
+            a.impact_of(piece, "spamhaus-zen"),
+            ImpactState::Rejecting,
+            "{piece}: {a:#?}"
+        );
+    }
+    assert_eq!(
+        a.listing("198.51.104.0/22", "spamhaus-zen").unwrap().count,
+        2
+    );
+    // no refusal cites an address in the last piece (.77 is not in either)
+    assert_eq!(
+        a.impact_of("198.51.100.78-198.51.100.255", "spamhaus-zen"),
+        ImpactState::NoneSeen
+    );
+    let r = &a.receivers[0];
+    assert_eq!(r.verdict, ReceiverVerdict::CitesListing, "{r:#?}");
+    assert!(r.text.contains("198.51.104.0/22"), "{}", r.text);
+    assert!(!r.text.contains("198.51.100.78"), "{}", r.text);
+}
+
+#[test]
+fn an_address_outside_every_listed_piece_is_not_joined() {
+    let mut w = World::new();
+    w.listings = vec![listing("198.51.104.0/22", "spamhaus-zen")];
+    w.microsoft_cites_zen(Some("198.51.108.1"), 2);
+    let a = w.assess(0);
+    assert_eq!(
+        a.impact_of("198.51.104.0/22", "spamhaus-zen"),
+        ImpactState::NoneSeen
+    );
+    assert_eq!(a.receivers[0].verdict, ReceiverVerdict::CitesClearList);
+}

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::Page;
 use super::{WebError, WebState};
+use crate::prefixes;
 use crate::store::{self, DelistVia, NewDelistRequest};
 use crate::target::Target;
 use crate::time::now;
@@ -42,22 +43,35 @@ fn build(
     via: DelistVia,
 ) -> Result<NewDelistRequest, WebError> {
     let rt = st.live.snapshot();
-    let t = Target::parse(target.trim())
-        .map_err(|_| WebError::NotFound(format!("{target:?} is not a monitored target")))?;
-    if !rt.cfg.targets.iter().any(|c| c.spec.contains(&t)) {
-        return Err(WebError::NotFound(format!("{t} is not a monitored target")));
-    }
+    // a single target, or a listed part of a range checked whole (its pair's key)
+    let (t, key) = match Target::parse(target.trim()) {
+        Ok(t) => {
+            if !rt.cfg.targets.iter().any(|c| c.spec.contains(&t)) {
+                return Err(WebError::NotFound(format!("{t} is not a monitored target")));
+            }
+            let k = t.to_string();
+            (t, k)
+        }
+        Err(_) => match prefixes::piece_of(target, &rt.cfg.targets) {
+            Some(p) => (Target::Ip(p.first), p.key),
+            None => {
+                return Err(WebError::NotFound(format!(
+                    "{target:?} is not a monitored target"
+                )))
+            }
+        },
+    };
     let Some(l) = rt.engine.lists().iter().find(|l| l.def.id == list.trim()) else {
         return Err(WebError::NotFound(format!("no list {list:?} in use")));
     };
     if !l.def.kind.accepts(&t) {
         return Err(WebError::BadRequest(format!(
-            "list {} does not answer for {t}",
+            "list {} does not answer for {key}",
             l.def.id
         )));
     }
     Ok(NewDelistRequest {
-        target: t.to_string(),
+        target: key,
         list: l.def.id.clone(),
         at: now(),
         by: clean(by, MAX_BY, false),
@@ -121,8 +135,14 @@ pub(super) async fn form(
     };
     let r = build(&st, &f.target, &f.list, &by, &f.note, DelistVia::Web)?;
     let (d, _) = record(&st, r).await?;
+    // a part of a range shows on its range's page, in the list's section
+    let anchor = if Target::parse(&d.target).is_ok() {
+        "delist"
+    } else {
+        "list"
+    };
     let to = format!(
-        "/target/{}#delist-{}",
+        "/target/{}#{anchor}-{}",
         super::urlencode(d.target.clone()),
         super::urlencode(d.list.clone())
     );
@@ -231,11 +251,13 @@ pub(super) async fn list(
     }
     .checked(st.conf.page_size)?;
     let target = match q.target.as_deref() {
-        Some(t) => Some(
-            Target::parse(t)
-                .map_err(|_| WebError::BadRequest(format!("{t:?} is not a target")))?
-                .to_string(),
-        ),
+        Some(t) => Some(match Target::parse(t) {
+            Ok(t) => t.to_string(),
+            // a part of a range checked whole, as its pair is keyed
+            Err(_) => prefixes::piece_of(t, &st.live.snapshot().cfg.targets)
+                .map(|p| p.key)
+                .ok_or_else(|| WebError::BadRequest(format!("{t:?} is not a target")))?,
+        }),
         None => None,
     };
     let t2 = target.clone();

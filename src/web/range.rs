@@ -33,6 +33,10 @@ pub(super) struct Part {
     /// Remote text: escaped when shown.
     txt: Vec<String>,
     delist: Option<String>,
+    /// The part's open delisting request (its pair's own).
+    request: Option<store::DelistRequest>,
+    /// Still listed past the list's usual time to delist.
+    overdue: bool,
 }
 
 /// One list's view of the range.
@@ -104,7 +108,7 @@ pub(super) async fn range_data(st: &WebState, raw: &str) -> Result<RangeView, We
         .filter(|t| !matches!(t.spec, TargetSpec::Net(_)))
         .map(|t| t.spec.to_string())
         .collect();
-    let (pairs, reports, events) = st
+    let (pairs, reports, events, requests) = st
         .db
         .read(move |c| {
             let pairs: Vec<store::StoredPair> = store::load_pairs(c)?
@@ -113,6 +117,10 @@ pub(super) async fn range_data(st: &WebState, raw: &str) -> Result<RangeView, We
                 .collect();
             let reports: std::collections::BTreeMap<String, RangeReport> =
                 store::get_state(c, &StateKey::Ranges)?.unwrap_or_default();
+            let mut requests = Vec::new();
+            for p in pairs.iter().filter(|p| p.state.is_listed()) {
+                requests.extend(store::delist_requests(c, Some(&p.target), 100, 0)?);
+            }
             let mut events = store::events(c, Some(&key), 20, 0)?;
             for p in pairs.iter().take(20) {
                 events.extend(store::events(c, Some(&p.target), 10, 0)?);
@@ -120,12 +128,13 @@ pub(super) async fn range_data(st: &WebState, raw: &str) -> Result<RangeView, We
             events.sort_by_key(|e| std::cmp::Reverse(e.id));
             events.dedup_by_key(|e| e.id);
             events.truncate(50);
-            Ok((pairs, reports, events))
+            Ok((pairs, reports, events, requests))
         })
         .await?;
     let report = reports.get(&net.to_string());
     let rt = st.live.snapshot();
     let rep = crate::target::Target::Ip(net.network());
+    let at = crate::time::now();
     let mut lists = Vec::new();
     for l in rt
         .engine
@@ -137,16 +146,26 @@ pub(super) async fn range_data(st: &WebState, raw: &str) -> Result<RangeView, We
         let mut parts: Vec<Part> = pairs
             .iter()
             .filter(|p| p.list == l.def.id)
-            .map(|p| Part {
-                range: p.target.clone(),
-                state: p.state.name(),
-                listed: p.state.is_listed(),
-                since: p.since,
-                codes: p.details.codes.iter().map(|c| c.to_string()).collect(),
-                meanings: p.details.meanings.clone(),
-                txt: p.details.txt.clone(),
-                delist: prefixes::key_range(&p.target)
-                    .and_then(|(a, _)| l.def.delist_url(&crate::target::Target::Ip(a))),
+            .map(|p| {
+                // the latest request of this listing (one made during an earlier listing does not count)
+                let request = requests
+                    .iter()
+                    .find(|q| q.list == l.def.id && q.target == p.target)
+                    .filter(|q| p.state.is_listed() && q.delisted_at.is_none())
+                    .cloned();
+                Part {
+                    overdue: request.as_ref().is_some_and(|q| q.overdue(at)),
+                    request,
+                    range: p.target.clone(),
+                    state: p.state.name(),
+                    listed: p.state.is_listed(),
+                    since: p.since,
+                    codes: p.details.codes.iter().map(|c| c.to_string()).collect(),
+                    meanings: p.details.meanings.clone(),
+                    txt: p.details.txt.clone(),
+                    delist: prefixes::key_range(&p.target)
+                        .and_then(|(a, _)| l.def.delist_url(&crate::target::Target::Ip(a))),
+                }
             })
             .collect();
         parts.sort_by_key(|p| prefixes::key_range(&p.range).map(|(a, _)| a));

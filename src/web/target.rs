@@ -130,12 +130,20 @@ async fn read(st: &WebState, t: String, in_range: bool) -> Result<Reads, WebErro
                     }
                 }
             }
+            let mut requests = store::delist_requests(c, Some(&t), 100, 0)?;
+            // the delisting requests of the parts it lies in (their pairs' own)
+            for p in pairs.iter().filter(|p| p.target != t) {
+                if !requests.iter().any(|q| q.target == p.target) {
+                    requests.extend(store::delist_requests(c, Some(&p.target), 100, 0)?);
+                }
+            }
+            requests.sort_by_key(|q| std::cmp::Reverse(q.id));
             Ok(Reads {
                 pairs,
                 periods: store::listings(c, Some(&t), false)?,
                 events: store::events(c, Some(&t), 50, 0)?,
                 health: store::load_health(c)?,
-                requests: store::delist_requests(c, Some(&t), 100, 0)?,
+                requests,
                 unchecked: store::unchecked_pairs(c, Some(&t))?,
                 assessment: super::impact::read_assessment(c)?,
             })
@@ -190,7 +198,7 @@ fn rows(st: &WebState, target: &Target, r: &Reads, at: i64) -> (Vec<Row>, Tally)
             let request = r
                 .requests
                 .iter()
-                .find(|q| q.list == l.def.id)
+                .find(|q| q.list == l.def.id && q.target == p.target)
                 .filter(|q| is_listed && q.delisted_at.is_none())
                 .cloned();
             Listing {
@@ -201,7 +209,7 @@ fn rows(st: &WebState, target: &Target, r: &Reads, at: i64) -> (Vec<Row>, Tally)
                 txt: p.details.txt.clone(),
                 delist: l.def.delist_url(target),
                 expiry: view::expiry_text(&l.def),
-                impact: is_listed.then(|| st.live.impact(&t, &l.def.id, p.since)),
+                impact: is_listed.then(|| st.live.impact(&p.target, &l.def.id, p.since)),
                 overdue: request.as_ref().is_some_and(|q| q.overdue(at)),
                 request,
             }
@@ -217,7 +225,7 @@ fn rows(st: &WebState, target: &Target, r: &Reads, at: i64) -> (Vec<Row>, Tally)
             impact: r
                 .assessment
                 .as_ref()
-                .and_then(|a| a.listing(&t, &l.def.id))
+                .and_then(|a| a.listing(p.map_or(&t, |p| &p.target), &l.def.id))
                 .map(super::impact::impact_json),
         });
     }
@@ -303,7 +311,13 @@ pub(super) async fn target_data(st: &WebState, raw: &str) -> Result<TargetView, 
         .assessment
         .iter()
         .flat_map(|a| a.receivers.iter())
-        .filter(|x| x.lists.iter().any(|c| c.listed.contains(&t)))
+        .filter(|x| {
+            x.lists.iter().any(|c| {
+                c.listed
+                    .iter()
+                    .any(|l| r.pairs.iter().any(|p| &p.target == l))
+            })
+        })
         .cloned()
         .collect();
     let snds = match &target {

@@ -32,7 +32,7 @@ fn zone_with(ips: &[&str]) -> String {
 }
 
 /// One HTTP request (no redirects followed): status, Location, body.
-fn http(
+pub(crate) fn http(
     method: &str,
     url: &str,
     form: Option<&[(&str, &str)]>,

@@ -6,8 +6,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::delist::http;
 use crate::feeds::{drop_mail, gz, mail, make_maildir};
-use crate::util::{fixtures, free_tcp_port, http_get, http_json, wait_for, Daemon, Rbldnsd};
+use crate::util::{
+    fixtures, free_tcp_port, http_get, http_json, rblwatch, stderr, stdout, wait_for, Daemon,
+    Rbldnsd,
+};
 
 const V4: &str = ":127.0.0.2:Listed $\n127.0.0.2\n198.51.100.0/24 :4:net $\n!198.51.100.77\n198.51.104.0/22 :3:block $\n203.0.113.0/24\n";
 const V6: &str =
@@ -96,6 +100,9 @@ fn story_ranges_are_intersected_with_a_mirror_and_prefixes_asked_as_their_sendin
     )
     .unwrap();
     let maildir = make_maildir(&dir.path().join("Maildir"));
+    // the mail server's log: a receiver's refusal will cite an address in a listed part
+    let maillog = dir.path().join("maillog");
+    std::fs::write(&maillog, "").unwrap();
     let port = free_tcp_port();
     let cfg = dir.path().join("rblwatch.toml");
     std::fs::write(
@@ -142,9 +149,20 @@ kind = "dmarc"
 maildir = {maildir:?}
 interval = "1s"
 
+[[sources]]
+name = "mxlog"
+kind = "postfix_log"
+path = {maillog:?}
+interval = "1s"
+
+[impact]
+window = "1h"
+threshold = 0
+
 [web]
 listen = "127.0.0.1:{port}"
 "#,
+            maillog = maillog.display().to_string(),
             rbl = rbl.addr(),
             fix = fixtures().join("lists.d").display().to_string(),
             lists = lists.display().to_string(),
@@ -245,6 +263,145 @@ listen = "127.0.0.1:{port}"
         ev.to_string().contains("\"target\":\"198.51.104.0/22\""),
         "{ev:#}"
     );
+    // a receiver refuses mail citing an address inside the listed /22: the
+    // listing is rejecting, and the verdict says so
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&maillog)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        b"Dec  6 10:00:08 mx1 postfix/smtp[2108]: AE1F2A3B4C: to=<list@lists.example.org>, relay=lists.example.org[203.0.113.51]:25, delay=0.4, delays=0.01/0/0.2/0.19, dsn=5.7.1, status=bounced (host lists.example.org[203.0.113.51] said: 554 5.7.1 Service unavailable; Client host [198.51.104.7] blocked using mirror.test (in reply to RCPT TO command))\n",
+    )
+    .unwrap();
+    drop(f);
+    let status = wait_for("listed and rejecting", Duration::from_secs(30), || {
+        let s = http_json(port, "/api/v1/status");
+        (s["verdict"]["kind"] == "listed_rejecting").then_some(s)
+    });
+    assert!(
+        status["verdict"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("198.51.104.0/22"),
+        "{:#}",
+        status["verdict"]
+    );
+    // a listed part can be asked to be delisted: through the API (the
+    // re-check intersects the range with the mirror again: the mirror's zone
+    // is served by no DNS server, so a query would not count)
+    let base = format!("http://127.0.0.1:{port}");
+    let j = serde_json::json!({"target": "198.51.104.0/22", "list": "own-mirror", "by": "carol", "note": "customer cleaned up"});
+    let (s, _, body) = http(
+        "POST",
+        &format!("{base}/api/v1/delistings"),
+        None,
+        Some(j),
+        None,
+    );
+    assert_eq!(s, 201, "{body}\n{}", d.log());
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        created["request"]["target"], "198.51.104.0/22",
+        "{created:#}"
+    );
+    let line = |needle: &str| {
+        wait_for(needle, Duration::from_secs(20), || {
+            d.log()
+                .lines()
+                .find(|l| l.contains(needle) && l.contains("own-mirror"))
+                .map(str::to_string)
+        })
+    };
+    let l = line("pair re-checked target=198.51.104.0/22 ");
+    // (the mirror's zone is served nowhere: an answer that counted came from the mirror)
+    assert!(
+        ["answer=\"listed\"", "answer=listed"]
+            .iter()
+            .any(|a| l.contains(a)),
+        "{l}"
+    );
+    // a part that is not listed has nothing to delist; a range that is not configured is not found
+    for (t, want) in [
+        ("198.51.100.0/24", 409),
+        ("10.0.0.0/24", 404),
+        ("198.51.104.1/22", 404),
+    ] {
+        let j = serde_json::json!({"target": t, "list": "own-mirror"});
+        let (s, _, body) = http(
+            "POST",
+            &format!("{base}/api/v1/delistings"),
+            None,
+            Some(j),
+            None,
+        );
+        assert_eq!(s, want, "{t}: {body}");
+    }
+    // the range page shows the request and the part's own button
+    let (_, page) = http_get(port, "/target/198.51.96.0/20");
+    assert!(
+        page.contains("name=\"target\" value=\"198.51.104.0&#x2f;22\"")
+            && page.contains("<b>carol</b> (customer cleaned up)"),
+        "{page}"
+    );
+    // an address's page offers the button for the part it lies in
+    let (_, page) = http_get(port, "/target/198.51.104.9");
+    assert!(
+        page.contains("name=\"target\" value=\"198.51.104.0&#x2f;22\"")
+            && page.contains("<b>carol</b>"),
+        "{page}"
+    );
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let f = [
+        ("csrf", csrf.as_str()),
+        ("target", "198.51.104.0/22"),
+        ("list", "own-mirror"),
+        ("by", "dave"),
+    ];
+    let (s, loc, body) = http(
+        "POST",
+        &format!("{base}/delist"),
+        Some(&f),
+        None,
+        Some(&base),
+    );
+    assert_eq!(
+        (s, loc.as_str()),
+        (303, "/target/198.51.104.0%2F22#list-own-mirror"),
+        "{body}"
+    );
+    let (s, page) = http_get(port, &loc);
+    assert!(s == 200 && page.contains("<b>dave</b>"), "{page}");
+    // and `rblwatch delist` names a part as the page shows it
+    let cfg_s = cfg.to_str().unwrap();
+    let o = rblwatch(&[
+        "delist",
+        "198.51.100.0-198.51.100.76",
+        "own-mirror",
+        "--by",
+        "erin",
+        "-C",
+        cfg_s,
+    ]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), stdout(&o));
+    assert!(
+        stdout(&o).contains("delisting of 198.51.100.0-198.51.100.76 from own-mirror recorded"),
+        "{}",
+        stdout(&o)
+    );
+    line("pair re-checked target=198.51.100.0-198.51.100.76 ");
+    let o = rblwatch(&["delist", "198.51.100.0/24", "own-mirror", "-C", cfg_s]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let q = http_json(port, "/api/v1/delistings?target=198.51.104.0/22");
+    assert_eq!(q["total"], 2, "{q:#}");
+
     // nothing enumerated: a sweep is a handful of pairs, not 4,096 + 2^88
     let pairs = status["last_sweep"]["counts"]["pairs"].as_i64().unwrap();
     assert!(pairs < 100, "{pairs} pairs in a sweep");
@@ -281,6 +438,28 @@ listen = "127.0.0.1:{port}"
         (!p.is_empty()).then_some(p)
     });
     assert_eq!(got, ["2001:db8:5500:7::/64"]);
+    // its delisting request's re-check asks the address the sweep asked for the /64
+    let j = serde_json::json!({"target": "2001:db8:5500:7::/64", "list": "bl6-test"});
+    let (s, _, body) = http(
+        "POST",
+        &format!("{base}/api/v1/delistings"),
+        None,
+        Some(j),
+        None,
+    );
+    assert_eq!(s, 201, "{body}");
+    let l = wait_for("the /64 re-checked", Duration::from_secs(20), || {
+        d.log()
+            .lines()
+            .find(|l| l.contains("pair re-checked target=2001:db8:5500:7::/64 "))
+            .map(str::to_string)
+    });
+    assert!(
+        ["answer=\"listed\"", "answer=listed"]
+            .iter()
+            .any(|a| l.contains(a)),
+        "{l}"
+    );
     let t = http_json(port, "/api/v1/targets?page=9&per_page=500");
     let entry = t["targets"]
         .as_array()
@@ -322,6 +501,21 @@ listen = "127.0.0.1:{port}"
             .iter()
             .any(|e| e["target"] == "198.51.104.0/22" && e["kind"] == "delisted"),
         "{ev:#}"
+    );
+    // the delisting requested for it ends with the listing: its time to delist is known
+    let q = wait_for(
+        "the part's request delisted",
+        Duration::from_secs(10),
+        || {
+            let q = http_json(port, "/api/v1/delistings?target=198.51.104.0/22");
+            q["delistings"][0]["delisted_at"].is_i64().then_some(q)
+        },
+    );
+    assert!(
+        q["delistings"][0]["time_to_delist"]
+            .as_i64()
+            .is_some_and(|t| t >= 0),
+        "{q:#}"
     );
     // a single target inside the range keeps its own pair: listed, never flipped by the range's check
     let a = http_json(port, "/api/v1/targets/198.51.100.7");
