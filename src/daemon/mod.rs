@@ -151,7 +151,7 @@ impl Runtime {
         // parsed once, when the config was loaded, and shared from there
         let catalog = cfg.catalog().clone();
         let replies = cfg.replies().clone();
-        let ledger = mail::ledger_conf(&cfg.senders)?;
+        let ledger = mail::ledger_conf(&cfg);
         Ok((
             Runtime {
                 cfg: Arc::new(cfg),
