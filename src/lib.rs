@@ -46,6 +46,8 @@ pub mod target;
 pub mod catalog;
 /// The receiver-reply catalog from `replies.d/`: what a remote server's rejection means.
 pub mod replies;
+/// Outbound message classes and their rules from `senders.d/` (data, checked at config load).
+pub mod classes;
 /// [`event::Event`], its kind, severity and typed subject.
 pub mod event;
 

@@ -726,23 +726,31 @@ pub async fn run_alerts(
 /// of names): the named point panics once per process. It proves that the
 /// daemon notices a dead worker and that a restarted one loses nothing.
 fn fault_point(name: &str) {
+    if fault_fires(name) {
+        panic!("fault injected at {name} (RBLWATCH_FAULT)");
+    }
+}
+
+/// True the first time the named fault point of `RBLWATCH_FAULT` is reached
+/// in this process (never when the variable does not name it): the caller
+/// fails there the way it would in production (a panic, a failed commit).
+pub(crate) fn fault_fires(name: &str) -> bool {
     static FIRED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let Ok(set) = std::env::var("RBLWATCH_FAULT") else {
-        return;
+        return false;
     };
     if !set.split(',').any(|f| f.trim() == name) {
-        return;
+        return false;
     }
     let mut fired = match FIRED.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
     if fired.iter().any(|f| f == name) {
-        return;
+        return false;
     }
     fired.push(name.to_string());
-    drop(fired);
-    panic!("fault injected at {name} (RBLWATCH_FAULT)");
+    true
 }
 
 /// Waits for an event or a second; true when stopping.

@@ -44,14 +44,15 @@ pub enum MtaArg {
 
 /// Runs `rblwatch senders`.
 pub(super) fn run(cfg: Option<&Path>, a: SendersArgs) -> anyhow::Result<ExitCode> {
-    let s = match cfg {
-        Some(p) => Config::load(p)?.senders,
-        None => SendersConf::default(),
+    // the config's rules were read and checked with it
+    let (s, rules) = match cfg {
+        Some(p) => {
+            let c = Config::load(p)?;
+            let rules = (**c.class_rules()).clone();
+            (c.senders, rules)
+        }
+        None => (SendersConf::default(), ClassRules::shipped()?),
     };
-    let mut rules = ClassRules::shipped()?;
-    for d in &s.dirs {
-        rules.extend_from_dir(d)?;
-    }
     let conf = LedgerConf {
         mynetworks: s.mynetworks.clone(),
         rules,

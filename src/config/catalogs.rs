@@ -5,6 +5,7 @@
 //! placed on the line of the directory, or of the id, that causes it.
 
 use crate::catalog::Catalog;
+use crate::classes::ClassRules;
 use crate::replies::ReplyCatalog;
 
 use super::ctx::Ctx;
@@ -122,6 +123,32 @@ fn reply_catalog(raw: &RawConfig, lists: &Catalog, cx: &Ctx<'_>) -> Option<Reply
         if let Err(m) = added {
             cx.report(d.span(), m);
             ok = false;
+        }
+    }
+    ok.then_some(r)
+}
+
+/// The shipped outbound class rules plus each `[senders] dirs` entry, read
+/// once here so a broken rule file is a config error (the directory's line,
+/// then the file, its line, the rule and the key), reported with the others
+/// by `rblwatch config check` and a reload, not a daemon that will not start.
+pub(super) fn class_rules(raw: &RawConfig, cx: &Ctx<'_>) -> Option<ClassRules> {
+    let mut r = match ClassRules::shipped() {
+        Ok(r) => r,
+        Err(e) => {
+            cx.report_at(None, format!("the shipped class rules are broken: {e}"));
+            return None;
+        }
+    };
+    let mut ok = true;
+    for d in &raw.senders.dirs {
+        let p = cx.path(d.get_ref());
+        // a path that is not a directory is reported by `senders::validate`
+        if p.is_dir() {
+            if let Err(e) = r.extend_from_dir(&p) {
+                cx.report(d.span(), format!("senders.dirs: {e}"));
+                ok = false;
+            }
         }
     }
     ok.then_some(r)

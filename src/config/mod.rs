@@ -63,6 +63,7 @@ pub use crate::time::parse_duration;
 
 use self::ctx::Ctx;
 use crate::catalog::Catalog;
+use crate::classes::ClassRules;
 use crate::replies::ReplyCatalog;
 use crate::secret::Secret;
 use crate::target::{RangePolicy, TargetSpec};
@@ -125,6 +126,9 @@ pub struct Config {
     /// The receiver-reply catalog (shipped plus `[replies] dirs`), checked
     /// against `catalog`; parsed once at load like it.
     replies: Arc<ReplyCatalog>,
+    /// The outbound class rules (shipped plus `[senders] dirs`), parsed once
+    /// at load like the catalogs.
+    class_rules: Arc<ClassRules>,
 }
 
 impl Config {
@@ -177,12 +181,14 @@ impl Config {
         let postmaster = postmaster::validate(&raw, &targets, &taken, &cx);
         let senders = senders::validate(&raw, &cx);
         let catalogs = catalogs::load(&raw, &cx);
+        let class_rules = catalogs::class_rules(&raw, &cx);
         let (warnings, errors) = cx.finish();
         if let Some(errors) = errors {
             return Err(errors);
         }
         // a catalog that did not load was reported above: not reached
         let (catalog, replies) = catalogs.ok_or_else(|| unexplained(path))?;
+        let class_rules = class_rules.ok_or_else(|| unexplained(path))?;
         Ok(Config {
             path: path.to_path_buf(),
             resolver,
@@ -205,6 +211,7 @@ impl Config {
             warnings,
             catalog: Arc::new(catalog),
             replies: Arc::new(replies),
+            class_rules: Arc::new(class_rules),
         })
     }
 
@@ -217,6 +224,12 @@ impl Config {
     /// checked against [`Config::catalog`], read once at load.
     pub fn replies(&self) -> &Arc<ReplyCatalog> {
         &self.replies
+    }
+
+    /// The outbound class rules: the shipped ones plus `[senders] dirs`, read
+    /// once at load.
+    pub fn class_rules(&self) -> &Arc<ClassRules> {
+        &self.class_rules
     }
 
     /// The name servers to use: configured ones, or the system's.

@@ -689,3 +689,37 @@ fn senders_are_checked_with_every_error_at_once() {
         "{e}"
     );
 }
+
+/// A broken `[senders] dirs` rule file is an error of the config, placed on
+/// the directory's line and naming the file, its line, the rule and the key;
+/// a good one is read once, at load, into the config's class rules.
+#[test]
+fn senders_rule_files_are_checked_at_load_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(
+        dir.path().join("a.toml"),
+        "[[rule]]\nid = \"x\"\nclass = \"user\"\nheader = \"precedence\"\npattern = \"(bulk\"\n",
+    )
+    .unwrap();
+    let e = parse(&format!(
+        "[resolver]\ntimeout = \"1s\"\n[senders]\ndirs = [{d:?}]\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "test.toml:4: senders.dirs: {d}/a.toml:5: rule \"x\", key `pattern`: regex parse error"
+        )),
+        "{e}"
+    );
+    std::fs::write(
+        dir.path().join("a.toml"),
+        "[[rule]]\nid = \"x\"\nclass = \"autoreply\"\nheader = \"precedence\"\npattern = \"bulk\"\n",
+    )
+    .unwrap();
+    let c = parse(&format!("[senders]\ndirs = [{d:?}]\n")).unwrap();
+    assert_eq!(c.class_rules().rules()[0].id, "x");
+    let shipped = crate::classes::ClassRules::shipped().unwrap().rules().len();
+    assert_eq!(c.class_rules().rules().len(), shipped + 1);
+}

@@ -28,6 +28,11 @@ struct SourceRead {
     rejections: Vec<rejections::Rejection>,
     /// The outbound ledger's tally of the read (`[senders]` enabled, log sources).
     senders: Option<senders::Tally>,
+    /// The source's ledger (messages in flight) after the read: it replaces the
+    /// kept one only once the read's transaction commits, so a failed commit
+    /// (database locked or full) re-reads the same lines against the same
+    /// ledger and counts each message once, neither twice nor never.
+    ledger: Option<Ledger>,
 }
 
 impl Daemon {
@@ -47,6 +52,7 @@ impl Daemon {
             lost_position,
             rejections,
             senders: sender_tally,
+            ledger,
         } = match &src.kind {
             SourceKind::PostfixLog { path } | SourceKind::EximLog { path } => {
                 let mta = match src.kind {
@@ -61,6 +67,7 @@ impl Daemon {
                 lost_position: None,
                 rejections: Vec::new(),
                 senders: None,
+                ledger: None,
             },
         };
         let samples = match samples {
@@ -116,10 +123,24 @@ impl Daemon {
                 if let Some((key, pos)) = &position {
                     store::put_state(&tx, key, pos, at)?;
                 }
+                let counted = sender_tally.as_ref().is_some_and(|t| !t.classes.is_empty());
+                if counted && crate::actions::fault_fires("mail-read-commit") {
+                    // a test's stand-in for a locked or full database at the
+                    // commit of the first read that counted outbound mail
+                    return Err(store::StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        Some("fault injected at mail-read-commit (RBLWATCH_FAULT)".into()),
+                    )));
+                }
                 tx.commit()?;
                 Ok(events)
             })
             .await?;
+        if let Some(l) = ledger {
+            // committed: the lines just read are the ledger's now
+            let mut all = self.ledgers.lock().unwrap_or_else(|p| p.into_inner());
+            all.insert(name.clone(), l);
+        }
         tracing::debug!(source = %name, "mail source read");
         self.publish(events);
         Ok(())
@@ -139,10 +160,11 @@ impl Daemon {
         let pos: Option<postfix_log::LogPosition> =
             self.store.call(move |c| store::get_state(c, &k2)).await?;
         let rt2 = rt.clone();
-        // the ledger of this source (messages in flight), taken out while it is fed
+        // a copy of this source's ledger (messages in flight) to feed: the kept
+        // one stays as of the last committed read until this read commits
         let ledger = rt.cfg.senders.enabled.then(|| {
-            let mut all = self.ledgers.lock().unwrap_or_else(|p| p.into_inner());
-            all.remove(name).unwrap_or_else(|| {
+            let all = self.ledgers.lock().unwrap_or_else(|p| p.into_inner());
+            all.get(name).cloned().unwrap_or_else(|| {
                 Ledger::new(match mta {
                     Mta::Exim => LogMta::Exim,
                     Mta::Postfix => LogMta::Postfix,
@@ -184,10 +206,6 @@ impl Daemon {
             )
         })
         .await?;
-        if let Some(l) = ledger {
-            let mut all = self.ledgers.lock().unwrap_or_else(|p| p.into_inner());
-            all.insert(name.to_string(), l);
-        }
         Ok(match read {
             Ok((counts, tally, newpos, senders)) => {
                 let mut s = counts.samples();
@@ -198,6 +216,7 @@ impl Daemon {
                     lost_position: None,
                     rejections: tally.groups,
                     senders,
+                    ledger,
                 }
             }
             Err(e) => SourceRead {
@@ -206,6 +225,7 @@ impl Daemon {
                 position: None,
                 rejections: Vec::new(),
                 senders: None,
+                ledger: None,
             },
         })
     }
@@ -333,16 +353,13 @@ fn source_health(
     Ok(vec![store::insert_event(c, &e)?])
 }
 
-/// The ledger's settings from `[senders]`: the shipped class rules plus its `dirs`.
-pub(super) fn ledger_conf(s: &SendersConf) -> anyhow::Result<LedgerConf> {
-    let mut rules = crate::mail::ledger::ClassRules::shipped()?;
-    for d in &s.dirs {
-        rules.extend_from_dir(d)?;
+/// The ledger's settings from `[senders]` and the class rules the config
+/// checked at load (the shipped ones plus its `dirs`).
+pub(super) fn ledger_conf(cfg: &crate::config::Config) -> LedgerConf {
+    LedgerConf {
+        mynetworks: cfg.senders.mynetworks.clone(),
+        rules: (**cfg.class_rules()).clone(),
     }
-    Ok(LedgerConf {
-        mynetworks: s.mynetworks.clone(),
-        rules,
-    })
 }
 
 fn burst_conf(s: &SendersConf) -> BurstConf {

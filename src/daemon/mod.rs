@@ -151,7 +151,7 @@ impl Runtime {
         // parsed once, when the config was loaded, and shared from there
         let catalog = cfg.catalog().clone();
         let replies = cfg.replies().clone();
-        let ledger = mail::ledger_conf(&cfg.senders)?;
+        let ledger = mail::ledger_conf(&cfg);
         Ok((
             Runtime {
                 cfg: Arc::new(cfg),
@@ -165,6 +165,35 @@ impl Runtime {
             warnings,
         ))
     }
+}
+
+/// Forgets the stored SNDS rows of feeds and the Postmaster Tools rows of
+/// domains the configuration no longer names (at start and on reload), so
+/// the verdict, the snapshot and the pages judge only what is configured;
+/// a feed or domain added back fetches its days again. Returns rows removed.
+async fn forget_unconfigured_feeds(store: &store::Store, cfg: &Config) -> anyhow::Result<usize> {
+    let snds: Vec<String> = cfg.snds.iter().map(|f| f.name.clone()).collect();
+    let domains: Vec<String> = cfg
+        .postmaster
+        .iter()
+        .flat_map(|f| f.domains.iter().cloned())
+        .collect();
+    let n = store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let n = store::forget_snds_feeds_except(&tx, &snds)?
+                + store::forget_postmaster_domains_except(&tx, &domains)?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await?;
+    if n > 0 {
+        tracing::info!(
+            rows = n,
+            "forgot the SNDS and Postmaster Tools data of feeds and domains no longer configured"
+        );
+    }
+    Ok(n)
 }
 
 pub use crate::evaluator::PairMem;
@@ -283,6 +312,7 @@ impl Daemon {
         let interrupted = crate::actions::recover(&store).await?;
         let cfg = feeds::load_discovered(&store, cfg).await?;
         let (rt, warnings) = Runtime::new(cfg, mode).await?;
+        forget_unconfigured_feeds(&store, &rt.cfg).await?;
         let counts: HashMap<String, (u64, u64)> = store
             .call(|c| Ok(store::get_state(c, &StateKey::BudgetCounts)?.unwrap_or_default()))
             .await?;
@@ -362,9 +392,14 @@ impl Daemon {
         }
         // today's query counts go on from the old engine's
         restore_counts(&rt.engine, &counts_of(&self.runtime().engine));
+        let forgotten = forget_unconfigured_feeds(&self.store, &rt.cfg).await?;
         match self.runtime.write() {
             Ok(mut g) => *g = Arc::new(rt),
             Err(p) => *p.into_inner() = Arc::new(rt),
+        }
+        if forgotten > 0 {
+            // the stored verdict still counts what was forgotten: judged again now
+            self.assess().await?;
         }
         Ok(())
     }

@@ -41,6 +41,26 @@ pub fn put_postmaster(c: &Connection, feed: &str, at: i64, read: &[DomainReading
     Ok(())
 }
 
+/// Forgets the Postmaster Tools days and compliance of domains no longer
+/// configured (`keep`: every configured feed's domains): a removed domain's
+/// standing would otherwise stay in the verdict for [`STANDING_DAYS`].
+/// Returns the rows removed.
+///
+/// [`STANDING_DAYS`]: crate::feeds::postmaster::STANDING_DAYS
+pub fn forget_postmaster_domains_except(c: &Connection, keep: &[String]) -> Result<usize> {
+    let keep = json(&keep);
+    let mut n = 0;
+    for table in ["postmaster_days", "postmaster_compliance"] {
+        n += c.execute(
+            &format!(
+                "DELETE FROM {table} WHERE lower(domain) NOT IN (SELECT lower(value) FROM json_each(?1))"
+            ),
+            params![keep],
+        )?;
+    }
+    Ok(n)
+}
+
 /// A domain's stored days since `since_day` (`YYYY-MM-DD`), oldest first.
 pub fn postmaster_days(c: &Connection, domain: &str, since_day: &str) -> Result<Vec<DayStats>> {
     let mut st = c.prepare_cached(

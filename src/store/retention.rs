@@ -56,6 +56,20 @@ pub fn prune(c: &mut Connection, now: i64, retention_days: u32, sample_days: u32
         "DELETE FROM snds_fetched WHERE day < strftime('%Y-%m-%d', ?1, 'unixepoch')",
         params![old],
     )?;
+    // an IP status range not read again within the retention period (the
+    // feed's status export is replaced whole at each fetch: a stale row is a
+    // feed that stopped fetching)
+    n += tx.execute("DELETE FROM snds_status WHERE seen_at < ?1", params![old])?;
+    // Postmaster Tools days age out like SNDS days; a domain's compliance
+    // status not read again within the retention period goes with them
+    n += tx.execute(
+        "DELETE FROM postmaster_days WHERE day < strftime('%Y-%m-%d', ?1, 'unixepoch')",
+        params![old],
+    )?;
+    n += tx.execute(
+        "DELETE FROM postmaster_compliance WHERE fetched_at < ?1",
+        params![old],
+    )?;
     // the latest run of each audit stays, however old
     n += tx.execute(
         "DELETE FROM audit_runs WHERE at < ?1 AND id NOT IN (SELECT MAX(id) FROM audit_runs GROUP BY audit)",

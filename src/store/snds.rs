@@ -71,6 +71,21 @@ pub fn commit_snds(
     Ok(())
 }
 
+/// Forgets what SNDS feeds no longer configured stored (`keep`: the names
+/// of the configured ones): their days and status ranges would otherwise go
+/// on counting in the verdict and the pages. Returns the rows removed.
+pub fn forget_snds_feeds_except(c: &Connection, keep: &[String]) -> Result<usize> {
+    let keep = json(&keep);
+    let mut n = 0;
+    for table in ["snds_days", "snds_fetched", "snds_status"] {
+        n += c.execute(
+            &format!("DELETE FROM {table} WHERE feed NOT IN (SELECT value FROM json_each(?1))"),
+            params![keep],
+        )?;
+    }
+    Ok(n)
+}
+
 /// The IP status export's ranges as last read (every feed).
 pub fn snds_status(c: &Connection) -> Result<Vec<IpStatus>> {
     let mut st = c.prepare_cached(

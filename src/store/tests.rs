@@ -382,3 +382,95 @@ fn corrupt_probe_and_audit_reports_are_errors_not_empty_reports() {
     let got = super::latest_audits(&c).unwrap();
     assert_eq!((got[0].at, &got[0].report), (5, &report));
 }
+
+/// SNDS status ranges and Google Postmaster Tools days and compliance age out
+/// with the retention period like the SNDS days (they were never pruned).
+#[test]
+fn snds_status_and_postmaster_rows_age_out_with_the_retention_period() {
+    let mut c = db();
+    let day = 86_400;
+    let (old, now) = (10 * day, 20 * day);
+    for (i, at) in [old, now].into_iter().enumerate() {
+        let d = chrono::DateTime::from_timestamp(at, 0)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string();
+        c.execute(
+            "INSERT INTO snds_status (feed, first_ip, last_ip, blocked, reason, seen_at) VALUES ('s', ?1, ?1, 1, 'junked', ?2)",
+            rusqlite::params![format!("192.0.2.{i}"), at],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO postmaster_days (domain, day, feed, fetched_at, spam_rate) VALUES ('example.com', ?1, 'g', ?2, 0.002)",
+            rusqlite::params![d, at],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO postmaster_compliance (domain, feed, fetched_at, status) VALUES (?1, 'g', ?2, '{}')",
+            rusqlite::params![format!("d{i}.example"), at],
+        )
+        .unwrap();
+    }
+    prune(&mut c, now, 5, 2).unwrap();
+    let n = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(n("SELECT COUNT(*) FROM snds_status"), 1);
+    assert_eq!(n("SELECT COUNT(*) FROM postmaster_days"), 1);
+    assert_eq!(n("SELECT COUNT(*) FROM postmaster_compliance"), 1);
+    assert_eq!(
+        n("SELECT COUNT(*) FROM postmaster_compliance WHERE domain = 'd1.example'"),
+        1
+    );
+}
+
+/// What a feed or domain removed from the config stored stops counting: its
+/// SNDS refusals and its Gmail standing are forgotten, the configured ones stay.
+#[test]
+fn feeds_and_domains_no_longer_configured_are_forgotten() {
+    let c = db();
+    let today = chrono::DateTime::from_timestamp(crate::time::now(), 0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    for (feed, ip) in [("kept", "192.0.2.1"), ("gone", "192.0.2.2")] {
+        c.execute(
+            "INSERT INTO snds_status (feed, first_ip, last_ip, blocked, reason, seen_at) VALUES (?1, ?2, ?2, 1, 'junked', 1)",
+            rusqlite::params![feed, ip],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO snds_fetched (feed, day, rows, fetched_at) VALUES (?1, ?2, 0, 1)",
+            rusqlite::params![feed, today],
+        )
+        .unwrap();
+    }
+    for d in ["kept.example", "gone.example"] {
+        c.execute(
+            "INSERT INTO postmaster_days (domain, day, feed, fetched_at, spam_rate) VALUES (?1, ?2, 'g', 1, 0.004)",
+            rusqlite::params![d, today],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO postmaster_compliance (domain, feed, fetched_at, status) VALUES (?1, 'g', 1, '{}')",
+            rusqlite::params![d],
+        )
+        .unwrap();
+    }
+    assert_eq!(snds_refusals(&c, "2000-01-01").unwrap().len(), 2);
+    assert_eq!(gmail_standings(&c, "2000-01-01").unwrap().len(), 2);
+    let removed = forget_snds_feeds_except(&c, &["kept".to_string()]).unwrap()
+        + forget_postmaster_domains_except(&c, &["Kept.example".to_string()]).unwrap();
+    assert_eq!(removed, 4);
+    let refusals = snds_refusals(&c, "2000-01-01").unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].ip, "192.0.2.1");
+    let standings = gmail_standings(&c, "2000-01-01").unwrap();
+    assert_eq!(standings.len(), 1);
+    assert!(
+        matches!(&standings[0], Ok(s) if s.domain == "kept.example"),
+        "{standings:?}"
+    );
+    assert_eq!(postmaster_compliance(&c).unwrap().len(), 1);
+    // nothing configured: everything goes
+    forget_snds_feeds_except(&c, &[]).unwrap();
+    assert!(snds_refusals(&c, "2000-01-01").unwrap().is_empty());
+}

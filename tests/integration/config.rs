@@ -190,3 +190,49 @@ fn config_check_places_an_unwritable_database_on_its_line() {
         "{e}"
     );
 }
+
+/// Issue 23 follow-up: a broken class-rule file of `[senders] dirs` is a config error
+/// reported by `config check` with the others (the directory's line, then the file, its
+/// line, the rule and the key), not only when the daemon starts.
+#[test]
+fn config_check_reports_a_broken_class_rule_file_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("senders.d");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("mine.toml"),
+        "[[rule]]\nid = \"newsletter\"\nclass = \"autoreply\"\nheader = \"precedence\"\npattern = \"bulk\"\n\n[[rule]]\nid = \"cron\"\nclass = \"spam\"\nsender = \"^root@\"\n",
+    )
+    .unwrap();
+    let p = dir.path().join("cfg.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[resolver]\ntimeout = \"0s\"\n\n[senders]\ndirs = [{:?}]\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = rblwatch(&["config", "check", "-C", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(e.contains("cfg.toml:2: resolver.timeout"), "{e}");
+    let want = format!(
+        "cfg.toml:5: senders.dirs: {}:9: rule \"cron\", key `class`: unknown class \"spam\"",
+        rules.join("mine.toml").display()
+    );
+    assert!(e.contains(&want), "{e}");
+    // fixed, the same file passes
+    std::fs::write(
+        rules.join("mine.toml"),
+        "[[rule]]\nid = \"cron\"\nclass = \"autoreply\"\nsender = \"^root@\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &p,
+        format!("[senders]\ndirs = [{:?}]\n", rules.display().to_string()),
+    )
+    .unwrap();
+    let o = rblwatch(&["config", "check", "-C", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

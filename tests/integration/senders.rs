@@ -743,3 +743,90 @@ fn exim_hold_account_freezes_only_that_login_and_release_thaws_nothing() {
         "release thaws nothing: {q}"
     );
 }
+
+/// A read whose transaction fails to commit (the database locked or full; here the
+/// `mail-read-commit` fault point of `RBLWATCH_FAULT`) is read again, and the ledger's
+/// messages in flight are those of the last committed read: a message still queued when
+/// the failed read ended is counted on the re-read (it was lost: the failed read had
+/// already taken its `from=`), and one that left the queue in it is counted once.
+#[test]
+fn a_failed_commit_then_a_reread_counts_each_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("maillog");
+    std::fs::write(&log, "").unwrap();
+    let cfg = dir.path().join("rblwatch.toml");
+    let wport = free_tcp_port();
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[daemon]
+database = "rblwatch.db"
+
+[web]
+listen = "127.0.0.1:{wport}"
+
+[[sources]]
+name = "mxlog"
+kind = "postfix_log"
+path = {log:?}
+interval = "1s"
+
+[senders]
+window = "10m"
+"#,
+            log = log.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start_with_env(&cfg, &[("RBLWATCH_FAULT", "mail-read-commit")]);
+    daemon.wait_log("mail source read", Duration::from_secs(20));
+    // one message delivered and gone, one still queued (deferred), both alice's
+    let lines = "\
+Dec  6 01:00:00 mx postfix/smtpd[101]: 4A1B2C3D4E: client=unknown[127.0.0.1], sasl_method=PLAIN, sasl_username=alice@example.test
+Dec  6 01:00:00 mx postfix/qmgr[103]: 4A1B2C3D4E: from=<alice@example.test>, size=420, nrcpt=1 (queue active)
+Dec  6 01:00:01 mx postfix/smtp[104]: 4A1B2C3D4E: to=<carol@other.test>, relay=mx.other.test[198.51.100.7]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 77)
+Dec  6 01:00:01 mx postfix/qmgr[103]: 4A1B2C3D4E: removed
+Dec  6 01:00:02 mx postfix/smtpd[101]: 5B2C3D4E5F: client=unknown[127.0.0.1], sasl_method=PLAIN, sasl_username=alice@example.test
+Dec  6 01:00:02 mx postfix/qmgr[103]: 5B2C3D4E5F: from=<alice@example.test>, size=420, nrcpt=1 (queue active)
+Dec  6 01:00:03 mx postfix/smtp[104]: 5B2C3D4E5F: to=<x@yahoo.com>, relay=mta5.am0.yahoodns.net[67.195.204.72]:25, delay=1, delays=0/0/0.5/0.5, dsn=4.7.0, status=deferred (host mta5.am0.yahoodns.net[67.195.204.72] said: 421 4.7.0 [TSS04] Messages from 192.0.2.10 temporarily deferred due to unexpected volume or user complaints (in reply to MAIL FROM command))
+";
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    daemon.wait_log(
+        "fault injected at mail-read-commit",
+        Duration::from_secs(20),
+    );
+    let alice = || {
+        let api = crate::util::http_json(wport, "/api/v1/accounts");
+        api["sources"][0]["accounts"].as_array().and_then(|a| {
+            a.iter()
+                .find(|a| a["account"] == "alice@example.test")
+                .cloned()
+        })
+    };
+    wait_for(
+        "alice counted after the re-read",
+        Duration::from_secs(20),
+        alice,
+    );
+    // a few more reads of nothing new change nothing
+    std::thread::sleep(Duration::from_secs(3));
+    let a = alice().unwrap();
+    assert_eq!(a["total_messages"], 2, "{a}");
+    assert_eq!(a["messages"], 2, "{a}");
+    assert_eq!(a["recipients"], 2, "{a}");
+    // the queued one leaves later: still two messages, not three
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"Dec  6 01:10:00 mx postfix/smtp[104]: 5B2C3D4E5F: to=<x@yahoo.com>, relay=mta5.am0.yahoodns.net[67.195.204.72]:25, delay=600, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 ok)\nDec  6 01:10:00 mx postfix/qmgr[103]: 5B2C3D4E5F: removed\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let a = alice().unwrap();
+    assert_eq!(a["total_messages"], 2, "{a}");
+}

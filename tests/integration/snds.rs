@@ -480,3 +480,68 @@ ca_file = {:?}\ninterval = \"1s\"\ntimeout = \"2s\"\ndays = 2\nmax_body_bytes = 
         "the SNDS key leaked (in part)"
     );
 }
+
+/// A feed removed from the config stops counting at the reload: its stored
+/// blocked range and red day are forgotten, so the verdict (judged again at
+/// once) no longer says Microsoft refuses the IP, though another SNDS feed
+/// still reads (the old rows used to count until a feed of that name fetched
+/// again).
+#[test]
+fn an_snds_feed_removed_from_the_config_stops_counting_in_the_verdict_at_reload() {
+    let yesterday = day_of(now() - 86_400);
+    let red = serde_json::json!({
+        "key": KEY,
+        "ipStatus": {"body": "192.0.2.10,192.0.2.10,Yes,Blocked due to user complaints or other evidence of spamming\r\n"},
+        "data": {mmddyy(&yesterday): {"body": row("192.0.2.10", "RED", "4.2%", 26, 950)}},
+    });
+    let stub = Stub::start(&red);
+    let rbl = Rbldnsd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let feed = |name: &str| {
+        format!(
+            "[[targets]]\ntarget = \"192.0.2.10\"\n\
+[daemon]\ndatabase = \"rblwatch.db\"\nsweep = \"2s\"\nhealth = \"1h\"\n\
+[[feeds]]\nname = \"{name}\"\nkind = \"snds\"\nkey = \"env:SNDS_KEY\"\nbase_url = \"https://127.0.0.1:{}/snds\"\n\
+ca_file = {:?}\ninterval = \"1s\"\ntimeout = \"2s\"\ndays = 1\n\
+[web]\nlisten = \"127.0.0.1:{port}\"\n",
+            stub.port,
+            stub.ca.display().to_string()
+        )
+    };
+    let cfg = write_config(dir.path(), &rbl, &["bl-test"], &feed("ms-old"));
+    let d = Daemon::start_with_env(&cfg, &[("SNDS_KEY", KEY)]);
+    let dp = dir.path();
+    stub.wait_reads(1);
+    wait_for("Microsoft refuses it", Duration::from_secs(20), || {
+        let v = http_json(port, "/api/v1/status");
+        (v["verdict"]["kind"] == "refused_not_listed").then_some(v)
+    });
+    // the same account, now green, under another feed name; the old feed is gone
+    stub.rules(&serde_json::json!({
+        "key": KEY,
+        "ipStatus": {"body": ""},
+        "data": {mmddyy(&yesterday): {"body": row("192.0.2.10", "GREEN", "< 0.1%", 0, 950)}},
+    }));
+    write_config(dir.path(), &rbl, &["bl-test"], &feed("ms-new"));
+    d.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        d.log().contains("configuration reloaded").then_some(())
+    });
+    stub.wait_reads(2);
+    assert_eq!(
+        count(dp, "SELECT count(*) FROM snds_days WHERE feed = 'ms-old'")
+            + count(dp, "SELECT count(*) FROM snds_status WHERE feed = 'ms-old'"),
+        0
+    );
+    let v = wait_for(
+        "the verdict without ms-old",
+        Duration::from_secs(20),
+        || {
+            let v = http_json(port, "/api/v1/status");
+            (v["verdict"]["kind"] == "all_clear").then_some(v)
+        },
+    );
+    assert_eq!(v["verdict"]["kind"], "all_clear", "{v}");
+    drop(d);
+}
