@@ -50,6 +50,21 @@ pub struct BurstConf {
     pub max_accounts: usize,
 }
 
+impl BurstConf {
+    /// The thresholds of `[senders]`, over its window.
+    pub fn of(s: &crate::config::SendersConf) -> Self {
+        BurstConf {
+            window: s.window.as_secs() as i64,
+            account_messages: s.account_messages,
+            account_recipients: s.account_recipients,
+            automated_messages: s.automated_messages,
+            factor: s.factor,
+            clear_after: s.clear_after,
+            max_accounts: s.max_accounts,
+        }
+    }
+}
+
 impl Default for BurstConf {
     fn default() -> Self {
         BurstConf {
@@ -350,6 +365,65 @@ pub fn evaluate(
 ) -> (SendersState, Vec<BurstChange>) {
     let mut changes = Vec::new();
     let since = at - conf.window;
+    add_accounts(&mut st, tally, at);
+    for (key, a) in st.accounts.iter_mut() {
+        if let Some(c) = judge_account(conf, key, a, since) {
+            changes.push(c);
+        }
+    }
+    evict_calm(conf, &mut st);
+    for class in Class::ALL {
+        let c = st.classes.entry(class).or_default();
+        add_class(c, tally.classes.get(&class), at, since);
+        if class.automated() {
+            if let Some(ch) = judge_class(conf, class, c) {
+                changes.push(ch);
+            }
+        }
+    }
+    (st, changes)
+}
+
+/// Where a burst stands after one more window: the one hysteresis of
+/// accounts and classes alike. Over the threshold starts a burst; a burst
+/// clears after `clear_after` windows in a row under half the threshold;
+/// the baseline learns only from calm windows.
+enum Step {
+    Started,
+    Cleared,
+    Holding,
+    Calm,
+}
+
+fn step(
+    bursting: &mut bool,
+    calm: &mut u32,
+    over: bool,
+    under_half: bool,
+    clear_after: u32,
+) -> Step {
+    if over {
+        *calm = 0;
+        if *bursting {
+            return Step::Holding;
+        }
+        *bursting = true;
+        return Step::Started;
+    }
+    if !*bursting {
+        return Step::Calm;
+    }
+    *calm = if under_half { *calm + 1 } else { 0 };
+    if *calm >= clear_after {
+        *bursting = false;
+        *calm = 0;
+        return Step::Cleared;
+    }
+    Step::Holding
+}
+
+/// The read's tallies added to each account's window.
+fn add_accounts(st: &mut SendersState, tally: &Tally, at: i64) {
     for (key, t) in &tally.accounts {
         let Some(origin) = t.origin else { continue };
         let name = key.split_once(':').map_or("", |(_, n)| n).to_string();
@@ -384,143 +458,151 @@ pub fn evaluate(
             e.0 += n;
         }
     }
-    for (key, a) in st.accounts.iter_mut() {
-        a.buckets.retain(|b| b.at > since);
-        if a.buckets.is_empty() {
-            a.refused_by.clear();
+}
+
+/// One account's window judged against its thresholds (the configured floor
+/// or `factor` times its baseline, for messages and for recipients).
+fn judge_account(
+    conf: &BurstConf,
+    key: &str,
+    a: &mut AccountState,
+    since: i64,
+) -> Option<BurstChange> {
+    a.buckets.retain(|b| b.at > since);
+    if a.buckets.is_empty() {
+        a.refused_by.clear();
+    }
+    let (m, r, f) = a.window();
+    let mt = (conf.factor * a.base_messages).max(conf.account_messages as f64);
+    let rt = (conf.factor * a.base_recipients).max(conf.account_recipients as f64);
+    let mut triggers = Vec::new();
+    if m as f64 >= mt {
+        triggers.push(format!(
+            "{m} messages in {}s (threshold {mt:.0})",
+            conf.window
+        ));
+    }
+    if r as f64 >= rt {
+        triggers.push(format!(
+            "{r} recipients in {}s (threshold {rt:.0})",
+            conf.window
+        ));
+    }
+    let under_half = (m as f64) < mt / 2.0 && (r as f64) < rt / 2.0;
+    match step(
+        &mut a.bursting,
+        &mut a.calm,
+        !triggers.is_empty(),
+        under_half,
+        conf.clear_after,
+    ) {
+        Step::Started => {
+            let mut refused_by: Vec<(String, u64, String)> = a
+                .refused_by
+                .iter()
+                .map(|(w, (n, reply))| (w.clone(), *n, reply.clone()))
+                .collect();
+            refused_by.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+            refused_by.truncate(5);
+            Some(BurstChange::AccountBurst {
+                key: key.to_string(),
+                origin: a.origin,
+                account: a.name.clone(),
+                messages: m,
+                recipients: r,
+                refusals: f,
+                triggers,
+                refused_by,
+            })
         }
-        let (m, r, f) = a.window();
-        let mt = (conf.factor * a.base_messages).max(conf.account_messages as f64);
-        let rt = (conf.factor * a.base_recipients).max(conf.account_recipients as f64);
-        let mut triggers = Vec::new();
-        if m as f64 >= mt {
-            triggers.push(format!(
-                "{m} messages in {}s (threshold {mt:.0})",
-                conf.window
-            ));
-        }
-        if r as f64 >= rt {
-            triggers.push(format!(
-                "{r} recipients in {}s (threshold {rt:.0})",
-                conf.window
-            ));
-        }
-        if !triggers.is_empty() {
-            a.calm = 0;
-            if !a.bursting {
-                a.bursting = true;
-                let mut refused_by: Vec<(String, u64, String)> = a
-                    .refused_by
-                    .iter()
-                    .map(|(w, (n, reply))| (w.clone(), *n, reply.clone()))
-                    .collect();
-                refused_by.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-                refused_by.truncate(5);
-                changes.push(BurstChange::AccountBurst {
-                    key: key.clone(),
-                    origin: a.origin,
-                    account: a.name.clone(),
-                    messages: m,
-                    recipients: r,
-                    refusals: f,
-                    triggers,
-                    refused_by,
-                });
-            }
-        } else if a.bursting {
-            if (m as f64) < mt / 2.0 && (r as f64) < rt / 2.0 {
-                a.calm += 1;
-            } else {
-                a.calm = 0;
-            }
-            if a.calm >= conf.clear_after {
-                a.bursting = false;
-                a.calm = 0;
-                changes.push(BurstChange::AccountBurstCleared {
-                    key: key.clone(),
-                    origin: a.origin,
-                    account: a.name.clone(),
-                });
-            }
-        } else {
+        Step::Cleared => Some(BurstChange::AccountBurstCleared {
+            key: key.to_string(),
+            origin: a.origin,
+            account: a.name.clone(),
+        }),
+        Step::Holding => None,
+        Step::Calm => {
             a.base_messages += ALPHA * (m as f64 - a.base_messages);
             a.base_recipients += ALPHA * (r as f64 - a.base_recipients);
+            None
         }
     }
-    // the cap: the calm accounts seen longest ago go first, a bursting one never
-    if st.accounts.len() > conf.max_accounts {
-        let mut calm: Vec<(i64, String)> = st
-            .accounts
-            .iter()
-            .filter(|(_, a)| !a.bursting)
-            .map(|(k, a)| (a.last_seen, k.clone()))
-            .collect();
-        calm.sort();
-        let over = st.accounts.len() - conf.max_accounts;
-        for (_, k) in calm.into_iter().take(over) {
-            st.accounts.remove(&k);
-            st.evicted += 1;
+}
+
+/// The cap: the calm accounts seen longest ago go first, a bursting one never.
+fn evict_calm(conf: &BurstConf, st: &mut SendersState) {
+    if st.accounts.len() <= conf.max_accounts {
+        return;
+    }
+    let mut calm: Vec<(i64, String)> = st
+        .accounts
+        .iter()
+        .filter(|(_, a)| !a.bursting)
+        .map(|(k, a)| (a.last_seen, k.clone()))
+        .collect();
+    calm.sort();
+    let over = st.accounts.len() - conf.max_accounts;
+    for (_, k) in calm.into_iter().take(over) {
+        st.accounts.remove(&k);
+        st.evicted += 1;
+    }
+}
+
+/// The read's tally of one class added to its window (top 50 destinations kept).
+fn add_class(c: &mut ClassState, t: Option<&ClassTally>, at: i64, since: i64) {
+    if let Some(t) = t {
+        c.total += t.messages;
+        c.buckets.push((at, t.messages));
+        for (d, n) in &t.destinations {
+            *c.destinations.entry(d.clone()).or_default() += n;
         }
     }
-    for class in Class::ALL {
-        let t = tally.classes.get(&class);
-        let c = st.classes.entry(class).or_default();
-        if let Some(t) = t {
-            c.total += t.messages;
-            c.buckets.push((at, t.messages));
-            for (d, n) in &t.destinations {
-                *c.destinations.entry(d.clone()).or_default() += n;
-            }
+    c.buckets.retain(|(t, _)| *t > since);
+    if c.buckets.is_empty() {
+        c.destinations.clear();
+    }
+    if c.destinations.len() > 50 {
+        let mut v: Vec<_> = std::mem::take(&mut c.destinations).into_iter().collect();
+        v.sort_by_key(|d| std::cmp::Reverse(d.1));
+        v.truncate(50);
+        c.destinations = v.into_iter().collect();
+    }
+}
+
+/// One automated class's window judged against its threshold.
+fn judge_class(conf: &BurstConf, class: Class, c: &mut ClassState) -> Option<BurstChange> {
+    let m: u64 = c.buckets.iter().map(|(_, n)| n).sum();
+    let thr = (conf.factor * c.base).max(conf.automated_messages as f64);
+    let under_half = (m as f64) < thr / 2.0;
+    match step(
+        &mut c.bursting,
+        &mut c.calm,
+        m as f64 >= thr,
+        under_half,
+        conf.clear_after,
+    ) {
+        Step::Started => {
+            let mut top: Vec<(String, u64)> = c
+                .destinations
+                .iter()
+                .map(|(d, n)| (d.clone(), *n))
+                .collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            top.truncate(5);
+            Some(BurstChange::AutomatedBurst {
+                class,
+                messages: m,
+                threshold: thr as u64,
+                top_destinations: top,
+            })
         }
-        c.buckets.retain(|(t, _)| *t > since);
-        if c.buckets.is_empty() {
-            c.destinations.clear();
-        }
-        if c.destinations.len() > 50 {
-            let mut v: Vec<_> = std::mem::take(&mut c.destinations).into_iter().collect();
-            v.sort_by_key(|d| std::cmp::Reverse(d.1));
-            v.truncate(50);
-            c.destinations = v.into_iter().collect();
-        }
-        if !class.automated() {
-            continue;
-        }
-        let m: u64 = c.buckets.iter().map(|(_, n)| n).sum();
-        let thr = (conf.factor * c.base).max(conf.automated_messages as f64);
-        if m as f64 >= thr {
-            c.calm = 0;
-            if !c.bursting {
-                c.bursting = true;
-                let mut top: Vec<(String, u64)> = c
-                    .destinations
-                    .iter()
-                    .map(|(d, n)| (d.clone(), *n))
-                    .collect();
-                top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                top.truncate(5);
-                changes.push(BurstChange::AutomatedBurst {
-                    class,
-                    messages: m,
-                    threshold: thr as u64,
-                    top_destinations: top,
-                });
-            }
-        } else if c.bursting {
-            if (m as f64) < thr / 2.0 {
-                c.calm += 1;
-            } else {
-                c.calm = 0;
-            }
-            if c.calm >= conf.clear_after {
-                c.bursting = false;
-                c.calm = 0;
-                changes.push(BurstChange::AutomatedBurstCleared { class });
-            }
-        } else {
+        Step::Cleared => Some(BurstChange::AutomatedBurstCleared { class }),
+        Step::Holding => None,
+        Step::Calm => {
             c.base += ALPHA * (m as f64 - c.base);
+            None
         }
     }
-    (st, changes)
 }
 
 #[cfg(test)]

@@ -8,13 +8,16 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 
 use super::text::terminal_safe;
+use crate::catalog::Catalog;
 use crate::config::{Config, SendersConf};
 use crate::mail::ledger::{ClassRules, Fact, Ledger, LedgerConf, LogMta};
+use crate::replies::ReplyCatalog;
 use crate::senders::{self, BurstChange, BurstConf, SendersState, Tally};
 
 /// Arguments of `rblwatch senders`.
@@ -44,110 +47,146 @@ pub enum MtaArg {
 
 /// Runs `rblwatch senders`.
 pub(super) fn run(cfg: Option<&Path>, a: SendersArgs) -> anyhow::Result<ExitCode> {
-    // the config's rules were read and checked with it
-    let (s, rules) = match cfg {
+    // the config's rules and catalogs were read and checked with it
+    let (s, rules, replies, catalog) = match cfg {
         Some(p) => {
             let c = Config::load(p)?;
             let rules = (**c.class_rules()).clone();
-            (c.senders, rules)
+            let (replies, catalog) = (c.replies().clone(), c.catalog().clone());
+            (c.senders, rules, replies, catalog)
         }
-        None => (SendersConf::default(), ClassRules::shipped()?),
+        None => (
+            SendersConf::default(),
+            ClassRules::shipped()?,
+            Arc::new(ReplyCatalog::shipped()?),
+            Arc::new(Catalog::shipped()?),
+        ),
     };
     let conf = LedgerConf {
         mynetworks: s.mynetworks.clone(),
         rules,
     };
-    let mut ledger = Ledger::new(match a.mta {
-        MtaArg::Postfix => LogMta::Postfix,
-        MtaArg::Exim => LogMta::Exim,
-    });
-    let mut tally = Tally::new(s.max_accounts);
+    let mut read = Read {
+        ledger: Ledger::new(match a.mta {
+            MtaArg::Postfix => LogMta::Postfix,
+            MtaArg::Exim => LogMta::Exim,
+        }),
+        tally: Tally::new(s.max_accounts),
+        lines: 0,
+        done: 0,
+        by_origin: BTreeMap::new(),
+    };
     let f =
         std::fs::File::open(&a.log).with_context(|| format!("cannot open {}", a.log.display()))?;
-    let mut r = BufReader::with_capacity(1 << 20, f);
-    let mut buf = Vec::with_capacity(4096);
-    let (mut lines, mut done) = (0u64, 0u64);
-    let mut by_origin: BTreeMap<&'static str, u64> = BTreeMap::new();
-    loop {
-        buf.clear();
-        if r.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        lines += 1;
-        let line = String::from_utf8_lossy(&buf);
-        ledger.line(&conf, &line, &mut |f| {
-            match &f {
-                Fact::Queued { origin, .. } => *by_origin.entry(origin.as_str()).or_default() += 1,
-                Fact::Done(_) => done += 1,
-                Fact::Delivery { .. } => {}
-            }
-            let who = match &f {
-                Fact::Delivery {
-                    remote: true,
-                    result,
-                    ..
-                } if result.reply.is_some()
-                    && matches!(
-                        result.status,
-                        crate::mail::delivery::DeliveryStatus::Bounced
-                            | crate::mail::delivery::DeliveryStatus::Deferred
-                    ) =>
-                {
-                    result.relay_host.clone()
-                }
-                _ => None,
-            };
-            tally.add(&f, who.as_deref());
-        });
-    }
+    read.all(
+        BufReader::with_capacity(1 << 20, f),
+        &conf,
+        &replies,
+        &catalog,
+    )?;
+    // the whole log is one window
     let bc = BurstConf {
         window: i64::MAX / 4,
-        account_messages: s.account_messages,
-        account_recipients: s.account_recipients,
-        automated_messages: s.automated_messages,
-        factor: s.factor,
-        clear_after: s.clear_after,
-        max_accounts: s.max_accounts,
+        ..BurstConf::of(&s)
     };
-    let mut top: Vec<(&String, &senders::AccountTally)> = tally.accounts.iter().collect();
+    let (_, bursts) = senders::evaluate(&bc, SendersState::default(), &read.tally, 0);
+    let mut top: Vec<(&String, &senders::AccountTally)> = read.tally.accounts.iter().collect();
     top.sort_by(|x, y| y.1.messages.cmp(&x.1.messages).then_with(|| x.0.cmp(y.0)));
     top.truncate(a.top);
-    let classes: BTreeMap<&str, u64> = tally
-        .classes
-        .iter()
-        .map(|(c, t)| (c.as_str(), t.messages))
-        .collect();
-    let top_json: Vec<serde_json::Value> = top
-        .iter()
-        .map(|(k, t)| {
-            serde_json::json!({"account": k, "messages": t.messages, "refusals": t.refusals,
-                "refused_by": t.refused_by.iter().map(|(w, (n, _))| (w.clone(), *n)).collect::<BTreeMap<_, _>>()})
-        })
-        .collect();
-    let (_, bursts) = senders::evaluate(&bc, SendersState::default(), &tally, 0);
     if a.json {
+        read.print_json(&top, &bursts)?;
+    } else {
+        read.print_text(&top, &bursts);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One pass over a log: the ledger, its tally and the counts shown.
+struct Read {
+    ledger: Ledger,
+    tally: Tally,
+    lines: u64,
+    done: u64,
+    by_origin: BTreeMap<&'static str, u64>,
+}
+
+impl Read {
+    /// Reads every line, in bounded memory.
+    fn all(
+        &mut self,
+        mut r: impl BufRead,
+        conf: &LedgerConf,
+        replies: &ReplyCatalog,
+        catalog: &Catalog,
+    ) -> anyhow::Result<()> {
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            buf.clear();
+            if r.read_until(b'\n', &mut buf)? == 0 {
+                return Ok(());
+            }
+            self.lines += 1;
+            let line = String::from_utf8_lossy(&buf);
+            let (tally, by_origin, done) = (&mut self.tally, &mut self.by_origin, &mut self.done);
+            self.ledger.line(conf, &line, &mut |f| {
+                match &f {
+                    Fact::Queued { origin, .. } => {
+                        *by_origin.entry(origin.as_str()).or_default() += 1
+                    }
+                    Fact::Done(_) => *done += 1,
+                    Fact::Delivery { .. } => {}
+                }
+                let who = f.refused_by(replies, catalog);
+                tally.add(&f, who.as_deref());
+            });
+        }
+    }
+
+    fn classes(&self) -> BTreeMap<&'static str, u64> {
+        self.tally
+            .classes
+            .iter()
+            .map(|(c, t)| (c.as_str(), t.messages))
+            .collect()
+    }
+
+    fn print_json(
+        &self,
+        top: &[(&String, &senders::AccountTally)],
+        bursts: &[BurstChange],
+    ) -> anyhow::Result<()> {
+        let top_json: Vec<serde_json::Value> = top
+            .iter()
+            .map(|(k, t)| {
+                serde_json::json!({"account": k, "messages": t.messages, "refusals": t.refusals,
+                    "refused_by": t.refused_by.iter().map(|(w, (n, _))| (w.clone(), *n)).collect::<BTreeMap<_, _>>()})
+            })
+            .collect();
         let v = serde_json::json!({
-            "lines": lines, "messages_done": done, "open_messages": ledger.open_messages(),
-            "evicted_messages": ledger.evicted, "accounts_kept": tally.accounts.len(),
-            "by_class": classes, "by_origin": by_origin, "top_accounts": top_json, "bursts": bursts,
+            "lines": self.lines, "messages_done": self.done, "open_messages": self.ledger.open_messages(),
+            "evicted_messages": self.ledger.evicted, "accounts_kept": self.tally.accounts.len(),
+            "by_class": self.classes(), "by_origin": self.by_origin, "top_accounts": top_json, "bursts": bursts,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!(
-            "{lines} lines, {done} messages done, {} still queued; by class: {}; by origin: {}",
-            ledger.open_messages(),
-            classes
-                .iter()
-                .map(|(c, n)| format!("{c} {n}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            by_origin
-                .iter()
+        Ok(())
+    }
+
+    fn print_text(&self, top: &[(&String, &senders::AccountTally)], bursts: &[BurstChange]) {
+        let joined = |m: &BTreeMap<&str, u64>| {
+            m.iter()
                 .map(|(c, n)| format!("{c} {n}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        };
+        println!(
+            "{} lines, {} messages done, {} still queued; by class: {}; by origin: {}",
+            self.lines,
+            self.done,
+            self.ledger.open_messages(),
+            joined(&self.classes()),
+            joined(&self.by_origin)
         );
-        for (k, t) in &top {
+        for (k, t) in top {
             println!(
                 "{:>8} messages {:>6} refusals  {}",
                 t.messages,
@@ -155,7 +194,7 @@ pub(super) fn run(cfg: Option<&Path>, a: SendersArgs) -> anyhow::Result<ExitCode
                 terminal_safe(k, 200)
             );
         }
-        for b in &bursts {
+        for b in bursts {
             match b {
                 BurstChange::AccountBurst { key, triggers, .. } => {
                     println!(
@@ -171,5 +210,4 @@ pub(super) fn run(cfg: Option<&Path>, a: SendersArgs) -> anyhow::Result<ExitCode
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use super::Daemon;
-use crate::config::{SendersConf, SourceKind};
+use crate::config::SourceKind;
 use crate::event::{Event, EventKind, Subject};
-use crate::mail::ledger::{Fact, Ledger, LedgerConf, LogMta};
+use crate::mail::ledger::{Ledger, LedgerConf, LogMta};
 use crate::mail::rejections::{self, Mta};
 use crate::mail::{self, exim_log, postfix_log};
 use crate::senders::{self, BurstChange, BurstConf, SendersState};
@@ -82,7 +82,7 @@ impl Daemon {
             .cloned()
             .collect();
         let n2 = name.clone();
-        let burst_conf = burst_conf(&rt.cfg.senders);
+        let burst_conf = BurstConf::of(&rt.cfg.senders);
         let events = self
             .store
             .call(move |c| {
@@ -194,7 +194,7 @@ impl Daemon {
                 ));
                 if let Some(l) = ledger.as_mut() {
                     l.feed(&rt2.ledger, text, &mut |f| {
-                        let who = refusal_by(&f, &rt2);
+                        let who = f.refused_by(&rt2.replies, &rt2.catalog);
                         senders.add(&f, who.as_deref());
                     });
                 }
@@ -359,41 +359,6 @@ pub(super) fn ledger_conf(cfg: &crate::config::Config) -> LedgerConf {
     LedgerConf {
         mynetworks: cfg.senders.mynetworks.clone(),
         rules: (**cfg.class_rules()).clone(),
-    }
-}
-
-fn burst_conf(s: &SendersConf) -> BurstConf {
-    BurstConf {
-        window: s.window.as_secs() as i64,
-        account_messages: s.account_messages,
-        account_recipients: s.account_recipients,
-        automated_messages: s.automated_messages,
-        factor: s.factor,
-        clear_after: s.clear_after,
-        max_accounts: s.max_accounts,
-    }
-}
-
-/// Who refused a delivery of the ledger, when it is a remote refusal about
-/// us: the reply catalog's receiver, else the answering host. Replies about
-/// the recipient (unknown user, mailbox full) are not the sender's fault.
-fn refusal_by(f: &Fact, rt: &super::Runtime) -> Option<String> {
-    let Fact::Delivery {
-        remote: true,
-        result,
-        ..
-    } = f
-    else {
-        return None;
-    };
-    let reply = result.reply.as_deref()?;
-    match rt
-        .replies
-        .classify(reply, result.relay_host.as_deref(), &rt.catalog)
-    {
-        Some(c) if !c.meaning.about_us() => None,
-        Some(c) => c.receiver.or_else(|| result.relay_host.clone()),
-        None => result.relay_host.clone().or_else(|| Some("unknown".into())),
     }
 }
 

@@ -164,6 +164,33 @@ pub enum Fact {
     Done(Message),
 }
 
+impl Fact {
+    /// Who refused this delivery, when it is a remote refusal about us: the
+    /// reply catalog's receiver, else the answering host. Replies about the
+    /// recipient (unknown user, mailbox full) are not the sender's fault. The
+    /// one rule for the daemon's ledger and `rblwatch senders`.
+    pub fn refused_by(
+        &self,
+        replies: &crate::replies::ReplyCatalog,
+        catalog: &crate::catalog::Catalog,
+    ) -> Option<String> {
+        let Fact::Delivery {
+            remote: true,
+            result,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let reply = result.reply.as_deref()?;
+        match replies.classify(reply, result.relay_host.as_deref(), catalog) {
+            Some(c) if !c.meaning.about_us() => None,
+            Some(c) => c.receiver.or_else(|| result.relay_host.clone()),
+            None => result.relay_host.clone().or_else(|| Some("unknown".into())),
+        }
+    }
+}
+
 /// A message being followed.
 #[derive(Debug, Clone)]
 struct Open {
