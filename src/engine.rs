@@ -697,57 +697,7 @@ impl Engine {
         self.refresh_direct().await;
         self.refresh_mirrors().await;
         self.purge_negative();
-        let checks = (0..self.lists.len()).map(|li| async move {
-            let tp = &self.lists[li].def.test_points;
-            let canary = format!(
-                "rblwatch-canary-{:016x}.{}",
-                rand::random::<u64>(),
-                self.lists[li].query_zone.expose()
-            );
-            // The IPv6 points (of an `ip` list) only decide whether IPv6 targets are asked.
-            let v6_family = self.lists[li].def.kind == crate::catalog::ListKind::Ipv6;
-            let (pos, neg) = tp.of_family(v6_family);
-            let (pos6, neg6) = if v6_family {
-                (vec![], vec![])
-            } else {
-                tp.of_family(true)
-            };
-            let (pos, neg, pos6, neg6, can) = futures::join!(
-                self.ask_points(li, &pos),
-                self.ask_points(li, &neg),
-                self.ask_points(li, &pos6),
-                self.ask_points(li, &neg6),
-                self.query_name(li, &canary)
-            );
-            let mut h = assess_points(&refs(&pos), &refs(&neg));
-            if let Some(why) = self.lists[li].mirror.as_ref().and_then(|m| m.unavailable()) {
-                // never healthy on old data, whatever its test points say
-                h = ListHealth::Stale { why };
-            }
-            let v6 = if pos6.is_empty() && neg6.is_empty() {
-                None
-            } else {
-                let h6 = assess_points(&refs(&pos6), &refs(&neg6));
-                (!h6.is_healthy()).then(|| {
-                    format!(
-                        "the list claims IPv6 but its IPv6 test points fail ({}: {}); IPv4 only this cycle",
-                        h6.name(),
-                        h6.why()
-                    )
-                })
-            };
-            let def = &self.lists[li].def;
-            let mut undocumented: Vec<std::net::Ipv4Addr> = pos
-                .iter()
-                .chain(&neg)
-                .chain(&pos6)
-                .chain(&neg6)
-                .flat_map(|(_, v)| def.undocumented_codes(v.codes()))
-                .collect();
-            undocumented.sort();
-            undocumented.dedup();
-            (h, can, v6, undocumented)
-        });
+        let checks = (0..self.lists.len()).map(|li| self.check_list(li));
         let mut results = futures::future::join_all(checks).await;
         let short = self.descriptor_shortages().saturating_sub(short_before);
         let local_failure = (short > 0).then(|| {
@@ -756,50 +706,8 @@ impl Engine {
             )
         });
         diagnose_keys(&self.lists, &mut results);
-        for ((h, _, v6, _), l) in results.iter().zip(&self.lists) {
-            if !h.is_healthy() {
-                tracing::warn!(list = %l.def.id, health = h.name(), why = h.why(), "list is not healthy");
-            }
-            if let Some(why) = v6 {
-                tracing::warn!(list = %l.def.id, why = %why, "IPv6 targets are not checked on this list this cycle");
-            }
-            if let Ok(mut g) = l.ipv6_down.lock() {
-                *g = v6.clone();
-            }
-        }
-        // the shared resolver's addresses, for its messages (direct lists ask their own servers)
-        let servers = if self.lists.iter().any(|l| l.direct.is_none()) {
-            self.client.servers()
-        } else {
-            Vec::new()
-        };
-        let mut resolver = assess_resolver_at(
-            &results
-                .iter()
-                .zip(&self.lists)
-                // mirrored lists say nothing about the resolver
-                .filter(|(_, l)| l.mirror.is_none())
-                .map(|((h, c, _, _), l)| ListCheck {
-                    id: &l.def.id,
-                    health: h,
-                    canary: c,
-                })
-                .collect::<Vec<_>>(),
-            &servers,
-        );
-        if let Some(why) = &local_failure {
-            // answers that were never asked say nothing about the resolver
-            tracing::error!("{why}; the resolver and the lists are not judged from this check");
-            resolver = ResolverHealth {
-                status: ResolverStatus::Degraded,
-                why: format!("not judged: {why}"),
-                fix:
-                    "raise the file descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)"
-                        .into(),
-            };
-        } else if resolver.status != ResolverStatus::Ok {
-            tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
-        }
+        self.note_list_results(&results);
+        let resolver = self.judge_resolver(&results, local_failure.as_deref());
         let mut lists = Vec::new();
         let mut ipv6_down = Vec::new();
         let mut undocumented = Vec::new();
@@ -816,6 +724,119 @@ impl Engine {
             local_failure,
             mirrored: self.lists.iter().map(|l| l.mirror.is_some()).collect(),
         }
+    }
+
+    /// One list's part of a health check: its health from the test points,
+    /// the canary's verdict, why IPv6 is off this cycle (if it is), and the
+    /// undocumented codes its test points answered.
+    async fn check_list(&self, li: usize) -> ListCheckResult {
+        let tp = &self.lists[li].def.test_points;
+        let canary = format!(
+            "rblwatch-canary-{:016x}.{}",
+            rand::random::<u64>(),
+            self.lists[li].query_zone.expose()
+        );
+        // The IPv6 points (of an `ip` list) only decide whether IPv6 targets are asked.
+        let v6_family = self.lists[li].def.kind == crate::catalog::ListKind::Ipv6;
+        let (pos, neg) = tp.of_family(v6_family);
+        let (pos6, neg6) = if v6_family {
+            (vec![], vec![])
+        } else {
+            tp.of_family(true)
+        };
+        let (pos, neg, pos6, neg6, can) = futures::join!(
+            self.ask_points(li, &pos),
+            self.ask_points(li, &neg),
+            self.ask_points(li, &pos6),
+            self.ask_points(li, &neg6),
+            self.query_name(li, &canary)
+        );
+        let mut h = assess_points(&refs(&pos), &refs(&neg));
+        if let Some(why) = self.lists[li].mirror.as_ref().and_then(|m| m.unavailable()) {
+            // never healthy on old data, whatever its test points say
+            h = ListHealth::Stale { why };
+        }
+        let v6 = if pos6.is_empty() && neg6.is_empty() {
+            None
+        } else {
+            let h6 = assess_points(&refs(&pos6), &refs(&neg6));
+            (!h6.is_healthy()).then(|| {
+                format!(
+                    "the list claims IPv6 but its IPv6 test points fail ({}: {}); IPv4 only this cycle",
+                    h6.name(),
+                    h6.why()
+                )
+            })
+        };
+        let def = &self.lists[li].def;
+        let mut undocumented: Vec<std::net::Ipv4Addr> = pos
+            .iter()
+            .chain(&neg)
+            .chain(&pos6)
+            .chain(&neg6)
+            .flat_map(|(_, v)| def.undocumented_codes(v.codes()))
+            .collect();
+        undocumented.sort();
+        undocumented.dedup();
+        (h, can, v6, undocumented)
+    }
+
+    /// Logs the lists that are not healthy and records which are IPv4-only this cycle.
+    fn note_list_results(&self, results: &[ListCheckResult]) {
+        for ((h, _, v6, _), l) in results.iter().zip(&self.lists) {
+            if !h.is_healthy() {
+                tracing::warn!(list = %l.def.id, health = h.name(), why = h.why(), "list is not healthy");
+            }
+            if let Some(why) = v6 {
+                tracing::warn!(list = %l.def.id, why = %why, "IPv6 targets are not checked on this list this cycle");
+            }
+            if let Ok(mut g) = l.ipv6_down.lock() {
+                *g = v6.clone();
+            }
+        }
+    }
+
+    /// The resolver's health from every list asked through DNS (mirrored
+    /// lists say nothing about it), or "not judged" after a local shortage.
+    fn judge_resolver(
+        &self,
+        results: &[ListCheckResult],
+        local_failure: Option<&str>,
+    ) -> ResolverHealth {
+        // the shared resolver's addresses, for its messages (direct lists ask their own servers)
+        let servers = if self.lists.iter().any(|l| l.direct.is_none()) {
+            self.client.servers()
+        } else {
+            Vec::new()
+        };
+        let resolver = assess_resolver_at(
+            &results
+                .iter()
+                .zip(&self.lists)
+                .filter(|(_, l)| l.mirror.is_none())
+                .map(|((h, c, _, _), l)| ListCheck {
+                    id: &l.def.id,
+                    health: h,
+                    canary: c,
+                })
+                .collect::<Vec<_>>(),
+            &servers,
+        );
+        if let Some(why) = local_failure {
+            // answers that were never asked say nothing about the resolver
+            tracing::error!("{why}; the resolver and the lists are not judged from this check");
+            return ResolverHealth {
+                status: ResolverStatus::Degraded,
+                why: format!("not judged: {why}"),
+                fix:
+                    "raise the file descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)"
+                        .into(),
+            };
+        }
+        if resolver.status != ResolverStatus::Ok {
+            tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
+        }
+        resolver
     }
 
     /// Queries and socket renewals that found no file descriptor, over the
@@ -903,6 +924,10 @@ impl Engine {
         stream::select_all(streams)
     }
 }
+
+/// One list's health-check result: its health, the canary's verdict, why
+/// IPv6 is off this cycle, and the undocumented codes its test points answered.
+type ListCheckResult = (ListHealth, Verdict, Option<String>, Vec<std::net::Ipv4Addr>);
 
 /// A mirrored list's intersection with a range: each listed piece and its
 /// verdict, or why the mirror cannot answer.
