@@ -7,6 +7,7 @@
 //! hickory-proto, and multiplexes them over a few connected UDP sockets.
 //! hickory-resolver is still used to read the system's resolver configuration.
 
+pub mod batch;
 pub mod client;
 pub mod discover;
 pub mod qname;
