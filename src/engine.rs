@@ -426,42 +426,73 @@ impl Engine {
 
     /// Finds (again) the servers of direct lists whose NS TTL has run out,
     /// and gives the others fresh sockets.
+    ///
+    /// Lists whose zones have the same servers share one client (one set of
+    /// sockets): 20 zones on one server would otherwise be 40 sockets, each
+    /// with its own driver woken for a trickle of answers.
     async fn refresh_direct(&self) {
         let now = Instant::now();
+        let mut known: Vec<DirectServers> = Vec::new();
+        for d in self.lists.iter().filter_map(|l| l.direct.as_ref()) {
+            if let Some(c) = d.current.read().ok().and_then(|g| g.clone()) {
+                if !known
+                    .iter()
+                    .any(|k| k.client.shares_sockets_with(&c.client))
+                {
+                    known.push(c);
+                }
+            }
+        }
+        // every client in use gets fresh sockets once, however many lists share it
+        futures::future::join_all(known.iter().map(|k| k.client.rotate())).await;
+        let shared: Mutex<Vec<DirectServers>> = Mutex::new(known);
         let work = self.lists.iter().filter_map(|l| {
             let d = l.direct.as_ref()?;
             let current = d.current.read().ok().and_then(|g| g.clone());
+            let shared = &shared;
             Some(async move {
-                if let Some(c) = &current {
-                    if c.expires > now {
-                        c.client.rotate().await;
-                        return;
-                    }
+                if current.as_ref().is_some_and(|c| c.expires > now) {
+                    return;
                 }
                 let zone = l.query_zone.expose();
                 match crate::dns::discover::discover(zone, &self.opts.root_hints, self.opts.timeout).await {
                     Ok(found) => {
-                        let mut cc = crate::dns::ClientConfig::new(found.servers.clone());
-                        cc.timeout = self.opts.timeout;
-                        cc.retries = self
-                            .opts
-                            .retries
-                            .max(u32::try_from(found.servers.len().saturating_sub(1)).unwrap_or(1));
-                        cc.recursion = false;
-                        cc.sockets_per_server = 2;
-                        match DnsClient::new(&cc).await {
+                        let same = shared.lock().ok().and_then(|k| {
+                            k.iter().find(|k| k.servers == found.servers).map(|k| k.client.clone())
+                        });
+                        let client = match same {
+                            Some(c) => Ok(c),
+                            None => {
+                                let mut cc = crate::dns::ClientConfig::new(found.servers.clone());
+                                cc.timeout = self.opts.timeout;
+                                cc.retries = self
+                                    .opts
+                                    .retries
+                                    .max(u32::try_from(found.servers.len().saturating_sub(1)).unwrap_or(1));
+                                cc.recursion = false;
+                                cc.sockets_per_server = 2;
+                                DnsClient::new(&cc).await
+                            }
+                        };
+                        match client {
                             Ok(client) => {
                                 let changed = current.as_ref().is_none_or(|c| c.servers != found.servers);
                                 if changed {
                                     let list: Vec<String> = found.servers.iter().map(|s| s.to_string()).collect();
                                     tracing::info!(list = %l.def.id, servers = %list.join(" "), ttl_s = found.ttl.as_secs(), "asking the list's own servers");
                                 }
+                                let fresh = DirectServers {
+                                    client,
+                                    servers: found.servers,
+                                    expires: Instant::now() + found.ttl,
+                                };
+                                if let Ok(mut k) = shared.lock() {
+                                    if !k.iter().any(|k| k.client.shares_sockets_with(&fresh.client)) {
+                                        k.push(fresh.clone());
+                                    }
+                                }
                                 if let Ok(mut g) = d.current.write() {
-                                    *g = Some(DirectServers {
-                                        client,
-                                        servers: found.servers,
-                                        expires: Instant::now() + found.ttl,
-                                    });
+                                    *g = Some(fresh);
                                 }
                                 if let Ok(mut e) = d.last_error.lock() {
                                     *e = None;
@@ -856,16 +887,23 @@ impl Engine {
     /// client and every direct list's own.
     fn descriptor_shortages(&self) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
-        let direct: u64 = self
-            .lists
+        // a client shared by several lists is counted once
+        let mut clients: Vec<DnsClient> = Vec::new();
+        for d in self.lists.iter().filter_map(|l| l.direct.as_ref()) {
+            if let Some(c) = d
+                .current
+                .read()
+                .ok()
+                .and_then(|g| g.as_ref().map(|c| c.client.clone()))
+            {
+                if !clients.iter().any(|k| k.shares_sockets_with(&c)) {
+                    clients.push(c);
+                }
+            }
+        }
+        let direct: u64 = clients
             .iter()
-            .filter_map(|l| l.direct.as_ref())
-            .filter_map(|d| {
-                d.current.read().ok().and_then(|g| {
-                    g.as_ref()
-                        .map(|c| c.client.stats().no_descriptors.load(Relaxed))
-                })
-            })
+            .map(|c| c.stats().no_descriptors.load(Relaxed))
             .sum();
         self.client.stats().no_descriptors.load(Relaxed) + direct
     }

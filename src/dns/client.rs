@@ -253,6 +253,11 @@ impl DnsClient {
         })
     }
 
+    /// Whether `other` is a clone of this client (same sockets, same counters).
+    pub fn shares_sockets_with(&self, other: &DnsClient) -> bool {
+        Arc::ptr_eq(&self.servers, &other.servers)
+    }
+
     /// The counters.
     pub fn stats(&self) -> &ClientStats {
         &self.stats
