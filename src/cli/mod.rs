@@ -115,7 +115,22 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = rt.block_on(run(cli));
+    // `check` runs as a task on the workers, not on this thread: the DNS
+    // drivers wake the sweep once per batch of answers, and a task woken on a
+    // worker runs next on that worker, where waking this thread is a futex
+    // call and a context switch each time (perf, BENCHMARKS.md).
+    let code = if matches!(cli.cmd, Command::Check(_)) {
+        match rt.block_on(rt.spawn(run(cli))) {
+            Ok(code) => code,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                eprintln!("rblwatch: {e}");
+                ExitCode::from(1)
+            }
+        }
+    } else {
+        rt.block_on(run(cli))
+    };
     // Do not wait for stray blocking tasks (e.g. a hung hook) at exit.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     code
