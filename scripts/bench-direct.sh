@@ -13,7 +13,7 @@ PORT=53
 for p in nsd:/usr/sbin/nsd rbldnsd:/usr/sbin/rbldnsd dnsperf:dnsperf time:/usr/bin/time dnsutils:dig; do
   command -v "${p#*:}" >/dev/null || { echo "missing ${p%%:*}: apt-get install ${p%%:*}" >&2; exit 1; }
 done
-cargo build --release --locked -q
+[ -n "${RBLWATCH_BIN:-}" ] || cargo build --release --locked -q
 W=$(mktemp -d /tmp/rblwatch-direct.XXXXXX)
 trap 'kill $(cat "$W/rbldnsd.pid" "$W/nsd/nsd.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$W"' EXIT
 mkdir -p "$W/zones" "$W/lists.d" "$W/nsd"; chmod 755 "$W" "$W/zones"
@@ -69,27 +69,31 @@ PY
 for _ in $(seq 50); do dig +short +time=1 +tries=1 @"$NET.11" 2.0.0.127.z01.test A 2>/dev/null | grep -q 127 && break; sleep 0.1; done
 dig +norec +time=1 @"$NET.1" z01.test NS | grep -q "ns.z01.test" || { echo "the root does not delegate"; cat "$W/nsd/nsd.log"; exit 1; }
 
-echo "== dnsperf (ceiling): 327,680 queries straight to the list's server, 100 outstanding"
-dnsperf -s "$NET.11" -p 53 -d "$W/queries.txt" -n 1 -c 1 -T 1 -q 100 -t 2 > "$W/dnsperf.txt" 2>&1 || true
-grep -E "Queries sent|Queries completed|Queries lost|Queries per second" "$W/dnsperf.txt"
-DNSPERF_QPS=$(awk '/Queries per second/ {print $4}' "$W/dnsperf.txt")
-
-echo "== rblwatch check, mode = \"direct\" from the root at $NET.1, 10.40.0.0/18 x 20 lists, concurrency $CONC"
+ROUNDS=${ROUNDS:-3}
+BIN=${RBLWATCH_BIN:-target/release/rblwatch}
 printf '[resolver]\nmode = "direct"\nroot_hints = ["%s.1"]\nnameservers = ["127.0.0.1:9"]\n[lists]\ndirs = ["%s/lists.d"]\n' "$NET" "$W" > "$W/bench.toml"
 LISTS=$(seq -w 1 20 | sed 's/^/z/' | paste -sd,)
-/usr/bin/time -v -o "$W/time.txt" target/release/rblwatch check -C "$W/bench.toml" \
-  --lists "$LISTS" --concurrency "$CONC" --timeout 2s --show problems 10.40.0.0/18 > "$W/out.txt" 2>"$W/err.txt" || true
-SUMMARY=$(grep "targets x" "$W/out.txt" | tail -1)
-ELAPSED=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$W/time.txt")
-SECS=$(python3 -c "import sys; p=sys.argv[1].split(':'); print(sum(float(x)*60**i for i,x in enumerate(reversed(p))))" "$ELAPSED")
-RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.txt")
-echo "$SUMMARY"
-head -1 "$W/out.txt"
-python3 - "$SECS" "$RSS_KB" "$DNSPERF_QPS" <<'PY'
+QUERIES=$((16384 * 20 + 60))
+echo "== $ROUNDS rounds, each: dnsperf straight to the list's server (327,680 queries, 100 outstanding), then rblwatch check in mode = \"direct\" from the root at $NET.1, concurrency $CONC ($BIN); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$ROUNDS"); do
+  /usr/bin/time -v -o "$W/dtime.txt" dnsperf -s "$NET.11" -p 53 -d "$W/queries.txt" -n 1 -c 1 -T 1 -q 100 -t 2 > "$W/dnsperf.txt" 2>&1 || true
+  DNSPERF_QPS=$(awk '/Queries per second/ {print $4}' "$W/dnsperf.txt")
+  DNSPERF_Q=$(awk '/Queries completed/ {print $3}' "$W/dnsperf.txt")
+  DNSPERF_LOST=$(awk '/Queries lost/ {print $3}' "$W/dnsperf.txt")
+  /usr/bin/time -v -o "$W/time.txt" "$BIN" check -C "$W/bench.toml" \
+    --lists "$LISTS" --concurrency "$CONC" --timeout 2s --show problems 10.40.0.0/18 > "$W/out.txt" 2>"$W/err.txt" || true
+  SUMMARY=$(grep "targets x" "$W/out.txt" | tail -1)
+  SECS=$(python3 -c "import sys; p=sys.argv[1].split(':'); print(sum(float(x)*60**i for i,x in enumerate(reversed(p))))" "$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$W/time.txt")")
+  RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.txt")
+  CPU=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$W/time.txt")
+  DCPU=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$W/dtime.txt")
+  python3 - "$QUERIES" "$SECS" "$CPU" "$DNSPERF_QPS" "$DNSPERF_Q" "$DCPU" "$r" <<'PY'
 import sys
-secs, rss, ceiling = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3] or 0)
-q = 16384 * 20 + 60
-print(f"rblwatch direct: {q} A queries (+ TXT for listed, + NS discovery) in {secs:.2f} s = {q/secs:,.0f} q/s; peak RSS {rss/1024:.1f} MB")
-print(f"dnsperf ceiling: {ceiling:,.0f} q/s; ratio {q/secs/ceiling:.2f} (target >= 0.50)")
+q, secs, cpu, dqps, dq, dcpu, r = int(sys.argv[1]), *map(float, sys.argv[2:7]), sys.argv[7]
+qps, us, dus = q / secs, cpu / q * 1e6, dcpu / max(dq, 1) * 1e6
+print(f"round {r} rblwatch direct: {qps:,.0f} q/s, {us:.2f} us CPU/query | dnsperf {dqps:,.0f} q/s, {dus:.2f} us CPU/query"
+      f" | throughput x{qps / dqps:.2f} (target >= 0.9), CPU/query x{us / dus:.2f} (target <= 1.3)")
 PY
-grep -q " 0 unknown" <<<"$SUMMARY" && echo "unanswered: 0" || echo "UNANSWERED QUERIES PRESENT"
+  echo "  dnsperf lost $DNSPERF_LOST; rblwatch $SECS s, peak RSS $((RSS_KB / 1024)) MB; $(grep -q " 0 unknown" <<<"$SUMMARY" && echo "unanswered: 0" || echo "UNANSWERED QUERIES PRESENT: $SUMMARY"); load $(cut -d' ' -f1 /proc/loadavg)"
+done
+echo "(rblwatch counts its $QUERIES A queries over the whole process: start-up, NS discovery, health check and the TXT lookups of listed pairs included)"

@@ -47,3 +47,18 @@ PY
 
 # secs_of "h:mm:ss" or "m:ss.ss" -> seconds
 secs_of() { python3 -c "import sys; p=sys.argv[1].split(':'); print(sum(float(x)*60**i for i,x in enumerate(reversed(p))))" "$1"; }
+
+# cpu_of TIMEFILE -> user + system seconds from a `/usr/bin/time -v` report
+cpu_of() { awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$1"; }
+
+# vs_dnsperf LABEL QUERIES SECS CPU DNSPERF_QPS DNSPERF_QUERIES DNSPERF_CPU: one line comparing
+# a rblwatch run with the dnsperf run next to it (throughput ratio, CPU per query ratio).
+vs_dnsperf() {
+  python3 - "$@" <<'PY'
+import sys
+label, q, secs, cpu, dqps, dq, dcpu = sys.argv[1], int(sys.argv[2]), *map(float, sys.argv[3:])
+qps, us, dus = q / secs, cpu / q * 1e6, dcpu / max(dq, 1) * 1e6
+print(f"{label}: {qps:,.0f} q/s, {us:.2f} us CPU/query | dnsperf {dqps:,.0f} q/s, {dus:.2f} us CPU/query"
+      f" | throughput x{qps / dqps:.2f} (target >= 0.9), CPU/query x{us / dus:.2f} (target <= 1.3)")
+PY
+}

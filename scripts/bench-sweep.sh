@@ -7,29 +7,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CONC=${1:-256}
 source scripts/bench-lib.sh
-cargo build --release --locked -q
+[ -n "${RBLWATCH_BIN:-}" ] || cargo build --release --locked -q
 bench_start 20
 
-echo "== dnsperf (ceiling): 327,680 queries, 100 outstanding"
-dnsperf -s 127.0.0.1 -p "$PORT" -d "$W/queries.txt" -n 1 -c 1 -T 1 -q 100 -t 2 > "$W/dnsperf.txt" 2>&1 || true
-grep -E "Queries sent|Queries completed|Queries lost|Queries per second" "$W/dnsperf.txt"
-DNSPERF_QPS=$(awk '/Queries per second/ {print $4}' "$W/dnsperf.txt")
-
-echo "== rblwatch check 10.40.0.0/18 x 20 lists, concurrency $CONC"
+ROUNDS=${ROUNDS:-3}
+BIN=${RBLWATCH_BIN:-target/release/rblwatch}
 printf '[lists]\ndirs = ["%s/lists.d"]\n' "$W" > "$W/bench.toml"
-/usr/bin/time -v -o "$W/time.txt" target/release/rblwatch check -C "$W/bench.toml" --resolver "127.0.0.1:$PORT" \
-  --lists "$LISTS" --concurrency "$CONC" --timeout 2s --show problems 10.40.0.0/18 > "$W/out.txt" 2>"$W/err.txt" || true
-SUMMARY=$(tail -1 "$W/out.txt")
-ELAPSED=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$W/time.txt")
-SECS=$(secs_of "$ELAPSED")
-RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.txt")
 QUERIES=$((16384 * 20 + 40))
-echo "$SUMMARY"
-python3 - "$SECS" "$RSS_KB" "$DNSPERF_QPS" "$QUERIES" <<'PY'
-import sys
-secs, rss, ceiling, q = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3] or 0), int(sys.argv[4])
-qps = q / secs
-print(f"rblwatch: {q} A queries (+ TXT for listed) in {secs:.2f} s = {qps:,.0f} q/s; peak RSS {rss/1024:.1f} MB")
-print(f"dnsperf ceiling: {ceiling:,.0f} q/s; ratio {qps/ceiling:.2f} (target >= 0.50); RSS target < 64 MB")
-PY
-grep -q " 0 unknown" <<<"$SUMMARY" && echo "unanswered: 0" || echo "UNANSWERED QUERIES PRESENT"
+echo "== $ROUNDS rounds, each: dnsperf (327,680 queries, 100 outstanding), then rblwatch check 10.40.0.0/18 x 20 lists, concurrency $CONC ($BIN); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$ROUNDS"); do
+  /usr/bin/time -v -o "$W/dtime.txt" dnsperf -s 127.0.0.1 -p "$PORT" -d "$W/queries.txt" -n 1 -c 1 -T 1 -q 100 -t 2 > "$W/dnsperf.txt" 2>&1 || true
+  DNSPERF_QPS=$(awk '/Queries per second/ {print $4}' "$W/dnsperf.txt")
+  DNSPERF_Q=$(awk '/Queries completed/ {print $3}' "$W/dnsperf.txt")
+  DNSPERF_LOST=$(awk '/Queries lost/ {print $3}' "$W/dnsperf.txt")
+  /usr/bin/time -v -o "$W/time.txt" "$BIN" check -C "$W/bench.toml" --resolver "127.0.0.1:$PORT" \
+    --lists "$LISTS" --concurrency "$CONC" --timeout 2s --show problems 10.40.0.0/18 > "$W/out.txt" 2>"$W/err.txt" || true
+  SUMMARY=$(tail -1 "$W/out.txt")
+  SECS=$(secs_of "$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$W/time.txt")")
+  RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.txt")
+  vs_dnsperf "round $r rblwatch" "$QUERIES" "$SECS" "$(cpu_of "$W/time.txt")" "$DNSPERF_QPS" "$DNSPERF_Q" "$(cpu_of "$W/dtime.txt")"
+  echo "  dnsperf lost $DNSPERF_LOST; rblwatch $SECS s, peak RSS $((RSS_KB / 1024)) MB; $(grep -q " 0 unknown" <<<"$SUMMARY" && echo "unanswered: 0" || echo "UNANSWERED QUERIES PRESENT: $SUMMARY"); load $(cut -d' ' -f1 /proc/loadavg)"
+done
+echo "(rblwatch counts its $QUERIES A queries over the whole process: start-up, health check and the TXT lookups of listed pairs included)"

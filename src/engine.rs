@@ -430,42 +430,73 @@ impl Engine {
 
     /// Finds (again) the servers of direct lists whose NS TTL has run out,
     /// and gives the others fresh sockets.
+    ///
+    /// Lists whose zones have the same servers share one client (one set of
+    /// sockets): 20 zones on one server would otherwise be 40 sockets, each
+    /// with its own driver woken for a trickle of answers.
     async fn refresh_direct(&self) {
         let now = Instant::now();
+        let mut known: Vec<DirectServers> = Vec::new();
+        for d in self.lists.iter().filter_map(|l| l.direct.as_ref()) {
+            if let Some(c) = d.current.read().ok().and_then(|g| g.clone()) {
+                if !known
+                    .iter()
+                    .any(|k| k.client.shares_sockets_with(&c.client))
+                {
+                    known.push(c);
+                }
+            }
+        }
+        // every client in use gets fresh sockets once, however many lists share it
+        futures::future::join_all(known.iter().map(|k| k.client.rotate())).await;
+        let shared: Mutex<Vec<DirectServers>> = Mutex::new(known);
         let work = self.lists.iter().filter_map(|l| {
             let d = l.direct.as_ref()?;
             let current = d.current.read().ok().and_then(|g| g.clone());
+            let shared = &shared;
             Some(async move {
-                if let Some(c) = &current {
-                    if c.expires > now {
-                        c.client.rotate().await;
-                        return;
-                    }
+                if current.as_ref().is_some_and(|c| c.expires > now) {
+                    return;
                 }
                 let zone = l.query_zone.expose();
                 match crate::dns::discover::discover(zone, &self.opts.root_hints, self.opts.timeout).await {
                     Ok(found) => {
-                        let mut cc = crate::dns::ClientConfig::new(found.servers.clone());
-                        cc.timeout = self.opts.timeout;
-                        cc.retries = self
-                            .opts
-                            .retries
-                            .max(u32::try_from(found.servers.len().saturating_sub(1)).unwrap_or(1));
-                        cc.recursion = false;
-                        cc.sockets_per_server = 2;
-                        match DnsClient::new(&cc).await {
+                        let same = shared.lock().ok().and_then(|k| {
+                            k.iter().find(|k| k.servers == found.servers).map(|k| k.client.clone())
+                        });
+                        let client = match same {
+                            Some(c) => Ok(c),
+                            None => {
+                                let mut cc = crate::dns::ClientConfig::new(found.servers.clone());
+                                cc.timeout = self.opts.timeout;
+                                cc.retries = self
+                                    .opts
+                                    .retries
+                                    .max(u32::try_from(found.servers.len().saturating_sub(1)).unwrap_or(1));
+                                cc.recursion = false;
+                                cc.sockets_per_server = 2;
+                                DnsClient::new(&cc).await
+                            }
+                        };
+                        match client {
                             Ok(client) => {
                                 let changed = current.as_ref().is_none_or(|c| c.servers != found.servers);
                                 if changed {
                                     let list: Vec<String> = found.servers.iter().map(|s| s.to_string()).collect();
                                     tracing::info!(list = %l.def.id, servers = %list.join(" "), ttl_s = found.ttl.as_secs(), "asking the list's own servers");
                                 }
+                                let fresh = DirectServers {
+                                    client,
+                                    servers: found.servers,
+                                    expires: Instant::now() + found.ttl,
+                                };
+                                if let Ok(mut k) = shared.lock() {
+                                    if !k.iter().any(|k| k.client.shares_sockets_with(&fresh.client)) {
+                                        k.push(fresh.clone());
+                                    }
+                                }
                                 if let Ok(mut g) = d.current.write() {
-                                    *g = Some(DirectServers {
-                                        client,
-                                        servers: found.servers,
-                                        expires: Instant::now() + found.ttl,
-                                    });
+                                    *g = Some(fresh);
                                 }
                                 if let Ok(mut e) = d.last_error.lock() {
                                     *e = None;
@@ -574,19 +605,21 @@ impl Engine {
             // a mirror has no resolver to rewrite NXDOMAIN: the canary is not asked
             return Verdict::Clear;
         }
-        match self.send_a(list, qname).await {
+        match self.send_a(list, qname, None).await {
             Ok((_, a)) => classify(&list.def, &a),
             Err(v) => v,
         }
     }
 
     /// Sends one A query to `list` once it is admitted (rate and daily
-    /// budget), within the engine's concurrency bound, and counts it; the
+    /// budget), within the engine's concurrency bound (the permit `held`, or
+    /// one taken here and given back after the A query), and counts it; the
     /// client it used goes back for a follow-up (TXT).
     async fn send_a(
         &self,
         list: &ActiveList,
         qname: &str,
+        held: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<
         (
             DnsClient,
@@ -596,7 +629,10 @@ impl Engine {
     > {
         let client = self.admit(list).await?;
         let a = {
-            let _permit = self.sem.acquire().await;
+            let _permit = match held {
+                Some(p) => Some(p),
+                None => self.sem.clone().acquire_owned().await.ok(),
+            };
             client.query(qname, QType::A).await
         };
         list.counters
@@ -607,16 +643,24 @@ impl Engine {
 
     /// Asks list `li` about `t`: A first, then TXT when listed.
     pub async fn query(&self, li: usize, t: &Target) -> Verdict {
-        self.ask(li, t, Cache::Use).await
+        self.ask(li, t, Cache::Use, None).await
     }
 
     /// Asks list `li` about `t` past the negative cache: a re-check someone
     /// asked for (a delisting request) wants today's answer, not a cached one.
     pub async fn query_fresh(&self, li: usize, t: &Target) -> Verdict {
-        self.ask(li, t, Cache::Bypass).await
+        self.ask(li, t, Cache::Bypass, None).await
     }
 
-    async fn ask(&self, li: usize, t: &Target, cache: Cache) -> Verdict {
+    /// Asks list `li` about `t` (A, then TXT when listed), within the permit
+    /// `held` if the caller took one.
+    async fn ask(
+        &self,
+        li: usize,
+        t: &Target,
+        cache: Cache,
+        held: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Verdict {
         let list = &self.lists[li];
         if let Some(m) = &list.mirror {
             return mirror_verdict(&list.def, m, t);
@@ -639,7 +683,7 @@ impl Engine {
         {
             return Verdict::Clear;
         }
-        let (client, a) = match self.send_a(list, &qname).await {
+        let (client, a) = match self.send_a(list, &qname, held).await {
             Ok(r) => r,
             Err(v) => return v,
         };
@@ -686,7 +730,7 @@ impl Engine {
 
     /// Asks list `li` about each of `points` (health-check questions, past the cache).
     async fn ask_points(&self, li: usize, points: &[&Target]) -> Vec<(String, Verdict)> {
-        let asked = points.iter().map(|t| self.ask(li, t, Cache::Bypass));
+        let asked = points.iter().map(|t| self.ask(li, t, Cache::Bypass, None));
         let verdicts = futures::future::join_all(asked).await;
         points.iter().map(|t| t.to_string()).zip(verdicts).collect()
     }
@@ -708,57 +752,7 @@ impl Engine {
         self.refresh_direct().await;
         self.refresh_mirrors().await;
         self.purge_negative();
-        let checks = (0..self.lists.len()).map(|li| async move {
-            let tp = &self.lists[li].def.test_points;
-            let canary = format!(
-                "rblwatch-canary-{:016x}.{}",
-                rand::random::<u64>(),
-                self.lists[li].query_zone.expose()
-            );
-            // The IPv6 points (of an `ip` list) only decide whether IPv6 targets are asked.
-            let v6_family = self.lists[li].def.kind == crate::catalog::ListKind::Ipv6;
-            let (pos, neg) = tp.of_family(v6_family);
-            let (pos6, neg6) = if v6_family {
-                (vec![], vec![])
-            } else {
-                tp.of_family(true)
-            };
-            let (pos, neg, pos6, neg6, can) = futures::join!(
-                self.ask_points(li, &pos),
-                self.ask_points(li, &neg),
-                self.ask_points(li, &pos6),
-                self.ask_points(li, &neg6),
-                self.query_name(li, &canary)
-            );
-            let mut h = assess_points(&refs(&pos), &refs(&neg));
-            if let Some(why) = self.lists[li].mirror.as_ref().and_then(|m| m.unavailable()) {
-                // never healthy on old data, whatever its test points say
-                h = ListHealth::Stale { why };
-            }
-            let v6 = if pos6.is_empty() && neg6.is_empty() {
-                None
-            } else {
-                let h6 = assess_points(&refs(&pos6), &refs(&neg6));
-                (!h6.is_healthy()).then(|| {
-                    format!(
-                        "the list claims IPv6 but its IPv6 test points fail ({}: {}); IPv4 only this cycle",
-                        h6.name(),
-                        h6.why()
-                    )
-                })
-            };
-            let def = &self.lists[li].def;
-            let mut undocumented: Vec<std::net::Ipv4Addr> = pos
-                .iter()
-                .chain(&neg)
-                .chain(&pos6)
-                .chain(&neg6)
-                .flat_map(|(_, v)| def.undocumented_codes(v.codes()))
-                .collect();
-            undocumented.sort();
-            undocumented.dedup();
-            (h, can, v6, undocumented)
-        });
+        let checks = (0..self.lists.len()).map(|li| self.check_list(li));
         let mut results = futures::future::join_all(checks).await;
         let short = self.descriptor_shortages().saturating_sub(short_before);
         let local_failure = (short > 0).then(|| {
@@ -767,50 +761,8 @@ impl Engine {
             )
         });
         diagnose_keys(&self.lists, &mut results);
-        for ((h, _, v6, _), l) in results.iter().zip(&self.lists) {
-            if !h.is_healthy() {
-                tracing::warn!(list = %l.def.id, health = h.name(), why = h.why(), "list is not healthy");
-            }
-            if let Some(why) = v6 {
-                tracing::warn!(list = %l.def.id, why = %why, "IPv6 targets are not checked on this list this cycle");
-            }
-            if let Ok(mut g) = l.ipv6_down.lock() {
-                *g = v6.clone();
-            }
-        }
-        // the shared resolver's addresses, for its messages (direct lists ask their own servers)
-        let servers = if self.lists.iter().any(|l| l.direct.is_none()) {
-            self.client.servers()
-        } else {
-            Vec::new()
-        };
-        let mut resolver = assess_resolver_at(
-            &results
-                .iter()
-                .zip(&self.lists)
-                // mirrored lists say nothing about the resolver
-                .filter(|(_, l)| l.mirror.is_none())
-                .map(|((h, c, _, _), l)| ListCheck {
-                    id: &l.def.id,
-                    health: h,
-                    canary: c,
-                })
-                .collect::<Vec<_>>(),
-            &servers,
-        );
-        if let Some(why) = &local_failure {
-            // answers that were never asked say nothing about the resolver
-            tracing::error!("{why}; the resolver and the lists are not judged from this check");
-            resolver = ResolverHealth {
-                status: ResolverStatus::Degraded,
-                why: format!("not judged: {why}"),
-                fix:
-                    "raise the file descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)"
-                        .into(),
-            };
-        } else if resolver.status != ResolverStatus::Ok {
-            tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
-        }
+        self.note_list_results(&results);
+        let resolver = self.judge_resolver(&results, local_failure.as_deref());
         let mut lists = Vec::new();
         let mut ipv6_down = Vec::new();
         let mut undocumented = Vec::new();
@@ -829,20 +781,140 @@ impl Engine {
         }
     }
 
+    /// One list's part of a health check: its health from the test points,
+    /// the canary's verdict, why IPv6 is off this cycle (if it is), and the
+    /// undocumented codes its test points answered.
+    async fn check_list(&self, li: usize) -> ListCheckResult {
+        let tp = &self.lists[li].def.test_points;
+        let canary = format!(
+            "rblwatch-canary-{:016x}.{}",
+            rand::random::<u64>(),
+            self.lists[li].query_zone.expose()
+        );
+        // The IPv6 points (of an `ip` list) only decide whether IPv6 targets are asked.
+        let v6_family = self.lists[li].def.kind == crate::catalog::ListKind::Ipv6;
+        let (pos, neg) = tp.of_family(v6_family);
+        let (pos6, neg6) = if v6_family {
+            (vec![], vec![])
+        } else {
+            tp.of_family(true)
+        };
+        let (pos, neg, pos6, neg6, can) = futures::join!(
+            self.ask_points(li, &pos),
+            self.ask_points(li, &neg),
+            self.ask_points(li, &pos6),
+            self.ask_points(li, &neg6),
+            self.query_name(li, &canary)
+        );
+        let mut h = assess_points(&refs(&pos), &refs(&neg));
+        if let Some(why) = self.lists[li].mirror.as_ref().and_then(|m| m.unavailable()) {
+            // never healthy on old data, whatever its test points say
+            h = ListHealth::Stale { why };
+        }
+        let v6 = if pos6.is_empty() && neg6.is_empty() {
+            None
+        } else {
+            let h6 = assess_points(&refs(&pos6), &refs(&neg6));
+            (!h6.is_healthy()).then(|| {
+                format!(
+                    "the list claims IPv6 but its IPv6 test points fail ({}: {}); IPv4 only this cycle",
+                    h6.name(),
+                    h6.why()
+                )
+            })
+        };
+        let def = &self.lists[li].def;
+        let mut undocumented: Vec<std::net::Ipv4Addr> = pos
+            .iter()
+            .chain(&neg)
+            .chain(&pos6)
+            .chain(&neg6)
+            .flat_map(|(_, v)| def.undocumented_codes(v.codes()))
+            .collect();
+        undocumented.sort();
+        undocumented.dedup();
+        (h, can, v6, undocumented)
+    }
+
+    /// Logs the lists that are not healthy and records which are IPv4-only this cycle.
+    fn note_list_results(&self, results: &[ListCheckResult]) {
+        for ((h, _, v6, _), l) in results.iter().zip(&self.lists) {
+            if !h.is_healthy() {
+                tracing::warn!(list = %l.def.id, health = h.name(), why = h.why(), "list is not healthy");
+            }
+            if let Some(why) = v6 {
+                tracing::warn!(list = %l.def.id, why = %why, "IPv6 targets are not checked on this list this cycle");
+            }
+            if let Ok(mut g) = l.ipv6_down.lock() {
+                *g = v6.clone();
+            }
+        }
+    }
+
+    /// The resolver's health from every list asked through DNS (mirrored
+    /// lists say nothing about it), or "not judged" after a local shortage.
+    fn judge_resolver(
+        &self,
+        results: &[ListCheckResult],
+        local_failure: Option<&str>,
+    ) -> ResolverHealth {
+        // the shared resolver's addresses, for its messages (direct lists ask their own servers)
+        let servers = if self.lists.iter().any(|l| l.direct.is_none()) {
+            self.client.servers()
+        } else {
+            Vec::new()
+        };
+        let resolver = assess_resolver_at(
+            &results
+                .iter()
+                .zip(&self.lists)
+                .filter(|(_, l)| l.mirror.is_none())
+                .map(|((h, c, _, _), l)| ListCheck {
+                    id: &l.def.id,
+                    health: h,
+                    canary: c,
+                })
+                .collect::<Vec<_>>(),
+            &servers,
+        );
+        if let Some(why) = local_failure {
+            // answers that were never asked say nothing about the resolver
+            tracing::error!("{why}; the resolver and the lists are not judged from this check");
+            return ResolverHealth {
+                status: ResolverStatus::Degraded,
+                why: format!("not judged: {why}"),
+                fix:
+                    "raise the file descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n)"
+                        .into(),
+            };
+        }
+        if resolver.status != ResolverStatus::Ok {
+            tracing::warn!(resolver = resolver.status.as_str(), why = %resolver.why, fix = %resolver.fix, "the resolver is not usable as it is");
+        }
+        resolver
+    }
+
     /// Queries and socket renewals that found no file descriptor, over the
     /// client and every direct list's own.
     fn descriptor_shortages(&self) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
-        let direct: u64 = self
-            .lists
+        // a client shared by several lists is counted once
+        let mut clients: Vec<DnsClient> = Vec::new();
+        for d in self.lists.iter().filter_map(|l| l.direct.as_ref()) {
+            if let Some(c) = d
+                .current
+                .read()
+                .ok()
+                .and_then(|g| g.as_ref().map(|c| c.client.clone()))
+            {
+                if !clients.iter().any(|k| k.shares_sockets_with(&c)) {
+                    clients.push(c);
+                }
+            }
+        }
+        let direct: u64 = clients
             .iter()
-            .filter_map(|l| l.direct.as_ref())
-            .filter_map(|d| {
-                d.current.read().ok().and_then(|g| {
-                    g.as_ref()
-                        .map(|c| c.client.stats().no_descriptors.load(Relaxed))
-                })
-            })
+            .map(|c| c.stats().no_descriptors.load(Relaxed))
             .sum();
         self.client.stats().no_descriptors.load(Relaxed) + direct
     }
@@ -888,6 +960,13 @@ impl Engine {
             let v6_skip = self.lists[li]
                 .ipv6_down()
                 .map(|why| format!("not queried: {why}"));
+            // A list without a rate cap takes its in-flight permit before a
+            // pair joins its window, one pair at a time: the lists wait for
+            // permits as one waiter each, not as a future per pair (a sweep
+            // of 20 lists at 256 in flight otherwise keeps 5,120 futures
+            // waking one another through the semaphore). A capped list waits
+            // for its rate first, holding no permit, as before.
+            let pre = self.lists[li].limiter.is_none() && self.lists[li].mirror.is_none();
             stream::iter(pairs)
                 .map(move |t| {
                     let skip = match (&t, &v6_skip) {
@@ -896,16 +975,24 @@ impl Engine {
                         }
                         _ => skip.clone(),
                     };
-                    async move {
-                        let verdict = match skip {
-                            Some(why) => Verdict::Unknown { why },
-                            None => self.query(li, &t).await,
-                        };
-                        Outcome {
-                            target: t,
-                            list: li,
-                            verdict,
-                        }
+                    (t, skip)
+                })
+                .then(move |(t, skip)| async move {
+                    let permit = match pre && skip.is_none() {
+                        true => self.sem.clone().acquire_owned().await.ok(),
+                        false => None,
+                    };
+                    (t, skip, permit)
+                })
+                .map(move |(t, skip, permit)| async move {
+                    let verdict = match skip {
+                        Some(why) => Verdict::Unknown { why },
+                        None => self.ask(li, &t, Cache::Use, permit).await,
+                    };
+                    Outcome {
+                        target: t,
+                        list: li,
+                        verdict,
                     }
                 })
                 .buffer_unordered(per_list)
@@ -914,6 +1001,10 @@ impl Engine {
         stream::select_all(streams)
     }
 }
+
+/// One list's health-check result: its health, the canary's verdict, why
+/// IPv6 is off this cycle, and the undocumented codes its test points answered.
+type ListCheckResult = (ListHealth, Verdict, Option<String>, Vec<std::net::Ipv4Addr>);
 
 /// A mirrored list's intersection with a range: each listed piece and its
 /// verdict, or why the mirror cannot answer.

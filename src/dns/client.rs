@@ -11,7 +11,16 @@
 //! * a truncated answer is retried over TCP; if that fails the query fails
 //!   (the verdict is `unknown`), never "no records".
 //!
-//! Each socket has one receiver task that routes answers by message id.
+//! Each socket has one driver task: it reads up to 32 answers with one
+//! `recvmmsg` ([`super::batch`]) and routes them by message id. A query sends
+//! its own datagram at once (no task to wake); only when the socket's buffer
+//! is full does it queue it for the driver, which sends the queue with
+//! `sendmmsg` as room comes back. The socket is registered for readability
+//! only: registered for writability too (as `tokio::net::UdpSocket` is),
+//! every datagram sent on loopback wakes a sleeping worker thread when the
+//! kernel frees it, and those wake-ups cost more than the sends (perf, see
+//! BENCHMARKS.md). A query is an inline buffer, a map slot, a one-shot
+//! channel and a timer: no other allocation.
 //! Retries rotate through the configured name servers. A server that cannot
 //! be reached (no route) fails its queries with a network error instead of
 //! failing the daemon at start.
@@ -25,16 +34,18 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::oneshot;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::AbortHandle;
 
-use super::wire::{decode_answer, echoes_question, encode_query, id_of, question};
+use super::batch::{send_batch, set_recv_buffer, RecvBatch};
+use super::wire::{decode_answer, echoes_question, id_of, question, QueryPacket};
 use super::{QType, QueryError, Response};
 
 /// How the client talks to name servers.
@@ -86,24 +97,31 @@ pub struct ClientStats {
 
 /// A query waiting for its answer.
 struct Waiter {
-    /// The question section the answer must echo.
-    question: Vec<u8>,
-    tx: oneshot::Sender<Response>,
+    /// The query sent; its question section is what the answer must echo.
+    query: QueryPacket,
+    tx: oneshot::Sender<Result<Response, QueryError>>,
 }
 
 struct Shared {
-    sock: UdpSocket,
+    /// Non-blocking, connected, registered for readability only.
+    sock: AsyncFd<std::net::UdpSocket>,
     pending: Mutex<HashMap<u16, Waiter>>,
+    /// Queries the socket had no room for, in order, for the driver to send.
+    backlog: Mutex<Vec<QueryPacket>>,
+    /// Whether `backlog` holds any (new queries then queue behind it).
+    backlogged: AtomicBool,
+    /// Wakes the driver when the backlog stops being empty.
+    wake: Notify,
 }
 
 struct Channel {
     shared: Arc<Shared>,
-    reader: AbortHandle,
+    driver: AbortHandle,
 }
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        self.reader.abort();
+        self.driver.abort();
     }
 }
 
@@ -154,7 +172,7 @@ async fn open_sockets(addr: SocketAddr, n: usize, stats: &Arc<ClientStats>) -> S
         } else {
             ([0u16; 8], 0).into()
         };
-        let sock = match UdpSocket::bind(bind).await {
+        let sock = match std::net::UdpSocket::bind(bind) {
             Ok(s) => s,
             Err(e) if super::out_of_descriptors(&e) => {
                 return Arc::new(Err(QueryError::NoDescriptors(format!(
@@ -167,17 +185,37 @@ async fn open_sockets(addr: SocketAddr, n: usize, stats: &Arc<ClientStats>) -> S
                 ))))
             }
         };
-        if let Err(e) = sock.connect(addr).await {
+        // room for a burst of answers (a sweep's window, a flood of forgeries) between two reads
+        set_recv_buffer(&sock, 1 << 20);
+        // connecting a UDP socket only sets its peer: it does not block
+        if let Err(e) = sock.connect(addr) {
             return Arc::new(Err(QueryError::Network(format!(
                 "cannot reach {addr}: {e}"
             ))));
         }
+        let registered = sock.set_nonblocking(true).and_then(|()| {
+            // SAFETY: `sock` is an open socket that the AsyncFd owns (and
+            // closes) for its whole life; its descriptor never changes.
+            unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+                .map_err(std::io::Error::from)
+        });
+        let sock = match registered {
+            Ok(s) => s,
+            Err(e) => {
+                return Arc::new(Err(QueryError::Network(format!(
+                    "cannot register a UDP socket: {e}"
+                ))))
+            }
+        };
         let shared = Arc::new(Shared {
             sock,
             pending: Mutex::new(HashMap::new()),
+            backlog: Mutex::new(Vec::new()),
+            backlogged: AtomicBool::new(false),
+            wake: Notify::new(),
         });
-        let reader = tokio::spawn(read_loop(shared.clone(), stats.clone())).abort_handle();
-        channels.push(Channel { shared, reader });
+        let driver = tokio::spawn(drive(shared.clone(), stats.clone())).abort_handle();
+        channels.push(Channel { shared, driver });
     }
     Arc::new(Ok(channels))
 }
@@ -213,6 +251,11 @@ impl DnsClient {
             recursion: cfg.recursion,
             stats,
         })
+    }
+
+    /// Whether `other` is a clone of this client (same sockets, same counters).
+    pub fn shares_sockets_with(&self, other: &DnsClient) -> bool {
+        Arc::ptr_eq(&self.servers, &other.servers)
     }
 
     /// The counters.
@@ -252,22 +295,37 @@ impl DnsClient {
 
     /// Asks for `qtype` records of `qname`, with retries.
     pub async fn query(&self, qname: &str, qtype: QType) -> Result<Response, QueryError> {
-        let mut buf = Vec::with_capacity(96);
-        encode_query(0, qname, qtype, self.recursion, &mut buf)?;
+        let mut packet = QueryPacket::encode(0, qname, qtype, self.recursion)?;
         let mut last = QueryError::Timeout;
         // Servers in turn from a rotating start (load spread), those that just
-        // failed last (fail over fast while another answers).
+        // failed last (fail over fast while another answers): which ones are
+        // down is read once, so a failure here does not reorder the retries.
         let n = self.servers.len();
         let start = self.next_server.fetch_add(1, Ordering::Relaxed) % n;
         let now = self.started.elapsed().as_millis() as u64;
-        let mut order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
-        order.sort_by_key(|&i| self.servers[i].down_until.load(Ordering::Relaxed) > now);
+        let down = |i: usize| self.servers[i].down_until.load(Ordering::Relaxed) > now;
+        let down_then: Vec<bool> = if n == 1 {
+            Vec::new()
+        } else {
+            (0..n).map(down).collect()
+        };
+        let nth = |k: usize| -> usize {
+            if n == 1 {
+                return 0;
+            }
+            let rot = (0..n).map(|i| (start + i) % n);
+            rot.clone()
+                .filter(|&i| !down_then[i])
+                .chain(rot.filter(|&i| down_then[i]))
+                .nth(k % n)
+                .unwrap_or(0)
+        };
         for attempt in 0..=self.retries as usize {
-            let server = &self.servers[order[attempt % n]];
-            match self.attempt(server, &mut buf).await {
+            let server = &self.servers[nth(attempt)];
+            match self.attempt(server, &mut packet).await {
                 Ok(r) if r.truncated => {
                     self.stats.tcp_fallbacks.fetch_add(1, Ordering::Relaxed);
-                    return self.tcp_fallback(server.addr, &buf).await;
+                    return self.tcp_fallback(server.addr, packet.as_bytes()).await;
                 }
                 Ok(r) => return Ok(r),
                 // no descriptor is our shortage, not the server's fault
@@ -283,7 +341,11 @@ impl DnsClient {
         Err(last)
     }
 
-    async fn attempt(&self, server: &Server, buf: &mut [u8]) -> Result<Response, QueryError> {
+    async fn attempt(
+        &self,
+        server: &Server,
+        packet: &mut QueryPacket,
+    ) -> Result<Response, QueryError> {
         let set: SocketSet = match server.sockets.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -309,26 +371,38 @@ impl DnsClient {
             while p.contains_key(&id) {
                 id = rand::random();
             }
-            buf[..2].copy_from_slice(&id.to_be_bytes());
-            p.insert(
-                id,
-                Waiter {
-                    question: question(buf).to_vec(),
-                    tx,
-                },
-            );
+            packet.set_id(id);
+            p.insert(id, Waiter { query: *packet, tx });
             id
         };
         let _guard = Unregister { ch, id };
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = ch.sock.send(buf).await {
-            return Err(QueryError::Network(e.to_string()));
+        // sent now, unless the socket is full (then queued for the driver, in order)
+        let queue = ch.backlogged.load(Ordering::Acquire)
+            || match send_batch(ch.sock.get_ref(), std::slice::from_ref(packet)) {
+                Ok(_) => false,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                Err(e) => return Err(QueryError::Network(e.to_string())),
+            };
+        if queue {
+            if let Ok(mut q) = ch.backlog.lock() {
+                q.push(*packet);
+                ch.backlogged.store(true, Ordering::Release);
+            }
+            ch.wake.notify_one();
         }
+        // A send counts against the task's cooperative budget, as a socket's
+        // own `send().await` would: a sweep on a single-threaded runtime
+        // yields to the drivers now and then instead of sending its whole
+        // window before a single answer is read (and the socket's receive
+        // buffer overflows under a flood).
+        tokio::task::consume_budget().await;
         match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(response)) => {
+            Ok(Ok(Ok(response))) => {
                 self.stats.answered.fetch_add(1, Ordering::Relaxed);
                 Ok(response)
             }
+            Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(QueryError::Network("socket closed".into())),
             Err(_) => {
                 self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -392,49 +466,129 @@ impl Drop for Unregister<'_> {
     }
 }
 
-async fn read_loop(shared: Arc<Shared>, stats: Arc<ClientStats>) {
-    let mut buf = vec![0u8; 65_535];
+/// A socket's driver: routes the answers to the queries, and sends the
+/// queries the socket had no room for.
+async fn drive(shared: Arc<Shared>, stats: Arc<ClientStats>) {
+    let mut batch = RecvBatch::default();
     loop {
-        let n = match shared.sock.recv(&mut buf).await {
-            Ok(n) => n,
-            // ICMP errors (port unreachable) surface here; the waiting queries time out.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-        };
-        let packet = &buf[..n];
-        let Some(id) = id_of(packet) else {
-            stats.stray.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        // Only a well-formed response echoing the waiting query's question (and
-        // with records that belong to it) is delivered; a spoofed, stray or
-        // malformed datagram leaves the query waiting for the real answer.
-        let expected = shared
-            .pending
-            .lock()
-            .ok()
-            .and_then(|p| p.get(&id).map(|w| w.question.clone()));
-        // decoded outside the lock; the slot is taken only if it still waits for this question
-        let delivered = expected
-            .filter(|q| echoes_question(packet, q))
-            .and_then(|q| decode_answer(packet, &q).ok().map(|r| (q, r)))
-            .and_then(|(q, r)| {
-                let mut p = shared.pending.lock().ok()?;
-                if p.get(&id).is_some_and(|w| w.question == q) {
-                    p.remove(&id).map(|w| (w, r))
-                } else {
-                    None
+        let stuck = flush_backlog(&shared);
+        tokio::select! {
+            ready = shared.sock.readable() => {
+                let Ok(mut ready) = ready else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                // a few batches at most, so a flood cannot hold the backlog back
+                for _ in 0..8 {
+                    match ready.try_io(|s| batch.recv(s.get_ref())) {
+                        Ok(Ok(_)) => deliver(&shared, &batch, &stats),
+                        // ICMP errors (port unreachable) surface here; the waiting queries time out.
+                        Ok(Err(_)) => break,
+                        // nothing more to read: readiness cleared
+                        Err(_) => break,
+                    }
                 }
-            });
-        match delivered {
-            Some((w, response)) => {
-                let _ = w.tx.send(response);
             }
-            None => {
-                stats.stray.fetch_add(1, Ordering::Relaxed);
+            _ = shared.wake.notified(), if !stuck => {}
+            // the socket is registered for readability only: room to send is polled for
+            _ = tokio::time::sleep(Duration::from_millis(1)), if stuck => {}
+        }
+    }
+}
+
+/// Sends the backlog, `sendmmsg` batches at a time; whether some is left
+/// (the socket is still full).
+fn flush_backlog(shared: &Shared) -> bool {
+    if !shared.backlogged.load(Ordering::Acquire) {
+        return false;
+    }
+    let Ok(mut q) = shared.backlog.lock() else {
+        return false;
+    };
+    let mut sent = 0;
+    while sent < q.len() {
+        match send_batch(shared.sock.get_ref(), &q[sent..]) {
+            Ok(k) => sent += k.max(1),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                // the first of the rest cannot go: its query fails now, as a send error
+                let id = id_of(q[sent].as_bytes()).unwrap_or(0);
+                let w = shared.pending.lock().ok().and_then(|mut p| {
+                    let same = p
+                        .get(&id)
+                        .is_some_and(|w| w.query.as_bytes() == q[sent].as_bytes());
+                    if same {
+                        p.remove(&id)
+                    } else {
+                        None
+                    }
+                });
+                if let Some(w) = w {
+                    let _ = w.tx.send(Err(QueryError::Network(e.to_string())));
+                }
+                sent += 1;
             }
         }
+    }
+    q.drain(..sent);
+    let left = !q.is_empty();
+    shared.backlogged.store(left, Ordering::Release);
+    left
+}
+
+/// Hands each datagram of `batch` to the query waiting for it, if it is that
+/// query's answer.
+///
+/// Only a well-formed response echoing the waiting query's question (and with
+/// records that belong to it) is delivered; a spoofed, stray or malformed
+/// datagram leaves the query waiting for the real answer.
+fn deliver(shared: &Shared, batch: &RecvBatch, stats: &ClientStats) {
+    let mut taken: Vec<(Waiter, &[u8])> = Vec::with_capacity(super::batch::BATCH);
+    let mut stray = 0;
+    if let Ok(mut p) = shared.pending.lock() {
+        for (packet, cut) in batch.datagrams() {
+            let id = match id_of(packet) {
+                Some(id) if !cut => id,
+                _ => {
+                    stray += 1;
+                    continue;
+                }
+            };
+            let echoes = p
+                .get(&id)
+                .is_some_and(|w| echoes_question(packet, w.query.question()));
+            match echoes.then(|| p.remove(&id)).flatten() {
+                Some(w) => taken.push((w, packet)),
+                None => stray += 1,
+            }
+        }
+    }
+    // decoded outside the lock; a slot whose answer does not decode is put back
+    let mut back = Vec::new();
+    for (w, packet) in taken {
+        match decode_answer(packet, w.query.question()) {
+            Ok(r) => {
+                let _ = w.tx.send(Ok(r));
+            }
+            Err(_) => {
+                stray += 1;
+                back.push(w);
+            }
+        }
+    }
+    if !back.is_empty() {
+        if let Ok(mut p) = shared.pending.lock() {
+            for w in back {
+                // unless the query gave up meanwhile (its guard found no slot to remove)
+                if !w.tx.is_closed() {
+                    if let Some(id) = id_of(w.query.as_bytes()) {
+                        p.entry(id).or_insert(w);
+                    }
+                }
+            }
+        }
+    }
+    if stray > 0 {
+        stats.stray.fetch_add(stray, Ordering::Relaxed);
     }
 }

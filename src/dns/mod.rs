@@ -1,5 +1,6 @@
 //! DNS for DNSBLs: query names ([`qname`]), the wire format ([`wire`]) and a
-//! lean multiplexed UDP client ([`client`]).
+//! lean multiplexed UDP client ([`client`]) that reads answers in batches
+//! (`recvmmsg`, [`batch`]).
 //!
 //! hickory-resolver's high-level `lookup` tops out near 33k queries/s here,
 //! bound by client CPU, while a sweep of a /18 against 20 lists is 327,680
@@ -7,6 +8,7 @@
 //! hickory-proto, and multiplexes them over a few connected UDP sockets.
 //! hickory-resolver is still used to read the system's resolver configuration.
 
+pub mod batch;
 pub mod client;
 pub mod discover;
 pub mod qname;

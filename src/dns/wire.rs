@@ -3,12 +3,76 @@
 //! A query is 12 header bytes plus one question: simple enough to write by
 //! hand, which keeps the hot path allocation-light. Answers with records are
 //! decoded by hickory-proto (name compression, TXT strings); the common
-//! NXDOMAIN/NODATA answer is decided from the header alone.
+//! NXDOMAIN/NODATA answer is decided from the header and, for its negative
+//! TTL, a walk over the authority section's SOA, without building a message.
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::RData;
 
 use super::{QType, QueryError, Rcode, Response};
+
+/// The longest query: the header, a name of 255 bytes on the wire, type and class.
+pub const MAX_QUERY: usize = 12 + 255 + 4;
+
+/// An encoded query kept inline, so a query costs no allocation.
+#[derive(Clone, Copy)]
+pub struct QueryPacket {
+    len: u16,
+    bytes: [u8; MAX_QUERY],
+}
+
+impl QueryPacket {
+    /// Encodes a query (RD set when `recursion`, no EDNS) with the given id.
+    pub fn encode(id: u16, qname: &str, qtype: QType, recursion: bool) -> Result<Self, QueryError> {
+        let name = qname.strip_suffix('.').unwrap_or(qname);
+        if name.len() > 253 {
+            return Err(QueryError::BadName("longer than 253 bytes".into()));
+        }
+        let mut p = QueryPacket {
+            len: 0,
+            bytes: [0; MAX_QUERY],
+        };
+        let b = &mut p.bytes;
+        b[..2].copy_from_slice(&id.to_be_bytes());
+        b[2..12].copy_from_slice(&[u8::from(recursion), 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        let mut at = 12;
+        for label in name.split('.') {
+            if label.is_empty() || label.len() > 63 {
+                return Err(QueryError::BadName("empty or over-long label".into()));
+            }
+            b[at] = label.len() as u8;
+            b[at + 1..at + 1 + label.len()].copy_from_slice(label.as_bytes());
+            at += 1 + label.len();
+        }
+        // at most 12 + 254 here (a name of 253 bytes is 255 on the wire with its root)
+        b[at] = 0;
+        b[at + 1..at + 3].copy_from_slice(&qtype.code().to_be_bytes());
+        b[at + 3..at + 5].copy_from_slice(&[0, 1]);
+        p.len = (at + 5) as u16;
+        Ok(p)
+    }
+
+    /// The datagram.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// Sets the message id.
+    pub fn set_id(&mut self, id: u16) {
+        self.bytes[..2].copy_from_slice(&id.to_be_bytes());
+    }
+
+    /// The question section (what an answer must echo).
+    pub fn question(&self) -> &[u8] {
+        question(self.as_bytes())
+    }
+}
+
+impl AsRef<[u8]> for QueryPacket {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
 
 /// Encodes a query (RD set when `recursion`, no EDNS) with the given id.
 pub fn encode_query(
@@ -18,23 +82,9 @@ pub fn encode_query(
     recursion: bool,
     buf: &mut Vec<u8>,
 ) -> Result<(), QueryError> {
+    let p = QueryPacket::encode(id, qname, qtype, recursion)?;
     buf.clear();
-    buf.extend_from_slice(&id.to_be_bytes());
-    buf.extend_from_slice(&[u8::from(recursion), 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    let name = qname.strip_suffix('.').unwrap_or(qname);
-    if name.len() > 253 {
-        return Err(QueryError::BadName("longer than 253 bytes".into()));
-    }
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err(QueryError::BadName("empty or over-long label".into()));
-        }
-        buf.push(label.len() as u8);
-        buf.extend_from_slice(label.as_bytes());
-    }
-    buf.push(0);
-    buf.extend_from_slice(&qtype.code().to_be_bytes());
-    buf.extend_from_slice(&[0, 1]);
+    buf.extend_from_slice(p.as_bytes());
     Ok(())
 }
 
@@ -105,6 +155,13 @@ pub fn decode_answer(packet: &[u8], question: &[u8]) -> Result<Response, QueryEr
     if an == 0 && ns == 0 {
         return Ok(r);
     }
+    let ar = u16::from_be_bytes([packet[10], packet[11]]);
+    if an == 0 && ar == 0 {
+        if let Some(neg) = negative_ttl_fast(packet, question.len()) {
+            r.neg_ttl = neg;
+            return Ok(r);
+        }
+    }
     let msg = Message::from_vec(packet).map_err(|e| QueryError::Malformed(e.to_string()))?;
     // owners we accept: the question name, and what it is an alias for
     let mut owners = vec![question_name(question)];
@@ -152,6 +209,58 @@ pub fn decode_answer(packet: &[u8], question: &[u8]) -> Result<Response, QueryEr
     Ok(r)
 }
 
+/// The negative TTL of an answer without answer or additional records, read
+/// straight from its authority section (RFC 2308: min(SOA TTL, SOA minimum),
+/// the last SOA's): `Some(None)` when it holds no SOA, `None` when the walk
+/// does not end cleanly (then hickory-proto decides, and refuses a bad packet).
+///
+/// An NXDOMAIN from an authoritative server (rbldnsd) carries its SOA, and it
+/// is the answer to nearly every query of a sweep, so it is worth not building
+/// a whole `Message` for it.
+fn negative_ttl_fast(packet: &[u8], question_len: usize) -> Option<Option<u32>> {
+    let ns = u16::from_be_bytes([packet[8], packet[9]]);
+    let mut at = 12 + question_len;
+    let mut neg = None;
+    for _ in 0..ns {
+        at = skip_name(packet, at)?;
+        let fixed = packet.get(at..at + 10)?;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+        let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
+        let start = at + 10;
+        let end = start + rdlen;
+        packet.get(start..end)?;
+        if rtype == 6 {
+            // MNAME, RNAME, then serial, refresh, retry, expire, minimum: exactly to the end
+            let after = skip_name(packet, skip_name(packet, start)?)?;
+            if after + 20 != end {
+                return None;
+            }
+            let m = &packet[end - 4..end];
+            neg = Some(ttl.min(u32::from_be_bytes([m[0], m[1], m[2], m[3]])));
+        }
+        at = end;
+    }
+    (at == packet.len()).then_some(neg)
+}
+
+/// The offset just past the (possibly compressed) name at `at`; `None` if it
+/// runs off the packet or a pointer does not point back into the packet.
+fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *packet.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            1..=63 => at += 1 + len as usize,
+            0xc0..=0xff => {
+                let ptr = (usize::from(len & 0x3f) << 8) | usize::from(*packet.get(at + 1)?);
+                return (ptr < at).then_some(at + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +300,66 @@ mod tests {
         assert!(decode_answer(&bytes, question(&other)).is_err());
         assert!(decode_answer(&bytes[..5], question(&q)).is_err());
         assert!(encode_query(1, "a..b", QType::A, true, &mut other).is_err());
+        // the longest name fits inline; one byte more is refused
+        let label = "a".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}", "b".repeat(61));
+        assert_eq!(longest.len(), 253);
+        let p = QueryPacket::encode(7, &longest, QType::Txt, false).unwrap();
+        assert_eq!(p.as_bytes().len(), MAX_QUERY);
+        assert_eq!(
+            Message::from_vec(p.as_bytes()).unwrap().queries[0]
+                .name()
+                .to_ascii(),
+            format!("{longest}.")
+        );
+        assert!(QueryPacket::encode(7, &format!("{longest}b"), QType::A, false).is_err());
+    }
+
+    #[test]
+    fn the_negative_ttl_is_read_without_hickory_and_as_hickory_reads_it() {
+        use hickory_proto::rr::rdata::SOA;
+        let mut q = Vec::new();
+        encode_query(0x4321, "9.0.0.127.bl.test.", QType::A, false, &mut q).unwrap();
+        let qm = Message::from_vec(&q).unwrap();
+        let mut m = Message::new(0x4321, MessageType::Response, OpCode::Query);
+        m.add_query(qm.queries[0].clone());
+        m.metadata.response_code = hickory_proto::op::ResponseCode::NXDomain;
+        let zone = Name::from_ascii("bl.test.").unwrap();
+        let soa = SOA::new(
+            Name::from_ascii("ns.bl.test.").unwrap(),
+            Name::from_ascii("hostmaster.bl.test.").unwrap(),
+            1,
+            3600,
+            600,
+            86400,
+            60,
+        );
+        m.authorities.push(Record::from_rdata(
+            zone.clone(),
+            300,
+            RData::SOA(soa.clone()),
+        ));
+        let bytes = m.to_vec().unwrap();
+        let r = decode_answer(&bytes, question(&q)).unwrap();
+        assert_eq!((r.rcode, r.neg_ttl), (Rcode::NxDomain, Some(60)));
+        assert_eq!(
+            negative_ttl_fast(&bytes, question(&q).len()),
+            Some(Some(60))
+        );
+        // a TTL under the SOA minimum wins
+        m.authorities[0] = Record::from_rdata(zone.clone(), 10, RData::SOA(soa));
+        let bytes = m.to_vec().unwrap();
+        assert_eq!(
+            decode_answer(&bytes, question(&q)).unwrap().neg_ttl,
+            Some(10)
+        );
+        // cut anywhere in the authority section: refused, never an answer
+        for cut in 12 + question(&q).len() + 1..bytes.len() {
+            assert_eq!(negative_ttl_fast(&bytes[..cut], question(&q).len()), None);
+            assert!(
+                decode_answer(&bytes[..cut], question(&q)).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 }

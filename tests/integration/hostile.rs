@@ -333,6 +333,66 @@ async fn a_flood_of_stray_answers_during_a_sweep_changes_no_verdict() {
     assert!(h.sent.load(Ordering::Relaxed) > 256 * 20);
 }
 
+/// A sweep over several lists never has more queries out than its
+/// concurrency, however the lists share it (each list takes its permit
+/// before a pair joins its window): with every answer held back 40 ms, no
+/// 30 ms holds more query arrivals than the bound, and every pair is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_of_several_lists_never_has_more_than_its_concurrency_in_flight() {
+    use futures::StreamExt;
+    let rbl = Rbldnsd::start();
+    let h = Hostile::start(rbl.addr().parse().unwrap());
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let seen = arrivals.clone();
+    h.set(move |_, _| {
+        seen.lock().unwrap().push(std::time::Instant::now());
+        vec![(Duration::from_millis(40), None)]
+    });
+    let bound = 6;
+    let mut cat = Catalog::shipped().unwrap();
+    cat.extend_from_dir(&fixtures().join("lists.d")).unwrap();
+    let lists = ["bl-test", "all-test", "outside-test"]
+        .iter()
+        .map(|id| ActiveList::new(Arc::new(cat.get(id).unwrap().clone()), None, None))
+        .collect();
+    let mut cc = ClientConfig::new(vec![h.addr]);
+    cc.timeout = Duration::from_secs(2);
+    cc.retries = 0;
+    let opts = EngineOpts {
+        concurrency: bound,
+        ..EngineOpts::default()
+    };
+    let e = Engine::new(DnsClient::new(&cc).await.unwrap(), lists, opts);
+    let health = vec![rblwatch::health::ListHealth::Healthy; 3];
+    let spec = TargetSpec::parse("192.0.2.0/27", RangePolicy::Normal).unwrap();
+    let got: Vec<_> = e
+        .sweep(std::slice::from_ref(&spec), &health)
+        .collect()
+        .await;
+    assert_eq!(got.len(), 3 * 32);
+    assert!(
+        got.iter().all(|o| o.verdict.kind() != VerdictKind::Unknown),
+        "every pair answered"
+    );
+    let mut at = arrivals.lock().unwrap().clone();
+    at.sort();
+    assert!(at.len() >= 3 * 32, "{} queries", at.len());
+    let most = (0..at.len())
+        .map(|i| {
+            at[i..]
+                .iter()
+                .take_while(|&&t| t - at[i] < Duration::from_millis(30))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most <= bound,
+        "{most} queries sent within 30 ms with {bound} allowed in flight"
+    );
+    assert!(most >= bound / 2, "the bound is used: {most} at once");
+}
+
 /// Broken resolvers are named as the cause, first, instead of blaming every list.
 #[test]
 fn broken_resolvers_are_diagnosed_first() {
