@@ -432,7 +432,7 @@ fn is_program_token(t: &str) -> bool {
 
 /// An Exim message id: `1xVKN3-0004Lk-1l` (before 4.97) or
 /// `1wtcTj-00000008OnA-0eY6` (4.97 and later).
-fn is_exim_id(t: &str) -> bool {
+pub(crate) fn is_exim_id(t: &str) -> bool {
     let mut parts = t.split('-');
     let (Some(a), Some(b), Some(c), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

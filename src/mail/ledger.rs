@@ -530,7 +530,7 @@ impl Ledger {
         if let Some(i) = line.find(" rblwatch-header ") {
             let rest = &line[i + " rblwatch-header ".len()..];
             if let Some((id, h)) = rest.split_once(' ') {
-                if is_exim_id(id) {
+                if delivery::is_exim_id(id) {
                     if let Some((n, v)) = h.split_once(':') {
                         let e = self.entry(id);
                         if e.headers.len() < 16 {
@@ -547,7 +547,7 @@ impl Ledger {
         let Some((id, flag, rest)) = (|| {
             for _ in 0..4 {
                 let t = toks.next()?;
-                if is_exim_id(t) {
+                if delivery::is_exim_id(t) {
                     let at = line.find(t)? + t.len();
                     let rest = line.get(at..)?.trim_start();
                     let (flag, rest) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -651,22 +651,6 @@ fn postfix_parts(line: &str) -> Option<(&str, &str, &str)> {
 /// A Postfix queue id: short (`B160399CAB5`) or long (`4Qx1Yz2kLmz9sW`) form.
 fn is_queue_id(s: &str) -> bool {
     (6..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()) && s != "NOQUEUE"
-}
-
-/// An Exim message id (`1xVKN3-0004Lk-1l`, or the 4.97 form).
-fn is_exim_id(t: &str) -> bool {
-    let mut parts = t.split('-');
-    let (Some(a), Some(b), Some(c), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let alnum = |s: &str| s.bytes().all(|x| x.is_ascii_alphanumeric());
-    alnum(a)
-        && alnum(b)
-        && alnum(c)
-        && a.len() == 6
-        && matches!((b.len(), c.len()), (6, 2) | (11, 4))
 }
 
 /// `Name: value from client; from=<…> to=<…> …` → (lower-case name, value).

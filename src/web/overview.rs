@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
 use super::view::{self, cell_state, VerdictView};
@@ -485,18 +484,11 @@ pub(super) async fn overview_data(st: &WebState) -> Result<Overview, WebError> {
 }
 
 pub(super) async fn overview(State(st): State<Arc<WebState>>) -> Result<Response, WebError> {
-    let body = st
-        .cached("overview", || async {
-            let o = overview_data(&st).await?;
-            // the feeds' line ("3.2 % of yesterday's mail left from listed IPs"), when feeds are configured
-            let feeds_share = super::senders::overview_line(&st).await?;
-            Ok(super::render::render_string(
-                &st,
-                "overview.html",
-                minijinja::context! { feeds_share, ..minijinja::Value::from_serialize(&o) },
-            )?
-            .into_bytes())
-        })
-        .await?;
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
+    super::render::cached_page(&st, "overview", "overview.html", || async {
+        let o = overview_data(&st).await?;
+        // the feeds' line ("3.2 % of yesterday's mail left from listed IPs"), when feeds are configured
+        let feeds_share = super::senders::overview_line(&st).await?;
+        Ok(minijinja::context! { feeds_share, ..minijinja::Value::from_serialize(&o) })
+    })
+    .await
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use ipnet::IpNet;
 use serde::Serialize;
@@ -212,22 +212,12 @@ pub(super) async fn range_data(st: &WebState, raw: &str) -> Result<RangeView, We
 
 /// The page, for `/target/{addr}/{len}` and a range handed over by the target page.
 pub(super) async fn page_of(st: &Arc<WebState>, raw: &str) -> Result<Response, WebError> {
-    let body = st
-        .cached(&format!("range:{raw}"), || async {
-            let v = range_data(st, raw).await?;
-            Ok(super::render::render_string(
-                st,
-                "range.html",
-                minijinja::Value::from_serialize(&v),
-            )?
-            .into_bytes())
-        })
-        .await?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response())
+    super::render::cached_page(st, &format!("range:{raw}"), "range.html", || async {
+        Ok(minijinja::Value::from_serialize(
+            &range_data(st, raw).await?,
+        ))
+    })
+    .await
 }
 
 /// `/target/{addr}/{len}`.

@@ -117,6 +117,31 @@ pub(super) fn render(
     Ok(Html(render_string(st, name, ctx)?).into_response())
 }
 
+/// A page built once per store version (see [`super::WebState::cached`]):
+/// `data` rendered into `template`, served as HTML. A page left open
+/// refreshes every minute, and many are open at once.
+pub(super) async fn cached_page<F, Fut>(
+    st: &WebState,
+    key: &str,
+    template: &str,
+    data: F,
+) -> Result<Response, WebError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<minijinja::Value, WebError>>,
+{
+    let body = st
+        .cached(key, || async {
+            Ok(render_string(st, template, data().await?)?.into_bytes())
+        })
+        .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response())
+}
+
 pub(super) fn render_string(
     st: &WebState,
     name: &str,

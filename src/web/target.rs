@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
 use super::view::{self, cell_state};
@@ -349,20 +349,10 @@ pub(super) async fn target(
     }
     // built once per store version, like the overview: a page left open
     // refreshes every minute, and a listing's page is what people reload
-    let body = st
-        .cached(&format!("target:{raw}"), || async {
-            let v = target_data(&st, &raw).await?;
-            Ok(super::render::render_string(
-                &st,
-                "target.html",
-                minijinja::Value::from_serialize(&v),
-            )?
-            .into_bytes())
-        })
-        .await?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response())
+    super::render::cached_page(&st, &format!("target:{raw}"), "target.html", || async {
+        Ok(minijinja::Value::from_serialize(
+            &target_data(&st, &raw).await?,
+        ))
+    })
+    .await
 }
