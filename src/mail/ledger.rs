@@ -220,6 +220,21 @@ impl Open {
             counted: false,
         }
     }
+
+    /// Announces the message as [`Fact::Queued`], once: when it is classified
+    /// as outbound, or (a forward) at its first remote delivery.
+    fn count_once(&mut self, id: &str, origin: Origin, class: Class, out: &mut impl FnMut(Fact)) {
+        if self.counted {
+            return;
+        }
+        self.counted = true;
+        out(Fact::Queued {
+            queue_id: id.to_string(),
+            origin,
+            account: self.account.clone(),
+            class,
+        });
+    }
 }
 
 /// Settings of the ledger.
@@ -357,13 +372,7 @@ impl Ledger {
         };
         e.class = Some(class);
         if origin != Origin::Inbound || class == Class::Forward {
-            e.counted = true;
-            out(Fact::Queued {
-                queue_id: id.to_string(),
-                origin,
-                account: e.account.clone(),
-                class,
-            });
+            e.count_once(id, origin, class, out);
         }
     }
 
@@ -390,15 +399,7 @@ impl Ledger {
         if origin == Origin::Inbound && class != Class::Forward {
             return;
         }
-        if !e.counted {
-            e.counted = true;
-            out(Fact::Queued {
-                queue_id: id.to_string(),
-                origin,
-                account: e.account.clone(),
-                class,
-            });
-        }
+        e.count_once(id, origin, class, out);
         if let Some(r) = e
             .recipients
             .iter_mut()
