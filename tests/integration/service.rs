@@ -932,8 +932,11 @@ fn healthz_fails_while_writes_fail_and_recovers() {
         ),
     );
     let log = dir.path().join("daemon.log");
+    // 1 MiB: room for the schema (twelve migrations now) and a few seconds of the
+    // flood, so /healthz is ok before the disk fills; at 512 KiB it was full
+    // within the first sweep's commit, about half the time
     let script = format!(
-        "mount --make-rprivate / && mount -t tmpfs -o size=512k tmpfs {d} && exec {bin} daemon -C {cfg}",
+        "mount --make-rprivate / && mount -t tmpfs -o size=1m tmpfs {d} && exec {bin} daemon -C {cfg}",
         d = data.display(),
         bin = env!("CARGO_BIN_EXE_rblwatch"),
         cfg = cfg.display()
